@@ -1,0 +1,119 @@
+"""Signal-path configuration in physical units, turned into samples once.
+
+Everything here travels in the model bundle: the device never hard-codes a rate, a window or a
+detector setting. The pattern is wfdb's ``XQRS.Conf``: seconds and hertz in the config, integers
+derived from the sample rate in one place (:meth:`SignalConfig.samples`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Pan-Tompkins-style streaming R-peak detector settings."""
+
+    qrs_band_hz: tuple[float, float] = (5.0, 18.0)
+    integration_s: float = 0.12  # moving-window integration of the squared slope
+    peak_half_window_s: float = 0.1  # a candidate is the largest value within ± this (look-ahead)
+    refractory_s: float = 0.25
+    t_wave_s: float = 0.36  # a peak closer than this to the last beat may be a T wave
+    learning_s: float = 2.0  # initial threshold estimate
+    searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR
+    rr_init_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """The wearer's own running context: template, amplitude scale and rhythm."""
+
+    template_beats: int = 32
+    rr_beats: int = 16
+    learning_s: float = 30.0  # beats before this are marked as the learning period
+    max_next_rr_s: float = 2.0  # bounded delay spent waiting for the following beat
+    premature_ratio: float = 0.85  # beats earlier than this x local RR don't shape the template
+    amplitude_half_width_s: float = 0.1  # QRS region (± around the fiducial) for amplitude
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """The whole signal path; ``fs`` is the model's rate, not the front-end's."""
+
+    fs: float = 120.0
+    bandpass_hz: tuple[float, float] = (0.5, 40.0)
+    bandpass_order: int = 2
+    window_before_s: float = 0.3
+    window_after_s: float = 0.5
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+
+    def samples(self) -> SampleCounts:
+        return SampleCounts.from_config(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SignalConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are refused so typos don't pass silently."""
+        def build(kind, values):
+            names = {f.name for f in fields(kind)}
+            unknown = set(values) - names
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
+            out = {}
+            for f in fields(kind):
+                if f.name not in values:
+                    continue
+                v = values[f.name]
+                if f.name == "detector":
+                    v = build(DetectorConfig, v)
+                elif f.name == "context":
+                    v = build(ContextConfig, v)
+                elif isinstance(v, list):
+                    v = tuple(v)
+                out[f.name] = v
+            return kind(**out)
+
+        return build(cls, data)
+
+
+@dataclass(frozen=True)
+class SampleCounts:
+    """The config in samples at the model rate."""
+
+    before: int
+    after: int
+    window: int
+    integration: int
+    peak_half_window: int
+    refractory: int
+    t_wave: int
+    detector_learning: int
+    rr_init: int
+    max_next_rr: int
+    context_learning: int
+    amplitude_half_width: int
+
+    @classmethod
+    def from_config(cls, cfg: SignalConfig) -> SampleCounts:
+        def n(seconds: float) -> int:
+            return max(1, int(round(seconds * cfg.fs)))
+
+        before, after = n(cfg.window_before_s), n(cfg.window_after_s)
+        d, c = cfg.detector, cfg.context
+        return cls(
+            before=before,
+            after=after,
+            window=before + after,
+            integration=n(d.integration_s),
+            peak_half_window=n(d.peak_half_window_s),
+            refractory=n(d.refractory_s),
+            t_wave=n(d.t_wave_s),
+            detector_learning=n(d.learning_s),
+            rr_init=n(d.rr_init_s),
+            max_next_rr=n(c.max_next_rr_s),
+            context_learning=n(c.learning_s),
+            amplitude_half_width=n(c.amplitude_half_width_s),
+        )

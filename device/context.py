@@ -1,0 +1,93 @@
+"""The wearer's own context, kept causally and in bounded memory.
+
+A beat's shape means little in absolute terms on a new wearer (electrode placement, anatomy,
+amplifier gain); relative to that wearer's recent normal beats it means a lot. So, beside each
+window, the path keeps a running median template of recent beats, a running amplitude scale and
+the local mean RR. Premature beats (and the pause after them) are kept out of these statistics so
+that frequent ectopy (bigeminy) does not become "normal".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from device.config import ContextConfig, SampleCounts
+
+#: Fewer template beats than this and the beat still counts as part of the learning period.
+MIN_TEMPLATE_BEATS = 8
+
+
+@dataclass
+class BeatContext:
+    template: np.ndarray  # (W,) median of recent beats, mV, NaN before the first beat
+    amplitude: float  # running QRS amplitude scale, mV
+    rr_local: float  # mean of recent normal RR intervals, samples (NaN before any)
+    learning: bool
+
+
+def beat_amplitude(windows: np.ndarray, counts: SampleCounts) -> np.ndarray:
+    """Peak-to-peak of the QRS region around the fiducial (last axis = time)."""
+    c, h = counts.before, counts.amplitude_half_width
+    seg = windows[..., max(0, c - h) : c + h + 1]
+    return seg.max(axis=-1) - seg.min(axis=-1)
+
+
+def median_rows(a: np.ndarray) -> np.ndarray:
+    """Median over axis 0 via one partition: np.median's wrapper costs more than the work here."""
+    n = a.shape[0]
+    k = n // 2
+    if n % 2:
+        return np.partition(a, k, axis=0)[k]
+    part = np.partition(a, (k - 1, k), axis=0)
+    return 0.5 * (part[k - 1] + part[k])
+
+
+def centred(windows: np.ndarray) -> np.ndarray:
+    """Windows without their baseline (median), so templates compare shape, not offset."""
+    return windows - median_rows(np.moveaxis(windows, -1, 0))[..., None]
+
+
+class WearerContext:
+    def __init__(self, cfg: ContextConfig, counts: SampleCounts):
+        self.cfg, self.counts = cfg, counts
+        self.reset(0)
+
+    def reset(self, start: int) -> None:
+        """Forget the wearer (a new stream); ``start`` is the first sample's model index."""
+        n = self.cfg.template_beats
+        self.start = start
+        self.windows = np.zeros((n, self.counts.window))
+        self.amplitudes = np.zeros(n)
+        self.filled = 0
+        self.head = 0
+        self.rr: list[float] = []
+        self.prev_premature = False
+
+    def observe(self, peak: int, window: np.ndarray, rr_prev: float) -> BeatContext:
+        """Context for this beat from earlier beats only; then learn from it if it is regular."""
+        amp = float(beat_amplitude(window, self.counts))
+        if self.filled:
+            template = median_rows(self.windows[: self.filled])
+            amplitude = float(median_rows(self.amplitudes[: self.filled]))
+        else:
+            template = np.full(self.counts.window, np.nan)
+            amplitude = amp
+        rr_local = sum(self.rr) / len(self.rr) if self.rr else float("nan")
+        learning = (peak - self.start < self.counts.context_learning
+                    or self.filled < MIN_TEMPLATE_BEATS)
+        out = BeatContext(template, amplitude, rr_local, learning)
+
+        premature = bool(rr_local == rr_local and rr_prev == rr_prev
+                         and rr_prev < self.cfg.premature_ratio * rr_local)
+        if not premature:
+            self.windows[self.head] = centred(window)
+            self.amplitudes[self.head] = amp
+            self.head = (self.head + 1) % self.cfg.template_beats
+            self.filled = min(self.filled + 1, self.cfg.template_beats)
+            if rr_prev == rr_prev and not self.prev_premature:
+                self.rr.append(rr_prev)
+                del self.rr[: -self.cfg.rr_beats]
+        self.prev_premature = premature
+        return out

@@ -1,0 +1,168 @@
+"""Beat-level evaluation in the spirit of ANSI/AAMI EC57, shared by training and the device.
+
+Detected beats are matched one-to-one to the reference annotations within 150 ms; MIT-BIH
+symbols map to the AAMI classes N, S, V, F, Q; records with paced beats are excluded; the first
+``start_s`` seconds are a learning period left out of every count (EC57 uses 5 minutes).
+"Abnormal" is S, V and F; Q (unclassifiable) is reported but belongs to neither side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.stats import rankdata
+
+AAMI_CLASSES = ("N", "S", "V", "F", "Q")
+ABNORMAL = ("S", "V", "F")
+AAMI = {
+    **dict.fromkeys("NLRej", "N"),
+    **dict.fromkeys("AaJS", "S"),
+    **dict.fromkeys("VE", "V"),
+    "F": "F",
+    **dict.fromkeys("/fQ", "Q"),
+}
+PACED_RECORDS = ("102", "104", "107", "217")
+MATCH_WINDOW_S = 0.15
+EC57_START_S = 300.0
+
+
+def aami_class(symbols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(is_beat mask, AAMI class per symbol ('' for non-beat annotations))."""
+    cls = np.array([AAMI.get(s, "") for s in symbols], dtype="<U1")
+    return cls != "", cls
+
+
+def match_beats(det: np.ndarray, ref: np.ndarray, tol: int) -> np.ndarray:
+    """For each reference beat the index of its detection, or -1; nearest pairs first."""
+    det, ref = np.asarray(det), np.asarray(ref)
+    out = np.full(len(ref), -1, dtype=np.int64)
+    if not len(det) or not len(ref):
+        return out
+    lo = np.searchsorted(det, ref - tol, side="left")
+    hi = np.searchsorted(det, ref + tol, side="right")
+    pairs = [(abs(int(det[j]) - int(r)), i, j)
+             for i, (r, a, b) in enumerate(zip(ref, lo, hi)) for j in range(a, b)]
+    used = np.zeros(len(det), dtype=bool)
+    for _, i, j in sorted(pairs):
+        if out[i] < 0 and not used[j]:
+            out[i], used[j] = j, True
+    return out
+
+
+def roc_auc(negative: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney ROC-AUC (ties count half); NaN when a side is empty."""
+    neg = np.asarray(negative, float)
+    pos = np.asarray(positive, float)
+    neg, pos = neg[np.isfinite(neg)], pos[np.isfinite(pos)]
+    if not len(neg) or not len(pos):
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+@dataclass
+class BeatTable:
+    """Matched beats of one or more records: the raw material of every figure."""
+
+    n_ref: int = 0
+    tp: int = 0
+    fp: int = 0
+    fp_flagged: int = 0  # unmatched detections that were flagged (false alarms)
+    classes: list[str] = field(default_factory=list)  # AAMI class of each matched beat
+    scores: list[float] = field(default_factory=list)
+    flags: list[bool] = field(default_factory=list)
+
+    def extend(self, other: BeatTable) -> None:
+        self.n_ref += other.n_ref
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fp_flagged += other.fp_flagged
+        self.classes += other.classes
+        self.scores += other.scores
+        self.flags += other.flags
+
+    def metrics(self) -> dict:
+        cls = np.array(self.classes, dtype="<U1")
+        sc = np.array(self.scores, dtype=float)
+        fl = np.array(self.flags, dtype=bool)
+        fn = self.n_ref - self.tp
+        out: dict = {
+            "beats": self.n_ref,
+            "qrs": {"tp": self.tp, "fn": fn, "fp": self.fp,
+                    "se": _ratio(self.tp, self.tp + fn), "ppv": _ratio(self.tp, self.tp + self.fp)},
+            "classes": {},
+            "auc": {},
+        }
+        for c in AAMI_CLASSES:
+            m = cls == c
+            out["classes"][c] = {"n": int(m.sum()), "flagged": int(fl[m].sum()),
+                                 "flag_rate": _ratio(int(fl[m].sum()), int(m.sum()))}
+        abnormal = np.isin(cls, ABNORMAL)
+        flagged_abnormal = int((fl & abnormal).sum())
+        flagged_all = int((fl & np.isin(cls, ("N",) + ABNORMAL)).sum()) + self.fp_flagged
+        out["abnormal"] = {"n": int(abnormal.sum()), "se": _ratio(flagged_abnormal,
+                                                                  int(abnormal.sum())),
+                           "ppv": _ratio(flagged_abnormal, flagged_all)}
+        normal = sc[cls == "N"]
+        for c in ABNORMAL:
+            out["auc"][f"N_vs_{c}"] = roc_auc(normal, sc[cls == c])
+        out["auc"]["N_vs_abnormal"] = roc_auc(normal, sc[abnormal])
+        return out
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else float("nan")
+
+
+def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarray,
+                    ann_samples: np.ndarray, ann_symbols: list[str], fs: float,
+                    start_s: float = EC57_START_S, end_s: float | None = None) -> BeatTable:
+    """Match one record's detections (at the record's rate) to its annotations."""
+    det_samples = np.asarray(det_samples, dtype=np.int64)
+    is_beat, cls = aami_class(ann_symbols)
+    ref = np.asarray(ann_samples, dtype=np.int64)[is_beat]
+    cls = cls[is_beat]
+    lo = int(round(start_s * fs))
+    hi = np.iinfo(np.int64).max if end_s is None else int(round(end_s * fs))
+    tol = int(round(MATCH_WINDOW_S * fs))
+    match = match_beats(det_samples, ref, tol)
+    in_ref = (ref >= lo) & (ref < hi)
+    matched = match >= 0
+    used = np.zeros(len(det_samples), dtype=bool)
+    used[match[matched]] = True
+    in_det = (det_samples >= lo) & (det_samples < hi)
+    fp_mask = in_det & ~used
+    keep = in_ref & matched
+    j = match[keep]
+    return BeatTable(
+        n_ref=int(in_ref.sum()),
+        tp=int(keep.sum()),
+        fp=int(fp_mask.sum()),
+        fp_flagged=int((np.asarray(flags, bool) & fp_mask).sum()),
+        classes=cls[keep].tolist(),
+        scores=np.asarray(scores, float)[j].tolist(),
+        flags=np.asarray(flags, bool)[j].tolist(),
+    )
+
+
+def summarize(per_record: dict[str, BeatTable]) -> dict:
+    """Per-record metrics and the gross (pooled) metrics, ready for JSON."""
+    gross = BeatTable()
+    for t in per_record.values():
+        gross.extend(t)
+    return {"records": {k: v.metrics() for k, v in per_record.items()}, "gross": gross.metrics()}
+
+
+def to_jsonable(obj):
+    """NaN -> None so the JSON is standard."""
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+__all__ = ["AAMI", "BeatTable", "evaluate_record", "roc_auc", "summarize", "asdict"]

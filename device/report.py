@@ -1,0 +1,28 @@
+"""Markdown tables of evaluation summaries (the same numbers the JSON carries)."""
+
+from __future__ import annotations
+
+
+def _pct(v) -> str:
+    return "-" if v is None or v != v else f"{100 * v:.2f}"
+
+
+def _auc(v) -> str:
+    return "-" if v is None or v != v else f"{v:.4f}"
+
+
+def beat_table(summary: dict) -> str:
+    """One row per record plus the gross row: QRS Se/+P, flag rates, AUCs."""
+    head = ("| record | beats | QRS Se % | QRS +P % | N flagged % | V Se % | S Se % | "
+            "abn +P % | AUC N-V | AUC N-S | AUC N-abn |")
+    lines = [head, "|" + "---|" * 11]
+    rows = list(summary["records"].items()) + [("**gross**", summary["gross"])]
+    for name, m in rows:
+        c = m["classes"]
+        lines.append(
+            f"| {name} | {m['beats']} | {_pct(m['qrs']['se'])} | {_pct(m['qrs']['ppv'])} | "
+            f"{_pct(c['N']['flag_rate'])} | {_pct(c['V']['flag_rate'])} | "
+            f"{_pct(c['S']['flag_rate'])} | {_pct(m['abnormal']['ppv'])} | "
+            f"{_auc(m['auc']['N_vs_V'])} | {_auc(m['auc']['N_vs_S'])} | "
+            f"{_auc(m['auc']['N_vs_abnormal'])} |")
+    return "\n".join(lines)

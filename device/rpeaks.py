@@ -1,0 +1,236 @@
+"""Streaming, causal R-peak detection with a bounded delay (Pan-Tompkins family).
+
+The feature (QRS band-pass, slope, square, moving-window integration) is computed by stateful
+filters, vectorised per block. Candidate peaks are the largest feature value within
+± ``peak_half_window`` (the only look-ahead); the adaptive-threshold logic then runs per
+candidate, a few per second, never per sample. Every decision depends on the samples alone, not
+on how they were cut into blocks, so streaming and whole-record runs find the same beats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from device.config import DetectorConfig, SampleCounts
+from device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
+
+
+@dataclass
+class _Candidate:
+    index: int  # global sample index of the feature peak
+    value: float
+    slope: float
+
+
+class RPeakDetector:
+    """Feed band-passed samples at the model rate; get R-peak indices (global, at that rate)."""
+
+    def __init__(self, cfg: DetectorConfig, counts: SampleCounts, fs: float):
+        self.cfg, self.n, self.fs = cfg, counts, fs
+        self.qrs_filter = SosFilter(bandpass_sos(*cfg.qrs_band_hz, order=1, fs=fs))
+        self.slope_filter = FirFilter(np.array([1.0, 0.0, -1.0]) * (fs / 2.0))
+        self.mwi = FirFilter(np.ones(counts.integration) / counts.integration)
+        self.reset()
+
+    def reset(self, start: int = 0) -> None:
+        """Forget everything (a gap in the stream); indices continue from ``start``."""
+        h = self.n.peak_half_window
+        for f in (self.qrs_filter, self.slope_filter, self.mwi):
+            f.reset()
+        # The feature is prefilled with zeros before the stream so edge candidates need no
+        # special case.
+        self.feature = Tail(start=start - h, prefill=np.zeros(h))
+        self.x = Tail(start=start)
+        self.scan = start  # next index to test as a candidate
+        self.learn_end = start + self.n.detector_learning
+        self.learning: list[_Candidate] = []
+        self.spk = self.npk = 0.0
+        self.rr: list[int] = []
+        self.last: int | None = None  # index of the last accepted candidate
+        self.last_slope = 0.0
+        self.pending: list[_Candidate] = []  # rejected since the last beat, for search-back
+        self.search_base = float(start + self.n.detector_learning)
+        self.provisional: _Candidate | None = None
+        self._prev_final: int | None = None
+        self._spk_before = 0.0
+
+    # -- thresholds ------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return self.npk + 0.25 * (self.spk - self.npk)
+
+    @property
+    def rr_mean(self) -> float:
+        return sum(self.rr) / len(self.rr) if self.rr else float(self.n.rr_init)
+
+    def _searchback_at(self) -> float:
+        return self.search_base + self.cfg.searchback_factor * self.rr_mean
+
+    # -- the per-candidate state machine ----------------------------------------------------
+    def _accept(self, c: _Candidate, weight: float, out: list[int]) -> None:
+        """A beat, provisional until no larger peak follows within the refractory period."""
+        self._finalize(out)
+        if self.last is not None:
+            self.rr.append(c.index - self.last)
+            del self.rr[:-8]
+        self._spk_before = self.spk
+        self.spk = weight * c.value + (1 - weight) * self.spk
+        self.provisional = c
+        self.last, self.last_slope = c.index, c.slope
+        self.pending = [p for p in self.pending if p.index > c.index]
+        self.search_base = c.index
+
+    def _replace(self, c: _Candidate) -> None:
+        """A larger peak soon after a beat: the earlier one was its P wave or Q/S slope."""
+        old = self.provisional
+        self.spk = self._spk_before
+        if self.rr:
+            self.rr.pop()
+        self.last = None if not self.rr and self._prev_final is None else self._prev_final
+        if self.last is not None:
+            self.rr.append(c.index - self.last)
+        self.spk = 0.125 * c.value + 0.875 * self.spk
+        self.provisional = c
+        self.last, self.last_slope = c.index, c.slope
+        self.search_base = c.index
+        self.npk = 0.125 * old.value + 0.875 * self.npk
+
+    def _finalize(self, out: list[int]) -> None:
+        if self.provisional is not None:
+            out.append(self._fiducial(self.provisional.index))
+            self._prev_final = self.provisional.index
+            self.provisional = None
+
+    def _fiducial(self, i: int) -> int:
+        """The R peak: largest |band-passed ECG| in the integration window ending at ``i``."""
+        a = max(self.x.start, i - self.n.integration - self.n.peak_half_window // 2)
+        seg = self.x.get(a, i + 1)
+        return a + int(np.argmax(np.abs(seg)))
+
+    def _searchback(self, before: float, out: list[int]) -> None:
+        """No beat for searchback_factor x mean RR: take the best rejected candidate."""
+        pool = [
+            p for p in self.pending
+            if p.index < before and p.value > 0.5 * self.threshold
+            and (self.last is None or p.index - self.last >= self.n.refractory)
+        ]
+        if pool:
+            best = max(pool, key=lambda p: p.value)
+            self._accept(best, 0.25, out)
+        else:
+            # Nothing even at half threshold: the signal got smaller (or stopped). Lower the
+            # signal level and look again one interval later, so the detector recovers.
+            self.pending = [p for p in self.pending if p.index >= before]
+            self.spk = self.npk + 0.5 * (self.spk - self.npk)
+            self.search_base = before
+
+    def _catch_up(self, upto: float, out: list[int]) -> None:
+        """Run every search-back due before position ``upto``."""
+        while self._searchback_at() < upto:
+            self._searchback(self._searchback_at(), out)
+
+    def _decide(self, c: _Candidate, out: list[int]) -> None:
+        self._catch_up(c.index, out)
+        since = None if self.last is None else c.index - self.last
+        if since is not None and since < self.n.refractory:
+            if self.provisional is not None and c.value > self.provisional.value:
+                self._replace(c)
+            else:
+                self.npk = 0.125 * c.value + 0.875 * self.npk
+            return
+        is_beat = c.value > self.threshold
+        if is_beat and since is not None and since < self.n.t_wave and (
+            c.slope < 0.5 * self.last_slope
+        ):
+            is_beat = False  # a T wave: slow and soon after a beat
+        if is_beat:
+            self._accept(c, 0.125, out)
+        else:
+            self.npk = 0.125 * c.value + 0.875 * self.npk
+            self.pending.append(c)
+
+    # -- streaming --------------------------------------------------------------------------
+    def push(self, x: np.ndarray) -> list[int]:
+        """Consume band-passed samples; return the R peaks decided by them."""
+        self.x.append(x)
+        slope = self.slope_filter(self.qrs_filter(x))
+        self.feature.append(self.mwi(slope * slope))
+        out: list[int] = []
+        h = self.n.peak_half_window
+        stop = self.feature.end - h  # candidates need h samples of look-ahead
+        if stop > self.scan:
+            seg = self.feature.get(self.scan - h, self.feature.end)
+            win = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1)
+            hits = np.flatnonzero((np.argmax(win, axis=1) == h) & (win[:, h] > 0))
+            if len(hits):
+                # Steepest slope of the ECG in the integration window ending at each hit.
+                k = self.n.integration
+                lo = max(self.x.start, self.scan - k - 1)
+                adx = np.abs(np.diff(self.x.get(lo, stop)))  # adx[j] = |x[lo+j+1] - x[lo+j]|
+                ends = self.scan + hits - lo  # index in adx of the step into sample i
+                starts = np.maximum(ends - k, 0)
+                cummax = [float(adx[a:b].max()) for a, b in zip(starts, ends)]
+                values = seg[hits + h]
+                for i, v, sl in zip((self.scan + hits).tolist(), values.tolist(), cummax):
+                    self._candidate(_Candidate(i, v, sl), out)
+            self.scan = stop
+        if self.scan >= self.learn_end:
+            self._catch_up(self.scan, out)
+        if self.provisional is not None and self.scan > self.provisional.index + self.n.refractory:
+            self._finalize(out)
+        self._trim()
+        return out
+
+    def _candidate(self, c: _Candidate, out: list[int]) -> None:
+        if c.index < self.learn_end:
+            self.learning.append(c)
+            return
+        if self.learning is not None:
+            self._start()
+            for early in self.learning:
+                self._decide(early, out)
+            self.learning = None
+        self._decide(c, out)
+
+    def _start(self) -> None:
+        """Initial thresholds from the learning period (Pan & Tompkins: max/3, mean/2)."""
+        f = self.feature.get(max(self.feature.start, self.learn_end - self.n.detector_learning),
+                             self.learn_end)
+        self.spk, self.npk = float(np.max(f)) / 3.0, float(np.mean(f)) / 2.0
+
+    def flush(self) -> list[int]:
+        """End of stream: decide what the remaining samples allow."""
+        out: list[int] = []
+        if self.learning is not None and self.learning:
+            self.learn_end = min(self.learn_end, self.feature.end)
+            self._start()
+            for early in self.learning:
+                self._decide(early, out)
+            self.learning = None
+        self._catch_up(self.scan, out)
+        self._finalize(out)
+        return out
+
+    @property
+    def decided_until(self) -> int:
+        """No R peak earlier than this index can still be reported."""
+        lo = self.scan
+        if self.learning:
+            lo = min(lo, self.learning[0].index)
+        elif self.learning is not None:
+            lo = min(lo, self.learn_end)
+        if self.pending:
+            lo = min(lo, self.pending[0].index)
+        if self.provisional is not None:
+            lo = min(lo, self.provisional.index)
+        return lo - self.n.integration - self.n.peak_half_window
+
+    def _trim(self) -> None:
+        """Keep only what a future decision can still read: bounded memory."""
+        self.x.trim(self.decided_until - 1)
+        keep = self.scan - self.n.peak_half_window
+        if self.learning is not None:
+            keep = min(keep, self.learn_end - self.n.detector_learning)
+        self.feature.trim(keep)

@@ -1,0 +1,216 @@
+"""The one signal path: front-end samples in, beats with the wearer's context out.
+
+counts -> mV -> causal band-pass -> polyphase resampling to the model rate -> streaming R-peak
+detection -> beat-centred windows -> wearer context. Training runs exactly this over whole
+records (:func:`process_record`); the device runs it block by block (:meth:`SignalPath.push`),
+and both give the same beats. A gap in the stream ends the current segment: filters restart and
+the wearer context is kept (the wearer did not change), but no window or RR interval spans the gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from device.config import SignalConfig
+from device.context import WearerContext, beat_amplitude, centred
+from device.dsp import (
+    PolyphaseResampler,
+    SosFilter,
+    Tail,
+    bandpass_sos,
+    rational_ratio,
+    sos_group_delay_s,
+)
+from device.rpeaks import RPeakDetector
+
+#: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
+QRS_FREQ_HZ = 12.0
+
+
+@dataclass
+class Beats:
+    """Beats as parallel arrays (one row per beat), cheap to concatenate and to batch."""
+
+    sample: np.ndarray  # int64, fiducial at the front-end's rate since stream start
+    time_s: np.ndarray  # float64, seconds since stream start
+    peak: np.ndarray  # int64, fiducial at the model rate
+    window: np.ndarray  # float32 (n, W), band-passed mV
+    template: np.ndarray  # float32 (n, W), the wearer's median beat before this one
+    amplitude: np.ndarray  # float32, the wearer's running QRS amplitude, mV
+    beat_amplitude: np.ndarray  # float32, this beat's QRS amplitude, mV
+    rr_prev: np.ndarray  # float32 seconds, NaN after a stream start or gap
+    rr_next: np.ndarray  # float32 seconds, NaN when not seen within the bounded delay
+    rr_local: np.ndarray  # float32 seconds, mean of recent regular RR
+    learning: np.ndarray  # bool, inside the wearer-learning period
+    segment: np.ndarray  # int32, continuous stretch between gaps
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    @classmethod
+    def empty(cls, window: int) -> Beats:
+        return cls.concat([], window)
+
+    @classmethod
+    def concat(cls, parts: list[Beats], window: int) -> Beats:
+        if not parts:
+            z = np.zeros(0)
+            return cls(z.astype(np.int64), z, z.astype(np.int64), np.zeros((0, window), np.float32),
+                       np.zeros((0, window), np.float32), *(z.astype(np.float32),) * 5,
+                       z.astype(bool), z.astype(np.int32))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    def select(self, mask: np.ndarray) -> Beats:
+        return Beats(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+
+class SignalPath:
+    """Stateful, streaming signal path for one front-end (``fs_in`` Hz) and one lead."""
+
+    def __init__(self, cfg: SignalConfig, fs_in: float, block_s: float = 0.5):
+        if not np.isfinite(fs_in) or fs_in <= 0:
+            raise ValueError(f"front-end sample rate must be positive, got {fs_in}")
+        self.cfg, self.fs_in = cfg, float(fs_in)
+        self.n = cfg.samples()
+        self.bandpass = SosFilter(bandpass_sos(*cfg.bandpass_hz, cfg.bandpass_order, fs_in))
+        self.up, self.down = rational_ratio(cfg.fs, fs_in)
+        self.resampler = PolyphaseResampler(self.up, self.down)
+        self.detector = RPeakDetector(cfg.detector, self.n, cfg.fs)
+        self.context = WearerContext(cfg.context, self.n)
+        # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
+        self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
+                         + self.resampler.delay_in)
+        # Filters run on blocks of at least this many samples: scipy's per-call cost would
+        # otherwise dominate when a serial link delivers a few samples at a time. The output
+        # does not depend on the block size; only latency grows by at most block_s.
+        self.min_block = max(1, int(block_s * fs_in))
+        self.pending_in: list[np.ndarray] = []
+        self.pending_n = 0
+        self.in_index = 0  # front-end samples seen, lost ones included
+        self.segment = 0
+        self._start_segment(0, 0)
+        self.context.reset(0)
+
+    def _start_segment(self, in0: int, out0: int) -> None:
+        self.seg_in0, self.seg_out0 = in0, out0
+        self.out_index = out0
+        self.bandpass.reset()
+        self.resampler.reset()
+        self.detector.reset(out0)
+        self.x = Tail(start=out0)
+        self.waiting: list[int] = []
+        self.prev_peak: int | None = None
+
+    # -- public ----------------------------------------------------------------------------
+    def push_counts(self, counts: np.ndarray, uv_per_count: float) -> Beats:
+        return self.push(np.asarray(counts, dtype=np.float64) * (uv_per_count / 1000.0))
+
+    def push(self, x_mv: np.ndarray) -> Beats:
+        """Consume front-end samples (mV); return the beats they complete."""
+        x_mv = np.asarray(x_mv, dtype=np.float64)
+        if x_mv.ndim != 1:
+            raise ValueError(f"expected one lead as a 1-D array, got shape {x_mv.shape}")
+        if not np.all(np.isfinite(x_mv)):
+            raise ValueError("samples contain NaN or infinity; report them as a gap instead")
+        self.in_index += len(x_mv)
+        self.pending_in.append(x_mv)
+        self.pending_n += len(x_mv)
+        if self.pending_n < self.min_block:
+            return Beats.empty(self.n.window)
+        return self._run()
+
+    def _run(self) -> Beats:
+        x_mv = np.concatenate(self.pending_in) if len(self.pending_in) > 1 else self.pending_in[0]
+        self.pending_in, self.pending_n = [], 0
+        y = self.resampler(self.bandpass(x_mv))
+        self.out_index += len(y)
+        self.x.append(y)
+        self.waiting += self.detector.push(y)
+        return self._emit(final=False)
+
+    def gap(self, n_lost: int) -> Beats:
+        """``n_lost`` front-end samples are missing: close the segment, restart after it."""
+        out = self.flush()
+        self.in_index += int(n_lost)
+        self.segment += 1
+        out0 = -(-self.in_index * self.up // self.down)
+        self._start_segment(self.in_index, out0)
+        return out
+
+    def flush(self) -> Beats:
+        """End of stream (or segment): emit every beat still waiting."""
+        parts = [self._run()] if self.pending_in else []
+        self.waiting += self.detector.flush()
+        parts.append(self._emit(final=True))
+        return Beats.concat(parts, self.n.window)
+
+    # -- beats -----------------------------------------------------------------------------
+    def _emit(self, final: bool) -> Beats:
+        n = self.n
+        rows = []
+        while self.waiting:
+            p = self.waiting[0]
+            nxt = self.waiting[1] if len(self.waiting) > 1 else None
+            if not final:
+                if self.x.end < p + n.after:
+                    break
+                if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
+                    break
+            rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
+            rr_prev = p - self.prev_peak if self.prev_peak is not None else np.nan
+            window = self._window(p)
+            ctx = self.context.observe(p, window, rr_prev)
+            rows.append((p, window, ctx, rr_prev, rr_next))
+            self.prev_peak = p
+            self.waiting.pop(0)
+        keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
+        self.x.trim(min(keep, self.x.end))
+        return self._pack(rows)
+
+    def _window(self, p: int) -> np.ndarray:
+        """Samples [p - before, p + after), edge-padded at a segment's ends."""
+        a, b = p - self.n.before, p + self.n.after
+        lo, hi = max(a, self.x.start), min(b, self.x.end)
+        seg = self.x.get(lo, hi)
+        if lo == a and hi == b:
+            return seg.copy()
+        return np.pad(seg, (lo - a, b - hi), mode="edge")
+
+    def _pack(self, rows: list) -> Beats:
+        w = self.n.window
+        if not rows:
+            return Beats.empty(w)
+        fs = self.cfg.fs
+        peak = np.array([r[0] for r in rows], dtype=np.int64)
+        window = np.array([r[1] for r in rows])
+        sample_f = self.seg_in0 + (peak - self.seg_out0) * (self.down / self.up) - self.delay_in
+        sample = np.maximum(np.round(sample_f), self.seg_in0).astype(np.int64)
+        return Beats(
+            sample=sample,
+            time_s=sample / self.fs_in,
+            peak=peak,
+            window=window.astype(np.float32),
+            template=np.array([r[2].template for r in rows], dtype=np.float32),
+            amplitude=np.array([r[2].amplitude for r in rows], dtype=np.float32),
+            beat_amplitude=beat_amplitude(window, self.n).astype(np.float32),
+            rr_prev=np.array([r[3] for r in rows], dtype=np.float32) / fs,
+            rr_next=np.array([r[4] for r in rows], dtype=np.float32) / fs,
+            rr_local=np.array([r[2].rr_local for r in rows], dtype=np.float32) / fs,
+            learning=np.array([r[2].learning for r in rows], dtype=bool),
+            segment=np.full(len(rows), self.segment, dtype=np.int32),
+        )
+
+
+def process_signal(x_mv: np.ndarray, fs_in: float, cfg: SignalConfig,
+                   chunk: int | None = None) -> Beats:
+    """Whole-array processing (training, evaluation); ``chunk`` streams it in blocks instead."""
+    path = SignalPath(cfg, fs_in)
+    step = len(x_mv) if chunk is None else chunk
+    parts = [path.push(x_mv[i : i + step]) for i in range(0, len(x_mv), max(step, 1))]
+    parts.append(path.flush())
+    return Beats.concat(parts, path.n.window)
+
+
+__all__ = ["Beats", "SignalPath", "process_signal", "centred"]

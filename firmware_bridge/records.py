@@ -1,0 +1,201 @@
+"""Continuous ECG recordings: WFDB, CSV and NPY, as front-end counts with a gain.
+
+A recording is what a front-end would stream: integer counts plus microvolts per count, at a
+sample rate. The emulator plays it over a serial link and the device replays it, so both read
+it through here (firmware_bridge is the bottom of the dependency chain). wfdb is imported only
+inside the function that reads WFDB, so a Pi without it can still replay CSV/NPY.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from firmware_bridge.errors import RecordError
+
+#: Lead names tried in order when the caller asks for "the ECG lead".
+PREFERRED_LEADS = ("MLII", "II", "ECG", "ML2", "V5")
+
+
+@dataclass
+class Record:
+    """A multi-channel recording; ``counts`` are integers relative to the ADC zero."""
+
+    name: str
+    counts: np.ndarray  # int32, shape (n_samples, n_channels)
+    fs: float
+    uv_per_count: np.ndarray  # float, one per channel
+    channels: list[str]
+    ann_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ann_symbols: list[str] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+    @property
+    def has_annotations(self) -> bool:
+        return len(self.ann_symbols) > 0
+
+    def channel_index(self, lead: str | int | None = None) -> int:
+        """Resolve a lead name or index; ``None`` picks the first preferred ECG lead."""
+        if isinstance(lead, int):
+            if not 0 <= lead < len(self.channels):
+                raise RecordError(
+                    f"{self.name}: channel {lead} does not exist "
+                    f"(the record has {len(self.channels)}: {', '.join(self.channels)})"
+                )
+            return lead
+        if lead is None:
+            for name in PREFERRED_LEADS:
+                if name in self.channels:
+                    return self.channels.index(name)
+            return 0
+        if lead not in self.channels:
+            raise RecordError(
+                f"{self.name}: no lead named {lead!r} (leads: {', '.join(self.channels)})"
+            )
+        return self.channels.index(lead)
+
+    def lead_mv(self, lead: str | int | None = None) -> np.ndarray:
+        """One lead in millivolts."""
+        ch = self.channel_index(lead)
+        return self.counts[:, ch].astype(np.float64) * (self.uv_per_count[ch] / 1000.0)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise RecordError(f"{path}: file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise RecordError(f"{path}: file is empty")
+
+
+def _finish(name: str, values: np.ndarray, fs: float | None, uv_per_count: float,
+            path: Path, channels: list[str] | None = None) -> Record:
+    if fs is None or not np.isfinite(fs) or fs <= 0:
+        raise RecordError(f"{path}: a sample rate is needed for this format (give fs in Hz)")
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise RecordError(f"{path}: expected samples x channels, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise RecordError(f"{path}: {bad} samples are NaN or infinite; clean or interpolate them")
+    is_integer = np.issubdtype(values.dtype, np.integer) or np.all(values == np.round(values))
+    if is_integer:
+        counts = values.astype(np.int32)
+        gain = uv_per_count
+    else:
+        # Physical millivolts: store as 1 µV counts so every recording has one shape.
+        counts = np.round(values * 1000.0).astype(np.int32)
+        gain = 1.0
+    n_ch = counts.shape[1]
+    channels = channels or [f"ch{i}" for i in range(n_ch)]
+    return Record(name, counts, float(fs), np.full(n_ch, float(gain)), channels)
+
+
+def read_csv(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> Record:
+    """CSV of samples, one row per sample, one column per channel, optional header row.
+
+    Integer values are taken as counts (``uv_per_count`` each), decimals as millivolts.
+    """
+    path = Path(path)
+    _check_file(path)
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise RecordError(f"{path}: no samples found")
+    header = None
+    try:
+        [float(c) for c in rows[0]]
+    except ValueError:
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    try:
+        values = np.array([[float(c) for c in r] for r in rows])
+    except ValueError as exc:
+        raise RecordError(f"{path}: not numeric CSV ({exc}); one sample per row expected") from None
+    if values.ndim != 2:
+        raise RecordError(f"{path}: rows have different numbers of columns")
+    return _finish(path.stem, values, fs, uv_per_count, path, header)
+
+
+def read_npy(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> Record:
+    """NPY array of shape (n,) or (n, channels); integers are counts, floats millivolts."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        values = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise RecordError(f"{path}: not a readable .npy array ({exc})") from None
+    return _finish(path.stem, np.asarray(values), fs, uv_per_count, path)
+
+
+def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
+    """A WFDB record (``.hea`` + signal file), with reference annotations when present."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
+    header = base.with_suffix(".hea")
+    _check_file(header)
+    try:
+        import wfdb
+    except ImportError:
+        raise RecordError(
+            f"{header}: reading WFDB needs the 'wfdb' package (pip install wfdb), "
+            "or convert the record to CSV/NPY"
+        ) from None
+    try:
+        rec = wfdb.rdrecord(str(base), physical=False)
+    except (OSError, ValueError, IndexError) as exc:
+        raise RecordError(f"{header}: cannot read WFDB record ({exc})") from None
+    if rec.d_signal is None or rec.d_signal.size == 0:
+        raise RecordError(f"{header}: record holds no samples")
+    gains = np.asarray(rec.adc_gain, dtype=float)
+    if np.any(gains <= 0):
+        raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
+    counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
+    out = Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name))
+    ann_file = base.with_suffix(f".{annotator}") if annotator else None
+    if ann_file is not None and ann_file.exists():
+        try:
+            ann = wfdb.rdann(str(base), annotator)
+        except (OSError, ValueError, IndexError) as exc:
+            raise RecordError(f"{ann_file}: cannot read annotations ({exc})") from None
+        out.ann_samples = np.asarray(ann.sample, dtype=np.int64)
+        out.ann_symbols = list(ann.symbol)
+    return out
+
+
+def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:
+    """Read any supported recording by its extension (``.hea``/no extension = WFDB)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path, fs, uv_per_count)
+    if suffix == ".npy":
+        return read_npy(path, fs, uv_per_count)
+    if suffix in ("", ".hea", ".dat", ".atr") or path.with_suffix(".hea").exists():
+        return read_wfdb(path)
+    raise RecordError(f"{path}: unknown recording format {suffix!r} (use WFDB, .csv or .npy)")
+
+
+def list_wfdb_records(directory: str | Path) -> list[Path]:
+    """Every WFDB record in a folder (the RECORDS file when present, else every .hea)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RecordError(f"{directory}: not a folder of WFDB records")
+    listing = directory / "RECORDS"
+    if listing.exists():
+        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        names = [n for n in names if (directory / f"{n}.hea").exists()]
+    else:
+        names = sorted(p.stem for p in directory.glob("*.hea"))
+    if not names:
+        raise RecordError(f"{directory}: no WFDB records (.hea files) found")
+    return [directory / n for n in names]

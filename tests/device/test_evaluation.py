@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from device.evaluation import (
+    AAMI,
+    aami_class,
+    evaluate_record,
+    match_beats,
+    roc_auc,
+    summarize,
+)
+
+
+def test_aami_mapping_covers_mitdb_beat_symbols():
+    assert {AAMI[s] for s in "NLRej"} == {"N"}
+    assert {AAMI[s] for s in "AaJS"} == {"S"}
+    assert AAMI["V"] == AAMI["E"] == "V" and AAMI["F"] == "F"
+    is_beat, cls = aami_class(["N", "+", "V", "~", "A"])
+    assert is_beat.tolist() == [True, False, True, False, True]
+    assert cls[is_beat].tolist() == ["N", "V", "S"]
+
+
+def test_match_is_one_to_one_nearest_first():
+    ref = np.array([100, 200, 300])
+    det = np.array([105, 190, 196, 420])
+    m = match_beats(det, ref, tol=10)
+    assert m.tolist() == [0, 2, -1]
+
+
+def test_roc_auc_matches_definition():
+    rng = np.random.default_rng(0)
+    neg, pos = rng.normal(0, 1, 300), rng.normal(1, 1, 200)
+    brute = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert roc_auc(neg, pos) == pytest.approx(brute)
+    assert np.isnan(roc_auc(neg, []))
+
+
+def test_perfect_detections_on_a_real_record(record_106):
+    is_beat, cls = aami_class(record_106.ann_symbols)
+    det = record_106.ann_samples[is_beat]
+    score = (cls[is_beat] == "V").astype(float)
+    t = evaluate_record(det, score, score > 0.5, record_106.ann_samples,
+                        record_106.ann_symbols, record_106.fs, start_s=300)
+    m = t.metrics()
+    assert m["qrs"]["se"] == 1.0 and m["qrs"]["ppv"] == 1.0
+    assert m["classes"]["V"]["flag_rate"] == 1.0 and m["classes"]["N"]["flag_rate"] == 0.0
+    assert m["auc"]["N_vs_V"] == 1.0
+    # Only beats after the learning period count.
+    assert m["beats"] == int((det >= 300 * 360).sum())
+
+
+def test_missed_and_extra_detections_are_counted(record_106):
+    is_beat, _ = aami_class(record_106.ann_symbols)
+    ref = record_106.ann_samples[is_beat]
+    det = np.sort(np.concatenate([ref[::2] + 20, [ref[10] + 180]]))  # half, shifted 56 ms
+    flags = np.zeros(len(det), bool)
+    flags[np.searchsorted(det, ref[10] + 180)] = True
+    t = evaluate_record(det, np.zeros(len(det)), flags, record_106.ann_samples,
+                        record_106.ann_symbols, 360.0, start_s=0)
+    assert t.tp == len(ref[::2]) and t.n_ref - t.tp == len(ref) - len(ref[::2])
+    assert t.fp == 1 and t.fp_flagged == 1
+    s = summarize({"106": t})
+    assert s["gross"]["abnormal"]["ppv"] == 0.0

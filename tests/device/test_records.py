@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from firmware_bridge.errors import RecordError
+from firmware_bridge.records import list_wfdb_records, read_record
+
+
+def test_wfdb_record_has_counts_gain_and_annotations(record_106):
+    assert record_106.fs == 360.0 and record_106.channels[0] == "MLII"
+    assert record_106.uv_per_count[0] == pytest.approx(5.0)
+    assert record_106.ann_symbols.count("V") == 520
+    assert abs(record_106.lead_mv("MLII")).max() < 10
+
+
+def test_csv_and_npy_round_trip(tmp_path, record_100):
+    mv = record_100.lead_mv()[:2000]
+    np.save(tmp_path / "x.npy", mv)
+    (tmp_path / "x.csv").write_text("MLII\n" + "\n".join(f"{v:.3f}" for v in mv))
+    for name in ("x.npy", "x.csv"):
+        r = read_record(tmp_path / name, fs=360.0)
+        np.testing.assert_allclose(r.lead_mv(), mv, atol=1e-3)
+    counts = record_100.counts[:2000, 0]
+    np.save(tmp_path / "c.npy", counts)
+    r = read_record(tmp_path / "c.npy", fs=360.0, uv_per_count=5.0)
+    np.testing.assert_allclose(r.lead_mv(), mv)
+
+
+@pytest.mark.parametrize("content, fs, message", [
+    ("", 360.0, "empty"),
+    ("1\n2\nabc\n", 360.0, "not numeric"),
+    ("1\n2\n3\n", None, "sample rate"),
+    ("1\nnan\n3\n", 360.0, "NaN"),
+])
+def test_bad_csv_gets_one_clear_error(tmp_path, content, fs, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(RecordError, match=message):
+        read_record(p, fs=fs)
+
+
+def test_missing_and_unknown_files(tmp_path):
+    with pytest.raises(RecordError, match="not found"):
+        read_record(tmp_path / "none.csv", fs=1)
+    (tmp_path / "x.edf").write_text("x")
+    with pytest.raises(RecordError, match="unknown recording format"):
+        read_record(tmp_path / "x.edf")
+    with pytest.raises(RecordError, match="no WFDB records"):
+        list_wfdb_records(tmp_path)
+
+
+def test_truncated_wfdb_is_refused(tmp_path, mitdb_dir):
+    (tmp_path / "100.hea").write_bytes((mitdb_dir / "100.hea").read_bytes())
+    (tmp_path / "100.dat").write_bytes((mitdb_dir / "100.dat").read_bytes()[:1000])
+    with pytest.raises(RecordError, match="100"):
+        read_record(tmp_path / "100")
