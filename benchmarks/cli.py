@@ -30,11 +30,13 @@ def signal_path_cmd(records: tuple[str, ...], repeats: int, as_json: bool) -> No
         click.echo(json.dumps({"core": core, "results": results}, indent=2))
         return
     click.echo(f"one core (cpu {core}); best of {repeats}\n")
-    click.echo("| record | ECG s | beats | whole-array s | x real time | 1 s blocks s | x real time |")
+    click.echo("| record | ECG s | beats | whole-array s | x real time | 1 s blocks s "
+               "| x real time |")
     click.echo("|---|---|---|---|---|---|---|")
     for r in results:
-        click.echo(f"| {r['record']} | {r['duration_s']:.0f} | {r['beats']} | {r['whole_s']:.3f} | "
-                   f"{r['whole_x_realtime']:.0f} | {r['block_s']:.3f} | {r['block_x_realtime']:.0f} |")
+        click.echo(f"| {r['record']} | {r['duration_s']:.0f} | {r['beats']} | "
+                   f"{r['whole_s']:.3f} | {r['whole_x_realtime']:.0f} | {r['block_s']:.3f} | "
+                   f"{r['block_x_realtime']:.0f} |")
 
 
 def main() -> None:
