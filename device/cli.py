@@ -14,7 +14,7 @@ from device.report import beat_table
 from firmware_bridge.errors import run_cli
 
 #: Flag threshold of each reference detector (chosen on the shared records, stated in reports).
-REFERENCE_THRESHOLDS = {"template": 0.5, "rr": 0.25, "combined": 0.5}
+REFERENCE_THRESHOLDS = {"template": 0.15, "rr": 0.25, "combined": 0.5}
 
 
 @click.group()
