@@ -1,0 +1,93 @@
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from device.bundle import (
+    BundleError,
+    Manifest,
+    ModelFile,
+    TensorSpec,
+    Threshold,
+    load_bundle,
+    save_bundle,
+)
+from device.config import SignalConfig
+from device.scaling import Scaling
+
+
+@pytest.fixture()
+def bundle_dir(tmp_path, record_106):
+    """A bundle whose 'model' is a real-record excerpt: the loader checks files, not content."""
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "model.tflite").write_bytes(record_106.counts[:5000].tobytes())
+    np.savez(root / "golden.npz", x=np.ones((2, 96, 1), np.float32))
+    spec = TensorSpec([1, 96, 1], "int8", 0.05, -3)
+    m = Manifest(
+        schema_version=1, architecture="cnn_ae",
+        model=ModelFile("model.tflite", "", 0, "int8", spec, spec),
+        signal=SignalConfig(), scaling=Scaling("wearer"), score={"kind": "reconstruction_mse"},
+        thresholds={"int8": Threshold(0.3, "percentile", {"q": 99})},
+        golden={"file": "golden.npz", "sha256": ""},
+    )
+    archive = save_bundle(root, m)
+    return root, archive
+
+
+def test_round_trip_folder_and_archive(bundle_dir):
+    root, archive = bundle_dir
+    for p in (root, archive):
+        b = load_bundle(p)
+        assert b.manifest.signal == SignalConfig()
+        assert b.threshold().value == 0.3 and b.manifest.model.input.zero_point == -3
+        assert b.golden()["x"].shape == (2, 96, 1)
+    with pytest.raises(BundleError, match="no threshold for the float32"):
+        load_bundle(root).threshold("float32")
+
+
+def test_tampered_truncated_or_missing_files_are_refused(bundle_dir):
+    root, _ = bundle_dir
+    model = root / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[100] ^= 1
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256 .* does not match"):
+        load_bundle(root)
+    model.write_bytes(bytes(data[:-10]))
+    with pytest.raises(BundleError, match="truncated or replaced"):
+        load_bundle(root)
+    model.unlink()
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(root)
+
+
+def test_schema_and_manifest_errors(bundle_dir, tmp_path):
+    root, _ = bundle_dir
+    mpath = root / "manifest.json"
+    raw = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps({**raw, "schema_version": 2}))
+    with pytest.raises(BundleError, match="schema 2 is not supported"):
+        load_bundle(root)
+    mpath.write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(root)
+    del raw["signal"]
+    mpath.write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="incomplete or malformed"):
+        load_bundle(root)
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "nothing")
+
+
+def test_broken_archive_is_refused(bundle_dir):
+    _, archive = bundle_dir
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(BundleError, match="not a readable bundle archive"):
+        load_bundle(archive)
+    evil = archive.with_name("evil.tar.gz")
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(__file__, arcname="../escape.py")
+    with pytest.raises(BundleError, match="unexpected entry"):
+        load_bundle(evil)
