@@ -1,0 +1,233 @@
+"""ecg-train: train and evaluate the anomaly models (thin click layer over train/).
+
+TensorFlow is imported only by the commands that train or load a model, so ``--help`` and
+argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from device.evaluation import to_jsonable
+from firmware_bridge.errors import UserError, run_cli
+
+ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
+# TensorFlow's C++ start-up chatter (no CUDA, oneDNN) is noise on a CPU-only box.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0..4' -> [0, 1, 2, 3, 4]; '1,3,5' -> [1, 3, 5]."""
+    try:
+        if ".." in text:
+            a, b = text.split("..")
+            seeds = list(range(int(a), int(b) + 1))
+        else:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: use a range like 0..4 or a list like 0,1,2") from None
+    if not seeds:
+        raise UserError(f"--seeds {text!r} names no seed")
+    return seeds
+
+
+def _log(as_json: bool):
+    """Progress goes to stderr when stdout carries JSON, so the JSON stays parseable."""
+    return lambda msg: click.echo(msg, err=as_json)
+
+
+def _fit_options(f):
+    f = click.option("--horizon", type=click.IntRange(1), default=8, show_default=True,
+                     help="TCN: samples ahead it forecasts.")(f)
+    f = click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)(f)
+    f = click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)(f)
+    f = click.option("--patience", type=click.IntRange(1), default=6, show_default=True)(f)
+    f = click.option("--lr", type=float, default=3e-3, show_default=True)(f)
+    return f
+
+
+@click.group()
+def cli() -> None:
+    """Train compact anomaly models on normal beats and evaluate them."""
+
+
+@cli.command("ecg5000")
+@click.option("--data", "data", type=click.Path(file_okay=False), default="data/ecg5000",
+              show_default=True, help="Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv.")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cnn_ae", show_default=True)
+@click.option("--seeds", default="0..4", show_default=True, help="e.g. 0..4 or 0,1,2")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--limit", type=click.IntRange(1), default=None, hidden=True)
+@_fit_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def ecg5000_cmd(data, arch, seeds, out, limit, epochs, batch_size, patience, lr, horizon,
+                as_json):
+    """ECG5000 anomaly protocol: train on 80 % of normals, test on the rest + all abnormal."""
+    seed_list = parse_seeds(seeds)
+    from train.fit import FitConfig
+    from train.models import ModelConfig
+    from train.protocols import run_ecg5000
+
+    fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr)
+    m = run_ecg5000(data, arch, seed_list, out, fit, ModelConfig(arch=arch, horizon=horizon),
+                    log=_log(as_json), limit=limit)
+    if as_json:
+        click.echo(json.dumps(to_jsonable({k: v for k, v in m.items() if k != "seeds"} | {
+            "seeds": [{k: v for k, v in s.items() if k != "report"} for s in m["seeds"]]}),
+            indent=2))
+    else:
+        click.echo(_ecg5000_text(m))
+
+
+def _ecg5000_text(m: dict) -> str:
+    s = m["model"]
+    lines = [f"{m['arch']}: {s['params']} params, {s['macs']} MACs/window"
+             + (f", receptive field {s['receptive_field']}" if "receptive_field" in s else ""),
+             f"ROC-AUC {m['roc_auc_mean']:.4f} ± {m['roc_auc_std']:.4f} over "
+             f"{len(m['seeds'])} seeds; mean training time {m['train_seconds_mean']:.1f} s"]
+    for e in m["seeds"]:
+        lines.append(f"  seed {e['seed']}: ROC-AUC {e['roc_auc']:.4f}  PR-AUC {e['pr_auc']:.4f}"
+                     f"  F1@p99 {e['report']['f1']:.3f}  {e['train_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+@cli.command("mitdb")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cnn_ae", show_default=True)
+@click.option("--inputs", type=click.Choice(("wearer", "absolute")), default="wearer",
+              show_default=True, help="wearer: beat − template and template in wearer units; "
+              "absolute: the robust-scaled beat alone (a global model).")
+@click.option("--combine", type=click.Choice(("model", "model+rr")), default="model+rr",
+              show_default=True, help="Score: model error alone or plus RR prematurity.")
+@click.option("--folds", default="all", show_default=True,
+              help="'all' (one fold per record) or comma-separated records to hold out.")
+@click.option("--max-train-per-record", type=click.IntRange(10), default=1200,
+              show_default=True)
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the per-record beat cache (default: the run folder).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@_fit_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def mitdb_cmd(folder, arch, inputs, combine, folds, max_train_per_record, cache_dir, seed, out,
+              epochs, batch_size, patience, lr, horizon, as_json):
+    """MIT-BIH leave-records-out: model beside the reference detectors on unseen patients."""
+    from train.fit import FitConfig
+    from train.models import ModelConfig
+    from train.protocols import MitdbConfig, run_mitdb
+
+    fold_list = [] if folds == "all" else [f.strip() for f in folds.split(",") if f.strip()]
+    mcfg = MitdbConfig(inputs=inputs, combine=combine, max_train_per_record=max_train_per_record,
+                       folds=fold_list)
+    fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
+                    seed=seed)
+    m = run_mitdb(folder, arch, out, mcfg, fit, ModelConfig(arch=arch, horizon=horizon),
+                  cache_dir=cache_dir, log=_log(as_json))
+    if as_json:
+        click.echo(json.dumps(to_jsonable({k: v for k, v in m.items() if k != "folds"}),
+                              indent=2))
+    else:
+        click.echo(_mitdb_text(m))
+
+
+def _mitdb_text(m: dict) -> str:
+    lines = [f"{m['arch']} ({m['inputs']} inputs, score {m['combine']}): "
+             f"{m['model']['params']} params, {m['model']['macs']} MACs/window",
+             f"{'scorer':18s} {'N-vs-V':>8s} {'N-vs-abn':>9s}   (gross; mean per record)"]
+    for name, auc in m["gross_auc"].items():
+        mr = m["mean_record_auc"][name]
+        lines.append(f"{name:18s} {_n(auc['N_vs_V']):>8s} {_n(auc['N_vs_abnormal']):>9s}   "
+                     f"({_n(mr['N_vs_V'])}; {_n(mr['N_vs_abnormal'])})")
+    return "\n".join(lines)
+
+
+def _n(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.4f}"
+
+
+@cli.command("evaluate")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate_cmd(run: str, as_json: bool) -> None:
+    """Show the metrics of a finished run folder."""
+    from train.fit import RunFolder
+
+    path = Path(run)
+    if not path.is_dir():
+        raise UserError(f"{run}: no such run folder")
+    m = RunFolder(path).read_json("metrics.json")
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+    elif m.get("protocol") == "ecg5000":
+        click.echo(_ecg5000_text(m))
+    elif m.get("protocol") == "mitdb":
+        click.echo(_mitdb_text(m))
+    else:
+        raise UserError(f"{run}/metrics.json: unknown protocol {m.get('protocol')!r}")
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
+    """One table over several run folders (ECG5000: AUC mean ± std; MIT-BIH: gross AUCs)."""
+    from train.fit import RunFolder
+
+    rows = []
+    for run in runs:
+        if not Path(run).is_dir():
+            raise UserError(f"{run}: no such run folder")
+        m = RunFolder(run).read_json("metrics.json")
+        row = {"run": run, "protocol": m.get("protocol"), "arch": m.get("arch"),
+               "params": m["model"]["params"], "macs": m["model"]["macs"]}
+        if m.get("protocol") == "ecg5000":
+            row.update(roc_auc_mean=m["roc_auc_mean"], roc_auc_std=m["roc_auc_std"],
+                       seeds=len(m["seeds"]), train_seconds_mean=m["train_seconds_mean"])
+        else:
+            row.update(inputs=m["inputs"], combine=m["combine"], gross_auc=m["gross_auc"])
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        head = f"{r['run']}: {r['arch']} {r['params']} params {r['macs']} MACs"
+        if r["protocol"] == "ecg5000":
+            click.echo(f"{head}  ROC-AUC {r['roc_auc_mean']:.4f} ± {r['roc_auc_std']:.4f} "
+                       f"({r['seeds']} seeds, {r['train_seconds_mean']:.1f} s/fit)")
+        else:
+            click.echo(f"{head}  ({r['inputs']}, {r['combine']})")
+            for name, auc in r["gross_auc"].items():
+                click.echo(f"    {name:18s} N-vs-V {_n(auc['N_vs_V'])}  "
+                           f"N-vs-abnormal {_n(auc['N_vs_abnormal'])}")
+
+
+@cli.command("summary")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), multiple=True)
+@click.option("--length", type=click.IntRange(8), default=140, show_default=True)
+@click.option("--channels", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def summary_cmd(arch, length, channels, as_json) -> None:
+    """Parameters, MACs per window and (TCN) receptive field of each architecture."""
+    from train.models import ModelConfig, build_model, model_summary
+
+    rows = [model_summary(build_model(ModelConfig(arch=a), length, channels), ModelConfig(arch=a))
+            for a in (arch or ARCH_CHOICES)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r['arch']:8s} {r['params']:6d} params  {r['macs']:8d} MACs/window  "
+                       f"~{r['int8_kb']} KB int8" + (f"  receptive field {r['receptive_field']}"
+                                                     if "receptive_field" in r else ""))
+
+
+def main() -> None:
+    run_cli(cli)
+
+
+if __name__ == "__main__":
+    main()
