@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from device import features
+
 ARCHS = ("cnn_ae", "tcn", "lstm_ae")
 #: How each architecture is scored: 'reconstruction' of the input or one-step 'forecast'.
 SCORING = {"cnn_ae": "reconstruction", "tcn": "forecast", "lstm_ae": "reconstruction"}
@@ -159,26 +161,11 @@ def model_summary(model: keras.Model, cfg: ModelConfig) -> dict:
 
 
 def targets(x: np.ndarray, arch: str, horizon: int = 1) -> np.ndarray:
-    """Training target for windows ``x`` (n, L, C): channel 0, shifted ``horizon`` steps for
-    forecasts.
-
-    The last ``horizon`` forecast targets repeat the last sample (nothing follows it);
-    :func:`errors` leaves those steps out of the score.
-    """
-    beat = x[..., :1]
-    if SCORING[arch] == "forecast":
-        return np.concatenate([beat[:, horizon:]] + [beat[:, -1:]] * horizon, axis=1)
-    return beat
+    """Training target of an architecture (the device's definition, :mod:`device.features`)."""
+    return features.targets(x, SCORING[arch], horizon)
 
 
 def errors(x: np.ndarray, pred: np.ndarray, arch: str, skip: int = 0, horizon: int = 1
            ) -> np.ndarray:
-    """Per-window mean squared error between prediction and target (one score per window).
-
-    ``skip`` leading steps are ignored (a forecaster's warm-up before its receptive field fills).
-    """
-    y = targets(x, arch, horizon)[..., 0]
-    p = np.asarray(pred)[..., 0]
-    if SCORING[arch] == "forecast":
-        y, p = y[:, skip:-horizon], p[:, skip:-horizon]
-    return np.mean((y - p) ** 2, axis=1)
+    """Per-window MSE of an architecture's output (the device computes the same)."""
+    return features.window_errors(x, pred, SCORING[arch], skip, horizon)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device import reference
+from device import features, reference
 from device.config import SignalConfig
 from device.evaluation import (
     ABNORMAL,
@@ -33,7 +33,6 @@ from device.evaluation import (
     roc_auc,
     summarize,
 )
-from device.scaling import Scaling
 from device.signal_path import Beats
 from firmware_bridge.errors import UserError
 from train import thresholds
@@ -42,7 +41,7 @@ from train.metrics import binary_report
 #: Arrays of a Beats kept in the per-record cache.
 BEAT_FIELDS = ("sample", "time_s", "peak", "window", "template", "amplitude", "beat_amplitude",
                "rr_prev", "rr_next", "rr_local", "learning", "segment")
-INPUTS = ("wearer", "absolute")
+INPUTS = features.INPUTS
 
 
 # -- ECG5000 -------------------------------------------------------------------------------------
@@ -207,37 +206,13 @@ def as_beats(d: dict) -> Beats:
 
 
 def model_inputs(d: dict, mode: str) -> np.ndarray:
-    """(n, W, C) float32 model input for one record's beats.
-
-    ``wearer``: channel 0 = beat − template, channel 1 = template, both in the wearer's units
-    (centred, divided by the wearer's running QRS amplitude). Beats before the first template
-    get a zero template (they are inside the learning period and never scored in EC57).
-    ``absolute``: the beat alone, robust-scaled (median/IQR), as a global model sees it.
-    """
-    if mode == "wearer":
-        amp = np.maximum(d["amplitude"].astype(np.float32), 1e-6)[:, None]
-        beat = Scaling("wearer").apply(d["window"], d["amplitude"])
-        tpl = np.nan_to_num(d["template"].astype(np.float32)) / amp
-        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32)
-    if mode == "absolute":
-        return Scaling("robust").apply(d["window"])[..., None].astype(np.float32)
-    raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")
+    """Model input of one record's cached beats (:func:`device.features.model_inputs`)."""
+    return features.model_inputs(as_beats(d), mode)
 
 
 def scores_from_error(mse: np.ndarray, d: dict, combine: str) -> np.ndarray:
-    """Final beat score: RMS model error alone, or plus the wearer's RR prematurity.
-
-    RMS (not MSE) puts the model term on the same scale as the reference template distance,
-    so adding the prematurity term behaves like the ``combined`` reference.
-    """
-    err = np.sqrt(np.maximum(mse, 0.0))
-    err[np.isnan(d["template"]).any(axis=1)] = np.nan
-    if combine == "model":
-        return err
-    rr = np.maximum(np.nan_to_num(reference.rr_prematurity(as_beats(d))), 0.0)
-    if combine == "model+rr":
-        return np.nan_to_num(err) + rr
-    raise ValueError(f"unknown score combination {combine!r}")
+    """Beat scores of one record's cached beats (:func:`device.features.beat_scores`)."""
+    return features.beat_scores(mse, as_beats(d), combine)
 
 
 @dataclass
