@@ -79,6 +79,8 @@ class Manifest:
     provenance: dict = field(default_factory=dict)
     params: int = 0
     macs: int = 0
+    episodes: dict = field(default_factory=dict)  # EpisodeConfig fields (hysteresis)
+    targets: dict = field(default_factory=dict)  # Edge TPU / TFLite-Micro compatibility
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -96,7 +98,8 @@ class Manifest:
             "thresholds": {k: dict(v.__dict__) for k, v in self.thresholds.items()},
             "golden": self.golden, "calibration": self.calibration,
             "validation": self.validation, "provenance": self.provenance,
-            "params": self.params, "macs": self.macs,
+            "params": self.params, "macs": self.macs, "episodes": self.episodes,
+            "targets": self.targets,
         }
 
     @classmethod
@@ -117,6 +120,7 @@ class Manifest:
             golden=d.get("golden"), calibration=d.get("calibration", {}),
             validation=d.get("validation", {}), provenance=d.get("provenance", {}),
             params=d.get("params", 0), macs=d.get("macs", 0),
+            episodes=d.get("episodes", {}), targets=d.get("targets", {}),
         )
 
 

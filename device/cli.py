@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
 
 import click
 
 from device import reference
+from device.bundle import load_bundle
 from device.config import SignalConfig
-from device.evaluation import EC57_START_S, summarize, to_jsonable
+from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
+from device.events import EpisodeConfig, EventWriter, read_beat_events
+from device.install import install_bundle
+from device.interpreter import EDGETPU_LIBS, available_runtimes
+from device.monitor import Monitor, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
-from firmware_bridge.errors import run_cli
+from device.scoring import ModelScorer, reference_scorer
+from device.selftest import selftest
+from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.records import read_record
+from firmware_bridge.transport import open_stream
 
 #: Flag threshold of each reference detector (chosen on the shared records, stated in reports).
 REFERENCE_THRESHOLDS = {"template": 0.15, "rr": 0.25, "combined": 0.5}
@@ -44,6 +58,208 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
     else:
         click.echo(f"reference detector '{detector}', threshold {threshold}, "
                    f"beats after {start_s:g} s\n")
+        click.echo(beat_table(summary))
+
+
+def _open_events(path: str | None, quiet: bool):
+    streams = [] if quiet else [sys.stdout]
+    fh = open(path, "w") if path else None  # noqa: SIM115 - closed by the caller
+    if fh is not None:
+        streams.append(fh)
+    return EventWriter(*streams), fh
+
+
+def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
+    """(scorer, threshold, signal config, episode config, info) from a bundle or a reference."""
+    if bundle_path is None:
+        stated = REFERENCE_THRESHOLDS[ref]
+        cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
+        scorer = reference_scorer(ref)
+    else:
+        bundle = load_bundle(bundle_path)
+        scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu)
+        stated = bundle.threshold(variant).value
+        cfg = bundle.manifest.signal
+        episodes = EpisodeConfig(**bundle.manifest.episodes)
+        info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
+                "bundle_sha256": bundle.manifest.model.sha256[:12],
+                "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
+    if threshold is not None and threshold != stated:
+        click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
+    return scorer, stated if threshold is None else threshold, cfg, episodes, info
+
+
+def scoring_options(f):
+    """Options shared by replay and run: what scores the beats."""
+    for opt in reversed([
+        click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+                     help="Model bundle (folder or .tar.gz); without it a reference detector "
+                          "scores the beats."),
+        click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8",
+                     show_default=True, help="Which of the bundle's models to run."),
+        click.option("--reference", "ref", type=click.Choice(reference.DETECTORS),
+                     default="combined", show_default=True,
+                     help="Reference detector used when no bundle is given."),
+        click.option("--threshold", type=float, default=None,
+                     help="Override the flag threshold (warns: the bundle's is calibrated)."),
+        click.option("--threads", type=int, default=1, show_default=True),
+        click.option("--edgetpu", is_flag=True, help="Use a Coral Edge TPU (CPU if absent)."),
+        click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
+                     help="Also write the events (JSON lines) to this file."),
+        click.option("--quiet", is_flag=True, help="No events on stdout, only the summary."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@cli.command("replay")
+@click.argument("record", type=click.Path())
+@scoring_options
+@click.option("--lead", default=None, help="Lead name or index (default: MLII or the first).")
+@click.option("--fs", type=float, default=None, help="Sample rate for CSV/NPY records (Hz).")
+@click.option("--uv-per-count", type=float, default=1.0, show_default=True,
+              help="Gain of integer CSV/NPY samples.")
+@click.option("--block-s", type=float, default=10.0, show_default=True,
+              help="Seconds of signal per block fed to the monitor.")
+@click.option("--duration", type=float, default=None,
+              help="Replay only the first this many seconds.")
+def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
+               quiet, lead, fs, uv_per_count, block_s, duration):
+    """Replay a record (WFDB, CSV, NPY) through the streaming monitor as fast as possible."""
+    rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
+    if duration is not None:
+        rec.counts = rec.counts[: int(round(duration * rec.fs))]
+    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+        bundle_path, variant, ref, threshold, threads, edgetpu)
+    writer, fh = _open_events(events_path, quiet)
+    try:
+        monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info})
+        summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
+    finally:
+        if fh is not None:
+            fh.close()
+    if quiet:
+        click.echo(json.dumps(to_jsonable(summary)))
+
+
+@cli.command("run")
+@click.argument("port")
+@scoring_options
+@click.option("--ascii-fs", type=float, default=None,
+              help="The front-end prints ASCII lines at this rate (Hz); default: binary v1.")
+@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
+@click.option("--baudrate", type=int, default=115200, show_default=True)
+@click.option("--channel", type=int, default=0, show_default=True,
+              help="Which front-end channel carries the ECG lead.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
+def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
+            ascii_fs, ascii_uv_per_count, baudrate, channel, duration, no_reconnect):
+    """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
+    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+        bundle_path, variant, ref, threshold, threads, edgetpu)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    writer, fh = _open_events(events_path, quiet)
+    try:
+        monitor = Monitor(cfg, scorer, thr, writer, episodes, channel=channel,
+                          info={"source": port, **info})
+        t_end = None if duration is None else time.monotonic() + duration
+        with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
+                         baudrate=baudrate, reconnect=not no_reconnect) as stream:
+            for item in stream.items(heartbeat_s=0.2):
+                if stop.is_set() or (t_end is not None and time.monotonic() > t_end):
+                    break
+                if item is not None:
+                    monitor.feed(item)
+            link = stream.stats().as_dict()
+        monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
+                                                     "samples_lost", "gaps", "reconnects")}
+        summary = monitor.finish()
+    finally:
+        if fh is not None:
+            fh.close()
+    if quiet:
+        click.echo(json.dumps(to_jsonable(summary)))
+
+
+@cli.command("selftest")
+@click.argument("bundle_path", type=click.Path())
+@click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8",
+              show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--edgetpu", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def selftest_cmd(bundle_path, variant, threads, edgetpu, as_json):
+    """Check a bundle on this machine: hashes, schema, quantization, golden vectors."""
+    report = selftest(load_bundle(bundle_path), variant, threads, edgetpu)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"{'PASS' if report['ok'] else 'FAIL'}: {report['vectors']} golden vectors "
+                   f"on {report['runtime']}"
+                   + (f" + {report['delegate']}" if report["delegate"] else "")
+                   + f", max error {report['max_abs_error']:.3g} "
+                   f"(tolerance {report['tolerance']:.3g})")
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+@cli.command("info")
+@click.argument("bundle_path", type=click.Path(), required=False)
+@click.option("--json", "as_json", is_flag=True)
+def info_cmd(bundle_path, as_json):
+    """Runtimes available here and, given a bundle, what it holds."""
+    out: dict = {"runtimes": available_runtimes(), "edgetpu_libraries": EDGETPU_LIBS}
+    if bundle_path:
+        b = load_bundle(bundle_path)
+        m = b.manifest
+        out["bundle"] = {
+            "architecture": m.architecture, "model": m.model.file, "bytes": m.model.bytes,
+            "sha256": m.model.sha256, "variant": m.model.variant,
+            "input": m.model.input.__dict__, "output": m.model.output.__dict__,
+            "fs": m.signal.fs, "window_s": [m.signal.window_before_s, m.signal.window_after_s],
+            "score": m.score, "thresholds": {k: v.__dict__ for k, v in m.thresholds.items()},
+            "params": m.params, "macs": m.macs, "targets": m.targets,
+            "float_model": m.float_model.file if m.float_model else None,
+        }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo("runtimes: " + (", ".join(out["runtimes"]) or "none (pip install ai-edge-litert)"))
+    for k, v in out.get("bundle", {}).items():
+        click.echo(f"{k}: {v}")
+
+
+@cli.command("install")
+@click.argument("bundle_path", type=click.Path())
+@click.option("--root", type=click.Path(file_okay=False), default="/var/lib/ecg-edge",
+              show_default=True, help="Install root; 'current' there points to the bundle.")
+def install_cmd(bundle_path, root):
+    """Verify a bundle and make it the current one atomically."""
+    b = install_bundle(bundle_path, root)
+    click.echo(f"installed {b.manifest.architecture} ({b.manifest.model.sha256[:12]}) as "
+               f"{Path(root) / 'current'}")
+
+
+@cli.command("evaluate")
+@click.argument("events_path", type=click.Path(dir_okay=False))
+@click.argument("record", type=click.Path())
+@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_cmd(events_path: str, record: str, start_s: float, as_json: bool) -> None:
+    """Compare a replay's beat events with the record's reference annotations (EC57 style)."""
+    rec = read_record(record)
+    if not rec.has_annotations:
+        raise UserError(f"{record}: no reference annotations (.atr) to compare with")
+    beats = read_beat_events(events_path)
+    table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
+                            rec.ann_symbols, rec.fs, start_s=start_s)
+    summary = summarize({rec.name: table})
+    if as_json:
+        click.echo(json.dumps(to_jsonable(summary), indent=2))
+    else:
         click.echo(beat_table(summary))
 
 

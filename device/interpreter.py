@@ -10,6 +10,7 @@ because a monitor that refuses to start is worse than a slower one. The adapters
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +44,9 @@ def _load(runtime: str):
 
 def available_runtimes() -> list[str]:
     """Runtimes importable here, in order of preference (TensorFlow is only checked last)."""
-    found = []
-    for name in RUNTIMES:
-        try:
-            importlib.import_module(_MODULES[name].split(".")[0])
-        except ImportError:
-            continue
-        found.append(name)
-    return found
+    # find_spec, not import: listing must not pull TensorFlow into a device process.
+    return [name for name in RUNTIMES
+            if importlib.util.find_spec(_MODULES[name].split(".")[0]) is not None]
 
 
 def make_interpreter(model: str | Path | bytes, threads: int = 1, runtime: str | None = None,

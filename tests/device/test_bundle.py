@@ -91,3 +91,23 @@ def test_broken_archive_is_refused(bundle_dir):
         tar.add(__file__, arcname="../escape.py")
     with pytest.raises(BundleError, match="unexpected entry"):
         load_bundle(evil)
+
+
+def test_install_is_atomic_and_verified(bundle_dir, tmp_path):
+    from device.install import install_bundle
+
+    root, archive = bundle_dir
+    dest = tmp_path / "pi"
+    b = install_bundle(archive, dest)
+    assert (dest / "current").is_symlink() and b.threshold().value == 0.3
+    before = (dest / "current").resolve()
+    # A tampered bundle is refused and the current one stays in place, still loadable.
+    model = root / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError):
+        install_bundle(root, dest)
+    assert (dest / "current").resolve() == before
+    load_bundle(dest / "current")
+    assert not [p for p in dest.iterdir() if p.name.startswith(".staging")]

@@ -34,3 +34,29 @@ def test_reference_cli_bad_folder_is_one_line(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
     empty = _run("reference", str(tmp_path))
     assert empty.returncode == 2 and "no WFDB records" in empty.stderr
+
+
+def test_replay_then_evaluate_matches_the_batch_path(tmp_path):
+    events = tmp_path / "ev.jsonl"
+    out = _run("replay", str(MITDB / "106"), "--quiet", "--events", str(events))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert lines[-1]["type"] == "summary" and lines[-1]["beats"] == summary["beats"] > 1900
+    ev = _run("evaluate", str(events), str(MITDB / "106"), "--json")
+    assert ev.returncode == 0, ev.stderr
+    g = json.loads(ev.stdout)["gross"]
+    assert g["qrs"]["se"] > 0.995 and g["auc"]["N_vs_V"] > 0.97
+
+
+def test_replay_and_evaluate_bad_input(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("1\n2\n")
+    out = _run("replay", str(bad))
+    assert out.returncode == 2 and "sample rate" in out.stderr and "Traceback" not in out.stderr
+    junk = tmp_path / "ev.jsonl"
+    junk.write_text("not json\n")
+    out = _run("evaluate", str(junk), str(MITDB / "100"))
+    assert out.returncode == 2 and "line 1 is not JSON" in out.stderr
+    warn = _run("replay", str(MITDB / "100"), "--quiet", "--threshold", "0.7")
+    assert warn.returncode == 0 and "overrides" in warn.stderr

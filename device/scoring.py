@@ -1,0 +1,68 @@
+"""Beat scorers: the bundle's model (batched TFLite) or a non-learned reference detector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from device import reference
+from device.bundle import Bundle, BundleError, check_quantization
+from device.features import ScoreSpec, model_inputs
+from device.interpreter import RuntimeInfo, make_interpreter, run_batch
+from device.signal_path import Beats
+
+Scorer = Callable[[Beats], np.ndarray]
+
+
+class ModelScorer:
+    """Scores beats with the bundle's model in fixed-size batches.
+
+    A fixed batch keeps the interpreter's tensors allocated once (resizing per block would
+    re-plan memory every call); the last partial batch is padded. The Edge TPU needs batch 1.
+    """
+
+    def __init__(self, bundle: Bundle, variant: str = "int8", threads: int = 1,
+                 edgetpu: bool = False, runtime: str | None = None, batch: int = 32):
+        m = bundle.manifest
+        model = m.model if variant == m.model.variant else m.float_model
+        if model is None or model.variant != variant:
+            have = [x.variant for x in (m.model, m.float_model) if x is not None]
+            raise BundleError(f"{bundle.root}: no {variant} model in the bundle "
+                              f"(it has: {', '.join(have)})")
+        self.variant = variant
+        self.spec = ScoreSpec(**m.score)
+        self.batch = 1 if edgetpu else batch
+        self.interpreter, self.runtime = make_interpreter(
+            bundle.path(model.file), threads=threads, runtime=runtime, edgetpu=edgetpu)
+        if variant == m.model.variant:
+            check_quantization(bundle, self.interpreter)
+        self.input_shape = tuple(model.input.shape[1:])
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return self.runtime
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Model outputs for (n, W, C) inputs, in batches of ``self.batch``."""
+        n = len(x)
+        out = []
+        for a in range(0, n, self.batch):
+            chunk = x[a : a + self.batch]
+            if len(chunk) < self.batch:
+                pad = np.repeat(chunk[-1:], self.batch - len(chunk), axis=0)
+                chunk = np.concatenate([chunk, pad])
+            out.append(run_batch(self.interpreter, chunk)[: min(self.batch, n - a)])
+        return np.concatenate(out) if out else np.zeros((0, *self.input_shape[:-1], 1))
+
+    def __call__(self, beats: Beats) -> np.ndarray:
+        if not len(beats):
+            return np.zeros(0)
+        x = model_inputs(beats, self.spec.inputs)
+        return self.spec.score(beats, x, self.predict(x))
+
+
+def reference_scorer(name: str) -> Scorer:
+    if name not in reference.DETECTORS:
+        raise ValueError(f"unknown reference detector {name!r}")
+    return lambda beats: reference.score(beats, name)

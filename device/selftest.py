@@ -1,0 +1,45 @@
+"""Self-test of a bundle on this machine: the golden vectors through this runtime.
+
+A bundle carries real input windows and the outputs the exporting machine's runtime gave. Here
+the same inputs go through the runtime this device chose (LiteRT, tflite-runtime, Edge TPU...);
+outputs must agree to one quantization step, else the install is broken (wrong runtime build,
+corrupted model, a delegate that computes differently).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device.bundle import Bundle, BundleError
+from device.scoring import ModelScorer
+
+
+def golden_outputs(golden: dict[str, np.ndarray], variant: str) -> np.ndarray:
+    for key in (f"y_{variant}", "y"):
+        if key in golden:
+            return golden[key]
+    raise BundleError(f"golden vectors have no outputs for the {variant} model "
+                      f"(keys: {', '.join(golden)}); re-export the bundle")
+
+
+def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: bool = False,
+             runtime: str | None = None) -> dict:
+    """Run the golden inputs; return a report with ``ok`` and the largest deviation."""
+    golden = bundle.golden()
+    if "x" not in golden:
+        raise BundleError(f"{bundle.root}: golden vectors have no inputs 'x'; re-export")
+    expected = golden_outputs(golden, variant).astype(np.float32)
+    scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
+    got = scorer.predict(golden["x"].astype(np.float32))
+    if got.shape != expected.shape:
+        raise BundleError(f"{bundle.root}: model gives outputs of shape {got.shape}, the golden "
+                          f"vectors {expected.shape}; the bundle is inconsistent")
+    spec = bundle.manifest.model.output if variant == bundle.manifest.model.variant else None
+    step = spec.scale if spec is not None and spec.scale > 0 else 0.0
+    # One quantization step (plus float slack) for int8; float models agree to 1e-4 relative.
+    tol = 1.01 * step + 1e-5 if step else 1e-4 * max(1.0, float(np.abs(expected).max()))
+    err = float(np.abs(got - expected).max()) if got.size else 0.0
+    return {"ok": bool(err <= tol), "variant": variant, "vectors": int(len(expected)),
+            "max_abs_error": err, "tolerance": tol, "runtime": scorer.info.runtime,
+            "delegate": scorer.info.delegate, "note": scorer.info.note,
+            "threshold": bundle.threshold(variant).value}

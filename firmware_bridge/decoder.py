@@ -1,0 +1,150 @@
+"""Pure frame decoder: bytes in, frames and counters out; no I/O, never raises.
+
+The scan works on the whole receive buffer at once: ``bytearray.find`` locates the next sync
+word, ``struct`` reads the prefix, one ``binascii.crc_hqx`` call checks the frame. A candidate
+that fails (bad length, bad CRC, truncated at end of stream) is abandoned one byte past its
+start, so any intact frame inside or after damaged bytes is still found. The outcome does not
+depend on how the bytes were chunked: decisions about a candidate are taken only once all of
+its bytes are present (or at :meth:`FrameDecoder.flush`, the end of a connection).
+
+Accounting invariant, after ``flush``: ``bytes_in == bytes_in_frames + bytes_skipped``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+
+from firmware_bridge.crc import crc16
+from firmware_bridge.protocol import (
+    CRC_LEN,
+    KNOWN_TYPES,
+    MAX_BODY,
+    PREFIX_LEN,
+    SYNC,
+    VERSION,
+    Frame,
+    parse_payload,
+)
+
+_PREFIX = struct.Struct("<2sBBH")
+_SEQ = struct.Struct("<I")
+_SYNC0 = SYNC[:1]
+#: Bytes before a payload in v1: prefix and sequence number.
+_V1_HEAD = PREFIX_LEN + _SEQ.size
+
+
+@dataclass
+class DecoderCounters:
+    """What happened to every byte; the figures a link monitor shows."""
+
+    bytes_in: int = 0
+    bytes_in_frames: int = 0
+    bytes_skipped: int = 0
+    frames_ok: int = 0
+    crc_errors: int = 0  # candidates (sync + plausible length) whose CRC did not match
+    bad_length: int = 0  # candidates with an impossible length field
+    truncated: int = 0  # candidates cut off by the end of a connection
+    malformed: int = 0  # CRC fine but the payload breaks the v1 rules for its type
+    unknown_version: int = 0  # CRC fine, version not 1: skipped by its length
+    unknown_type: int = 0  # CRC fine, v1, type not known: skipped
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class FrameDecoder:
+    """Incremental decoder for protocol v1 frames (either direction)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.counters = DecoderCounters()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back waiting for the rest of a possible frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """Add received bytes; return the frames they complete, in order."""
+        self.counters.bytes_in += len(data)
+        self._buf += data
+        return self._scan(final=False)
+
+    def flush(self) -> list[Frame]:
+        """End of a connection: give up on incomplete candidates and rescan past them.
+
+        Called on disconnect so that an intact frame queued behind a damaged, long-looking
+        header is still delivered, and the held bytes are counted as skipped.
+        """
+        return self._scan(final=True)
+
+    def _scan(self, final: bool) -> list[Frame]:
+        buf = self._buf
+        c = self.counters
+        out: list[Frame] = []
+        pos = 0
+        end = len(buf)
+        while True:
+            i = buf.find(SYNC, pos)
+            if i < 0:
+                # Keep a trailing first sync byte: its partner may arrive in the next chunk.
+                keep = 1 if (not final and end > pos and buf[end - 1:end] == _SYNC0) else 0
+                c.bytes_skipped += end - pos - keep
+                pos = end - keep
+                break
+            c.bytes_skipped += i - pos
+            pos = i
+            if end - i < PREFIX_LEN:
+                if final:
+                    c.truncated += 1
+                    c.bytes_skipped += 1
+                    pos = i + 1
+                    continue
+                break
+            _, version, ftype, body_len = _PREFIX.unpack_from(buf, i)
+            if body_len > MAX_BODY or (version == VERSION and body_len < _SEQ.size):
+                c.bad_length += 1
+                c.bytes_skipped += 1
+                pos = i + 1
+                continue
+            total = PREFIX_LEN + body_len + CRC_LEN
+            if end - i < total:
+                if final:
+                    c.truncated += 1
+                    c.bytes_skipped += 1
+                    pos = i + 1
+                    continue
+                break
+            crc_at = i + PREFIX_LEN + body_len
+            if crc16(memoryview(buf)[i + 2:crc_at]) != (buf[crc_at] << 8 | buf[crc_at + 1]):
+                c.crc_errors += 1
+                c.bytes_skipped += 1
+                pos = i + 1
+                continue
+            # A checked frame: its bytes are accounted for whatever its content.
+            c.bytes_in_frames += total
+            pos = i + total
+            if version != VERSION:
+                c.unknown_version += 1
+                continue
+            if ftype not in KNOWN_TYPES:
+                c.unknown_type += 1
+                continue
+            (seq,) = _SEQ.unpack_from(buf, i + PREFIX_LEN)
+            frame = parse_payload(ftype, seq, bytes(buf[i + _V1_HEAD:crc_at]))
+            if frame is None:
+                c.malformed += 1
+                continue
+            c.frames_ok += 1
+            out.append(frame)
+        del buf[:pos]
+        return out
+
+
+def decode_all(data: bytes) -> tuple[list[Frame], DecoderCounters]:
+    """Decode a complete byte string (a capture file, a test vector)."""
+    dec = FrameDecoder()
+    frames = dec.feed(data)
+    frames += dec.flush()
+    return frames, dec.counters

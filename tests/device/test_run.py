@@ -1,0 +1,56 @@
+"""`run` on a real pseudo-terminal fed by the front-end emulator gives `replay`'s events."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from firmware_bridge.emulator import EmulatorConfig, start_emulator
+from firmware_bridge.faults import FaultPlan
+from tests.conftest import MITDB
+
+
+def _cli(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _beats(path):
+    return [(e["sample"], e["score"], e["flag"]) for e in map(json.loads, path.open())
+            if e["type"] == "beat"]
+
+
+@pytest.mark.slow
+def test_run_over_pty_equals_replay(tmp_path):
+    emu = start_emulator(MITDB / "106", EmulatorConfig(speed=60.0, duration_s=90))
+    try:
+        run = _cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
+                   str(tmp_path / "run.jsonl"))
+    finally:
+        emu.stop()
+    assert run.returncode == 0, run.stderr
+    rep = _cli("replay", str(MITDB / "106"), "--duration", "90", "--quiet", "--events",
+               str(tmp_path / "replay.jsonl"))
+    assert rep.returncode == 0, rep.stderr
+    a, b = _beats(tmp_path / "run.jsonl"), _beats(tmp_path / "replay.jsonl")
+    assert len(a) > 90 and a == b
+    assert json.loads(run.stdout)["link"]["crc_errors"] == 0
+
+
+@pytest.mark.slow
+def test_run_counts_samples_lost_to_faults(tmp_path):
+    plan = FaultPlan(seed=3, drop_rate=2e-4)
+    emu = start_emulator(MITDB / "119", EmulatorConfig(speed=60.0, duration_s=90), plan)
+    try:
+        run = _cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
+                   str(tmp_path / "run.jsonl"))
+        report = emu.report()
+    finally:
+        emu.stop()
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    gaps = [e for e in map(json.loads, (tmp_path / "run.jsonl").open()) if e["type"] == "gap"]
+    assert summary["gaps"] == len(gaps) > 0
+    assert summary["samples_lost"] == sum(g["lost_samples"] for g in gaps)
+    assert summary["samples_lost"] == report.samples_lost
