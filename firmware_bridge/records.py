@@ -2,8 +2,8 @@
 
 A recording is what a front-end would stream: integer counts plus microvolts per count, at a
 sample rate. The emulator plays it over a serial link and the device replays it, so both read
-it through here (firmware_bridge is the bottom of the dependency chain). wfdb is imported only
-inside the function that reads WFDB, so a Pi without it can still replay CSV/NPY.
+it through here (firmware_bridge is the bottom of the dependency chain). WFDB's common formats are
+read with numpy alone (:mod:`firmware_bridge.wfdb_io`), so a Pi needs no wfdb package.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_bridge import wfdb_io
 from firmware_bridge.errors import RecordError
 
 #: Lead names tried in order when the caller asks for "the ECG lead".
@@ -138,16 +139,36 @@ def read_npy(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
 
 
 def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
-    """A WFDB record (``.hea`` + signal file), with reference annotations when present."""
+    """A WFDB record (``.hea`` + signal file), with reference annotations when present.
+
+    Formats 212, 16 and 80 are read with numpy alone; others need the wfdb package.
+    """
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
-    header = base.with_suffix(".hea")
-    _check_file(header)
+    header_path = base.with_suffix(".hea")
+    _check_file(header_path)
+    try:
+        header = wfdb_io.read_header(header_path)
+        counts = wfdb_io.read_signals(base, header)
+        gains = np.array([s.gain for s in header.signals])
+        out = Record(base.name, counts, header.fs, 1000.0 / gains,
+                     [s.name for s in header.signals])
+    except wfdb_io.UnsupportedFormat:
+        out = _read_with_wfdb(base, header_path)
+    if out.n_samples == 0:
+        raise RecordError(f"{header_path}: record holds no samples")
+    ann_file = base.with_suffix(f".{annotator}") if annotator else None
+    if ann_file is not None and ann_file.exists():
+        out.ann_samples, out.ann_symbols = wfdb_io.read_annotations(ann_file)
+    return out
+
+
+def _read_with_wfdb(base: Path, header: Path) -> Record:
     try:
         import wfdb
     except ImportError:
         raise RecordError(
-            f"{header}: reading WFDB needs the 'wfdb' package (pip install wfdb), "
+            f"{header}: this WFDB format needs the 'wfdb' package (pip install wfdb), "
             "or convert the record to CSV/NPY"
         ) from None
     try:
@@ -160,16 +181,7 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
     if np.any(gains <= 0):
         raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
     counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
-    out = Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name))
-    ann_file = base.with_suffix(f".{annotator}") if annotator else None
-    if ann_file is not None and ann_file.exists():
-        try:
-            ann = wfdb.rdann(str(base), annotator)
-        except (OSError, ValueError, IndexError) as exc:
-            raise RecordError(f"{ann_file}: cannot read annotations ({exc})") from None
-        out.ann_samples = np.asarray(ann.sample, dtype=np.int64)
-        out.ann_symbols = list(ann.symbol)
-    return out
+    return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name))
 
 
 def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:

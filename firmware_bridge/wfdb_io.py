@@ -1,0 +1,158 @@
+"""A numpy-only reader for the common WFDB formats (212, 16, 80) and MIT annotation files.
+
+The device extra stays lean (no wfdb, pandas or matplotlib on a Pi), yet ``replay`` takes a
+PhysioNet record as downloaded. Formats this reader does not know fall back to the wfdb package
+when it is installed; the tests check both readers agree on every shared MIT-BIH record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_bridge.errors import RecordError
+
+FORMATS = (212, 16, 80)
+
+#: MIT annotation codes (ecgcodes.h) to symbols.
+ANN_SYMBOLS = {
+    1: "N", 2: "L", 3: "R", 4: "a", 5: "V", 6: "F", 7: "J", 8: "A", 9: "S", 10: "E", 11: "j",
+    12: "/", 13: "Q", 14: "~", 16: "|", 18: "s", 19: "T", 20: "*", 21: "D", 22: '"', 23: "=",
+    24: "p", 25: "B", 26: "^", 27: "t", 28: "+", 29: "u", 30: "?", 31: "!", 32: "[", 33: "]",
+    34: "e", 35: "n", 36: "@", 37: "x", 38: "f", 39: "(", 40: ")", 41: "r",
+}
+_SKIP, _NUM, _SUB, _CHN, _AUX = 59, 60, 61, 62, 63
+_SIGNAL = re.compile(r"^(?P<file>\S+)\s+(?P<fmt>\d+)(?:x\d+)?(?::\d+)?(?:\+(?P<offset>\d+))?"
+                     r"(?:\s+(?P<gain>[-\d.eE+]+)(?:\((?P<baseline>-?\d+)\))?(?:/\S+)?"
+                     r"(?:\s+(?P<res>\d+)(?:\s+(?P<zero>-?\d+))?)?)?"
+                     r"(?:\s+-?\d+){0,3}(?:\s+(?P<desc>.*))?$")
+
+
+@dataclass
+class Signal:
+    file: str
+    fmt: int
+    offset: int
+    gain: float
+    baseline: int
+    name: str
+
+
+@dataclass
+class Header:
+    name: str
+    n_signals: int
+    fs: float
+    n_samples: int | None
+    signals: list[Signal]
+
+
+class UnsupportedFormat(RecordError):
+    """A valid WFDB record in a format only the wfdb package reads."""
+
+
+def read_header(path: Path) -> Header:
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not lines:
+        raise RecordError(f"{path}: empty WFDB header")
+    first = lines[0].split()
+    try:
+        name, n_sig = first[0], int(first[1])
+        fs = float(first[2].split("/")[0].split("(")[0]) if len(first) > 2 else 250.0
+        n_samples = int(first[3]) if len(first) > 3 else None
+    except (IndexError, ValueError):
+        raise RecordError(f"{path}: malformed record line {lines[0]!r}") from None
+    if "/" in name:
+        raise UnsupportedFormat(f"{path}: multi-segment records need the wfdb package")
+    signals = []
+    for ln in lines[1 : 1 + n_sig]:
+        m = _SIGNAL.match(ln)
+        if m is None:
+            raise RecordError(f"{path}: malformed signal line {ln!r}")
+        gain = float(m["gain"]) if m["gain"] else 200.0
+        zero = int(m["zero"]) if m["zero"] else 0
+        baseline = int(m["baseline"]) if m["baseline"] else zero
+        signals.append(Signal(m["file"], int(m["fmt"]), int(m["offset"] or 0),
+                              gain if gain != 0 else 200.0, baseline,
+                              (m["desc"] or f"ch{len(signals)}").strip()))
+    if len(signals) != n_sig:
+        raise RecordError(f"{path}: header names {n_sig} signals but describes {len(signals)}")
+    return Header(name, n_sig, fs, n_samples, signals)
+
+
+def _decode(raw: bytes, fmt: int) -> np.ndarray:
+    if fmt == 16:
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int32)
+    if fmt == 80:
+        return np.frombuffer(raw, dtype=np.uint8).astype(np.int32) - 128
+    if fmt == 212:
+        b = np.frombuffer(raw[: len(raw) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(
+            np.int32)
+        s0 = b[:, 0] | ((b[:, 1] & 0x0F) << 8)
+        s1 = b[:, 2] | ((b[:, 1] & 0xF0) << 4)
+        out = np.empty(2 * len(b), dtype=np.int32)
+        out[0::2], out[1::2] = s0, s1
+        return np.where(out > 2047, out - 4096, out)
+    raise UnsupportedFormat(f"WFDB format {fmt} needs the wfdb package (pip install wfdb)")
+
+
+def read_signals(base: Path, header: Header) -> np.ndarray:
+    """Digital samples (n, channels) minus each channel's baseline."""
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(header.signals):
+        groups.setdefault(s.file, []).append(i)
+    columns: dict[int, np.ndarray] = {}
+    for file, idx in groups.items():
+        sig = header.signals[idx[0]]
+        if any(header.signals[i].fmt != sig.fmt for i in idx):
+            raise UnsupportedFormat(f"{base}.hea: mixed formats in {file} need wfdb")
+        path = base.parent / file
+        if not path.exists():
+            raise RecordError(f"{path}: signal file not found")
+        flat = _decode(path.read_bytes()[sig.offset :], sig.fmt)
+        n = len(flat) // len(idx)
+        frames = flat[: n * len(idx)].reshape(n, len(idx))
+        for k, i in enumerate(idx):
+            columns[i] = frames[:, k]
+    n = min(len(c) for c in columns.values())
+    if header.n_samples:
+        if n < header.n_samples:
+            raise RecordError(f"{base}.hea: signal file holds {n} samples, the header says "
+                              f"{header.n_samples}: truncated; download the record again")
+        n = header.n_samples
+    data = np.stack([columns[i][:n] for i in range(header.n_signals)], axis=1)
+    return data - np.array([s.baseline for s in header.signals], dtype=np.int32)[None, :]
+
+
+def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
+    """MIT-format annotation file: (sample indices, symbols)."""
+    data = path.read_bytes()
+    words = np.frombuffer(data[: len(data) // 2 * 2], dtype="<u2")
+    samples, symbols = [], []
+    t, i, n = 0, 0, len(words)
+    while i < n:
+        w = int(words[i])
+        code, value = w >> 10, w & 0x3FF
+        i += 1
+        if code == 0 and value == 0:
+            break
+        if code == _SKIP:
+            if i + 1 >= n:
+                raise RecordError(f"{path}: truncated annotation file")
+            hi, lo = int(words[i]), int(words[i + 1])
+            skip = (hi << 16) | lo
+            t += skip - (1 << 32) if skip >= 1 << 31 else skip
+            i += 2
+        elif code == _AUX:
+            i += (value + 1) // 2
+        elif code in (_NUM, _SUB, _CHN):
+            continue
+        else:
+            t += value
+            samples.append(t)
+            symbols.append(ANN_SYMBOLS.get(code, "?"))
+    return np.asarray(samples, dtype=np.int64), symbols
