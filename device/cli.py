@@ -24,7 +24,7 @@ from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
 from firmware_bridge.errors import UserError, run_cli
-from firmware_bridge.records import read_record
+from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
 #: Flag threshold of each reference detector (chosen on the shared records, stated in reports).
@@ -49,8 +49,8 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
                   as_json: bool) -> None:
     """Run a non-learned reference detector over a folder of annotated WFDB records."""
     threshold = REFERENCE_THRESHOLDS[detector] if threshold is None else threshold
-    tables = evaluate_folder(folder, SignalConfig(),
-                             lambda b: reference.score(b, detector), threshold, start_s)
+    tables = evaluate_folder(folder, SignalConfig(), reference_scorer(detector), threshold,
+                             start_s)
     summary = summarize(tables)
     summary.update(detector=detector, threshold=threshold, start_s=start_s)
     if as_json:
@@ -182,6 +182,43 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
             fh.close()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
+
+
+@cli.command("evaluate-folder")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--bundle", "bundle_path", type=click.Path(), required=True)
+@click.option("--variant", "variants", type=click.Choice(["int8", "float32"]), multiple=True,
+              default=("int8", "float32"), show_default=True)
+@click.option("--records", default=None,
+              help="Comma-separated record names (default: all annotated, unpaced).")
+@click.option("--exclude-trained", is_flag=True,
+              help="Leave out the records the bundle's model was trained on.")
+@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained, start_s,
+                        threads, as_json):
+    """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
+    bundle = load_bundle(bundle_path)
+    names = records.split(",") if records else None
+    if exclude_trained:
+        trained = set(bundle.manifest.provenance.get("records", []))
+        names = [p.name for p in list_wfdb_records(folder)
+                 if p.name not in trained and (names is None or p.name in names)]
+    out = {}
+    for variant in variants:
+        scorer = ModelScorer(bundle, variant, threads=threads)
+        tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
+                                 bundle.threshold(variant).value, start_s, names)
+        out[variant] = summarize(tables)
+        out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s)
+    if as_json:
+        click.echo(json.dumps(to_jsonable(out), indent=2))
+        return
+    for variant, summary in out.items():
+        click.echo(f"\n{bundle.manifest.architecture} {variant}, threshold "
+                   f"{summary['threshold']:.4g}, beats after {start_s:g} s\n")
+        click.echo(beat_table(summary))
 
 
 @cli.command("selftest")

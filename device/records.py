@@ -39,12 +39,26 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
 
 
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
-                    start_s: float) -> dict[str, BeatTable]:
-    """Score every record's beats with ``scorer(beats)`` and match them to the annotations."""
+                    start_s: float, records: list[str] | None = None,
+                    block_s: float = 10.0) -> dict[str, BeatTable]:
+    """Replay every annotated record through the streaming monitor (the device's own code
+    path) with ``scorer`` and match its beat events to the annotations."""
+    from device.monitor import Monitor, record_blocks, run_blocks
+
     tables = {}
-    for rb in iter_folder(folder, cfg):
-        s = np.asarray(scorer(rb.beats), dtype=float)
-        tables[rb.record.name] = evaluate_record(
-            rb.beats.sample, s, s > threshold, rb.record.ann_samples, rb.record.ann_symbols,
-            rb.record.fs, start_s=start_s)
+    for path in list_wfdb_records(folder):
+        if path.name in PACED_RECORDS or (records is not None and path.name not in records):
+            continue
+        rec = read_record(path)
+        if not rec.has_annotations:
+            continue
+        events: list[dict] = []
+        run_blocks(Monitor(cfg, scorer, threshold, events.append), record_blocks(rec, None,
+                                                                                   block_s))
+        beats = [e for e in events if e["type"] == "beat"]
+        sample = np.array([e["sample"] for e in beats], dtype=np.int64)
+        score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
+        flag = np.array([e["flag"] for e in beats], dtype=bool)
+        tables[rec.name] = evaluate_record(sample, score, flag, rec.ann_samples,
+                                           rec.ann_symbols, rec.fs, start_s=start_s)
     return tables
