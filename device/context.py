@@ -46,6 +46,8 @@ def median_rows(a: np.ndarray) -> np.ndarray:
 
 def centred(windows: np.ndarray) -> np.ndarray:
     """Windows without their baseline (median), so templates compare shape, not offset."""
+    if windows.ndim == 1:  # one beat at a time on the device: skip the axis shuffling
+        return windows - median_rows(windows)
     return windows - median_rows(np.moveaxis(windows, -1, 0))[..., None]
 
 

@@ -32,6 +32,9 @@ from firmware_bridge.protocol import (
 )
 
 
+_LEAD_OFF, _SATURATED = int(Flags.LEAD_OFF), int(Flags.SATURATED)
+
+
 @dataclass
 class SampleBlock:
     start: int  # index of counts[0] at the front-end's rate since stream start, lost included
@@ -160,8 +163,9 @@ class BlockAssembler:
         self.next_index = start + f.n
         self._next_seq = (f.seq + f.n) % SEQ_MOD
         self.samples_received += f.n
+        flags = int(f.flags)  # plain ints: IntFlag arithmetic costs more than the rest per frame
         block = SampleBlock(start, f.counts, self.fs or 0.0, self.uv_per_count or 0.0, gap,
-                            bool(f.flags & Flags.LEAD_OFF), bool(f.flags & Flags.SATURATED), t)
+                            bool(flags & _LEAD_OFF), bool(flags & _SATURATED), t)
         return out + self._emit(block)
 
     def _info(self, f: InfoFrame, t: float) -> list[Item]:

@@ -1,0 +1,108 @@
+"""The whole streaming pipeline's real-time factor, and where its time goes.
+
+A real record is encoded once as the front-end would send it (protocol v1 frames); then on one
+core: bytes -> decoder -> sample blocks -> signal path -> beats -> scorer -> events (to a null
+sink). The real-time factor is seconds of ECG per CPU second. Each stage is also timed on its
+own over the same data (decode, band-pass + resampling, R-peak detection, windows + context,
+model inference, scoring) so the breakdown adds up to roughly the whole.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from device.config import SignalConfig
+from device.features import model_inputs
+from device.monitor import Monitor
+from device.rpeaks import RPeakDetector
+from device.signal_path import Beats, SignalPath
+from firmware_bridge.bench import encode_stream
+from firmware_bridge.blocks import SampleBlock, StreamDecoder
+from firmware_bridge.records import read_record
+
+
+@dataclass
+class PipelineResult:
+    record: str
+    ecg_s: float
+    beats: int
+    scorer: str
+    cpu_s: float
+    x_realtime: float
+    stages_s: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cpu(fn):
+    t = time.process_time()
+    out = fn()
+    return out, time.process_time() - t
+
+
+def _decode(data: bytes, chunk: int) -> list[SampleBlock]:
+    dec = StreamDecoder()
+    out = []
+    for i in range(0, len(data), chunk):
+        out += [x for x in dec.feed(data[i : i + chunk], 0.0) if isinstance(x, SampleBlock)]
+    out += [x for x in dec.finish(0.0) if isinstance(x, SampleBlock)]
+    return out
+
+
+def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: float,
+                     cfg: SignalConfig | None = None, chunk: int = 4096,
+                     repeats: int = 3) -> PipelineResult:
+    """Best-of-``repeats`` CPU time of the whole path and of each stage."""
+    cfg = cfg or SignalConfig()
+    rec = read_record(record_path)
+    ch = rec.channel_index(None)
+    counts = rec.counts[:, ch : ch + 1]
+    data = encode_stream(counts, rec.fs, float(rec.uv_per_count[ch]))
+
+    def whole():
+        m = Monitor(cfg, scorer, threshold, lambda e: None)
+        for block in _decode(data, chunk):
+            m.feed(block)
+        return m.finish()
+
+    best = {k: float("inf") for k in ("total", "decode", "filter", "detect", "signal_path",
+                                      "infer_and_score")}
+    summary = None
+    for _ in range(repeats):
+        summary, t = _cpu(whole)
+        best["total"] = min(best["total"], t)
+        blocks, t = _cpu(lambda: _decode(data, chunk))
+        best["decode"] = min(best["decode"], t)
+        mv = [b.counts[:, 0] * (b.uv_per_count / 1000.0) for b in blocks]
+        path = SignalPath(cfg, rec.fs)
+        ys, t = _cpu(lambda p=path: [p.resampler(p.bandpass(x)) for x in mv])
+        best["filter"] = min(best["filter"], t)
+        det = RPeakDetector(cfg.detector, cfg.samples(), cfg.fs)
+        _, t = _cpu(lambda d=det: [d.push(y) for y in ys] + [d.flush()])
+        best["detect"] = min(best["detect"], t)
+        sp = SignalPath(cfg, rec.fs)
+        parts, t = _cpu(lambda s=sp: [s.push(x) for x in mv] + [s.flush()])
+        best["signal_path"] = min(best["signal_path"], t)
+        beats = Beats.concat(parts, cfg.samples().window)
+        _, t = _cpu(lambda b=beats: [scorer(b.select(slice(i, i + 32)))
+                                     for i in range(0, len(b), 32)])
+        best["infer_and_score"] = min(best["infer_and_score"], t)
+    stages = {
+        "decode": best["decode"],
+        "filter_resample": best["filter"],
+        "rpeak_detect": best["detect"],
+        "windows_context": max(0.0, best["signal_path"] - best["filter"] - best["detect"]),
+        "infer_and_score": best["infer_and_score"],
+    }
+    stages["events_and_glue"] = max(0.0, best["total"] - sum(stages.values()))
+    return PipelineResult(rec.name, rec.duration_s, int(summary["beats"]), scorer_name,
+                          best["total"], rec.duration_s / best["total"],
+                          {k: round(v, 4) for k, v in stages.items()})
+
+
+def model_input_batch(beats: Beats, mode: str) -> np.ndarray:
+    return model_inputs(beats, mode)
