@@ -12,10 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from device.config import SignalConfig
-from device.features import model_inputs
 from device.monitor import Monitor
 from device.rpeaks import RPeakDetector
 from device.signal_path import Beats, SignalPath
@@ -53,6 +50,24 @@ def _decode(data: bytes, chunk: int) -> list[SampleBlock]:
     return out
 
 
+def _one_pass(whole, data: bytes, chunk: int, fs: float, cfg: SignalConfig, scorer):
+    """One timing of the whole path and of each stage on its own."""
+    summary, total = _cpu(whole)
+    blocks, decode = _cpu(lambda: _decode(data, chunk))
+    mv = [b.counts[:, 0] * (b.uv_per_count / 1000.0) for b in blocks]
+    path = SignalPath(cfg, fs)
+    ys, filt = _cpu(lambda: [path.resampler(path.bandpass(x)) for x in mv])
+    det = RPeakDetector(cfg.detector, cfg.samples(), cfg.fs)
+    _, detect = _cpu(lambda: [det.push(y) for y in ys] + [det.flush()])
+    sp = SignalPath(cfg, fs)
+    parts, signal_path = _cpu(lambda: [sp.push(x) for x in mv] + [sp.flush()])
+    beats = Beats.concat(parts, cfg.samples().window)
+    _, infer = _cpu(lambda: [scorer(beats.select(slice(i, i + 32)))
+                             for i in range(0, len(beats), 32)])
+    return summary, {"total": total, "decode": decode, "filter": filt, "detect": detect,
+                     "signal_path": signal_path, "infer_and_score": infer}
+
+
 def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: float,
                      cfg: SignalConfig | None = None, chunk: int = 4096,
                      repeats: int = 3) -> PipelineResult:
@@ -69,28 +84,12 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
             m.feed(block)
         return m.finish()
 
-    best = {k: float("inf") for k in ("total", "decode", "filter", "detect", "signal_path",
-                                      "infer_and_score")}
+    best: dict[str, float] = {}
     summary = None
     for _ in range(repeats):
-        summary, t = _cpu(whole)
-        best["total"] = min(best["total"], t)
-        blocks, t = _cpu(lambda: _decode(data, chunk))
-        best["decode"] = min(best["decode"], t)
-        mv = [b.counts[:, 0] * (b.uv_per_count / 1000.0) for b in blocks]
-        path = SignalPath(cfg, rec.fs)
-        ys, t = _cpu(lambda p=path: [p.resampler(p.bandpass(x)) for x in mv])
-        best["filter"] = min(best["filter"], t)
-        det = RPeakDetector(cfg.detector, cfg.samples(), cfg.fs)
-        _, t = _cpu(lambda d=det: [d.push(y) for y in ys] + [d.flush()])
-        best["detect"] = min(best["detect"], t)
-        sp = SignalPath(cfg, rec.fs)
-        parts, t = _cpu(lambda s=sp: [s.push(x) for x in mv] + [s.flush()])
-        best["signal_path"] = min(best["signal_path"], t)
-        beats = Beats.concat(parts, cfg.samples().window)
-        _, t = _cpu(lambda b=beats: [scorer(b.select(slice(i, i + 32)))
-                                     for i in range(0, len(b), 32)])
-        best["infer_and_score"] = min(best["infer_and_score"], t)
+        summary, times = _one_pass(whole, data, chunk, rec.fs, cfg, scorer)
+        for k, v in times.items():
+            best[k] = min(best.get(k, float("inf")), v)
     stages = {
         "decode": best["decode"],
         "filter_resample": best["filter"],
@@ -102,7 +101,3 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
     return PipelineResult(rec.name, rec.duration_s, int(summary["beats"]), scorer_name,
                           best["total"], rec.duration_s / best["total"],
                           {k: round(v, 4) for k, v in stages.items()})
-
-
-def model_input_batch(beats: Beats, mode: str) -> np.ndarray:
-    return model_inputs(beats, mode)

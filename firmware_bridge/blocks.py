@@ -31,7 +31,6 @@ from firmware_bridge.protocol import (
     StatusFrame,
 )
 
-
 _LEAD_OFF, _SATURATED = int(Flags.LEAD_OFF), int(Flags.SATURATED)
 
 

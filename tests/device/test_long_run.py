@@ -22,7 +22,7 @@ def test_memory_is_flat_over_an_hour_of_ecg(record_119):
     tracemalloc.start()
     marks = []
     offset = 0
-    for lap in range(3):  # the same 20 minutes three times: an hour of stream
+    for _lap in range(3):  # the same 20 minutes three times: an hour of stream
         for b in blocks:
             m.feed(SampleBlock(b.start + offset, b.counts, b.fs, b.uv_per_count))
         offset += blocks[-1].end
