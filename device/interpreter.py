@@ -132,6 +132,17 @@ def run_batch(interpreter, x: np.ndarray) -> np.ndarray:
     if x.shape[1:] != want:
         raise UserError(f"model expects windows of shape {want}, got {x.shape[1:]}; "
                         "the bundle and the signal config disagree")
+    static = int(inp.get("shape_signature", inp["shape"])[0])
+    if static > 0 and static != len(x) and len(x):
+        # A static-batch model (what the Edge TPU and TFLite-Micro need) runs in its own
+        # batch size; the last chunk is padded.
+        out = []
+        for a in range(0, len(x), static):
+            chunk = x[a : a + static]
+            if len(chunk) < static:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - len(chunk), 0)])
+            out.append(run_batch(interpreter, chunk)[: min(static, len(x) - a)])
+        return np.concatenate(out)
     if inp["shape"][0] != len(x):
         interpreter.resize_tensor_input(inp["index"], (len(x), *want))
         interpreter.allocate_tensors()

@@ -60,3 +60,23 @@ def test_int8_model_runs_through_the_adapters(record_106):
     assert cpu.delegate is None and "CPU" in cpu.note
     with pytest.raises(UserError, match="expects windows"):
         run_batch(interp, np.zeros((2, 80, 1)))
+
+
+@pytest.mark.tensorflow
+def test_static_batch_model_runs_any_number_of_windows(record_106):
+    """Edge TPU / TFLite-Micro models have a fixed batch of 1: run_batch loops over windows."""
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+
+    from device.config import SignalConfig
+    from device.scaling import Scaling
+    from device.signal_path import process_signal
+
+    beats = process_signal(record_106.lead_mv()[: 360 * 60], 360.0, SignalConfig())
+    x = Scaling("robust").apply(beats.window)[..., None]
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((96, 1), batch_size=1),
+                              keras.layers.Conv1D(2, 5, padding="same")])
+    interp, _ = make_interpreter(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    y = run_batch(interp, x[:7])
+    np.testing.assert_allclose(y, model.predict(x[:7], batch_size=1, verbose=0), atol=1e-5)
