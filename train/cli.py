@@ -145,8 +145,100 @@ def _mitdb_text(m: dict) -> str:
     return "\n".join(lines)
 
 
+def _deploy_text(m: dict) -> str:
+    s, auc = m["model"], m["in_sample_auc"]
+    lines = [f"deploy {m['arch']}: {s['params']} params, {s['macs']} MACs/window; "
+             f"{m['epochs']} epochs (best {m['best_epoch']}) in {m['train_seconds']:.1f} s",
+             f"score {m['score']['inputs']} / {m['score']['combine']}; in-sample AUC N-vs-V "
+             f"{_n(auc['N_vs_V'])}, N-vs-abnormal {_n(auc['N_vs_abnormal'])} (not a test)"]
+    for k, v in m["thresholds"].items():
+        lines.append(f"  threshold {k:10s} {v:.4f}" + ("  (default)" if k == m["default"] else ""))
+    return "\n".join(lines)
+
+
 def _n(v) -> str:
     return "n/a" if v is None or v != v else f"{v:.4f}"
+
+
+@cli.command("fit")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="cnn_ae", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--records", default="all", show_default=True,
+              help="'all' or comma-separated record names of FOLDER to train on.")
+@click.option("--inputs", type=click.Choice(("wearer", "absolute")), default="wearer",
+              show_default=True)
+@click.option("--combine", type=click.Choice(("model", "model+rr")), default="model+rr",
+              show_default=True, help="Score the device computes (device.features.ScoreSpec).")
+@click.option("--max-normals-per-record", type=click.IntRange(10), default=600,
+              show_default=True, help="Caps fit time (the demo runs this on 4 records).")
+@click.option("--threshold", "default_method",
+              type=click.Choice(("best_f1", "percentile", "zscore", "mean_std")),
+              default="best_f1", show_default=True,
+              help="Default threshold method (all four are written to thresholds.json).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the per-record beat cache (default: none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--horizon", type=click.IntRange(1), default=8, show_default=True,
+              help="TCN: samples ahead it forecasts.")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def fit_cmd(folder, arch, out, records, inputs, combine, max_normals_per_record, default_method,
+            cache_dir, seed, horizon, epochs, batch_size, patience, lr, as_json):
+    """Train the deployable model on the normal beats of FOLDER's records; calibrate thresholds.
+
+    Writes RUN/model.keras, config.json (protocol "deploy"), thresholds.json, history.json,
+    metrics.json, scores.npz and the plots, for convert/ to read. No patient is held out for
+    testing here: generalisation figures come from `ecg-train mitdb`.
+    """
+    from train.deploy import DeployConfig, run_deploy
+    from train.fit import FitConfig
+    from train.models import ModelConfig
+
+    rec_list = None if records == "all" else [r.strip() for r in records.split(",") if r.strip()]
+    dcfg = DeployConfig(inputs=inputs, combine=combine,
+                        max_normals_per_record=max_normals_per_record, default=default_method)
+    fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
+                    seed=seed)
+    m = run_deploy(folder, arch, out, rec_list, dcfg, fit, ModelConfig(arch=arch, horizon=horizon),
+                   cache_dir=cache_dir, log=_log(as_json))
+    if as_json:
+        click.echo(json.dumps(to_jsonable(m), indent=2))
+    else:
+        click.echo(f"{out}: {m['arch']} {m['model']['params']} params; default threshold "
+                   f"{m['default']} = {m['thresholds'][m['default']]:.4f}; "
+                   f"{m['total_seconds']} s")
+
+
+@cli.command("rescore")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--data", "folder", type=click.Path(file_okay=False), required=True,
+              help="The WFDB folder the run was made on.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--boot", type=click.IntRange(0), default=200, show_default=True,
+              help="Paired bootstrap resamples over records (0: none).")
+@click.option("--baseline-beats", default="16", show_default=True,
+              help="Comma-separated K of the local-baseline variants (median of the previous "
+              "K beats' shape term subtracted).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def rescore_cmd(run, folder, cache_dir, boot, baseline_beats, as_json):
+    """Compare score combinations of a finished mitdb run beside the reference detectors."""
+    from train.rescore import rescore, rescore_text
+
+    try:
+        ks = tuple(int(k) for k in baseline_beats.split(",") if k.strip())
+    except ValueError:
+        raise UserError(f"--baseline-beats {baseline_beats!r}: use e.g. 16 or 8,16,32") from None
+    if any(k < 1 for k in ks):
+        raise UserError("--baseline-beats: each K must be at least 1")
+    r = rescore(run, folder, cache_dir, n_boot=boot, baselines=ks, log=_log(True))
+    if as_json:
+        click.echo(json.dumps(to_jsonable(r), indent=2))
+    else:
+        click.echo(rescore_text(r))
 
 
 @cli.command("evaluate")
@@ -166,6 +258,8 @@ def evaluate_cmd(run: str, as_json: bool) -> None:
         click.echo(_ecg5000_text(m))
     elif m.get("protocol") == "mitdb":
         click.echo(_mitdb_text(m))
+    elif m.get("protocol") == "deploy":
+        click.echo(_deploy_text(m))
     else:
         raise UserError(f"{run}/metrics.json: unknown protocol {m.get('protocol')!r}")
 
@@ -187,6 +281,9 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
         if m.get("protocol") == "ecg5000":
             row.update(roc_auc_mean=m["roc_auc_mean"], roc_auc_std=m["roc_auc_std"],
                        seeds=len(m["seeds"]), train_seconds_mean=m["train_seconds_mean"])
+        elif m.get("protocol") == "deploy":
+            row.update(inputs=m["score"]["inputs"], combine=m["score"]["combine"],
+                       gross_auc={"in-sample (not a test)": m["in_sample_auc"]})
         else:
             row.update(inputs=m["inputs"], combine=m["combine"], gross_auc=m["gross_auc"])
         rows.append(row)

@@ -37,6 +37,7 @@ from device.signal_path import Beats
 from firmware_bridge.errors import UserError
 from train import thresholds
 from train.metrics import binary_report
+from train.scoring import beat_scores_ext
 
 #: Arrays of a Beats kept in the per-record cache.
 BEAT_FIELDS = ("sample", "time_s", "peak", "window", "template", "amplitude", "beat_amplitude",
@@ -267,6 +268,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
     hz = model_cfg.horizon
     inputs = {n: model_inputs(data[n], mcfg.inputs) for n in names}
     tables: dict[str, dict] = {"model": {}, "model_only": {}, "wearer_threshold": {},
+                               "model+template+rr": {},
                                **{r: {} for r in reference.DETECTORS}}
     folds_out, histories = {}, {}
     summary = None
@@ -292,6 +294,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
         mse = score_windows(res.model, inputs[test], arch, skip=skip, horizon=hz)
         s = scores_from_error(mse, d, mcfg.combine)
         s_model = scores_from_error(mse, d, "model")
+        s_mtr = beat_scores_ext(mse, as_beats(d), "model+template+rr")
         learn = d["learning"] | (d["time_s"] < mcfg.start_s)
         wthr = thresholds.adapt_to_wearer(thr, s[learn & np.isfinite(s)])
         ev = dict(ann_samples=d["ann_samples"], ann_symbols=[str(v) for v in d["ann_symbols"]],
@@ -300,6 +303,9 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
         tables["model_only"][test] = evaluate_record(d["sample"], s_model, s_model > np.inf,
                                                      **ev)
         tables["wearer_threshold"][test] = evaluate_record(d["sample"], s, wthr.flags(s), **ev)
+        # Shape terms averaged (model error, template distance) + RR: weights fixed a priori.
+        tables["model+template+rr"][test] = evaluate_record(d["sample"], s_mtr, s_mtr > np.inf,
+                                                            **ev)
         beats = as_beats(d)
         for r in reference.DETECTORS:
             rs = reference.score(beats, r)
@@ -311,6 +317,8 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
                            "epochs": len(res.history["loss"]),
                            "train_seconds": round(res.seconds, 1), "auc": m["auc"],
                            "combined_auc": ref_m["auc"]}
+        if k == 0:  # one held-out model kept for the reconstruction figure
+            run.save_model(res.model, f"fold_{test}.keras")
         np.savez_compressed(run.path / f"fold_{test}.npz", score=s, mse=mse, cls=d["cls"],
                             sample=d["sample"], time_s=d["time_s"], flags=thr.flags(s))
         log(f"[{arch}/{mcfg.inputs}] fold {k + 1}/{len(folds)} record {test}: "
@@ -330,7 +338,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
     try:
         from train import plots
 
-        plots.mitdb_figures(run.path, histories, data, folds)
+        plots.mitdb_figures(run.path, histories, data, folds, mcfg.start_s)
     except ImportError as exc:
         log(f"plots skipped: {exc}")
     return metrics

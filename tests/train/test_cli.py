@@ -68,9 +68,11 @@ def test_mitdb_one_fold_beside_references(tmp_path, capsys):
                            "--max-train-per-record", "300", "--out", str(out), "--json"], capsys)
     assert code == 0, err
     m = json.loads(text)
-    assert set(m["gross_auc"]) >= {"model", "combined", "template", "rr"}
+    assert set(m["gross_auc"]) >= {"model", "combined", "template", "rr", "model+template+rr"}
     # Trained on 106 only, tested on the unseen 119 (bigeminy): far better than chance.
     assert m["gross_auc"]["model"]["N_vs_V"] > 0.9
-    assert (out / "fold_119.npz").exists() and (out / "strip.png").exists()
+    for name in ("fold_119.npz", "fold_119.keras", "strip.png", "reconstructions.png",
+                 "roc_pr.png"):
+        assert (out / name).exists(), name
     code, _, err = run(["mitdb", str(folder), "--folds", "999", "--out", str(out)], capsys)
     assert code == 2 and "999" in err

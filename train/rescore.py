@@ -1,0 +1,160 @@
+"""Re-score a finished MIT-BIH leave-records-out run with other score combinations.
+
+Every fold file keeps the held-out record's per-beat model error (``mse``), so score
+combinations and per-wearer normalisations are compared without retraining, on exactly the
+beats the protocol evaluated (EC57 matching, beats after ``start_s``), beside the reference
+detectors. A paired bootstrap over *records* (patients) says whether a difference in pooled
+(gross) AUC is more than which patients happened to be in the set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from device import reference
+from device.config import SignalConfig
+from device.evaluation import ABNORMAL, EC57_START_S, evaluate_record, roc_auc, summarize
+from firmware_bridge.errors import UserError
+from train.scoring import beat_scores_ext, local_baseline, rms_error, wearer_normalise
+
+#: Learning-period seconds for per-wearer normalisation: the EC57 learning period, so the
+#: statistics come only from beats that are never evaluated.
+LEARN_S = EC57_START_S
+
+
+def _scorers(beats, mse, time_s, baselines=(16,)) -> dict[str, np.ndarray]:
+    err = rms_error(mse, beats)
+    tpl = reference.template_distance(beats)
+    rr = np.nan_to_num(reference.rr_prematurity(beats))
+    pos = lambda a: np.maximum(a, 0.0)  # noqa: E731
+    z = {k: wearer_normalise(v, time_s, LEARN_S) for k, v in
+         (("e", err), ("t", tpl), ("r", rr))}
+    has_t = ~np.isnan(beats.template).any(axis=1)
+    local = {}
+    for k in baselines:
+        local[f"model+rr, baseline {k}"] = beat_scores_ext(mse, beats, "model+rr", k)
+        local[f"model+template+rr, baseline {k}"] = beat_scores_ext(
+            mse, beats, "model+template+rr", k)
+        t0 = np.nan_to_num(tpl)
+        local[f"combined, baseline {k}"] = (t0 - local_baseline(t0, k, valid=has_t)[0]
+                                            + pos(rr))
+    return {
+        **local,
+        "model_only": err,
+        "model+rr": beat_scores_ext(mse, beats, "model+rr"),
+        "model+template+rr": beat_scores_ext(mse, beats, "model+template+rr"),
+        "z(model)+z(rr)": pos(z["e"]) + pos(z["r"]),
+        "z(template)+z(rr)": pos(z["t"]) + pos(z["r"]),
+        "z(model)+z(template)+z(rr)": pos(z["e"]) + pos(z["t"]) + pos(z["r"]),
+        "template": tpl,
+        "rr": rr,
+        "combined": reference.combined(beats),
+    }
+
+
+def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = None,
+            start_s: float = EC57_START_S, n_boot: int = 200, seed: int = 0,
+            baseline: str = "combined", baselines: tuple[int, ...] = (16,), log=print) -> dict:
+    from train.protocols import as_beats, load_folder_beats
+
+    run = Path(run)
+    folds = sorted(p.stem[len("fold_"):] for p in run.glob("fold_*.npz"))
+    if not folds:
+        raise UserError(f"{run}: no fold_*.npz; is this a finished mitdb run folder?")
+    data = load_folder_beats(folder, SignalConfig(), cache_dir, log=log)
+    missing = sorted(set(folds) - set(data))
+    if missing:
+        raise UserError(f"records {', '.join(missing)} of {run} are not in {folder}")
+    tables: dict[str, dict] = {}
+    pooled: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for f in folds:
+        d = data[f]
+        z = np.load(run / f"fold_{f}.npz")
+        if len(z["mse"]) != len(d["cls"]):
+            raise UserError(f"{run}/fold_{f}.npz has {len(z['mse'])} beats, the record "
+                            f"{len(d['cls'])}: another signal config?")
+        beats = as_beats(d)
+        ev = dict(ann_samples=d["ann_samples"], ann_symbols=[str(v) for v in d["ann_symbols"]],
+                  fs=float(d["fs"]), start_s=start_s)
+        for name, s in _scorers(beats, z["mse"], d["time_s"], baselines).items():
+            t = evaluate_record(d["sample"], s, np.zeros(len(s), bool), **ev)
+            tables.setdefault(name, {})[f] = t
+            pooled.setdefault(name, {})[f] = (np.array(t.scores, float),
+                                              np.array(t.classes, dtype="<U1"))
+    out: dict = {"run": str(run), "folds": folds, "start_s": start_s, "baseline": baseline,
+                 "scorers": {}}
+    rng = np.random.default_rng(seed)
+    boots = [rng.choice(len(folds), len(folds), replace=True) for _ in range(n_boot)]
+    for name, t in tables.items():
+        r = summarize(t)
+        per = {k: {a: v["auc"][a] for a in ("N_vs_V", "N_vs_abnormal")}
+               for k, v in r["records"].items()}
+        entry = {"gross": {a: r["gross"]["auc"][a] for a in ("N_vs_V", "N_vs_S",
+                                                              "N_vs_abnormal")},
+                 "per_record": per}
+        for a in ("N_vs_V", "N_vs_abnormal"):
+            vals = np.array([p[a] for p in per.values()], float)
+            vals = vals[np.isfinite(vals)]
+            entry[f"mean_record_{a}"] = float(vals.mean()) if len(vals) else float("nan")
+            entry[f"std_record_{a}"] = float(vals.std()) if len(vals) else float("nan")
+        if name != baseline and n_boot:
+            entry["vs_baseline"] = {a: _paired_boot(pooled[name], pooled[baseline], folds, boots,
+                                                    a) for a in ("N_vs_V", "N_vs_abnormal")}
+        same = f"combined, baseline {name.rsplit(' ', 1)[-1]}"
+        if name.startswith("model") and "baseline" in name and n_boot:
+            # The fair comparison: the reference with the same local baseline.
+            entry["vs_same_baseline_reference"] = {
+                a: _paired_boot(pooled[name], pooled[same], folds, boots, a)
+                for a in ("N_vs_V", "N_vs_abnormal")}
+        out["scorers"][name] = entry
+    return out
+
+
+def _gross(pool: dict, names: list[str], which: str) -> float:
+    s = np.concatenate([pool[n][0] for n in names])
+    c = np.concatenate([pool[n][1] for n in names])
+    pos = c == "V" if which == "N_vs_V" else np.isin(c, ABNORMAL)
+    return roc_auc(s[c == "N"], s[pos])
+
+
+def _paired_boot(a: dict, b: dict, folds: list[str], boots, which: str) -> dict:
+    """Gross-AUC difference a − b, and its 95 % interval over records resampled together."""
+    diff = _gross(a, folds, which) - _gross(b, folds, which)
+    ds = []
+    for idx in boots:
+        names = [folds[i] for i in idx]
+        d = _gross(a, names, which) - _gross(b, names, which)
+        if d == d:
+            ds.append(d)
+    ds = np.array(ds)
+    return {"diff": diff, "ci95": [float(np.percentile(ds, 2.5)), float(np.percentile(ds, 97.5))],
+            "p_better": float(np.mean(ds > 0)), "n_boot": len(ds)}
+
+
+def rescore_text(r: dict) -> str:
+    lines = [f"{r['run']}: {len(r['folds'])} folds, beats after {r['start_s']:.0f} s",
+             f"{'scorer':28s} {'gross V':>8s} {'gross abn':>9s} {'gross S':>8s}   "
+             f"{'rec V mean±std':>16s} {'rec abn mean±std':>17s}   "
+             f"Δ gross vs {r['baseline']} [95% CI over records]"]
+    for name, e in r["scorers"].items():
+        g = e["gross"]
+        line = (f"{name:28s} {g['N_vs_V']:8.4f} {g['N_vs_abnormal']:9.4f} {g['N_vs_S']:8.4f}   "
+                f"{e['mean_record_N_vs_V']:.4f}±{e['std_record_N_vs_V']:.4f}  "
+                f"{e['mean_record_N_vs_abnormal']:.4f}±{e['std_record_N_vs_abnormal']:.4f}")
+        if "vs_baseline" in e:
+            v, a = e["vs_baseline"]["N_vs_V"], e["vs_baseline"]["N_vs_abnormal"]
+            line += (f"   V {v['diff']:+.4f} [{v['ci95'][0]:+.4f},{v['ci95'][1]:+.4f}]"
+                     f"  abn {a['diff']:+.4f} [{a['ci95'][0]:+.4f},{a['ci95'][1]:+.4f}]")
+        lines.append(line)
+        if "vs_same_baseline_reference" in e:
+            v = e["vs_same_baseline_reference"]["N_vs_V"]
+            a = e["vs_same_baseline_reference"]["N_vs_abnormal"]
+            lines.append(f"{'':28s}   vs combined with the same baseline: "
+                         f"V {v['diff']:+.4f} [{v['ci95'][0]:+.4f},{v['ci95'][1]:+.4f}]"
+                         f"  abn {a['diff']:+.4f} [{a['ci95'][0]:+.4f},{a['ci95'][1]:+.4f}]")
+    return "\n".join(lines)
+
+
+__all__ = ["rescore", "rescore_text", "LEARN_S"]
