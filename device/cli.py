@@ -202,7 +202,11 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
     bundle = load_bundle(bundle_path)
     names = records.split(",") if records else None
     if exclude_trained:
-        trained = set(bundle.manifest.provenance.get("records", []))
+        m = bundle.manifest
+        trained = set(m.calibration.get("records") or m.provenance.get("records") or [])
+        if not trained:
+            raise UserError(f"{bundle_path}: the manifest does not say which records the model "
+                            "was trained on; give --records instead")
         names = [p.name for p in list_wfdb_records(folder)
                  if p.name not in trained and (names is None or p.name in names)]
     out = {}

@@ -14,8 +14,10 @@ from device.bundle import Bundle, BundleError
 from device.scoring import ModelScorer
 
 
-def golden_outputs(golden: dict[str, np.ndarray], variant: str) -> np.ndarray:
-    for key in (f"y_{variant}", "y"):
+def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np.ndarray:
+    """The exporter's outputs for ``variant`` ('output' belongs to the bundle's main model)."""
+    keys = [f"output_{variant}"] + (["output"] if variant == main else [])
+    for key in keys:
         if key in golden:
             return golden[key]
     raise BundleError(f"golden vectors have no outputs for the {variant} model "
@@ -26,11 +28,11 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
              runtime: str | None = None) -> dict:
     """Run the golden inputs; return a report with ``ok`` and the largest deviation."""
     golden = bundle.golden()
-    if "x" not in golden:
-        raise BundleError(f"{bundle.root}: golden vectors have no inputs 'x'; re-export")
-    expected = golden_outputs(golden, variant).astype(np.float32)
+    if "input" not in golden:
+        raise BundleError(f"{bundle.root}: golden vectors have no 'input'; re-export")
+    expected = golden_outputs(golden, variant, bundle.manifest.model.variant).astype(np.float32)
     scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
-    got = scorer.predict(golden["x"].astype(np.float32))
+    got = scorer.predict(golden["input"].astype(np.float32))
     if got.shape != expected.shape:
         raise BundleError(f"{bundle.root}: model gives outputs of shape {got.shape}, the golden "
                           f"vectors {expected.shape}; the bundle is inconsistent")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,22 @@ def record_119():
 @pytest.fixture(scope="session")
 def record_100():
     return read_record(MITDB / "100")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A real bundle: CNN-AE trained briefly on record 106, converted to int8 (needs TF)."""
+    pytest.importorskip("tensorflow")
+    tmp = tmp_path_factory.mktemp("bundle")
+    steps = [
+        ["train.cli", "fit", str(MITDB), "--records", "106", "--epochs", "2",
+         "--max-normals-per-record", "300", "--out", str(tmp / "run")],
+        ["convert.cli", "bundle", str(tmp / "run"), "--out", str(tmp / "bundle"),
+         "--static-batch", "--per-tensor", "--max-size-ratio", "0", "--calibration-count",
+         "100"],
+    ]
+    for step in steps:
+        out = subprocess.run([sys.executable, "-m", *step], capture_output=True, text=True,
+                             timeout=600, cwd=REPO)
+        assert out.returncode == 0, out.stderr[-2000:]
+    return tmp / "bundle"

@@ -23,7 +23,7 @@ def bundle_dir(tmp_path, record_106):
     root = tmp_path / "b"
     root.mkdir()
     (root / "model.tflite").write_bytes(record_106.counts[:5000].tobytes())
-    np.savez(root / "golden.npz", x=np.ones((2, 96, 1), np.float32))
+    np.savez(root / "golden.npz", input=np.ones((2, 96, 1), np.float32))
     spec = TensorSpec([1, 96, 1], "int8", 0.05, -3)
     m = Manifest(
         schema_version=1, architecture="cnn_ae",
@@ -42,7 +42,7 @@ def test_round_trip_folder_and_archive(bundle_dir):
         b = load_bundle(p)
         assert b.manifest.signal == SignalConfig()
         assert b.threshold().value == 0.3 and b.manifest.model.input.zero_point == -3
-        assert b.golden()["x"].shape == (2, 96, 1)
+        assert b.golden()["input"].shape == (2, 96, 1)
     with pytest.raises(BundleError, match="no threshold for the float32"):
         load_bundle(root).threshold("float32")
 
