@@ -120,40 +120,67 @@ def _qparams(detail: dict) -> tuple[float, int]:
     return float(scale), int(zp)
 
 
+class ModelRunner:
+    """A one-input, one-output model ready to run batches: tensor details looked up once.
+
+    ``get_input_details()`` builds fresh dicts on every call, which costs more than a small
+    int8 model's kernels; the device calls the model per block of beats for hours, so the
+    details, quantization parameters and batch mode are read here once.
+    """
+
+    def __init__(self, interpreter):
+        self.interpreter = interpreter
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        self.window = tuple(int(d) for d in inp["shape"][1:])
+        self.static = int(inp.get("shape_signature", inp["shape"])[0])  # > 0: fixed batch
+        self.batch = int(inp["shape"][0])
+        self.in_index, self.in_dtype = inp["index"], inp["dtype"]
+        self.in_q = _qparams(inp) if inp["dtype"] in _INT_TYPES else None
+        self.out_index = out["index"]
+        self.out_q = _qparams(out) if out["dtype"] in _INT_TYPES else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != self.window:
+            raise UserError(f"model expects windows of shape {self.window}, got {x.shape[1:]}; "
+                            "the bundle and the signal config disagree")
+        if not len(x):
+            return np.zeros((0,), np.float32)
+        if self.static > 0 and self.static != len(x):
+            # A static-batch model (what the Edge TPU and TFLite-Micro need) runs in its own
+            # batch size; the last chunk is padded.
+            out = []
+            for a in range(0, len(x), self.static):
+                chunk = x[a : a + self.static]
+                if len(chunk) < self.static:
+                    pad = np.repeat(chunk[-1:], self.static - len(chunk), 0)
+                    chunk = np.concatenate([chunk, pad])
+                out.append(self._invoke(chunk)[: min(self.static, len(x) - a)])
+            return np.concatenate(out)
+        if self.batch != len(x):
+            self.interpreter.resize_tensor_input(self.in_index, (len(x), *self.window))
+            self.interpreter.allocate_tensors()
+            self.batch = len(x)
+        return self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        if self.in_q is not None:
+            x = quantize(x, *self.in_q, self.in_dtype)
+        self.interpreter.set_tensor(self.in_index, x.astype(self.in_dtype, copy=False))
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.out_index)
+        if self.out_q is not None:
+            return dequantize(y, *self.out_q)
+        return np.array(y, np.float32)
+
+
+_INT_TYPES = (np.int8, np.uint8, np.int16)
+
+
 def run_batch(interpreter, x: np.ndarray) -> np.ndarray:
     """Run a batch through a one-input, one-output model; quantization handled both ways.
 
-    The input tensor is resized to the batch once and kept, so repeated calls with the same
-    batch size cost one invoke each (the device batches all beats of a block).
+    For repeated calls keep a :class:`ModelRunner` instead: this looks the details up anew.
     """
-    inp = interpreter.get_input_details()[0]
-    x = np.asarray(x, np.float32)
-    want = tuple(inp["shape"][1:])
-    if x.shape[1:] != want:
-        raise UserError(f"model expects windows of shape {want}, got {x.shape[1:]}; "
-                        "the bundle and the signal config disagree")
-    static = int(inp.get("shape_signature", inp["shape"])[0])
-    if static > 0 and static != len(x) and len(x):
-        # A static-batch model (what the Edge TPU and TFLite-Micro need) runs in its own
-        # batch size; the last chunk is padded.
-        out = []
-        for a in range(0, len(x), static):
-            chunk = x[a : a + static]
-            if len(chunk) < static:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - len(chunk), 0)])
-            out.append(run_batch(interpreter, chunk)[: min(static, len(x) - a)])
-        return np.concatenate(out)
-    if inp["shape"][0] != len(x):
-        interpreter.resize_tensor_input(inp["index"], (len(x), *want))
-        interpreter.allocate_tensors()
-        inp = interpreter.get_input_details()[0]
-    scale, zp = _qparams(inp)
-    if inp["dtype"] in (np.int8, np.uint8, np.int16):
-        x = quantize(x, scale, zp, inp["dtype"])
-    interpreter.set_tensor(inp["index"], x.astype(inp["dtype"], copy=False))
-    interpreter.invoke()
-    out = interpreter.get_output_details()[0]
-    y = interpreter.get_tensor(out["index"])
-    if out["dtype"] in (np.int8, np.uint8, np.int16):
-        y = dequantize(y, *_qparams(out))
-    return np.asarray(y, np.float32)
+    return ModelRunner(interpreter)(x)

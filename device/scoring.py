@@ -9,7 +9,7 @@ import numpy as np
 from device import reference
 from device.bundle import Bundle, BundleError, check_quantization
 from device.features import ScoreSpec, model_inputs
-from device.interpreter import RuntimeInfo, make_interpreter, run_batch
+from device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
 from device.signal_path import Beats
 
 Scorer = Callable[[Beats], np.ndarray]
@@ -37,6 +37,9 @@ class ModelScorer:
             bundle.path(model.file), threads=threads, runtime=runtime, edgetpu=edgetpu)
         if variant == m.model.variant:
             check_quantization(bundle, self.interpreter)
+        self.runner = ModelRunner(self.interpreter)
+        if self.runner.static > 0:  # a fixed-batch model (Edge TPU, TFLite-Micro) sets it
+            self.batch = self.runner.static
         self.input_shape = tuple(model.input.shape[1:])
 
     @property
@@ -52,7 +55,7 @@ class ModelScorer:
             if len(chunk) < self.batch:
                 pad = np.repeat(chunk[-1:], self.batch - len(chunk), axis=0)
                 chunk = np.concatenate([chunk, pad])
-            out.append(run_batch(self.interpreter, chunk)[: min(self.batch, n - a)])
+            out.append(self.runner(chunk)[: min(self.batch, n - a)])
         return np.concatenate(out) if out else np.zeros((0, *self.input_shape[:-1], 1))
 
     def __call__(self, beats: Beats) -> np.ndarray:
