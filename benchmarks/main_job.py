@@ -27,7 +27,7 @@ from device.report import beat_table
 from device.scoring import ModelScorer
 from firmware_bridge.emulator import EmulatorConfig, start_emulator
 from firmware_bridge.errors import UserError, run_cli
-from firmware_bridge.records import read_record
+from firmware_bridge.records import Record, read_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def _stage(args: list[str], log_path: Path, what: str) -> str:
     return proc.stdout
 
 
-def latency_and_rtf(bundle_path: Path, record_path: Path, repeats: int = 200) -> dict:
+def latency_and_rtf(bundle_path: Path, rec: Record, repeats: int = 200) -> dict:
     """int8 latency per beat window (batch 1, median of ``repeats``) and the replay's
     real-time factor (seconds of ECG per CPU second of the whole streaming path)."""
     bundle = load_bundle(bundle_path)
@@ -76,7 +76,6 @@ def latency_and_rtf(bundle_path: Path, record_path: Path, repeats: int = 200) ->
         t = time.perf_counter()
         scorer.predict(x)
         times.append(time.perf_counter() - t)
-    rec = read_record(record_path)
     monitor = Monitor(bundle.manifest.signal, scorer, bundle.threshold("int8").value,
                       lambda e: None)
     cpu = time.process_time()
@@ -89,7 +88,8 @@ def latency_and_rtf(bundle_path: Path, record_path: Path, repeats: int = 200) ->
 
 
 def main_job(out: Path, data: Path, train_records: list[str], stream_record: str,
-             speed: float, epochs: int, gate: list[str] | None = None) -> dict:
+             speed: float, epochs: int, gate: list[str] | None = None,
+             stream_seconds: float | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(6)
     run_dir, bundle_dir, events = out / "run", out / "bundle", out / "events.jsonl"
@@ -108,6 +108,8 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
 
     record_path = data / stream_record
     rec = read_record(record_path)
+    if stream_seconds is not None:
+        rec.counts = rec.counts[: int(round(stream_seconds * rec.fs))]
     steps.start(f"front-end emulator on a pseudo-terminal playing record {stream_record} "
                 f"at {speed:g}x real time")
     emu = start_emulator(rec, EmulatorConfig(speed=speed))
@@ -127,12 +129,12 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
     steps.start("beat-level evaluation against the cardiologists' annotations")
     ev = read_beat_events(events)
     table = evaluate_record(ev["sample"], ev["score"], ev["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs)
+                            rec.ann_symbols, rec.fs, end_s=rec.duration_s)
     beat_summary = summarize({rec.name: table})
     steps.done()
 
     steps.start("latency and real-time factor on one thread")
-    perf = latency_and_rtf(bundle_dir, record_path)
+    perf = latency_and_rtf(bundle_dir, rec)
     steps.done()
 
     report_dir = Path(conv["folder"]).with_name(Path(conv["folder"]).name + "-report")
@@ -197,13 +199,15 @@ def render(r: dict) -> str:
 @click.option("--speed", type=float, default=200.0, show_default=True,
               help="Emulator speed (x real time).")
 @click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--stream-seconds", type=float, default=None,
+              help="Stream only the first seconds of the record (default: all of it).")
 @click.option("--max-delta-auc", type=float, default=None,
               help="Parity gate tolerance (default: ecg-convert's).")
 @click.option("--max-size-ratio", type=float, default=None,
               help="Gate on int8/float32 file size (default: ecg-convert's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def cli(out, data, train_records, stream_record, speed, epochs, max_delta_auc, max_size_ratio,
-        as_json):
+def cli(out, data, train_records, stream_record, speed, epochs, stream_seconds, max_delta_auc,
+        max_size_ratio, as_json):
     """Train, quantize, gate, bundle, stream a record through a pty and report."""
     gate = []
     if max_delta_auc is not None:
@@ -211,7 +215,7 @@ def cli(out, data, train_records, stream_record, speed, epochs, max_delta_auc, m
     if max_size_ratio is not None:
         gate += ["--max-size-ratio", str(max_size_ratio)]
     result = main_job(Path(out), Path(data), train_records.split(","), stream_record, speed,
-                      epochs, gate)
+                      epochs, gate, stream_seconds)
     if as_json:
         click.echo(json.dumps(to_jsonable(result), indent=2))
     else:

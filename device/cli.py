@@ -288,15 +288,18 @@ def install_cmd(bundle_path, root):
 @click.argument("events_path", type=click.Path(dir_okay=False))
 @click.argument("record", type=click.Path())
 @click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
+@click.option("--end", "end_s", type=float, default=None,
+              help="Compare only up to this second (a replay with --duration).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(events_path: str, record: str, start_s: float, as_json: bool) -> None:
+def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | None,
+                 as_json: bool) -> None:
     """Compare a replay's beat events with the record's reference annotations (EC57 style)."""
     rec = read_record(record)
     if not rec.has_annotations:
         raise UserError(f"{record}: no reference annotations (.atr) to compare with")
     beats = read_beat_events(events_path)
     table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, start_s=start_s)
+                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s)
     summary = summarize({rec.name: table})
     if as_json:
         click.echo(json.dumps(to_jsonable(summary), indent=2))
