@@ -54,3 +54,29 @@ def test_run_counts_samples_lost_to_faults(tmp_path):
     assert summary["gaps"] == len(gaps) > 0
     assert summary["samples_lost"] == sum(g["lost_samples"] for g in gaps)
     assert summary["samples_lost"] == report.samples_lost
+
+
+@pytest.mark.slow
+def test_sigterm_ends_run_with_a_summary(tmp_path):
+    import signal
+    import time
+
+    emu = start_emulator(MITDB / "100", EmulatorConfig(speed=5.0))
+    events = tmp_path / "ev.jsonl"
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "device.cli", "run", emu.port, "--quiet",
+                                 "--events", str(events)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until beats are flowing
+            if events.exists() and '"type":"beat"' in events.read_text():
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        emu.stop()
+    assert proc.returncode == 0, stderr
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert lines[-1]["type"] == "summary" and lines[-1]["beats"] > 0
+    assert json.loads(stdout)["beats"] == lines[-1]["beats"]
