@@ -1,7 +1,10 @@
 """Write the self-describing bundle of DESIGN.md with :mod:`device.bundle` and verify it.
 
 Folder: ``model.tflite`` (int8), ``model_float32.tflite``, ``golden.npz`` (real input windows,
-the int8 model's outputs and scores), ``manifest.json``; and the same as ``<folder>.tar.gz``.
+the int8 model's outputs and scores), ``ecg_model.h``/``ecg_model.cc`` (the int8 model as a C
+array for microcontroller firmware), ``manifest.json`` (its ``targets`` section: the Edge TPU
+report, the tflite-micro run with its exact arena size, the C array); and the same as
+``<folder>.tar.gz``.
 After writing, the bundle is loaded back the way the device loads it (hash, schema,
 quantization) and the golden vectors are re-run, so a bundle that would be refused is never
 reported as written.
@@ -33,6 +36,7 @@ from firmware_bridge.errors import UserError
 MODEL = "model.tflite"
 FLOAT_MODEL = "model_float32.tflite"
 GOLDEN = "golden.npz"
+C_ARRAY = "ecg_model"  # ecg_model.h / ecg_model.cc
 
 
 def tensor_specs(model: bytes) -> tuple[TensorSpec, TensorSpec]:
@@ -125,8 +129,12 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
         validation["n_abnormal"] = report["n_abnormal"]
     if checks is not None:
         validation["gate"] = [c.to_dict() for c in checks]
-    if targets:
-        validation["targets"] = targets
+    from convert.targets import write_c_array
+
+    c_files = write_c_array(q.model, out, C_ARRAY)
+    targets = {**(targets or {}), "c_array": {
+        "files": [p.name for p in c_files], "symbol": C_ARRAY, "bytes": len(q.model),
+        "alignment": 16, "model": MODEL}}
     manifest = Manifest(
         schema_version=SCHEMA_VERSION, architecture=src.arch,
         model=model_file(q.model, MODEL, q.options["variant"]),
@@ -140,7 +148,8 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
                      **({"records": src.extra["records"], "data": src.extra["data"]}
                         if src.kind == "deploy" else {"split_seed": src.extra.get("split_seed")})},
         validation=validation, provenance=provenance(src),
-        params=count_params(session.model), macs=macs_per_window(session.model))
+        params=count_params(session.model), macs=macs_per_window(session.model),
+        targets=targets)
     archive = save_bundle(out, manifest)
     verify(out)
     verify(archive)

@@ -108,6 +108,36 @@ def _convert_all(session, kw, with_dynamic=True):
     return names + ["int8"]
 
 
+def target_checks(session, name: str = "int8", log=print, windows: int = 32) -> dict:
+    """Edge TPU report and tflite-micro run of ``session.variants[name]``.
+
+    tflite-micro runs ``windows`` representative (normal) windows and ``windows`` evaluation
+    windows; its outputs are compared with LiteRT's reference kernels (the criterion), and
+    reported beside LiteRT's optimized builtin kernels and XNNPack (what the device runs); on
+    ECG5000 runs (whose window scores stand alone) also the decisions at the variant's
+    threshold.
+    """
+    import numpy as np
+
+    from convert.export import tflite_predict
+    from convert.targets import edgetpu_report, litert_reference, tflm_check
+
+    v = session.variants[name]
+    src = session.source
+    x = np.concatenate([session.rep[:windows], src.eval_x[:windows]]).astype(np.float32)
+    log(f"target checks: Edge TPU rules, tflite-micro on {len(x)} windows ...")
+    scored = src.kind == "ecg5000"
+    others = {"litert_builtin": tflite_predict(v.model, x, xnnpack=False),
+              "litert_xnnpack": tflite_predict(v.model, x, xnnpack=True)}
+    tflm = tflm_check(v.model, x, litert_reference(v.model, x), max_windows=len(x),
+                      score=src.scores if scored else None,
+                      threshold=v.run.threshold["value"] if scored else None, others=others)
+    log(f"  tflite-micro: {'runs' if tflm.get('ok') else 'does not run'}"
+        + (f", arena {tflm.get('arena_bytes')} bytes, {tflm.get('max_diff_in_steps')} steps "
+           "from LiteRT's reference kernels" if tflm.get("ok") else ""))
+    return {"edgetpu": edgetpu_report(v.model), "tflm": tflm}
+
+
 def _emit(kw, data: dict, text: str) -> None:
     if kw["as_json"]:
         click.echo(json.dumps(to_jsonable(data), indent=2))
@@ -230,17 +260,13 @@ def diagnose(**kw):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def targets(**kw):
     """Edge TPU compatibility and the TFLite-Micro run (arena size) of the int8 model; C array."""
-    from convert.export import tflite_predict
-    from convert.targets import edgetpu_report, tflm_check, write_c_array
+    from convert.targets import write_c_array
 
     log = _log(kw["as_json"])
     s = _session(kw)
     s.convert("int8", _base(kw))
     q = s.variants["int8"].model
-    x = s.rep[:32]
-    log("TFLite-Micro run ...")
-    res = {"edgetpu": edgetpu_report(q),
-           "tflm": tflm_check(q, x, tflite_predict(q, x, xnnpack=False))}
+    res = target_checks(s, "int8", log)
     out = Path(kw["out"])
     res["c_array"] = [str(p) for p in write_c_array(q, out, "ecg_model")]
     (out / "model_int8.tflite").write_bytes(q)
@@ -251,8 +277,13 @@ def targets(**kw):
           f" ops {e['op_counts']})\n"
           + "".join(f"  op {p['op_index']} {p['op']}: {'; '.join(p['reasons'][:2])}\n"
                     for p in e["problems"][:8])
-          + (f"TFLite-Micro: runs, arena {t['arena_bytes']} bytes, max |Δ| vs LiteRT "
-             f"{t.get('max_abs_diff_vs_litert')}" if t.get("ok") else
+          + (f"TFLite-Micro: runs, arena {t['arena_bytes']} bytes; vs LiteRT reference kernels "
+             f"max {t.get('max_diff_in_steps')} output steps, decisions differing "
+             f"{t.get('decisions_differ', 'n/a')} ({'agrees' if t.get('agrees') else 'DIFFERS'}"
+             f"); " + "; ".join(f"vs {k}: max {o['max_diff_in_steps']} steps, decisions "
+                                f"differing {o.get('decisions_differ', 'n/a')}"
+                                for k, o in t.get("others", {}).items())
+             if t.get("ok") else
              f"TFLite-Micro: does not run ({t.get('error')}; unsupported ops: "
              f"{t.get('unsupported_ops')})"))
 
@@ -267,9 +298,7 @@ def bundle(**kw):
     """Export, gate, target checks and the self-describing bundle (folder + .tar.gz)."""
     from convert import gate as gate_mod
     from convert.bundle_writer import write_bundle
-    from convert.export import tflite_predict
     from convert.parity import write_report
-    from convert.targets import edgetpu_report, tflm_check
 
     log = _log(kw["as_json"])
     s = _session(kw)
@@ -283,12 +312,9 @@ def bundle(**kw):
         click.echo("bundle not written, gate failed: " + "; ".join(c.message for c in failed),
                    err=True)
         sys.exit(1)
-    q = s.variants["int8"].model
-    log("target checks ...")
-    x = s.rep[:32]
-    tg = {"edgetpu": edgetpu_report(q),
-          "tflm": tflm_check(q, x, tflite_predict(q, x, xnnpack=False))}
+    tg = target_checks(s, "int8", log)
     tg["tflm"].pop("allocations", None)
+    log("writing and verifying the bundle ...")
     res = write_bundle(s, out, report=rep, checks=checks, targets=tg)
     res["gate_passed"] = not failed
     _emit(kw, res, f"bundle {res['folder']} and {res['archive']} written and verified"

@@ -15,7 +15,7 @@ from device.scaling import Scaling
 from device.signal_path import Beats
 
 INPUTS = ("wearer", "absolute")
-COMBINE = ("model", "model+rr")
+COMBINE = ("model", "model+rr", "model+template+rr")
 SCORING = ("reconstruction", "forecast")
 
 
@@ -28,6 +28,7 @@ class ScoreSpec:
     scoring: str = "reconstruction"
     horizon: int = 1  # forecast: steps ahead
     skip: int = 0  # forecast: leading steps left out of the error (receptive-field warm-up)
+    baseline_beats: int = 0  # > 0: subtract the median shape term of the previous K beats
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.inputs, INPUTS, "inputs"),
@@ -40,9 +41,14 @@ class ScoreSpec:
         return asdict(self)
 
     def score(self, beats: Beats, x: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        """Beat scores from model inputs ``x`` and the model's output ``pred``."""
+        """Beat scores of a whole record from model inputs ``x`` and the model's output."""
+        return self.score_stream(beats, x, pred, None)[0]
+
+    def score_stream(self, beats: Beats, x: np.ndarray, pred: np.ndarray,
+                     history: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One block of a stream: (scores, the local-baseline state to pass to the next)."""
         mse = window_errors(x, pred, self.scoring, self.skip, self.horizon)
-        return beat_scores(mse, beats, self.combine)
+        return beat_scores_stream(mse, beats, self.combine, self.baseline_beats, history)
 
 
 def model_inputs(beats: Beats, mode: str) -> np.ndarray:
@@ -83,17 +89,74 @@ def window_errors(x: np.ndarray, pred: np.ndarray, scoring: str, skip: int = 0,
     return np.mean((y - p) ** 2, axis=1)
 
 
-def beat_scores(mse: np.ndarray, beats: Beats, combine: str) -> np.ndarray:
-    """Final beat score: RMS model error alone, or plus the wearer's RR prematurity.
-
-    RMS (not MSE) puts the model term on the scale of the reference template distance, so adding
-    the prematurity term behaves like the ``combined`` reference.
-    """
+def rms_error(mse: np.ndarray, beats: Beats) -> np.ndarray:
+    """RMS model error (on the scale of the template distance); NaN before the wearer has a
+    template (learning period)."""
     err = np.sqrt(np.maximum(np.asarray(mse, dtype=np.float64), 0.0))
     err[np.isnan(beats.template).any(axis=1)] = np.nan
+    return err
+
+
+def shape_term(mse: np.ndarray, beats: Beats, combine: str) -> np.ndarray:
+    """The shape part of a score (NaN-free): the model error, or for ``model+template+rr`` its
+    mean with the shift-tolerant template distance (both RMS in the wearer's amplitude units;
+    weights fixed a priori)."""
+    err = np.nan_to_num(rms_error(mse, beats))
+    if combine == "model+template+rr":
+        return 0.5 * (err + np.nan_to_num(reference.template_distance(beats)))
+    return err
+
+
+def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None,
+                   valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Median of the previous ``k`` valid values for each beat (0 before any), causally.
+
+    A stretch of noise raises every beat's shape term; an ectopic beat still stands out above
+    its neighbours. ``history`` is the last (up to k) values before this block; returns
+    (baseline per beat, new history), so block-by-block calls equal one whole-array call.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v) if valid is None else np.asarray(valid, bool) & np.isfinite(v)
+    buf = [] if history is None else [float(h) for h in np.asarray(history)[-k:]]
+    out = np.zeros(len(v))
+    for i in range(len(v)):
+        if buf:
+            out[i] = float(np.median(buf))
+        if ok[i]:
+            buf.append(float(v[i]))
+            if len(buf) > k:
+                del buf[0]
+    return out, np.asarray(buf, dtype=np.float64)
+
+
+def beat_scores_stream(mse: np.ndarray, beats: Beats, combine: str, baseline_beats: int = 0,
+                       history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Final beat scores (higher = more abnormal) and the local-baseline state.
+
+    ``model``: RMS model error; ``model+rr``: plus max(0, RR prematurity), so either shape or
+    rhythm can flag a beat, as in the ``combined`` reference; ``model+template+rr``: the mean of
+    model error and template distance, plus RR. ``baseline_beats`` > 0 subtracts the local
+    baseline of the shape term first.
+    """
+    if combine not in COMBINE:
+        raise ValueError(f"unknown score combination {combine!r}; use one of "
+                         f"{', '.join(COMBINE)}")
+    err = rms_error(mse, beats)
+    if combine == "model" and not baseline_beats:
+        return err, np.zeros(0)
+    shape = shape_term(mse, beats, combine)
+    new_history = np.zeros(0)
+    if baseline_beats:
+        has_template = ~np.isnan(beats.template).any(axis=1)
+        base, new_history = local_baseline(shape, baseline_beats, history, valid=has_template)
+        shape = shape - base
     if combine == "model":
-        return err
-    if combine == "model+rr":
-        rr = np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0)
-        return np.nan_to_num(err) + rr
-    raise ValueError(f"unknown score combination {combine!r}; use one of {', '.join(COMBINE)}")
+        return np.where(np.isnan(err), np.nan, shape), new_history
+    return (shape + np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0),
+            new_history)
+
+
+def beat_scores(mse: np.ndarray, beats: Beats, combine: str, baseline_beats: int = 0
+                ) -> np.ndarray:
+    """Beat scores of a whole record (see :func:`beat_scores_stream`)."""
+    return beat_scores_stream(mse, beats, combine, baseline_beats)[0]

@@ -41,6 +41,7 @@ class ModelScorer:
         if self.runner.static > 0:  # a fixed-batch model (Edge TPU, TFLite-Micro) sets it
             self.batch = self.runner.static
         self.input_shape = tuple(model.input.shape[1:])
+        self.history: np.ndarray | None = None  # local-baseline state, carried across blocks
 
     @property
     def info(self) -> RuntimeInfo:
@@ -62,7 +63,8 @@ class ModelScorer:
         if not len(beats):
             return np.zeros(0)
         x = model_inputs(beats, self.spec.inputs)
-        return self.spec.score(beats, x, self.predict(x))
+        scores, self.history = self.spec.score_stream(beats, x, self.predict(x), self.history)
+        return scores
 
 
 def reference_scorer(name: str) -> Scorer:

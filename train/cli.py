@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from device.evaluation import to_jsonable
+from device.features import COMBINE
 from firmware_bridge.errors import UserError, run_cli
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
@@ -168,7 +169,9 @@ def _n(v) -> str:
               help="'all' or comma-separated record names of FOLDER to train on.")
 @click.option("--inputs", type=click.Choice(("wearer", "absolute")), default="wearer",
               show_default=True)
-@click.option("--combine", type=click.Choice(("model", "model+rr")), default="model+rr",
+@click.option("--baseline-beats", type=click.IntRange(0), default=16, show_default=True,
+              help="Subtract the median shape score of the wearer's previous K beats (0: off).")
+@click.option("--combine", type=click.Choice(COMBINE), default="model+rr",
               show_default=True, help="Score the device computes (device.features.ScoreSpec).")
 @click.option("--max-normals-per-record", type=click.IntRange(10), default=600,
               show_default=True, help="Caps fit time (the demo runs this on 4 records).")
@@ -186,8 +189,8 @@ def _n(v) -> str:
 @click.option("--patience", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def fit_cmd(folder, arch, out, records, inputs, combine, max_normals_per_record, default_method,
-            cache_dir, seed, horizon, epochs, batch_size, patience, lr, as_json):
+def fit_cmd(folder, arch, out, records, inputs, baseline_beats, combine, max_normals_per_record,
+            default_method, cache_dir, seed, horizon, epochs, batch_size, patience, lr, as_json):
     """Train the deployable model on the normal beats of FOLDER's records; calibrate thresholds.
 
     Writes RUN/model.keras, config.json (protocol "deploy"), thresholds.json, history.json,
@@ -199,7 +202,7 @@ def fit_cmd(folder, arch, out, records, inputs, combine, max_normals_per_record,
     from train.models import ModelConfig
 
     rec_list = None if records == "all" else [r.strip() for r in records.split(",") if r.strip()]
-    dcfg = DeployConfig(inputs=inputs, combine=combine,
+    dcfg = DeployConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
                         max_normals_per_record=max_normals_per_record, default=default_method)
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
                     seed=seed)

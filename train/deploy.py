@@ -43,6 +43,7 @@ FALLBACK_METHOD = "percentile"
 class DeployConfig:
     inputs: str = "wearer"
     combine: str = "model+rr"
+    baseline_beats: int = 16  # local baseline of the shape term (device.features); 0 = off
     max_normals_per_record: int = 600  # bounds fit time (the demo calls this on 4 records)
     validation_records: float = 0.25  # fraction of records (at least one) held out for stopping
     k: float = 3.0  # mean_std: mean + k·std
@@ -51,7 +52,8 @@ class DeployConfig:
     default: str = DEFAULT_METHOD
 
     def __post_init__(self) -> None:
-        features.ScoreSpec(inputs=self.inputs, combine=self.combine)  # validates both
+        features.ScoreSpec(inputs=self.inputs, combine=self.combine,
+                           baseline_beats=self.baseline_beats)  # validates all three
         if self.default not in thresholds.METHODS:
             raise ValueError(f"unknown threshold method {self.default!r}; use one of "
                              f"{', '.join(thresholds.METHODS)}")
@@ -60,14 +62,16 @@ class DeployConfig:
         return asdict(self)
 
 
-def score_spec(model_cfg, inputs: str, combine: str) -> features.ScoreSpec:
+def score_spec(model_cfg, inputs: str, combine: str, baseline_beats: int = 0
+               ) -> features.ScoreSpec:
     """The bundle's score definition for an architecture (TCN: forecast horizon and warm-up)."""
     from train.models import SCORING, receptive_field
 
     tcn = model_cfg.arch == "tcn"
     return features.ScoreSpec(inputs=inputs, combine=combine, scoring=SCORING[model_cfg.arch],
                               horizon=model_cfg.horizon if tcn else 1,
-                              skip=receptive_field(model_cfg) // 4 if tcn else 0)
+                              skip=receptive_field(model_cfg) // 4 if tcn else 0,
+                              baseline_beats=baseline_beats)
 
 
 def predict(model, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -99,7 +103,7 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
     model_cfg = model_cfg or ModelConfig(arch=arch)
     fit_cfg = fit_cfg or FitConfig()
     cfg = cfg or SignalConfig()
-    spec = score_spec(model_cfg, dcfg.inputs, dcfg.combine)
+    spec = score_spec(model_cfg, dcfg.inputs, dcfg.combine, dcfg.baseline_beats)
     data = load_folder_beats(folder, cfg, cache_dir, log=log)
     names = sorted(data)
     if records:

@@ -5,9 +5,11 @@ input channel is the beat to score; further channels (e.g. the wearer's template
 Reconstruction models predict channel 0 itself; the TCN *forecasts* it one step ahead, since a
 causal model that saw the sample it reconstructs would learn the identity and score nothing.
 
-Only layers TFLite int8 supports (Conv1D, Dense, ReLU, Add, Reshape, UpSampling1D, padding and
-cropping) are used, except in the LSTM-AE, kept as the seeds' baseline and a known quantization
-trap. No custom layers: the functional graphs load with plain ``keras.models.load_model`` and
+Only layers TFLite int8 supports (Conv1D, Conv1DTranspose, Dense, ReLU, Add, Reshape, padding
+and cropping) are used, except in the LSTM-AE, kept as the seeds' baseline and a known
+quantization trap. The CNN-AE decodes with strided Conv1DTranspose (``TRANSPOSE_CONV``), not
+UpSampling1D: TFLite lowers UpSampling1D to ``TILE``, which neither the Edge TPU nor tflite-micro
+runs. No custom layers: the functional graphs load with plain ``keras.models.load_model`` and
 convert without custom objects.
 """
 
@@ -28,10 +30,10 @@ SCORING = {"cnn_ae": "reconstruction", "tcn": "forecast", "lstm_ae": "reconstruc
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the three architectures; defaults are compact (a few thousand weights)."""
+    """Sizes of the three architectures; defaults are compact (5-25 thousand weights)."""
 
     arch: str = "cnn_ae"
-    filters: tuple[int, ...] = (16, 8)  # CNN-AE encoder stages (each halves the length)
+    filters: tuple[int, ...] = (16, 16)  # CNN-AE encoder stages (each halves the length)
     kernel: int = 5
     bottleneck: int = 16  # CNN-AE / LSTM-AE latent size
     tcn_filters: int = 16
@@ -61,7 +63,11 @@ def build_model(cfg: ModelConfig, length: int, channels: int = 1) -> keras.Model
 
 
 def _cnn_ae(cfg: ModelConfig, length: int, channels: int) -> keras.Model:
-    """Strided Conv1D encoder -> Dense bottleneck -> Dense -> UpSampling+Conv1D decoder.
+    """Strided Conv1D encoder -> Dense bottleneck -> Dense -> strided Conv1DTranspose decoder.
+
+    Each decoder stage doubles the length with one ``Conv1DTranspose(strides=2)``: in TFLite a
+    single ``TRANSPOSE_CONV`` (int8 in LiteRT, tflite-micro and on the Edge TPU), where the
+    former UpSampling1D + Conv1D pair became ``TILE`` + ``CONV_2D`` (no TILE on either target).
 
     The Dense bottleneck is the real one: ``cfg.bottleneck`` numbers per beat, far fewer than
     the samples, so the model can only reproduce shapes it has seen often (normal beats).
@@ -82,10 +88,9 @@ def _cnn_ae(cfg: ModelConfig, length: int, channels: int) -> keras.Model:
     x = layers.Dense(short * last, activation="relu", name="expand")(x)
     x = layers.Reshape((short, last))(x)
     for i, f in enumerate(reversed(cfg.filters[:-1])):
-        x = layers.UpSampling1D(2)(x)
-        x = layers.Conv1D(f, cfg.kernel, padding="same", activation="relu", name=f"dec{i}")(x)
-    x = layers.UpSampling1D(2)(x)
-    out = layers.Conv1D(1, cfg.kernel, padding="same", name="out")(x)
+        x = layers.Conv1DTranspose(f, cfg.kernel, strides=2, padding="same", activation="relu",
+                                   name=f"dec{i}")(x)
+    out = layers.Conv1DTranspose(1, cfg.kernel, strides=2, padding="same", name="out")(x)
     if padded != length:
         out = layers.Cropping1D((0, padded - length))(out)
     return keras.Model(inp, out, name="cnn_ae")

@@ -77,7 +77,12 @@ def test_bundle_is_written_loaded_and_tampering_refused(deploy_run, tmp_path, ca
         assert ScoreSpec(**m.score).inputs == "wearer" and m.scaling.mode == "wearer"
         assert m.calibration["representative"]["count"] > 0 and m.calibration["records"]
         assert m.provenance["git_commit"] is not None or "tensorflow" in m.provenance
-        assert "tflm" in m.validation["targets"] and "gate" in m.validation
+        assert "gate" in m.validation
+        tg = m.targets
+        assert tg["edgetpu"]["compatible"] and tg["edgetpu"]["static_shapes"]
+        assert tg["tflm"]["ok"] and tg["tflm"]["arena_bytes"] > 1000 and tg["tflm"]["agrees"]
+        assert tg["c_array"]["bytes"] == m.model.bytes
+        assert {p.name for p in out.glob("ecg_model.*")} == {"ecg_model.h", "ecg_model.cc"}
         interp, _ = make_interpreter(b.path(m.model.file))
         check_quantization(b, interp)
         g = b.golden()
