@@ -102,7 +102,10 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
     interp, _ = make_interpreter(q.model)
     y = np.concatenate([run_batch(interp, x[i : i + 1]) for i in range(len(x))])
     mse = src.scores(x, y) if src.kind == "ecg5000" else None
+    finterp, _ = make_interpreter(f.model)
+    y_float = np.concatenate([run_batch(finterp, x[i : i + 1]) for i in range(len(x))])
     np.savez(out / GOLDEN, input=x.astype(np.float32), output=y.astype(np.float32),
+             output_float32=y_float.astype(np.float32),
              **({"window_score": mse} if mse is not None else {}),
              eval_index=np.sort(pick))
     score = dict(src.score)
