@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from benchmarks.board import wait_quiet as wait_quiet_fn
+from benchmarks.report import compare_markdown, markdown
 from benchmarks.signal_path import as_dict, measure, pin_one_core
-from firmware_bridge.errors import run_cli
+from benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
+from device.bundle import load_bundle
+from device.evaluation import to_jsonable
+from firmware_bridge.errors import UserError, run_cli
 from firmware_bridge.records import list_wfdb_records
 
 
@@ -37,6 +43,76 @@ def signal_path_cmd(records: tuple[str, ...], repeats: int, as_json: bool) -> No
         click.echo(f"| {r['record']} | {r['duration_s']:.0f} | {r['beats']} | "
                    f"{r['whole_s']:.3f} | {r['whole_x_realtime']:.0f} | {r['block_s']:.3f} | "
                    f"{r['block_x_realtime']:.0f} |")
+
+
+@cli.command("run")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path())
+@click.option("--run", "runs", multiple=True, type=click.Path(file_okay=False),
+              help="Run folder of the bundle (Keras float model); repeat in the bundles' order. "
+                   "Default: the run the bundle's provenance names, when it exists here.")
+@click.option("--keras/--no-keras", default=None,
+              help="Time the Keras float model (needs TensorFlow). Default: when a run folder "
+                   "is known and TensorFlow is importable.")
+@click.option("--record", default=DEFAULT_RECORD, show_default=True, type=click.Path(),
+              help="Record for the whole-pipeline and memory figures.")
+@click.option("--n", "calls", default=200, show_default=True, type=click.IntRange(10),
+              help="Timed calls per round.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--no-rss", is_flag=True, help="Skip the device-process memory run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Store <board>.json and <board>.md here (e.g. benchmarks/results).")
+@click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
+              help="Reference results (JSON) to compare with.")
+@click.option("--tolerance", default=0.25, show_default=True, type=float,
+              help="Relative change counted as a regression.")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when a metric regressed beyond the tolerance.")
+@click.option("--wait-quiet", type=float, default=0.0, show_default=True,
+              help="Wait up to this many seconds for load average < 1 before measuring.")
+def run_cmd(bundles, runs, keras, record, calls, rounds, no_rss, as_json, out_dir, compare_to,
+            tolerance, fail_on_regression, wait_quiet):
+    """Latency, throughput, memory, footprint and accuracy of BUNDLES, side by side."""
+    if len(runs) > len(bundles):
+        raise UserError(f"{len(runs)} --run folders for {len(bundles)} bundle(s)")
+    if not 0 <= tolerance < 10:
+        raise UserError(f"--tolerance {tolerance} must be a fraction (0.25 = 25 %)")
+    reference = None
+    if compare_to:
+        try:
+            reference = load_results(compare_to)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+    for b in bundles:  # fail fast, in one line, before anything is measured
+        load_bundle(b)
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    if wait_quiet:
+        wait_quiet_fn(timeout_s=wait_quiet, log=log)
+    pin_one_core()
+    settings = Settings(record=record, n=calls, rounds=rounds, keras=keras, rss=not no_rss)
+    doc = run_all(list(bundles), list(runs) + [None] * (len(bundles) - len(runs)), settings, log)
+    text = markdown(doc)
+    cmp = None
+    if reference is not None:
+        cmp = compare(doc, reference, tolerance)
+        doc["comparison"] = cmp
+        text += "\n" + compare_markdown(cmp)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / doc["board"]["slug"]
+        stem.with_suffix(".json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
+        stem.with_suffix(".md").write_text(text)
+        log(f"wrote {stem}.json and {stem}.md")
+    click.echo(json.dumps(to_jsonable(doc), indent=2) if as_json else text)
+    if cmp is not None and fail_on_regression and cmp["regressions"]:
+        click.echo(f"{len(cmp['regressions'])} regression(s) beyond {tolerance:.0%}: " + "; ".join(
+            f"{r['model']} {r['metric']} {r['change']:+.1%}" for r in cmp["regressions"]),
+            err=True)
+        sys.exit(1)
 
 
 def main() -> None:

@@ -119,3 +119,54 @@ def test_lstm_full_int8_is_isolated_and_dynamic_range_converts(ecg):
         assert "recurrent" in str(exc) and "--unroll" in str(exc)
     else:  # a converter that no longer crashes must give a working int8 model
         assert tflite_predict(q, ecg[1][:3]).shape == (3, 140, 1)
+
+
+def test_gate_fails_on_a_deliberately_broken_calibration(cnn, ecg):
+    """Calibrating on windows shrunk 1000x sets activation ranges far too narrow: the real
+    int8 model saturates and the gate must refuse it, naming the check and the margin."""
+    from convert import gate, parity
+    from convert.export import QuantOptions, keras_predict, tflite_predict, to_tflite
+    from train import thresholds
+    from train.datasets import load_ecg5000
+    from train.protocols import split_ecg5000
+
+    d = load_ecg5000(DATA / "ecg5000")
+    s = split_ecg5000(d.x, d.y, 0)
+    x_rep = ecg[0]
+    x = s.x_test[:600, :, None]
+    positive = s.y_test[:600] != 1
+
+    def run(name, pred, nbytes=None):
+        sc = np.mean((x - pred) ** 2, axis=(1, 2))
+        thr = thresholds.percentile(sc[~positive], 95.0)
+        return parity.VariantRun(name, pred, sc, thr.to_dict(), nbytes)
+
+    good = to_tflite(cnn, QuantOptions(variant="int8"), x_rep[:128])
+    broken = to_tflite(cnn, QuantOptions(variant="int8"), x_rep[:128] * 0.001)
+    runs = [run("keras", keras_predict(cnn, x)), run("int8", tflite_predict(good, x), len(good)),
+            run("broken", tflite_predict(broken, x), len(broken))]
+    rep = parity.parity_report(runs, positive, np.where(positive, "A", "N"))
+    tol = gate.Tolerances(max_size_ratio=0)
+    assert all(c.ok for c in gate.evaluate(rep, tol, "int8"))
+    failed = [c for c in gate.evaluate(rep, tol, "broken") if not c.ok]
+    assert failed
+    with pytest.raises(gate.GateFailed, match=r"broken parity gate failed \(.*delta_roc_auc.* by "):
+        gate.enforce(gate.evaluate(rep, tol, "broken"), "broken")
+
+
+def test_truncated_tflite_is_a_one_line_error(cnn, ecg, tmp_path):
+    import subprocess
+    import sys
+
+    from convert.export import QuantOptions, to_tflite
+    from device.interpreter import make_interpreter
+    from firmware_bridge.errors import UserError
+
+    q = to_tflite(cnn, QuantOptions(variant="int8"), ecg[0][:64])
+    path = tmp_path / "model.tflite"
+    path.write_bytes(q[: len(q) // 2])
+    with pytest.raises(UserError, match="cannot be loaded"):
+        make_interpreter(path)
+    out = subprocess.run([sys.executable, "-m", "device.cli", "info", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
