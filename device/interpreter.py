@@ -105,10 +105,13 @@ def _build(cls, module, name, model, threads, edgetpu, xnnpack):
 
 # -- adapters (numpy only; any interpreter-like object) ---------------------------------------
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
-    """Real values to integer tensor values (round half away from zero, saturating)."""
+    """Real values to integer tensor values, saturating. Ties round to even (TFLite rounds
+    them away from zero; exact ties practically never occur in real signals)."""
     info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, np.float32) / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    q = np.rint(np.asarray(x, np.float32) * np.float32(1.0 / scale))
+    q += zero_point
+    np.clip(q, info.min, info.max, out=q)
+    return q.astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -141,7 +144,8 @@ class ModelRunner:
         self.out_q = _qparams(out) if out["dtype"] in _INT_TYPES else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
+        if x.dtype != np.float32:
+            x = np.asarray(x, np.float32)
         if x.shape[1:] != self.window:
             raise UserError(f"model expects windows of shape {self.window}, got {x.shape[1:]}; "
                             "the bundle and the signal config disagree")
@@ -150,6 +154,8 @@ class ModelRunner:
         if self.static > 0 and self.static != len(x):
             # A static-batch model (what the Edge TPU and TFLite-Micro need) runs in its own
             # batch size; the last chunk is padded.
+            if self.static == 1:  # the common case: one window per invoke
+                return np.concatenate([self._invoke(x[i : i + 1]) for i in range(len(x))])
             out = []
             for a in range(0, len(x), self.static):
                 chunk = x[a : a + self.static]
