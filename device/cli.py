@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -61,12 +62,14 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
         click.echo(beat_table(summary))
 
 
-def _open_events(path: str | None, quiet: bool):
-    streams = [] if quiet else [sys.stdout]
-    fh = open(path, "w") if path else None  # noqa: SIM115 - closed by the caller
-    if fh is not None:
-        streams.append(fh)
-    return EventWriter(*streams), fh
+@contextlib.contextmanager
+def _event_sink(path: str | None, quiet: bool):
+    """Events to stdout (unless quiet) and/or a file, closed however the stream ends."""
+    with contextlib.ExitStack() as stack:
+        streams = [] if quiet else [sys.stdout]
+        if path:
+            streams.append(stack.enter_context(open(path, "w")))  # noqa: SIM115
+        yield EventWriter(*streams)
 
 
 def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
@@ -131,13 +134,9 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
     scorer, thr, cfg, episodes, info = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
-    writer, fh = _open_events(events_path, quiet)
-    try:
+    with _event_sink(events_path, quiet) as writer:
         monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info})
         summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
-    finally:
-        if fh is not None:
-            fh.close()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
 
@@ -161,8 +160,7 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    writer, fh = _open_events(events_path, quiet)
-    try:
+    with _event_sink(events_path, quiet) as writer:
         monitor = Monitor(cfg, scorer, thr, writer, episodes, channel=channel,
                           info={"source": port, **info})
         t_end = None if duration is None else time.monotonic() + duration
@@ -177,9 +175,6 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
         monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
                                                      "samples_lost", "gaps", "reconnects")}
         summary = monitor.finish()
-    finally:
-        if fh is not None:
-            fh.close()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
 
