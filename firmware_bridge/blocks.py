@@ -130,7 +130,9 @@ class BlockAssembler:
 
     def push(self, frames: list, t_host: float) -> list[Item]:
         out: list[Item] = []
-        for frame in frames:
+        # Before the info frame, blocks are held one frame each so an overflow can evict
+        # (and count) the oldest frames exactly.
+        for frame in (frames if self.needs_info else _join_runs(frames)):
             if isinstance(frame, SamplesFrame):
                 out += self._samples(frame, t_host)
             elif isinstance(frame, InfoFrame):
@@ -283,6 +285,40 @@ class AsciiAssembler:
             if n:
                 self._t_last = t_host
         return out
+
+
+def _join_runs(frames: list) -> list:
+    """Back-to-back samples frames (each continuing the last one's sequence, same flags and
+    channels) as one frame: the per-frame accounting then runs once per run, not per frame.
+    Nothing changes where a frame does not continue exactly: a gap stays a gap."""
+    out: list = []
+    run: list[SamplesFrame] = []
+
+    def close() -> None:
+        if len(run) > 1:
+            first = run[0]
+            out.append(SamplesFrame(first.seq, first.flags, first.sample_format,
+                                    np.concatenate([f.counts for f in run])))
+        elif run:
+            out.append(run[0])
+        run.clear()
+
+    for frame in frames:
+        if isinstance(frame, SamplesFrame):
+            if run:
+                last = run[-1]
+                if (frame.seq == (last.seq + last.counts.shape[0]) % SEQ_MOD
+                        and frame.flags == last.flags
+                        and frame.counts.shape[1] == last.counts.shape[1]):
+                    run.append(frame)
+                    continue
+                close()
+            run.append(frame)
+            continue
+        close()
+        out.append(frame)
+    close()
+    return out
 
 
 def merge_blocks(items: list[Item]) -> list[Item]:
