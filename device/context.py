@@ -9,6 +9,7 @@ that frequent ectopy (bigeminy) does not become "normal".
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ class WearerContext:
         amp = float(beat_amplitude(window, self.counts))
         if self.filled:
             template = median_rows(self.windows[: self.filled])
-            amplitude = float(median_rows(self.amplitudes[: self.filled]))
+            amplitude = statistics.median(self.amplitudes[: self.filled].tolist())
         else:
             template = np.full(self.counts.window, np.nan)
             amplitude = amp

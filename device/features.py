@@ -6,6 +6,7 @@ the bundle's ``score`` section (:class:`ScoreSpec`), so the two cannot drift apa
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -116,14 +117,15 @@ def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None
     (baseline per beat, new history), so block-by-block calls equal one whole-array call.
     """
     v = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(v) if valid is None else np.asarray(valid, bool) & np.isfinite(v)
+    ok = (np.isfinite(v) if valid is None else np.asarray(valid, bool) & np.isfinite(v)).tolist()
+    vals = v.tolist()
     buf = [] if history is None else [float(h) for h in np.asarray(history)[-k:]]
     out = np.zeros(len(v))
     for i in range(len(v)):
-        if buf:
-            out[i] = float(np.median(buf))
+        if buf:  # statistics.median: same value as np.median, far cheaper on a dozen floats
+            out[i] = statistics.median(buf)
         if ok[i]:
-            buf.append(float(v[i]))
+            buf.append(vals[i])
             if len(buf) > k:
                 del buf[0]
     return out, np.asarray(buf, dtype=np.float64)
