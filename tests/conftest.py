@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,15 @@ from firmware_bridge.records import read_record
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 MITDB = DATA / "mitdb"
+
+
+def copy_records(dest: Path, *names: str) -> Path:
+    """A folder holding copies of shipped MIT-BIH records (header, signal, annotations)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(MITDB / f"{name}.{ext}", dest / f"{name}.{ext}")
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,12 @@
 """A deployable MIT-BIH run (ecg-train fit on record 106) through gate and bundle, end to end."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 from firmware_bridge.errors import run_cli
-from tests.conftest import MITDB
+from tests.conftest import copy_records
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
 
@@ -25,10 +24,7 @@ def deploy_run(tmp_path_factory):
     from train.cli import cli as train_cli
 
     root = tmp_path_factory.mktemp("deploy")
-    folder = root / "mit"
-    folder.mkdir()
-    for ext in ("hea", "dat", "atr"):
-        shutil.copy(MITDB / f"106.{ext}", folder / f"106.{ext}")
+    folder = copy_records(root / "mit", "106")
     run = root / "run"
     with pytest.raises(SystemExit) as exc:
         run_cli(train_cli, ["fit", str(folder), "--arch", "cnn_ae", "--out", str(run),

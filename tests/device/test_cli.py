@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.conftest import MITDB
+from tests.conftest import MITDB, copy_records
 
 
 def _run(*args, **kw):
@@ -15,9 +15,7 @@ def _run(*args, **kw):
 @pytest.mark.slow
 def test_reference_cli_json(tmp_path):
     # A folder with two real records (one V-rich) is enough to exercise the whole table.
-    for name in ("106", "100"):
-        for ext in ("hea", "dat", "atr"):
-            (tmp_path / f"{name}.{ext}").write_bytes((MITDB / f"{name}.{ext}").read_bytes())
+    copy_records(tmp_path, "106", "100")
     out = _run("reference", str(tmp_path), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

@@ -1,12 +1,11 @@
 """ecg-train end to end on tiny real subsets; bad input ends in one line and exit status 2."""
 
 import json
-import shutil
 
 import pytest
 
 from firmware_bridge.errors import run_cli
-from tests.conftest import DATA, MITDB
+from tests.conftest import DATA, copy_records
 from train.cli import cli, parse_seeds
 
 
@@ -58,11 +57,7 @@ def test_ecg5000_run_folder_and_evaluate_json(tmp_path, capsys):
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_mitdb_one_fold_beside_references(tmp_path, capsys):
-    folder = tmp_path / "mit"
-    folder.mkdir()
-    for rec in ("106", "119"):
-        for ext in ("hea", "dat", "atr"):
-            shutil.copy(MITDB / f"{rec}.{ext}", folder / f"{rec}.{ext}")
+    folder = copy_records(tmp_path / "mit", "106", "119")
     out = tmp_path / "run"
     code, text, err = run(["mitdb", str(folder), "--folds", "119", "--epochs", "1",
                            "--max-train-per-record", "300", "--out", str(out), "--json"], capsys)

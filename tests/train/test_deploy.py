@@ -1,7 +1,6 @@
 """The deployable model's run folder (what convert/ reads)."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from device import features
 from device.config import SignalConfig
 from firmware_bridge.errors import run_cli
-from tests.conftest import MITDB
+from tests.conftest import copy_records
 from train.deploy import DeployConfig, split_records
 
 
@@ -32,11 +31,7 @@ def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
 
     from train.cli import cli
 
-    folder = tmp_path / "mit"
-    folder.mkdir()
-    for rec in ("106", "119"):
-        for ext in ("hea", "dat", "atr"):
-            shutil.copy(MITDB / f"{rec}.{ext}", folder / f"{rec}.{ext}")
+    folder = copy_records(tmp_path / "mit", "106", "119")
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         run_cli(cli, ["fit", str(folder), "--arch", "cnn_ae", "--out", str(out), "--epochs", "1",

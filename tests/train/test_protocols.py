@@ -1,13 +1,12 @@
 """Protocol pieces on the repo's real data: the ECG5000 split, MIT-BIH beat classes and cache."""
 
-import shutil
 
 import numpy as np
 import pytest
 
 from device.config import SignalConfig
 from device.scaling import Scaling
-from tests.conftest import DATA, MITDB
+from tests.conftest import DATA, copy_records
 from train.datasets import load_ecg5000
 from train.protocols import (
     beat_classes,
@@ -34,10 +33,7 @@ def test_ecg5000_split_is_by_normals_fixed_and_complete():
 
 @pytest.fixture(scope="module")
 def folder_106(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mit")
-    for ext in ("hea", "dat", "atr"):
-        shutil.copy(MITDB / f"106.{ext}", d / f"106.{ext}")
-    return d
+    return copy_records(tmp_path_factory.mktemp("mit"), "106")
 
 
 def test_cache_gives_the_same_beats_and_classes(folder_106, tmp_path):

@@ -1,13 +1,12 @@
 """Score combinations beyond device.features and the per-wearer normalisation (TF-free)."""
 
-import shutil
 
 import numpy as np
 import pytest
 
 from device import features, reference
 from device.config import SignalConfig
-from tests.conftest import MITDB
+from tests.conftest import copy_records
 from train.protocols import as_beats, load_folder_beats
 from train.rescore import rescore, rescore_text
 from train.scoring import beat_scores_ext, local_baseline, wearer_normalise
@@ -15,9 +14,7 @@ from train.scoring import beat_scores_ext, local_baseline, wearer_normalise
 
 @pytest.fixture(scope="module")
 def rec106(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mit106")
-    for ext in ("hea", "dat", "atr"):
-        shutil.copy(MITDB / f"106.{ext}", d / f"106.{ext}")
+    d = copy_records(tmp_path_factory.mktemp("mit106"), "106")
     data = load_folder_beats(d, SignalConfig(), d / "cache", log=lambda m: None)
     return d, data["106"]
 
