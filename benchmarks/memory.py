@@ -97,13 +97,26 @@ def device_rss_npy(record: str, bundle: str, variant: str = "int8") -> dict:
 
 
 def baseline_rss() -> dict:
-    """Python + numpy + scipy.signal alone, for scale (what the runtime adds is the rest)."""
-    code = BLOCKER + ("import numpy, scipy.signal, resource, sys\n"
+    """Python + numpy + the TFLite runtime's module, imported alone, for scale.
+
+    That is all the device process imports that weighs anything (device/ is numpy only, no
+    scipy); what the runtime adds when it runs is the rest.
+    """
+    code = BLOCKER + ("import importlib, numpy, resource, sys\n"
+                      "for name in ('ai_edge_litert.interpreter', 'tflite_runtime.interpreter'):\n"
+                      "    try:\n"
+                      "        importlib.import_module(name)\n"
+                      "        break\n"
+                      "    except ImportError:\n"
+                      "        name = None\n"
                       "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
+                      "print(name or '-')\n"
                       "print(int(hwm[0].split()[1]) if hwm else "
                       "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
-    kb = int(out.stdout.strip())
+    runtime, rss = out.stdout.split()
+    kb = int(rss)
     b = kb if sys.platform == "darwin" else kb * 1024
-    return {"peak_rss_bytes": b, "peak_rss_mb": round(b / 2**20, 1)}
+    imports = "numpy" if runtime == "-" else f"numpy + {runtime.split('.')[0]}"
+    return {"peak_rss_bytes": b, "peak_rss_mb": round(b / 2**20, 1), "imports": imports}

@@ -68,7 +68,8 @@ def model_markdown(name: str, r: dict) -> list[str]:
                    f"{_n(npy.get('peak_rss_mb'))} MB"
                    f"{' (' + npy['skipped'] + ')' if 'skipped' in npy else ''} |")
     if base:
-        out.append(f"| of which Python + numpy + scipy.signal imports | "
+        # Results from before device/ dropped scipy measured numpy + scipy.signal.
+        out.append(f"| of which Python + {base.get('imports', 'numpy + scipy.signal')} imports | "
                    f"{_n(base.get('peak_rss_mb'))} MB |")
     if "skipped" in pipe:
         out += ["", f"Pipeline: not run ({pipe['skipped']})."]

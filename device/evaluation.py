@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 
 AAMI_CLASSES = ("N", "S", "V", "F", "Q")
 ABNORMAL = ("S", "V", "F")
@@ -50,6 +49,21 @@ def match_beats(det: np.ndarray, ref: np.ndarray, tol: int) -> np.ndarray:
     return out
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average (``scipy.stats.rankdata``'s default).
+
+    numpy only, so the device process never imports scipy (~70 MB of resident memory).
+    """
+    x = np.asarray(x)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    first = np.concatenate([[True], xs[1:] != xs[:-1]])  # a new value starts a tie group
+    bounds = np.flatnonzero(np.concatenate([first, [True]]))  # group starts, then len(x)
+    ranks = np.empty(len(x))
+    ranks[order] = ((bounds[:-1] + bounds[1:] + 1) / 2)[np.cumsum(first) - 1]
+    return ranks
+
+
 def roc_auc(negative: np.ndarray, positive: np.ndarray) -> float:
     """Mann-Whitney ROC-AUC (ties count half); NaN when a side is empty."""
     neg = np.asarray(negative, float)
@@ -57,7 +71,7 @@ def roc_auc(negative: np.ndarray, positive: np.ndarray) -> float:
     neg, pos = neg[np.isfinite(neg)], pos[np.isfinite(pos)]
     if not len(neg) or not len(pos):
         return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]))
+    ranks = average_ranks(np.concatenate([pos, neg]))
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 

@@ -82,7 +82,7 @@ class SignalPath:
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
                          + self.resampler.delay_in)
-        # Filters run on blocks of at least this many samples: scipy's per-call cost would
+        # Filters run on blocks of at least this many samples: numpy's per-call cost would
         # otherwise dominate when a serial link delivers a few samples at a time. The output
         # does not depend on the block size; only latency grows by at most block_s.
         self.min_block = max(1, int(block_s * fs_in))

@@ -25,7 +25,7 @@ def test_device_extra_alone_runs_selftest_and_replay(tiny_bundle, tmp_path):
                              capture_output=True, text=True, timeout=900, env=env)
     assert install.returncode == 0, install.stderr[-2000:]
     # Nothing heavy came along.
-    for module in ("tensorflow", "keras", "wfdb"):
+    for module in ("tensorflow", "keras", "wfdb", "scipy"):
         probe = subprocess.run([str(py), "-c", f"import {module}"], capture_output=True,
                                env=env, cwd=tmp_path)
         assert probe.returncode != 0, f"{module} is importable in the device-only environment"
