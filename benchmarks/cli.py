@@ -115,6 +115,26 @@ def run_cmd(bundles, runs, keras, record, calls, rounds, no_rss, as_json, out_di
         sys.exit(1)
 
 
+@cli.command("recipe-cv")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default="runs/cv", show_default=True)
+@click.option("--folds", default=4, show_default=True, type=click.IntRange(2))
+@click.option("--arch", type=click.Choice(["cnn_ae", "tcn", "lstm_ae"]), default="cnn_ae",
+              show_default=True)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--records", default=None, help="Comma-separated record names (default: all).")
+@click.option("--json", "as_json", is_flag=True)
+def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
+    """Train, calibrate, convert and bundle per fold; stream the held-out records (needs
+    TensorFlow)."""
+    from benchmarks.recipe_cv import CvConfig, recipe_cv, render
+
+    result = recipe_cv(Path(folder), Path(out), CvConfig(folds, arch, epochs, seed),
+                       records.split(",") if records else None)
+    click.echo(json.dumps(result, indent=2) if as_json else render(result))
+
+
 def main() -> None:
     run_cli(cli)
 

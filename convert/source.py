@@ -168,7 +168,7 @@ def _ecg5000(run: Path, config: dict, seed: int | None, data) -> Source:
 
 def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
     from device.config import SignalConfig
-    from train.protocols import as_beats, load_folder_beats
+    from train.protocols import as_beats, load_folder_beats, settled
 
     model_path = run / "model.keras"
     if not model_path.exists():
@@ -194,7 +194,7 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
     for n in names:
         d = recs[n]
         x = model_inputs(as_beats(d), spec.inputs)
-        keep = np.isin(d["cls"], ("N",) + ABNORMAL) & ~d["learning"]
+        keep = np.isin(d["cls"], ("N",) + ABNORMAL) & settled(d)
         xs.append(x)
         keeps.append(keep)
         clss.append(d["cls"][keep])

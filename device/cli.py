@@ -28,9 +28,6 @@ from firmware_bridge.errors import UserError, run_cli
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
-#: Flag threshold of each reference detector (chosen on the shared records, stated in reports).
-REFERENCE_THRESHOLDS = {"template": 0.15, "rr": 0.25, "combined": 0.5}
-
 
 @click.group()
 def cli() -> None:
@@ -49,7 +46,7 @@ def cli() -> None:
 def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: float,
                   as_json: bool) -> None:
     """Run a non-learned reference detector over a folder of annotated WFDB records."""
-    threshold = REFERENCE_THRESHOLDS[detector] if threshold is None else threshold
+    threshold = reference.THRESHOLDS[detector] if threshold is None else threshold
     tables = evaluate_folder(folder, SignalConfig(), reference_scorer(detector), threshold,
                              start_s)
     summary = summarize(tables)
@@ -75,7 +72,7 @@ def _event_sink(path: str | None, quiet: bool):
 def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
     """(scorer, threshold, signal config, episode config, info) from a bundle or a reference."""
     if bundle_path is None:
-        stated = REFERENCE_THRESHOLDS[ref]
+        stated = reference.THRESHOLDS[ref]
         cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
         scorer = reference_scorer(ref)
     else:

@@ -33,6 +33,10 @@ class ContextConfig:
     learning_s: float = 30.0  # beats before this are marked as the learning period
     max_next_rr_s: float = 2.0  # bounded delay spent waiting for the following beat
     premature_ratio: float = 0.85  # beats earlier than this x local RR don't shape the template
+    # This many premature beats in a row, each RR within the tolerance of their median, are a
+    # new rate (sinus tachycardia, exercise), not ectopy: the local RR restarts from them.
+    rate_change_beats: int = 8
+    rate_change_tolerance: float = 0.15
     amplitude_half_width_s: float = 0.1  # QRS region (± around the fiducial) for amplitude
 
 

@@ -4,7 +4,9 @@ A beat's shape means little in absolute terms on a new wearer (electrode placeme
 amplifier gain); relative to that wearer's recent normal beats it means a lot. So, beside each
 window, the path keeps a running median template of recent beats, a running amplitude scale and
 the local mean RR. Premature beats (and the pause after them) are kept out of these statistics so
-that frequent ectopy (bigeminy) does not become "normal".
+that frequent ectopy (bigeminy) does not become "normal". A steady run of "premature" beats is a
+rise in rate, not ectopy: without that rule a wearer whose heart speeds up keeps the old RR
+forever and every later beat looks early.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class WearerContext:
         self.head = 0
         self.rr: list[float] = []
         self.prev_premature = False
+        self.early_run: list[float] = []  # RRs of the current run of premature beats
 
     def observe(self, peak: int, window: np.ndarray, rr_prev: float) -> BeatContext:
         """Context for this beat from earlier beats only; then learn from it if it is regular."""
@@ -84,6 +87,10 @@ class WearerContext:
 
         premature = bool(rr_local == rr_local and rr_prev == rr_prev
                          and rr_prev < self.cfg.premature_ratio * rr_local)
+        if premature and self._rate_changed(rr_prev):
+            premature = False
+        elif not premature:
+            self.early_run.clear()
         if not premature:
             self.windows[self.head] = centred(window)
             self.amplitudes[self.head] = amp
@@ -94,3 +101,18 @@ class WearerContext:
                 del self.rr[: -self.cfg.rr_beats]
         self.prev_premature = premature
         return out
+
+    def _rate_changed(self, rr_prev: float) -> bool:
+        """Track runs of premature beats; a steady run becomes the new local RR."""
+        run = self.early_run
+        run.append(rr_prev)
+        k = self.cfg.rate_change_beats
+        if len(run) < k:
+            return False
+        del run[:-k]
+        med = statistics.median(run)
+        if max(abs(r - med) for r in run) > self.cfg.rate_change_tolerance * med:
+            return False
+        self.rr = run[-self.cfg.rr_beats :]
+        run.clear()
+        return True

@@ -30,6 +30,9 @@ class ScoreSpec:
     horizon: int = 1  # forecast: steps ahead
     skip: int = 0  # forecast: leading steps left out of the error (receptive-field warm-up)
     baseline_beats: int = 0  # > 0: subtract the median shape term of the previous K beats
+    # > 0: divide that difference by max(1, spread / spread_floor), the spread being the median
+    # absolute deviation of the same K beats (noise damping; units of the shape term)
+    spread_floor: float = 0.0
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.inputs, INPUTS, "inputs"),
@@ -49,7 +52,8 @@ class ScoreSpec:
                      history: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """One block of a stream: (scores, the local-baseline state to pass to the next)."""
         mse = window_errors(x, pred, self.scoring, self.skip, self.horizon)
-        return beat_scores_stream(mse, beats, self.combine, self.baseline_beats, history)
+        return beat_scores_stream(mse, beats, self.combine, self.baseline_beats, history,
+                                  self.spread_floor)
 
 
 def model_inputs(beats: Beats, mode: str) -> np.ndarray:
@@ -109,36 +113,43 @@ def shape_term(mse: np.ndarray, beats: Beats, combine: str) -> np.ndarray:
 
 
 def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None,
-                   valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Median of the previous ``k`` valid values for each beat (0 before any), causally.
+                   valid: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and median absolute deviation of the previous ``k`` valid values for each beat
+    (0 before any), causally.
 
-    A stretch of noise raises every beat's shape term; an ectopic beat still stands out above
-    its neighbours. ``history`` is the last (up to k) values before this block; returns
-    (baseline per beat, new history), so block-by-block calls equal one whole-array call.
+    A stretch of noise raises every beat's shape term and scatters it; an ectopic beat still
+    stands out above its neighbours by more than their scatter. ``history`` is the last (up to
+    k) values before this block; returns (baseline, spread, new history) per beat, so
+    block-by-block calls equal one whole-array call.
     """
     v = np.asarray(values, dtype=np.float64)
     ok = (np.isfinite(v) if valid is None else np.asarray(valid, bool) & np.isfinite(v)).tolist()
     vals = v.tolist()
     buf = [] if history is None else [float(h) for h in np.asarray(history)[-k:]]
-    out = np.zeros(len(v))
+    out, spread = np.zeros(len(v)), np.zeros(len(v))
+    median = statistics.median  # same value as np.median, far cheaper on a dozen floats
     for i in range(len(v)):
-        if buf:  # statistics.median: same value as np.median, far cheaper on a dozen floats
-            out[i] = statistics.median(buf)
+        if buf:
+            out[i] = m = median(buf)
+            spread[i] = median([abs(b - m) for b in buf])
         if ok[i]:
             buf.append(vals[i])
             if len(buf) > k:
                 del buf[0]
-    return out, np.asarray(buf, dtype=np.float64)
+    return out, spread, np.asarray(buf, dtype=np.float64)
 
 
 def beat_scores_stream(mse: np.ndarray, beats: Beats, combine: str, baseline_beats: int = 0,
-                       history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       history: np.ndarray | None = None, spread_floor: float = 0.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Final beat scores (higher = more abnormal) and the local-baseline state.
 
     ``model``: RMS model error; ``model+rr``: plus max(0, RR prematurity), so either shape or
     rhythm can flag a beat, as in the ``combined`` reference; ``model+template+rr``: the mean of
     model error and template distance, plus RR. ``baseline_beats`` > 0 subtracts the local
-    baseline of the shape term first.
+    baseline of the shape term first, and ``spread_floor`` > 0 then divides by the local spread
+    where it exceeds that floor (in noise a beat must stand out by more).
     """
     if combine not in COMBINE:
         raise ValueError(f"unknown score combination {combine!r}; use one of "
@@ -150,15 +161,18 @@ def beat_scores_stream(mse: np.ndarray, beats: Beats, combine: str, baseline_bea
     new_history = np.zeros(0)
     if baseline_beats:
         has_template = ~np.isnan(beats.template).any(axis=1)
-        base, new_history = local_baseline(shape, baseline_beats, history, valid=has_template)
+        base, spread, new_history = local_baseline(shape, baseline_beats, history,
+                                                   valid=has_template)
         shape = shape - base
+        if spread_floor > 0:
+            shape = shape / np.maximum(1.0, spread / spread_floor)
     if combine == "model":
         return np.where(np.isnan(err), np.nan, shape), new_history
     return (shape + np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0),
             new_history)
 
 
-def beat_scores(mse: np.ndarray, beats: Beats, combine: str, baseline_beats: int = 0
-                ) -> np.ndarray:
+def beat_scores(mse: np.ndarray, beats: Beats, combine: str, baseline_beats: int = 0,
+                spread_floor: float = 0.0) -> np.ndarray:
     """Beat scores of a whole record (see :func:`beat_scores_stream`)."""
-    return beat_scores_stream(mse, beats, combine, baseline_beats)[0]
+    return beat_scores_stream(mse, beats, combine, baseline_beats, None, spread_floor)[0]

@@ -155,7 +155,7 @@ class ModelRunner:
             # A static-batch model (what the Edge TPU and TFLite-Micro need) runs in its own
             # batch size; the last chunk is padded.
             if self.static == 1:  # the common case: one window per invoke
-                return np.concatenate([self._invoke(x[i : i + 1]) for i in range(len(x))])
+                return self._invoke_each(x)
             out = []
             for a in range(0, len(x), self.static):
                 chunk = x[a : a + self.static]
@@ -170,12 +170,33 @@ class ModelRunner:
             self.batch = len(x)
         return self._invoke(x)
 
+    def _invoke_each(self, x: np.ndarray) -> np.ndarray:
+        """Window by window through a batch-1 model, quantized and dequantized once for all:
+        per window only set, invoke and get remain (numpy calls on one window cost more than
+        the kernels of a model this small)."""
+        q = self._input(x)
+        interp, i_in, i_out = self.interpreter, self.in_index, self.out_index
+        out = None
+        for i in range(len(x)):
+            interp.set_tensor(i_in, q[i : i + 1])
+            interp.invoke()
+            y = interp.get_tensor(i_out)
+            if out is None:
+                out = np.empty((len(x), *y.shape[1:]), y.dtype)
+            out[i] = y[0]
+        return self._output(out)
+
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if self.in_q is not None:
-            x = quantize(x, *self.in_q, self.in_dtype)
-        self.interpreter.set_tensor(self.in_index, x.astype(self.in_dtype, copy=False))
+        self.interpreter.set_tensor(self.in_index, self._input(x))
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self.out_index)
+        return self._output(self.interpreter.get_tensor(self.out_index))
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        if self.in_q is not None:
+            return quantize(x, *self.in_q, self.in_dtype)
+        return x.astype(self.in_dtype, copy=False)
+
+    def _output(self, y: np.ndarray) -> np.ndarray:
         if self.out_q is not None:
             return dequantize(y, *self.out_q)
         return np.array(y, np.float32)

@@ -16,6 +16,8 @@ from device.signal_path import Beats
 MAX_SHIFT = 2
 
 DETECTORS = ("template", "rr", "combined")
+#: Each detector's stated flag threshold (chosen once on the shared MIT-BIH records).
+THRESHOLDS = {"template": 0.15, "rr": 0.25, "combined": 0.5}
 
 
 def template_distance(beats: Beats) -> np.ndarray:

@@ -24,7 +24,7 @@ class ModelScorer:
 
     def __init__(self, bundle: Bundle, variant: str = "int8", threads: int = 1,
                  edgetpu: bool = False, runtime: str | None = None, batch: int = 32,
-                 xnnpack: bool | None = None):
+                 xnnpack: bool = True):
         m = bundle.manifest
         model = m.model if variant == m.model.variant else m.float_model
         if model is None or model.variant != variant:
@@ -34,10 +34,6 @@ class ModelScorer:
         self.variant = variant
         self.spec = ScoreSpec(**m.score)
         self.batch = 1 if edgetpu else batch
-        if xnnpack is None:
-            # Measured (ecg-bench run): XNNPACK speeds up float models but slows the int8
-            # CNN-AE's transposed convolutions about 2x against the built-in kernels.
-            xnnpack = variant != "int8"
         self.interpreter, self.runtime = make_interpreter(
             bundle.path(model.file), threads=threads, runtime=runtime, edgetpu=edgetpu,
             xnnpack=xnnpack)

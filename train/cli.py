@@ -51,6 +51,17 @@ def _fit_options(f):
     return f
 
 
+def _score_options(f):
+    """The local baseline of the score (device.features.ScoreSpec), as the device computes it."""
+    f = click.option("--spread-floor", type=click.FloatRange(0), default=0.02,
+                     show_default=True, help="Divide that difference by the K beats' spread "
+                     "(MAD) where it exceeds this floor: noise damping (0: off).")(f)
+    f = click.option("--baseline-beats", type=click.IntRange(0), default=16, show_default=True,
+                     help="Subtract the median shape score of the wearer's previous K beats "
+                     "(0: off).")(f)
+    return f
+
+
 @click.group()
 def cli() -> None:
     """Train compact anomaly models on normal beats and evaluate them."""
@@ -104,6 +115,7 @@ def _ecg5000_text(m: dict) -> str:
               "absolute: the robust-scaled beat alone (a global model).")
 @click.option("--combine", type=click.Choice(("model", "model+rr")), default="model+rr",
               show_default=True, help="Score: model error alone or plus RR prematurity.")
+@_score_options
 @click.option("--folds", default="all", show_default=True,
               help="'all' (one fold per record) or comma-separated records to hold out.")
 @click.option("--max-train-per-record", type=click.IntRange(10), default=1200,
@@ -114,15 +126,17 @@ def _ecg5000_text(m: dict) -> str:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @_fit_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def mitdb_cmd(folder, arch, inputs, combine, folds, max_train_per_record, cache_dir, seed, out,
-              epochs, batch_size, patience, lr, horizon, as_json):
+def mitdb_cmd(folder, arch, inputs, combine, baseline_beats, spread_floor, folds,
+              max_train_per_record, cache_dir, seed, out, epochs, batch_size, patience, lr,
+              horizon, as_json):
     """MIT-BIH leave-records-out: model beside the reference detectors on unseen patients."""
     from train.fit import FitConfig
     from train.models import ModelConfig
     from train.protocols import MitdbConfig, run_mitdb
 
     fold_list = [] if folds == "all" else [f.strip() for f in folds.split(",") if f.strip()]
-    mcfg = MitdbConfig(inputs=inputs, combine=combine, max_train_per_record=max_train_per_record,
+    mcfg = MitdbConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
+                       spread_floor=spread_floor, max_train_per_record=max_train_per_record,
                        folds=fold_list)
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
                     seed=seed)
@@ -169,8 +183,7 @@ def _n(v) -> str:
               help="'all' or comma-separated record names of FOLDER to train on.")
 @click.option("--inputs", type=click.Choice(("wearer", "absolute")), default="wearer",
               show_default=True)
-@click.option("--baseline-beats", type=click.IntRange(0), default=16, show_default=True,
-              help="Subtract the median shape score of the wearer's previous K beats (0: off).")
+@_score_options
 @click.option("--combine", type=click.Choice(COMBINE), default="model+rr",
               show_default=True, help="Score the device computes (device.features.ScoreSpec).")
 @click.option("--max-normals-per-record", type=click.IntRange(10), default=600,
@@ -189,8 +202,9 @@ def _n(v) -> str:
 @click.option("--patience", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def fit_cmd(folder, arch, out, records, inputs, baseline_beats, combine, max_normals_per_record,
-            default_method, cache_dir, seed, horizon, epochs, batch_size, patience, lr, as_json):
+def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, combine,
+            max_normals_per_record, default_method, cache_dir, seed, horizon, epochs, batch_size,
+            patience, lr, as_json):
     """Train the deployable model on the normal beats of FOLDER's records; calibrate thresholds.
 
     Writes RUN/model.keras, config.json (protocol "deploy"), thresholds.json, history.json,
@@ -203,6 +217,7 @@ def fit_cmd(folder, arch, out, records, inputs, baseline_beats, combine, max_nor
 
     rec_list = None if records == "all" else [r.strip() for r in records.split(",") if r.strip()]
     dcfg = DeployConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
+                        spread_floor=spread_floor,
                         max_normals_per_record=max_normals_per_record, default=default_method)
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
                     seed=seed)

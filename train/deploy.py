@@ -44,6 +44,7 @@ class DeployConfig:
     inputs: str = "wearer"
     combine: str = "model+rr"
     baseline_beats: int = 16  # local baseline of the shape term (device.features); 0 = off
+    spread_floor: float = 0.02  # noise damping of that baseline's difference; 0 = off
     max_normals_per_record: int = 600  # bounds fit time (the demo calls this on 4 records)
     validation_records: float = 0.25  # fraction of records (at least one) held out for stopping
     k: float = 3.0  # mean_std: mean + k·std
@@ -54,6 +55,8 @@ class DeployConfig:
     def __post_init__(self) -> None:
         features.ScoreSpec(inputs=self.inputs, combine=self.combine,
                            baseline_beats=self.baseline_beats)  # validates all three
+        if self.spread_floor < 0:
+            raise ValueError(f"spread_floor must be >= 0, got {self.spread_floor}")
         if self.default not in thresholds.METHODS:
             raise ValueError(f"unknown threshold method {self.default!r}; use one of "
                              f"{', '.join(thresholds.METHODS)}")
@@ -62,8 +65,8 @@ class DeployConfig:
         return asdict(self)
 
 
-def score_spec(model_cfg, inputs: str, combine: str, baseline_beats: int = 0
-               ) -> features.ScoreSpec:
+def score_spec(model_cfg, inputs: str, combine: str, baseline_beats: int = 0,
+               spread_floor: float = 0.0) -> features.ScoreSpec:
     """The bundle's score definition for an architecture (TCN: forecast horizon and warm-up)."""
     from train.models import SCORING, receptive_field
 
@@ -71,7 +74,8 @@ def score_spec(model_cfg, inputs: str, combine: str, baseline_beats: int = 0
     return features.ScoreSpec(inputs=inputs, combine=combine, scoring=SCORING[model_cfg.arch],
                               horizon=model_cfg.horizon if tcn else 1,
                               skip=receptive_field(model_cfg) // 4 if tcn else 0,
-                              baseline_beats=baseline_beats)
+                              baseline_beats=baseline_beats,
+                              spread_floor=spread_floor if baseline_beats else 0.0)
 
 
 def predict(model, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -96,14 +100,15 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
     """Train the deployable model on the normal beats of ``records`` and write ``out``."""
     from train.fit import FitConfig, RunFolder, fit_normals
     from train.models import ModelConfig
-    from train.protocols import _train_rows, as_beats, load_folder_beats
+    from train.protocols import _train_rows, as_beats, load_folder_beats, settled
 
     t_start = time.perf_counter()
     dcfg = dcfg or DeployConfig()
     model_cfg = model_cfg or ModelConfig(arch=arch)
     fit_cfg = fit_cfg or FitConfig()
     cfg = cfg or SignalConfig()
-    spec = score_spec(model_cfg, dcfg.inputs, dcfg.combine, dcfg.baseline_beats)
+    spec = score_spec(model_cfg, dcfg.inputs, dcfg.combine, dcfg.baseline_beats,
+                      dcfg.spread_floor)
     data = load_folder_beats(folder, cfg, cache_dir, log=log)
     names = sorted(data)
     if records:
@@ -133,7 +138,8 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
         if n in train_names:
             trained[rows[n]] = True
         per[n] = {"score": spec.score(as_beats(d), inputs[n], pred),
-                  "cls": d["cls"], "learning": d["learning"], "trained": trained}
+                  "cls": d["cls"], "learning": d["learning"], "settled": settled(d),
+                  "trained": trained}
     thr, default, reason, val_normals = _calibrate(per, val_names, dcfg)
     run.write_json("thresholds.json", {
         "default": default, "default_reason": reason, "score": spec.to_dict(),
@@ -187,15 +193,15 @@ def _calibrate(per: dict, val_names: list[str], dcfg: DeployConfig):
     normals = []
     for n in src:
         p = per[n]
-        ok = (p["cls"] == "N") & ~p["learning"] & ~p["trained"]
+        ok = (p["cls"] == "N") & p["settled"] & ~p["trained"]
         normals.append(p["score"][ok])
     normals = np.concatenate(normals)
     normals = normals[np.isfinite(normals)]
     thr = {"mean_std": thresholds.mean_std(normals, dcfg.k),
            "zscore": thresholds.zscore(normals, dcfg.z),
            "percentile": thresholds.percentile(normals, dcfg.q)}
-    s = np.concatenate([p["score"][~p["learning"]] for p in per.values()])
-    c = np.concatenate([p["cls"][~p["learning"]] for p in per.values()])
+    s = np.concatenate([p["score"][p["settled"]] for p in per.values()])
+    c = np.concatenate([p["cls"][p["settled"]] for p in per.values()])
     lab = np.isin(c, ("N",) + ABNORMAL)
     pos = np.isin(c[lab], ABNORMAL)
     if pos.any() and not pos.all():
@@ -203,7 +209,7 @@ def _calibrate(per: dict, val_names: list[str], dcfg: DeployConfig):
     default, reason = dcfg.default, "asked for"
     if dcfg.default == DEFAULT_METHOD:
         reason = ("best F1 on the labelled beats (N vs S/V/F) of all given records, after "
-                  "each wearer's learning period")
+                  "the EC57 learning period (300 s)")
     if default not in thr:
         default, reason = FALLBACK_METHOD, (f"{dcfg.default} impossible (the records hold no "
                                             f"abnormal beats); 99th percentile of normals")

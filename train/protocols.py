@@ -211,9 +211,22 @@ def model_inputs(d: dict, mode: str) -> np.ndarray:
     return features.model_inputs(as_beats(d), mode)
 
 
-def scores_from_error(mse: np.ndarray, d: dict, combine: str) -> np.ndarray:
+def settled(d: dict, start_s: float = EC57_START_S) -> np.ndarray:
+    """Beats after the EC57 learning period (the first ``start_s`` seconds; in records too short
+    for that, after the context's own learning period).
+
+    Thresholds are calibrated on these: the first minutes' scores come from a template, an RR
+    mean and a local baseline of few beats, and no EC57 figure counts them. Calibrated on them
+    too, the thresholds came out lower than the settled scores of unseen patients need.
+    """
+    late = ~d["learning"] & (d["time_s"] >= start_s)
+    return late if late.any() else ~d["learning"]
+
+
+def scores_from_error(mse: np.ndarray, d: dict, combine: str, baseline_beats: int = 0,
+                      spread_floor: float = 0.0) -> np.ndarray:
     """Beat scores of one record's cached beats (:func:`device.features.beat_scores`)."""
-    return features.beat_scores(mse, as_beats(d), combine)
+    return features.beat_scores(mse, as_beats(d), combine, baseline_beats, spread_floor)
 
 
 @dataclass
@@ -222,6 +235,8 @@ class MitdbConfig:
 
     inputs: str = "wearer"
     combine: str = "model+rr"
+    baseline_beats: int = 16  # as the deploy recipe (train.deploy.DeployConfig)
+    spread_floor: float = 0.02
     max_train_per_record: int = 1200  # normal beats per training record (bounds fit time)
     start_s: float = EC57_START_S
     folds: list[str] = field(default_factory=list)  # records to hold out; empty = all
@@ -242,7 +257,6 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
               fit_cfg=None, model_cfg=None, cache_dir: str | Path | None = None,
               cfg: SignalConfig | None = None, log=print) -> dict:
     """Leave-one-record-out over the folder; EC57 metrics of the model and the references."""
-    from device.cli import REFERENCE_THRESHOLDS
     from train.fit import FitConfig, RunFolder, fit_normals, score_windows
     from train.models import ModelConfig, receptive_field
 
@@ -265,6 +279,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
                       "mitdb": mcfg.to_dict(), "model": model_cfg.to_dict(),
                       "fit": fit_cfg.to_dict(), "signal": cfg.to_dict()})
     skip = receptive_field(model_cfg) // 4 if arch == "tcn" else 0
+    score_opts = (mcfg.baseline_beats, mcfg.spread_floor)
     hz = model_cfg.horizon
     inputs = {n: model_inputs(data[n], mcfg.inputs) for n in names}
     tables: dict[str, dict] = {"model": {}, "model_only": {}, "wearer_threshold": {},
@@ -285,14 +300,14 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
         tr_scores, tr_pos = [], []
         for n in train_names:
             mse_n = score_windows(res.model, inputs[n], arch, skip=skip, horizon=hz)
-            s = scores_from_error(mse_n, data[n], mcfg.combine)
-            keep = np.isin(data[n]["cls"], ("N",) + ABNORMAL) & ~data[n]["learning"]
+            s = scores_from_error(mse_n, data[n], mcfg.combine, *score_opts)
+            keep = np.isin(data[n]["cls"], ("N",) + ABNORMAL) & settled(data[n], mcfg.start_s)
             tr_scores.append(s[keep])
             tr_pos.append(np.isin(data[n]["cls"][keep], ABNORMAL))
         thr = thresholds.best_f1(np.concatenate(tr_scores), np.concatenate(tr_pos))
         d = data[test]
         mse = score_windows(res.model, inputs[test], arch, skip=skip, horizon=hz)
-        s = scores_from_error(mse, d, mcfg.combine)
+        s = scores_from_error(mse, d, mcfg.combine, *score_opts)
         s_model = scores_from_error(mse, d, "model")
         s_mtr = beat_scores_ext(mse, as_beats(d), "model+template+rr")
         learn = d["learning"] | (d["time_s"] < mcfg.start_s)
@@ -309,7 +324,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
         beats = as_beats(d)
         for r in reference.DETECTORS:
             rs = reference.score(beats, r)
-            tables[r][test] = evaluate_record(d["sample"], rs, rs > REFERENCE_THRESHOLDS[r], **ev)
+            tables[r][test] = evaluate_record(d["sample"], rs, rs > reference.THRESHOLDS[r], **ev)
         m = tables["model"][test].metrics()
         ref_m = tables["combined"][test].metrics()
         folds_out[test] = {"train_records": train_names, "n_train": len(x_train),
@@ -358,4 +373,4 @@ def _f(v: float) -> str:
 
 
 __all__ = ["split_ecg5000", "run_ecg5000", "load_folder_beats", "model_inputs",
-           "scores_from_error", "MitdbConfig", "run_mitdb", "beat_classes", "roc_auc"]
+           "scores_from_error", "settled", "MitdbConfig", "run_mitdb", "beat_classes", "roc_auc"]

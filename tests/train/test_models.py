@@ -23,7 +23,7 @@ from train.models import (  # noqa: E402
 #: Layers whose TFLite int8 lowering runs in LiteRT, tflite-micro and on the Edge TPU (plus the
 #: graph's input). Not UpSampling1D: TFLite lowers it to TILE, which neither target has.
 INT8_LAYERS = {"InputLayer", "Conv1D", "Dense", "ReLU", "Add", "Reshape", "Flatten",
-               "ZeroPadding1D", "Cropping1D", "Conv1DTranspose"}
+               "ZeroPadding1D", "Cropping1D"}
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +41,29 @@ def test_compact_and_int8_layers(arch):
 
 
 @pytest.mark.parametrize("length,channels", [(140, 1), (96, 2), (100, 1)])
-def test_cnn_ae_decodes_with_transposed_convs(length, channels):
+def test_cnn_ae_decodes_sub_pixel(length, channels):
     m = build_model(ModelConfig(arch="cnn_ae"), length, channels)
     kinds = [type(layer).__name__ for layer in m.layers]
-    assert "UpSampling1D" not in kinds
-    assert kinds.count("Conv1DTranspose") == len(ModelConfig().filters)
+    assert "UpSampling1D" not in kinds and "Conv1DTranspose" not in kinds
+    assert sum(layer.name.endswith("_interleave") for layer in m.layers) == len(
+        ModelConfig().filters)
     assert m.output.shape[1:] == (length, 1)  # padding and cropping still line up
+
+
+def test_sub_pixel_reshape_interleaves_channel_groups():
+    import keras
+
+    from train.models import _upsample
+
+    inp = keras.Input((3, 1))
+    m = keras.Model(inp, _upsample(inp, 2, 1, None, "up"))
+    # A 1x1 conv with identity-like weights: channels (a, b, c, d) = (x, 10x, 100x, 1000x).
+    m.get_layer("up").set_weights([np.array([[[1, 10, 100, 1000]]], np.float32),
+                                   np.zeros(4, np.float32)])
+    y = m.predict_on_batch(np.array([[[1.0], [2.0], [3.0]]], np.float32))[0]
+    # Step t's groups (a, b) and (c, d) become steps 2t and 2t+1.
+    np.testing.assert_allclose(y, [[1, 10], [100, 1000], [2, 20], [200, 2000],
+                                   [3, 30], [300, 3000]])
 
 
 def test_macs_of_the_cnn_ae_by_hand():
@@ -54,7 +71,7 @@ def test_macs_of_the_cnn_ae_by_hand():
     m = build_model(cfg, 96, 2)
     by_hand = (48 * 3 * 2 * 4 + 24 * 3 * 4 * 8  # strided encoder convs
                + 24 * 8 * 5 + 5 * 24 * 8  # bottleneck and expansion
-               + 24 * 3 * 8 * 4 + 48 * 3 * 4 * 1)  # transposed convs: k*cin*cout per input step
+               + 24 * 3 * 8 * 8 + 48 * 3 * 4 * 2)  # sub-pixel convs: twice the channels out
     assert macs_per_window(m) == by_hand
     lstm = build_model(ModelConfig(arch="lstm_ae", lstm_units=4, bottleneck=3), 20)
     assert macs_per_window(lstm) == 20 * 4 * (1 + 4) * 4 + 4 * 3 + 20 * 4 * (3 + 4) * 4 + 20 * 4

@@ -71,11 +71,11 @@ def test_local_baseline_streams_like_the_whole_array():
     rng = np.random.default_rng(2)
     v = rng.uniform(0, 1, 300)
     v[5::37] = np.nan
-    whole, hist = local_baseline(v, 16)
+    whole, _, hist = local_baseline(v, 16)
     assert whole[0] == 0.0 and whole[1] == v[0]
     parts, h = [], None
     for a, b in ((0, 7), (7, 120), (120, 300)):
-        out, h = local_baseline(v[a:b], 16, h)
+        out, _, h = local_baseline(v[a:b], 16, h)
         parts.append(out)
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     np.testing.assert_array_equal(h, hist)
@@ -106,11 +106,27 @@ def test_block_scores_equal_whole_record_scores(rec106):
     _, d = rec106
     beats = as_beats(d)
     mse = np.mean(features.model_inputs(beats, "wearer")[..., 0] ** 2, axis=1)
-    whole = beat_scores_ext(mse, beats, "model+template+rr", 16)
+    whole = features.beat_scores(mse, beats, "model+template+rr", 16, spread_floor=0.02)
     parts, h = [], None
     for a, b in ((0, 5), (5, 700), (700, len(beats))):
         sel = np.zeros(len(beats), bool)
         sel[a:b] = True
-        out, h = beat_scores_stream(mse[a:b], beats.select(sel), "model+template+rr", 16, h)
+        out, h = beat_scores_stream(mse[a:b], beats.select(sel), "model+template+rr", 16, h,
+                                    spread_floor=0.02)
         parts.append(out)
     np.testing.assert_allclose(np.concatenate(parts), whole)
+    assert not np.allclose(whole, beat_scores_ext(mse, beats, "model+template+rr", 16))
+
+
+def test_spread_floor_damps_a_beat_only_where_its_neighbours_scatter():
+    from device.features import local_baseline
+
+    clean = [0.05, 0.051, 0.049, 0.05]  # spread 0.0005: below the floor
+    noisy = [0.05, 0.25, 0.10, 0.30]  # spread about 0.1
+    for prev, damped in ((clean, False), (noisy, True)):
+        v = np.array(prev + [0.6])
+        base, spread, _ = local_baseline(v, 4)
+        diff = v[-1] - base[-1]
+        expected = diff / max(1.0, spread[-1] / 0.02)
+        assert (expected < diff) == damped
+        assert spread[-1] == np.median(np.abs(np.array(prev) - np.median(prev)))
