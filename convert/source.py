@@ -65,7 +65,7 @@ class Source:
         kept = eval_scores[self.eval_keep]
         normal = cal_scores if cal_scores is not None else kept[~self.eval_positive]
         return thresholds.choose(self.threshold_method, normal, kept, self.eval_positive,
-                                 **self.threshold_params)
+                                 self.eval_classes, **self.threshold_params)
 
     def describe(self) -> dict:
         return {"run": str(self.run), "kind": self.kind, "arch": self.arch, "seed": self.seed,
@@ -188,6 +188,8 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
         method = entry["method"]
         params = {k: v for k, v in entry.get("params", {}).items()
                   if k in ("k", "z", "q")}
+        if method == "v_sensitivity":
+            params = {"rate": entry["params"]["target"]}
     from device.features import model_inputs
 
     xs, keeps, clss, normals, offsets = [], [], [], [], [0]

@@ -15,6 +15,7 @@ import click
 from device.evaluation import to_jsonable
 from device.features import COMBINE
 from firmware_bridge.errors import UserError, run_cli
+from train.thresholds import METHODS
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
 # TensorFlow's C++ start-up chatter (no CUDA, oneDNN) is noise on a CPU-only box.
@@ -189,9 +190,9 @@ def _n(v) -> str:
 @click.option("--max-normals-per-record", type=click.IntRange(10), default=600,
               show_default=True, help="Caps fit time (the demo runs this on 4 records).")
 @click.option("--threshold", "default_method",
-              type=click.Choice(("best_f1", "percentile", "zscore", "mean_std")),
-              default="best_f1", show_default=True,
-              help="Default threshold method (all four are written to thresholds.json).")
+              type=click.Choice(METHODS), default="v_sensitivity", show_default=True,
+              help="Default threshold method (every one the labelled beats allow is written "
+              "to thresholds.json).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the per-record beat cache (default: none).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -253,6 +253,14 @@ def _train_rows(d: dict, limit: int, rng: np.random.Generator) -> np.ndarray:
     return idx
 
 
+def _fold_threshold(scores: np.ndarray, cls: np.ndarray) -> thresholds.Threshold:
+    """The deploy recipe's threshold (train.deploy): V sensitivity, else best F1."""
+    try:
+        return thresholds.sensitivity(scores, cls == "V")
+    except ValueError:
+        return thresholds.best_f1(scores, np.isin(cls, ABNORMAL))
+
+
 def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig | None = None,
               fit_cfg=None, model_cfg=None, cache_dir: str | Path | None = None,
               cfg: SignalConfig | None = None, log=print) -> dict:
@@ -296,15 +304,15 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
         res = fit_normals(x_train, model_cfg, fit_cfg)
         summary = res.summary
         histories[test] = res.history
-        # Threshold: best F1 on the *training* records' labelled beats (other patients).
-        tr_scores, tr_pos = [], []
+        # Threshold from the *training* records' labelled beats (other patients).
+        tr_scores, tr_cls = [], []
         for n in train_names:
             mse_n = score_windows(res.model, inputs[n], arch, skip=skip, horizon=hz)
             s = scores_from_error(mse_n, data[n], mcfg.combine, *score_opts)
             keep = np.isin(data[n]["cls"], ("N",) + ABNORMAL) & settled(data[n], mcfg.start_s)
             tr_scores.append(s[keep])
-            tr_pos.append(np.isin(data[n]["cls"][keep], ABNORMAL))
-        thr = thresholds.best_f1(np.concatenate(tr_scores), np.concatenate(tr_pos))
+            tr_cls.append(data[n]["cls"][keep])
+        thr = _fold_threshold(np.concatenate(tr_scores), np.concatenate(tr_cls))
         d = data[test]
         mse = score_windows(res.model, inputs[test], arch, skip=skip, horizon=hz)
         s = scores_from_error(mse, d, mcfg.combine, *score_opts)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-METHODS = ("mean_std", "zscore", "percentile", "best_f1")
+METHODS = ("mean_std", "zscore", "percentile", "best_f1", "v_sensitivity")
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,35 @@ def best_f1(scores: np.ndarray, positive: np.ndarray) -> Threshold:
                                         "n_positive": int(y.sum())})
 
 
+def sensitivity(scores: np.ndarray, target: np.ndarray, rate: float = 0.95,
+                name: str = "v_sensitivity") -> Threshold:
+    """The highest threshold that still flags ``rate`` of the ``target`` beats (labelled data).
+
+    A stated operating point instead of a balance: the monitor's requirement is a V sensitivity
+    with as few false alarms as that allows. Best F1 weighs every abnormal class (S beats
+    score low) and its optimum is flat, so on new patients it wandered between thresholds
+    that flagged several times more normal beats (see device/README: recipe-cv).
+    """
+    if not 0 < rate < 1:
+        raise ValueError(f"sensitivity target must be in (0, 1), got {rate}")
+    s = np.asarray(scores, dtype=np.float64)
+    t = s[np.asarray(target, dtype=bool) & np.isfinite(s)]
+    if len(t) < 10:
+        raise ValueError(f"{name} needs at least 10 labelled target beats, got {len(t)}")
+    t = np.sort(t)
+    # Flag "score > value": value just below the k-th lowest target score keeps all above it.
+    k = int(np.floor((1 - rate) * len(t)))
+    below = t[k - 1] if k > 0 else t[0] - 1e-6
+    value = float((below + t[k]) / 2) if k > 0 and below < t[k] else float(t[k] - 1e-9)
+    return Threshold(name, value, {"target": rate, "n_target": int(len(t)),
+                                   "flagged": float(np.mean(t > value))})
+
+
 def choose(method: str, normal_scores: np.ndarray, scores: np.ndarray | None = None,
-           positive: np.ndarray | None = None, **params) -> Threshold:
-    """One entry point by name (the CLI and the bundle use method names)."""
+           positive: np.ndarray | None = None, classes: np.ndarray | None = None,
+           **params) -> Threshold:
+    """One entry point by name (the CLI and the bundle use method names). ``classes`` (AAMI
+    class per labelled score) is what ``v_sensitivity`` needs."""
     if method == "mean_std":
         return mean_std(normal_scores, **params)
     if method == "zscore":
@@ -98,6 +124,10 @@ def choose(method: str, normal_scores: np.ndarray, scores: np.ndarray | None = N
         if scores is None or positive is None:
             raise ValueError("best_f1 needs labelled validation scores")
         return best_f1(scores, positive)
+    if method == "v_sensitivity":
+        if scores is None or classes is None:
+            raise ValueError("v_sensitivity needs labelled validation scores with classes")
+        return sensitivity(scores, np.asarray(classes) == "V", **params)
     raise ValueError(f"unknown threshold method {method!r}; use one of {', '.join(METHODS)}")
 
 

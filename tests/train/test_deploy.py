@@ -41,7 +41,7 @@ def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert exc.value.code == 0, captured.err
     m = json.loads(captured.out)
-    assert m["protocol"] == "deploy" and m["default"] == "best_f1"
+    assert m["protocol"] == "deploy" and m["default"] == "v_sensitivity"  # 119 has V beats
     for name in ("model.keras", "config.json", "thresholds.json", "history.json",
                  "metrics.json", "scores.npz", "loss.png", "scores.png", "roc_pr.png",
                  "reconstructions.png", "strip.png"):
@@ -55,7 +55,9 @@ def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
     assert {"git_commit", "keras", "tensorflow"} <= set(cfg["provenance"])
     thr = json.loads((out / "thresholds.json").read_text())
     assert thr["default"] in thr["methods"]
-    assert set(thr["methods"]) == {"mean_std", "zscore", "percentile", "best_f1"}
+    assert set(thr["methods"]) == {"mean_std", "zscore", "percentile", "best_f1",
+                                   "v_sensitivity"}
+    assert thr["methods"]["v_sensitivity"]["params"]["flagged"] >= 0.95
     # The stored scores are what the device computes from the saved model (ScoreSpec.score).
     from train.protocols import as_beats, load_folder_beats
 

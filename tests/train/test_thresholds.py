@@ -54,6 +54,24 @@ def test_best_f1_is_the_best_cut(scores):
     assert 0.5 < t.params["f1"] < 1.0
 
 
+@pytest.mark.parametrize("rate", [0.9, 0.95, 0.99])
+def test_sensitivity_flags_the_stated_share_and_no_fewer(scores, rate):
+    normal, abnormal = scores
+    s = np.concatenate([normal, abnormal])
+    target = np.r_[np.zeros(len(normal), bool), np.ones(len(abnormal), bool)]
+    t = thresholds.sensitivity(s, target, rate)
+    flagged = t.flags(abnormal).mean()
+    assert flagged >= rate and flagged - rate < 2 / len(abnormal)
+    assert t.params == {"target": rate, "n_target": len(abnormal), "flagged": flagged}
+    # The highest such threshold: nudging it up loses target beats below the rate.
+    assert (abnormal > np.sort(abnormal)[int(np.floor((1 - rate) * len(abnormal)))]).mean() < rate
+    chosen = thresholds.choose("v_sensitivity", normal, s, target,
+                               np.where(target, "V", "N"), rate=rate)
+    assert chosen.value == t.value
+    with pytest.raises(ValueError, match="at least 10"):
+        thresholds.sensitivity(s, np.arange(len(s)) < 3)
+
+
 def test_wearer_adaptation_raises_within_bounds(scores):
     normal, _ = scores
     base = thresholds.percentile(normal, 99.0)
