@@ -12,11 +12,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Walks every module of firmware_bridge/ and device/ with TensorFlow, Keras, wfdb and scipy
+#: refused, then runs the signal path and the evaluation (a lazy import inside a function would
+#: fail there).
 BLOCKER = r"""
 import importlib, pkgutil, sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "wfdb"):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "wfdb", "scipy"):
             raise ImportError(f"blocked: {name}")
 sys.meta_path.insert(0, Block())
 imported = []
@@ -25,29 +28,6 @@ for pkg in ("firmware_bridge", "device"):
     for info in pkgutil.walk_packages(mod.__path__, pkg + "."):
         importlib.import_module(info.name)
         imported.append(info.name)
-print(len(imported))
-"""
-
-
-def test_device_and_bridge_import_without_tensorflow():
-    out = subprocess.run([sys.executable, "-c", BLOCKER], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.strip()) >= 8
-
-
-def test_the_blocker_really_blocks():
-    """The same blocker makes an import of TensorFlow fail, so the test above can fail."""
-    code = BLOCKER.split("imported = []")[0] + "import tensorflow\n"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode != 0 and "blocked: tensorflow" in out.stderr
-
-
-#: The same walk over every module with scipy refused as well, then the signal path and the
-#: evaluation run (a lazy import inside a function would fail there).
-SCIPY_BLOCKER = BLOCKER.replace('("tensorflow", "keras", "tf_keras", "wfdb")',
-                                '("tensorflow", "keras", "tf_keras", "wfdb", "scipy")') + r"""
 import numpy as np
 from device.config import SignalConfig
 from device.evaluation import roc_auc
@@ -55,22 +35,25 @@ from device.signal_path import process_signal
 t = np.arange(360 * 20) / 360.0
 assert len(process_signal(np.sin(np.pi * 1.2 * t) ** 40, 360.0, SignalConfig(), chunk=360)) > 5
 assert roc_auc([0.1, 0.2], [0.2, 0.3]) == 0.875
-assert not [m for m in sys.modules if m.split('.')[0] == 'scipy']
+assert not [m for m in sys.modules if m.split('.')[0] in ('scipy', 'tensorflow')]
+print(len(imported))
 """
 
 
-def test_device_and_bridge_import_without_scipy():
-    out = subprocess.run([sys.executable, "-c", SCIPY_BLOCKER], cwd=REPO, capture_output=True,
+def test_device_and_bridge_import_without_tensorflow_or_scipy():
+    out = subprocess.run([sys.executable, "-c", BLOCKER], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 8
 
 
-def test_the_scipy_blocker_really_blocks():
-    code = SCIPY_BLOCKER.split("imported = []")[0] + "import scipy.signal\n"
+@pytest.mark.parametrize("module", ["tensorflow", "scipy.signal"])
+def test_the_blocker_really_blocks(module):
+    """The same blocker makes these imports fail, so the test above can fail."""
+    code = BLOCKER.split("imported = []")[0] + f"import {module}\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
-    assert out.returncode != 0 and "blocked: scipy" in out.stderr
+    assert out.returncode != 0 and f"blocked: {module.split('.')[0]}" in out.stderr
 
 
 def test_ruff_is_clean():

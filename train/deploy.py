@@ -191,7 +191,8 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
 
 
 def _calibrate(per: dict, val_names: list[str], dcfg: DeployConfig):
-    """All four methods; normal-score ones on validation records' normals (beats no fit saw)."""
+    """Every method the beats allow; normal-score ones on validation records' normals (beats no
+    fit saw)."""
     src = val_names or list(per)
     normals = []
     for n in src:
@@ -211,12 +212,13 @@ def _calibrate(per: dict, val_names: list[str], dcfg: DeployConfig):
         thr["best_f1"] = thresholds.best_f1(s[lab], pos)
     with contextlib.suppress(ValueError):  # fewer than 10 V beats: not offered
         thr["v_sensitivity"] = thresholds.sensitivity(s, c == "V", dcfg.v_rate)
-    default, reason = dcfg.default, "asked for"
+    default = dcfg.default
+    reason = "the default" if default == DEFAULT_METHOD else "asked for"
     if default not in thr:
         default = next(m for m in FALLBACKS if m in thr)
         reason = f"{dcfg.default} impossible (too few labelled beats); {default} instead"
-    where = "the labelled beats of all given records after the EC57 learning period (300 s)"
-    reason += f"; calibrated on {where}"
+    reason += ("; labelled methods use all given records' beats after the EC57 learning "
+               "period (300 s)")
     return thr, default, reason, normals
 
 
