@@ -17,8 +17,9 @@ from pathlib import Path
 
 from benchmarks.main_job import Steps, _stage
 from device import reference
+from device.bundle import load_bundle
 from device.config import SignalConfig
-from device.evaluation import EC57_START_S, BeatTable, summarize, to_jsonable
+from device.evaluation import EC57_START_S, PACED_RECORDS, BeatTable, summarize, to_jsonable
 from device.records import evaluate_folder
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
@@ -48,10 +49,8 @@ def folds_of(names: list[str], k: int) -> list[list[str]]:
 
 
 def recipe_cv(folder: Path, out: Path, cfg: CvConfig, records: list[str] | None = None) -> dict:
-    from device.bundle import load_bundle  # after training: the bundle exists by then
-
     names = [p.name for p in list_wfdb_records(folder)
-             if records is None or p.name in records]
+             if p.name not in PACED_RECORDS and (records is None or p.name in records)]
     folds = folds_of(names, cfg.folds)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(cfg.folds + 1)
