@@ -9,6 +9,7 @@ detectors. A paired bootstrap over *records* (patients) says whether a differenc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,26 @@ from train.scoring import beat_scores_ext, local_baseline, rms_error, wearer_nor
 #: Learning-period seconds for per-wearer normalisation: the EC57 learning period, so the
 #: statistics come only from beats that are never evaluated.
 LEARN_S = EC57_START_S
+
+
+#: AUCs compared by the paired bootstrap.
+COMPARED = ("N_vs_V", "N_vs_abnormal", "N_vs_S")
+
+#: The run's own score (what its folds flagged with) and the reference given the same machinery.
+AS_RUN = "model, as the run scored"
+REFERENCE_AS_RUN = "combined, the run's baseline"
+
+
+def _as_run(beats, score: np.ndarray, mitdb_cfg: dict) -> dict[str, np.ndarray]:
+    """The run's stored score beside the combined reference with the run's local baseline and
+    spread floor applied to its template distance (the fair non-learned comparison)."""
+    k, floor = mitdb_cfg.get("baseline_beats", 0), mitdb_cfg.get("spread_floor", 0.0)
+    tpl = np.nan_to_num(reference.template_distance(beats))
+    if k:
+        base, spread, _ = local_baseline(tpl, k, valid=~np.isnan(beats.template).any(axis=1))
+        tpl = (tpl - base) / (np.maximum(1.0, spread / floor) if floor > 0 else 1.0)
+    rr = np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0)
+    return {AS_RUN: np.asarray(score, float), REFERENCE_AS_RUN: tpl + rr}
 
 
 def _scorers(beats, mse, time_s, baselines=(16,)) -> dict[str, np.ndarray]:
@@ -64,6 +85,8 @@ def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = 
     if not folds:
         raise UserError(f"{run}: no fold_*.npz; is this a finished mitdb run folder?")
     data = load_folder_beats(folder, SignalConfig(), cache_dir, log=log)
+    cfg_path = run / "config.json"
+    mitdb_cfg = json.loads(cfg_path.read_text()).get("mitdb", {}) if cfg_path.exists() else {}
     missing = sorted(set(folds) - set(data))
     if missing:
         raise UserError(f"records {', '.join(missing)} of {run} are not in {folder}")
@@ -78,13 +101,19 @@ def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = 
         beats = as_beats(d)
         ev = dict(ann_samples=d["ann_samples"], ann_symbols=[str(v) for v in d["ann_symbols"]],
                   fs=float(d["fs"]), start_s=start_s)
-        for name, s in _scorers(beats, z["mse"], d["time_s"], baselines).items():
+        scorers = _scorers(beats, z["mse"], d["time_s"], baselines)
+        if "score" in z:  # written by run_mitdb; absent in older run folders
+            scorers.update(_as_run(beats, z["score"], mitdb_cfg))
+        for name, s in scorers.items():
             t = evaluate_record(d["sample"], s, np.zeros(len(s), bool), **ev)
             tables.setdefault(name, {})[f] = t
             pooled.setdefault(name, {})[f] = (np.array(t.scores, float),
                                               np.array(t.classes, dtype="<U1"))
     out: dict = {"run": str(run), "folds": folds, "start_s": start_s, "baseline": baseline,
                  "scorers": {}}
+    fair = {f"{m}, baseline {k}": f"combined, baseline {k}" for k in baselines
+            for m in ("model+rr", "model+template+rr")}
+    fair[AS_RUN] = REFERENCE_AS_RUN
     rng = np.random.default_rng(seed)
     boots = [rng.choice(len(folds), len(folds), replace=True) for _ in range(n_boot)]
     for name, t in tables.items():
@@ -101,13 +130,12 @@ def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = 
             entry[f"std_record_{a}"] = float(vals.std()) if len(vals) else float("nan")
         if name != baseline and n_boot:
             entry["vs_baseline"] = {a: _paired_boot(pooled[name], pooled[baseline], folds, boots,
-                                                    a) for a in ("N_vs_V", "N_vs_abnormal")}
-        same = f"combined, baseline {name.rsplit(' ', 1)[-1]}"
-        if name.startswith("model") and "baseline" in name and n_boot:
-            # The fair comparison: the reference with the same local baseline.
+                                                    a) for a in COMPARED}
+        if name in fair and n_boot:
+            # The fair comparison: the reference with the same local baseline (and spread).
             entry["vs_same_baseline_reference"] = {
-                a: _paired_boot(pooled[name], pooled[same], folds, boots, a)
-                for a in ("N_vs_V", "N_vs_abnormal")}
+                a: _paired_boot(pooled[name], pooled[fair[name]], folds, boots, a)
+                for a in COMPARED}
         out["scorers"][name] = entry
     return out
 
@@ -115,7 +143,7 @@ def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = 
 def _gross(pool: dict, names: list[str], which: str) -> float:
     s = np.concatenate([pool[n][0] for n in names])
     c = np.concatenate([pool[n][1] for n in names])
-    pos = c == "V" if which == "N_vs_V" else np.isin(c, ABNORMAL)
+    pos = np.isin(c, ABNORMAL) if which == "N_vs_abnormal" else c == which[-1]
     return roc_auc(s[c == "N"], s[pos])
 
 
@@ -129,8 +157,15 @@ def _paired_boot(a: dict, b: dict, folds: list[str], boots, which: str) -> dict:
         if d == d:
             ds.append(d)
     ds = np.array(ds)
+    if not len(ds):  # the class is in none of the records (e.g. no S beats)
+        return {"diff": diff, "ci95": [float("nan")] * 2, "p_better": float("nan"), "n_boot": 0}
     return {"diff": diff, "ci95": [float(np.percentile(ds, 2.5)), float(np.percentile(ds, 97.5))],
             "p_better": float(np.mean(ds > 0)), "n_boot": len(ds)}
+
+
+def _deltas(boot: dict) -> str:
+    return "  ".join(f"{a.split('_')[-1].replace('abnormal', 'abn')} {d['diff']:+.4f} "
+                     f"[{d['ci95'][0]:+.4f},{d['ci95'][1]:+.4f}]" for a, d in boot.items())
 
 
 def rescore_text(r: dict) -> str:
@@ -144,16 +179,11 @@ def rescore_text(r: dict) -> str:
                 f"{e['mean_record_N_vs_V']:.4f}±{e['std_record_N_vs_V']:.4f}  "
                 f"{e['mean_record_N_vs_abnormal']:.4f}±{e['std_record_N_vs_abnormal']:.4f}")
         if "vs_baseline" in e:
-            v, a = e["vs_baseline"]["N_vs_V"], e["vs_baseline"]["N_vs_abnormal"]
-            line += (f"   V {v['diff']:+.4f} [{v['ci95'][0]:+.4f},{v['ci95'][1]:+.4f}]"
-                     f"  abn {a['diff']:+.4f} [{a['ci95'][0]:+.4f},{a['ci95'][1]:+.4f}]")
+            line += "   " + _deltas(e["vs_baseline"])
         lines.append(line)
         if "vs_same_baseline_reference" in e:
-            v = e["vs_same_baseline_reference"]["N_vs_V"]
-            a = e["vs_same_baseline_reference"]["N_vs_abnormal"]
             lines.append(f"{'':28s}   vs combined with the same baseline: "
-                         f"V {v['diff']:+.4f} [{v['ci95'][0]:+.4f},{v['ci95'][1]:+.4f}]"
-                         f"  abn {a['diff']:+.4f} [{a['ci95'][0]:+.4f},{a['ci95'][1]:+.4f}]")
+                         + _deltas(e["vs_same_baseline_reference"]))
     return "\n".join(lines)
 
 

@@ -1,6 +1,8 @@
 """Score combinations beyond device.features and the per-wearer normalisation (TF-free)."""
 
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,9 +58,17 @@ def test_rescore_a_run_folder(rec106, tmp_path):
     run.mkdir()
     # A stand-in "model" whose error is the wearer-residual energy (what a CNN-AE leaves).
     x = features.model_inputs(as_beats(d), "wearer")
-    np.savez(run / "fold_106.npz", mse=np.mean(x[..., 0] ** 2, axis=1))
+    mse = np.mean(x[..., 0] ** 2, axis=1)
+    shipped = features.beat_scores(mse, as_beats(d), "model+rr", 16, spread_floor=0.02)
+    np.savez(run / "fold_106.npz", mse=mse, score=shipped)
+    (run / "config.json").write_text(json.dumps({"mitdb": {"baseline_beats": 16,
+                                                           "spread_floor": 0.02}}))
     r = rescore(run, folder, folder / "cache", n_boot=5, log=lambda m: None)
     s = r["scorers"]
+    # The run's own score beside the reference given the same baseline and spread.
+    fair = s["model, as the run scored"]["vs_same_baseline_reference"]
+    assert set(fair) == {"N_vs_V", "N_vs_abnormal", "N_vs_S"}
+    assert s["combined, the run's baseline"]["gross"] != s["combined"]["gross"]
     assert {"model+rr", "model+template+rr", "combined", "z(model)+z(rr)",
             "combined, baseline 16", "model+template+rr, baseline 16"} <= set(s)
     assert "vs_same_baseline_reference" in s["model+template+rr, baseline 16"]
