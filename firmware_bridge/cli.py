@@ -166,6 +166,9 @@ def emulate(record: str, ascii_mode: bool, speed: float, lead: str | None, all_l
                             link_path=link_path)
     emu = start_emulator(record, config, plan, fs=fs, uv_per_count=uv_per_count)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` unplugs cleanly too, like Ctrl-C
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then leaves it so: Ctrl-C (or `kill -INT`) must still stop the emulator.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if as_json:
             _emit({"port": emu.port, "fs": emu.fs, "channels": int(emu.counts.shape[1]),

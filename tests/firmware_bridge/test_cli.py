@@ -18,9 +18,11 @@ from .conftest import MITDB, ROOT
 CLI = [sys.executable, "-m", "firmware_bridge.cli"]
 
 
-def _spawn(*args: str) -> subprocess.Popen:
+def _spawn(*args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """``sigint_ignored``: start it as a non-interactive shell starts a background job."""
+    pre = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen([*CLI, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=pre)
 
 
 def test_emulate_prints_the_port_first_and_monitor_reads_it():
@@ -49,14 +51,15 @@ def test_emulate_prints_the_port_first_and_monitor_reads_it():
         emu.kill()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_emulate_text_mode_first_line_is_the_path_and_stops_cleanly(sig):
-    emu = _spawn("emulate", str(MITDB / "100"), "--ascii")
+@pytest.mark.parametrize("sig, background", [(signal.SIGINT, False), (signal.SIGINT, True),
+                                             (signal.SIGTERM, False)])
+def test_emulate_text_mode_first_line_is_the_path_and_stops_cleanly(sig, background):
+    emu = _spawn("emulate", str(MITDB / "100"), "--ascii", sigint_ignored=background)
     try:
         path = emu.stdout.readline().strip()
         assert path.endswith("/tty") and os.path.islink(path)
         emu.send_signal(sig)
-        _, err = emu.communicate(timeout=60)  # generous: CI cores may be busy
+        _, err = emu.communicate(timeout=15)
         assert "Traceback" not in err
         assert "played 0 samples" in err
         assert not os.path.exists(os.path.dirname(path))  # the port's folder is cleaned up
