@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -22,6 +23,11 @@ class _Group(click.Group):
     """Turns UserError into one line and a non-zero exit, Ctrl-C into a quiet exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Started as a background job by a non-interactive shell, a process inherits SIGINT
+        # ignored and Python leaves it so; `monitor` and `emulate` must still stop on Ctrl-C.
+        if (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+                and threading.current_thread() is threading.main_thread()):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -166,9 +172,6 @@ def emulate(record: str, ascii_mode: bool, speed: float, lead: str | None, all_l
                             link_path=link_path)
     emu = start_emulator(record, config, plan, fs=fs, uv_per_count=uv_per_count)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` unplugs cleanly too, like Ctrl-C
-    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
-    # and Python then leaves it so: Ctrl-C (or `kill -INT`) must still stop the emulator.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if as_json:
             _emit({"port": emu.port, "fs": emu.fs, "channels": int(emu.counts.shape[1]),
