@@ -51,6 +51,10 @@ def folds_of(names: list[str], k: int) -> list[list[str]]:
 def recipe_cv(folder: Path, out: Path, cfg: CvConfig, records: list[str] | None = None) -> dict:
     names = [p.name for p in list_wfdb_records(folder)
              if p.name not in PACED_RECORDS and (records is None or p.name in records)]
+    if not names:
+        raise UserError(f"{folder}: no unpaced WFDB records" + (
+            f" named {', '.join(records)}" if records else "") + "; give a folder like "
+            "/path/to/mitdb")
     folds = folds_of(names, cfg.folds)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(cfg.folds + 1)
@@ -69,12 +73,11 @@ def recipe_cv(folder: Path, out: Path, cfg: CvConfig, records: list[str] | None 
                 "--static-batch", "--per-tensor", "--json"],
                d.with_suffix(".convert.log"), f"conversion of fold {i}")
         bundle = load_bundle(d / "bundle")
+        thr = {v: bundle.threshold(v).value for v in VARIANTS}
         for v in VARIANTS:
-            thr = bundle.threshold(v).value
             tables[v].update(evaluate_folder(folder, bundle.manifest.signal,
-                                             ModelScorer(bundle, v), thr, cfg.start_s, held))
-        thresholds.append({"fold": i, "held_out": held, "train": train,
-                           **{v: bundle.threshold(v).value for v in VARIANTS}})
+                                             ModelScorer(bundle, v), thr[v], cfg.start_s, held))
+        thresholds.append({"fold": i, "held_out": held, "train": train, **thr})
         steps.done(", ".join(f"{v} threshold {thresholds[-1][v]:.3f}" for v in VARIANTS))
     steps.start(f"reference detector '{cfg.reference}' on the same records")
     ref_tables = evaluate_folder(folder, SignalConfig(), reference_scorer(cfg.reference),

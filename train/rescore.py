@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from device import reference
+from device import features, reference
 from device.config import SignalConfig
 from device.evaluation import ABNORMAL, EC57_START_S, evaluate_record, roc_auc, summarize
 from firmware_bridge.errors import UserError
-from train.scoring import beat_scores_ext, local_baseline, rms_error, wearer_normalise
+from train.scoring import beat_scores_ext, rms_error, wearer_normalise
 
 #: Learning-period seconds for per-wearer normalisation: the EC57 learning period, so the
 #: statistics come only from beats that are never evaluated.
@@ -33,16 +33,19 @@ AS_RUN = "model, as the run scored"
 REFERENCE_AS_RUN = "combined, the run's baseline"
 
 
+def _reference_with_baseline(beats, k: int, spread_floor: float = 0.0) -> np.ndarray:
+    """The combined reference put through the device's own score function: its template
+    distance in the place of the model error, so it gets the same local baseline and spread."""
+    tpl = reference.template_distance(beats)
+    return features.beat_scores(tpl**2, beats, "model+rr", k, spread_floor)
+
+
 def _as_run(beats, score: np.ndarray, mitdb_cfg: dict) -> dict[str, np.ndarray]:
     """The run's stored score beside the combined reference with the run's local baseline and
-    spread floor applied to its template distance (the fair non-learned comparison)."""
+    spread floor (the fair non-learned comparison)."""
     k, floor = mitdb_cfg.get("baseline_beats", 0), mitdb_cfg.get("spread_floor", 0.0)
-    tpl = np.nan_to_num(reference.template_distance(beats))
-    if k:
-        base, spread, _ = local_baseline(tpl, k, valid=~np.isnan(beats.template).any(axis=1))
-        tpl = (tpl - base) / (np.maximum(1.0, spread / floor) if floor > 0 else 1.0)
-    rr = np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0)
-    return {AS_RUN: np.asarray(score, float), REFERENCE_AS_RUN: tpl + rr}
+    return {AS_RUN: np.asarray(score, float),
+            REFERENCE_AS_RUN: _reference_with_baseline(beats, k, floor)}
 
 
 def _scorers(beats, mse, time_s, baselines=(16,)) -> dict[str, np.ndarray]:
@@ -52,15 +55,12 @@ def _scorers(beats, mse, time_s, baselines=(16,)) -> dict[str, np.ndarray]:
     pos = lambda a: np.maximum(a, 0.0)  # noqa: E731
     z = {k: wearer_normalise(v, time_s, LEARN_S) for k, v in
          (("e", err), ("t", tpl), ("r", rr))}
-    has_t = ~np.isnan(beats.template).any(axis=1)
     local = {}
     for k in baselines:
         local[f"model+rr, baseline {k}"] = beat_scores_ext(mse, beats, "model+rr", k)
         local[f"model+template+rr, baseline {k}"] = beat_scores_ext(
             mse, beats, "model+template+rr", k)
-        t0 = np.nan_to_num(tpl)
-        local[f"combined, baseline {k}"] = (t0 - local_baseline(t0, k, valid=has_t)[0]
-                                            + pos(rr))
+        local[f"combined, baseline {k}"] = _reference_with_baseline(beats, k)
     return {
         **local,
         "model_only": err,

@@ -68,6 +68,19 @@ static size_t finish(uint8_t *out, size_t body_len)
     return end + ECG_CRC_LEN;
 }
 
+/* Length of a NUL-terminated string, at most max (NULL counts as empty). */
+static size_t bounded_len(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    if (s != NULL) {
+        while (n < max && s[n] != '\0') {
+            n++;
+        }
+    }
+    return n;
+}
+
 static int fits(size_t payload_len, size_t cap)
 {
     size_t body = 4u + payload_len;
@@ -133,7 +146,7 @@ size_t ecg_encode_samples(uint8_t *out, size_t cap, uint32_t seq, uint8_t flags,
 
 size_t ecg_encode_info(uint8_t *out, size_t cap, uint32_t seq, const ecg_info_t *info)
 {
-    size_t fw_len = 0;
+    size_t fw_len;
     size_t payload_len;
     uint8_t *p;
 
@@ -142,11 +155,7 @@ size_t ecg_encode_info(uint8_t *out, size_t cap, uint32_t seq, const ecg_info_t 
         || !(info->uv_per_count > 0.0f)) {
         return 0;
     }
-    if (info->firmware != NULL) {
-        while (fw_len < ECG_MAX_FIRMWARE_ID && info->firmware[fw_len] != '\0') {
-            fw_len++;
-        }
-    }
+    fw_len = bounded_len(info->firmware, ECG_MAX_FIRMWARE_ID);
     payload_len = 12u + fw_len;
     if (!fits(payload_len, cap)) {
         return 0;
@@ -168,18 +177,14 @@ size_t ecg_encode_info(uint8_t *out, size_t cap, uint32_t seq, const ecg_info_t 
 size_t ecg_encode_status(uint8_t *out, size_t cap, uint32_t seq, uint8_t flags, uint8_t code,
                          uint16_t detail, const char *text)
 {
-    size_t text_len = 0;
+    size_t text_len;
     size_t payload_len;
     uint8_t *p;
 
     if (out == NULL) {
         return 0;
     }
-    if (text != NULL) {
-        while (text_len < ECG_MAX_STATUS_TEXT && text[text_len] != '\0') {
-            text_len++;
-        }
-    }
+    text_len = bounded_len(text, ECG_MAX_STATUS_TEXT);
     payload_len = 4u + text_len;
     if (!fits(payload_len, cap)) {
         return 0;
