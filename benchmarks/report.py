@@ -89,6 +89,14 @@ def model_markdown(name: str, r: dict) -> list[str]:
                     f"the same pipeline runs at **{bm['x_realtime']:.0f}× real time** "
                     f"({bm['cpu_s']:.3f} CPU s; infer {bm['infer_s']:.4f} s instead of "
                     f"{pipe['stages_s']['infer']:.4f} s)."]
+        fl = pipe.get("float32")
+        if fl:
+            per = 1e6 / max(pipe["beats"], 1)
+            out += ["", f"Same pipeline with the bundle's float32 model: {fl['x_realtime']:.0f}× "
+                    f"real time; inference {fl['infer_s']:.4f} CPU s "
+                    f"({fl['infer_s'] * per:.1f} µs per beat) against int8's "
+                    f"{pipe['stages_s']['infer']:.4f} s ({pipe['stages_s']['infer'] * per:.1f} "
+                    "µs per beat)."]
     acc = r.get("accuracy", {})
     if acc.get("variants"):
         out += ["", f"Accuracy (bundle parity report, {acc.get('n')} beats, {acc.get('n_abnormal')}"

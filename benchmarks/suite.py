@@ -177,6 +177,16 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
                              bundle.manifest.signal, repeats=max(1, s.pipeline_repeats - 1))
         r["batch_matched"] = {"scorer_batch": static, "cpu_s": m.cpu_s,
                               "x_realtime": m.x_realtime, "infer_s": m.stages_s["infer"]}
+    fm = bundle.manifest.float_model
+    if fm is not None and fm.variant == "float32" and bundle.manifest.model.variant != "float32":
+        # The same pipeline with the bundle's float32 model: int8 against float where the
+        # device pays for it (per beat, quantization and batching included). The int8
+        # threshold is kept: it only changes which events are written, not the work.
+        fs = ModelScorer(bundle, "float32", threads=1)
+        f = measure_pipeline(s.record, fs, "float32", bundle.threshold().value,
+                             bundle.manifest.signal, repeats=s.pipeline_repeats)
+        r["float32"] = {"scorer_batch": fs.batch, "cpu_s": f.cpu_s, "x_realtime": f.x_realtime,
+                        "infer_s": f.stages_s["infer"]}
     return r
 
 

@@ -6,6 +6,7 @@ argument errors stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -42,9 +43,30 @@ def _log(as_json: bool):
     return lambda msg: click.echo(msg, err=as_json)
 
 
+def _model_options(f):
+    f = click.option("--filters", default=None, metavar="W,W,...",
+                     help="CNN-AE encoder widths, one per stage (each halves the length); "
+                     "default: ModelConfig's.")(f)
+    return click.option("--horizon", type=click.IntRange(1), default=8, show_default=True,
+                        help="TCN: samples ahead it forecasts.")(f)
+
+
+def _model_config(arch: str, horizon: int, filters: str | None):
+    widths: tuple[int, ...] = ()
+    if filters is not None:  # checked before Keras is imported: a typo fails at once
+        with contextlib.suppress(ValueError):
+            widths = tuple(int(v) for v in filters.split(",") if v.strip())
+        if not widths or min(widths) < 1:
+            raise UserError(f"--filters {filters!r}: give positive widths like 24,24")
+    from train.models import ModelConfig
+
+    if not widths:
+        return ModelConfig(arch=arch, horizon=horizon)
+    return ModelConfig(arch=arch, horizon=horizon, filters=widths)
+
+
 def _fit_options(f):
-    f = click.option("--horizon", type=click.IntRange(1), default=8, show_default=True,
-                     help="TCN: samples ahead it forecasts.")(f)
+    f = _model_options(f)
     f = click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)(f)
     f = click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)(f)
     f = click.option("--patience", type=click.IntRange(1), default=6, show_default=True)(f)
@@ -78,15 +100,14 @@ def cli() -> None:
 @_fit_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def ecg5000_cmd(data, arch, seeds, out, limit, epochs, batch_size, patience, lr, horizon,
-                as_json):
+                filters, as_json):
     """ECG5000 anomaly protocol: train on 80 % of normals, test on the rest + all abnormal."""
     seed_list = parse_seeds(seeds)
     from train.fit import FitConfig
-    from train.models import ModelConfig
     from train.protocols import run_ecg5000
 
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr)
-    m = run_ecg5000(data, arch, seed_list, out, fit, ModelConfig(arch=arch, horizon=horizon),
+    m = run_ecg5000(data, arch, seed_list, out, fit, _model_config(arch, horizon, filters),
                     log=_log(as_json), limit=limit)
     if as_json:
         click.echo(json.dumps(to_jsonable({k: v for k, v in m.items() if k != "seeds"} | {
@@ -129,10 +150,9 @@ def _ecg5000_text(m: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def mitdb_cmd(folder, arch, inputs, combine, baseline_beats, spread_floor, folds,
               max_train_per_record, cache_dir, seed, out, epochs, batch_size, patience, lr,
-              horizon, as_json):
+              horizon, filters, as_json):
     """MIT-BIH leave-records-out: model beside the reference detectors on unseen patients."""
     from train.fit import FitConfig
-    from train.models import ModelConfig
     from train.protocols import MitdbConfig, run_mitdb
 
     fold_list = [] if folds == "all" else [f.strip() for f in folds.split(",") if f.strip()]
@@ -141,7 +161,7 @@ def mitdb_cmd(folder, arch, inputs, combine, baseline_beats, spread_floor, folds
                        folds=fold_list)
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
                     seed=seed)
-    m = run_mitdb(folder, arch, out, mcfg, fit, ModelConfig(arch=arch, horizon=horizon),
+    m = run_mitdb(folder, arch, out, mcfg, fit, _model_config(arch, horizon, filters),
                   cache_dir=cache_dir, log=_log(as_json))
     if as_json:
         click.echo(json.dumps(to_jsonable({k: v for k, v in m.items() if k != "folds"}),
@@ -196,16 +216,15 @@ def _n(v) -> str:
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the per-record beat cache (default: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--horizon", type=click.IntRange(1), default=8, show_default=True,
-              help="TCN: samples ahead it forecasts.")
+@_model_options
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--patience", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, combine,
-            max_normals_per_record, default_method, cache_dir, seed, horizon, epochs, batch_size,
-            patience, lr, as_json):
+            max_normals_per_record, default_method, cache_dir, seed, horizon, filters, epochs,
+            batch_size, patience, lr, as_json):
     """Train the deployable model on the normal beats of FOLDER's records; calibrate thresholds.
 
     Writes RUN/model.keras, config.json (protocol "deploy"), thresholds.json, history.json,
@@ -214,7 +233,6 @@ def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, co
     """
     from train.deploy import DeployConfig, run_deploy
     from train.fit import FitConfig
-    from train.models import ModelConfig
 
     rec_list = None if records == "all" else [r.strip() for r in records.split(",") if r.strip()]
     dcfg = DeployConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
@@ -222,7 +240,7 @@ def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, co
                         max_normals_per_record=max_normals_per_record, default=default_method)
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr,
                     seed=seed)
-    m = run_deploy(folder, arch, out, rec_list, dcfg, fit, ModelConfig(arch=arch, horizon=horizon),
+    m = run_deploy(folder, arch, out, rec_list, dcfg, fit, _model_config(arch, horizon, filters),
                    cache_dir=cache_dir, log=_log(as_json))
     if as_json:
         click.echo(json.dumps(to_jsonable(m), indent=2))

@@ -10,6 +10,9 @@ def test_quantize_round_trip_and_saturation():
     q = quantize(x, 0.01, -3, np.int8)
     assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127
     np.testing.assert_allclose(dequantize(q, 0.01, -3)[1:4], x[1:4], atol=0.005)
+    assert quantize(x, 0.01, 128, np.uint8).tolist() == [0, 78, 128, 154, 255]
+    assert quantize(x.astype(np.float64), 1e-4, 0, np.int16).tolist() == [
+        -20000, -5000, 0, 2600, 32767]
 
 
 def test_unknown_runtime_and_garbage_model_are_clear_errors(tmp_path):

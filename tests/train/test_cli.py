@@ -26,6 +26,7 @@ def test_seeds_parse():
     (["ecg5000", "--seeds", "a..b", "--out", "x"], "--seeds"),
     (["evaluate", "no/such/run"], "no such run folder"),
     (["ecg5000", "--data", "no/such", "--out", "x"], "file not found"),
+    (["ecg5000", "--filters", "8,x", "--out", "x"], "--filters"),
 ])
 def test_bad_input_is_one_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -40,9 +41,10 @@ def test_ecg5000_run_folder_and_evaluate_json(tmp_path, capsys):
     out = tmp_path / "run"
     code, text, _ = run(["ecg5000", "--data", str(DATA / "ecg5000"), "--arch", "cnn_ae",
                          "--seeds", "0", "--epochs", "2", "--limit", "400", "--out", str(out),
-                         "--json"], capsys)
+                         "--filters", "8,8", "--json"], capsys)
     assert code == 0
     m = json.loads(text)  # progress went to stderr: stdout is pure JSON
+    assert json.loads((out / "config.json").read_text())["model"]["filters"] == [8, 8]
     assert m["arch"] == "cnn_ae" and m["model"]["params"] > 0 and len(m["seeds"]) == 1
     assert 0.5 < m["roc_auc_mean"] <= 1.0
     for name in ("config.json", "history.json", "metrics.json", "seed0/model.keras",
