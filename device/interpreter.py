@@ -110,12 +110,15 @@ class Quantization:
 
     On one window numpy's per-call overhead, not the arithmetic, is the cost, and a live stream
     scores one or two beats per block: so the scale is inverted once, the limits are floats,
-    clipping is minimum/maximum (``np.clip`` costs 2 µs more per call) and 8-bit values are
-    dequantized through a 256-entry table (one indexing instead of three ufuncs).
+    clipping is minimum/maximum (``np.clip`` and ``np.iinfo`` per call cost 2 µs more) and
+    8-bit values are dequantized through a 256-entry table (one indexing, not three ufuncs).
     """
 
     def __init__(self, scale: float, zero_point: int, dtype) -> None:
         self.scale, self.zero_point, self.dtype = float(scale), int(zero_point), np.dtype(dtype)
+        if not self.scale > 0:
+            raise UserError(f"an {self.dtype} model tensor has no quantization scale "
+                            f"({scale}); re-export the model with ecg-convert")
         info = np.iinfo(self.dtype)
         self._inv = np.float32(1.0 / self.scale)
         self._lo, self._hi = float(info.min), float(info.max)

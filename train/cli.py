@@ -60,9 +60,7 @@ def _model_config(arch: str, horizon: int, filters: str | None):
             raise UserError(f"--filters {filters!r}: give positive widths like 24,24")
     from train.models import ModelConfig
 
-    if not widths:
-        return ModelConfig(arch=arch, horizon=horizon)
-    return ModelConfig(arch=arch, horizon=horizon, filters=widths)
+    return ModelConfig(arch=arch, horizon=horizon, **({"filters": widths} if widths else {}))
 
 
 def _fit_options(f):

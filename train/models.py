@@ -31,7 +31,7 @@ SCORING = {"cnn_ae": "reconstruction", "tcn": "forecast", "lstm_ae": "reconstruc
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the three architectures; defaults are compact (5-30 thousand weights)."""
+    """Sizes of the three architectures; defaults are compact (5-40 thousand weights)."""
 
     arch: str = "cnn_ae"
     filters: tuple[int, ...] = (24, 24)  # CNN-AE encoder stages (each halves the length)

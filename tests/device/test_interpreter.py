@@ -13,6 +13,8 @@ def test_quantize_round_trip_and_saturation():
     assert quantize(x, 0.01, 128, np.uint8).tolist() == [0, 78, 128, 154, 255]
     assert quantize(x.astype(np.float64), 1e-4, 0, np.int16).tolist() == [
         -20000, -5000, 0, 2600, 32767]
+    with pytest.raises(UserError, match="no quantization scale"):
+        quantize(x, 0.0, 0, np.int8)
 
 
 def test_unknown_runtime_and_garbage_model_are_clear_errors(tmp_path):
