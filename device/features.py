@@ -113,7 +113,7 @@ def shape_term(mse: np.ndarray, beats: Beats, combine: str) -> np.ndarray:
 
 
 def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None,
-                   valid: np.ndarray | None = None
+                   valid: np.ndarray | None = None, with_spread: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median and median absolute deviation of the previous ``k`` valid values for each beat
     (0 before any), causally.
@@ -121,7 +121,8 @@ def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None
     A stretch of noise raises every beat's shape term and scatters it; an ectopic beat still
     stands out above its neighbours by more than their scatter. ``history`` is the last (up to
     k) values before this block; returns (baseline, spread, new history) per beat, so
-    block-by-block calls equal one whole-array call.
+    block-by-block calls equal one whole-array call. Without ``with_spread`` the spread stays 0
+    (a score with no noise damping need not pay for it).
     """
     v = np.asarray(values, dtype=np.float64)
     ok = (np.isfinite(v) if valid is None else np.asarray(valid, bool) & np.isfinite(v)).tolist()
@@ -132,7 +133,8 @@ def local_baseline(values: np.ndarray, k: int, history: np.ndarray | None = None
     for i in range(len(v)):
         if buf:
             out[i] = m = median(buf)
-            spread[i] = median([abs(b - m) for b in buf])
+            if with_spread:
+                spread[i] = median([abs(b - m) for b in buf])
         if ok[i]:
             buf.append(vals[i])
             if len(buf) > k:
@@ -162,7 +164,8 @@ def beat_scores_stream(mse: np.ndarray, beats: Beats, combine: str, baseline_bea
     if baseline_beats:
         has_template = ~np.isnan(beats.template).any(axis=1)
         base, spread, new_history = local_baseline(shape, baseline_beats, history,
-                                                   valid=has_template)
+                                                   valid=has_template,
+                                                   with_spread=spread_floor > 0)
         shape = shape - base
         if spread_floor > 0:
             shape = shape / np.maximum(1.0, spread / spread_floor)

@@ -95,20 +95,15 @@ class FrameDecoder:
                 break
             c.bytes_skipped += i - pos
             pos = i
-            if end - i < PREFIX_LEN:
-                if final:
-                    c.truncated += 1
+            total = PREFIX_LEN  # until the header is in, all we know is that it is needed
+            if end - i >= PREFIX_LEN:
+                _, version, ftype, body_len = _PREFIX.unpack_from(buf, i)
+                if body_len > MAX_BODY or (version == VERSION and body_len < _SEQ.size):
+                    c.bad_length += 1
                     c.bytes_skipped += 1
                     pos = i + 1
                     continue
-                break
-            _, version, ftype, body_len = _PREFIX.unpack_from(buf, i)
-            if body_len > MAX_BODY or (version == VERSION and body_len < _SEQ.size):
-                c.bad_length += 1
-                c.bytes_skipped += 1
-                pos = i + 1
-                continue
-            total = PREFIX_LEN + body_len + CRC_LEN
+                total += body_len + CRC_LEN
             if end - i < total:
                 if final:
                     c.truncated += 1

@@ -140,3 +140,5 @@ def test_spread_floor_damps_a_beat_only_where_its_neighbours_scatter():
         expected = diff / max(1.0, spread[-1] / 0.02)
         assert (expected < diff) == damped
         assert spread[-1] == np.median(np.abs(np.array(prev) - np.median(prev)))
+        bare, none, _ = local_baseline(v, 4, with_spread=False)
+        assert np.array_equal(bare, base) and not none.any()
