@@ -9,9 +9,10 @@ weights) is built with TensorFlow by ``python -m benchmarks.probe`` and shipped 
 It is wide on purpose: the rate must be the core's, bound by arithmetic. A 16-channel probe
 (the former one) measured 44 GMAC/s here, but that is XNNPack's fixed cost per int8 operator
 (about 2 µs, the same for 16 and 64 channels at 48 steps) spread over few MACs; the same core
-does 645 GMAC/s with this probe. With the narrow rate a model's latency looked 2x its floor when
-it was overhead-bound. Its MAC count is re-counted from the flatbuffer
-(:func:`benchmarks.latency.tflite_macs`) every time it is used, and a test checks it.
+does about 650 GMAC/s with this probe (645 and 663 in two runs). With the narrow rate a
+model's latency looked 2x its floor when it was overhead-bound. Its MAC count is re-counted from
+the flatbuffer (:func:`benchmarks.latency.tflite_macs`) every time it is used, and a test
+checks it.
 """
 
 from __future__ import annotations
