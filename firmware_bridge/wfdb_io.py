@@ -130,9 +130,18 @@ def read_signals(base: Path, header: Header) -> np.ndarray:
 
 def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
     """MIT-format annotation file: (sample indices, symbols)."""
+    samples, symbols, _ = read_annotations_aux(path)
+    return samples, symbols
+
+
+def read_annotations_aux(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
+    """MIT-format annotation file: (sample indices, symbols, aux notes; '' where none).
+
+    Rhythm changes are ``+`` annotations whose aux note names the rhythm (``(AFIB``, ``(N``).
+    """
     data = path.read_bytes()
     words = np.frombuffer(data[: len(data) // 2 * 2], dtype="<u2")
-    samples, symbols = [], []
+    samples, symbols, aux = [], [], []
     t, i, n = 0, 0, len(words)
     while i < n:
         w = int(words[i])
@@ -148,6 +157,9 @@ def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
             t += skip - (1 << 32) if skip >= 1 << 31 else skip
             i += 2
         elif code == _AUX:
+            text = words[i : i + (value + 1) // 2].tobytes()[:value]
+            if aux:
+                aux[-1] = text.split(b"\0")[0].decode("latin-1")
             i += (value + 1) // 2
         elif code in (_NUM, _SUB, _CHN):
             continue
@@ -155,4 +167,5 @@ def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
             t += value
             samples.append(t)
             symbols.append(ANN_SYMBOLS.get(code, "?"))
-    return np.asarray(samples, dtype=np.int64), symbols
+            aux.append("")
+    return np.asarray(samples, dtype=np.int64), symbols, aux
