@@ -22,6 +22,7 @@ from device.interpreter import EDGETPU_LIBS, available_runtimes
 from device.monitor import Monitor, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
+from device.rhythm import RhythmConfig
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
 from firmware_bridge.errors import UserError, run_cli
@@ -70,7 +71,9 @@ def _event_sink(path: str | None, quiet: bool):
 
 
 def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
-    """(scorer, threshold, signal config, episode config, info) from a bundle or a reference."""
+    """(scorer, threshold, signal config, episode config, info, rhythm config) from a bundle
+    or a reference."""
+    rhythm = RhythmConfig()
     if bundle_path is None:
         stated = reference.THRESHOLDS[ref]
         cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
@@ -81,12 +84,13 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         stated = bundle.threshold(variant).value
         cfg = bundle.manifest.signal
         episodes = EpisodeConfig(**bundle.manifest.episodes)
+        rhythm = RhythmConfig.from_dict(bundle.manifest.rhythm)
         info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
                 "bundle_sha256": bundle.manifest.model.sha256[:12],
                 "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
-    return scorer, stated if threshold is None else threshold, cfg, episodes, info
+    return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
 
 
 def scoring_options(f):
@@ -129,10 +133,11 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
-    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     with _event_sink(events_path, quiet) as writer:
-        monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info})
+        monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info},
+                          rhythm=rhythm)
         summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
@@ -152,14 +157,14 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
             ascii_fs, ascii_uv_per_count, baudrate, channel, duration, no_reconnect):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
-    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with _event_sink(events_path, quiet) as writer:
         monitor = Monitor(cfg, scorer, thr, writer, episodes, channel=channel,
-                          info={"source": port, **info})
+                          info={"source": port, **info}, rhythm=rhythm)
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
