@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from device import reference
+from device import reference, rhythm_eval
 from device.bundle import load_bundle
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
@@ -23,6 +23,7 @@ from device.monitor import Monitor, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
 from device.rhythm import RhythmConfig
+from device.rhythm_input import analyze_file
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
 from firmware_bridge.errors import UserError, run_cli
@@ -302,6 +303,76 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         click.echo(json.dumps(to_jsonable(summary), indent=2))
     else:
         click.echo(beat_table(summary))
+
+
+@cli.command("rhythm")
+@click.argument("beats_path", metavar="FILE", type=click.Path())
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Take the rhythm settings from this bundle (default: built-in defaults).")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the rhythm events (JSON lines) to this file.")
+@click.option("--no-classes", is_flag=True,
+              help="Ignore annotated beat classes (RR only; no VT without classes).")
+@click.option("--json", "as_json", is_flag=True, help="Print events and summary as JSON.")
+def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
+    """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
+    t_s (s) or rr_ms (ms) column."""
+    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
+                                 else None)
+    events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes)
+    if events_path:
+        with open(events_path, "w") as fh:
+            writer = EventWriter(fh)
+            for ev in [*events, summary]:
+                writer(ev)
+    if as_json:
+        click.echo(json.dumps(to_jsonable({"events": events, "summary": summary}), indent=2))
+        return
+    for ev in events:
+        click.echo(json.dumps(to_jsonable(ev)))
+    counts = ", ".join(f"{r} {n}" for r, n in summary["counts"].items() if n) or "none"
+    click.echo(f"{summary['source']}: {summary['beats']} beats, {summary['monitored_s']:.0f} s; "
+               f"AF burden {summary['af_burden_pct']:.1f} %; episodes: {counts}; "
+               f"{summary['beats_per_s']} beats/s", err=True)
+
+
+@cli.command("rhythm-evaluate")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--records", default=None, help="Comma-separated record names (default: all).")
+@click.option("--beats", "source", type=click.Choice(["annotations", "signal"]),
+              default="signal", show_default=True,
+              help="Beats from the reference annotations (RR-only input) or from the device's "
+                   "own signal path.")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Take the rhythm settings from this bundle.")
+@click.option("--json", "as_json", is_flag=True)
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, as_json):
+    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF)."""
+    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
+                                 else None)
+    out = rhythm_eval.evaluate_folder(folder, records.split(",") if records else None, source,
+                                      cfg)
+    if as_json:
+        click.echo(json.dumps(to_jsonable(out), indent=2))
+    else:
+        click.echo(rhythm_eval.table(out))
+
+
+@cli.command("rhythm-strips")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
+              help="Record-grouped cross-validation folds for the tuned settings.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Only the first this many strips (by name).")
+@click.option("--json", "as_json", is_flag=True)
+def rhythm_strips_cmd(folder, folds, limit, as_json):
+    """Per-strip AF call on short strips (CinC 2017 labels): F1(AF), Se/Sp, noisy strips;
+    the default settings and record-grouped cross-validation of the tuned ones."""
+    out = rhythm_eval.evaluate_strips(folder, folds=folds, limit=limit)
+    if as_json:
+        click.echo(json.dumps(to_jsonable(out), indent=2))
+    else:
+        click.echo(rhythm_eval.strip_table(out))
 
 
 def main() -> None:

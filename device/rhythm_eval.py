@@ -169,19 +169,28 @@ def summarize(per_record: list[dict]) -> dict:
         "episodes": false_n, "episodes_per_24h": false_n / hours * 24 if hours else None}}
 
 
-def beats_of(ref: ReferenceRecord, source: str, lead: str | None = None):
-    """(times, samples, RR, classes or None, monitored s) from the reference beats
-    (RR-only input) or from the device's own signal path."""
-    if source == "annotations":
-        rr = np.r_[np.nan, np.diff(ref.time_s)]
-        return ref.time_s, ref.sample, rr, ref.classes, ref.duration_s
+def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
+                   lead: str | None = None) -> tuple[list[dict], float]:
+    """(rhythm events, monitored s) of a record replayed through the device monitor: its own
+    beats, and VF from its band-passed signal. Beats are scored by the reference detector
+    (scores play no part in rhythm)."""
     from device.config import SignalConfig
-    from device.signal_path import process_signal
+    from device.monitor import Monitor, record_blocks, run_blocks
+    from device.reference import THRESHOLDS
+    from device.scoring import reference_scorer
     from firmware_bridge.records import read_record
 
-    rec = read_record(ref.path)
-    b = process_signal(rec.lead_mv(lead), rec.fs, SignalConfig())
-    return b.time_s, b.sample, b.rr_prev.astype(np.float64), None, rec.duration_s
+    rec = read_record(path)
+    events: list[dict] = []
+
+    def keep(ev: dict) -> None:
+        if ev["type"].startswith("rhythm_"):
+            events.append(ev)
+
+    monitor = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
+                      keep, rhythm=cfg)
+    summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
+    return events, summary["rhythm"]["monitored_s"]
 
 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
@@ -189,21 +198,28 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     vt_classes: bool = True) -> dict:
     """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
-    not a beat classifier); with ``"signal"`` it gets the device's own beats."""
+    not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
+    (its own beats, no beat classes yet, VF from the signal)."""
     from firmware_bridge.records import list_wfdb_records
 
-    paths = list_wfdb_records(folder)
-    if names is not None:
-        missing = set(names) - {p.name for p in paths}
+    if names is None:
+        paths = list_wfdb_records(folder)
+    else:
+        paths = [Path(folder) / n for n in names]
+        missing = [p.name for p in paths if not p.with_suffix(".hea").exists()]
         if missing:
-            raise UserError(f"{folder}: no record(s) {', '.join(sorted(missing))}")
-        paths = [p for p in paths if p.name in names]
+            raise UserError(f"{folder}: no record(s) {', '.join(missing)} (no .hea file)")
     per = []
     for p in paths:
         ref = read_reference(p)
-        t, s, rr, cls, monitored = beats_of(ref, source)
-        events, _ = analyze_beats(t, s, rr, cfg, classes=cls if vt_classes else None,
-                                  monitored_s=monitored)
+        if source == "annotations":
+            rr = np.r_[np.nan, np.diff(ref.time_s)]
+            events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
+                                      classes=ref.classes if vt_classes else None,
+                                      monitored_s=ref.duration_s)
+            monitored = ref.duration_s
+        else:
+            events, monitored = monitor_rhythm(p, cfg)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
     out.update(source=source, config=(cfg or RhythmConfig()).to_dict())
@@ -257,3 +273,113 @@ def folds_by_record(names: list[str], k: int, seed: int = 0) -> list[list[str]]:
     rng = np.random.default_rng(seed)
     order = list(np.array(sorted(names))[rng.permutation(len(names))])
     return [sorted(order[i::k]) for i in range(k)]
+
+
+def strip_irregularity(beats: dict[str, tuple], cfg: RhythmConfig) -> dict[str, float]:
+    """Share (%) of each strip's irregularity windows above ``cfg.strip_af_enter``; -1 for a
+    strip too short for one window (never called AF)."""
+    out = {}
+    for name, (t, s, rr, duration) in beats.items():
+        _, summary = analyze_beats(t, s, rr, cfg, monitored_s=duration)
+        pct = summary["irregular_windows_pct"]
+        out[name] = -1.0 if pct is None else pct
+    return out
+
+
+def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
+    """Each strip through the device's signal path (as ``replay`` runs it): its beats."""
+    from device.config import SignalConfig
+    from device.signal_path import process_signal
+    from firmware_bridge.records import read_record
+
+    folder, cfg = Path(folder), SignalConfig()
+    out = {}
+    for n in names:
+        rec = read_record(folder / n)
+        b = process_signal(rec.lead_mv(), rec.fs, cfg)
+        out[n] = (b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s)
+    return out
+
+
+#: Settings tuned by cross-validation on strips (each fold picks its own from the others).
+STRIP_GRID = {"strip_af_enter": (-1.4, -1.3, -1.2, -1.1, -1.0, -0.9, -0.8, -0.7, -0.6),
+              "strip_af_windows_pct": (20.0, 35.0, 50.0, 65.0, 80.0)}
+
+
+def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None,
+                    cfg: RhythmConfig | None = None, seed: int = 0) -> dict:
+    """Per-strip AF calls against the strip labels: with ``cfg`` (default settings) on every
+    strip, and with settings tuned on the other folds for each fold (record-grouped CV)."""
+    from dataclasses import replace
+
+    cfg = cfg or RhythmConfig()
+    labels = read_strip_labels(folder)
+    names = sorted(labels)[:limit] if limit else sorted(labels)
+    beats = strip_beats(folder, names)
+    irregular = {e: strip_irregularity(beats, replace(cfg, strip_af_enter=e))
+                 for e in sorted({*STRIP_GRID["strip_af_enter"], cfg.strip_af_enter})}
+    default = irregular[cfg.strip_af_enter]
+    default_calls = {n: default[n] >= cfg.strip_af_windows_pct for n in names}
+    cv_calls: dict[str, bool] = {}
+    chosen = []
+    split = folds_by_record(names, folds, seed)
+    for k, test in enumerate(split):
+        train = [n for j, f in enumerate(split) if j != k for n in f]
+        best = None
+        for enter in STRIP_GRID["strip_af_enter"]:
+            for pct in STRIP_GRID["strip_af_windows_pct"]:
+                calls = {n: irregular[enter][n] >= pct for n in train}
+                f1 = strip_metrics(calls, labels)["all"]["f1_af"]
+                f1 = -1.0 if f1 is None else f1
+                if best is None or f1 > best[0]:
+                    best = (f1, enter, pct)
+        chosen.append({"fold": k, "train_f1_af": best[0], "strip_af_enter": best[1],
+                       "strip_af_windows_pct": best[2]})
+        cv_calls.update({n: irregular[best[1]][n] >= best[2] for n in test})
+    too_short = [n for n in names if default[n] < 0]
+    return {"strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
+                                             for c in "NAO~"},
+            "too_short_for_a_window": len(too_short),
+            "default": {"config": cfg.to_dict(), **strip_metrics(default_calls, labels)},
+            "cv": {"folds": folds, "seed": seed, "chosen": chosen,
+                   **strip_metrics(cv_calls, labels)}}
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def table(out: dict) -> str:
+    """Markdown table of :func:`evaluate_folder`."""
+    lines = [f"beats from: {out['source']}", "",
+             "| record | AF ref s | AF det s | overlap s | AF ep ref/det | AF ep Se | AF ep +P "
+             "| VT ep ref/det | VT ep Se | VT ep +P | VF ep ref/det |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [*out["records"], {"record": "gross", **out["gross"]}]
+    for p in rows:
+        a, v, f = p["AF"], p["VT"], p["VF"]
+        lines.append(f"| {p['record']} | {a['ref_s']:.0f} | {a['det_s']:.0f} | "
+                     f"{a['overlap_s']:.0f} | {a['ref_episodes']}/{a['det_episodes']} | "
+                     f"{_pct(a['episode_se'])} | {_pct(a['episode_ppv'])} | "
+                     f"{v['ref_episodes']}/{v['det_episodes']} | {_pct(v['episode_se'])} | "
+                     f"{_pct(v['episode_ppv'])} | {f['ref_episodes']}/{f['det_episodes']} |")
+    g, fa = out["gross"]["AF"], out["false_af"]
+    lines += ["", f"AF duration Se {_pct(g['duration_se'])} %, +P {_pct(g['duration_ppv'])} %; "
+              f"episode Se {_pct(g['episode_se'])} %, +P {_pct(g['episode_ppv'])} %",
+              f"false AF on {len(fa['records'])} records without AF ({fa['hours']:.2f} h): "
+              f"{fa['seconds']:.0f} s in {fa['episodes']} episodes"]
+    return "\n".join(lines)
+
+
+def strip_table(out: dict) -> str:
+    """Text summary of :func:`evaluate_strips`."""
+    lines = [f"{out['strips']} strips: " + ", ".join(f"{k} {v}" for k, v in out["labels"].items())]
+    for name in ("default", "cv"):
+        r = out[name]
+        for part in ("all", "without_noisy"):
+            m = r[part]
+            lines.append(f"{name:8s} {part:14s} F1(AF) {_pct(m['f1_af'])} %  Se {_pct(m['se'])} "
+                         f"%  Sp {_pct(m['sp'])} %  +P {_pct(m['ppv'])} %  (n {m['n']})")
+        lines.append(f"{name:8s} noisy '~' strips called AF: {r['noisy']['called_af']} of "
+                     f"{r['noisy']['n']}")
+    return "\n".join(lines)

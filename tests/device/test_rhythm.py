@@ -33,12 +33,45 @@ def test_streaming_in_any_blocks_equals_one_call():
 
 def test_irregularity_needs_a_full_window_after_a_gap():
     t, _, rr, _ = annotated_beats("100")
-    rr = rr[:60].copy()
-    rr[30] = np.nan
-    x = irregularity(rr, 8, lags=3)
-    assert np.isnan(x[:11]).all() and np.isfinite(x[11:30]).all()
-    assert np.isnan(x[30:41]).all() and np.isfinite(x[41:]).all()
-    assert (x[np.isfinite(x)] < 0.05).all()  # sinus rhythm of record 100 is regular
+    rr = rr[:80].copy()
+    rr[40] = np.nan
+    x = irregularity(rr, 16, 0.06)
+    assert np.isnan(x[:16]).all() and np.isfinite(x[16:40]).all()
+    assert np.isnan(x[40:56]).all() and np.isfinite(x[56:]).all()
+    assert (x[np.isfinite(x)] < RhythmConfig().af_exit).all()  # record 100's sinus rhythm
+
+
+def test_irregularity_is_high_in_af_and_low_in_bigeminy():
+    """COSEn: AF's random intervals against the repeating short-long pattern of bigeminy."""
+    _, _, rr119, _ = annotated_beats("119")
+    x119 = irregularity(rr119, 16, 0.06)
+    t, _, rr, _ = annotated_beats("201")
+    x201 = irregularity(rr, 16, 0.06)
+    af = (t > 10) & (t < 370)  # 201 is in AF from 0.2 s to 378 s ('(AFIB' ... '(NOD')
+    cfg = RhythmConfig()
+    assert np.nanmedian(x201[af]) > cfg.af_enter > np.nanpercentile(x119, 95)
+
+def test_sinus_rhythm_with_bigeminy_is_not_af():
+    """119: runs of ventricular bigeminy and trigeminy, no AF; the lag-2/3 differences keep
+    the regular alternation from reading as irregular."""
+    t, s, rr, cls = annotated_beats("119")
+    events, summary = analyze_beats(t, s, rr, classes=cls)
+    assert summary["af_burden_pct"] < 5.0
+    assert summary["counts"]["PAUSE"] == 0
+
+
+def test_pause_is_one_episode_with_its_interval():
+    t, s, rr, _ = annotated_beats("100")
+    keep = np.ones(len(t), bool)
+    keep[200:203] = False  # three beats not seen: a ~3.2 s interval
+    t, s = t[keep], s[keep]
+    rr = np.r_[np.nan, np.diff(t)]
+    events, summary = analyze_beats(t, s, rr)
+    pauses = [e for e in events if e["rhythm"] == "PAUSE"]
+    assert [e["type"] for e in pauses] == ["rhythm_start", "rhythm_end"]
+    assert pauses[0]["t"] == pytest.approx(t[199], abs=1e-3)
+    assert pauses[1]["rr_s"] == pytest.approx(t[200] - t[199], abs=1e-3) and pauses[1]["rr_s"] > 2.5
+    assert summary["counts"]["PAUSE"] == 1 and summary["counts"]["AF"] == 0
 
 
 def test_vt_needs_three_fast_v_beats():
