@@ -25,6 +25,7 @@ no evidence of an ectopic beat there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -92,6 +93,11 @@ class RhythmUpdate:
     irregular: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
+@functools.lru_cache(maxsize=8)
+def _pairs(window: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(window - 1, 1)
+
+
 def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     """Coefficient of sample entropy (COSEn, Lake & Moorman 2011) of the last ``window`` RR
     intervals, per interval: SampEn(m=1, r) + ln(2r) - ln(mean RR), r = ``tolerance_s``.
@@ -106,9 +112,9 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     out = np.full(n, np.nan)
     if n < window:
         return out
-    x = np.lib.stride_tricks.sliding_window_view(rr, window)
+    x = rr[np.arange(n - window + 1)[:, None] + np.arange(window)]
+    i, j = _pairs(window)
     close = np.abs(x[:, :, None] - x[:, None, :]) <= tolerance_s  # NaN compares False
-    i, j = np.triu_indices(window - 1, 1)
     m1 = close[:, i, j]  # one-interval templates (the first window-1) that match
     m2 = m1 & close[:, i + 1, j + 1]  # ... and so do the intervals that follow them
     matches1 = np.maximum(m1.sum(axis=1), 1)
@@ -271,7 +277,10 @@ class RhythmAnalyzer:
         del self.rate_rr[: -c.rate_beats]
         if len(self.rate_rr) < c.rate_beats:
             return
-        hr = 60.0 / float(np.median(self.rate_rr))
+        ordered = sorted(self.rate_rr)  # a few values: plain Python beats numpy's call cost
+        k = len(ordered) // 2
+        median = ordered[k] if len(ordered) % 2 else 0.5 * (ordered[k - 1] + ordered[k])
+        hr = 60.0 / median
         for name, beyond, back in (("BRADY", hr < c.brady_bpm, hr > c.brady_bpm
                                     + c.rate_hysteresis_bpm),
                                    ("TACHY", hr > c.tachy_bpm, hr < c.tachy_bpm
