@@ -241,7 +241,7 @@ class RhythmAnalyzer:
             judged & (irr > self.cfg.strip_af_enter) & p_ok))
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
-        cls = classes.tolist() if classes is not None else None
+        cls = np.asarray(classes).tolist() if classes is not None else None
         rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr.tolist(),
                    usable_a.tolist(), p_ok.tolist())
         for i, (t, s, r, x, ok, p_gate) in enumerate(rows):
