@@ -391,3 +391,60 @@ def strip_table(out: dict) -> str:
         lines.append(f"{name:8s} noisy '~' strips called AF: {r['noisy']['called_af']} of "
                      f"{r['noisy']['n']}")
     return "\n".join(lines)
+
+
+#: Holter AF settings searched by leave-one-record-out cross-validation (DS1 only).
+HOLTER_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
+               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0)}
+
+
+def _af_score(c: dict) -> float:
+    """What a Holter setting is chosen by: the mean of AF duration Se and +P."""
+    r = rates(c)
+    return ((r["duration_se"] or 0.0) + (r["duration_ppv"] or 0.0)) / 2
+
+
+def cross_validate_af(folder: str | Path, names: list[str],
+                      cfg: RhythmConfig | None = None) -> dict:
+    """Leave one record out: for each record, the AF settings of :data:`HOLTER_GRID` that score
+    best (:func:`_af_score`) on the other records are applied to it. Beats from the device's
+    signal path with P-wave evidence (as the monitor has them; VF is not involved)."""
+    from dataclasses import replace
+
+    from device.config import SignalConfig
+    from device.signal_path import process_signal
+    from firmware_bridge.records import read_record
+
+    cfg, sig = cfg or RhythmConfig(), SignalConfig()
+    data = {}
+    for n in names:
+        ref = read_reference(Path(folder) / n)
+        rec = read_record(Path(folder) / n)
+        b = process_signal(rec.lead_mv(), rec.fs, sig)
+        p = p_wave_similarity(b.window, b.template, sig.fs, sig.window_before_s,
+                              cfg.p_wave_region_s)
+        data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p)
+    keys = [(e, o, p) for e in HOLTER_GRID["af_enter"] for o in HOLTER_GRID["af_onset_beats"]
+            for p in HOLTER_GRID["af_p_wave_max"]]
+    counts: dict[tuple, dict[str, dict]] = {}
+    for e, o, p in keys:
+        c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit),
+                    af_onset_beats=o, af_p_wave_max=p)
+        counts[(e, o, p)] = {}
+        for n, (ref, t, s, rr, dur, pw) in data.items():
+            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw)
+            counts[(e, o, p)][n] = evaluate_record(ref, events, dur)
+
+    def summed(key, records):
+        fields = ("ref_episodes", "det_episodes", "ref_detected", "det_true", "ref_s", "det_s",
+                  "overlap_s")
+        return {f: sum(counts[key][r]["AF"][f] for r in records) for f in fields}
+
+    held, chosen = [], []
+    for n in names:
+        train = [r for r in names if r != n]
+        best = max(keys, key=lambda k: _af_score(summed(k, train)))
+        chosen.append({"record": n, "af_enter": best[0], "af_onset_beats": best[1],
+                       "af_p_wave_max": best[2]})
+        held.append(counts[best][n])
+    return {"held_out": summarize(held), "chosen": chosen}

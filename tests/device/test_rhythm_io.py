@@ -192,3 +192,16 @@ def test_bundle_rhythm_section_is_checked(tmp_path, record_106):
     (root / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(BundleError, match="unknown rhythm settings"):
         load_bundle(root)
+
+
+def test_leave_one_record_out_af_settings():
+    from device.rhythm_eval import HOLTER_GRID, cross_validate_af
+
+    out = cross_validate_af(MITDB, ["201", "100"])
+    assert [c["record"] for c in out["chosen"]] == ["201", "100"]
+    for c in out["chosen"]:
+        assert c["af_enter"] in HOLTER_GRID["af_enter"]
+    held = {p["record"]: p for p in out["held_out"]["records"]}
+    assert held["201"]["AF"]["ref_s"] > 500 and held["100"]["AF"]["ref_s"] == 0
+    # Tuned on 201, sinus record 100 held out stays free of AF.
+    assert held["100"]["AF"]["det_s"] == 0
