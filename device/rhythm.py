@@ -39,10 +39,10 @@ class RhythmConfig:
 
     af_window_beats: int = 16  # RR intervals per irregularity window
     af_tolerance_s: float = 0.06  # sample-entropy match tolerance r
-    # Chosen on DS1 (device beats, P-wave gate on) for Holter-style records: duration Se/+P
-    # against false AF on the records without AF.
-    af_enter: float = -0.7  # irregularity (COSEn) above this opens AF
-    af_exit: float = -1.3  # below this AF closes (hysteresis)
+    # Chosen on all of DS1 (device beats, P-wave gate on) by the rule that leave-one-record-out
+    # CV applies (``rhythm-evaluate --cv``): the best mean of AF duration Se and +P.
+    af_enter: float = -0.5  # irregularity (COSEn) above this opens AF
+    af_exit: float = -1.1  # below this AF closes (hysteresis)
     af_onset_beats: int = 24  # consecutive windows above af_enter to open
     af_offset_beats: int = 8  # consecutive windows below af_exit to close
     vt_beats: int = 3  # consecutive V beats
@@ -61,7 +61,7 @@ class RhythmConfig:
     # P-wave evidence (when the beat path gives beat windows): AF opens only while the median
     # similarity of the beats' P-wave region to the wearer's template, over the irregularity
     # window, is below af_p_wave_max (sinus P waves repeat; AF has none, only f waves).
-    af_p_wave_max: float = 0.5
+    af_p_wave_max: float = 0.6
     p_wave_region_s: tuple[float, float] = (0.25, 0.07)  # before the R peak: from, to
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter.

@@ -157,8 +157,9 @@ def test_reference_rhythms_and_epicmp_counts():
 def test_evaluate_folder_on_201_from_annotations():
     out = evaluate_folder(MITDB, ["201"], "annotations")
     af = out["gross"]["AF"]
-    # RR only (no P-wave gate): AF found, some of 201's irregular nodal/SVTA runs with it.
-    assert af["duration_se"] > 0.9 and af["duration_ppv"] > 0.6 and af["episode_se"] == 1.0
+    # RR only (no P-wave gate): every AF episode found; settings chosen on device beats.
+    assert af["duration_se"] > 0.6 and af["duration_ppv"] > 0.8
+    assert af["episode_se"] == 1.0 and af["episode_ppv"] == 1.0
     assert out["false_af"]["records"] == []
 
 
