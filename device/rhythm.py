@@ -64,9 +64,12 @@ class RhythmConfig:
     af_p_wave_max: float = 0.6
     p_wave_region_s: tuple[float, float] = (0.25, 0.07)  # before the R peak: from, to
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
-    # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter.
+    # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
+    # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
+    # cinc2017 chose in most folds (``rhythm-strips``).
     strip_af_enter: float = -1.1
-    strip_af_windows_pct: float = 80.0  # what record-grouped CV on cinc2017 chose
+    strip_p_wave_max: float = 0.9
+    strip_af_windows_pct: float = 90.0
     rr_valid_s: tuple[float, float] = (0.2, 20.0)  # RR-only input outside this is refused
 
     def to_dict(self) -> dict:
@@ -238,7 +241,7 @@ class RhythmAnalyzer:
         judged = np.isfinite(irr)
         self.windows += int(np.count_nonzero(judged))
         self.windows_irregular += int(np.count_nonzero(
-            judged & (irr > self.cfg.strip_af_enter) & p_ok))
+            judged & (irr > self.cfg.strip_af_enter) & ~(p_med >= self.cfg.strip_p_wave_max)))
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
         cls = np.asarray(classes).tolist() if classes is not None else None

@@ -306,7 +306,7 @@ def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
 
 #: Settings tuned by cross-validation on strips (each fold picks its own from the others).
 STRIP_GRID = {"strip_af_enter": (-1.4, -1.3, -1.2, -1.1, -1.0, -0.9, -0.8, -0.7, -0.6),
-              "af_p_wave_max": (0.5, 0.7, 0.9, 2.0),  # 2: no P-wave gate
+              "strip_p_wave_max": (0.5, 0.7, 0.9, 2.0),  # 2: no P-wave gate
               "strip_af_windows_pct": (35.0, 50.0, 65.0, 80.0, 90.0, 95.0)}
 
 
@@ -320,12 +320,13 @@ def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None
     labels = read_strip_labels(folder)
     names = sorted(labels)[:limit] if limit else sorted(labels)
     beats = strip_beats(folder, names)
-    settings = {(e, p) for e in STRIP_GRID["strip_af_enter"] for p in STRIP_GRID["af_p_wave_max"]}
-    settings.add((cfg.strip_af_enter, cfg.af_p_wave_max))
+    settings = {(e, p) for e in STRIP_GRID["strip_af_enter"]
+                for p in STRIP_GRID["strip_p_wave_max"]}
+    settings.add((cfg.strip_af_enter, cfg.strip_p_wave_max))
     irregular = {(e, p): strip_irregularity(beats, replace(cfg, strip_af_enter=e,
-                                                             af_p_wave_max=p))
+                                                             strip_p_wave_max=p))
                  for e, p in sorted(settings)}
-    default = irregular[(cfg.strip_af_enter, cfg.af_p_wave_max)]
+    default = irregular[(cfg.strip_af_enter, cfg.strip_p_wave_max)]
     default_calls = {n: default[n] >= cfg.strip_af_windows_pct for n in names}
     cv_calls: dict[str, bool] = {}
     chosen = []
@@ -341,7 +342,7 @@ def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None
                 if best is None or f1 > best[0]:
                     best = (f1, key, pct)
         chosen.append({"fold": k, "train_f1_af": best[0], "strip_af_enter": best[1][0],
-                       "af_p_wave_max": best[1][1], "strip_af_windows_pct": best[2]})
+                       "strip_p_wave_max": best[1][1], "strip_af_windows_pct": best[2]})
         cv_calls.update({n: irregular[best[1]][n] >= best[2] for n in test})
     too_short = [n for n in names if default[n] < 0]
     return {"strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
