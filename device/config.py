@@ -21,6 +21,13 @@ class DetectorConfig:
     t_wave_s: float = 0.36  # a peak closer than this to the last beat may be a T wave
     learning_s: float = 2.0  # initial threshold estimate
     searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR
+    # Where the previous quality segment was noisy or unreadable, a candidate must clear this
+    # fraction of the way from the noise level to the signal level (0.25 in clean signal).
+    noisy_threshold_fraction: float = 0.35
+    # ... and one sooner than this fraction of the mean RR (a premature beat or, far more
+    # often in noise, a noise burst) must clear this fraction instead.
+    noisy_early_rr: float = 0.7
+    noisy_early_fraction: float = 0.7
     rr_init_s: float = 1.0
 
 
@@ -56,7 +63,7 @@ class QualityConfig:
     slope_noisy: float = 0.018
     slope_unreadable: float = 0.03
     spread_noisy: float = 0.10
-    spread_unreadable: float = 0.15
+    spread_unreadable: float = 0.25
     flat_mv: float = 0.02  # peak-to-peak below this: a flat line (lead off, saturation)
     # A segment this concentrated in this band is a ventricular oscillation (flutter,
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.

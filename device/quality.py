@@ -74,6 +74,8 @@ class SignalQuality:
     def reset(self, start: int) -> None:
         """A new stretch of signal (stream start or after a gap); the wearer's amplitude stays."""
         self.start = start  # first index of the segment being filled
+        self.origin = start  # segments lie on a grid from here
+        self.recent: dict[int, int] = {}  # start -> level, for the detector's lookups
         self.buffer: list[np.ndarray] = []
         self.filled = 0
         self.judged: list[tuple[int, int, int]] = []  # (start, end, level) beats still need
@@ -110,6 +112,17 @@ class SignalQuality:
                 break
         return GOOD
 
+    def noisy_before(self, index: int) -> bool:
+        """Was the segment before the one holding ``index`` noisy or unreadable? It is always
+        judged by the time a detector decides on ``index``, so the answer is block-free."""
+        k = self.origin + (index - self.origin) // self.length * self.length - self.length
+        return self.recent.get(k, GOOD) != GOOD
+
+    def forget_recent_before(self, index: int) -> None:
+        """The detector decides nothing before ``index`` any more: bounded memory."""
+        for k in [k for k in self.recent if k + 2 * self.length <= index]:
+            del self.recent[k]
+
     def forget_before(self, index: int) -> None:
         """Drop the levels of segments that end before ``index``: bounded memory."""
         k = 0
@@ -143,6 +156,7 @@ class SignalQuality:
             del self.amplitudes[: -cfg.reference_segments]
         seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
         self.judged.append((seg.start, seg.end, level))
+        self.recent[seg.start] = level
         self.start += len(x)
         self.buffer, self.filled = [], 0
         return seg

@@ -83,6 +83,7 @@ class SignalPath:
         self.detector = RPeakDetector(cfg.detector, self.n, cfg.fs)
         self.context = WearerContext(cfg.context, self.n)
         self.quality = SignalQuality(cfg.quality, cfg.fs)
+        self.detector.noisy_before = self.quality.noisy_before
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
@@ -136,6 +137,7 @@ class SignalPath:
         self.x.append(y)
         self._judged(self.quality.push(y))
         self.waiting += self.detector.push(y)
+        self.quality.forget_recent_before(self.detector.decided_until)
         return self._emit(final=False)
 
     def gap(self, n_lost: int) -> Beats:
