@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -131,3 +131,33 @@ def test_monitor_withholds_flags_in_unreadable_signal(noisy_119):
     assert summary["monitored_s"] == pytest.approx(rec.duration_s)
     # Flags go on where the signal is readable: the bigeminy of record 119 is still flagged.
     assert sum(e["flag"] for e in beats if e["quality"] == "good") > 150
+
+
+SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
+
+
+@pytest.mark.skipif(not SHARED_207.with_suffix(".hea").exists(),
+                    reason="record 207 is not shipped in data/ (needs ../shared/data)")
+def test_ventricular_flutter_is_never_called_unreadable():
+    """MIT-BIH 207's flutter episodes are large oscillations: silencing them as "poor signal"
+    would hide the most dangerous rhythm there is."""
+    wfdb = pytest.importorskip("wfdb")
+    rec = read_record(SHARED_207)
+    ann = wfdb.rdann(str(SHARED_207), "atr")
+    starts = [s for s, a in zip(ann.sample, ann.aux_note) if a.startswith("(VFL")]
+    ends = [next(t for t, a in zip(ann.sample, ann.aux_note) if t > s and a.startswith("("))
+            for s in starts]
+
+    def unreadable_share(cfg):
+        path = SignalPath(cfg, rec.fs)
+        path.push(rec.lead_mv())
+        path.flush()
+        inside = [s.segment for s in path.take_quality() for a, b in zip(starts, ends)
+                  if s.start >= a and s.end <= b]
+        assert len(inside) > 50
+        return np.mean([s.level == UNREADABLE for s in inside])
+
+    # Measured: 3 of 65 segments (two with artefact on the flutter wave) stay unreadable;
+    # without the oscillation rule 46 of them were.
+    off = replace(CFG, quality=replace(CFG.quality, oscillation_fraction=2.0))
+    assert unreadable_share(CFG) < 0.1 < unreadable_share(off)
