@@ -27,6 +27,7 @@ against QRS peak-to-peak), so the thresholds are amplitude-free.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from dataclasses import dataclass
 
@@ -55,11 +56,22 @@ class Segment:
         return LEVELS[self.level]
 
 
-def measure(x: np.ndarray) -> tuple[float, float, float]:
-    """(peak-to-peak, median |step|, median absolute deviation) of one segment, mV."""
-    med = float(np.median(x))
-    return (float(x.max() - x.min()), float(np.median(np.abs(np.diff(x)))),
-            float(np.median(np.abs(x - med))))
+def _median(a: np.ndarray) -> np.ndarray:
+    """Median along the last axis by one partition (np.median's overhead dominates here)."""
+    n = a.shape[-1]
+    k = n // 2
+    if n % 2:
+        return np.partition(a, k, axis=-1)[..., k]
+    part = np.partition(a, (k - 1, k), axis=-1)
+    return 0.5 * (part[..., k - 1] + part[..., k])
+
+
+def measure(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(peak-to-peak, median |step|, median absolute deviation) per row of segments, mV."""
+    pp = segments.max(axis=-1) - segments.min(axis=-1)
+    step = _median(np.abs(np.diff(segments, axis=-1)))
+    mad = _median(np.abs(segments - _median(segments)[..., None]))
+    return pp, step, mad
 
 
 class SignalQuality:
@@ -76,8 +88,7 @@ class SignalQuality:
         self.start = start  # first index of the segment being filled
         self.origin = start  # segments lie on a grid from here
         self.recent: dict[int, int] = {}  # start -> level, for the detector's lookups
-        self.buffer: list[np.ndarray] = []
-        self.filled = 0
+        self.partial = np.zeros(0)  # samples of the segment being filled
         self.judged: list[tuple[int, int, int]] = []  # (start, end, level) beats still need
 
     @property
@@ -86,30 +97,24 @@ class SignalQuality:
         return self.start
 
     def push(self, y: np.ndarray) -> list[Segment]:
-        out = []
-        while len(y):
-            take = min(len(y), self.length - self.filled)
-            self.buffer.append(y[:take])
-            self.filled += take
-            y = y[take:]
-            if self.filled == self.length:
-                out.append(self._judge())
-        return out
+        """Judge every segment these samples complete (all at once: one vectorised pass)."""
+        pending = np.concatenate([self.partial, y]) if len(self.partial) else y
+        n = len(pending) // self.length
+        self.partial = pending[n * self.length :].copy()
+        if not n:
+            return []
+        return self._judge(pending[: n * self.length].reshape(n, self.length))
 
     def flush(self) -> list[Segment]:
         """End of a stretch: judge the partial segment (if it holds enough to measure)."""
-        if self.filled < 2:
-            self.buffer, self.filled = [], 0
-            return []
-        return [self._judge()]
+        x, self.partial = self.partial, np.zeros(0)
+        return self._judge(x[None, :]) if len(x) >= 2 else []
 
     def level_at(self, index: int) -> int:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
-        for a, b, level in reversed(self.judged):
-            if a <= index < b:
-                return level
-            if b <= index:
-                break
+        k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
+        if k >= 0 and index < self.judged[k][1]:
+            return self.judged[k][2]
         return GOOD
 
     def noisy_before(self, index: int) -> bool:
@@ -125,41 +130,39 @@ class SignalQuality:
 
     def forget_before(self, index: int) -> None:
         """Drop the levels of segments that end before ``index``: bounded memory."""
-        k = 0
-        while k < len(self.judged) and self.judged[k][1] <= index:
-            k += 1
+        k = bisect.bisect_right(self.judged, index, key=lambda j: j[1])
         del self.judged[:k]
 
-    def _judge(self) -> Segment:
-        x = np.concatenate(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
-        pp, step, mad = measure(x)
+    def _judge(self, segments: np.ndarray) -> list[Segment]:
         cfg = self.cfg
-        amp = statistics.median(self.amplitudes) if self.amplitudes else pp
-        amp = max(amp, 1e-9)
-        slope, spread = step / amp, mad / amp
-        if pp < cfg.flat_mv:
-            level, reason = UNREADABLE, "flat line"
-        elif slope > cfg.slope_unreadable:
-            level, reason = UNREADABLE, "high-frequency noise"
-        elif spread > cfg.spread_unreadable:
-            level, reason = UNREADABLE, "baseline or motion"
-        elif slope > cfg.slope_noisy:
-            level, reason = NOISY, "high-frequency noise"
-        elif spread > cfg.spread_noisy:
-            level, reason = NOISY, "baseline or motion"
-        else:
-            level, reason = GOOD, ""
-        if level == UNREADABLE and pp >= cfg.flat_mv and self._oscillation(x):
-            level, reason = NOISY, "ventricular-like oscillation"
-        if level == GOOD and len(x) == self.length:
-            self.amplitudes.append(pp)
-            del self.amplitudes[: -cfg.reference_segments]
-        seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
-        self.judged.append((seg.start, seg.end, level))
-        self.recent[seg.start] = level
-        self.start += len(x)
-        self.buffer, self.filled = [], 0
-        return seg
+        pps, steps, mads = measure(segments)
+        out = []
+        for x, pp, step, mad in zip(segments, pps.tolist(), steps.tolist(), mads.tolist()):
+            amp = max(statistics.median(self.amplitudes) if self.amplitudes else pp, 1e-9)
+            slope, spread = step / amp, mad / amp
+            if pp < cfg.flat_mv:
+                level, reason = UNREADABLE, "flat line"
+            elif slope > cfg.slope_unreadable:
+                level, reason = UNREADABLE, "high-frequency noise"
+            elif spread > cfg.spread_unreadable:
+                level, reason = UNREADABLE, "baseline or motion"
+            elif slope > cfg.slope_noisy:
+                level, reason = NOISY, "high-frequency noise"
+            elif spread > cfg.spread_noisy:
+                level, reason = NOISY, "baseline or motion"
+            else:
+                level, reason = GOOD, ""
+            if level == UNREADABLE and pp >= cfg.flat_mv and self._oscillation(x):
+                level, reason = NOISY, "ventricular-like oscillation"
+            if level == GOOD and len(x) == self.length:
+                self.amplitudes.append(pp)
+                del self.amplitudes[: -cfg.reference_segments]
+            seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
+            self.judged.append((seg.start, seg.end, level))
+            self.recent[seg.start] = level
+            self.start += len(x)
+            out.append(seg)
+        return out
 
     def _oscillation(self, x: np.ndarray) -> bool:
         """Is most of the segment's power in the ventricular flutter/fibrillation band?"""
