@@ -161,3 +161,17 @@ def test_ventricular_flutter_is_never_called_unreadable():
     # without the oscillation rule 46 of them were.
     off = replace(CFG, quality=replace(CFG.quality, oscillation_fraction=2.0))
     assert unreadable_share(CFG) < 0.1 < unreadable_share(off)
+
+
+def test_lead_off_is_unreadable_time_and_a_quality_change(record_106):
+    blocks = list(record_blocks(record_106, block_s=1.0))[:120]
+    for b in blocks[60:70]:
+        b.lead_off = True
+    events: list[dict] = []
+    summary = run_blocks(Monitor(CFG, reference_scorer("combined"), 0.5, events.append), blocks)
+    changes = [(e["level"], e["reason"], e["sample"]) for e in events if e["type"] == "quality"]
+    assert ("unreadable", "lead off", 60 * 360) in changes
+    i = changes.index(("unreadable", "lead off", 60 * 360))
+    assert changes[i + 1][0] == "good" and changes[i + 1][2] >= 70 * 360  # back after it
+    assert 10.0 <= summary["unreadable_s"] < 20.0  # 106 has real noise at 80-90 s too
+    assert summary["monitored_s"] == pytest.approx(110.0)
