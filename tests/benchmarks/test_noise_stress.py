@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import cli
@@ -81,3 +82,15 @@ def test_noise_stress_command(tmp_path):
     bad = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
                                    str(DATA / "nstdb_noise"), "--snrs", "six"])
     assert isinstance(bad.exception, UserError) and "--snrs" in str(bad.exception)
+
+
+@pytest.mark.tensorflow
+def test_noise_stress_with_a_bundle(tiny_bundle):
+    out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--records", "119", "--noises",
+                                   "ma", "--snrs", "6", "--bundle", str(tiny_bundle), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)["results"]
+    model = next(k for k in res if k.startswith("model:"))
+    assert res[model]["ma"]["6"]["flags_in_unreadable"] == 0
+    assert res[model]["ma"]["6"]["unreadable_in_noise_pct"] > 50
