@@ -87,7 +87,7 @@ class SignalQuality:
         """A new stretch of signal (stream start or after a gap); the wearer's amplitude stays."""
         self.start = start  # first index of the segment being filled
         self.origin = start  # segments lie on a grid from here
-        self.recent: dict[int, int] = {}  # start -> level, for the detector's lookups
+        self.recent: dict[int, bool] = {}  # start -> steep noise there? (for the detector)
         self.partial = np.zeros(0)  # samples of the segment being filled
         self.judged: list[tuple[int, int, int]] = []  # (start, end, level) beats still need
 
@@ -118,10 +118,11 @@ class SignalQuality:
         return GOOD
 
     def noisy_before(self, index: int) -> bool:
-        """Was the segment before the one holding ``index`` noisy or unreadable? It is always
-        judged by the time a detector decides on ``index``, so the answer is block-free."""
+        """Did the segment before the one holding ``index`` carry high-frequency noise (the
+        kind that makes false QRS candidates; baseline wander does not)? It is always judged
+        by the time a detector decides on ``index``, so the answer is block-free."""
         k = self.origin + (index - self.origin) // self.length * self.length - self.length
-        return self.recent.get(k, GOOD) != GOOD
+        return self.recent.get(k, False)
 
     def forget_recent_before(self, index: int) -> None:
         """The detector decides nothing before ``index`` any more: bounded memory."""
@@ -159,7 +160,7 @@ class SignalQuality:
                 del self.amplitudes[: -cfg.reference_segments]
             seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
             self.judged.append((seg.start, seg.end, level))
-            self.recent[seg.start] = level
+            self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
         return out
