@@ -164,6 +164,50 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
+@cli.command("noise-stress")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--noise-dir", type=click.Path(file_okay=False, exists=True), required=True,
+              help="Folder with the nstdb noise records (bw, ma).")
+@click.option("--records", default=None,
+              help="Comma-separated DS1 records (default: a representative subset of 8).")
+@click.option("--noises", default="bw,ma", show_default=True)
+@click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Also score with this bundle (its int8 model).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
+def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_json, out_dir):
+    """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
+    from benchmarks.noise_stress import DEFAULT_RECORDS, StressSettings, noise_stress, render
+    from device import reference
+    from device.config import SignalConfig
+    from device.scoring import ModelScorer, reference_scorer
+
+    try:
+        snr_list = tuple(float(s) for s in snrs.split(","))
+    except ValueError:
+        raise UserError(f"--snrs {snrs!r}: give numbers in dB separated by commas") from None
+    settings = StressSettings(snrs=snr_list, noises=tuple(noises.split(",")),
+                              records=tuple(records.split(",")) if records else DEFAULT_RECORDS)
+    scorers = {"reference:combined": (lambda: reference_scorer("combined"),
+                                      reference.THRESHOLDS["combined"], SignalConfig())}
+    if bundle_path:
+        bundle = load_bundle(bundle_path)
+        m = bundle.manifest
+        scorers[f"model:{m.architecture}:{m.model.variant}"] = (
+            lambda: ModelScorer(bundle, m.model.variant), bundle.threshold(m.model.variant).value,
+            m.signal)
+    doc = noise_stress(folder, noise_dir, scorers, settings, log=lambda s: click.echo(s, err=True))
+    text = render(doc)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "noise_stress.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
+        (out / "noise_stress.md").write_text(text + "\n")
+    click.echo(json.dumps(to_jsonable(doc), indent=2) if as_json else text)
+
+
 def main() -> None:
     run_cli(cli)
 

@@ -21,6 +21,13 @@ class DetectorConfig:
     t_wave_s: float = 0.36  # a peak closer than this to the last beat may be a T wave
     learning_s: float = 2.0  # initial threshold estimate
     searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR
+    # Where the previous quality segment was noisy or unreadable, a candidate must clear this
+    # fraction of the way from the noise level to the signal level (0.25 in clean signal).
+    noisy_threshold_fraction: float = 0.35
+    # ... and one sooner than this fraction of the mean RR (a premature beat or, far more
+    # often in noise, a noise burst) must clear this fraction instead.
+    noisy_early_rr: float = 0.7
+    noisy_early_fraction: float = 0.7
     rr_init_s: float = 1.0
 
 
@@ -41,6 +48,30 @@ class ContextConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Signal quality per short segment (device/quality.py); thresholds chosen by measurement
+    on DS1 records with added nstdb ``bw``/``ma`` noise (``ecg-bench noise-stress``).
+
+    Noise is measured against the wearer's own QRS amplitude (``reference_segments`` recent
+    readable segments), as the noise stress test's SNR is: ``slope_*`` on the median absolute
+    sample-to-sample step (muscle, electrode noise), ``spread_*`` on the median absolute
+    deviation of the band-passed signal (baseline wander, motion).
+    """
+
+    segment_s: float = 2.0  # one level per segment; at most ContextConfig.max_next_rr_s
+    reference_segments: int = 16
+    slope_noisy: float = 0.018
+    slope_unreadable: float = 0.03
+    spread_noisy: float = 0.10
+    spread_unreadable: float = 0.25
+    flat_mv: float = 0.02  # peak-to-peak below this: a flat line (lead off, saturation)
+    # A segment this concentrated in this band is a ventricular oscillation (flutter,
+    # fibrillation), not noise: it is never called unreadable, so it is never silenced.
+    oscillation_band_hz: tuple[float, float] = (2.5, 7.5)
+    oscillation_fraction: float = 0.75
+
+
+@dataclass(frozen=True)
 class SignalConfig:
     """The whole signal path; ``fs`` is the model's rate, not the front-end's."""
 
@@ -51,6 +82,7 @@ class SignalConfig:
     window_after_s: float = 0.5
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     context: ContextConfig = field(default_factory=ContextConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def samples(self) -> SampleCounts:
         return SampleCounts.from_config(self)
@@ -75,6 +107,8 @@ class SignalConfig:
                     v = build(DetectorConfig, v)
                 elif f.name == "context":
                     v = build(ContextConfig, v)
+                elif f.name == "quality":
+                    v = build(QualityConfig, v)
                 elif isinstance(v, list):
                     v = tuple(v)
                 out[f.name] = v

@@ -71,8 +71,10 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
 
-    def observe(self, peak: int, window: np.ndarray, rr_prev: float) -> BeatContext:
-        """Context for this beat from earlier beats only; then learn from it if it is regular."""
+    def observe(self, peak: int, window: np.ndarray, rr_prev: float,
+                usable: bool = True) -> BeatContext:
+        """Context for this beat from earlier beats only; then learn from it if it is regular
+        and ``usable`` (a beat found in unreadable signal teaches nothing about the wearer)."""
         amp = float(beat_amplitude(window, self.counts))
         if self.filled:
             template = median_rows(self.windows[: self.filled])
@@ -84,6 +86,8 @@ class WearerContext:
         learning = (peak - self.start < self.counts.context_learning
                     or self.filled < MIN_TEMPLATE_BEATS)
         out = BeatContext(template, amplitude, rr_local, learning)
+        if not usable:
+            return out
 
         premature = bool(rr_local == rr_local and rr_prev == rr_prev
                          and rr_prev < self.cfg.premature_ratio * rr_local)

@@ -17,8 +17,9 @@ import numpy as np
 
 from device.config import SignalConfig
 from device.events import EpisodeConfig, EpisodeTracker
+from device.quality import LEVELS
 from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
-from device.signal_path import Beats, SignalPath
+from device.signal_path import Beats, QualitySpan, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
 from firmware_bridge.records import Record
@@ -37,6 +38,9 @@ class MonitorStats:
     learning_beats: int = 0
     flagged: int = 0
     episodes: int = 0
+    flags_withheld: int = 0  # beats over the threshold in unreadable signal, not flagged
+    noisy_s: float = 0.0
+    unreadable_s: float = 0.0  # signal judged unreadable, lead-off time included
     signal_s: float = 0.0  # CPU-side time in the signal path
     score_s: float = 0.0  # time in the scorer (model inference)
     rhythm_s: float = 0.0  # time in the rhythm analysis
@@ -55,6 +59,7 @@ class Monitor:
         self.fs: float | None = None
         self.next_index = 0
         self.lead_off = False
+        self.quality: str | None = None  # last quality level reported
         self.stats = MonitorStats()
 
     # -- input -----------------------------------------------------------------------------
@@ -85,6 +90,8 @@ class Monitor:
                            "sample": block.start})
             self.lead_off = True
             self.stats.lead_off_samples += block.n
+            self.stats.unreadable_s += block.n / self.fs
+            self._quality_level("unreadable", "lead off", block.start, {})
             self._gap(block.n, "lead off")
             return
         if self.lead_off:
@@ -97,6 +104,7 @@ class Monitor:
             self.stats.signal_s += time.perf_counter() - t0
             self.stats.samples_in += block.n
             self.next_index = block.end
+            self._quality()
             self._beats(beats)
 
     def finish(self) -> dict:
@@ -105,6 +113,7 @@ class Monitor:
             t0 = time.perf_counter()
             beats = self.path.flush()
             self.stats.signal_s += time.perf_counter() - t0
+            self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
                                               "end of stream"):
@@ -113,6 +122,7 @@ class Monitor:
                                                "end of stream"))
         summary = {"type": "summary", **asdict(self.stats),
                    "duration_s": self._t(self.next_index) if self.fs else 0.0,
+                   "monitored_s": self._t(self.stats.samples_in) if self.fs else 0.0,
                    "threshold": self.threshold,
                    "rhythm": self.rhythm.summary(self._t(self.stats.samples_in)), **self.info}
         self.emit(summary)
@@ -134,7 +144,9 @@ class Monitor:
 
     def _gap(self, n: int, reason: str) -> None:
         start = self.next_index
-        self._beats(self.path.gap(n))
+        beats = self.path.gap(n)
+        self._quality()
+        self._beats(beats)
         for ev in self.episodes.interrupt(self._t(start), start, reason):
             self.emit(ev)
         self._rhythm(self.rhythm.interrupt(self._t(start), start, reason))
@@ -168,29 +180,52 @@ class Monitor:
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rc = self.rhythm.cfg
-        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, p_wave=(
+        # Unreadable beats start no rhythm episode (signal quality gates rhythm too).
+        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev,
+                                    usable=beats.usable, p_wave=(
             p_wave_similarity(beats.window, beats.template, self.cfg.fs,
                               self.cfg.window_before_s, rc.p_wave_region_s)))
         self.stats.rhythm_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = np.asarray(self.scorer(beats), dtype=np.float64)
         self.stats.score_s += time.perf_counter() - t0
-        flags = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        flags = over & beats.usable
+        self.stats.flags_withheld += int((over & ~beats.usable).sum())
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)
         self.stats.learning_beats += int(beats.learning.sum())
         self.stats.flagged += int(flags.sum())
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
         rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
-                   flags.tolist(), hr.tolist(), beats.learning.tolist())
-        for t, sample, score, flag, rate, learning in rows:
+                   flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist())
+        for t, sample, score, flag, rate, learning, q in rows:
             self.emit({"type": "beat", "t": t, "sample": sample, "score": _finite(score, 6),
                        "threshold": self.threshold, "flag": flag, "hr_bpm": _finite(rate, 1),
-                       "learning": learning})
+                       "learning": learning, "quality": LEVELS[q]})
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count
         self._rhythm(rhythm)
+
+    def _quality(self) -> None:
+        """Count judged signal time by level; report each change of level."""
+        spans: list[QualitySpan] = self.path.take_quality()
+        for span in spans:
+            seg = span.segment
+            seconds = (span.end - span.start) / self.fs
+            if seg.name == "unreadable":
+                self.stats.unreadable_s += seconds
+            elif seg.name == "noisy":
+                self.stats.noisy_s += seconds
+            self._quality_level(seg.name, seg.reason, span.start,
+                                {"slope": round(seg.slope, 4), "spread": round(seg.spread, 4)})
+
+    def _quality_level(self, level: str, reason: str, sample: int, measures: dict) -> None:
+        if level != self.quality:
+            self.quality = level
+            self.emit({"type": "quality", "level": level, "t": self._t(sample), "sample": sample,
+                       "reason": reason or None, **measures})
 
 
 def _finite(v: float, digits: int) -> float | None:

@@ -9,6 +9,7 @@ on how they were cut into blocks, so streaming and whole-record runs find the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ class RPeakDetector:
         self.qrs_filter = SosFilter(bandpass_sos(*cfg.qrs_band_hz, order=1, fs=fs))
         self.slope_filter = FirFilter(np.array([1.0, 0.0, -1.0]) * (fs / 2.0))
         self.mwi = FirFilter(np.ones(counts.integration) / counts.integration)
+        # Is the signal before sample i noisy? (the signal path's quality; None: never)
+        self.noisy_before: Callable[[int], bool] | None = None
         self.reset()
 
     def reset(self, start: int = 0) -> None:
@@ -60,6 +63,16 @@ class RPeakDetector:
     @property
     def threshold(self) -> float:
         return self.npk + 0.25 * (self.spk - self.npk)
+
+    def threshold_at(self, i: int) -> float:
+        """The threshold for a candidate at ``i``: stricter after a noisy segment, strictest
+        for an early candidate there."""
+        if self.noisy_before is None or not self.noisy_before(i):
+            return self.threshold
+        cfg = self.cfg
+        early = self.last is not None and i - self.last < cfg.noisy_early_rr * self.rr_mean
+        f = cfg.noisy_early_fraction if early else cfg.noisy_threshold_fraction
+        return self.npk + f * (self.spk - self.npk)
 
     @property
     def rr_mean(self) -> float:
@@ -113,7 +126,7 @@ class RPeakDetector:
         """No beat for searchback_factor x mean RR: take the best rejected candidate."""
         pool = [
             p for p in self.pending
-            if p.index < before and p.value > 0.5 * self.threshold
+            if p.index < before and p.value > 0.5 * self.threshold_at(p.index)
             and (self.last is None or p.index - self.last >= self.n.refractory)
         ]
         if pool:
@@ -140,7 +153,7 @@ class RPeakDetector:
             else:
                 self.npk = 0.125 * c.value + 0.875 * self.npk
             return
-        is_beat = c.value > self.threshold
+        is_beat = c.value > self.threshold_at(c.index)
         if is_beat and since is not None and since < self.n.t_wave and (
             c.slope < 0.5 * self.last_slope
         ):

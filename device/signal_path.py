@@ -24,6 +24,7 @@ from device.dsp import (
     rational_ratio,
     sos_group_delay_s,
 )
+from device.quality import UNREADABLE, Segment, SignalQuality
 from device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
@@ -46,6 +47,8 @@ class Beats:
     rr_local: np.ndarray  # float32 seconds, mean of recent regular RR
     learning: np.ndarray  # bool, inside the wearer-learning period
     segment: np.ndarray  # int32, continuous stretch between gaps
+    quality: np.ndarray  # int8, level of the signal around the beat (device.quality.LEVELS)
+    usable: np.ndarray  # bool, not in unreadable signal: may be flagged, shapes the context
 
     def __len__(self) -> int:
         return len(self.sample)
@@ -60,7 +63,7 @@ class Beats:
             z = np.zeros(0)
             return cls(z.astype(np.int64), z, z.astype(np.int64), np.zeros((0, window), np.float32),
                        np.zeros((0, window), np.float32), *(z.astype(np.float32),) * 5,
-                       z.astype(bool), z.astype(np.int32))
+                       z.astype(bool), z.astype(np.int32), z.astype(np.int8), z.astype(bool))
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def select(self, mask: np.ndarray) -> Beats:
@@ -80,6 +83,9 @@ class SignalPath:
         self.resampler = PolyphaseResampler(self.up, self.down)
         self.detector = RPeakDetector(cfg.detector, self.n, cfg.fs)
         self.context = WearerContext(cfg.context, self.n)
+        self.quality = SignalQuality(cfg.quality, cfg.fs)
+        self.detector.noisy_before = self.quality.noisy_before
+        self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
                          + self.resampler.delay_in)
@@ -103,6 +109,8 @@ class SignalPath:
         self.bandpass.reset()
         self.resampler.reset()
         self.detector.reset(out0)
+        self.quality.reset(out0)
+        self.prev_usable = True
         self.x = Tail(start=out0)
         self.waiting: list[int] = []
         self.prev_peak: int | None = None
@@ -133,7 +141,9 @@ class SignalPath:
             self.on_output(y, self.out_index)
         self.out_index += len(y)
         self.x.append(y)
+        self._judged(self.quality.push(y))
         self.waiting += self.detector.push(y)
+        self.quality.forget_recent_before(self.detector.decided_until)
         return self._emit(final=False)
 
     def gap(self, n_lost: int) -> Beats:
@@ -148,6 +158,7 @@ class SignalPath:
     def flush(self) -> Beats:
         """End of stream (or segment): emit every beat still waiting."""
         parts = [self._run()] if self.pending_in else []
+        self._judged(self.quality.flush())
         self.waiting += self.detector.flush()
         parts.append(self._emit(final=True))
         return Beats.concat(parts, self.n.window)
@@ -164,15 +175,22 @@ class SignalPath:
                     break
                 if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
                     break
+                if p >= self.quality.decided_until:
+                    break
+            level = self.quality.level_at(p)
+            usable = level != UNREADABLE
             rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
-            rr_prev = p - self.prev_peak if self.prev_peak is not None else np.nan
+            # No RR interval starts at a beat found in unreadable signal (it may be noise).
+            rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
+                else np.nan
             window = self._window(p)
-            ctx = self.context.observe(p, window, rr_prev)
-            rows.append((p, window, ctx, rr_prev, rr_next))
-            self.prev_peak = p
+            ctx = self.context.observe(p, window, rr_prev, usable)
+            rows.append((p, window, ctx, rr_prev, rr_next, level))
+            self.prev_peak, self.prev_usable = p, usable
             self.waiting.pop(0)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         self.x.trim(min(keep, self.x.end))
+        self.quality.forget_before(keep + n.before)
         return self._pack(rows)
 
     def input_sample(self, out_index):
@@ -195,7 +213,8 @@ class SignalPath:
         fs = self.cfg.fs
         peak = np.array([r[0] for r in rows], dtype=np.int64)
         window = np.array([r[1] for r in rows])
-        sample = np.maximum(np.round(self.input_sample(peak)), self.seg_in0).astype(np.int64)
+        sample = self._to_input(peak)
+        quality = np.array([r[5] for r in rows], dtype=np.int8)
         return Beats(
             sample=sample,
             time_s=sample / self.fs_in,
@@ -209,7 +228,36 @@ class SignalPath:
             rr_local=np.array([r[2].rr_local for r in rows], dtype=np.float32) / fs,
             learning=np.array([r[2].learning for r in rows], dtype=bool),
             segment=np.full(len(rows), self.segment, dtype=np.int32),
+            quality=quality,
+            usable=quality != UNREADABLE,
         )
+
+    def _to_input(self, index: np.ndarray) -> np.ndarray:
+        """Model-rate indices of this segment -> whole front-end samples, the filters' delay
+        removed."""
+        return np.maximum(np.round(self.input_sample(index)), self.seg_in0).astype(np.int64)
+
+    # -- quality ---------------------------------------------------------------------------
+    def _judged(self, segments: list[Segment]) -> None:
+        if not segments:
+            return
+        bounds = self._to_input(np.array([[s.start, s.end] for s in segments], dtype=np.int64))
+        self.judged += [QualitySpan(int(a), int(b), s) for (a, b), s in zip(bounds.tolist(),
+                                                                             segments)]
+
+    def take_quality(self) -> list[QualitySpan]:
+        """Segments judged since the last call, in front-end samples (for events)."""
+        out, self.judged = self.judged, []
+        return out
+
+
+@dataclass(frozen=True)
+class QualitySpan:
+    """A judged segment in front-end samples: [start, end)."""
+
+    start: int
+    end: int
+    segment: Segment
 
 
 def process_signal(x_mv: np.ndarray, fs_in: float, cfg: SignalConfig,

@@ -41,7 +41,7 @@ from train.scoring import beat_scores_ext
 
 #: Arrays of a Beats kept in the per-record cache.
 BEAT_FIELDS = ("sample", "time_s", "peak", "window", "template", "amplitude", "beat_amplitude",
-               "rr_prev", "rr_next", "rr_local", "learning", "segment")
+               "rr_prev", "rr_next", "rr_local", "learning", "segment", "quality", "usable")
 INPUTS = features.INPUTS
 
 

@@ -1,0 +1,305 @@
+"""The EC57 noise stress test, as WFDB's ``nst`` builds it, run through the device's monitor.
+
+Calibrated noise (nstdb ``bw`` baseline wander, ``ma`` muscle artifact) is added to clean
+MIT-BIH records from 300 s on, in alternating 2-minute noisy and clean segments, at a given SNR.
+The SNR is ``nst``'s: the signal is the trimmed mean peak-to-peak amplitude of the record's
+normal QRS complexes (``sigamp -a``: ±50 ms around each of the first 300 normal beats), the noise
+its trimmed mean RMS over 1-second windows (``sigamp -r``: first 300 windows), and
+``gain = 10^(-SNR/20) * sqrt(2)/4 * signal / noise``. As ``nst`` does, the output is kept
+continuous where the gain toggles (an offset absorbs the step). Each noisy record is then
+replayed block by block through :class:`device.monitor.Monitor` (the device's own code path)
+and its beat and quality events are matched to the reference annotations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from device.config import SignalConfig
+from device.evaluation import AAMI, EC57_START_S, MATCH_WINDOW_S, match_beats
+from device.monitor import Monitor, record_blocks, run_blocks
+from firmware_bridge.errors import UserError
+from firmware_bridge.records import Record, read_record
+
+SNRS_DB = (24.0, 18.0, 12.0, 6.0, 0.0, -6.0)
+NOISES = ("bw", "ma")
+#: A representative DS1 subset (never DS2): ectopy (106, 119, 208, 223), bundle-branch block
+#: (109, 118), a noisy record (108) and a clean one (122); one full run takes a few minutes.
+DEFAULT_RECORDS = ("106", "108", "109", "118", "119", "122", "208", "223")
+PERIOD_S = 120.0
+#: sigamp's defaults: 300 measurements, ±50 ms around a normal beat, 5 % trimmed each side.
+SIGAMP_N = 300
+SIGAMP_HALF_S = 0.05
+NORMAL_SYMBOLS = frozenset("NLRej")
+
+
+def trimmed_mean(values: np.ndarray) -> float:
+    """sigamp's trimmed mean: the lowest and highest n/20 measurements left out."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    k = len(v) // 20
+    return float(v[k : len(v) - k].mean())
+
+
+def qrs_amplitude(x: np.ndarray, ann_samples: np.ndarray, ann_symbols: list[str],
+                  fs: float) -> float:
+    """``sigamp -a atr``: peak-to-peak over [-50 ms, +50 ms) of the first 300 normal beats."""
+    h = int(round(SIGAMP_HALF_S * fs))
+    beats = [s for s, c in zip(ann_samples.tolist(), ann_symbols)
+             if c in NORMAL_SYMBOLS and s - h >= 0 and s + h <= len(x)][:SIGAMP_N]
+    if not beats:
+        raise UserError("no normal beats to measure the QRS amplitude on; pick another record")
+    seg = np.stack([x[s - h : s + h] for s in beats])
+    return trimmed_mean(seg.max(axis=1) - seg.min(axis=1))
+
+
+def noise_rms(noise: np.ndarray, fs: float) -> float:
+    """``sigamp -r``: RMS about the mean of the first 300 one-second windows."""
+    w = int(round(fs))
+    n = min(SIGAMP_N, len(noise) // w)
+    seg = noise[: n * w].reshape(n, w)
+    return trimmed_mean(np.sqrt(np.mean((seg - seg.mean(axis=1, keepdims=True)) ** 2, axis=1)))
+
+
+def noisy_mask(n: int, fs: float, start_s: float = EC57_START_S,
+               period_s: float = PERIOD_S) -> np.ndarray:
+    """True where noise is on: [start, start+period), [start+2 period, start+3 period), ..."""
+    t = np.arange(n) / fs
+    k = np.floor((t - start_s) / period_s)
+    return (t >= start_s) & (k % 2 == 0)
+
+
+def add_noise(x: np.ndarray, noise: np.ndarray, gain: float, mask: np.ndarray) -> np.ndarray:
+    """x + gain * noise where ``mask``; an offset, changed at each toggle, keeps it continuous.
+
+    The noise record repeats when the ECG is longer (as ``nst`` rewinds it).
+    """
+    noise = np.resize(noise, len(x))
+    g = gain * mask
+    step = np.diff(g, prepend=0.0)
+    # nst: at a toggle z += (g_new - g_old) * noise at the last sample before the toggle.
+    prev = np.concatenate([[0.0], noise[:-1]])
+    z = np.cumsum(step * prev)
+    return x + g * noise - z
+
+
+@dataclass
+class StressSettings:
+    snrs: tuple[float, ...] = SNRS_DB
+    noises: tuple[str, ...] = NOISES
+    records: tuple[str, ...] = DEFAULT_RECORDS
+    start_s: float = EC57_START_S
+    block_s: float = 1.0
+
+
+@dataclass
+class Tally:
+    """Counts of one (scorer, noise, SNR) cell, pooled over records."""
+
+    n_ref: int = 0
+    tp: int = 0
+    fp: int = 0
+    v_ref: int = 0
+    v_tp: int = 0  # V beats called V
+    v_called: int = 0  # detections called V (matched or not)
+    n_beats: int = 0  # matched normal beats
+    n_flagged: int = 0
+    n_readable: int = 0  # matched normal beats not in unreadable signal
+    n_readable_flagged: int = 0
+    flags_in_noise: int = 0
+    flags_unreadable: int = 0  # flagged beats whose quality is unreadable (must stay 0)
+    noise_s: float = 0.0
+    clean_s: float = 0.0
+    unreadable_noise_s: float = 0.0
+    unreadable_clean_s: float = 0.0
+    withheld: int = 0
+    seconds: float = 0.0  # wall time
+    v_source: str = "flag"
+    per_record: dict = field(default_factory=dict)
+
+    def add(self, other: Tally) -> None:
+        for k, v in vars(other).items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                setattr(self, k, getattr(self, k) + v)
+        self.v_source = other.v_source
+
+    def row(self) -> dict:
+        def pct(a, b):
+            return 100.0 * a / b if b else float("nan")
+
+        return {
+            "qrs_se": pct(self.tp, self.n_ref), "qrs_ppv": pct(self.tp, self.tp + self.fp),
+            "veb_se": pct(self.v_tp, self.v_ref), "veb_ppv": pct(self.v_tp, self.v_called),
+            "normal_flagged_pct": pct(self.n_flagged, self.n_beats),
+            "normal_flagged_readable_pct": pct(self.n_readable_flagged, self.n_readable),
+            "flags_per_hour_in_noise": self.flags_in_noise / self.noise_s * 3600.0
+            if self.noise_s else float("nan"),
+            "unreadable_in_noise_pct": pct(self.unreadable_noise_s, self.noise_s),
+            "unreadable_in_clean_pct": pct(self.unreadable_clean_s, self.clean_s),
+            "flags_in_unreadable": self.flags_unreadable, "flags_withheld": self.withheld,
+            "beats": self.n_ref, "v_beats": self.v_ref, "v_source": self.v_source,
+        }
+
+
+def unreadable_intervals(events: list[dict], end: int) -> list[tuple[int, int]]:
+    """[start, end) sample intervals the quality events called unreadable."""
+    out, since = [], None
+    for ev in events:
+        if ev.get("type") != "quality":
+            continue
+        if ev["level"] == "unreadable" and since is None:
+            since = int(ev["sample"])
+        elif ev["level"] != "unreadable" and since is not None:
+            out.append((since, int(ev["sample"])))
+            since = None
+    if since is not None:
+        out.append((since, end))
+    return out
+
+
+def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: float) -> Tally:
+    """Match one noisy replay's events to the annotations; everything after ``start_s``."""
+    fs, n = rec.fs, rec.n_samples
+    beats = [e for e in events if e["type"] == "beat"]
+    det = np.array([e["sample"] for e in beats], dtype=np.int64)
+    flag = np.array([bool(e["flag"]) for e in beats], dtype=bool)
+    has_class = any("class" in e for e in beats)
+    called_v = (np.array([e.get("class") == "V" for e in beats], dtype=bool) if has_class
+                else flag)
+    unread = np.array([e.get("quality") == "unreadable" for e in beats], dtype=bool)
+    sym = np.array([AAMI.get(s, "") for s in rec.ann_symbols])
+    is_beat = sym != ""
+    ref, cls = np.asarray(rec.ann_samples, np.int64)[is_beat], sym[is_beat]
+    lo = int(round(start_s * fs))
+    match = match_beats(det, ref, int(round(MATCH_WINDOW_S * fs)))
+    in_ref = ref >= lo
+    used = np.zeros(len(det), dtype=bool)
+    used[match[match >= 0]] = True
+    in_det = det >= lo
+    t = Tally(v_source="class" if has_class else "flag")
+    t.n_ref = int(in_ref.sum())
+    t.tp = int((in_ref & (match >= 0)).sum())
+    t.fp = int((in_det & ~used).sum())
+    keep = in_ref & (match >= 0)
+    j = match[keep]
+    kc = cls[keep]
+    t.v_ref = int((in_ref & (cls == "V")).sum())
+    t.v_tp = int(called_v[j][kc == "V"].sum())
+    t.v_called = int((called_v & in_det).sum())
+    normal = kc == "N"
+    t.n_beats = int(normal.sum())
+    t.n_flagged = int(flag[j][normal].sum())
+    readable = normal & ~unread[j]
+    t.n_readable = int(readable.sum())
+    t.n_readable_flagged = int(flag[j][readable].sum())
+    det_in_noise = mask[np.clip(det, 0, n - 1)] & in_det
+    t.flags_in_noise = int((flag & det_in_noise).sum())
+    t.flags_unreadable = int((flag & unread & in_det).sum())
+    after = np.arange(n) >= lo
+    t.noise_s = float((mask & after).sum()) / fs
+    t.clean_s = float((~mask & after).sum()) / fs
+    bad = np.zeros(n, dtype=bool)
+    for a, b in unreadable_intervals(events, n):
+        bad[max(a, 0) : max(b, 0)] = True
+    t.unreadable_noise_s = float((bad & mask & after).sum()) / fs
+    t.unreadable_clean_s = float((bad & ~mask & after).sum()) / fs
+    summary = next((e for e in events if e["type"] == "summary"), {})
+    t.withheld = int(summary.get("flags_withheld", 0))
+    return t
+
+
+def noisy_record(rec: Record, noise: Record, snr_db: float, start_s: float) -> tuple[Record,
+                                                                                       np.ndarray]:
+    """The record with ``noise`` added at ``snr_db`` (on the monitored lead); and the mask."""
+    ch = rec.channel_index()
+    x = rec.lead_mv()
+    nz = noise.lead_mv(ch % noise.counts.shape[1])
+    if not math.isclose(noise.fs, rec.fs, rel_tol=0.1):
+        raise UserError(f"noise record at {noise.fs:g} Hz, ECG at {rec.fs:g} Hz; resample first")
+    asig = qrs_amplitude(x, rec.ann_samples, rec.ann_symbols, rec.fs)
+    gain = 10.0 ** (-snr_db / 20.0) * math.sqrt(2.0) / 4.0 * asig / noise_rms(nz, noise.fs)
+    mask = noisy_mask(rec.n_samples, rec.fs, start_s)
+    y = add_noise(x, nz, gain, mask)
+    uv = float(rec.uv_per_count[ch])
+    counts = rec.counts.copy()
+    counts[:, ch] = np.round(y * 1000.0 / uv).astype(np.int32)
+    out = Record(f"{rec.name}_{noise.name}{snr_db:+g}", counts, rec.fs, rec.uv_per_count,
+                 rec.channels, rec.ann_samples, rec.ann_symbols)
+    return out, mask
+
+
+def replay(rec: Record, cfg: SignalConfig, scorer, threshold: float, block_s: float) -> list:
+    events: list[dict] = []
+    run_blocks(Monitor(cfg, scorer, threshold, events.append), record_blocks(rec, None, block_s))
+    return events
+
+
+def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
+                 settings: StressSettings, log=lambda msg: None) -> dict:
+    """Run every (scorer, noise, SNR, record); ``scorers`` maps a name to (factory, threshold,
+    config), the factory giving a fresh scorer per record (scorers may carry state)."""
+    folder, noise_dir = Path(folder), Path(noise_dir)
+    recs = []
+    for name in settings.records:
+        rec = read_record(folder / name)
+        if not rec.has_annotations:
+            raise UserError(f"{folder / name}: no reference annotations (.atr)")
+        recs.append(rec)
+    noises = {n: read_record(noise_dir / n) for n in settings.noises}
+    table: dict = {}
+    for sname, (factory, threshold, cfg) in scorers.items():
+        for nname, noise in noises.items():
+            for snr in (None, *settings.snrs):
+                cell = Tally()
+                t0 = time.perf_counter()
+                for rec in recs:
+                    if snr is None:
+                        r, mask = rec, noisy_mask(rec.n_samples, rec.fs, settings.start_s)
+                    else:
+                        r, mask = noisy_record(rec, noise, snr, settings.start_s)
+                    events = replay(r, cfg, factory(), threshold, settings.block_s)
+                    one = score_events(events, r, mask, settings.start_s)
+                    cell.add(one)
+                    cell.per_record[rec.name] = one.row()
+                cell.seconds = time.perf_counter() - t0
+                key = "clean" if snr is None else f"{snr:g}"
+                table.setdefault(sname, {}).setdefault(nname, {})[key] = {
+                    **cell.row(), "per_record": cell.per_record, "wall_s": cell.seconds}
+                log(f"{sname} {nname} {key} dB: {cell.seconds:.1f} s")
+    return {"records": list(settings.records), "snrs_db": list(settings.snrs),
+            "noises": list(settings.noises), "start_s": settings.start_s,
+            "period_s": PERIOD_S, "results": table}
+
+
+def _f(v, digits=1) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) \
+        else f"{v:.{digits}f}"
+
+
+def render(doc: dict) -> str:
+    """One markdown table per scorer: rows noise x SNR."""
+    lines = [f"EC57 noise stress: records {' '.join(doc['records'])}; noise from "
+             f"{doc['start_s']:g} s in alternating {doc['period_s']:g} s segments; beats after "
+             f"{doc['start_s']:g} s.", ""]
+    for sname, by_noise in doc["results"].items():
+        first = next(iter(next(iter(by_noise.values())).values()))
+        lines += [f"### {sname} (VEB call: beat {first['v_source']})", "",
+                  "| noise | SNR dB | QRS Se % | QRS +P % | VEB Se % | VEB +P % | N flagged % "
+                  "| N flagged % (readable) | flags/h in noise | unreadable % in noise "
+                  "| unreadable % in clean | flags in unreadable | withheld |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for nname, rows in by_noise.items():
+            for key, r in rows.items():
+                lines.append(
+                    f"| {nname} | {key} | {_f(r['qrs_se'], 2)} | {_f(r['qrs_ppv'], 2)} | "
+                    f"{_f(r['veb_se'])} | {_f(r['veb_ppv'])} | {_f(r['normal_flagged_pct'], 2)} | "
+                    f"{_f(r['normal_flagged_readable_pct'], 2)} | "
+                    f"{_f(r['flags_per_hour_in_noise'], 0)} | {_f(r['unreadable_in_noise_pct'])} "
+                    f"| {_f(r['unreadable_in_clean_pct'])} | {r['flags_in_unreadable']} | "
+                    f"{r['flags_withheld']} |")
+        lines.append("")
+    return "\n".join(lines)

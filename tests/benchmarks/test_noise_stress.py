@@ -1,0 +1,96 @@
+"""The EC57 noise stress generator (nst's SNR) and its command, on real records and noise."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.cli import cli
+from benchmarks.noise_stress import (
+    add_noise,
+    noise_rms,
+    noisy_mask,
+    noisy_record,
+    qrs_amplitude,
+    unreadable_intervals,
+)
+from firmware_bridge.errors import UserError
+from firmware_bridge.records import read_record
+from tests.conftest import DATA, MITDB
+
+
+def test_protocol_mask_alternates_two_minutes_from_five():
+    fs = 360.0
+    m = noisy_mask(int(fs * 1805), fs)
+    t = np.array([299.9, 300.0, 419.9, 420.0, 539.9, 540.0, 1800.0])
+    assert m[(t * fs).astype(int)].tolist() == [False, True, True, False, False, True, True]
+
+
+def test_noise_is_added_at_nst_snr_and_continuous(record_119):
+    noise = read_record(DATA / "nstdb_noise" / "ma")
+    rec, mask = noisy_record(record_119, noise, 6.0, 300.0)
+    x, y = record_119.lead_mv(), rec.lead_mv()
+    added = y - x
+    assert np.all(np.abs(added[~mask & (np.arange(len(x)) < 300 * 360)]) < 1e-9)
+    asig = qrs_amplitude(x, record_119.ann_samples, record_119.ann_symbols, record_119.fs)
+    nz = noise.lead_mv(0)
+    # Within the first noisy burst the added noise is gain x noise (plus a constant offset).
+    seg = slice(300 * 360, 420 * 360)
+    gain = np.std(added[seg]) / np.std(nz[seg])
+    expected = 10 ** (-6 / 20) * math.sqrt(2) / 4 * asig / noise_rms(nz, 360.0)
+    assert gain == np.float64(gain) and abs(gain / expected - 1) < 0.01
+    # nst keeps the output continuous where the noise toggles: switching on, the first step is
+    # the scaled noise's own step; switching off, the offset it leaves is constant.
+    for t, on in ((300, True), (420, False), (540, True)):
+        i = t * 360
+        own = expected * (nz[i] - nz[i - 1]) if on else 0.0
+        assert abs(added[i] - added[i - 1] - own) < 0.02
+
+
+def test_add_noise_offsets_absorb_each_toggle():
+    x = np.zeros(10)
+    noise = np.arange(10.0)
+    mask = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1, 0], bool)
+    y = add_noise(x, noise, 1.0, mask)
+    assert np.allclose(np.diff(y)[[1, 4, 6, 8]], [1.0, 0.0, 1.0, 0.0])
+
+
+def test_unreadable_intervals_from_events():
+    ev = [{"type": "quality", "level": "unreadable", "sample": 10},
+          {"type": "beat", "sample": 12},
+          {"type": "quality", "level": "noisy", "sample": 20},
+          {"type": "quality", "level": "unreadable", "sample": 30}]
+    assert unreadable_intervals(ev, 50) == [(10, 20), (30, 50)]
+
+
+def test_noise_stress_command(tmp_path):
+    out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--records", "119", "--noises",
+                                   "ma", "--snrs", "0", "--json", "--out-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    rows = doc["results"]["reference:combined"]["ma"]
+    assert set(rows) == {"clean", "0"}
+    assert rows["0"]["unreadable_in_noise_pct"] > 70
+    assert rows["0"]["flags_in_unreadable"] == 0
+    assert rows["clean"]["qrs_se"] > 99
+    assert (tmp_path / "noise_stress.md").read_text().count("| ma |") == 2
+    bad = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--snrs", "six"])
+    assert isinstance(bad.exception, UserError) and "--snrs" in str(bad.exception)
+
+
+@pytest.mark.tensorflow
+def test_noise_stress_with_a_bundle(tiny_bundle):
+    out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--records", "119", "--noises",
+                                   "ma", "--snrs", "6", "--bundle", str(tiny_bundle), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)["results"]
+    model = next(k for k in res if k.startswith("model:"))
+    assert res[model]["ma"]["6"]["flags_in_unreadable"] == 0
+    assert res[model]["ma"]["6"]["unreadable_in_noise_pct"] > 50
