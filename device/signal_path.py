@@ -9,6 +9,7 @@ the wearer context is kept (the wearer did not change), but no window or RR inte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -90,6 +91,9 @@ class SignalPath:
         self.pending_n = 0
         self.in_index = 0  # front-end samples seen, lost ones included
         self.segment = 0
+        # Optional observer of the filtered signal at the model rate, ``tap(t0_s, fs, y)`` with
+        # t0_s the time of y[0] on the stream clock (a live view draws the strip from it).
+        self.tap: Callable[[float, float, np.ndarray], None] | None = None
         self._start_segment(0, 0)
         self.context.reset(0)
 
@@ -125,6 +129,8 @@ class SignalPath:
         x_mv = np.concatenate(self.pending_in) if len(self.pending_in) > 1 else self.pending_in[0]
         self.pending_in, self.pending_n = [], 0
         y = self.resampler(self.bandpass(x_mv))
+        if self.tap is not None and len(y):
+            self.tap(self.out_index / self.cfg.fs - self.delay_in / self.fs_in, self.cfg.fs, y)
         self.out_index += len(y)
         self.x.append(y)
         self.waiting += self.detector.push(y)
