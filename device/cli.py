@@ -25,6 +25,7 @@ from device.records import evaluate_folder
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
+from device.session_report import write_report
 from firmware_bridge.errors import UserError, run_cli
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
@@ -321,6 +322,22 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         click.echo(json.dumps(to_jsonable(summary), indent=2))
     else:
         click.echo(beat_table(summary))
+
+
+@cli.command("report")
+@click.argument("events_path", type=click.Path(dir_okay=False))
+@click.argument("record", type=click.Path(), required=False)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The HTML file to write (readable by you only: it holds health data).")
+@click.option("--lead", default=None, help="Lead of RECORD to draw (default: the monitored one).")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Bundle the session ran with (its signal config draws the strips).")
+def report_cmd(events_path, record, out, lead, bundle_path):
+    """One self-contained HTML report of a session (summary, HR trend, episodes, strips)."""
+    rec = read_record(record) if record else None
+    cfg = load_bundle(bundle_path).manifest.signal if bundle_path else SignalConfig()
+    path = write_report(events_path, out, rec, cfg, lead)
+    click.echo(f"report written to {path}")
 
 
 def main() -> None:

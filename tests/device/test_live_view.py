@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from device.live import LiveView
+from device.session_report import write_report
+from firmware_bridge.records import read_record
 from tests.conftest import MITDB, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -82,7 +84,8 @@ def test_live_view_in_chromium_during_replay(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "device.cli", "replay", str(MITDB / "119"), "--realtime",
-         "--speed", "8", "--duration", "600", "--view", "--view-port", "0", "--quiet"],
+         "--speed", "8", "--duration", "600", "--view", "--view-port", "0", "--quiet",
+         "--events", str(tmp_path / "events.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
@@ -121,6 +124,15 @@ def test_live_view_in_chromium_during_replay(tmp_path):
         assert state["status"] == "monitoring", state
         assert state["flagged"] > 5 and state["episodes"] >= 1, state
         assert shot.stat().st_size > 10_000
+        # The session report of the same stream, stopped mid-way, in the same browser.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        report = write_report(tmp_path / "events.jsonl", tmp_path / "report.html",
+                              read_record(MITDB / "119"))
+        driver.get(report.as_uri())
+        assert driver.title == "ECG session report: 119"
+        assert len(driver.find_elements("css selector", "svg polyline")) >= 3
+        driver.save_screenshot(str(shot.with_name("session_report.png")))
     finally:
         if driver is not None:
             driver.quit()
