@@ -24,7 +24,7 @@ from device.monitor import Monitor, paced, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
-from device.selftest import selftest
+from device.selftest import selftest, verified_scorer
 from device.session_report import write_report
 from firmware_bridge.errors import UserError, run_cli
 from firmware_bridge.records import list_wfdb_records, read_record
@@ -79,7 +79,8 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         scorer = reference_scorer(ref)
     else:
         bundle = load_bundle(bundle_path)
-        scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu)
+        # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
+        scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
         cfg = bundle.manifest.signal
         episodes = EpisodeConfig(**bundle.manifest.episodes)

@@ -40,6 +40,8 @@ class RuntimeInfo:
 
 def _load(runtime: str):
     module = importlib.import_module(_MODULES[runtime])
+    if not hasattr(module, "Interpreter"):  # tf.lite lost its interpreter in TensorFlow 2.20
+        raise ImportError(f"{_MODULES[runtime]} has no Interpreter in this version")
     return module.Interpreter, module
 
 
