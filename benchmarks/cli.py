@@ -115,6 +115,35 @@ def run_cmd(bundles, runs, keras, record, calls, rounds, no_rss, as_json, out_di
         sys.exit(1)
 
 
+@cli.command("rhythm")
+@click.argument("records", nargs=-1, type=click.Path())
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--no-pipeline", is_flag=True, help="Skip the whole-pipeline timing.")
+@click.option("--json", "as_json", is_flag=True)
+def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, as_json: bool) -> None:
+    """Rhythm analysis cost per beat, RR-only throughput and the pipeline's real-time factor,
+    on one core over annotated records."""
+    from benchmarks.rhythm import as_dict as rhythm_dict
+    from benchmarks.rhythm import measure as measure_rhythm
+
+    core = pin_one_core()
+    paths = list(records) or [str(p) for p in list_wfdb_records(Path("data/mitdb"))]
+    results = [rhythm_dict(measure_rhythm(p, repeats, pipeline=not no_pipeline))
+               for p in paths]
+    if as_json:
+        click.echo(json.dumps({"core": core, "results": results}, indent=2))
+        return
+    click.echo(f"one core (cpu {core}); best of {repeats} (CPU time)\n")
+    click.echo("| record | ECG s | RR-only beats/s | monitor beats | rhythm µs/beat "
+               "| rhythm x real time | pipeline x real time | rhythm share |")
+    click.echo("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        click.echo(f"| {r['record']} | {r['ecg_s']:.0f} | {r['rr_only_beats_per_s']:.0f} | "
+                   f"{r['monitor_beats']} | {r['monitor_us_per_beat']:.1f} | "
+                   f"{r['monitor_rhythm_x_realtime']:.0f} | {r['pipeline_x_realtime']:.0f} | "
+                   f"{100 * r['pipeline_rhythm_share']:.1f} % |")
+
+
 @cli.command("recipe-cv")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default="runs/cv", show_default=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from device.config import SignalConfig
+from device.rhythm import RhythmConfig
 from device.scaling import Scaling
 from firmware_bridge.errors import UserError
 
@@ -81,6 +82,7 @@ class Manifest:
     macs: int = 0
     episodes: dict = field(default_factory=dict)  # EpisodeConfig fields (hysteresis)
     targets: dict = field(default_factory=dict)  # Edge TPU / TFLite-Micro compatibility
+    rhythm: dict = field(default_factory=dict)  # RhythmConfig fields; absent = defaults
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -99,7 +101,7 @@ class Manifest:
             "golden": self.golden, "calibration": self.calibration,
             "validation": self.validation, "provenance": self.provenance,
             "params": self.params, "macs": self.macs, "episodes": self.episodes,
-            "targets": self.targets,
+            "targets": self.targets, "rhythm": self.rhythm,
         }
 
     @classmethod
@@ -121,7 +123,14 @@ class Manifest:
             validation=d.get("validation", {}), provenance=d.get("provenance", {}),
             params=d.get("params", 0), macs=d.get("macs", 0),
             episodes=d.get("episodes", {}), targets=d.get("targets", {}),
+            rhythm=_checked_rhythm(d.get("rhythm") or {}),
         )
+
+
+def _checked_rhythm(section: dict) -> dict:
+    """The optional rhythm section, refused here (one line) when a setting is unknown."""
+    RhythmConfig.from_dict(section)
+    return section
 
 
 @dataclass

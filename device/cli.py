@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from device import reference
+from device import reference, rhythm_eval
 from device.bundle import load_bundle
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
@@ -23,6 +23,8 @@ from device.live import Tee, maybe_view
 from device.monitor import Monitor, paced, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
+from device.rhythm import RhythmConfig
+from device.rhythm_input import analyze_file
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest, verified_scorer
 from device.session_report import write_report
@@ -72,7 +74,9 @@ def _event_sink(path: str | None, quiet: bool):
 
 
 def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
-    """(scorer, threshold, signal config, episode config, info) from a bundle or a reference."""
+    """(scorer, threshold, signal config, episode config, info, rhythm config) from a bundle
+    or a reference."""
+    rhythm = RhythmConfig()
     if bundle_path is None:
         stated = reference.THRESHOLDS[ref]
         cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
@@ -84,12 +88,13 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         stated = bundle.threshold(variant).value
         cfg = bundle.manifest.signal
         episodes = EpisodeConfig(**bundle.manifest.episodes)
+        rhythm = RhythmConfig.from_dict(bundle.manifest.rhythm)
         info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
                 "bundle_sha256": bundle.manifest.model.sha256[:12],
                 "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
-    return scorer, stated if threshold is None else threshold, cfg, episodes, info
+    return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
 
 
 def _echo_err(msg: str) -> None:
@@ -150,13 +155,14 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
     if realtime and not speed > 0:
         raise UserError(f"--speed must be positive, got {speed}")
-    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
     with _event_sink(events_path, quiet) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
         monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes,
-                          info={"source": rec.name, **info}, signal_tap=live and live.strip)
+                          info={"source": rec.name, **info}, rhythm=rhythm,
+                          signal_tap=live and live.strip)
         summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
@@ -177,7 +183,7 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
             view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
             duration, no_reconnect):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
-    scorer, thr, cfg, episodes, info = _scorer_and_threshold(
+    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -185,7 +191,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
     with _event_sink(events_path, quiet) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
         monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes, channel=channel,
-                          info={"source": port, **info}, signal_tap=live and live.strip)
+                          info={"source": port, **info}, rhythm=rhythm,
+                          signal_tap=live and live.strip)
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
@@ -339,6 +346,76 @@ def report_cmd(events_path, record, out, lead, bundle_path):
     cfg = load_bundle(bundle_path).manifest.signal if bundle_path else SignalConfig()
     path = write_report(events_path, out, rec, cfg, lead)
     click.echo(f"report written to {path}")
+
+
+@cli.command("rhythm")
+@click.argument("beats_path", metavar="FILE", type=click.Path())
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Take the rhythm settings from this bundle (default: built-in defaults).")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the rhythm events (JSON lines) to this file.")
+@click.option("--no-classes", is_flag=True,
+              help="Ignore annotated beat classes (RR only; no VT without classes).")
+@click.option("--json", "as_json", is_flag=True, help="Print events and summary as JSON.")
+def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
+    """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
+    t_s (s) or rr_ms (ms) column."""
+    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
+                                 else None)
+    events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes)
+    if events_path:
+        with open(events_path, "w") as fh:
+            writer = EventWriter(fh)
+            for ev in [*events, summary]:
+                writer(ev)
+    if as_json:
+        click.echo(json.dumps(to_jsonable({"events": events, "summary": summary}), indent=2))
+        return
+    for ev in events:
+        click.echo(json.dumps(to_jsonable(ev)))
+    counts = ", ".join(f"{r} {n}" for r, n in summary["counts"].items() if n) or "none"
+    click.echo(f"{summary['source']}: {summary['beats']} beats, {summary['monitored_s']:.0f} s; "
+               f"AF burden {summary['af_burden_pct']:.1f} %; episodes: {counts}; "
+               f"{summary['beats_per_s']} beats/s", err=True)
+
+
+@cli.command("rhythm-evaluate")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--records", default=None, help="Comma-separated record names (default: all).")
+@click.option("--beats", "source", type=click.Choice(["annotations", "signal"]),
+              default="signal", show_default=True,
+              help="Beats from the reference annotations (RR-only input) or from the device's "
+                   "own signal path.")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Take the rhythm settings from this bundle.")
+@click.option("--json", "as_json", is_flag=True)
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, as_json):
+    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF)."""
+    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
+                                 else None)
+    out = rhythm_eval.evaluate_folder(folder, records.split(",") if records else None, source,
+                                      cfg)
+    if as_json:
+        click.echo(json.dumps(to_jsonable(out), indent=2))
+    else:
+        click.echo(rhythm_eval.table(out))
+
+
+@cli.command("rhythm-strips")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
+              help="Record-grouped cross-validation folds for the tuned settings.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Only the first this many strips (by name).")
+@click.option("--json", "as_json", is_flag=True)
+def rhythm_strips_cmd(folder, folds, limit, as_json):
+    """Per-strip AF call on short strips (CinC 2017 labels): F1(AF), Se/Sp, noisy strips;
+    the default settings and record-grouped cross-validation of the tuned ones."""
+    out = rhythm_eval.evaluate_strips(folder, folds=folds, limit=limit)
+    if as_json:
+        click.echo(json.dumps(to_jsonable(out), indent=2))
+    else:
+        click.echo(rhythm_eval.strip_table(out))
 
 
 def main() -> None:

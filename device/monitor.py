@@ -17,6 +17,7 @@ import numpy as np
 
 from device.config import SignalConfig
 from device.events import EpisodeConfig, EpisodeTracker
+from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate
 from device.signal_path import Beats, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
@@ -39,15 +40,18 @@ class MonitorStats:
     episodes: int = 0
     signal_s: float = 0.0  # CPU-side time in the signal path
     score_s: float = 0.0  # time in the scorer (model inference)
+    rhythm_s: float = 0.0  # time in the rhythm analysis
 
 
 class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
-                 info: dict | None = None, signal_tap: SignalTap | None = None):
+                 info: dict | None = None, rhythm: RhythmConfig | None = None,
+                 signal_tap: SignalTap | None = None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
+        self.rhythm = RhythmAnalyzer(rhythm)
         self.info = info or {}
         self.signal_tap = signal_tap
         self.path: SignalPath | None = None
@@ -108,9 +112,12 @@ class Monitor:
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
                                               "end of stream"):
                 self.emit(ev)
+            self._rhythm(self.rhythm.interrupt(self._t(self.next_index), self.next_index,
+                                               "end of stream"))
         summary = {"type": "summary", **asdict(self.stats),
                    "duration_s": self._t(self.next_index) if self.fs else 0.0,
-                   "threshold": self.threshold, **self.info}
+                   "threshold": self.threshold,
+                   "rhythm": self.rhythm.summary(self._t(self.stats.samples_in)), **self.info}
         self.emit(summary)
         return summary
 
@@ -121,7 +128,7 @@ class Monitor:
                             "or give the rate (--fs) for an ASCII front-end")
         self.fs = float(block.fs)
         self.path = SignalPath(self.cfg, self.fs)
-        self.path.tap = self.signal_tap
+        self.path.on_output = self._signal
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
                    "threshold": self.threshold, **self.info})
 
@@ -133,6 +140,7 @@ class Monitor:
         self._beats(self.path.gap(n))
         for ev in self.episodes.interrupt(self._t(start), start, reason):
             self.emit(ev)
+        self._rhythm(self.rhythm.interrupt(self._t(start), start, reason))
         self.next_index += n
         if reason != "lead off":
             self.stats.gaps += 1
@@ -143,11 +151,29 @@ class Monitor:
     def _status(self, ev: LinkEvent) -> None:
         self.emit({"type": "status", "status": ev.kind, "message": ev.message,
                    "sample": ev.sample, "t": self._t(ev.sample) if ev.sample is not None
-                   else None})
+                   else None, "rhythm": self.rhythm.state()})
+
+    def _signal(self, y: np.ndarray, out_index: int) -> None:
+        """The band-passed signal, as the path produces it: VF is judged from it."""
+        if self.signal_tap is not None:
+            self.signal_tap(self.path.input_sample(out_index) / self.fs, self.cfg.fs, y)
+        t0 = time.perf_counter()
+        update = self.rhythm.push_signal(y, self.cfg.fs, self.path.input_sample(out_index),
+                                         self.fs)
+        self.stats.rhythm_s += time.perf_counter() - t0
+        self._rhythm(update)
+
+    def _rhythm(self, update: RhythmUpdate) -> None:
+        for ev in update.events:
+            self.emit(ev)
 
     def _beats(self, beats: Beats) -> None:
         if not len(beats):
             return
+        t0 = time.perf_counter()
+        # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
+        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev)
+        self.stats.rhythm_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = np.asarray(self.scorer(beats), dtype=np.float64)
         self.stats.score_s += time.perf_counter() - t0
@@ -166,6 +192,7 @@ class Monitor:
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count
+        self._rhythm(rhythm)
 
 
 def _finite(v: float, digits: int) -> float | None:

@@ -148,7 +148,7 @@ def filtered_signal(record: Record, cfg: SignalConfig, lead=None) -> tuple[np.nd
     ch = record.channel_index(lead)
     path = SignalPath(cfg, record.fs)
     parts: list[tuple[float, np.ndarray]] = []
-    path.tap = lambda t0, fs, y: parts.append((t0, y.copy()))
+    path.on_output = lambda y, i: parts.append((path.input_sample(i) / path.fs_in, y.copy()))
     x = record.counts[:, ch] * (float(record.uv_per_count[ch]) / 1000.0)
     path.push(x)
     path.flush()

@@ -91,9 +91,9 @@ class SignalPath:
         self.pending_n = 0
         self.in_index = 0  # front-end samples seen, lost ones included
         self.segment = 0
-        # Optional observer of the filtered signal at the model rate, ``tap(t0_s, fs, y)`` with
-        # t0_s the time of y[0] on the stream clock (a live view draws the strip from it).
-        self.tap: Callable[[float, float, np.ndarray], None] | None = None
+        # Optional tap on the band-passed signal at the model rate: (block, index of its first
+        # value at the model rate). The rhythm analysis judges VF from it, not from beats.
+        self.on_output: Callable[[np.ndarray, int], None] | None = None
         self._start_segment(0, 0)
         self.context.reset(0)
 
@@ -129,8 +129,8 @@ class SignalPath:
         x_mv = np.concatenate(self.pending_in) if len(self.pending_in) > 1 else self.pending_in[0]
         self.pending_in, self.pending_n = [], 0
         y = self.resampler(self.bandpass(x_mv))
-        if self.tap is not None and len(y):
-            self.tap(self.out_index / self.cfg.fs - self.delay_in / self.fs_in, self.cfg.fs, y)
+        if self.on_output is not None and len(y):
+            self.on_output(y, self.out_index)
         self.out_index += len(y)
         self.x.append(y)
         self.waiting += self.detector.push(y)
@@ -175,6 +175,10 @@ class SignalPath:
         self.x.trim(min(keep, self.x.end))
         return self._pack(rows)
 
+    def input_sample(self, out_index):
+        """Front-end sample (float) of a model-rate index of this segment, delays removed."""
+        return self.seg_in0 + (out_index - self.seg_out0) * (self.down / self.up) - self.delay_in
+
     def _window(self, p: int) -> np.ndarray:
         """Samples [p - before, p + after), edge-padded at a segment's ends."""
         a, b = p - self.n.before, p + self.n.after
@@ -191,8 +195,7 @@ class SignalPath:
         fs = self.cfg.fs
         peak = np.array([r[0] for r in rows], dtype=np.int64)
         window = np.array([r[1] for r in rows])
-        sample_f = self.seg_in0 + (peak - self.seg_out0) * (self.down / self.up) - self.delay_in
-        sample = np.maximum(np.round(sample_f), self.seg_in0).astype(np.int64)
+        sample = np.maximum(np.round(self.input_sample(peak)), self.seg_in0).astype(np.int64)
         return Beats(
             sample=sample,
             time_s=sample / self.fs_in,

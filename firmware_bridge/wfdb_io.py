@@ -113,7 +113,10 @@ def read_signals(base: Path, header: Header) -> np.ndarray:
         path = base.parent / file
         if not path.exists():
             raise RecordError(f"{path}: signal file not found")
-        flat = _decode(path.read_bytes()[sig.offset :], sig.fmt)
+        if path.suffix.lower() == ".mat":
+            flat = read_mat_v4(path, len(idx), sig.fmt, sig.offset)
+        else:
+            flat = _decode(path.read_bytes()[sig.offset :], sig.fmt)
         n = len(flat) // len(idx)
         frames = flat[: n * len(idx)].reshape(n, len(idx))
         for k, i in enumerate(idx):
@@ -128,11 +131,53 @@ def read_signals(base: Path, header: Header) -> np.ndarray:
     return data - np.array([s.baseline for s in header.signals], dtype=np.int32)[None, :]
 
 
+#: MATLAB v4 precision digit (the P of the MOPT type word) -> (numpy dtype, WFDB format).
+_MAT_V4_TYPES = {0: ("f8", None), 1: ("f4", None), 2: ("i4", 32), 3: ("i2", 16),
+                 4: ("u2", None), 5: ("u1", None)}
+
+
+def read_mat_v4(path: Path, n_signals: int, fmt: int, offset: int) -> np.ndarray:
+    """Samples of a WFDB signal file in MATLAB v4 form (as PhysioNet's ``wfdb2mat`` writes and
+    the CinC 2017 strips come): one ``n_signals`` x ``n_samples`` integer matrix, column-major,
+    i.e. frame-interleaved like format 16. The MATLAB header is checked against the WFDB one."""
+    raw = path.read_bytes()
+    if len(raw) < 20:
+        raise RecordError(f"{path}: too short for a MATLAB v4 file; copy the record again")
+    mopt, mrows, ncols, imagf, namlen = (int(v) for v in np.frombuffer(raw[:20], "<i4"))
+    m, o, p, t = mopt // 1000, mopt // 100 % 10, mopt // 10 % 10, mopt % 10
+    if m != 0 or o != 0 or t != 0 or imagf != 0 or mopt < 0 or p not in _MAT_V4_TYPES:
+        raise RecordError(f"{path}: not a little-endian real numeric MATLAB v4 matrix (type "
+                          f"{mopt}); MATLAB v5/v7 files need conversion (wfdb2mat writes v4)")
+    dtype, mat_fmt = _MAT_V4_TYPES[p]
+    data_at = 20 + namlen
+    if mat_fmt != fmt or data_at != offset:
+        raise RecordError(f"{path}: MATLAB matrix is {dtype} with data at byte {data_at}, the "
+                          f"header says format {fmt} at byte {offset}; the header does not "
+                          "belong to this file")
+    if mrows != n_signals:
+        raise RecordError(f"{path}: MATLAB matrix has {mrows} rows, the header names "
+                          f"{n_signals} signals")
+    need = mrows * ncols * np.dtype(dtype).itemsize
+    if len(raw) - data_at < need:
+        raise RecordError(f"{path}: holds {len(raw) - data_at} data bytes, its MATLAB header "
+                          f"says {need}: truncated; copy the record again")
+    return np.frombuffer(raw, f"<{dtype}", mrows * ncols, data_at).astype(np.int32)
+
+
 def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
     """MIT-format annotation file: (sample indices, symbols)."""
+    samples, symbols, _ = read_annotations_aux(path)
+    return samples, symbols
+
+
+def read_annotations_aux(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
+    """MIT-format annotation file: (sample indices, symbols, aux notes; '' where none).
+
+    Rhythm changes are ``+`` annotations whose aux note names the rhythm (``(AFIB``, ``(N``).
+    """
     data = path.read_bytes()
     words = np.frombuffer(data[: len(data) // 2 * 2], dtype="<u2")
-    samples, symbols = [], []
+    samples, symbols, aux = [], [], []
     t, i, n = 0, 0, len(words)
     while i < n:
         w = int(words[i])
@@ -148,6 +193,9 @@ def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
             t += skip - (1 << 32) if skip >= 1 << 31 else skip
             i += 2
         elif code == _AUX:
+            text = words[i : i + (value + 1) // 2].tobytes()[:value]
+            if aux:
+                aux[-1] = text.split(b"\0")[0].decode("latin-1")
             i += (value + 1) // 2
         elif code in (_NUM, _SUB, _CHN):
             continue
@@ -155,4 +203,5 @@ def read_annotations(path: Path) -> tuple[np.ndarray, list[str]]:
             t += value
             samples.append(t)
             symbols.append(ANN_SYMBOLS.get(code, "?"))
-    return np.asarray(samples, dtype=np.int64), symbols
+            aux.append("")
+    return np.asarray(samples, dtype=np.int64), symbols, aux

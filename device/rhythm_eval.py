@@ -1,0 +1,385 @@
+"""Rhythm evaluation like WFDB's ``epicmp`` (EC38/EC57): episodes and durations against rhythm
+annotations; and a per-recording call for short strips (CinC 2017: one label per strip).
+
+Episode sensitivity: the share of reference episodes that some detected episode overlaps;
+episode positive predictivity: the share of detected episodes that overlap some reference
+episode. Duration Se / +P: the overlap over the reference / detected duration. For AF, atrial
+flutter in the reference is left out: detected AF during reference flutter counts neither way.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.evaluation import AAMI
+from device.rhythm import RhythmConfig, analyze_beats
+from firmware_bridge.errors import UserError
+from firmware_bridge.wfdb_io import read_annotations_aux, read_header
+
+#: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
+REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF"}
+EVALUATED = ("AF", "VT", "VF")
+
+Intervals = list[tuple[float, float]]
+
+
+@dataclass
+class ReferenceRecord:
+    """A record's reference: beats (times, samples, AAMI classes) and rhythm intervals."""
+
+    name: str
+    fs: float
+    duration_s: float
+    time_s: np.ndarray
+    sample: np.ndarray
+    classes: np.ndarray
+    rhythms: dict[str, Intervals]
+    path: Path
+
+
+def read_reference(base: str | Path) -> ReferenceRecord:
+    """Beat annotations and rhythm intervals of a WFDB record (``.hea`` + ``.atr``)."""
+    base = Path(base)
+    header = read_header(base.with_suffix(".hea"))
+    atr = base.with_suffix(".atr")
+    if not atr.exists():
+        raise UserError(f"{atr}: no reference annotations to compare rhythms with")
+    samples, symbols, aux = read_annotations_aux(atr)
+    fs = header.fs
+    duration = (header.n_samples or (int(samples[-1]) + 1 if len(samples) else 0)) / fs
+    rhythms: dict[str, Intervals] = {}
+    current, since = None, 0.0
+    vf_open = None
+    for s, sym, note in zip(samples.tolist(), symbols, aux):
+        t = s / fs
+        if sym == "+" and note:
+            if current is not None:
+                rhythms.setdefault(current, []).append((since, t))
+            current, since = REFERENCE_RHYTHMS.get(note.strip()), t
+        elif sym == "[":
+            vf_open = t
+        elif sym == "]" and vf_open is not None:
+            rhythms.setdefault("VF", []).append((vf_open, t))
+            vf_open = None
+    if current is not None:
+        rhythms.setdefault(current, []).append((since, duration))
+    if vf_open is not None:
+        rhythms.setdefault("VF", []).append((vf_open, duration))
+    rhythms = {k: merge(v) for k, v in rhythms.items()}
+    cls = np.array([AAMI.get(s, "") for s in symbols])
+    beat = cls != ""
+    return ReferenceRecord(base.name, fs, duration, samples[beat] / fs, samples[beat],
+                           cls[beat], rhythms, base)
+
+
+def merge(iv: Intervals) -> Intervals:
+    out: Intervals = []
+    for a, b in sorted(iv):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif b > a:
+            out.append((a, b))
+    return out
+
+
+def subtract(iv: Intervals, cut: Intervals) -> Intervals:
+    """``iv`` minus ``cut``."""
+    out = []
+    for a, b in iv:
+        pieces = [(a, b)]
+        for c, d in cut:
+            pieces = [p for x, y in pieces
+                      for p in ((x, min(y, c)), (max(x, d), y)) if p[1] > p[0]]
+        out += pieces
+    return out
+
+
+def overlap(a: Intervals, b: Intervals) -> float:
+    return sum(max(0.0, min(y, d) - max(x, c)) for x, y in a for c, d in b)
+
+
+def total(iv: Intervals) -> float:
+    return sum(b - a for a, b in iv)
+
+
+def episodes_from_events(events: list[dict]) -> dict[str, Intervals]:
+    """Rhythm intervals from ``rhythm_end`` events (each carries its start)."""
+    out: dict[str, Intervals] = {}
+    for e in events:
+        if e.get("type") == "rhythm_end":
+            out.setdefault(e["rhythm"], []).append((float(e["t_start"]), float(e["t"])))
+    return out
+
+
+def compare(ref: Intervals, det: Intervals, exclude: Intervals = ()) -> dict:
+    """epicmp-style counts for one rhythm on one record (``exclude``: left out of both)."""
+    ref, det = merge(subtract(ref, list(exclude))), merge(subtract(det, list(exclude)))
+    ov = overlap(ref, det)
+    return {
+        "ref_episodes": len(ref), "det_episodes": len(det),
+        "ref_detected": sum(1 for r in ref if overlap([r], det) > 0),
+        "det_true": sum(1 for d in det if overlap(ref, [d]) > 0),
+        "ref_s": total(ref), "det_s": total(det), "overlap_s": ov,
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def rates(c: dict) -> dict:
+    """Se / +P for episodes and durations from summed counts."""
+    return {
+        "episode_se": _ratio(c["ref_detected"], c["ref_episodes"]),
+        "episode_ppv": _ratio(c["det_true"], c["det_episodes"]),
+        "duration_se": _ratio(c["overlap_s"], c["ref_s"]),
+        "duration_ppv": _ratio(c["overlap_s"], c["det_s"]),
+    }
+
+
+def evaluate_record(ref: ReferenceRecord, events: list[dict], monitored_s: float) -> dict:
+    det = episodes_from_events(events)
+    out = {"record": ref.name, "monitored_s": monitored_s}
+    for r in EVALUATED:
+        exclude = ref.rhythms.get("AFL", []) if r == "AF" else []
+        c = compare(ref.rhythms.get(r, []), det.get(r, []), exclude)
+        out[r] = {**c, **rates(c)}
+    return out
+
+
+def summarize(per_record: list[dict]) -> dict:
+    """Gross figures (counts and seconds summed over records) per rhythm, and false AF on
+    records without reference AF (seconds, episodes, per hour of monitoring)."""
+    gross = {}
+    for r in EVALUATED:
+        keys = ("ref_episodes", "det_episodes", "ref_detected", "det_true", "ref_s", "det_s",
+                "overlap_s")
+        c = {k: sum(p[r][k] for p in per_record) for k in keys}
+        gross[r] = {**c, **rates(c)}
+    no_af = [p for p in per_record if p["AF"]["ref_s"] == 0]
+    hours = sum(p["monitored_s"] for p in no_af) / 3600.0
+    false_s = sum(p["AF"]["det_s"] for p in no_af)
+    false_n = sum(p["AF"]["det_episodes"] for p in no_af)
+    return {"records": per_record, "gross": gross, "false_af": {
+        "records": [p["record"] for p in no_af], "hours": hours, "seconds": false_s,
+        "episodes": false_n, "episodes_per_24h": false_n / hours * 24 if hours else None}}
+
+
+def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
+                   lead: str | None = None) -> tuple[list[dict], float]:
+    """(rhythm events, monitored s) of a record replayed through the device monitor: its own
+    beats, and VF from its band-passed signal. Beats are scored by the reference detector
+    (scores play no part in rhythm)."""
+    from device.config import SignalConfig
+    from device.monitor import Monitor, record_blocks, run_blocks
+    from device.reference import THRESHOLDS
+    from device.scoring import reference_scorer
+    from firmware_bridge.records import read_record
+
+    rec = read_record(path)
+    events: list[dict] = []
+
+    def keep(ev: dict) -> None:
+        if ev["type"].startswith("rhythm_"):
+            events.append(ev)
+
+    monitor = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
+                      keep, rhythm=cfg)
+    summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
+    return events, summary["rhythm"]["monitored_s"]
+
+
+def evaluate_folder(folder: str | Path, names: list[str] | None = None,
+                    source: str = "annotations", cfg: RhythmConfig | None = None,
+                    vt_classes: bool = True) -> dict:
+    """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
+    reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
+    not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
+    (its own beats, no beat classes yet, VF from the signal)."""
+    from firmware_bridge.records import list_wfdb_records
+
+    if names is None:
+        paths = list_wfdb_records(folder)
+    else:
+        paths = [Path(folder) / n for n in names]
+        missing = [p.name for p in paths if not p.with_suffix(".hea").exists()]
+        if missing:
+            raise UserError(f"{folder}: no record(s) {', '.join(missing)} (no .hea file)")
+    per = []
+    for p in paths:
+        ref = read_reference(p)
+        if source == "annotations":
+            rr = np.r_[np.nan, np.diff(ref.time_s)]
+            events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
+                                      classes=ref.classes if vt_classes else None,
+                                      monitored_s=ref.duration_s)
+            monitored = ref.duration_s
+        else:
+            events, monitored = monitor_rhythm(p, cfg)
+        per.append(evaluate_record(ref, events, monitored))
+    out = summarize(per)
+    out.update(source=source, config=(cfg or RhythmConfig()).to_dict())
+    return out
+
+
+# -- short strips (CinC 2017) ----------------------------------------------------------------
+
+def read_strip_labels(folder: str | Path) -> dict[str, str]:
+    """``REFERENCE-v3.csv`` (or ``REFERENCE.csv``): record -> N / A / O / ~."""
+    folder = Path(folder)
+    for name in ("REFERENCE-v3.csv", "REFERENCE.csv"):
+        if (folder / name).exists():
+            with (folder / name).open(newline="") as fh:
+                rows = [r for r in csv.reader(fh) if r]
+            labels = {r[0].strip(): r[1].strip() for r in rows if len(r) >= 2}
+            bad = {v for v in labels.values()} - {"N", "A", "O", "~"}
+            if bad:
+                raise UserError(f"{folder / name}: unknown labels {sorted(bad)} (N, A, O, ~)")
+            return labels
+    raise UserError(f"{folder}: no REFERENCE-v3.csv or REFERENCE.csv with strip labels")
+
+
+def strip_is_af(summary: dict, min_burden_pct: float) -> bool:
+    """A strip is called AF when the analyzer spent at least this share of it in AF."""
+    burden = summary.get("af_burden_pct") or 0.0
+    return burden >= min_burden_pct
+
+
+def strip_metrics(calls: dict[str, bool], labels: dict[str, str]) -> dict:
+    """F1(AF) as the challenge scores it (2TP / (2TP + FP + FN), AF against every other label,
+    noisy '~' strips included as not-AF) and Se / Sp AF vs the rest; also with '~' left out,
+    and how many noisy strips were called AF."""
+    def block(names):
+        tp = sum(1 for n in names if calls[n] and labels[n] == "A")
+        fp = sum(1 for n in names if calls[n] and labels[n] != "A")
+        fn = sum(1 for n in names if not calls[n] and labels[n] == "A")
+        tn = sum(1 for n in names if not calls[n] and labels[n] != "A")
+        return {"n": len(names), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+                "f1_af": _ratio(2 * tp, 2 * tp + fp + fn), "se": _ratio(tp, tp + fn),
+                "sp": _ratio(tn, tn + fp), "ppv": _ratio(tp, tp + fp)}
+
+    names = sorted(calls)
+    noisy = [n for n in names if labels[n] == "~"]
+    return {"all": block(names), "without_noisy": block([n for n in names if labels[n] != "~"]),
+            "noisy": {"n": len(noisy), "called_af": sum(calls[n] for n in noisy)}}
+
+
+def folds_by_record(names: list[str], k: int, seed: int = 0) -> list[list[str]]:
+    """``k`` folds of whole records (a strip is one recording), shuffled with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    order = list(np.array(sorted(names))[rng.permutation(len(names))])
+    return [sorted(order[i::k]) for i in range(k)]
+
+
+def strip_irregularity(beats: dict[str, tuple], cfg: RhythmConfig) -> dict[str, float]:
+    """Share (%) of each strip's irregularity windows above ``cfg.strip_af_enter``; -1 for a
+    strip too short for one window (never called AF)."""
+    out = {}
+    for name, (t, s, rr, duration) in beats.items():
+        _, summary = analyze_beats(t, s, rr, cfg, monitored_s=duration)
+        pct = summary["irregular_windows_pct"]
+        out[name] = -1.0 if pct is None else pct
+    return out
+
+
+def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
+    """Each strip through the device's signal path (as ``replay`` runs it): its beats."""
+    from device.config import SignalConfig
+    from device.signal_path import process_signal
+    from firmware_bridge.records import read_record
+
+    folder, cfg = Path(folder), SignalConfig()
+    out = {}
+    for n in names:
+        rec = read_record(folder / n)
+        b = process_signal(rec.lead_mv(), rec.fs, cfg)
+        out[n] = (b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s)
+    return out
+
+
+#: Settings tuned by cross-validation on strips (each fold picks its own from the others).
+STRIP_GRID = {"strip_af_enter": (-1.4, -1.3, -1.2, -1.1, -1.0, -0.9, -0.8, -0.7, -0.6),
+              "strip_af_windows_pct": (20.0, 35.0, 50.0, 65.0, 80.0)}
+
+
+def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None,
+                    cfg: RhythmConfig | None = None, seed: int = 0) -> dict:
+    """Per-strip AF calls against the strip labels: with ``cfg`` (default settings) on every
+    strip, and with settings tuned on the other folds for each fold (record-grouped CV)."""
+    from dataclasses import replace
+
+    cfg = cfg or RhythmConfig()
+    labels = read_strip_labels(folder)
+    names = sorted(labels)[:limit] if limit else sorted(labels)
+    beats = strip_beats(folder, names)
+    irregular = {e: strip_irregularity(beats, replace(cfg, strip_af_enter=e))
+                 for e in sorted({*STRIP_GRID["strip_af_enter"], cfg.strip_af_enter})}
+    default = irregular[cfg.strip_af_enter]
+    default_calls = {n: default[n] >= cfg.strip_af_windows_pct for n in names}
+    cv_calls: dict[str, bool] = {}
+    chosen = []
+    split = folds_by_record(names, folds, seed)
+    for k, test in enumerate(split):
+        train = [n for j, f in enumerate(split) if j != k for n in f]
+        best = None
+        for enter in STRIP_GRID["strip_af_enter"]:
+            for pct in STRIP_GRID["strip_af_windows_pct"]:
+                calls = {n: irregular[enter][n] >= pct for n in train}
+                f1 = strip_metrics(calls, labels)["all"]["f1_af"]
+                f1 = -1.0 if f1 is None else f1
+                if best is None or f1 > best[0]:
+                    best = (f1, enter, pct)
+        chosen.append({"fold": k, "train_f1_af": best[0], "strip_af_enter": best[1],
+                       "strip_af_windows_pct": best[2]})
+        cv_calls.update({n: irregular[best[1]][n] >= best[2] for n in test})
+    too_short = [n for n in names if default[n] < 0]
+    return {"strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
+                                             for c in "NAO~"},
+            "too_short_for_a_window": len(too_short),
+            "default": {"config": cfg.to_dict(), **strip_metrics(default_calls, labels)},
+            "cv": {"folds": folds, "seed": seed, "chosen": chosen,
+                   **strip_metrics(cv_calls, labels)}}
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def table(out: dict) -> str:
+    """Markdown table of :func:`evaluate_folder`."""
+    lines = [f"beats from: {out['source']}", "",
+             "| record | AF ref s | AF det s | overlap s | AF ep ref/det | AF ep Se | AF ep +P "
+             "| VT ep ref/det | VT ep Se | VT ep +P | VF ep ref/det |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [*out["records"], {"record": "gross", **out["gross"]}]
+    for p in rows:
+        a, v, f = p["AF"], p["VT"], p["VF"]
+        lines.append(f"| {p['record']} | {a['ref_s']:.0f} | {a['det_s']:.0f} | "
+                     f"{a['overlap_s']:.0f} | {a['ref_episodes']}/{a['det_episodes']} | "
+                     f"{_pct(a['episode_se'])} | {_pct(a['episode_ppv'])} | "
+                     f"{v['ref_episodes']}/{v['det_episodes']} | {_pct(v['episode_se'])} | "
+                     f"{_pct(v['episode_ppv'])} | {f['ref_episodes']}/{f['det_episodes']} |")
+    g, fa = out["gross"]["AF"], out["false_af"]
+    lines += ["", f"AF duration Se {_pct(g['duration_se'])} %, +P {_pct(g['duration_ppv'])} %; "
+              f"episode Se {_pct(g['episode_se'])} %, +P {_pct(g['episode_ppv'])} %",
+              f"false AF on {len(fa['records'])} records without AF ({fa['hours']:.2f} h): "
+              f"{fa['seconds']:.0f} s in {fa['episodes']} episodes"]
+    return "\n".join(lines)
+
+
+def strip_table(out: dict) -> str:
+    """Text summary of :func:`evaluate_strips`."""
+    lines = [f"{out['strips']} strips: " + ", ".join(f"{k} {v}" for k, v in out["labels"].items())]
+    for name in ("default", "cv"):
+        r = out[name]
+        for part in ("all", "without_noisy"):
+            m = r[part]
+            lines.append(f"{name:8s} {part:14s} F1(AF) {_pct(m['f1_af'])} %  Se {_pct(m['se'])} "
+                         f"%  Sp {_pct(m['sp'])} %  +P {_pct(m['ppv'])} %  (n {m['n']})")
+        lines.append(f"{name:8s} noisy '~' strips called AF: {r['noisy']['called_af']} of "
+                     f"{r['noisy']['n']}")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Beat times from outside the signal path: RR-only front-ends (chest straps, patches) and tools.
+
+A WFDB record's beat annotations, or a CSV whose header names one column ``t_s`` (beat times in
+seconds) or ``rr_ms`` (RR intervals in milliseconds). What comes out is what the rhythm
+analysis takes from the signal path: times, samples, RR intervals (and, from annotations, the
+beat classes). Bad input is refused in one line that says where and what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.evaluation import AAMI
+from device.rhythm import RhythmConfig, analyze_beats
+from firmware_bridge.errors import UserError
+from firmware_bridge.wfdb_io import read_annotations_aux, read_header
+
+#: Samples of a CSV's beats are given at this rate (milliseconds), as a sample index must be.
+CSV_FS = 1000.0
+
+
+@dataclass
+class BeatInput:
+    """Beats as the rhythm analysis takes them."""
+
+    source: str
+    fs: float  # rate of ``sample``
+    time_s: np.ndarray
+    sample: np.ndarray
+    rr_s: np.ndarray  # NaN before the first interval
+    classes: np.ndarray | None  # AAMI class per beat, from annotations only
+
+
+def read_beats(path: str | Path, cfg: RhythmConfig | None = None) -> BeatInput:
+    """Beats of a WFDB record (its ``.atr`` beat annotations) or a ``t_s`` / ``rr_ms`` CSV."""
+    path = Path(path)
+    cfg = cfg or RhythmConfig()
+    if path.suffix.lower() == ".csv":
+        beats = _read_csv(path)
+    elif path.suffix.lower() in ("", ".hea", ".atr", ".dat") or path.with_suffix(".hea").exists():
+        beats = _read_annotations(path)
+    else:
+        raise UserError(f"{path}: give a WFDB record (with .atr beat annotations) or a CSV "
+                        "with a t_s or rr_ms column")
+    _check_intervals(beats, cfg)
+    return beats
+
+
+def _read_annotations(path: Path) -> BeatInput:
+    base = path.with_suffix("") if path.suffix in (".hea", ".atr", ".dat") else path
+    hea, atr = base.with_suffix(".hea"), base.with_suffix(".atr")
+    for f in (hea, atr):
+        if not f.exists():
+            raise UserError(f"{f}: not found; a WFDB record needs its header and .atr beat "
+                            "annotations")
+    fs = read_header(hea).fs
+    samples, symbols, _ = read_annotations_aux(atr)
+    cls = np.array([AAMI.get(s, "") for s in symbols])
+    keep = cls != ""
+    if not keep.any():
+        raise UserError(f"{atr}: no beat annotations in it")
+    sample = samples[keep]
+    if np.any(np.diff(sample) <= 0):
+        raise UserError(f"{atr}: beat annotations are not in time order")
+    t = sample / fs
+    return BeatInput(base.name, fs, t, sample, np.r_[np.nan, np.diff(t)], cls[keep])
+
+
+def _read_csv(path: Path) -> BeatInput:
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise UserError(f"{path}: empty; expected a header row naming t_s or rr_ms, then beats")
+    header = [c.strip() for c in rows[0]]
+    cols = [c for c in ("t_s", "rr_ms") if c in header]
+    if len(cols) != 1:
+        raise UserError(f"{path}: the header must name exactly one of the columns t_s (beat "
+                        f"times, s) or rr_ms (RR intervals, ms); it has {', '.join(header)}")
+    col = header.index(cols[0])
+    values = []
+    for k, r in enumerate(rows[1:], start=2):
+        try:
+            values.append(float(r[col]))
+        except (IndexError, ValueError):
+            raise UserError(f"{path}: line {k}: {cols[0]} value "
+                            f"{r[col] if col < len(r) else ''!r} is not a number") from None
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        raise UserError(f"{path}: no beats after the header")
+    if not np.all(np.isfinite(v)):
+        k = int(np.flatnonzero(~np.isfinite(v))[0]) + 2
+        raise UserError(f"{path}: line {k}: {cols[0]} is not a finite number")
+    if cols[0] == "t_s":
+        bad = np.flatnonzero(np.diff(v) <= 0)
+        if len(bad):
+            k = int(bad[0]) + 3
+            raise UserError(f"{path}: line {k}: beat time {v[bad[0] + 1]:g} s is not after the "
+                            f"one before ({v[bad[0]]:g} s); times must increase")
+        if v[0] < 0:
+            raise UserError(f"{path}: line 2: negative beat time {v[0]:g} s")
+        t, rr = v, np.r_[np.nan, np.diff(v)]
+    else:
+        rr = v / 1000.0
+        bad = np.flatnonzero(rr <= 0)
+        if len(bad):
+            raise UserError(f"{path}: line {int(bad[0]) + 2}: RR interval {v[bad[0]]:g} ms is "
+                            "not positive")
+        t = np.cumsum(rr)  # the first interval ends at the first beat listed
+    sample = np.round(t * CSV_FS).astype(np.int64)
+    return BeatInput(path.stem, CSV_FS, t, sample, rr, None)
+
+
+def _check_intervals(beats: BeatInput, cfg: RhythmConfig) -> None:
+    lo, hi = cfg.rr_valid_s
+    rr = beats.rr_s
+    bad = np.flatnonzero(np.isfinite(rr) & ((rr < lo) | (rr > hi)))
+    if len(bad):
+        i = int(bad[0])
+        raise UserError(f"{beats.source}: beat {i + 1} at {beats.time_s[i]:.3f} s follows an RR "
+                        f"interval of {rr[i] * 1000:.0f} ms, outside {lo * 1000:.0f}-"
+                        f"{hi * 1000:.0f} ms (a missed or doubled beat, or a gap); clean the "
+                        "input or split it at the gap")
+
+
+def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
+                 use_classes: bool = True) -> tuple[list[dict], dict]:
+    """Rhythm events and summary of a beat file, with the analysis throughput (beats/s)."""
+    beats = read_beats(path, cfg)
+    t0 = time.perf_counter()
+    events, summary = analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
+                                    classes=beats.classes if use_classes else None,
+                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]))
+    elapsed = time.perf_counter() - t0
+    summary.update(type="summary", source=beats.source, fs=beats.fs, beats=len(beats.time_s),
+                   classes=beats.classes is not None and use_classes,
+                   analysis_s=round(elapsed, 4),
+                   beats_per_s=round(len(beats.time_s) / elapsed) if elapsed > 0 else None)
+    return events, summary

@@ -1,0 +1,95 @@
+"""Rhythm analysis on real beat sequences (MIT-BIH annotations and the device's own beats)."""
+
+import numpy as np
+import pytest
+
+from device.evaluation import AAMI
+from device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, irregularity
+from firmware_bridge.wfdb_io import read_annotations_aux
+from tests.conftest import MITDB
+
+
+def annotated_beats(name: str, folder=MITDB):
+    """(times s, samples, RR s, AAMI classes) of a record's reference beats."""
+    samples, symbols, _ = read_annotations_aux(folder / f"{name}.atr")
+    cls = np.array([AAMI.get(s, "") for s in symbols])
+    keep = cls != ""
+    sample = samples[keep]
+    t = sample / 360.0
+    return t, sample, np.r_[np.nan, np.diff(t)], cls[keep]
+
+
+def test_streaming_in_any_blocks_equals_one_call():
+    t, s, rr, cls = annotated_beats("119")
+    rr[500] = np.nan  # a gap: no window spans it
+    whole = RhythmAnalyzer().update(t, s, rr, cls)
+    an = RhythmAnalyzer()
+    parts = [an.update(t[a:a + 37], s[a:a + 37], rr[a:a + 37], cls[a:a + 37])
+             for a in range(0, len(t), 37)]
+    assert [e for p in parts for e in p.events] == whole.events
+    np.testing.assert_array_equal(np.concatenate([p.irregular for p in parts]), whole.irregular)
+    assert len(whole.irregular) == len(t)
+
+
+def test_irregularity_needs_a_full_window_after_a_gap():
+    t, _, rr, _ = annotated_beats("100")
+    rr = rr[:80].copy()
+    rr[40] = np.nan
+    x = irregularity(rr, 16, 0.06)
+    assert np.isnan(x[:16]).all() and np.isfinite(x[16:40]).all()
+    assert np.isnan(x[40:56]).all() and np.isfinite(x[56:]).all()
+    assert (x[np.isfinite(x)] < RhythmConfig().af_exit).all()  # record 100's sinus rhythm
+
+
+def test_irregularity_is_high_in_af_and_low_in_bigeminy():
+    """COSEn: AF's random intervals against the repeating short-long pattern of bigeminy."""
+    _, _, rr119, _ = annotated_beats("119")
+    x119 = irregularity(rr119, 16, 0.06)
+    t, _, rr, _ = annotated_beats("201")
+    x201 = irregularity(rr, 16, 0.06)
+    af = (t > 10) & (t < 370)  # 201 is in AF from 0.2 s to 378 s ('(AFIB' ... '(NOD')
+    cfg = RhythmConfig()
+    assert np.nanmedian(x201[af]) > cfg.af_enter > np.nanpercentile(x119, 95)
+
+def test_sinus_rhythm_with_bigeminy_is_not_af():
+    """119: runs of ventricular bigeminy and trigeminy, no AF; the lag-2/3 differences keep
+    the regular alternation from reading as irregular."""
+    t, s, rr, cls = annotated_beats("119")
+    events, summary = analyze_beats(t, s, rr, classes=cls)
+    assert summary["af_burden_pct"] < 5.0
+    assert summary["counts"]["PAUSE"] == 0
+
+
+def test_pause_is_one_episode_with_its_interval():
+    t, s, rr, _ = annotated_beats("100")
+    keep = np.ones(len(t), bool)
+    keep[200:203] = False  # three beats not seen: a ~3.2 s interval
+    t, s = t[keep], s[keep]
+    rr = np.r_[np.nan, np.diff(t)]
+    events, summary = analyze_beats(t, s, rr)
+    pauses = [e for e in events if e["rhythm"] == "PAUSE"]
+    assert [e["type"] for e in pauses] == ["rhythm_start", "rhythm_end"]
+    assert pauses[0]["t"] == pytest.approx(t[199], abs=1e-3)
+    assert pauses[1]["rr_s"] == pytest.approx(t[200] - t[199], abs=1e-3) and pauses[1]["rr_s"] > 2.5
+    assert summary["counts"]["PAUSE"] == 1 and summary["counts"]["AF"] == 0
+
+
+def test_vt_needs_three_fast_v_beats():
+    t, s, rr, cls = annotated_beats("106")
+    events, summary = analyze_beats(t, s, rr, classes=cls)
+    vt = [e for e in events if e["rhythm"] == "VT" and e["type"] == "rhythm_start"]
+    # Every start sits on a run of >= 3 V beats.
+    for e in vt:
+        i = int(np.searchsorted(s, e["sample"]))
+        assert (cls[i:i + 3] == "V").all()
+    runs = np.convolve((cls == "V").astype(int), np.ones(3, int), "valid") == 3
+    assert len(vt) >= 1 and runs.any()
+
+
+def test_config_from_manifest_section():
+    assert RhythmConfig.from_dict(None) == RhythmConfig()
+    assert RhythmConfig.from_dict({"pause_s": 3.0}).pause_s == 3.0
+    with pytest.raises(ValueError, match="unknown rhythm settings"):
+        RhythmConfig.from_dict({"pause": 3.0})
+    with pytest.raises(ValueError, match="af_exit"):
+        RhythmConfig.from_dict({"af_enter": 0.01, "af_exit": 0.05})

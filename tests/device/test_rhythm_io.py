@@ -1,0 +1,184 @@
+"""Rhythm on the device path and from outside it: monitor, RR-only CLI, strips, evaluation."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from device.bundle import (
+    BundleError,
+    Manifest,
+    ModelFile,
+    TensorSpec,
+    Threshold,
+    load_bundle,
+    save_bundle,
+)
+from device.config import SignalConfig
+from device.monitor import Monitor, record_blocks, run_blocks
+from device.reference import THRESHOLDS
+from device.rhythm_eval import (
+    compare,
+    evaluate_folder,
+    evaluate_strips,
+    read_reference,
+    strip_metrics,
+)
+from device.rhythm_input import read_beats
+from device.scaling import Scaling
+from device.scoring import reference_scorer
+from firmware_bridge.errors import RecordError, UserError
+from firmware_bridge.records import read_record
+from firmware_bridge.wfdb_io import read_mat_v4
+from tests.conftest import DATA, MITDB
+
+CINC = DATA / "cinc2017"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _replay(record, seconds=None):
+    events = []
+    rec = read_record(record)
+    if seconds:
+        rec.counts = rec.counts[: int(seconds * rec.fs)]
+    monitor = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
+                      events.append)
+    return events, run_blocks(monitor, record_blocks(rec, block_s=1.0))
+
+
+def test_monitor_reports_af_in_record_201():
+    """201 starts in AF (reference '(AFIB' until 378 s): the monitor opens an AF episode within
+    the first 90 s, learning period or not, and the summary carries the burden."""
+    events, summary = _replay(MITDB / "201", seconds=300)
+    starts = [e for e in events if e["type"] == "rhythm_start" and e["rhythm"] == "AF"]
+    # Decided after a window of 16 intervals and 24 windows of onset, set back by the onset.
+    assert starts and starts[0]["t"] < 60 and starts[0]["detected_t"] < 90
+    ends = [e for e in events if e["type"] == "rhythm_end" and e["rhythm"] == "AF"]
+    assert ends[-1]["reason"] == "end of stream"
+    assert summary["rhythm"]["af_burden_pct"] > 70 and summary["rhythm"]["af_call"]
+    assert summary["rhythm_s"] > 0
+
+
+def test_monitor_sinus_record_has_no_af_and_gaps_close_episodes():
+    events, summary = _replay(MITDB / "100", seconds=600)
+    assert summary["rhythm"]["counts"]["AF"] == 0 and not summary["rhythm"]["af_call"]
+    assert not [e for e in events if e["type"].startswith("rhythm_")]
+
+
+def test_replay_calls_af_on_cinc2017_strips():
+    """The .mat strips as they are; 30-60 s, all inside the beat path's learning period."""
+    labels = dict(line.split(",") for line in (CINC / "REFERENCE-v3.csv").read_text().split())
+    for name, label in labels.items():
+        if label in "NA":
+            _, summary = _replay(CINC / name)
+            assert summary["rhythm"]["af_call"] == (label == "A"), name
+
+
+def test_mat_v4_reader_checks_its_header(tmp_path):
+    rec = read_record(CINC / "A00004")
+    assert rec.fs == 300 and rec.counts.shape == (9000, 1) and rec.uv_per_count[0] == 1.0
+    raw = (CINC / "A00004.mat").read_bytes()
+    assert np.array_equal(np.frombuffer(raw[24:], "<i2"), rec.counts[:, 0])
+    short = tmp_path / "A00004.mat"
+    short.write_bytes(raw[:1000])
+    with pytest.raises(RecordError, match="truncated"):
+        read_mat_v4(short, 1, 16, 24)
+    with pytest.raises(RecordError, match="2 signals"):
+        read_mat_v4(CINC / "A00004.mat", 2, 16, 24)
+    v5 = tmp_path / "v5.mat"
+    v5.write_bytes(b"MATLAB 5.0 MAT-file" + raw[19:])
+    with pytest.raises(RecordError, match="MATLAB v4"):
+        read_mat_v4(v5, 1, 16, 24)
+
+
+def test_rhythm_cli_on_annotations_and_csv(tmp_path):
+    out = _cli("rhythm", str(MITDB / "201"), "--json", "--events", str(tmp_path / "ev.jsonl"))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["summary"]["counts"]["AF"] >= 1 and data["summary"]["beats_per_s"] > 0
+    lines = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert lines[-1]["type"] == "summary" and lines[:-1] == data["events"]
+    # The same beats as a t_s CSV and as an rr_ms CSV give the same AF episodes.
+    beats = read_beats(MITDB / "201")
+    (tmp_path / "t.csv").write_text("t_s\n" + "\n".join(f"{t:.6f}" for t in beats.time_s))
+    rr = np.diff(beats.time_s) * 1000
+    (tmp_path / "rr.csv").write_text("rr_ms\n" + "\n".join(f"{x:.3f}" for x in rr))
+    a = json.loads(_cli("rhythm", str(tmp_path / "t.csv"), "--json").stdout)
+    b = json.loads(_cli("rhythm", str(tmp_path / "rr.csv"), "--json").stdout)
+    # rr_ms times start at the beat before the first interval: the first t_s beat.
+    af = [[round(e["t"] - t0, 2) for e in d["events"] if e["rhythm"] == "AF"]
+          for d, t0 in ((a, beats.time_s[0]), (b, 0.0))]
+    assert af[0] == af[1] and len(af[0]) >= 2
+    assert not a["summary"]["classes"] and a["summary"]["counts"]["VT"] == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("t_s\n1.0\n2.0\n1.5\n", "line 4: beat time 1.5 s is not after"),
+    ("rr_ms\n800\n-5\n", "line 3: RR interval -5 ms is not positive"),
+    ("rr_ms\n800\n90000\n", "outside 200-20000 ms"),
+    ("rr_ms\n", "no beats after the header"),
+    ("", "empty"),
+    ("time\n1\n", "exactly one of the columns t_s"),
+    ("t_s\n1.0\nabc\n", "line 3: t_s value 'abc' is not a number"),
+])
+def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
+    f = tmp_path / "beats.csv"
+    f.write_text(text)
+    out = _cli("rhythm", str(f))
+    assert out.returncode == 2 and message in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    with pytest.raises(UserError):
+        read_beats(f)
+
+
+def test_reference_rhythms_and_epicmp_counts():
+    ref = read_reference(MITDB / "201")
+    af = ref.rhythms["AF"]
+    assert af[0][0] == pytest.approx(0.2, abs=0.1) and af[0][1] == pytest.approx(378.4, abs=0.1)
+    c = compare([(0, 100), (200, 300)], [(50, 150), (400, 450)], exclude=[(420, 450)])
+    assert (c["ref_detected"], c["det_true"], c["det_episodes"]) == (1, 1, 2)
+    assert c["overlap_s"] == 50 and c["det_s"] == 120 and c["ref_s"] == 200
+
+
+def test_evaluate_folder_on_201_from_annotations():
+    out = evaluate_folder(MITDB, ["201"], "annotations")
+    af = out["gross"]["AF"]
+    assert af["duration_se"] > 0.6 and af["duration_ppv"] > 0.8 and af["episode_se"] == 1.0
+    assert out["false_af"]["records"] == []
+
+
+def test_strip_metrics_and_cv_on_shipped_strips():
+    out = evaluate_strips(CINC, folds=2)
+    assert out["strips"] == 7 and out["labels"] == {"N": 2, "A": 3, "O": 1, "~": 1}
+    assert out["default"]["all"]["tp"] == 3 and out["default"]["all"]["fp"] == 0
+    assert len(out["cv"]["chosen"]) == 2
+    m = strip_metrics({"a": True, "b": True, "c": False, "d": True},
+                      {"a": "A", "b": "N", "c": "A", "d": "~"})
+    assert m["all"]["f1_af"] == pytest.approx(2 / 5) and m["noisy"]["called_af"] == 1
+    assert m["without_noisy"]["f1_af"] == pytest.approx(2 / 4)
+
+
+def test_bundle_rhythm_section_is_checked(tmp_path, record_106):
+    """The optional manifest section: absent = defaults, present = checked on load."""
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "model.tflite").write_bytes(record_106.counts[:5000].tobytes())
+    spec = TensorSpec([1, 96, 1], "int8", 0.05, -3)
+    m = Manifest(schema_version=1, architecture="cnn_ae",
+                 model=ModelFile("model.tflite", "", 0, "int8", spec, spec),
+                 signal=SignalConfig(), scaling=Scaling("wearer"), score={"kind": "x"},
+                 thresholds={"int8": Threshold(0.3, "percentile", {})},
+                 rhythm={"pause_s": 3.0})
+    save_bundle(root, m)
+    assert load_bundle(root).manifest.rhythm == {"pause_s": 3.0}
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["rhythm"] = {"pause_secs": 3.0}
+    (root / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="unknown rhythm settings"):
+        load_bundle(root)
