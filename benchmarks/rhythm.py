@@ -17,7 +17,7 @@ import numpy as np
 
 from device.config import SignalConfig
 from device.reference import THRESHOLDS
-from device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats
+from device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, p_wave_similarity
 from device.rhythm_input import read_beats
 from device.scoring import reference_scorer
 from device.signal_path import SignalPath
@@ -66,13 +66,15 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
         if len(b):
             fed.append(("beats", b, None))
     fed.append(("beats", path.flush(), None))
+    region = cfg.p_wave_region_s
     n_beats = sum(len(b) for kind, b, _ in fed if kind == "beats")
 
     def run_monitor_feed():
         an = RhythmAnalyzer(cfg)
         for kind, item, s0 in fed:
-            if kind == "beats":
-                an.update(item.time_s, item.sample, item.rr_prev)
+            if kind == "beats":  # as the monitor does, P-wave evidence included
+                an.update(item.time_s, item.sample, item.rr_prev, p_wave=p_wave_similarity(
+                    item.window, item.template, sig.fs, sig.window_before_s, region))
             else:
                 an.push_signal(item, sig.fs, s0, rec.fs)
 

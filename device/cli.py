@@ -388,11 +388,20 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
                    "own signal path.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
               help="Take the rhythm settings from this bundle.")
+@click.option("--cv", is_flag=True,
+              help="Leave-one-record-out CV of the AF settings instead (tune on the others).")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_evaluate_cmd(folder, records, source, bundle_path, as_json):
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF)."""
     cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
                                  else None)
+    if cv:
+        if not records:
+            raise UserError("--cv needs --records (the training records, e.g. DS1)")
+        out = rhythm_eval.cross_validate_af(folder, records.split(","), cfg)
+        click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else
+                   rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
+        return
     out = rhythm_eval.evaluate_folder(folder, records.split(",") if records else None, source,
                                       cfg)
     if as_json:

@@ -17,7 +17,7 @@ import numpy as np
 
 from device.config import SignalConfig
 from device.events import EpisodeConfig, EpisodeTracker
-from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate
+from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
 from device.signal_path import Beats, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
@@ -172,7 +172,10 @@ class Monitor:
             return
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
-        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev)
+        rc = self.rhythm.cfg
+        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, p_wave=(
+            p_wave_similarity(beats.window, beats.template, self.cfg.fs,
+                              self.cfg.window_before_s, rc.p_wave_region_s)))
         self.stats.rhythm_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = np.asarray(self.scorer(beats), dtype=np.float64)

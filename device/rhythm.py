@@ -39,7 +39,8 @@ class RhythmConfig:
 
     af_window_beats: int = 16  # RR intervals per irregularity window
     af_tolerance_s: float = 0.06  # sample-entropy match tolerance r
-    # Chosen on DS1 (device beats) for Holter-style records: duration Se/+P against false AF.
+    # Chosen on all of DS1 (device beats, P-wave gate on) by the rule that leave-one-record-out
+    # CV applies (``rhythm-evaluate --cv``): the best mean of AF duration Se and +P.
     af_enter: float = -0.5  # irregularity (COSEn) above this opens AF
     af_exit: float = -1.1  # below this AF closes (hysteresis)
     af_onset_beats: int = 24  # consecutive windows above af_enter to open
@@ -57,10 +58,18 @@ class RhythmConfig:
     rate_hysteresis_bpm: float = 5.0
     rate_beats: int = 8  # median rate over this many beats
     rate_sustain_s: float = 10.0  # the limit must hold this long to open BRADY / TACHY
+    # P-wave evidence (when the beat path gives beat windows): AF opens only while the median
+    # similarity of the beats' P-wave region to the wearer's template, over the irregularity
+    # window, is below af_p_wave_max (sinus P waves repeat; AF has none, only f waves).
+    af_p_wave_max: float = 0.6
+    p_wave_region_s: tuple[float, float] = (0.25, 0.07)  # before the R peak: from, to
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
-    # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter.
+    # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
+    # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
+    # cinc2017 chose in most folds (``rhythm-strips``).
     strip_af_enter: float = -1.1
-    strip_af_windows_pct: float = 50.0
+    strip_p_wave_max: float = 0.9
+    strip_af_windows_pct: float = 90.0
     rr_valid_s: tuple[float, float] = (0.2, 20.0)  # RR-only input outside this is refused
 
     def to_dict(self) -> dict:
@@ -70,8 +79,9 @@ class RhythmConfig:
     def from_dict(cls, data: dict | None) -> RhythmConfig:
         """From a manifest section (absent = defaults); unknown keys are refused."""
         data = dict(data or {})
-        if "rr_valid_s" in data:
-            data["rr_valid_s"] = tuple(data["rr_valid_s"])
+        for key in ("rr_valid_s", "p_wave_region_s"):
+            if key in data:
+                data[key] = tuple(data[key])
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown rhythm settings: {sorted(unknown)}")
@@ -125,6 +135,33 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     return out
 
 
+def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
+    """Median of the last ``window`` values at each position (NaN before a full window)."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n >= window:
+        out[window - 1 :] = np.median(x[np.arange(n - window + 1)[:, None] + np.arange(window)],
+                                      axis=1)
+    return out
+
+
+def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
+                      region_s: tuple[float, float]) -> np.ndarray:
+    """Per beat: correlation of the P-wave region (``region_s`` seconds before the R peak) of
+    the beat window with the same region of the wearer's template (both band-passed, at the
+    model rate ``fs``; the R peak sits ``before_s`` into the window). Near 1 where a sinus P
+    wave repeats, low in AF. NaN for a flat region."""
+    r = int(round(before_s * fs))
+    a, b = max(0, r - int(round(region_s[0] * fs))), max(1, r - int(round(region_s[1] * fs)))
+    w = np.asarray(window[:, a:b], dtype=np.float64)
+    t = np.asarray(template[:, a:b], dtype=np.float64)
+    w = w - w.mean(axis=1, keepdims=True)
+    t = t - t.mean(axis=1, keepdims=True)
+    den = np.sqrt((w * w).sum(axis=1) * (t * t).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (w * t).sum(axis=1) / den, np.nan)
+
+
 class _Episode:
     """One rhythm's open episode (or none) and its running tallies."""
 
@@ -163,6 +200,7 @@ class RhythmAnalyzer:
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
         self.keep = c.af_window_beats - 1  # RR history carried between updates
         self.rr_hist = np.zeros(0)
+        self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
         self.recent_max = c.af_window_beats + c.af_onset_beats + c.af_offset_beats + 2
@@ -177,10 +215,11 @@ class RhythmAnalyzer:
 
     # -- beats -----------------------------------------------------------------------------
     def update(self, time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
-               classes: np.ndarray | None = None, usable: np.ndarray | None = None
-               ) -> RhythmUpdate:
+               classes: np.ndarray | None = None, usable: np.ndarray | None = None,
+               p_wave: np.ndarray | None = None) -> RhythmUpdate:
         """Beats in stream order: times (s), samples (front-end rate), RR (s; NaN after a
-        stream start or gap), optional AAMI class per beat, optional usable mask."""
+        stream start or gap), optional AAMI class per beat, optional usable mask, optional
+        P-wave similarity per beat (:func:`p_wave_similarity`; RR-only input has none)."""
         time_s = np.asarray(time_s, dtype=np.float64)
         n = len(time_s)
         rr = np.asarray(rr_s, dtype=np.float64)
@@ -193,14 +232,22 @@ class RhythmAnalyzer:
         irr = irregularity(full, self.cfg.af_window_beats,
                            self.cfg.af_tolerance_s)[len(self.rr_hist):]
         self.rr_hist = full[-self.keep:]
-        judged = irr[np.isfinite(irr)]
-        self.windows += len(judged)
-        self.windows_irregular += int(np.count_nonzero(judged > self.cfg.strip_af_enter))
+        p_med = np.full(n, np.nan)
+        if p_wave is not None:
+            full_p = np.concatenate([self.p_hist, np.asarray(p_wave, dtype=np.float64)])
+            p_med = rolling_median(full_p, self.cfg.af_window_beats)[len(self.p_hist):]
+            self.p_hist = full_p[-self.keep:]
+        p_ok = ~(p_med >= self.cfg.af_p_wave_max)  # NaN (no evidence) does not veto
+        judged = np.isfinite(irr)
+        self.windows += int(np.count_nonzero(judged))
+        self.windows_irregular += int(np.count_nonzero(
+            judged & (irr > self.cfg.strip_af_enter) & ~(p_med >= self.cfg.strip_p_wave_max)))
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
-        cls = classes.tolist() if classes is not None else None
-        for i, (t, s, r, x, ok) in enumerate(zip(time_s.tolist(), np.asarray(sample).tolist(),
-                                                  rr.tolist(), irr.tolist(), usable_a.tolist())):
+        cls = np.asarray(classes).tolist() if classes is not None else None
+        rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr.tolist(),
+                   usable_a.tolist(), p_ok.tolist())
+        for i, (t, s, r, x, ok, p_gate) in enumerate(rows):
             if r != r:  # NaN RR: a stream start or gap; nothing spans it
                 self.v_run.clear()
                 self.rate_rr.clear()
@@ -208,7 +255,7 @@ class RhythmAnalyzer:
                 self._pause(t, s, r, events)
             self.recent.append((t, s))
             del self.recent[: -self.recent_max]
-            self._af(t, s, x, ok, events)
+            self._af(t, s, x, ok and p_gate, events)
             irregular[i] = self.episodes["AF"].open is not None
             if cls is not None:
                 self._vt(t, s, r, cls[i], ok, events)
@@ -320,6 +367,7 @@ class RhythmAnalyzer:
         events = [ep.end(t, sample, reason) for ep in self.episodes.values()
                   if ep.open is not None]
         self.rr_hist = np.zeros(0)
+        self.p_hist = np.zeros(0)
         self.recent.clear()
         self.v_run.clear()
         self.rate_rr.clear()
@@ -427,7 +475,8 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
 
 def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                   cfg: RhythmConfig | None = None, classes: np.ndarray | None = None,
-                  monitored_s: float | None = None, block: int = 256) -> tuple[list[dict], dict]:
+                  monitored_s: float | None = None, block: int = 256,
+                  p_wave: np.ndarray | None = None) -> tuple[list[dict], dict]:
     """RR-only analysis of a whole beat sequence (fed in blocks, as a stream would be):
     (rhythm events, summary)."""
     an = RhythmAnalyzer(cfg)
@@ -435,7 +484,8 @@ def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
     for a in range(0, len(time_s), block):
         sl = slice(a, a + block)
         events += an.update(time_s[sl], sample[sl], rr_s[sl],
-                            None if classes is None else classes[sl]).events
+                            None if classes is None else classes[sl],
+                            p_wave=None if p_wave is None else p_wave[sl]).events
     t_end = float(time_s[-1]) if len(time_s) else 0.0
     s_end = int(sample[-1]) if len(sample) else 0
     events += an.interrupt(t_end, s_end, "end of input").events

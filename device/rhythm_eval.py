@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from device.evaluation import AAMI
-from device.rhythm import RhythmConfig, analyze_beats
+from device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
 from firmware_bridge.errors import UserError
 from firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
@@ -279,31 +279,35 @@ def strip_irregularity(beats: dict[str, tuple], cfg: RhythmConfig) -> dict[str, 
     """Share (%) of each strip's irregularity windows above ``cfg.strip_af_enter``; -1 for a
     strip too short for one window (never called AF)."""
     out = {}
-    for name, (t, s, rr, duration) in beats.items():
-        _, summary = analyze_beats(t, s, rr, cfg, monitored_s=duration)
+    for name, (t, s, rr, duration, p_wave) in beats.items():
+        _, summary = analyze_beats(t, s, rr, cfg, monitored_s=duration, p_wave=p_wave)
         pct = summary["irregular_windows_pct"]
         out[name] = -1.0 if pct is None else pct
     return out
 
 
 def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
-    """Each strip through the device's signal path (as ``replay`` runs it): its beats."""
+    """Each strip through the device's signal path (as ``replay`` runs it): its beats and
+    their P-wave similarity (the monitor computes the same)."""
     from device.config import SignalConfig
     from device.signal_path import process_signal
     from firmware_bridge.records import read_record
 
     folder, cfg = Path(folder), SignalConfig()
+    region = RhythmConfig().p_wave_region_s
     out = {}
     for n in names:
         rec = read_record(folder / n)
         b = process_signal(rec.lead_mv(), rec.fs, cfg)
-        out[n] = (b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s)
+        p = p_wave_similarity(b.window, b.template, cfg.fs, cfg.window_before_s, region)
+        out[n] = (b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p)
     return out
 
 
 #: Settings tuned by cross-validation on strips (each fold picks its own from the others).
 STRIP_GRID = {"strip_af_enter": (-1.4, -1.3, -1.2, -1.1, -1.0, -0.9, -0.8, -0.7, -0.6),
-              "strip_af_windows_pct": (20.0, 35.0, 50.0, 65.0, 80.0)}
+              "strip_p_wave_max": (0.5, 0.7, 0.9, 2.0),  # 2: no P-wave gate
+              "strip_af_windows_pct": (35.0, 50.0, 65.0, 80.0, 90.0, 95.0)}
 
 
 def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None,
@@ -316,9 +320,13 @@ def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None
     labels = read_strip_labels(folder)
     names = sorted(labels)[:limit] if limit else sorted(labels)
     beats = strip_beats(folder, names)
-    irregular = {e: strip_irregularity(beats, replace(cfg, strip_af_enter=e))
-                 for e in sorted({*STRIP_GRID["strip_af_enter"], cfg.strip_af_enter})}
-    default = irregular[cfg.strip_af_enter]
+    settings = {(e, p) for e in STRIP_GRID["strip_af_enter"]
+                for p in STRIP_GRID["strip_p_wave_max"]}
+    settings.add((cfg.strip_af_enter, cfg.strip_p_wave_max))
+    irregular = {(e, p): strip_irregularity(beats, replace(cfg, strip_af_enter=e,
+                                                             strip_p_wave_max=p))
+                 for e, p in sorted(settings)}
+    default = irregular[(cfg.strip_af_enter, cfg.strip_p_wave_max)]
     default_calls = {n: default[n] >= cfg.strip_af_windows_pct for n in names}
     cv_calls: dict[str, bool] = {}
     chosen = []
@@ -326,15 +334,15 @@ def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None
     for k, test in enumerate(split):
         train = [n for j, f in enumerate(split) if j != k for n in f]
         best = None
-        for enter in STRIP_GRID["strip_af_enter"]:
+        for key in sorted(settings):
             for pct in STRIP_GRID["strip_af_windows_pct"]:
-                calls = {n: irregular[enter][n] >= pct for n in train}
+                calls = {n: irregular[key][n] >= pct for n in train}
                 f1 = strip_metrics(calls, labels)["all"]["f1_af"]
                 f1 = -1.0 if f1 is None else f1
                 if best is None or f1 > best[0]:
-                    best = (f1, enter, pct)
-        chosen.append({"fold": k, "train_f1_af": best[0], "strip_af_enter": best[1],
-                       "strip_af_windows_pct": best[2]})
+                    best = (f1, key, pct)
+        chosen.append({"fold": k, "train_f1_af": best[0], "strip_af_enter": best[1][0],
+                       "strip_p_wave_max": best[1][1], "strip_af_windows_pct": best[2]})
         cv_calls.update({n: irregular[best[1]][n] >= best[2] for n in test})
     too_short = [n for n in names if default[n] < 0]
     return {"strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
@@ -353,8 +361,8 @@ def table(out: dict) -> str:
     """Markdown table of :func:`evaluate_folder`."""
     lines = [f"beats from: {out['source']}", "",
              "| record | AF ref s | AF det s | overlap s | AF ep ref/det | AF ep Se | AF ep +P "
-             "| VT ep ref/det | VT ep Se | VT ep +P | VF ep ref/det |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| VT ep ref/det | VT ep Se | VT ep +P | VF ep ref/det | VF ep Se | VF ep +P |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = [*out["records"], {"record": "gross", **out["gross"]}]
     for p in rows:
         a, v, f = p["AF"], p["VT"], p["VF"]
@@ -362,7 +370,8 @@ def table(out: dict) -> str:
                      f"{a['overlap_s']:.0f} | {a['ref_episodes']}/{a['det_episodes']} | "
                      f"{_pct(a['episode_se'])} | {_pct(a['episode_ppv'])} | "
                      f"{v['ref_episodes']}/{v['det_episodes']} | {_pct(v['episode_se'])} | "
-                     f"{_pct(v['episode_ppv'])} | {f['ref_episodes']}/{f['det_episodes']} |")
+                     f"{_pct(v['episode_ppv'])} | {f['ref_episodes']}/{f['det_episodes']} | "
+                     f"{_pct(f['episode_se'])} | {_pct(f['episode_ppv'])} |")
     g, fa = out["gross"]["AF"], out["false_af"]
     lines += ["", f"AF duration Se {_pct(g['duration_se'])} %, +P {_pct(g['duration_ppv'])} %; "
               f"episode Se {_pct(g['episode_se'])} %, +P {_pct(g['episode_ppv'])} %",
@@ -383,3 +392,60 @@ def strip_table(out: dict) -> str:
         lines.append(f"{name:8s} noisy '~' strips called AF: {r['noisy']['called_af']} of "
                      f"{r['noisy']['n']}")
     return "\n".join(lines)
+
+
+#: Holter AF settings searched by leave-one-record-out cross-validation (DS1 only).
+HOLTER_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
+               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0)}
+
+
+def _af_score(c: dict) -> float:
+    """What a Holter setting is chosen by: the mean of AF duration Se and +P."""
+    r = rates(c)
+    return ((r["duration_se"] or 0.0) + (r["duration_ppv"] or 0.0)) / 2
+
+
+def cross_validate_af(folder: str | Path, names: list[str],
+                      cfg: RhythmConfig | None = None) -> dict:
+    """Leave one record out: for each record, the AF settings of :data:`HOLTER_GRID` that score
+    best (:func:`_af_score`) on the other records are applied to it. Beats from the device's
+    signal path with P-wave evidence (as the monitor has them; VF is not involved)."""
+    from dataclasses import replace
+
+    from device.config import SignalConfig
+    from device.signal_path import process_signal
+    from firmware_bridge.records import read_record
+
+    cfg, sig = cfg or RhythmConfig(), SignalConfig()
+    data = {}
+    for n in names:
+        ref = read_reference(Path(folder) / n)
+        rec = read_record(Path(folder) / n)
+        b = process_signal(rec.lead_mv(), rec.fs, sig)
+        p = p_wave_similarity(b.window, b.template, sig.fs, sig.window_before_s,
+                              cfg.p_wave_region_s)
+        data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p)
+    keys = [(e, o, p) for e in HOLTER_GRID["af_enter"] for o in HOLTER_GRID["af_onset_beats"]
+            for p in HOLTER_GRID["af_p_wave_max"]]
+    counts: dict[tuple, dict[str, dict]] = {}
+    for e, o, p in keys:
+        c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit),
+                    af_onset_beats=o, af_p_wave_max=p)
+        counts[(e, o, p)] = {}
+        for n, (ref, t, s, rr, dur, pw) in data.items():
+            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw)
+            counts[(e, o, p)][n] = evaluate_record(ref, events, dur)
+
+    def summed(key, records):
+        fields = ("ref_episodes", "det_episodes", "ref_detected", "det_true", "ref_s", "det_s",
+                  "overlap_s")
+        return {f: sum(counts[key][r]["AF"][f] for r in records) for f in fields}
+
+    held, chosen = [], []
+    for n in names:
+        train = [r for r in names if r != n]
+        best = max(keys, key=lambda k: _af_score(summed(k, train)))
+        chosen.append({"record": n, "af_enter": best[0], "af_onset_beats": best[1],
+                       "af_p_wave_max": best[2]})
+        held.append(counts[best][n])
+    return {"held_out": summarize(held), "chosen": chosen}

@@ -93,3 +93,27 @@ def test_config_from_manifest_section():
         RhythmConfig.from_dict({"pause": 3.0})
     with pytest.raises(ValueError, match="af_exit"):
         RhythmConfig.from_dict({"af_enter": 0.01, "af_exit": 0.05})
+
+
+def test_unusable_beats_start_no_episode_and_irregular_marks_af_beats():
+    t, s, rr, cls = annotated_beats("201")
+    first = slice(0, 400)  # 201 opens in AF
+    an = RhythmAnalyzer()
+    upd = an.update(t[first], s[first], rr[first], usable=np.zeros(400, bool))
+    assert upd.events == [] and not upd.irregular.any()
+    upd = RhythmAnalyzer().update(t[first], s[first], rr[first])
+    start = next(e for e in upd.events if e["rhythm"] == "AF")
+    decided = int(np.argmin(np.abs(t[first] - start["detected_t"])))  # times are rounded
+    assert not upd.irregular[:decided].any() and upd.irregular[decided:].all()
+
+
+def test_interrupt_closes_open_episodes_with_the_reason():
+    t, s, rr, _ = annotated_beats("201")
+    an = RhythmAnalyzer()
+    an.update(t[:400], s[:400], rr[:400])
+    assert an.state() == {"rhythms": ["AF"]}
+    ends = an.interrupt(t[399] + 1, s[399] + 360, "lost samples").events
+    assert [(e["rhythm"], e["reason"]) for e in ends] == [("AF", "lost samples")]
+    assert an.state() == {"rhythms": []}
+    summary = an.summary(t[399] + 1)
+    assert summary["counts"]["AF"] == 1 and summary["af_burden_pct"] > 50
