@@ -19,13 +19,15 @@ from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsona
 from device.events import EpisodeConfig, EventWriter, read_beat_events
 from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
-from device.monitor import Monitor, record_blocks, run_blocks
+from device.live import Tee, maybe_view
+from device.monitor import Monitor, paced, record_blocks, run_blocks
 from device.records import evaluate_folder
 from device.report import beat_table
 from device.rhythm import RhythmConfig
 from device.rhythm_input import analyze_file
 from device.scoring import ModelScorer, reference_scorer
-from device.selftest import selftest
+from device.selftest import selftest, verified_scorer
+from device.session_report import write_report
 from firmware_bridge.errors import UserError, run_cli
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
@@ -81,7 +83,8 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         scorer = reference_scorer(ref)
     else:
         bundle = load_bundle(bundle_path)
-        scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu)
+        # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
+        scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
         cfg = bundle.manifest.signal
         episodes = EpisodeConfig(**bundle.manifest.episodes)
@@ -92,6 +95,10 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
     return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
 
 
 def scoring_options(f):
@@ -112,6 +119,13 @@ def scoring_options(f):
         click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
                      help="Also write the events (JSON lines) to this file."),
         click.option("--quiet", is_flag=True, help="No events on stdout, only the summary."),
+        click.option("--view", is_flag=True,
+                     help="Serve a live page of the stream (strip, beats, rhythm, quality)."),
+        click.option("--view-host", default="127.0.0.1", show_default=True,
+                     help="Address the live page listens on; anything but loopback exposes "
+                          "the ECG to the network."),
+        click.option("--view-port", type=int, default=8765, show_default=True,
+                     help="Port of the live page (0: any free port)."),
     ]):
         f = opt(f)
     return f
@@ -128,18 +142,28 @@ def scoring_options(f):
               help="Seconds of signal per block fed to the monitor.")
 @click.option("--duration", type=float, default=None,
               help="Replay only the first this many seconds.")
+@click.option("--realtime", is_flag=True,
+              help="Pace the replay at the record's own rate (times --speed), e.g. with --view.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="With --realtime: this many seconds of signal per second.")
 def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
-               quiet, lead, fs, uv_per_count, block_s, duration):
+               quiet, view, view_host, view_port, lead, fs, uv_per_count, block_s, duration,
+               realtime, speed):
     """Replay a record (WFDB, CSV, NPY) through the streaming monitor as fast as possible."""
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
+    if realtime and not speed > 0:
+        raise UserError(f"--speed must be positive, got {speed}")
     scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
-    with _event_sink(events_path, quiet) as writer:
-        monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info},
-                          rhythm=rhythm)
-        summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
+    blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
+    with _event_sink(events_path, quiet) as writer, \
+            maybe_view(view, view_host, view_port, _echo_err) as live:
+        monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes,
+                          info={"source": rec.name, **info}, rhythm=rhythm,
+                          signal_tap=live and live.strip)
+        summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
 
@@ -156,16 +180,19 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
-            ascii_fs, ascii_uv_per_count, baudrate, channel, duration, no_reconnect):
+            view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
+            duration, no_reconnect):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
     scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with _event_sink(events_path, quiet) as writer:
-        monitor = Monitor(cfg, scorer, thr, writer, episodes, channel=channel,
-                          info={"source": port, **info}, rhythm=rhythm)
+    with _event_sink(events_path, quiet) as writer, \
+            maybe_view(view, view_host, view_port, _echo_err) as live:
+        monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes, channel=channel,
+                          info={"source": port, **info}, rhythm=rhythm,
+                          signal_tap=live and live.strip)
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
@@ -303,6 +330,22 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         click.echo(json.dumps(to_jsonable(summary), indent=2))
     else:
         click.echo(beat_table(summary))
+
+
+@cli.command("report")
+@click.argument("events_path", type=click.Path(dir_okay=False))
+@click.argument("record", type=click.Path(), required=False)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The HTML file to write (readable by you only: it holds health data).")
+@click.option("--lead", default=None, help="Lead of RECORD to draw (default: the monitored one).")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Bundle the session ran with (its signal config draws the strips).")
+def report_cmd(events_path, record, out, lead, bundle_path):
+    """One self-contained HTML report of a session (summary, HR trend, episodes, strips)."""
+    rec = read_record(record) if record else None
+    cfg = load_bundle(bundle_path).manifest.signal if bundle_path else SignalConfig()
+    path = write_report(events_path, out, rec, cfg, lead)
+    click.echo(f"report written to {path}")
 
 
 @cli.command("rhythm")

@@ -40,14 +40,22 @@ class RuntimeInfo:
 
 def _load(runtime: str):
     module = importlib.import_module(_MODULES[runtime])
+    if not hasattr(module, "Interpreter"):  # tf.lite lost its interpreter in TensorFlow 2.20
+        raise ImportError(f"{_MODULES[runtime]} has no Interpreter in this version")
     return module.Interpreter, module
 
 
 def available_runtimes() -> list[str]:
     """Runtimes importable here, in order of preference (TensorFlow is only checked last)."""
     # find_spec, not import: listing must not pull TensorFlow into a device process.
-    return [name for name in RUNTIMES
-            if importlib.util.find_spec(_MODULES[name].split(".")[0]) is not None]
+    return [name for name in RUNTIMES if _findable(_MODULES[name].split(".")[0])]
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # refused by an import hook, or a broken install
+        return False
 
 
 def make_interpreter(model: str | Path | bytes, threads: int = 1, runtime: str | None = None,

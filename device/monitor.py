@@ -26,6 +26,7 @@ from firmware_bridge.records import Record
 
 Scorer = Callable[[Beats], np.ndarray]
 Emit = Callable[[dict], None]
+SignalTap = Callable[[float, float, np.ndarray], None]  # (t0_s, fs, filtered mV)
 
 
 @dataclass
@@ -49,12 +50,14 @@ class MonitorStats:
 class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
-                 info: dict | None = None, rhythm: RhythmConfig | None = None):
+                 info: dict | None = None, rhythm: RhythmConfig | None = None,
+                 signal_tap: SignalTap | None = None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
         self.rhythm = RhythmAnalyzer(rhythm)
         self.info = info or {}
+        self.signal_tap = signal_tap
         self.path: SignalPath | None = None
         self.fs: float | None = None
         self.next_index = 0
@@ -164,6 +167,8 @@ class Monitor:
 
     def _signal(self, y: np.ndarray, out_index: int) -> None:
         """The band-passed signal, as the path produces it: VF is judged from it."""
+        if self.signal_tap is not None:
+            self.signal_tap(self.path.input_sample(out_index) / self.fs, self.cfg.fs, y)
         t0 = time.perf_counter()
         update = self.rhythm.push_signal(y, self.cfg.fs, self.path.input_sample(out_index),
                                          self.fs)
@@ -241,6 +246,17 @@ def record_blocks(record: Record, lead: str | int | None = None,
     counts = record.counts[:, ch : ch + 1]
     for a in range(0, record.n_samples, step):
         yield SampleBlock(a, counts[a : a + step], record.fs, float(record.uv_per_count[ch]))
+
+
+def paced(blocks: Iterable[SampleBlock], speed: float = 1.0) -> Iterator[SampleBlock]:
+    """Blocks released no faster than real time x ``speed`` (a replay someone watches)."""
+    t0 = time.monotonic()
+    for block in blocks:
+        due = t0 + block.start / block.fs / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield block
 
 
 def run_blocks(monitor: Monitor, items: Iterable[SampleBlock | LinkEvent]) -> dict:

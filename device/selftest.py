@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from device.bundle import Bundle, BundleError
+from device.interpreter import available_runtimes
 from device.scoring import ModelScorer
+from firmware_bridge.errors import UserError
 
 
 def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np.ndarray:
@@ -27,11 +29,16 @@ def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np
 def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: bool = False,
              runtime: str | None = None) -> dict:
     """Run the golden inputs; return a report with ``ok`` and the largest deviation."""
+    scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
+    return check_scorer(bundle, scorer, variant)
+
+
+def check_scorer(bundle: Bundle, scorer: ModelScorer, variant: str) -> dict:
+    """The golden vectors through an already built scorer (its runtime, kernels, delegate)."""
     golden = bundle.golden()
     if "input" not in golden:
         raise BundleError(f"{bundle.root}: golden vectors have no 'input'; re-export")
     expected = golden_outputs(golden, variant, bundle.manifest.model.variant).astype(np.float32)
-    scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
     got = scorer.predict(golden["input"].astype(np.float32))
     if got.shape != expected.shape:
         raise BundleError(f"{bundle.root}: model gives outputs of shape {got.shape}, the golden "
@@ -44,4 +51,34 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
     return {"ok": bool(err <= tol), "variant": variant, "vectors": int(len(expected)),
             "max_abs_error": err, "tolerance": tol, "runtime": scorer.info.runtime,
             "delegate": scorer.info.delegate, "note": scorer.info.note,
-            "threshold": bundle.threshold(variant).value}
+            "xnnpack": scorer.info.xnnpack, "threshold": bundle.threshold(variant).value}
+
+
+def verified_scorer(bundle: Bundle, variant: str = "int8", threads: int = 1,
+                    edgetpu: bool = False, warn=None) -> ModelScorer:
+    """A scorer whose runtime reproduces the golden vectors, before any beat is scored.
+
+    Some runtime builds compute int8 kernels wrongly on some CPUs (ai-edge-litert 2.1.6 on
+    arm64 gave scores off by up to 0.27 with no error): monitoring with them would be silently
+    wrong. The default runtime and kernels come first; when they fail, the reference kernels
+    (no XNNPack), then every other runtime installed; each fallback is announced.
+    """
+    tried = []
+    for runtime, xnnpack in [(r, x) for r in available_runtimes() for x in (True, False)]:
+        try:
+            scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu,
+                                 runtime=runtime, xnnpack=xnnpack)
+        except UserError as exc:
+            tried.append(f"{runtime}: {exc}")
+            continue
+        report = check_scorer(bundle, scorer, variant)
+        what = f"{scorer.info.runtime}{'' if xnnpack else ' (reference kernels)'}"
+        if report["ok"]:
+            if tried and warn is not None:
+                warn(f"warning: golden vectors failed on {'; '.join(tried)}; using {what}")
+            return scorer
+        tried.append(f"{what} (error {report['max_abs_error']:.3g} > "
+                     f"{report['tolerance']:.3g})")
+    raise BundleError(f"{bundle.root}: the bundle's golden vectors fail on every runtime here "
+                      f"({'; '.join(tried)}); install a tested runtime (README: On a "
+                      "Raspberry Pi) and run `ecg-device selftest`")

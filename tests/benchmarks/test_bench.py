@@ -153,7 +153,7 @@ def tf_free_bundle(tmp_path_factory) -> Path:
 
     from device.bundle import Manifest, ModelFile, TensorSpec, Threshold, save_bundle
     from device.config import SignalConfig
-    from device.interpreter import make_interpreter
+    from device.interpreter import ModelRunner, make_interpreter
     from device.scaling import Scaling
 
     root = tmp_path_factory.mktemp("bench") / "bundle"
@@ -176,7 +176,11 @@ def tf_free_bundle(tmp_path_factory) -> Path:
     spec_out = TensorSpec([1, 96, 1], "int8", float(qo["quantization"][0]),
                           int(qo["quantization"][1]))
     fspec_in, fspec_out = TensorSpec([1, 96, 2], "float32"), TensorSpec([1, 96, 1], "float32")
-    np.savez(root / "golden.npz", input=rng.standard_normal((4, 96, 2)).astype(np.float32))
+    golden_in = rng.standard_normal((4, 96, 2)).astype(np.float32)
+    outputs = {f"output_{v}": np.concatenate([ModelRunner(make_interpreter(root / f)[0])(
+        golden_in[i : i + 1]) for i in range(len(golden_in))])
+        for v, f in (("int8", "model.tflite"), ("float32", "model_float32.tflite"))}
+    np.savez(root / "golden.npz", input=golden_in, **outputs)
     m = Manifest(
         schema_version=1, architecture="cnn_ae",
         model=ModelFile("model.tflite", "", 0, "int8", spec_in, spec_out),
