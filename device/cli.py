@@ -24,12 +24,12 @@ from device.records import evaluate_folder
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """ECG anomaly detection on the device: signal path, reference detectors, evaluation."""
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import struct
 from dataclasses import asdict, dataclass
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc16, crc32
 from firmware_bridge.protocol import (
-    CRC_LEN,
     KNOWN_TYPES,
     MAX_BODY,
     PREFIX_LEN,
     SYNC,
-    VERSION,
+    VERSIONS,
     Frame,
     parse_payload,
 )
@@ -30,8 +29,8 @@ from firmware_bridge.protocol import (
 _PREFIX = struct.Struct("<2sBBH")
 _SEQ = struct.Struct("<I")
 _SYNC0 = SYNC[:1]
-#: Bytes before a payload in v1: prefix and sequence number.
-_V1_HEAD = PREFIX_LEN + _SEQ.size
+#: Bytes before a payload: prefix and sequence number.
+_HEAD = PREFIX_LEN + _SEQ.size
 
 
 @dataclass
@@ -45,16 +44,16 @@ class DecoderCounters:
     crc_errors: int = 0  # candidates (sync + plausible length) whose CRC did not match
     bad_length: int = 0  # candidates with an impossible length field
     truncated: int = 0  # candidates cut off by the end of a connection
-    malformed: int = 0  # CRC fine but the payload breaks the v1 rules for its type
-    unknown_version: int = 0  # CRC fine, version not 1: skipped by its length
-    unknown_type: int = 0  # CRC fine, v1, type not known: skipped
+    malformed: int = 0  # CRC fine but the payload breaks the rules for its type
+    unknown_version: int = 0  # CRC fine, a version this host does not read: skipped by length
+    unknown_type: int = 0  # CRC fine, known version, type not known: skipped
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 class FrameDecoder:
-    """Incremental decoder for protocol v1 frames (either direction)."""
+    """Incremental decoder for protocol v1 and v2 frames (either direction)."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -98,12 +97,13 @@ class FrameDecoder:
             total = PREFIX_LEN  # until the header is in, all we know is that it is needed
             if end - i >= PREFIX_LEN:
                 _, version, ftype, body_len = _PREFIX.unpack_from(buf, i)
-                if body_len > MAX_BODY or (version == VERSION and body_len < _SEQ.size):
+                if body_len > MAX_BODY or (version in VERSIONS and body_len < _SEQ.size):
                     c.bad_length += 1
                     c.bytes_skipped += 1
                     pos = i + 1
                     continue
-                total += body_len + CRC_LEN
+                crc_len = 2 if version == 1 else 4
+                total += body_len + crc_len
             if end - i < total:
                 if final:
                     c.truncated += 1
@@ -112,7 +112,9 @@ class FrameDecoder:
                     continue
                 break
             crc_at = i + PREFIX_LEN + body_len
-            if crc16(memoryview(buf)[i + 2:crc_at]) != (buf[crc_at] << 8 | buf[crc_at + 1]):
+            with memoryview(buf) as view:  # released before the buffer is resized
+                check = (crc16 if crc_len == 2 else crc32)(view[i + 2:crc_at])
+            if check != int.from_bytes(buf[crc_at:crc_at + crc_len], "big"):
                 c.crc_errors += 1
                 c.bytes_skipped += 1
                 pos = i + 1
@@ -120,14 +122,14 @@ class FrameDecoder:
             # A checked frame: its bytes are accounted for whatever its content.
             c.bytes_in_frames += total
             pos = i + total
-            if version != VERSION:
+            if version not in VERSIONS:
                 c.unknown_version += 1
                 continue
             if ftype not in KNOWN_TYPES:
                 c.unknown_type += 1
                 continue
             (seq,) = _SEQ.unpack_from(buf, i + PREFIX_LEN)
-            frame = parse_payload(ftype, seq, bytes(buf[i + _V1_HEAD:crc_at]))
+            frame = parse_payload(ftype, seq, bytes(buf[i + _HEAD:crc_at]), crc_len == 4)
             if frame is None:
                 c.malformed += 1
                 continue
