@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from device import reference
 from device.bundle import load_bundle
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
-from device.events import EpisodeConfig, EventWriter, read_beat_events
+from device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
 from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
 from device.monitor import Monitor, record_blocks, run_blocks
@@ -60,12 +61,13 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
 
 
 @contextlib.contextmanager
-def _event_sink(path: str | None, quiet: bool):
-    """Events to stdout (unless quiet) and/or a file, closed however the stream ends."""
+def _event_sink(path: str | None, quiet: bool, append: bool = True):
+    """Events to stdout (unless quiet) and/or a file (0600, appended to), closed however the
+    stream ends."""
     with contextlib.ExitStack() as stack:
         streams = [] if quiet else [sys.stdout]
         if path:
-            streams.append(stack.enter_context(open(path, "w")))  # noqa: SIM115
+            streams.append(stack.enter_context(open_events_file(path, append)))
         yield EventWriter(*streams)
 
 
@@ -84,6 +86,9 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
                 "bundle_sha256": bundle.manifest.model.sha256[:12],
                 "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
+                        f"calibrated one is {stated:g})")
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
     return scorer, stated if threshold is None else threshold, cfg, episodes, info
@@ -131,7 +136,7 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
     scorer, thr, cfg, episodes, info = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
-    with _event_sink(events_path, quiet) as writer:
+    with _event_sink(events_path, quiet, append=False) as writer:
         monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info})
         summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
     if quiet:
@@ -271,7 +276,7 @@ def info_cmd(bundle_path, as_json):
               show_default=True, help="Install root; 'current' there points to the bundle.")
 def install_cmd(bundle_path, root):
     """Verify a bundle and make it the current one atomically."""
-    b = install_bundle(bundle_path, root)
+    b = install_bundle(bundle_path, root)  # validates, runs the golden vectors, then swaps
     click.echo(f"installed {b.manifest.architecture} ({b.manifest.model.sha256[:12]}) as "
                f"{Path(root) / 'current'}")
 

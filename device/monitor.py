@@ -3,7 +3,10 @@
 Used alike by ``run`` (a serial front-end) and ``replay`` (a record file, as fast as possible):
 only the source of the blocks differs. Beats are scored in batches (one model call per block of
 beats, not per beat). A gap or a lead-off stretch closes the current segment: the filters and the
-detector restart after it, RR intervals never span it, and the lost samples are reported.
+detector restart after it, RR intervals never span it, and the lost samples are reported. A new
+front-end rate (an info frame saying so) starts a new stream segment with its own signal path
+and resampler, announced by a ``rate_change`` status event; sample indices keep counting the
+front-end's samples and times stay seconds since the stream start.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from device.config import SignalConfig
+from device.dsp import rational_ratio
 from device.events import EpisodeConfig, EpisodeTracker
 from device.signal_path import Beats, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
+from firmware_bridge.protocol import MAX_FS
 from firmware_bridge.records import Record
 
 Scorer = Callable[[Beats], np.ndarray]
+#: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).
+MAX_RESAMPLE_FACTOR = 60_000
 Emit = Callable[[dict], None]
 
 
@@ -53,6 +60,7 @@ class Monitor:
         self.next_index = 0
         self.lead_off = False
         self.stats = MonitorStats()
+        self.seg_sample, self.seg_t = 0, 0.0  # where the current rate's segment starts
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, item: SampleBlock | LinkEvent) -> None:
@@ -65,8 +73,7 @@ class Monitor:
         if self.path is None:
             self._start(block)
         elif abs(block.fs - self.fs) > 1e-9 * self.fs:
-            raise UserError(f"the front-end's sample rate changed from {self.fs:g} to "
-                            f"{block.fs:g} Hz mid-stream; restart the monitor")
+            self._new_rate(block)
         if block.n and block.counts.shape[1] <= self.channel:
             raise UserError(f"front-end sends {block.counts.shape[1]} channel(s); channel "
                             f"{self.channel} does not exist (use --channel)")
@@ -117,13 +124,31 @@ class Monitor:
         if not block.fs or block.fs <= 0:
             raise UserError("the front-end's sample rate is unknown; ask it for its info frame "
                             "or give the rate (--fs) for an ASCII front-end")
-        self.fs = float(block.fs)
+        self.fs = check_front_end_rate(block.fs, self.cfg.fs)
         self.path = SignalPath(self.cfg, self.fs)
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
                    "threshold": self.threshold, **self.info})
 
+    def _new_rate(self, block: SampleBlock) -> None:
+        """The front-end changed its rate: close this segment, start one at the new rate."""
+        fs = check_front_end_rate(block.fs, self.cfg.fs)
+        t0 = time.perf_counter()
+        beats = self.path.flush()
+        self.stats.signal_s += time.perf_counter() - t0
+        self._beats(beats)
+        at, t = self.next_index, self._t(self.next_index)
+        for ev in self.episodes.interrupt(t, at, "rate change"):
+            self.emit(ev)
+        old = self.fs
+        self.seg_sample, self.seg_t, self.fs = at, t, fs
+        self.path = SignalPath(self.cfg, fs)
+        self.emit({"type": "status", "status": "rate_change", "t": t, "sample": at,
+                   "fs": fs, "previous_fs": old,
+                   "message": f"front-end rate changed from {old:g} to {fs:g} Hz; a new "
+                              "segment starts (the wearer's context is learned again)"})
+
     def _t(self, sample: int) -> float:
-        return sample / self.fs if self.fs else 0.0
+        return self.seg_t + (sample - self.seg_sample) / self.fs if self.fs else 0.0
 
     def _gap(self, n: int, reason: str) -> None:
         start = self.next_index
@@ -154,7 +179,8 @@ class Monitor:
         self.stats.learning_beats += int(beats.learning.sum())
         self.stats.flagged += int(flags.sum())
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
-        rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
+        rows = zip(np.round(beats.time_s + self.seg_t, 4).tolist(),
+                   (beats.sample + self.seg_sample).tolist(), scores.tolist(),
                    flags.tolist(), hr.tolist(), beats.learning.tolist())
         for t, sample, score, flag, rate, learning in rows:
             self.emit({"type": "beat", "t": t, "sample": sample, "score": _finite(score, 6),
@@ -163,6 +189,19 @@ class Monitor:
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count
+
+
+def check_front_end_rate(fs: float, model_fs: float) -> float:
+    """The front-end rate as a float, or a one-line UserError when no resampler can serve it."""
+    fs = float(fs)
+    if not math.isfinite(fs) or not 0 < fs <= MAX_FS:
+        raise UserError(f"front-end sample rate {fs:g} Hz is outside 0 < fs <= {MAX_FS:g} Hz "
+                        "(protocol limit); check the device's info frame or --fs")
+    up, down = rational_ratio(model_fs, fs)
+    if max(up, down) > MAX_RESAMPLE_FACTOR:
+        raise UserError(f"front-end rate {fs:g} Hz against the model's {model_fs:g} Hz needs "
+                        f"resampling by {up}/{down}; use a rounder rate (e.g. {round(fs):d} Hz)")
+    return fs
 
 
 def _finite(v: float, digits: int) -> float | None:

@@ -3,7 +3,9 @@
 A bundle carries real input windows and the outputs the exporting machine's runtime gave. Here
 the same inputs go through the runtime this device chose (LiteRT, tflite-runtime, Edge TPU...);
 outputs must agree to one quantization step, else the install is broken (wrong runtime build,
-corrupted model, a delegate that computes differently).
+corrupted model, a delegate that computes differently). A model file the runtime cannot load
+or run (truncated, yet with the hashes the manifest names) is the same verdict in one line.
+The bundle reaching here went through the one manifest validator (:func:`load_bundle`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
     if "input" not in golden:
         raise BundleError(f"{bundle.root}: golden vectors have no 'input'; re-export")
     expected = golden_outputs(golden, variant, bundle.manifest.model.variant).astype(np.float32)
-    scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
-    got = scorer.predict(golden["input"].astype(np.float32))
+    try:
+        scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
+        got = scorer.predict(golden["input"].astype(np.float32))
+    except BundleError:
+        raise
+    except (ValueError, RuntimeError, TypeError, IndexError, OSError) as exc:
+        raise BundleError(f"{bundle.root}: the {variant} model does not run on this machine "
+                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); the "
+                          "bundle is damaged or inconsistent, copy or export it again") from None
     if got.shape != expected.shape:
         raise BundleError(f"{bundle.root}: model gives outputs of shape {got.shape}, the golden "
                           f"vectors {expected.shape}; the bundle is inconsistent")
