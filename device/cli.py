@@ -25,7 +25,13 @@ from device.records import evaluate_folder
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
-from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from firmware_bridge.errors import (
+    BoundaryGroup,
+    UserError,
+    nonnegative_number,
+    positive_number,
+    run_cli,
+)
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
@@ -121,12 +127,13 @@ def scoring_options(f):
 @click.argument("record", type=click.Path())
 @scoring_options
 @click.option("--lead", default=None, help="Lead name or index (default: MLII or the first).")
-@click.option("--fs", type=float, default=None, help="Sample rate for CSV/NPY records (Hz).")
+@click.option("--fs", type=float, default=None, callback=positive_number,
+              help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
-              help="Gain of integer CSV/NPY samples.")
+              callback=positive_number, help="Gain of integer CSV/NPY samples.")
 @click.option("--block-s", type=float, default=10.0, show_default=True,
-              help="Seconds of signal per block fed to the monitor.")
-@click.option("--duration", type=float, default=None,
+              callback=positive_number, help="Seconds of signal per block fed to the monitor.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
               help="Replay only the first this many seconds.")
 def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
                quiet, lead, fs, uv_per_count, block_s, duration):
@@ -146,13 +153,15 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 @cli.command("run")
 @click.argument("port")
 @scoring_options
-@click.option("--ascii-fs", type=float, default=None,
-              help="The front-end prints ASCII lines at this rate (Hz); default: binary v1.")
-@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
+@click.option("--ascii-fs", type=float, default=None, callback=positive_number,
+              help="The front-end prints ASCII lines at this rate (Hz); default: binary v2.")
+@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True,
+              callback=positive_number)
 @click.option("--baudrate", type=int, default=115200, show_default=True)
 @click.option("--channel", type=int, default=0, show_default=True,
               help="Which front-end channel carries the ECG lead.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
+              help="Stop after this many seconds.")
 @click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
             ascii_fs, ascii_uv_per_count, baudrate, channel, duration, no_reconnect):
@@ -284,8 +293,9 @@ def install_cmd(bundle_path, root):
 @cli.command("evaluate")
 @click.argument("events_path", type=click.Path(dir_okay=False))
 @click.argument("record", type=click.Path())
-@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
-@click.option("--end", "end_s", type=float, default=None,
+@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True,
+              callback=nonnegative_number)
+@click.option("--end", "end_s", type=float, default=None, callback=positive_number,
               help="Compare only up to this second (a replay with --duration).")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | None,

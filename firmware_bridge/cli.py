@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, positive_number, run_cli
 
 _FORMATS = {"int16": 1, "int24": 2, "int32": 3}
 
@@ -66,10 +66,7 @@ def ports(as_json: bool) -> None:
                    "`ecg-bridge emulate RECORD` for a virtual one)", err=True)
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise click.BadParameter("must be > 0")
-    return value
+_positive = positive_number
 
 
 @cli.command()

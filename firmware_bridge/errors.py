@@ -25,6 +25,26 @@ class RecordError(UserError):
     """A recording or annotation file is missing, empty or malformed."""
 
 
+def positive_number(ctx, param, value):
+    """click callback: a finite number > 0 (NaN, infinity, zero and negatives are refused)."""
+    return _number(value, lambda v: v > 0, "> 0")
+
+
+def nonnegative_number(ctx, param, value):
+    """click callback: a finite number >= 0."""
+    return _number(value, lambda v: v >= 0, ">= 0")
+
+
+def _number(value, ok, what: str):
+    import math
+
+    import click
+
+    if value is not None and not (math.isfinite(value) and ok(value)):
+        raise click.BadParameter(f"{value}: give a finite number {what}")
+    return value
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 400 else text[:397] + "..."

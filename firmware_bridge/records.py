@@ -18,6 +18,7 @@ from firmware_bridge import wfdb_io
 from firmware_bridge.errors import RecordError
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
+MAX_RECORD_CHANNELS = 64
 #: Lead names tried in order when the caller asks for "the ECG lead".
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ML2", "V5")
 
@@ -89,6 +90,9 @@ def _finish(name: str, values: np.ndarray, fs: float | None, uv_per_count: float
         values = values[:, None]
     if values.ndim != 2 or values.shape[0] == 0:
         raise RecordError(f"{path}: expected samples x channels, got shape {values.shape}")
+    if values.shape[1] > MAX_RECORD_CHANNELS:
+        raise RecordError(f"{path}: {values.shape[1]} channels; one row per sample and one "
+                          f"column per channel are expected (at most {MAX_RECORD_CHANNELS})")
     if not np.all(np.isfinite(values)):
         bad = int(np.count_nonzero(~np.isfinite(values)))
         raise RecordError(f"{path}: {bad} samples are NaN or infinite; clean or interpolate them")

@@ -33,7 +33,7 @@ from device.bundle import (
 from device.config import SignalConfig
 from device.events import open_events_file, read_beat_events
 from device.install import install_bundle
-from device.monitor import Monitor, record_blocks, run_blocks
+from device.monitor import Monitor, run_blocks
 from device.scaling import Scaling
 from firmware_bridge.blocks import SampleBlock
 from firmware_bridge.errors import UserError
