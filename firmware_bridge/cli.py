@@ -73,7 +73,7 @@ _positive = positive_number
 @click.argument("port")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate (real UARTs).")
 @click.option("--ascii-fs", type=float, callback=_positive,
-              help="The device prints text lines at this rate (Hz) instead of protocol v1.")
+              help="The device prints text lines at this rate (Hz) instead of protocol v2.")
 @click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
 @click.option("--channels", type=click.IntRange(1, 8), help="ASCII: channels per line.")
 @click.option("--fs", type=float, callback=_positive,
@@ -118,7 +118,7 @@ def _monitor_text(r: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("record", type=click.Path())
-@click.option("--ascii", "ascii_mode", is_flag=True, help="Print text lines, not protocol v1.")
+@click.option("--ascii", "ascii_mode", is_flag=True, help="Print text lines, not protocol v2.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Playback factor (1 = real time; 0 = as fast as the host reads).")
 @click.option("--lead", help="Lead to play (default: MLII or the first ECG lead).")

@@ -1,7 +1,7 @@
 """Play a recording through a pseudo-terminal as an ECG front-end would, faults included.
 
 The emulator is the microcontroller: it "samples" a real record at its own rate (real time or
-N times faster), packs frames (protocol v1) or prints lines (ASCII), answers info requests,
+N times faster), packs frames (protocol v2) or prints lines (ASCII), answers info requests,
 and suffers the faults of a :class:`~firmware_bridge.faults.FaultPlan`. It books the fate of
 every frame it produced (delivered intact, damaged, or lost to the link), so a test can
 compare the host's lost-sample count with the truth exactly: :meth:`EmulatorReport.lost_between`.
