@@ -205,7 +205,7 @@ _SECONDS = Rule(gt=0, le=60)
 _COUNT = Rule(ge=1, le=10_000)
 #: Per-dataclass field rules (types come from the annotations).
 RULES: dict[type, dict[str, Rule]] = {
-    TensorSpec: {"shape": Rule(ge=1, le=1 << 20), "scale": _NONNEG,
+    TensorSpec: {"shape": Rule(ge=-1, le=1 << 20), "scale": _NONNEG,  # -1: dynamic batch
                  "zero_point": Rule(ge=-(1 << 15), le=(1 << 16) - 1),
                  "dtype": Rule(choices=("int8", "uint8", "int16", "int32", "float16",
                                         "float32"))},

@@ -184,7 +184,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
                     monitor.feed(item)
             link = stream.stats().as_dict()
         monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
-                                                     "samples_lost", "gaps", "reconnects")}
+                                                     "samples_lost", "gaps", "reconnects",
+                                                     "seq_unconfirmed")}
         summary = monitor.finish()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))

@@ -14,6 +14,7 @@ import numpy as np
 
 from device.bundle import Bundle, BundleError
 from device.scoring import ModelScorer
+from firmware_bridge.errors import UserError
 
 
 def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np.ndarray:
@@ -38,7 +39,7 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
         got = scorer.predict(golden["input"].astype(np.float32))
     except BundleError:
         raise
-    except (ValueError, RuntimeError, TypeError, IndexError, OSError) as exc:
+    except (UserError, ValueError, RuntimeError, TypeError, IndexError, OSError) as exc:
         raise BundleError(f"{bundle.root}: the {variant} model does not run on this machine "
                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); the "
                           "bundle is damaged or inconsistent, copy or export it again") from None

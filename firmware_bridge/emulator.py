@@ -47,6 +47,10 @@ FIRMWARE_ID = "ecg-edge-emulator/1"
 DELIVERED, DAMAGED, LINK = 0, 1, 2
 
 
+#: END status frames sent when a record ends.
+END_REPEATS = 3
+
+
 @dataclass
 class EmulatorConfig:
     ascii: bool = False
@@ -270,8 +274,11 @@ class Emulator:
             index += n
         if not self._stop.is_set():
             if not cfg.ascii and total is not None:
-                self._send_control(encode_status(index, StatusCode.END, text="end of record"),
-                                   0.0)
+                # Repeated (docs/protocol.md): the host can count a loss in the last frames
+                # only if an END arrives, and one copy may be damaged like any frame.
+                for _ in range(END_REPEATS):
+                    self._send_control(encode_status(index, StatusCode.END,
+                                                     text="end of record"), 0.0)
             self._drain()
             with self._lock:
                 self._report.finished = True

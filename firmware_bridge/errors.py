@@ -98,6 +98,8 @@ def _boundary_group_class():
         """A click group whose ``main`` is the error boundary (console scripts and CliRunner
         tests alike go through it)."""
 
+        is_boundary = True
+
         def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
                  **extra):
             argv, debug = _split_debug(args)
@@ -123,6 +125,8 @@ def run_cli(group, args: list[str] | None = None, prog_name: str | None = None) 
     ``--debug`` anywhere on the command line is taken out and shows the traceback of an
     unexpected error.
     """
-    argv, debug = _split_debug(args)
     prog = prog_name or os.path.basename(sys.argv[0] or "") or None
+    if getattr(group, "is_boundary", False):
+        group.main(args=args, prog_name=prog)  # the boundary itself; ends in SystemExit
+    argv, debug = _split_debug(args)
     _guarded(lambda: group.main(args=argv, prog_name=prog, standalone_mode=False), debug)

@@ -29,7 +29,7 @@ from firmware_bridge.protocol import Request, encode_request
 @dataclass
 class StreamOptions:
     baudrate: int = 115200
-    ascii_fs: float | None = None  # ASCII lines at this rate; None = binary protocol (v2; v1 read too)
+    ascii_fs: float | None = None  # ASCII lines at this rate; None = binary protocol v2 (or v1)
     ascii_uv_per_count: float = 1.0
     channels: int | None = None  # ASCII: expected channels (default: from the first line)
     fs: float | None = None  # binary fallback if the device never sends its info frame

@@ -324,7 +324,18 @@ def _tmp_bundles() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("ecg-bundle-*")}
 
 
-def test_archive_loads_leave_no_temporary_files(tmp_path, record_106):
+@pytest.fixture()
+def own_tmpdir(tmp_path, monkeypatch):
+    """A temp folder of this test's own (other processes use /tmp at the same time)."""
+    import tempfile
+
+    d = tmp_path / "tmpdir"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
+def test_archive_loads_leave_no_temporary_files(tmp_path, record_106, own_tmpdir):
     import gc
 
     archive = _make_bundle(tmp_path / "a", record_106)
@@ -362,7 +373,7 @@ def _archive_with(path: Path, members: list[tuple[str, bytes | int]]) -> Path:
     return path
 
 
-def test_archive_limits_and_duplicate_members(tmp_path, record_106):
+def test_archive_limits_and_duplicate_members(tmp_path, record_106, own_tmpdir):
     root = tmp_path / "a"
     _make_bundle(root, record_106)
     files = [(f.name, f.read_bytes()) for f in sorted(root.iterdir())]

@@ -81,6 +81,7 @@ def test_vectorised_bench_frames_equal_the_encoder(record_100):
             assert rows[k].tobytes() == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_an_hour_of_link_faults_accounts_for_every_sample(seed):
     """The short form of `ecg-bridge link-faults` (24 h x 2 seeds is the benchmark)."""
