@@ -426,3 +426,15 @@ def read_beat_events_ok(tmp_path):
     path = tmp_path / "ok.jsonl"
     path.write_text(json.dumps({"type": "beat", "sample": 3, "score": None}) + "\n")
     return read_beat_events(path)
+
+
+# -- defect 11: CSV values beyond int32 --------------------------------------------------------
+@pytest.mark.parametrize("text", ["1\n2\n3000000000\n", "1\n-2147483649\n", "0.5\n3e6\n"])
+def test_csv_values_outside_int32_are_refused_not_wrapped(tmp_path, text):
+    from firmware_bridge.errors import RecordError
+    from firmware_bridge.records import read_record
+
+    path = tmp_path / "big.csv"
+    path.write_text(text)
+    with pytest.raises(RecordError, match="outside the 32-bit range"):
+        read_record(path, fs=360.0)
