@@ -28,6 +28,7 @@ from firmware_bridge.protocol import (
 
 _PREFIX = struct.Struct("<2sBBH")
 _SEQ = struct.Struct("<I")
+_CRC16, _CRC32 = struct.Struct(">H"), struct.Struct(">I")
 _SYNC0 = SYNC[:1]
 #: Bytes before a payload: prefix and sequence number.
 _HEAD = PREFIX_LEN + _SEQ.size
@@ -80,10 +81,21 @@ class FrameDecoder:
 
     def _scan(self, final: bool) -> list[Frame]:
         buf = self._buf
-        c = self.counters
         out: list[Frame] = []
-        pos = 0
         end = len(buf)
+        view = memoryview(buf)  # released below, before the buffer is resized
+        try:
+            pos = self._frames(buf, view, end, final, out)
+        finally:
+            view.release()
+        del buf[:pos]
+        return out
+
+    def _frames(self, buf: bytearray, view: memoryview, end: int, final: bool,
+                out: list[Frame]) -> int:
+        """The scan itself: appends complete frames to ``out``, returns the bytes consumed."""
+        c = self.counters
+        pos = 0
         while True:
             i = buf.find(SYNC, pos)
             if i < 0:
@@ -112,9 +124,11 @@ class FrameDecoder:
                     continue
                 break
             crc_at = i + PREFIX_LEN + body_len
-            with memoryview(buf) as view:  # released before the buffer is resized
-                check = (crc16 if crc_len == 2 else crc32)(view[i + 2:crc_at])
-            if check != int.from_bytes(buf[crc_at:crc_at + crc_len], "big"):
+            if crc_len == 2:
+                ok = crc16(view[i + 2:crc_at]) == _CRC16.unpack_from(buf, crc_at)[0]
+            else:
+                ok = crc32(view[i + 2:crc_at]) == _CRC32.unpack_from(buf, crc_at)[0]
+            if not ok:
                 c.crc_errors += 1
                 c.bytes_skipped += 1
                 pos = i + 1
@@ -135,8 +149,7 @@ class FrameDecoder:
                 continue
             c.frames_ok += 1
             out.append(frame)
-        del buf[:pos]
-        return out
+        return pos
 
 
 def decode_all(data: bytes) -> tuple[list[Frame], DecoderCounters]:
