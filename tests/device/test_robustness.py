@@ -281,6 +281,7 @@ def pty_run(tmp_path_factory, record_100):
         deadline = time.monotonic() + 30
         while not port.host_present() and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(0.5)  # the host may flush its input right after opening the port
         for i in range(0, len(data), 4096):
             port.write(data[i:i + 4096], timeout=5.0)
         port.drain(10.0)
