@@ -10,7 +10,10 @@ side is :class:`~firmware_bridge.blocks.StreamDecoder`, fed in transport-sized r
 What is checked, against the sender's truth:
 - accounting: samples delivered + samples reported lost == samples sent after the first
   sample the host could place (``first_seq``), exactly;
-- placement: every delivered sample equals the truth at its index (a shifted stream fails);
+- placement: every delivered sample equals the truth at its index. A block that disagrees
+  with the truth in most of its samples sits at a wrong index (``samples_at_wrong_index``);
+  a few disagreeing samples in a block that otherwise agrees are damaged values the CRC let
+  through (``samples_wrong_value``: CRC-16's undetected errors in v1);
 - intact frames: of the frames whose bytes all arrived unchanged, the share whose samples were
   delivered (a decoder that drops unconfirmable frames pays here). Conservative: when the last
   byte of a frame is dropped and the next byte happens to equal it (the next frame's sync
@@ -75,6 +78,7 @@ class LinkFaultResult:
     accounting_exact: bool
     tail_unknown: int  # samples after the host's last known position (END never arrived)
     samples_at_wrong_index: int
+    samples_wrong_value: int
     frames_sent: int
     frames_intact: int
     intact_frames_delivered: int
@@ -204,7 +208,7 @@ def run_link_faults(record: str | Path, plan: LinkFaultPlan) -> LinkFaultResult:
     delivered.extend(b for b in dec.finish(0.0) if isinstance(b, SampleBlock))
     s = dec.stats()
     first = s.first_seq or 0
-    wrong = 0
+    wrong = bad_values = 0
     got_frames = np.zeros(n_frames, bool)
     for b in delivered:
         if not b.n:
@@ -214,7 +218,11 @@ def run_link_faults(record: str | Path, plan: LinkFaultPlan) -> LinkFaultResult:
         if ref is None or len(ref) != b.n:
             wrong += b.n
             continue
-        wrong += int(np.count_nonzero(b.counts[:, 0] != np.clip(ref, -32768, 32767)))
+        mismatched = int(np.count_nonzero(b.counts[:, 0] != np.clip(ref, -32768, 32767)))
+        if 2 * mismatched > b.n:
+            wrong += mismatched
+        else:
+            bad_values += mismatched
         f0, f1 = idx // spf, (idx + b.n) // spf
         got_frames[f0:f1] = True
     n_intact = int(intact.sum())
@@ -225,7 +233,8 @@ def run_link_faults(record: str | Path, plan: LinkFaultPlan) -> LinkFaultResult:
         samples_reported_lost=s.samples_lost,
         accounting_exact=s.samples_received + s.samples_lost == n - first,
         tail_unknown=n - first - s.samples_received - s.samples_lost,
-        samples_at_wrong_index=wrong, frames_sent=int(sent.sum()), frames_intact=n_intact,
+        samples_at_wrong_index=wrong, samples_wrong_value=bad_values,
+        frames_sent=int(sent.sum()), frames_intact=n_intact,
         intact_frames_delivered=intact_got,
         intact_delivered_pct=round(100.0 * intact_got / max(1, n_intact), 5),
         frames_not_sent_disconnected=int((~sent).sum()), disconnects=len(spans),
