@@ -164,7 +164,8 @@ def render(result: dict) -> str:
 @click.command()
 @click.option("--bundle", "bundle", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--root", type=click.Path(file_okay=False), default="runs/arm64", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="benchmarks/results",
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              default="benchmarks/results/install",
               show_default=True)
 @click.option("--only", default=None, help="Comma-separated subset of runtime names.")
 @click.option("--cpu", default="cortex-a72", show_default=True,

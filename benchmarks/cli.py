@@ -14,11 +14,11 @@ from benchmarks.signal_path import as_dict, measure, pin_one_core
 from benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
 from device.bundle import load_bundle
 from device.evaluation import to_jsonable
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 from firmware_bridge.records import list_wfdb_records
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """Benchmarks of ecg-edge."""
 

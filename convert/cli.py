@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from device.evaluation import to_jsonable
-from firmware_bridge.errors import run_cli
+from firmware_bridge.errors import BoundaryGroup, run_cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -145,7 +145,7 @@ def _emit(kw, data: dict, text: str) -> None:
         click.echo(text)
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """Convert trained ecg-edge models to TFLite, check them and bundle them for the device."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from device import reference, rhythm_eval
 from device.bundle import load_bundle
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
-from device.events import EpisodeConfig, EventWriter, read_beat_events
+from device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
 from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
 from device.live import Tee, maybe_view
@@ -28,12 +29,18 @@ from device.rhythm_input import analyze_file
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest, verified_scorer
 from device.session_report import write_report
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import (
+    BoundaryGroup,
+    UserError,
+    nonnegative_number,
+    positive_number,
+    run_cli,
+)
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """ECG anomaly detection on the device: signal path, reference detectors, evaluation."""
 
@@ -64,12 +71,13 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
 
 
 @contextlib.contextmanager
-def _event_sink(path: str | None, quiet: bool):
-    """Events to stdout (unless quiet) and/or a file, closed however the stream ends."""
+def _event_sink(path: str | None, quiet: bool, append: bool = True):
+    """Events to stdout (unless quiet) and/or a file (0600, appended to), closed however the
+    stream ends."""
     with contextlib.ExitStack() as stack:
         streams = [] if quiet else [sys.stdout]
         if path:
-            streams.append(stack.enter_context(open(path, "w")))  # noqa: SIM115
+            streams.append(stack.enter_context(open_events_file(path, append)))
         yield EventWriter(*streams)
 
 
@@ -92,6 +100,9 @@ def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu
         info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
                 "bundle_sha256": bundle.manifest.model.sha256[:12],
                 "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
+                        f"calibrated one is {stated:g})")
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
     return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
@@ -135,16 +146,17 @@ def scoring_options(f):
 @click.argument("record", type=click.Path())
 @scoring_options
 @click.option("--lead", default=None, help="Lead name or index (default: MLII or the first).")
-@click.option("--fs", type=float, default=None, help="Sample rate for CSV/NPY records (Hz).")
+@click.option("--fs", type=float, default=None, callback=positive_number,
+              help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
-              help="Gain of integer CSV/NPY samples.")
+              callback=positive_number, help="Gain of integer CSV/NPY samples.")
 @click.option("--block-s", type=float, default=10.0, show_default=True,
-              help="Seconds of signal per block fed to the monitor.")
-@click.option("--duration", type=float, default=None,
+              callback=positive_number, help="Seconds of signal per block fed to the monitor.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
               help="Replay only the first this many seconds.")
 @click.option("--realtime", is_flag=True,
               help="Pace the replay at the record's own rate (times --speed), e.g. with --view.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=float, default=1.0, show_default=True, callback=positive_number,
               help="With --realtime: this many seconds of signal per second.")
 def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
                quiet, view, view_host, view_port, lead, fs, uv_per_count, block_s, duration,
@@ -153,12 +165,10 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
-    if realtime and not speed > 0:
-        raise UserError(f"--speed must be positive, got {speed}")
     scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
         bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
-    with _event_sink(events_path, quiet) as writer, \
+    with _event_sink(events_path, quiet, append=False) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
         monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes,
                           info={"source": rec.name, **info}, rhythm=rhythm,
@@ -171,13 +181,15 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 @cli.command("run")
 @click.argument("port")
 @scoring_options
-@click.option("--ascii-fs", type=float, default=None,
-              help="The front-end prints ASCII lines at this rate (Hz); default: binary v1.")
-@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
+@click.option("--ascii-fs", type=float, default=None, callback=positive_number,
+              help="The front-end prints ASCII lines at this rate (Hz); default: binary v2.")
+@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True,
+              callback=positive_number)
 @click.option("--baudrate", type=int, default=115200, show_default=True)
 @click.option("--channel", type=int, default=0, show_default=True,
               help="Which front-end channel carries the ECG lead.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
+              help="Stop after this many seconds.")
 @click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
             view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
@@ -203,7 +215,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
                     monitor.feed(item)
             link = stream.stats().as_dict()
         monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
-                                                     "samples_lost", "gaps", "reconnects")}
+                                                     "samples_lost", "gaps", "reconnects",
+                                                     "seq_unconfirmed")}
         summary = monitor.finish()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
@@ -304,7 +317,7 @@ def info_cmd(bundle_path, as_json):
               show_default=True, help="Install root; 'current' there points to the bundle.")
 def install_cmd(bundle_path, root):
     """Verify a bundle and make it the current one atomically."""
-    b = install_bundle(bundle_path, root)
+    b = install_bundle(bundle_path, root)  # validates, runs the golden vectors, then swaps
     click.echo(f"installed {b.manifest.architecture} ({b.manifest.model.sha256[:12]}) as "
                f"{Path(root) / 'current'}")
 
@@ -312,8 +325,9 @@ def install_cmd(bundle_path, root):
 @cli.command("evaluate")
 @click.argument("events_path", type=click.Path(dir_okay=False))
 @click.argument("record", type=click.Path())
-@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
-@click.option("--end", "end_s", type=float, default=None,
+@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True,
+              callback=nonnegative_number)
+@click.option("--end", "end_s", type=float, default=None, callback=positive_number,
               help="Compare only up to this second (a replay with --duration).")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | None,

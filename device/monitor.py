@@ -3,7 +3,10 @@
 Used alike by ``run`` (a serial front-end) and ``replay`` (a record file, as fast as possible):
 only the source of the blocks differs. Beats are scored in batches (one model call per block of
 beats, not per beat). A gap or a lead-off stretch closes the current segment: the filters and the
-detector restart after it, RR intervals never span it, and the lost samples are reported.
+detector restart after it, RR intervals never span it, and the lost samples are reported. A new
+front-end rate (an info frame saying so) starts a new stream segment with its own signal path
+and resampler, announced by a ``rate_change`` status event; sample indices keep counting the
+front-end's samples and times stay seconds since the stream start.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from device.config import SignalConfig
+from device.dsp import rational_ratio
 from device.events import EpisodeConfig, EpisodeTracker
 from device.quality import LEVELS
 from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
 from device.signal_path import Beats, QualitySpan, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
+from firmware_bridge.protocol import MAX_FS
 from firmware_bridge.records import Record
 
 Scorer = Callable[[Beats], np.ndarray]
+#: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).
+MAX_RESAMPLE_FACTOR = 60_000
 Emit = Callable[[dict], None]
 SignalTap = Callable[[float, float, np.ndarray], None]  # (t0_s, fs, filtered mV)
 
@@ -64,6 +71,7 @@ class Monitor:
         self.lead_off = False
         self.quality: str | None = None  # last quality level reported
         self.stats = MonitorStats()
+        self.seg_sample, self.seg_t = 0, 0.0  # where the current rate's segment starts
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, item: SampleBlock | LinkEvent) -> None:
@@ -76,8 +84,7 @@ class Monitor:
         if self.path is None:
             self._start(block)
         elif abs(block.fs - self.fs) > 1e-9 * self.fs:
-            raise UserError(f"the front-end's sample rate changed from {self.fs:g} to "
-                            f"{block.fs:g} Hz mid-stream; restart the monitor")
+            self._new_rate(block)
         if block.n and block.counts.shape[1] <= self.channel:
             raise UserError(f"front-end sends {block.counts.shape[1]} channel(s); channel "
                             f"{self.channel} does not exist (use --channel)")
@@ -136,14 +143,33 @@ class Monitor:
         if not block.fs or block.fs <= 0:
             raise UserError("the front-end's sample rate is unknown; ask it for its info frame "
                             "or give the rate (--fs) for an ASCII front-end")
-        self.fs = float(block.fs)
+        self.fs = check_front_end_rate(block.fs, self.cfg.fs)
         self.path = SignalPath(self.cfg, self.fs)
         self.path.on_output = self._signal
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
                    "threshold": self.threshold, **self.info})
 
+    def _new_rate(self, block: SampleBlock) -> None:
+        """The front-end changed its rate: close this segment, start one at the new rate."""
+        fs = check_front_end_rate(block.fs, self.cfg.fs)
+        t0 = time.perf_counter()
+        beats = self.path.flush()
+        self.stats.signal_s += time.perf_counter() - t0
+        self._beats(beats)
+        at, t = self.next_index, self._t(self.next_index)
+        for ev in self.episodes.interrupt(t, at, "rate change"):
+            self.emit(ev)
+        self._rhythm(self.rhythm.interrupt(t, at, "rate change"))
+        old = self.fs
+        self.seg_sample, self.seg_t, self.fs = at, t, fs
+        self.path = SignalPath(self.cfg, fs)
+        self.emit({"type": "status", "status": "rate_change", "t": t, "sample": at,
+                   "fs": fs, "previous_fs": old,
+                   "message": f"front-end rate changed from {old:g} to {fs:g} Hz; a new "
+                              "segment starts (the wearer's context is learned again)"})
+
     def _t(self, sample: int) -> float:
-        return sample / self.fs if self.fs else 0.0
+        return self.seg_t + (sample - self.seg_sample) / self.fs if self.fs else 0.0
 
     def _gap(self, n: int, reason: str) -> None:
         start = self.next_index
@@ -167,11 +193,11 @@ class Monitor:
 
     def _signal(self, y: np.ndarray, out_index: int) -> None:
         """The band-passed signal, as the path produces it: VF is judged from it."""
+        at = self.path.input_sample(out_index) + self.seg_sample
         if self.signal_tap is not None:
-            self.signal_tap(self.path.input_sample(out_index) / self.fs, self.cfg.fs, y)
+            self.signal_tap(self._t(at), self.cfg.fs, y)
         t0 = time.perf_counter()
-        update = self.rhythm.push_signal(y, self.cfg.fs, self.path.input_sample(out_index),
-                                         self.fs)
+        update = self.rhythm.push_signal(y, self.cfg.fs, at, self.fs)
         self.stats.rhythm_s += time.perf_counter() - t0
         self._rhythm(update)
 
@@ -182,6 +208,9 @@ class Monitor:
     def _beats(self, beats: Beats) -> None:
         if not len(beats):
             return
+        # The path counts from its segment's start (a new rate starts a new path): stream clock.
+        beats.time_s = beats.time_s + self.seg_t
+        beats.sample = beats.sample + self.seg_sample
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rc = self.rhythm.cfg
@@ -223,7 +252,7 @@ class Monitor:
                 self.stats.unreadable_s += seconds
             elif seg.name == "noisy":
                 self.stats.noisy_s += seconds
-            self._quality_level(seg.name, seg.reason, span.start,
+            self._quality_level(seg.name, seg.reason, span.start + self.seg_sample,
                                 {"slope": round(seg.slope, 4), "spread": round(seg.spread, 4)})
 
     def _quality_level(self, level: str, reason: str, sample: int, measures: dict) -> None:
@@ -231,6 +260,19 @@ class Monitor:
             self.quality = level
             self.emit({"type": "quality", "level": level, "t": self._t(sample), "sample": sample,
                        "reason": reason or None, **measures})
+
+
+def check_front_end_rate(fs: float, model_fs: float) -> float:
+    """The front-end rate as a float, or a one-line UserError when no resampler can serve it."""
+    fs = float(fs)
+    if not math.isfinite(fs) or not 0 < fs <= MAX_FS:
+        raise UserError(f"front-end sample rate {fs:g} Hz is outside 0 < fs <= {MAX_FS:g} Hz "
+                        "(protocol limit); check the device's info frame or --fs")
+    up, down = rational_ratio(model_fs, fs)
+    if max(up, down) > MAX_RESAMPLE_FACTOR:
+        raise UserError(f"front-end rate {fs:g} Hz against the model's {model_fs:g} Hz needs "
+                        f"resampling by {up}/{down}; use a rounder rate (e.g. {round(fs):d} Hz)")
+    return fs
 
 
 def _finite(v: float, digits: int) -> float | None:

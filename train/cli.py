@@ -15,7 +15,7 @@ import click
 
 from device.evaluation import to_jsonable
 from device.features import COMBINE
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 from train.thresholds import METHODS
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
@@ -83,7 +83,7 @@ def _score_options(f):
     return f
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """Train compact anomaly models on normal beats and evaluate them."""
 
