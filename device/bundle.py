@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.classes import ClassSpec
 from device.config import SignalConfig
 from device.scaling import Scaling
 from firmware_bridge.errors import UserError
@@ -81,6 +82,9 @@ class Manifest:
     macs: int = 0
     episodes: dict = field(default_factory=dict)  # EpisodeConfig fields (hysteresis)
     targets: dict = field(default_factory=dict)  # Edge TPU / TFLite-Micro compatibility
+    # Beat-type calls of a classifier model (score "classifier"): thresholds per class and the
+    # rhythm-irregularity rule; None for anomaly-score models (their flags are typed by shape).
+    classes: ClassSpec | None = None
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -100,6 +104,7 @@ class Manifest:
             "validation": self.validation, "provenance": self.provenance,
             "params": self.params, "macs": self.macs, "episodes": self.episodes,
             "targets": self.targets,
+            **({"classes": self.classes.to_dict()} if self.classes is not None else {}),
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class Manifest:
             validation=d.get("validation", {}), provenance=d.get("provenance", {}),
             params=d.get("params", 0), macs=d.get("macs", 0),
             episodes=d.get("episodes", {}), targets=d.get("targets", {}),
+            classes=ClassSpec.from_dict(d["classes"]) if d.get("classes") else None,
         )
 
 

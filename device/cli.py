@@ -20,7 +20,7 @@ from device.events import EpisodeConfig, EventWriter, read_beat_events
 from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
 from device.monitor import Monitor, record_blocks, run_blocks
-from device.records import evaluate_folder
+from device.records import evaluate_folder, read_rhythm
 from device.report import beat_table
 from device.scoring import ModelScorer, reference_scorer
 from device.selftest import selftest
@@ -69,8 +69,17 @@ def _event_sink(path: str | None, quiet: bool):
         yield EventWriter(*streams)
 
 
+#: The DS1-trained beat classifier shipped with the package (``ecg-bench ds1-cv --ship``).
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "ds1"
+
+
 def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
-    """(scorer, threshold, signal config, episode config, info) from a bundle or a reference."""
+    """(scorer, threshold, signal config, episode config, info) from a bundle or a reference:
+    the shipped DS1 bundle unless a bundle or a reference detector is named."""
+    if bundle_path is not None and ref is not None:
+        raise UserError("give either --bundle or --reference, not both")
+    if bundle_path is None and ref is None:
+        bundle_path = SHIPPED_BUNDLE
     if bundle_path is None:
         stated = reference.THRESHOLDS[ref]
         cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
@@ -93,13 +102,13 @@ def scoring_options(f):
     """Options shared by replay and run: what scores the beats."""
     for opt in reversed([
         click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-                     help="Model bundle (folder or .tar.gz); without it a reference detector "
-                          "scores the beats."),
+                     help="Model bundle (folder or .tar.gz); default: the shipped DS1 beat "
+                          "classifier (device/bundles/ds1)."),
         click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8",
                      show_default=True, help="Which of the bundle's models to run."),
         click.option("--reference", "ref", type=click.Choice(reference.DETECTORS),
-                     default="combined", show_default=True,
-                     help="Reference detector used when no bundle is given."),
+                     default=None,
+                     help="Score with this non-learned reference detector instead of a bundle."),
         click.option("--threshold", type=float, default=None,
                      help="Override the flag threshold (warns: the bundle's is calibrated)."),
         click.option("--threads", type=int, default=1, show_default=True),
@@ -291,7 +300,8 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         raise UserError(f"{record}: no reference annotations (.atr) to compare with")
     beats = read_beat_events(events_path)
     table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s)
+                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s,
+                            calls=beats["class"], rhythm=read_rhythm(record))
     summary = summarize({rec.name: table})
     if as_json:
         click.echo(json.dumps(to_jsonable(summary), indent=2))

@@ -115,7 +115,8 @@ def as_dict(cfg: EpisodeConfig) -> dict:
 
 
 def read_beat_events(path) -> dict:
-    """Beat events of a JSON-lines file as arrays (sample, score, flag); other events skipped."""
+    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
+    skipped. Events without a class call (older files) read as N."""
     from pathlib import Path
 
     import numpy as np
@@ -134,8 +135,8 @@ def read_beat_events(path) -> dict:
             if isinstance(ev, dict) and ev.get("type") == "beat":
                 score = ev.get("score")
                 rows.append((int(ev["sample"]), np.nan if score is None else float(score),
-                             bool(ev.get("flag"))))
+                             bool(ev.get("flag")), str(ev.get("class", "N"))))
     if not rows:
         raise UserError(f"{path}: no beat events found")
-    sample, score, flag = (np.array(c) for c in zip(*rows))
-    return {"sample": sample, "score": score, "flag": flag}
+    sample, score, flag, cls = (np.array(c) for c in zip(*rows))
+    return {"sample": sample, "score": score, "flag": flag, "class": cls.astype("<U1")}

@@ -15,6 +15,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from device.classes import (
+    BeatCalls,
+    ClassSpec,
+    RRTrend,
+    burden,
+    calls_from_flags,
+    count_calls,
+)
 from device.config import SignalConfig
 from device.events import EpisodeConfig, EpisodeTracker
 from device.signal_path import Beats, SignalPath
@@ -22,7 +30,7 @@ from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
 from firmware_bridge.records import Record
 
-Scorer = Callable[[Beats], np.ndarray]
+Scorer = Callable[[Beats], np.ndarray | BeatCalls]
 Emit = Callable[[dict], None]
 
 
@@ -43,7 +51,7 @@ class MonitorStats:
 class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
-                 info: dict | None = None):
+                 info: dict | None = None, classes: ClassSpec | None = None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
@@ -53,6 +61,11 @@ class Monitor:
         self.next_index = 0
         self.lead_off = False
         self.stats = MonitorStats()
+        # Beat types: a classifier scorer returns its own calls; any other score's flags are
+        # typed here, with prematurity discounted where the rhythm is irregular.
+        self.classes = classes or ClassSpec()
+        self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
+        self.class_counts = count_calls(np.zeros(0, "<U1"))
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, item: SampleBlock | LinkEvent) -> None:
@@ -108,7 +121,7 @@ class Monitor:
                 self.emit(ev)
         summary = {"type": "summary", **asdict(self.stats),
                    "duration_s": self._t(self.next_index) if self.fs else 0.0,
-                   "threshold": self.threshold, **self.info}
+                   "threshold": self.threshold, **burden(self.class_counts), **self.info}
         self.emit(summary)
         return summary
 
@@ -120,7 +133,7 @@ class Monitor:
         self.fs = float(block.fs)
         self.path = SignalPath(self.cfg, self.fs)
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
-                   "threshold": self.threshold, **self.info})
+                   "threshold": self.threshold, **burden(self.class_counts), **self.info})
 
     def _t(self, sample: int) -> float:
         return sample / self.fs if self.fs else 0.0
@@ -146,20 +159,30 @@ class Monitor:
         if not len(beats):
             return
         t0 = time.perf_counter()
-        scores = np.asarray(self.scorer(beats), dtype=np.float64)
+        out = self.scorer(beats)
         self.stats.score_s += time.perf_counter() - t0
-        flags = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        irregular = self.rr_trend(beats.rr_prev)[:, 0] > self.classes.irregular_threshold
+        if isinstance(out, BeatCalls):
+            scores, calls = np.asarray(out.score, dtype=np.float64), out.classes
+            flags = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        else:
+            scores = np.asarray(out, dtype=np.float64)
+            flags = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+            calls = calls_from_flags(beats, flags, irregular, self.classes)
+            flags &= calls != "N"
+        count_calls(calls, self.class_counts)
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)
         self.stats.learning_beats += int(beats.learning.sum())
         self.stats.flagged += int(flags.sum())
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
         rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
-                   flags.tolist(), hr.tolist(), beats.learning.tolist())
-        for t, sample, score, flag, rate, learning in rows:
+                   flags.tolist(), hr.tolist(), beats.learning.tolist(), calls.tolist(),
+                   irregular.tolist())
+        for t, sample, score, flag, rate, learning, call, irr in rows:
             self.emit({"type": "beat", "t": t, "sample": sample, "score": _finite(score, 6),
-                       "threshold": self.threshold, "flag": flag, "hr_bpm": _finite(rate, 1),
-                       "learning": learning})
+                       "threshold": self.threshold, "flag": flag, "class": call,
+                       "irregular": irr, "hr_bpm": _finite(rate, 1), "learning": learning})
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count
