@@ -23,6 +23,7 @@ from device.bundle import load_bundle
 from device.evaluation import evaluate_record, summarize, to_jsonable
 from device.events import read_beat_events
 from device.monitor import Monitor, record_blocks, run_blocks
+from device.records import read_rhythm
 from device.report import beat_table
 from device.scoring import ModelScorer
 from firmware_bridge.emulator import EmulatorConfig, start_emulator
@@ -92,7 +93,6 @@ def shipped_on_record(rec: Record, record_path: Path, bundle_path: Path | None =
     """The shipped DS1 bundle (int8) replayed over the same record in-process, for the report's
     side-by-side: beat summary and the device summary (class counts, burden)."""
     from device.cli import SHIPPED_BUNDLE
-    from device.records import read_rhythm
 
     bundle = load_bundle(bundle_path or SHIPPED_BUNDLE)
     events: list[dict] = []
@@ -152,7 +152,8 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
     steps.start("beat-level evaluation against the cardiologists' annotations")
     ev = read_beat_events(events)
     table = evaluate_record(ev["sample"], ev["score"], ev["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, end_s=rec.duration_s)
+                            rec.ann_symbols, rec.fs, end_s=rec.duration_s, calls=ev["class"],
+                            rhythm=read_rhythm(record_path))
     beat_summary = summarize({rec.name: table})
     steps.done()
 
