@@ -130,13 +130,19 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
                    "class_counts": counts.astype(int).tolist(), "class_weights": w.tolist()}
 
 
+def label_index(cls: np.ndarray) -> np.ndarray:
+    """Index into :data:`LABELS` of each AAMI class letter (N, S, V, F)."""
+    index = {c: i for i, c in enumerate(LABELS)}
+    return np.array([index[c] for c in np.asarray(cls).tolist()], dtype=np.int64)
+
+
 def training_set(data: dict[str, dict], names: list[str], inputs: dict[str, np.ndarray]
                  ) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for n in names:
         keep = labelled(data[n])
         xs.append(inputs[n][keep])
-        ys.append(np.searchsorted(np.array(LABELS), data[n]["cls"][keep]))
+        ys.append(label_index(data[n]["cls"][keep]))
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
 

@@ -20,6 +20,15 @@ def test_protocol_sets_are_disjoint_and_complete():
     assert sorted(sum(folds, [])) == sorted(clf.DS1) and len(folds) == 5
 
 
+def test_training_labels_are_the_aami_classes(beats):
+    inputs = {n: clf.record_inputs(beats[n]) for n in ("106", "119")}
+    x, y = clf.training_set(beats, ["106", "119"], inputs)
+    cls = np.concatenate([beats[n]["cls"][clf.labelled(beats[n])] for n in ("106", "119")])
+    assert len(x) == len(y) == len(cls)
+    assert [LABELS[i] for i in y] == cls.tolist()
+    assert clf.label_index(np.array(["F", "N", "V", "S"])).tolist() == [3, 0, 2, 1]
+
+
 def test_augment_shifts_the_beat_not_the_template_or_features(beats):
     x = clf.record_inputs(beats["119"])[:200]
     cfg = clf.ClassifierConfig(max_shift=2, amplitude_jitter=0.2)
