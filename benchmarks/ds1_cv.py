@@ -127,7 +127,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     fold_info = []
     for i, held in enumerate(folds):
         train = [n for n in ds1 if n not in held]
-        x, y = clf.training_set(data, train, inputs)
+        x, y = clf.training_set(data, train, inputs, ccfg.fusion_as)
         log(f"[fold {i + 1}/{cfg.folds}] held out {', '.join(held)}: {len(x)} training beats")
         model, hist = clf.fit_classifier(x, y, ccfg, log)
         for n in held:
@@ -161,7 +161,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                                       "out-of-fold beats of all 22 records")
              for v in variants}
     log(f"[final] training on all {len(ds1)} DS1 records")
-    x, y = clf.training_set(data, ds1, inputs)
+    x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)
     model, hist = clf.fit_classifier(x, y, ccfg, log)
     # The bundle's class thresholds are those of the model the device runs (int8).
     run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
