@@ -100,7 +100,9 @@ def reference_tables(data, names, folder, spec: ClassSpec) -> dict[str, dict[str
         plain = calls_from_flags(beats, flags, np.zeros(len(s), bool), spec)
         out[SCORERS[2]][n] = _table(d, n, folder, s, flags, plain)
         aware = calls_from_flags(beats, flags, irr, spec)
-        out[SCORERS[3]][n] = _table(d, n, folder, s, flags & (aware != "N"), aware)
+        withdrawn = flags & (aware == "Q")  # rested on prematurity in an irregular rhythm
+        out[SCORERS[3]][n] = _table(d, n, folder, s, flags & ~withdrawn,
+                                    np.where(withdrawn, "N", aware))
     return out
 
 

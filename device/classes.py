@@ -14,7 +14,7 @@ Two ways to a call:
   cross-validation on DS1, carried in the bundle as :class:`ClassSpec`);
 * :func:`calls_from_flags`: any anomaly score and its flag (autoencoder, reference detectors):
   a flagged beat is V when its shape departs from the wearer's template, S when it only came
-  early, N when it only came early during an irregular rhythm.
+  early, Q (unclassifiable) when it only came early during an irregular rhythm.
 """
 
 from __future__ import annotations
@@ -202,14 +202,15 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
                      spec: ClassSpec | None = None) -> np.ndarray:
     """Calls for a scorer with no classifier: unflagged -> N; flagged -> V when the shape departs
-    from the template by more than ``spec.v_shape``, else S, and N instead of S where the rhythm
-    is irregular (the flag then rested on prematurity, which is no evidence there)."""
+    from the template by more than ``spec.v_shape``, else S — and Q instead of S where the rhythm
+    is irregular: the flag may rest on prematurity, which is no evidence there, and the score
+    alone cannot tell (the flag itself is the scorer's and stays)."""
     from device.reference import template_distance
 
     spec = spec or ClassSpec()
     flags = np.asarray(flags, bool)
     shape = np.nan_to_num(template_distance(beats)) > spec.v_shape
-    cls = np.where(flags, np.where(shape, "V", np.where(irregular, "N", "S")), "N")
+    cls = np.where(flags, np.where(shape, "V", np.where(irregular, "Q", "S")), "N")
     cls = cls.astype("<U1")
     cls[beats.learning] = "Q"
     return cls

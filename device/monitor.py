@@ -61,8 +61,8 @@ class Monitor:
         self.next_index = 0
         self.lead_off = False
         self.stats = MonitorStats()
-        # Beat types: a classifier scorer returns its own calls; any other score's flags are
-        # typed here, with prematurity discounted where the rhythm is irregular.
+        # Beat types: a classifier scorer returns its own calls (rhythm-aware); any other
+        # score's flags are typed here (no S call where the rhythm is irregular).
         self.classes = classes or ClassSpec()
         self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
         self.class_counts = count_calls(np.zeros(0, "<U1"))
@@ -169,7 +169,6 @@ class Monitor:
             scores = np.asarray(out, dtype=np.float64)
             flags = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
             calls = calls_from_flags(beats, flags, irregular, self.classes)
-            flags &= calls != "N"
         count_calls(calls, self.class_counts)
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)

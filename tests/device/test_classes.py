@@ -75,6 +75,7 @@ def test_flags_are_typed_by_shape_and_rhythm(record_119):
                                                           == "N").all()
     everything_irregular = calls_from_flags(beats, flags, np.ones(len(s), bool))
     assert "S" not in everything_irregular.tolist()
+    assert ((everything_irregular == "Q") == ((regular == "S") | beats.learning)).all()
     assert (everything_irregular == "V").sum() == (regular == "V").sum()
     # Record 119's PVCs: most annotated V beats are called V.
     t = evaluate_record(beats.sample, s, flags, record_119.ann_samples, record_119.ann_symbols,
@@ -118,6 +119,8 @@ def test_monitor_emits_class_and_burden(record_119):
     assert summary["class_counts"] == count_calls(np.array(calls))
     assert summary["class_counts"]["V"] > 300
     assert summary["pvc_burden_pct"] == burden(summary["class_counts"])["pvc_burden_pct"] > 10
-    assert all(e["flag"] == (e["class"] in ("S", "V", "F")) for e in beats)
+    assert all(e["flag"] == (e["class"] in ("S", "V", "F", "Q")) for e in beats
+               if not e["learning"])
+    assert not any(e["class"] == "S" and e["irregular"] for e in beats)
     _, cls = aami_class(record_119.ann_symbols)
     assert abs(summary["class_counts"]["V"] - (cls == "V").sum()) < 0.1 * (cls == "V").sum()
