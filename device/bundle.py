@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.classes import ClassSpec
 from device.config import ContextConfig, DetectorConfig, SignalConfig
 from device.events import EpisodeConfig
 from device.features import ScoreSpec
@@ -96,6 +97,9 @@ class Manifest:
     episodes: dict = field(default_factory=dict)  # EpisodeConfig fields (hysteresis)
     targets: dict = field(default_factory=dict)  # Edge TPU / TFLite-Micro compatibility
     rhythm: dict = field(default_factory=dict)  # RhythmConfig fields; absent = defaults
+    # Beat-type calls of a classifier model (score "classifier"): thresholds per class and the
+    # rhythm-irregularity rule; None for anomaly-score models (their flags are typed by shape).
+    classes: ClassSpec | None = None
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -115,6 +119,7 @@ class Manifest:
             "validation": self.validation, "provenance": self.provenance,
             "params": self.params, "macs": self.macs, "episodes": self.episodes,
             "targets": self.targets, "rhythm": self.rhythm,
+            **({"classes": self.classes.to_dict()} if self.classes is not None else {}),
         }
 
     @classmethod
@@ -137,6 +142,7 @@ class Manifest:
             params=d.get("params", 0), macs=d.get("macs", 0),
             episodes=d.get("episodes", {}), targets=d.get("targets", {}),
             rhythm=d.get("rhythm") or {},
+            classes=ClassSpec.from_dict(d["classes"]) if d.get("classes") else None,
         )
 
 
@@ -232,6 +238,10 @@ RULES: dict[type, dict[str, Rule]] = {
     EpisodeConfig: {"enter": _COUNT, "window": _COUNT, "exit": _COUNT},
     ScoreSpec: {"horizon": Rule(ge=1, le=10_000), "skip": _NONNEG, "baseline_beats": _NONNEG,
                 "spread_floor": _NONNEG},
+    ClassSpec: {"v_threshold": Rule(gt=0, le=1), "s_threshold": Rule(gt=0, le=1),
+                "f_threshold": Rule(gt=0, le=1), "irregular_beats": Rule(ge=3, le=10_000),
+                "long_rr_beats": _COUNT, "irregular_threshold": _POS,
+                "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS},
     Manifest: {"schema_version": Rule(choices=(SCHEMA_VERSION,)),
                "architecture": Rule(pattern=r"\S.{0,63}"), "params": _NONNEG, "macs": _NONNEG},
 }

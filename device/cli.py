@@ -9,12 +9,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from device import reference, rhythm_eval
 from device.bundle import load_bundle
+from device.classes import ClassSpec
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
 from device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
@@ -22,7 +25,7 @@ from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
 from device.live import Tee, maybe_view
 from device.monitor import Monitor, paced, record_blocks, run_blocks
-from device.records import evaluate_folder
+from device.records import evaluate_folder, read_rhythm
 from device.report import beat_table
 from device.rhythm import RhythmConfig
 from device.rhythm_input import analyze_file
@@ -81,31 +84,56 @@ def _event_sink(path: str | None, quiet: bool, append: bool = True):
         yield EventWriter(*streams)
 
 
-def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
-    """(scorer, threshold, signal config, episode config, info, rhythm config) from a bundle
-    or a reference."""
-    rhythm = RhythmConfig()
+#: The DS1-trained beat classifier shipped with the package (``ecg-bench ds1-cv --ship``).
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "ds1"
+
+
+@dataclass
+class Scoring:
+    """What scores the beats and with which settings: a bundle (the shipped DS1 one unless
+    another is named) or a non-learned reference detector."""
+
+    scorer: Callable
+    threshold: float
+    signal: SignalConfig
+    episodes: EpisodeConfig
+    rhythm: RhythmConfig
+    classes: ClassSpec | None
+    info: dict
+
+    def monitor(self, emit, source: str, **kw) -> Monitor:
+        return Monitor(self.signal, self.scorer, self.threshold, emit, self.episodes,
+                       info={"source": source, **self.info}, rhythm=self.rhythm,
+                       classes=self.classes, **kw)
+
+
+def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
+    if bundle_path is not None and ref is not None:
+        raise UserError("give either --bundle or --reference, not both")
+    if bundle_path is None and ref is None:
+        bundle_path = SHIPPED_BUNDLE
     if bundle_path is None:
         stated = reference.THRESHOLDS[ref]
-        cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
-        scorer = reference_scorer(ref)
+        out = Scoring(reference_scorer(ref), stated, SignalConfig(), EpisodeConfig(),
+                      RhythmConfig(), None, {"scorer": f"reference:{ref}"})
     else:
         bundle = load_bundle(bundle_path)
+        m = bundle.manifest
         # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
         scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
-        cfg = bundle.manifest.signal
-        episodes = EpisodeConfig(**bundle.manifest.episodes)
-        rhythm = RhythmConfig.from_dict(bundle.manifest.rhythm)
-        info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
-                "bundle_sha256": bundle.manifest.model.sha256[:12],
-                "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
+        out = Scoring(scorer, stated, m.signal, EpisodeConfig(**m.episodes),
+                      RhythmConfig.from_dict(m.rhythm), m.classes,
+                      {"scorer": f"model:{m.architecture}:{variant}",
+                       "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
+                       "delegate": scorer.info.delegate})
     if threshold is not None and not math.isfinite(threshold):
         raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
                         f"calibrated one is {stated:g})")
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
-    return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
+        out.threshold = threshold
+    return out
 
 
 def _echo_err(msg: str) -> None:
@@ -116,13 +144,13 @@ def scoring_options(f):
     """Options shared by replay and run: what scores the beats."""
     for opt in reversed([
         click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-                     help="Model bundle (folder or .tar.gz); without it a reference detector "
-                          "scores the beats."),
+                     help="Model bundle (folder or .tar.gz); default: the shipped DS1 beat "
+                          "classifier (device/bundles/ds1)."),
         click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8",
                      show_default=True, help="Which of the bundle's models to run."),
         click.option("--reference", "ref", type=click.Choice(reference.DETECTORS),
-                     default="combined", show_default=True,
-                     help="Reference detector used when no bundle is given."),
+                     default=None,
+                     help="Score with this non-learned reference detector instead of a bundle."),
         click.option("--threshold", type=float, default=None,
                      help="Override the flag threshold (warns: the bundle's is calibrated)."),
         click.option("--threads", type=int, default=1, show_default=True),
@@ -165,14 +193,11 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
-    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
-        bundle_path, variant, ref, threshold, threads, edgetpu)
+    scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
     with _event_sink(events_path, quiet, append=False) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
-        monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes,
-                          info={"source": rec.name, **info}, rhythm=rhythm,
-                          signal_tap=live and live.strip)
+        monitor = scoring.monitor(Tee(writer, live), rec.name, signal_tap=live and live.strip)
         summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
@@ -195,16 +220,14 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
             view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
             duration, no_reconnect):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
-    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
-        bundle_path, variant, ref, threshold, threads, edgetpu)
+    scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with _event_sink(events_path, quiet) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
-        monitor = Monitor(cfg, scorer, thr, Tee(writer, live), episodes, channel=channel,
-                          info={"source": port, **info}, rhythm=rhythm,
-                          signal_tap=live and live.strip)
+        monitor = scoring.monitor(Tee(writer, live), port, channel=channel,
+                                  signal_tap=live and live.strip)
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
@@ -338,7 +361,8 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         raise UserError(f"{record}: no reference annotations (.atr) to compare with")
     beats = read_beat_events(events_path)
     table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s)
+                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s,
+                            calls=beats["class"], rhythm=read_rhythm(record))
     summary = summarize({rec.name: table})
     if as_json:
         click.echo(json.dumps(to_jsonable(summary), indent=2))

@@ -142,10 +142,12 @@ def as_dict(cfg: EpisodeConfig) -> dict:
 
 
 def read_beat_events(path) -> dict:
-    """Beat events of a JSON-lines file as arrays (sample, score, flag); other events skipped.
+    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
+    skipped. Events without a class call (older files) read as N.
 
-    A beat event must carry an integer ``sample`` >= 0 and a numeric (or null) ``score``; any
-    other beat line is refused with its line number rather than guessed at.
+    A beat event must carry an integer ``sample`` >= 0, a numeric (or null) ``score`` and, if
+    any, a class among N S V F Q; any other beat line is refused with its line number rather
+    than guessed at.
     """
     from pathlib import Path
 
@@ -174,12 +176,12 @@ def read_beat_events(path) -> dict:
             raise UserError(f"{path}: not UTF-8 text; is this an events file?") from None
     if not rows:
         raise UserError(f"{path}: no beat events found")
-    sample, score, flag = (np.array(c) for c in zip(*rows))
+    sample, score, flag, cls = (np.array(c) for c in zip(*rows))
     return {"sample": sample.astype(np.int64), "score": score.astype(np.float64),
-            "flag": flag.astype(bool)}
+            "flag": flag.astype(bool), "class": cls.astype("<U1")}
 
 
-def _beat_row(ev: dict, path, line: int) -> tuple[int, float, bool]:
+def _beat_row(ev: dict, path, line: int) -> tuple[int, float, bool, str]:
     sample, score = ev.get("sample"), ev.get("score")
     if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not (
             math.isfinite(sample) and float(sample).is_integer() and 0 <= sample < 1 << 53):
@@ -187,4 +189,8 @@ def _beat_row(ev: dict, path, line: int) -> tuple[int, float, bool]:
                         f"({sample!r}); the file is damaged or not from ecg-device")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
         raise UserError(f"{path}: line {line}: beat score {score!r} is not a number")
-    return int(sample), (math.nan if score is None else float(score)), bool(ev.get("flag"))
+    cls = ev.get("class", "N")
+    if cls not in ("N", "S", "V", "F", "Q"):
+        raise UserError(f"{path}: line {line}: beat class {cls!r} is not one of N S V F Q")
+    return (int(sample), (math.nan if score is None else float(score)), bool(ev.get("flag")),
+            cls)

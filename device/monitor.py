@@ -18,6 +18,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from device.classes import (
+    BeatCalls,
+    ClassSpec,
+    RRTrend,
+    burden,
+    calls_from_flags,
+    count_calls,
+)
 from device.config import SignalConfig
 from device.dsp import rational_ratio
 from device.events import EpisodeConfig, EpisodeTracker
@@ -29,7 +37,7 @@ from firmware_bridge.errors import UserError
 from firmware_bridge.protocol import MAX_FS
 from firmware_bridge.records import Record
 
-Scorer = Callable[[Beats], np.ndarray]
+Scorer = Callable[[Beats], np.ndarray | BeatCalls]
 #: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).
 MAX_RESAMPLE_FACTOR = 60_000
 Emit = Callable[[dict], None]
@@ -58,7 +66,7 @@ class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
                  info: dict | None = None, rhythm: RhythmConfig | None = None,
-                 signal_tap: SignalTap | None = None):
+                 classes: ClassSpec | None = None, signal_tap: SignalTap | None = None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
@@ -72,6 +80,11 @@ class Monitor:
         self.quality: str | None = None  # last quality level reported
         self.stats = MonitorStats()
         self.seg_sample, self.seg_t = 0, 0.0  # where the current rate's segment starts
+        # Beat types: a classifier scorer returns its own calls (rhythm-aware); any other
+        # score's flags are typed here (no S call where the rhythm is irregular).
+        self.classes = classes or ClassSpec()
+        self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
+        self.class_counts = count_calls(np.zeros(0, "<U1"))
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, item: SampleBlock | LinkEvent) -> None:
@@ -133,7 +146,7 @@ class Monitor:
         summary = {"type": "summary", **asdict(self.stats),
                    "duration_s": self._t(self.next_index) if self.fs else 0.0,
                    "monitored_s": self._t(self.stats.samples_in) if self.fs else 0.0,
-                   "threshold": self.threshold,
+                   "threshold": self.threshold, **burden(self.class_counts),
                    "rhythm": self.rhythm.summary(self._t(self.stats.samples_in)), **self.info}
         self.emit(summary)
         return summary
@@ -147,7 +160,7 @@ class Monitor:
         self.path = SignalPath(self.cfg, self.fs)
         self.path.on_output = self._signal
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
-                   "threshold": self.threshold, **self.info})
+                   "threshold": self.threshold, **burden(self.class_counts), **self.info})
 
     def _new_rate(self, block: SampleBlock) -> None:
         """The front-end changed its rate: close this segment, start one at the new rate."""
@@ -211,32 +224,49 @@ class Monitor:
         # The path counts from its segment's start (a new rate starts a new path): stream clock.
         beats.time_s = beats.time_s + self.seg_t
         beats.sample = beats.sample + self.seg_sample
+        # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
+        # or AF already open in the rhythm analysis.
+        in_af = np.full(len(beats), self.rhythm.in_af())
+        irregular = (self.rr_trend(beats.rr_prev)[:, 0]
+                     > self.classes.irregular_threshold) | in_af
+        t0 = time.perf_counter()
+        out = (self.scorer.classify(beats, in_af)
+               if getattr(self.scorer, "classes", None) is not None else self.scorer(beats))
+        self.stats.score_s += time.perf_counter() - t0
+        if isinstance(out, BeatCalls):
+            scores, calls = np.asarray(out.score, dtype=np.float64), out.classes
+        else:
+            scores = np.asarray(out, dtype=np.float64)
+        over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        # Unreadable signal: no flag and no beat type (Q), but counted as withheld.
+        flags = over & beats.usable
+        self.stats.flags_withheld += int((over & ~beats.usable).sum())
+        if not isinstance(out, BeatCalls):
+            calls = calls_from_flags(beats, flags, irregular, self.classes)
+        calls = np.where(beats.usable, calls, "Q")
+        count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rc = self.rhythm.cfg
-        # Unreadable beats start no rhythm episode (signal quality gates rhythm too).
-        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev,
+        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
                                     usable=beats.usable, p_wave=(
             p_wave_similarity(beats.window, beats.template, self.cfg.fs,
                               self.cfg.window_before_s, rc.p_wave_region_s)))
         self.stats.rhythm_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        scores = np.asarray(self.scorer(beats), dtype=np.float64)
-        self.stats.score_s += time.perf_counter() - t0
-        over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
-        flags = over & beats.usable
-        self.stats.flags_withheld += int((over & ~beats.usable).sum())
+        irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)
         self.stats.learning_beats += int(beats.learning.sum())
         self.stats.flagged += int(flags.sum())
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
         rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
-                   flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist())
-        for t, sample, score, flag, rate, learning, q in rows:
+                   flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist(),
+                   calls.tolist(), irregular.tolist())
+        for t, sample, score, flag, rate, learning, q, call, irr in rows:
             self.emit({"type": "beat", "t": t, "sample": sample, "score": _finite(score, 6),
-                       "threshold": self.threshold, "flag": flag, "hr_bpm": _finite(rate, 1),
-                       "learning": learning, "quality": LEVELS[q]})
+                       "threshold": self.threshold, "flag": flag, "class": call,
+                       "irregular": irr, "hr_bpm": _finite(rate, 1), "learning": learning,
+                       "quality": LEVELS[q]})
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count

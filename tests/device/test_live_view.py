@@ -96,8 +96,10 @@ def test_live_view_in_chromium_during_replay(tmp_path):
         opts.add_argument(arg)
     driver = None
     try:
-        line = proc.stderr.readline()
-        assert line.startswith("live view: http://127.0.0.1:"), line
+        seen = []
+        while not (line := proc.stderr.readline()).startswith("live view: ") and line:
+            seen.append(line)  # the runtime's own notes come first
+        assert line.startswith("live view: http://127.0.0.1:"), "".join(seen)
         url = line.split(": ", 1)[1].strip()
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
         driver.get(url)
