@@ -31,6 +31,7 @@ from device.config import SignalConfig
 from device.evaluation import BeatTable, evaluate_record, summarize, to_jsonable
 from device.records import read_rhythm
 from firmware_bridge.errors import UserError
+from firmware_bridge.progress import Progress
 from train import classifier as clf
 from train.protocols import as_beats, load_folder_beats
 from train.rescore import record_bootstrap
@@ -113,6 +114,7 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
 
 def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig | None = None,
            log=print) -> dict:
+    folder, out = Path(folder).resolve(), Path(out).resolve()  # stages run inside out
     t0 = time.perf_counter()
     ccfg = ccfg or clf.ClassifierConfig(seed=cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,10 +129,11 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
     fold_info = []
+    fold_progress = Progress(len(folds), "fold")
     for i, held in enumerate(folds):
         train = [n for n in ds1 if n not in held]
         x, y = clf.training_set(data, train, inputs, ccfg.fusion_as)
-        log(f"[fold {i + 1}/{cfg.folds}] held out {', '.join(held)}: {len(x)} training beats")
+        fold_progress.step(f"held out {', '.join(held)}: {len(x)} training beats")
         model, hist = clf.fit_classifier(x, y, ccfg, log)
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
@@ -227,6 +230,8 @@ def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
     import shutil
 
     from benchmarks.main_job import _stage
+
+    run, log_path = Path(run).resolve(), Path(log_path).resolve()
 
     built = run.parent / "bundle"
     conv = json.loads(_stage(["convert.cli", "bundle", str(run), "--out", str(built),

@@ -56,7 +56,7 @@ def _stage(args: list[str], log_path: Path, what: str) -> str:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     with log_path.open("w") as log:
         proc = subprocess.run([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                              stderr=log, text=True, cwd=REPO, env=env)
+                              stderr=log, text=True, cwd=log_path.parent, env=env)
     if proc.returncode != 0:
         tail = log_path.read_text().strip().splitlines()[-3:]
         raise UserError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)} "
@@ -252,7 +252,13 @@ def cli(out, data, train_records, stream_record, speed, epochs, stream_seconds, 
         gate += ["--max-delta-auc", str(max_delta_auc)]
     if max_size_ratio is not None:
         gate += ["--max-size-ratio", str(max_size_ratio)]
-    result = main_job(Path(out), Path(data), train_records.split(","), stream_record, speed,
+    # Absolute paths, stages run inside --out: the job works from any folder and writes only
+    # there (never into the installed package).
+    data = Path(data).resolve()
+    if not data.is_dir():
+        raise UserError(f"{data}: no such folder of MIT-BIH records; give --data (the "
+                        "repository's data/mitdb, or a PhysioNet download)")
+    result = main_job(Path(out).resolve(), data, train_records.split(","), stream_record, speed,
                       epochs, gate, stream_seconds)
     if as_json:
         click.echo(json.dumps(to_jsonable(result), indent=2))

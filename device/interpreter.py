@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_bridge.errors import UserError
+from firmware_bridge.native_output import redirected
 
 RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 _MODULES = {
@@ -104,8 +105,10 @@ def _build(cls, module, name, model, threads, edgetpu, xnnpack):
             warnings.warn(note or "Edge TPU delegate not available; running on the CPU",
                           stacklevel=3)
     try:
-        interp = cls(**kwargs)
-        interp.allocate_tensors()
+        # LiteRT announces its XNNPack delegate on fd 2: not a line for the user's terminal.
+        with redirected(fds=(2,)):
+            interp = cls(**kwargs)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"the model cannot be loaded by {name} ({exc}); "
                         "re-export it with ecg-convert") from None

@@ -11,6 +11,7 @@ from device.config import SignalConfig
 from device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
 from device.signal_path import Beats, process_signal
 from firmware_bridge.errors import UserError
+from firmware_bridge.progress import progress
 from firmware_bridge.records import Record, list_wfdb_records, read_record
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
@@ -65,9 +66,9 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     from device.monitor import Monitor, record_blocks, run_blocks
 
     tables = {}
-    for path in list_wfdb_records(folder):
-        if path.name in PACED_RECORDS or (records is not None and path.name not in records):
-            continue
+    paths = [p for p in list_wfdb_records(folder)
+             if p.name not in PACED_RECORDS and (records is None or p.name in records)]
+    for path in progress(paths, "record", lambda p: p.name):
         rec = read_record(path)
         if not rec.has_annotations:
             continue

@@ -24,18 +24,24 @@ def _fmt(seconds: float) -> str:
 class Progress:
     """``[3/16] record 203  (1:12 elapsed, ETA 4:50)`` lines, one per step."""
 
-    def __init__(self, total: int, what: str, stream=None, enabled: bool = True):
+    def __init__(self, total: int, what: str, stream=None, enabled: bool = True,
+                 every_s: float = 0.0):
         self.total, self.what = max(0, int(total)), what
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
+        self.every_s = every_s  # thousands of short steps: a line at most this often
         self.done = 0
-        self.t0 = time.monotonic()
+        self.t0 = self.last = time.monotonic()
 
     def step(self, label: str = "") -> None:
         """Announce the start of the next step (its label) with the ETA from the finished."""
-        if not self.enabled:
+        now = time.monotonic()
+        if not self.enabled or (self.done and self.done < self.total - 1
+                                and now - self.last < self.every_s):
+            self.done += 1
             return
-        elapsed = time.monotonic() - self.t0
+        self.last = now
+        elapsed = now - self.t0
         eta = (f", ETA {_fmt(elapsed / self.done * (self.total - self.done))}"
                if self.done else "")
         self.stream.write(f"[{self.what} {self.done + 1}/{self.total}] {label}"
@@ -51,10 +57,10 @@ class Progress:
 
 
 def progress(items: Iterable[T], what: str, label=str, total: int | None = None,
-             enabled: bool = True) -> Iterator[T]:
+             enabled: bool = True, every_s: float = 0.0) -> Iterator[T]:
     """Iterate ``items`` announcing each with ``label(item)`` and the ETA."""
     items = list(items) if total is None else items
-    p = Progress(len(items) if total is None else total, what, enabled=enabled)
+    p = Progress(len(items) if total is None else total, what, enabled=enabled, every_s=every_s)
     for item in items:
         p.step(label(item))
         yield item

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import click
@@ -16,11 +15,11 @@ import click
 from device.evaluation import to_jsonable
 from device.features import COMBINE
 from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from train import quiet
 from train.thresholds import METHODS
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
 # TensorFlow's C++ start-up chatter (no CUDA, oneDNN) is noise on a CPU-only box.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -84,8 +83,13 @@ def _score_options(f):
 
 
 @click.group(cls=BoundaryGroup)
-def cli() -> None:
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Train compact anomaly models on normal beats and evaluate them."""
+    quiet.configure(verbose)
+    if not verbose and ctx.invoked_subcommand is not None:
+        quiet.preload()
 
 
 @cli.command("ecg5000")

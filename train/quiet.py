@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from firmware_bridge.native_output import redirected
+
 _state = {"verbose": False, "log": None}
 
 
@@ -41,23 +43,15 @@ def tf_output():
         with contextlib.redirect_stdout(sys.stderr):  # stdout stays for --json
             yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
     log = _state["log"]
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
-    target = os.open(log if log is not None else os.devnull,
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
+    with redirected(log), contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def preload() -> None:
+    """Import TensorFlow and Keras now, their import-time log lines into the log (or nowhere)."""
+    with tf_output():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401

@@ -20,3 +20,12 @@ def test_progress_iterator_yields_every_item_and_can_be_silent(capsys):
     assert capsys.readouterr().err == ""
     assert list(progress(iter([5]), "seed", total=1)) == [5]
     assert "[seed 1/1] 5" in capsys.readouterr().err
+
+
+def test_many_short_steps_print_first_and_last_only_within_the_interval():
+    out = io.StringIO()
+    p = Progress(1000, "strip", stream=out, every_s=3600)
+    for k in range(1000):
+        p.step(str(k))
+    lines = out.getvalue().splitlines()
+    assert [ln.split("]")[0] for ln in lines] == ["[strip 1/1000", "[strip 1000/1000"]
