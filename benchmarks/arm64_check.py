@@ -9,7 +9,7 @@ runtimes compute what x86 computes; it says nothing of a Pi's speed.
 
 Needs root, debootstrap, qemu-user-static with binfmt (Debian: `apt-get install debootstrap
 qemu-user-static binfmt-support`) and the package registries. Run:
-    sudo python -m benchmarks.arm64_check --bundle BUNDLE --root runs/arm64 --out benchmarks/results
+    sudo python -m ecg_edge.benchmarks.arm64_check --bundle BUNDLE --root runs/arm64
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 import click
-
-from device.events import read_beat_events
+from ecg_edge.device.events import read_beat_events
 
 #: Runtime sets tried, each in its own venv (pip requirement strings).
 RUNTIMES = {
@@ -172,7 +171,7 @@ def render(result: dict) -> str:
               help="CPU qemu emulates: cortex-a72 (Pi 4), cortex-a76 (Pi 5), max.")
 def main(bundle: str, root: str, out_dir: str, only: str | None, cpu: str) -> None:
     """Install, self-test and replay on Debian bookworm arm64 under qemu, per runtime."""
-    from device.bundle import load_bundle
+    from ecg_edge.device.bundle import load_bundle
 
     CPU["cpu"] = cpu
     root_p = Path(root).resolve() / "bookworm-arm64"
@@ -190,7 +189,7 @@ def main(bundle: str, root: str, out_dir: str, only: str | None, cpu: str) -> No
         raise click.ClickException(f"building the wheel failed: {w.stderr[-500:]}")
     wheel = "/opt/check/" + next(check.glob("*.whl")).name
     x86_ev = check / "x86.jsonl"
-    sh([sys.executable, "-m", "device.cli", "replay", str(RECORD), "--bundle", bundle,
+    sh([sys.executable, "-m", "ecg_edge.device.cli", "replay", str(RECORD), "--bundle", bundle,
         "--quiet", "--events", str(x86_ev)], check=True, cwd=repo)
     x86 = read_beat_events(x86_ev)
     names = only.split(",") if only else list(RUNTIMES)
@@ -211,7 +210,7 @@ def main(bundle: str, root: str, out_dir: str, only: str | None, cpu: str) -> No
         "bundle_sha256": load_bundle(bundle).manifest.model.sha256,
         "record": "mitdb/119", "x86_beats": int(len(x86["sample"])),
         "x86_flagged": int(x86["flag"].sum()),
-        "command": "sudo python -m benchmarks.arm64_check --bundle BUNDLE", "runs": runs,
+        "command": "sudo python -m ecg_edge.benchmarks.arm64_check --bundle BUNDLE", "runs": runs,
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

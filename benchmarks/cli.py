@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 import click
-
-from benchmarks.board import wait_quiet as wait_quiet_fn
-from benchmarks.report import compare_markdown, markdown
-from benchmarks.signal_path import as_dict, measure, pin_one_core
-from benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
-from device.bundle import load_bundle
-from device.evaluation import to_jsonable
-from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
-from firmware_bridge.records import list_wfdb_records
+from ecg_edge.benchmarks.board import wait_quiet as wait_quiet_fn
+from ecg_edge.benchmarks.report import compare_markdown, markdown
+from ecg_edge.benchmarks.signal_path import as_dict, measure, pin_one_core
+from ecg_edge.benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from ecg_edge.firmware_bridge.records import list_wfdb_records
 
 
 @click.group(cls=BoundaryGroup)
@@ -123,8 +122,8 @@ def run_cmd(bundles, runs, keras, record, calls, rounds, no_rss, as_json, out_di
 def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, as_json: bool) -> None:
     """Rhythm analysis cost per beat, RR-only throughput and the pipeline's real-time factor,
     on one core over annotated records."""
-    from benchmarks.rhythm import as_dict as rhythm_dict
-    from benchmarks.rhythm import measure as measure_rhythm
+    from ecg_edge.benchmarks.rhythm import as_dict as rhythm_dict
+    from ecg_edge.benchmarks.rhythm import measure as measure_rhythm
 
     core = pin_one_core()
     paths = list(records) or [str(p) for p in list_wfdb_records(Path("data/mitdb"))]
@@ -157,7 +156,7 @@ def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, as_jso
 def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
     """Train, calibrate, convert and bundle per fold; stream the held-out records (needs
     TensorFlow)."""
-    from benchmarks.recipe_cv import CvConfig, recipe_cv, render
+    from ecg_edge.benchmarks.recipe_cv import CvConfig, recipe_cv, render
 
     result = recipe_cv(Path(folder), Path(out), CvConfig(folds, arch, epochs, seed),
                        records.split(",") if records else None)
@@ -179,10 +178,15 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
 def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_json, out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
-    from benchmarks.noise_stress import DEFAULT_RECORDS, StressSettings, noise_stress, render
-    from device import reference
-    from device.config import SignalConfig
-    from device.scoring import ModelScorer, reference_scorer
+    from ecg_edge.benchmarks.noise_stress import (
+        DEFAULT_RECORDS,
+        StressSettings,
+        noise_stress,
+        render,
+    )
+    from ecg_edge.device import reference
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.scoring import ModelScorer, reference_scorer
 
     try:
         snr_list = tuple(float(s) for s in snrs.split(","))
@@ -224,8 +228,8 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
-    from benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
-    from train.classifier import ClassifierConfig
+    from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
+    from ecg_edge.train.classifier import ClassifierConfig
 
     ccfg = ClassifierConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
     result = ds1_cv(Path(folder), Path(out), Ds1CvConfig(folds, boot, seed), ccfg,

@@ -24,17 +24,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from device import reference
-from device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
-from device.config import SignalConfig
-from device.evaluation import BeatTable, evaluate_record, summarize, to_jsonable
-from device.records import read_rhythm
-from firmware_bridge.errors import UserError
-from firmware_bridge.progress import Progress
-from train import classifier as clf
-from train.protocols import as_beats, load_folder_beats
-from train.rescore import record_bootstrap
+from ecg_edge.device import reference
+from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import BeatTable, evaluate_record, summarize, to_jsonable
+from ecg_edge.device.records import read_rhythm
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.progress import Progress
+from ecg_edge.train import classifier as clf
+from ecg_edge.train.protocols import as_beats, load_folder_beats
+from ecg_edge.train.rescore import record_bootstrap
 
 SCORERS = ("learned float", "learned int8", "reference combined",
            "reference combined, rhythm-aware")
@@ -67,7 +66,7 @@ class Ds1CvConfig:
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
     """Full-integer int8 with convert/'s exporter (per-tensor weights, as the shipped bundles),
     calibrated on training windows."""
-    from convert.export import QuantOptions, to_tflite
+    from ecg_edge.convert.export import QuantOptions, to_tflite
 
     rng = np.random.default_rng(seed)
     rep = x_train[np.sort(rng.choice(len(x_train), min(count, len(x_train)), replace=False))]
@@ -76,7 +75,7 @@ def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> byte
 
 def _predict(model, x: np.ndarray) -> np.ndarray:
     """Class probabilities (the model's logits through device.classes.softmax)."""
-    from train.deploy import predict
+    from ecg_edge.train.deploy import predict
 
     return softmax(predict(model, x) if len(x) else np.zeros((0, len(clf.LABELS)), np.float32))
 
@@ -138,7 +137,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
         if cfg.int8:
-            from convert.export import tflite_predict
+            from ecg_edge.convert.export import tflite_predict
 
             q = to_int8(model, x, cfg.seed)
             for n in held:
@@ -173,7 +172,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                     x.shape[1:])
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
     if cfg.int8:
-        from convert.export import tflite_predict
+        from ecg_edge.convert.export import tflite_predict
 
         q = to_int8(model, x, cfg.seed)
         (out / "run" / "model.int8.tflite").write_bytes(q)
@@ -200,8 +199,8 @@ def write_run(path: Path, model, folder: Path, names: list[str], spec: ClassSpec
     """A deployable run folder (protocol ``deploy``) that ``ecg-convert bundle`` reads: the
     score is the classifier's, the threshold 1 (a call other than N), the class thresholds in
     the config's ``classes``."""
-    from device.features import ScoreSpec
-    from train.fit import RunFolder
+    from ecg_edge.device.features import ScoreSpec
+    from ecg_edge.train.fit import RunFolder
 
     run = RunFolder(path)
     run.save_model(model)
@@ -229,12 +228,12 @@ def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
     its folder is copied to ``dest`` (the archive and the parity report stay in the run)."""
     import shutil
 
-    from benchmarks.main_job import _stage
+    from ecg_edge.benchmarks.main_job import _stage
 
     run, log_path = Path(run).resolve(), Path(log_path).resolve()
 
     built = run.parent / "bundle"
-    conv = json.loads(_stage(["convert.cli", "bundle", str(run), "--out", str(built),
+    conv = json.loads(_stage(["ecg_edge.convert.cli", "bundle", str(run), "--out", str(built),
                               "--per-tensor", "--max-size-ratio", "0", "--json"],
                              log_path, "conversion of the DS1 model"))
     if dest.exists():

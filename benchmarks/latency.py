@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from device import interpreter as _interp
-from device.interpreter import make_interpreter, run_batch
+from ecg_edge.device import interpreter as _interp
+from ecg_edge.device.interpreter import make_interpreter, run_batch
 
 
 def _runner(interp):
@@ -102,7 +101,7 @@ def tflm_latency(model: bytes, x: np.ndarray, n: int = 100, warmup: int = 10,
         from tflite_micro.python.tflite_micro import runtime  # noqa: F401
     except ImportError as exc:
         return {"ok": False, "skipped": f"tflite-micro not installed ({exc})"}
-    from convert.targets import _capture_fd, tflm_check
+    from ecg_edge.convert.targets import _capture_fd, tflm_check
 
     check = tflm_check(model, x[:8])
     check.pop("allocations", None)

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import click
 import numpy as np
-
-from device.bundle import load_bundle
-from device.evaluation import evaluate_record, summarize, to_jsonable
-from device.events import read_beat_events
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.records import read_rhythm
-from device.report import beat_table
-from device.scoring import ModelScorer
-from firmware_bridge.emulator import EmulatorConfig, start_emulator
-from firmware_bridge.errors import UserError, run_cli
-from firmware_bridge.records import Record, read_record
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.evaluation import evaluate_record, summarize, to_jsonable
+from ecg_edge.device.events import read_beat_events
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.records import read_rhythm
+from ecg_edge.device.report import beat_table
+from ecg_edge.device.scoring import ModelScorer
+from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
+from ecg_edge.firmware_bridge.errors import UserError, run_cli
+from ecg_edge.firmware_bridge.records import Record, read_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +91,7 @@ def shipped_on_record(rec: Record, record_path: Path, bundle_path: Path | None =
                       end_s: float | None = None) -> dict:
     """The shipped DS1 bundle (int8) replayed over the same record in-process, for the report's
     side-by-side: beat summary and the device summary (class counts, burden)."""
-    from device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
 
     bundle = load_bundle(bundle_path or SHIPPED_BUNDLE)
     events: list[dict] = []
@@ -118,14 +117,15 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
     run_dir, bundle_dir, events = out / "run", out / "bundle", out / "events.jsonl"
 
     steps.start(f"training the CNN-AE on the normal beats of records {', '.join(train_records)}")
-    _stage(["train.cli", "fit", str(data), "--arch", "cnn_ae", "--records",
+    _stage(["ecg_edge.train.cli", "fit", str(data), "--arch", "cnn_ae", "--records",
             ",".join(train_records), "--epochs", str(epochs), "--out", str(run_dir)],
            out / "train.log", "training")
     steps.done(f"run folder {run_dir}")
 
     steps.start("int8 conversion, parity gate, target checks and the bundle")
-    conv = json.loads(_stage(["convert.cli", "bundle", str(run_dir), "--out", str(bundle_dir),
-                              "--static-batch", "--per-tensor", "--json", *(gate or [])],
+    conv = json.loads(_stage(["ecg_edge.convert.cli", "bundle", str(run_dir), "--out",
+                              str(bundle_dir), "--static-batch", "--per-tensor", "--json",
+                              *(gate or [])],
                              out / "convert.log", "conversion"))
     steps.done(f"bundle {conv['archive']}")
 
@@ -140,7 +140,7 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
 
     steps.start("device runtime (no TensorFlow) monitoring that port")
     try:
-        run_out = _stage(["device.cli", "run", emu.port, "--bundle", str(bundle_dir),
+        run_out = _stage(["ecg_edge.device.cli", "run", emu.port, "--bundle", str(bundle_dir),
                           "--no-reconnect", "--quiet", "--events", str(events)],
                          out / "device.log", "the device runtime")
     finally:

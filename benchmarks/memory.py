@@ -1,8 +1,8 @@
 """Peak resident memory of the device process, with TensorFlow and Keras blocked.
 
-``python -m device.cli replay RECORD --bundle B --quiet`` runs in a child Python whose import
-system refuses ``tensorflow``/``keras`` (so the figure is what a Pi with the device extra alone
-pays, and the run fails loudly if anything on the device path still imports TensorFlow). The
+``python -m ecg_edge.device.cli replay RECORD --bundle B --quiet`` runs in a child Python whose
+import system refuses ``tensorflow``/``keras`` (so the figure is what a Pi with the device extra
+alone pays, and the run fails loudly if anything on the device path still imports TensorFlow). The
 child reports its own peak RSS (``VmHWM``, else ``ru_maxrss``) on exit.
 """
 
@@ -46,7 +46,7 @@ def _report():
     sys.stderr.flush()
 atexit.register(_report)
 sys.argv = ["ecg-device"] + ARGS
-from device.cli import main
+from ecg_edge.device.cli import main
 main()
 """
 
@@ -82,7 +82,7 @@ def device_rss_npy(record: str, bundle: str, variant: str = "int8") -> dict:
     which is what a live ``ecg-device run`` on a serial front-end carries."""
     import tempfile
 
-    from firmware_bridge.records import read_record
+    from ecg_edge.firmware_bridge.records import read_record
 
     rec = read_record(record)
     ch = rec.channel_index(None)

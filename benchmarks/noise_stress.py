@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from device.config import SignalConfig
-from device.evaluation import AAMI, EC57_START_S, MATCH_WINDOW_S, match_beats
-from device.monitor import Monitor, record_blocks, run_blocks
-from firmware_bridge.errors import UserError
-from firmware_bridge.records import Record, read_record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import AAMI, EC57_START_S, MATCH_WINDOW_S, match_beats
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import Record, read_record
 
 SNRS_DB = (24.0, 18.0, 12.0, 6.0, 0.0, -6.0)
 NOISES = ("bw", "ma")

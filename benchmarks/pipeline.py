@@ -14,14 +14,14 @@ import functools
 import time
 from dataclasses import asdict, dataclass, field
 
-from device.config import SignalConfig
-from device.features import model_inputs
-from device.monitor import Monitor
-from device.rpeaks import RPeakDetector
-from device.signal_path import SignalPath
-from firmware_bridge.bench import encode_stream
-from firmware_bridge.blocks import SampleBlock, StreamDecoder
-from firmware_bridge.records import read_record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.features import model_inputs
+from ecg_edge.device.monitor import Monitor
+from ecg_edge.device.rpeaks import RPeakDetector
+from ecg_edge.device.signal_path import SignalPath
+from ecg_edge.firmware_bridge.bench import encode_stream
+from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
+from ecg_edge.firmware_bridge.records import read_record
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The analytic floor of a model is ``MACs per window / MAC rate``; every latency in the tables is
 also shown as a multiple of that floor. The rate is measured, not taken from a datasheet: the
 probe model (four 64-channel, kernel-5 Conv1D layers over 256 steps, 21 M MACs and ~84 kB of
-weights) is built with TensorFlow by ``python -m benchmarks.probe`` and shipped in
+weights) is built with TensorFlow by ``python -m ecg_edge.benchmarks.probe`` and shipped in
 ``benchmarks/results/mac_probe.tflite``, so a Pi without TensorFlow times the same file.
 
 It is wide on purpose: the rate must be the core's, bound by arithmetic. A 16-channel probe
@@ -59,12 +59,13 @@ def build_probe(path: Path = PROBE, seed: int = 0) -> Path:
 
 def mac_rate(path: Path = PROBE, n: int = 30, warmup: int = 5, rounds: int = 3) -> dict:
     """Measured int8 MACs per second of one core (1 thread), XNNPACK on and off."""
-    from benchmarks.latency import time_calls
-    from device.interpreter import make_interpreter
+    from ecg_edge.benchmarks.latency import time_calls
+    from ecg_edge.device.interpreter import make_interpreter
 
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no MAC probe; build it with python -m benchmarks.probe")
-    from benchmarks.latency import tflite_macs
+        raise FileNotFoundError(f"{path}: no MAC probe; build it with "
+                                "python -m ecg_edge.benchmarks.probe")
+    from ecg_edge.benchmarks.latency import tflite_macs
 
     macs = tflite_macs(path)
     out = {"probe": path.name, "probe_macs": macs, "source": "measured: int8 Conv1D probe"}

@@ -15,16 +15,22 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.main_job import Steps, _stage
-from device import reference
-from device.bundle import load_bundle
-from device.config import SignalConfig
-from device.evaluation import EC57_START_S, PACED_RECORDS, BeatTable, summarize, to_jsonable
-from device.records import evaluate_folder
-from device.report import beat_table
-from device.scoring import ModelScorer, reference_scorer
-from firmware_bridge.errors import UserError
-from firmware_bridge.records import list_wfdb_records
+from ecg_edge.benchmarks.main_job import Steps, _stage
+from ecg_edge.device import reference
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import (
+    EC57_START_S,
+    PACED_RECORDS,
+    BeatTable,
+    summarize,
+    to_jsonable,
+)
+from ecg_edge.device.records import evaluate_folder
+from ecg_edge.device.report import beat_table
+from ecg_edge.device.scoring import ModelScorer, reference_scorer
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import list_wfdb_records
 
 VARIANTS = ("int8", "float32")
 
@@ -66,11 +72,11 @@ def recipe_cv(folder: Path, out: Path, cfg: CvConfig, records: list[str] | None 
         d = out / f"fold{i}"
         steps.start(f"fold {i + 1}/{cfg.folds}: recipe on {len(train)} records, "
                     f"held out {', '.join(held)}")
-        _stage(["train.cli", "fit", str(folder), "--arch", cfg.arch, "--records",
+        _stage(["ecg_edge.train.cli", "fit", str(folder), "--arch", cfg.arch, "--records",
                 ",".join(train), "--epochs", str(cfg.epochs), "--seed", str(cfg.seed),
                 "--cache", str(out / "cache"), "--out", str(d / "run")],
                d.with_suffix(".train.log"), f"training fold {i}")
-        _stage(["convert.cli", "bundle", str(d / "run"), "--out", str(d / "bundle"),
+        _stage(["ecg_edge.convert.cli", "bundle", str(d / "run"), "--out", str(d / "bundle"),
                 "--static-batch", "--per-tensor", "--json"],
                d.with_suffix(".convert.log"), f"conversion of fold {i}")
         bundle = load_bundle(d / "bundle")

@@ -14,14 +14,13 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from device.config import SignalConfig
-from device.reference import THRESHOLDS
-from device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, p_wave_similarity
-from device.rhythm_input import read_beats
-from device.scoring import reference_scorer
-from device.signal_path import SignalPath
-from firmware_bridge.records import read_record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.reference import THRESHOLDS
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, p_wave_similarity
+from ecg_edge.device.rhythm_input import read_beats
+from ecg_edge.device.scoring import reference_scorer
+from ecg_edge.device.signal_path import SignalPath
+from ecg_edge.firmware_bridge.records import read_record
 
 
 @dataclass
@@ -48,7 +47,7 @@ def _best(fn, repeats: int) -> float:
 
 def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
             pipeline: bool = True) -> RhythmCost:
-    from benchmarks.pipeline import measure_pipeline
+    from ecg_edge.benchmarks.pipeline import measure_pipeline
 
     cfg = cfg or RhythmConfig()
     beats = read_beats(record_path, cfg)

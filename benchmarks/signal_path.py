@@ -10,9 +10,9 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from device.config import SignalConfig
-from device.signal_path import process_signal
-from firmware_bridge.records import read_record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.signal_path import process_signal
+from ecg_edge.firmware_bridge.records import read_record
 
 
 @dataclass

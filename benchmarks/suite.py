@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks import latency
-from benchmarks.board import board_info, conditions
-from device.bundle import Bundle, BundleError, load_bundle
+from ecg_edge.benchmarks import latency
+from ecg_edge.benchmarks.board import board_info, conditions
+from ecg_edge.device.bundle import Bundle, BundleError, load_bundle
 
 SCHEMA = 1
 DEFAULT_RECORD = "data/mitdb/106"
@@ -142,7 +141,7 @@ def run_bundle(bundle_path: str, run_dir: str | None = None, settings: Settings 
     mem: dict = {}
     if s.rss:
         log("device RSS (TensorFlow blocked) ...")
-        from benchmarks import memory
+        from ecg_edge.benchmarks import memory
 
         mem = {"device_replay": _safe(memory.device_rss, s.record, bundle.root),
                "device_replay_npy": _safe(memory.device_rss_npy, s.record, bundle.root),
@@ -158,8 +157,8 @@ def run_bundle(bundle_path: str, run_dir: str | None = None, settings: Settings 
 
 
 def _pipeline(bundle: Bundle, s: Settings) -> dict:
-    from benchmarks.pipeline import measure_pipeline
-    from device.scoring import ModelScorer
+    from ecg_edge.benchmarks.pipeline import measure_pipeline
+    from ecg_edge.device.scoring import ModelScorer
 
     scorer = ModelScorer(bundle, bundle.manifest.model.variant, threads=1)
     r = measure_pipeline(s.record, scorer, f"{bundle.manifest.architecture}:"
@@ -193,7 +192,7 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
 def run_all(bundles: list[str], runs: list[str | None], settings: Settings | None = None,
             log=None) -> dict:
     """Every bundle on this board, plus the board, its conditions and the MAC rate."""
-    from benchmarks import probe
+    from ecg_edge.benchmarks import probe
 
     s = settings or Settings()
     before = conditions()

@@ -17,8 +17,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
-from device.bundle import (
+from ecg_edge.device.bundle import (
     SCHEMA_VERSION,
     Manifest,
     ModelFile,
@@ -28,10 +27,10 @@ from device.bundle import (
     load_bundle,
     save_bundle,
 )
-from device.config import SignalConfig
-from device.interpreter import make_interpreter, run_batch
-from device.scaling import Scaling
-from firmware_bridge.errors import UserError
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.interpreter import make_interpreter, run_batch
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.firmware_bridge.errors import UserError
 
 MODEL = "model.tflite"
 FLOAT_MODEL = "model_float32.tflite"
@@ -64,8 +63,7 @@ def scaling_for(source) -> Scaling:
 def provenance(source) -> dict:
     import keras
     import tensorflow as tf
-
-    from train.fit import git_commit
+    from ecg_edge.train.fit import git_commit
 
     out = {"git_commit": git_commit(), "tensorflow": tf.__version__, "keras": keras.__version__,
            "python": platform.python_version(), "run": str(source.run),
@@ -84,7 +82,7 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
                  report: dict | None = None, checks: list | None = None,
                  targets: dict | None = None, golden_count: int = 16) -> dict:
     """Write and verify the bundle; returns {"folder", "archive", "manifest"}."""
-    from train.models import count_params, macs_per_window
+    from ecg_edge.train.models import count_params, macs_per_window
 
     src = session.source
     out = Path(out)
@@ -132,7 +130,7 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
         validation["n_abnormal"] = report["n_abnormal"]
     if checks is not None:
         validation["gate"] = [c.to_dict() for c in checks]
-    from convert.targets import write_c_array
+    from ecg_edge.convert.targets import write_c_array
 
     c_files = write_c_array(q.model, out, C_ARRAY)
     targets = {**(targets or {}), "c_array": {
@@ -161,7 +159,7 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
 
 def _class_spec(config: dict):
     """The run's class thresholds (a classifier run), chosen by cross-validation in train/."""
-    from device.classes import ClassSpec
+    from ecg_edge.device.classes import ClassSpec
 
     return ClassSpec.from_dict(config["classes"]) if config.get("classes") else None
 

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import click
-
-from device.evaluation import to_jsonable
-from firmware_bridge.errors import BoundaryGroup, run_cli
-from train import quiet
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.firmware_bridge.errors import BoundaryGroup, run_cli
+from ecg_edge.train import quiet
 
 
 def _log(as_json: bool):
@@ -65,7 +64,7 @@ def _tol_options(f):
 
 
 def _tolerances(kw):
-    from convert.gate import Tolerances
+    from ecg_edge.convert.gate import Tolerances
 
     return Tolerances(max_delta_auc=kw["max_delta_auc"], max_delta_pr_auc=kw["max_delta_pr_auc"],
                       min_agreement=kw["min_agreement"],
@@ -74,7 +73,7 @@ def _tolerances(kw):
 
 
 def _session(kw):
-    from convert.pipeline import Session
+    from ecg_edge.convert.pipeline import Session
 
     return Session.open(kw["run"], seed=kw["seed"], data=kw["data"],
                         calibration_count=kw["calibration_count"],
@@ -83,7 +82,7 @@ def _session(kw):
 
 
 def _base(kw):
-    from convert.export import QuantOptions
+    from ecg_edge.convert.export import QuantOptions
 
     return QuantOptions(variant="int16x8" if kw["int16"] else "int8",
                         static_batch=kw["static_batch"], per_channel=not kw["per_tensor"],
@@ -95,7 +94,7 @@ def _base(kw):
 
 def _convert_all(session, kw, with_dynamic=True):
     """float32 (and dynamic-range) with the same batch/strip settings, then the integer one."""
-    from convert.export import QuantOptions
+    from ecg_edge.convert.export import QuantOptions
 
     base = _base(kw)
     names = ["float32"] + (["dynamic"] if with_dynamic else [])
@@ -115,9 +114,8 @@ def target_checks(session, name: str = "int8", log=print, windows: int = 32) -> 
     threshold.
     """
     import numpy as np
-
-    from convert.export import tflite_predict
-    from convert.targets import edgetpu_report, litert_reference, tflm_check
+    from ecg_edge.convert.export import tflite_predict
+    from ecg_edge.convert.targets import edgetpu_report, litert_reference, tflm_check
 
     v = session.variants[name]
     src = session.source
@@ -159,8 +157,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--c-array", is_flag=True, help="Also write the int8 model as a C array.")
 def export(**kw):
     """float32, dynamic-range and int8 TFLite files of a run, with calibration.json."""
-    from convert.pipeline import write_models
-    from convert.targets import write_c_array
+    from ecg_edge.convert.pipeline import write_models
+    from ecg_edge.convert.targets import write_c_array
 
     s = _session(kw)
     _convert_all(s, kw)
@@ -178,7 +176,7 @@ def export(**kw):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def parity(**kw):
     """Keras float vs TFLite float32 / dynamic / int8 on the run's evaluation data."""
-    from convert.parity import markdown, write_report
+    from ecg_edge.convert.parity import markdown, write_report
 
     s = _session(kw)
     names = _convert_all(s, kw)
@@ -194,9 +192,9 @@ def parity(**kw):
               help="Also write the parity report here.")
 def gate(**kw):
     """Parity, then fail (exit 1) when the int8 model is outside tolerance."""
-    from convert import gate as gate_mod
-    from convert.export import ConversionError
-    from convert.parity import write_report
+    from ecg_edge.convert import gate as gate_mod
+    from ecg_edge.convert.export import ConversionError
+    from ecg_edge.convert.parity import write_report
 
     s = _session(kw)
     try:
@@ -226,9 +224,9 @@ def gate(**kw):
 @click.option("--debug-windows", type=click.IntRange(1), default=64, show_default=True)
 def diagnose(**kw):
     """Per-layer int8 error (QuantizationDebugger) and every fix-up, each through the gate."""
-    from convert import diagnose as diag
-    from convert.export import QuantOptions, converter, has_lstm
-    from convert.pipeline import fixup_markdown, fixups
+    from ecg_edge.convert import diagnose as diag
+    from ecg_edge.convert.export import QuantOptions, converter, has_lstm
+    from ecg_edge.convert.pipeline import fixup_markdown, fixups
 
     log = _log(kw["as_json"])
     s = _session(kw)
@@ -263,7 +261,7 @@ def diagnose(**kw):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def targets(**kw):
     """Edge TPU compatibility and the TFLite-Micro run (arena size) of the int8 model; C array."""
-    from convert.targets import write_c_array
+    from ecg_edge.convert.targets import write_c_array
 
     log = _log(kw["as_json"])
     s = _session(kw)
@@ -299,9 +297,9 @@ def targets(**kw):
 @click.option("--force", is_flag=True, help="Write the bundle even when the gate fails.")
 def bundle(**kw):
     """Export, gate, target checks and the self-describing bundle (folder + .tar.gz)."""
-    from convert import gate as gate_mod
-    from convert.bundle_writer import write_bundle
-    from convert.parity import write_report
+    from ecg_edge.convert import gate as gate_mod
+    from ecg_edge.convert.bundle_writer import write_bundle
+    from ecg_edge.convert.parity import write_report
 
     log = _log(kw["as_json"])
     s = _session(kw)
@@ -329,7 +327,7 @@ def bundle(**kw):
 @click.option("--json", "as_json", is_flag=True)
 def check(bundle_path, as_json):
     """Load a bundle as the device does: hash, schema, quantization and golden vectors."""
-    from convert.bundle_writer import verify
+    from ecg_edge.convert.bundle_writer import verify
 
     res = verify(bundle_path)
     kw = {"as_json": as_json}

@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge.errors import UserError
-from train import quiet
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.train import quiet
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -139,7 +138,7 @@ def converter(model, opts: QuantOptions, rep: np.ndarray | None = None):
 def to_tflite(model, opts: QuantOptions, rep: np.ndarray | None = None) -> bytes:
     """Convert a Keras model; ``keep_float`` goes through the QuantizationDebugger's
     selective quantization (the named tensors' ops stay float, with (de)quantize around them)."""
-    from convert.diagnose import selective_quantize  # TF-heavy, import here
+    from ecg_edge.convert.diagnose import selective_quantize  # TF-heavy, import here
 
     if has_lstm(model) and opts.variant in ("int8", "int16x8") and not opts.unroll:
         # Full-integer quantization of Keras 3's LSTM while-loop crashes the converter
@@ -162,7 +161,7 @@ def _isolated(model, opts: QuantOptions, rep: np.ndarray | None) -> bytes:
         (d / "opts.json").write_text(json.dumps(opts.to_dict()))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-        r = subprocess.run([sys.executable, "-m", "convert.export", str(d)], env=env,
+        r = subprocess.run([sys.executable, "-m", "ecg_edge.convert.export", str(d)], env=env,
                            capture_output=True, text=True, check=False)
         if r.returncode != 0:
             how = (f"crashed (signal {-r.returncode})" if r.returncode < 0
@@ -236,7 +235,7 @@ def tflite_predict(model: bytes | str | Path, x: np.ndarray, chunk: int = 1024,
     signature without -1) is run window by window: resizing it would break its constant
     reshapes.
     """
-    from device.interpreter import make_interpreter, run_batch
+    from ecg_edge.device.interpreter import make_interpreter, run_batch
 
     interp, _ = make_interpreter(model, xnnpack=xnnpack)
     sig = interp.get_input_details()[0].get("shape_signature")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.train.metrics import binary_metrics, confusion_matrix, pr_auc, roc_auc
 from scipy import stats
-
-from device.evaluation import to_jsonable
-from train.metrics import binary_metrics, confusion_matrix, pr_auc, roc_auc
 
 REFERENCE = "keras"
 

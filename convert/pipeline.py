@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from convert import gate as gate_mod
-from convert import parity as parity_mod
-from convert.export import (
+from ecg_edge.convert import gate as gate_mod
+from ecg_edge.convert import parity as parity_mod
+from ecg_edge.convert.export import (
     ConversionError,
     QuantOptions,
     has_lstm,
@@ -24,9 +23,9 @@ from convert.export import (
     tflite_predict,
     to_tflite,
 )
-from convert.source import Source, load_source, representative
-from device.evaluation import to_jsonable
-from train import quiet
+from ecg_edge.convert.source import Source, load_source, representative
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.train import quiet
 
 
 @dataclass

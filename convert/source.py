@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from device.evaluation import ABNORMAL
-from device.features import ScoreSpec, window_errors
-from firmware_bridge.errors import UserError
-from train import thresholds
+from ecg_edge.device.evaluation import ABNORMAL
+from ecg_edge.device.features import ScoreSpec, window_errors
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.train import thresholds
 
 KINDS = ("ecg5000", "deploy")
 
@@ -125,8 +124,8 @@ def _data_folder(run: Path, config: dict, data: str | Path | None) -> Path:
 
 
 def _ecg5000(run: Path, config: dict, seed: int | None, data) -> Source:
-    from train.datasets import load_ecg5000
-    from train.protocols import ecg5000_class_names, split_ecg5000
+    from ecg_edge.train.datasets import load_ecg5000
+    from ecg_edge.train.protocols import ecg5000_class_names, split_ecg5000
 
     seed = best_seed(run, config) if seed is None else seed
     model_path = run / f"seed{seed}" / "model.keras"
@@ -167,8 +166,8 @@ def _ecg5000(run: Path, config: dict, seed: int | None, data) -> Source:
 
 
 def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
-    from device.config import SignalConfig
-    from train.protocols import as_beats, load_folder_beats, settled
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.train.protocols import as_beats, load_folder_beats, settled
 
     model_path = run / "model.keras"
     if not model_path.exists():
@@ -192,7 +191,7 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
             params = {"rate": entry["params"]["target"]}
         if method == "fixed":
             params = {"value": float(entry["value"])}
-    from device.features import model_inputs
+    from ecg_edge.device.features import model_inputs
 
     xs, keeps, clss, normals, offsets = [], [], [], [], [0]
     for n in names:
@@ -227,7 +226,7 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
 
 
 def _class_spec(config: dict):
-    from device.classes import ClassSpec
+    from ecg_edge.device.classes import ClassSpec
 
     return ClassSpec.from_dict(config["classes"]) if config.get("classes") else None
 
@@ -235,7 +234,7 @@ def _class_spec(config: dict):
 def class_calls(x: np.ndarray, pred: np.ndarray, spec):
     """A classifier's calls as the device makes them, the irregular verdict read from the RR
     irregularity input channel (:func:`device.features.model_inputs`, ``wearer+rr``)."""
-    from device.classes import calls_for_inputs, softmax
+    from ecg_edge.device.classes import calls_for_inputs, softmax
 
     return calls_for_inputs(x, softmax(pred), spec)
 

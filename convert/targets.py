@@ -40,7 +40,7 @@ INT8_TYPES = ("int8", "uint8")
 
 def ops_and_tensors(model: bytes) -> tuple[list[dict], list[dict]]:
     """Ops (index, name, inputs, outputs) and tensors (name, dtype, shape, signature)."""
-    from device.interpreter import make_interpreter
+    from ecg_edge.device.interpreter import make_interpreter
 
     interp, _ = make_interpreter(model, xnnpack=False)
     ops = [{"index": o["index"], "op": o["op_name"], "inputs": list(o["inputs"]),
@@ -143,7 +143,7 @@ def litert_reference(model: bytes, x: np.ndarray) -> np.ndarray | None:
     accumulators, which a residual stack grows to several output steps. tflite-micro runs the
     reference kernels, so this is the like-for-like comparison.
     """
-    from device.interpreter import run_batch
+    from ecg_edge.device.interpreter import run_batch
 
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType

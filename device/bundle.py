@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from device.classes import ClassSpec
-from device.config import ContextConfig, DetectorConfig, SignalConfig
-from device.events import EpisodeConfig
-from device.features import ScoreSpec
-from device.rhythm import RhythmConfig
-from device.scaling import Scaling
-from firmware_bridge.errors import UserError
+from ecg_edge.device.classes import ClassSpec
+from ecg_edge.device.config import ContextConfig, DetectorConfig, SignalConfig
+from ecg_edge.device.events import EpisodeConfig
+from ecg_edge.device.features import ScoreSpec
+from ecg_edge.device.rhythm import RhythmConfig
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.firmware_bridge.errors import UserError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

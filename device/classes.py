@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-
-from device.signal_path import Beats
+from ecg_edge.device.signal_path import Beats
 
 #: Output order of a classifier model (softmax over these).
 LABELS = ("N", "S", "V", "F")
@@ -135,7 +134,7 @@ def rr_features(beats: Beats, trend: np.ndarray) -> np.ndarray:
     and the QRS amplitude against the wearer's (the non-learned reference's evidence, which
     travels between patients), the RR irregularity; bounded so int8 quantization of the shared
     input tensor keeps its resolution; unknown values are 1 (ratios) or 0 (distance)."""
-    from device.reference import template_distance
+    from ecg_edge.device.reference import template_distance
 
     with np.errstate(all="ignore"):
         early = beats.rr_prev / beats.rr_local
@@ -205,7 +204,7 @@ def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
     from the template by more than ``spec.v_shape``, else S — and Q instead of S where the rhythm
     is irregular: the flag may rest on prematurity, which is no evidence there, and the score
     alone cannot tell (the flag itself is the scorer's and stays)."""
-    from device.reference import template_distance
+    from ecg_edge.device.reference import template_distance
 
     spec = spec or ClassSpec()
     flags = np.asarray(flags, bool)

@@ -14,33 +14,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-
-from device import reference, rhythm_eval
-from device.bundle import load_bundle
-from device.classes import ClassSpec
-from device.config import SignalConfig
-from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
-from device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
-from device.install import install_bundle
-from device.interpreter import EDGETPU_LIBS, available_runtimes
-from device.live import Tee, maybe_view
-from device.monitor import Monitor, paced, record_blocks, run_blocks
-from device.records import evaluate_folder, read_rhythm
-from device.report import beat_table
-from device.rhythm import RhythmConfig
-from device.rhythm_input import analyze_file
-from device.scoring import ModelScorer, reference_scorer
-from device.selftest import selftest, verified_scorer
-from device.session_report import write_report
-from firmware_bridge.errors import (
+from ecg_edge.device import reference, rhythm_eval
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.classes import ClassSpec
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
+from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
+from ecg_edge.device.install import install_bundle
+from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
+from ecg_edge.device.live import Tee, maybe_view
+from ecg_edge.device.monitor import Monitor, paced, record_blocks, run_blocks
+from ecg_edge.device.records import evaluate_folder, read_rhythm
+from ecg_edge.device.report import beat_table
+from ecg_edge.device.rhythm import RhythmConfig
+from ecg_edge.device.rhythm_input import analyze_file
+from ecg_edge.device.scoring import ModelScorer, reference_scorer
+from ecg_edge.device.selftest import selftest, verified_scorer
+from ecg_edge.device.session_report import write_report
+from ecg_edge.firmware_bridge.errors import (
     BoundaryGroup,
     UserError,
     nonnegative_number,
     positive_number,
     run_cli,
 )
-from firmware_bridge.records import list_wfdb_records, read_record
-from firmware_bridge.transport import open_stream
+from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
+from ecg_edge.firmware_bridge.transport import open_stream
 
 
 @click.group(cls=BoundaryGroup)

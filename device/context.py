@@ -15,8 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
-
-from device.config import ContextConfig, SampleCounts
+from ecg_edge.device.config import ContextConfig, SampleCounts
 
 #: Fewer template beats than this and the beat still counts as part of the learning period.
 MIN_TEMPLATE_BEATS = 8

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import IO
 
-from firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.errors import UserError
 
 
 @dataclass(frozen=True)

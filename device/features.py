@@ -10,10 +10,9 @@ import statistics
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from device import reference
-from device.scaling import Scaling
-from device.signal_path import Beats
+from ecg_edge.device import reference
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.device.signal_path import Beats
 
 INPUTS = ("wearer", "absolute", "wearer+rr")
 COMBINE = ("model", "model+rr", "model+template+rr")
@@ -75,7 +74,7 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None) -> np
     carried one; None computes it over ``beats`` as one whole record).
     """
     if mode == "wearer+rr":
-        from device.classes import RRTrend, rr_features
+        from ecg_edge.device.classes import RRTrend, rr_features
 
         if trend is None:
             trend = RRTrend()(beats.rr_prev)
@@ -95,7 +94,7 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None) -> np
 def classifier_score(pred: np.ndarray) -> np.ndarray:
     """Abnormal probability 1 − p(N) of a classifier's (n, 4) logits (ranking before the class
     thresholds; :func:`device.classes.calls_from_probs` makes the calls)."""
-    from device.classes import softmax
+    from ecg_edge.device.classes import softmax
 
     return 1.0 - softmax(pred)[:, 0]
 

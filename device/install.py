@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from device.bundle import MANIFEST, Bundle, BundleError, load_bundle
+from ecg_edge.device.bundle import MANIFEST, Bundle, BundleError, load_bundle
 
 DIR_MODE, FILE_MODE = 0o755, 0o644
 
@@ -121,7 +121,7 @@ def install_bundle(source: str | Path, root: str | Path, keep: int = 3,
 
 def _golden_or_refuse(bundle: Bundle, source: str | Path) -> None:
     """The golden vectors must pass on this machine, for every model the bundle carries."""
-    from device.selftest import selftest
+    from ecg_edge.device.selftest import selftest
 
     variants = [m.variant for m in (bundle.manifest.model, bundle.manifest.float_model)
                 if m is not None and m.variant in bundle.manifest.thresholds]

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge.errors import UserError
-from firmware_bridge.native_output import redirected
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.native_output import redirected
 
 RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 _MODULES = {

@@ -20,9 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 import numpy as np
-
-from device.events import _clean
-from firmware_bridge.errors import UserError
+from ecg_edge.device.events import _clean
+from ecg_edge.firmware_bridge.errors import UserError
 
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -34,7 +33,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _static(name: str) -> bytes:
-    return resources.files("device").joinpath("live_static", name).read_bytes()
+    return resources.files("ecg_edge.device").joinpath("live_static", name).read_bytes()
 
 
 class LiveView:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from device.classes import (
+from ecg_edge.device.classes import (
     BeatCalls,
     ClassSpec,
     RRTrend,
@@ -26,16 +25,16 @@ from device.classes import (
     calls_from_flags,
     count_calls,
 )
-from device.config import SignalConfig
-from device.dsp import rational_ratio
-from device.events import EpisodeConfig, EpisodeTracker
-from device.quality import LEVELS
-from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
-from device.signal_path import Beats, QualitySpan, SignalPath
-from firmware_bridge.blocks import LinkEvent, SampleBlock
-from firmware_bridge.errors import UserError
-from firmware_bridge.protocol import MAX_FS
-from firmware_bridge.records import Record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.dsp import rational_ratio
+from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
+from ecg_edge.device.quality import LEVELS
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
+from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
+from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.protocol import MAX_FS
+from ecg_edge.firmware_bridge.records import Record
 
 Scorer = Callable[[Beats], np.ndarray | BeatCalls]
 #: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).

@@ -32,8 +32,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
-
-from device.config import QualityConfig
+from ecg_edge.device.config import QualityConfig
 
 GOOD, NOISY, UNREADABLE = 0, 1, 2
 LEVELS = ("good", "noisy", "unreadable")

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from device.config import SignalConfig
-from device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
-from device.signal_path import Beats, process_signal
-from firmware_bridge.errors import UserError
-from firmware_bridge.progress import progress
-from firmware_bridge.records import Record, list_wfdb_records, read_record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
+from ecg_edge.device.signal_path import Beats, process_signal
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.progress import progress
+from ecg_edge.firmware_bridge.records import Record, list_wfdb_records, read_record
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
            "record_beats", "evaluate_folder"]
@@ -63,7 +62,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
                     block_s: float = 10.0) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations."""
-    from device.monitor import Monitor, record_blocks, run_blocks
+    from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     tables = {}
     paths = [p for p in list_wfdb_records(folder)

@@ -8,9 +8,8 @@ patients a model never saw, such relative scores are the bar to beat.
 from __future__ import annotations
 
 import numpy as np
-
-from device.context import centred
-from device.signal_path import Beats
+from ecg_edge.device.context import centred
+from ecg_edge.device.signal_path import Beats
 
 #: Samples of shift tolerated when comparing a beat with its template (fiducial jitter).
 MAX_SHIFT = 2

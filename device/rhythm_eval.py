@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from device.evaluation import AAMI
-from device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
-from firmware_bridge.errors import UserError
-from firmware_bridge.progress import progress
-from firmware_bridge.wfdb_io import read_annotations_aux, read_header
+from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.progress import progress
+from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
 REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF"}
@@ -175,11 +174,11 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     """(rhythm events, monitored s) of a record replayed through the device monitor: its own
     beats, and VF from its band-passed signal. Beats are scored by the reference detector
     (scores play no part in rhythm)."""
-    from device.config import SignalConfig
-    from device.monitor import Monitor, record_blocks, run_blocks
-    from device.reference import THRESHOLDS
-    from device.scoring import reference_scorer
-    from firmware_bridge.records import read_record
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+    from ecg_edge.device.reference import THRESHOLDS
+    from ecg_edge.device.scoring import reference_scorer
+    from ecg_edge.firmware_bridge.records import read_record
 
     rec = read_record(path)
     events: list[dict] = []
@@ -201,7 +200,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal)."""
-    from firmware_bridge.records import list_wfdb_records
+    from ecg_edge.firmware_bridge.records import list_wfdb_records
 
     if names is None:
         paths = list_wfdb_records(folder)
@@ -290,9 +289,9 @@ def strip_irregularity(beats: dict[str, tuple], cfg: RhythmConfig) -> dict[str, 
 def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
     """Each strip through the device's signal path (as ``replay`` runs it): its beats and
     their P-wave similarity (the monitor computes the same)."""
-    from device.config import SignalConfig
-    from device.signal_path import process_signal
-    from firmware_bridge.records import read_record
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.signal_path import process_signal
+    from ecg_edge.firmware_bridge.records import read_record
 
     folder, cfg = Path(folder), SignalConfig()
     region = RhythmConfig().p_wave_region_s
@@ -413,9 +412,9 @@ def cross_validate_af(folder: str | Path, names: list[str],
     signal path with P-wave evidence (as the monitor has them; VF is not involved)."""
     from dataclasses import replace
 
-    from device.config import SignalConfig
-    from device.signal_path import process_signal
-    from firmware_bridge.records import read_record
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.signal_path import process_signal
+    from ecg_edge.firmware_bridge.records import read_record
 
     cfg, sig = cfg or RhythmConfig(), SignalConfig()
     data = {}

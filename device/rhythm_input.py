@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from device.evaluation import AAMI
-from device.rhythm import RhythmConfig, analyze_beats
-from firmware_bridge.errors import UserError
-from firmware_bridge.wfdb_io import read_annotations_aux, read_header
+from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: Samples of a CSV's beats are given at this rate (milliseconds), as a sample index must be.
 CSV_FS = 1000.0

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from device.config import DetectorConfig, SampleCounts
-from device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
+from ecg_edge.device.config import DetectorConfig, SampleCounts
+from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
 
 
 @dataclass

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from device.context import centred
+from ecg_edge.device.context import centred
 
 MODES = ("robust", "wearer", "stored")
 _EPS = 1e-6

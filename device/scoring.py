@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
-from device import reference
-from device.bundle import Bundle, BundleError, check_quantization
-from device.classes import BeatCalls, ClassSpec, RRTrend, calls_for_inputs, softmax
-from device.features import ScoreSpec, model_inputs
-from device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
-from device.signal_path import Beats
+from ecg_edge.device import reference
+from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
+from ecg_edge.device.classes import BeatCalls, ClassSpec, RRTrend, calls_for_inputs, softmax
+from ecg_edge.device.features import ScoreSpec, model_inputs
+from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
+from ecg_edge.device.signal_path import Beats
 
 Scorer = Callable[[Beats], np.ndarray]
 

@@ -11,11 +11,10 @@ The bundle reaching here went through the one manifest validator (:func:`load_bu
 from __future__ import annotations
 
 import numpy as np
-
-from device.bundle import Bundle, BundleError
-from device.interpreter import available_runtimes
-from device.scoring import ModelScorer
-from firmware_bridge.errors import UserError
+from ecg_edge.device.bundle import Bundle, BundleError
+from ecg_edge.device.interpreter import available_runtimes
+from ecg_edge.device.scoring import ModelScorer
+from ecg_edge.firmware_bridge.errors import UserError
 
 
 def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np.ndarray:

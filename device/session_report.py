@@ -18,11 +18,10 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-
-from device.config import SignalConfig
-from device.signal_path import SignalPath
-from firmware_bridge.errors import UserError
-from firmware_bridge.records import Record
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.signal_path import SignalPath
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import Record
 
 CLASS_COLORS = {"N": "#607d8b", "S": "#1565c0", "V": "#c62828", "F": "#ef6c00", "Q": "#6a1b9a"}
 STRIP_S = 6.0

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
-
-from device.config import SignalConfig
-from device.context import WearerContext, beat_amplitude, centred
-from device.dsp import (
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.context import WearerContext, beat_amplitude, centred
+from ecg_edge.device.dsp import (
     PolyphaseResampler,
     SosFilter,
     Tail,
@@ -24,8 +23,8 @@ from device.dsp import (
     rational_ratio,
     sos_group_delay_s,
 )
-from device.quality import UNREADABLE, Segment, SignalQuality
-from device.rpeaks import RPeakDetector
+from ecg_edge.device.quality import UNREADABLE, Segment, SignalQuality
+from ecg_edge.device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
 QRS_FREQ_HZ = 12.0

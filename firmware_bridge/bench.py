@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.ascii_lines import AsciiLineDecoder
-from firmware_bridge.blocks import StreamDecoder
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import encode_info, encode_samples
-from firmware_bridge.records import read_record
+from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder
+from ecg_edge.firmware_bridge.blocks import StreamDecoder
+from ecg_edge.firmware_bridge.decoder import FrameDecoder
+from ecg_edge.firmware_bridge.protocol import encode_info, encode_samples
+from ecg_edge.firmware_bridge.records import read_record
 
 
 def encode_stream(counts: np.ndarray, fs: float, uv_per_count: float,

@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.ascii_lines import AsciiLineDecoder, AsciiSegment
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder, AsciiSegment
+from ecg_edge.firmware_bridge.decoder import FrameDecoder
+from ecg_edge.firmware_bridge.protocol import (
     SEQ_MOD,
     Flags,
     InfoFrame,

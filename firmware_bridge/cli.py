@@ -13,8 +13,7 @@ import threading
 from typing import Any
 
 import click
-
-from firmware_bridge.errors import BoundaryGroup, UserError, positive_number, run_cli
+from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, positive_number, run_cli
 
 _FORMATS = {"int16": 1, "int24": 2, "int32": 3}
 
@@ -53,7 +52,7 @@ def main(args: list[str] | None = None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per port.")
 def ports(as_json: bool) -> None:
     """List serial ports."""
-    from firmware_bridge.ports import list_serial_ports
+    from ecg_edge.firmware_bridge.ports import list_serial_ports
 
     found = list_serial_ports()
     for p in found:
@@ -88,8 +87,8 @@ def monitor(port: str, baud: int, ascii_fs: float | None, ascii_uv_per_count: fl
             channels: int | None, fs: float | None, uv_per_count: float | None,
             seconds: float | None, interval: float, no_reconnect: bool, as_json: bool) -> None:
     """Watch PORT: live sample rate, CRC errors, lost samples, events."""
-    from firmware_bridge.monitor import monitor as run_monitor
-    from firmware_bridge.transport import open_stream
+    from ecg_edge.firmware_bridge.monitor import monitor as run_monitor
+    from ecg_edge.firmware_bridge.transport import open_stream
 
     stream = open_stream(port, ascii_fs=ascii_fs, baudrate=baud,
                          ascii_uv_per_count=ascii_uv_per_count, channels=channels, fs=fs,
@@ -151,9 +150,9 @@ def emulate(record: str, ascii_mode: bool, speed: float, lead: str | None, all_l
             disconnect_for: float, duration: float | None, loop: bool, seed: int,
             link_path: str | None, no_wait: bool, as_json: bool) -> None:
     """Play RECORD on a pseudo-terminal as a front-end would; prints the port path first."""
-    from firmware_bridge.emulator import EmulatorConfig, start_emulator
-    from firmware_bridge.faults import FaultPlan, parse_burst, parse_span
-    from firmware_bridge.protocol import SampleFormat
+    from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
+    from ecg_edge.firmware_bridge.faults import FaultPlan, parse_burst, parse_span
+    from ecg_edge.firmware_bridge.protocol import SampleFormat
 
     burst_rate, burst_len = parse_burst(burst) if burst else (0.0, 16)
     plan = FaultPlan(bit_flip_rate=bit_flip_rate, drop_rate=drop_rate, burst_rate=burst_rate,
@@ -202,7 +201,7 @@ def emulate(record: str, ascii_mode: bool, speed: float, lead: str | None, all_l
 def bench(record: str, seconds: float, samples_per_frame: int, chunk: int,
           as_json: bool) -> None:
     """Measure decoder throughput (samples per second) on a real record."""
-    from firmware_bridge.bench import decoder_throughput
+    from ecg_edge.firmware_bridge.bench import decoder_throughput
 
     result = decoder_throughput(record, seconds, samples_per_frame, chunk)
     if as_json:
@@ -229,7 +228,7 @@ def bench(record: str, seconds: float, samples_per_frame: int, chunk: int,
 def link_faults(record: str, hours: float, seeds: str, corrupt: float, drop: float,
                 disconnect_every: float, version: str, as_json: bool) -> None:
     """Hours of a record through a damaged link into the decoder; fails on any miscount."""
-    from firmware_bridge.linkfaults import LinkFaultPlan, run_link_faults
+    from ecg_edge.firmware_bridge.linkfaults import LinkFaultPlan, run_link_faults
 
     try:
         seed_list = [int(x) for x in seeds.split(",")]
@@ -254,7 +253,7 @@ def link_faults(record: str, hours: float, seeds: str, corrupt: float, drop: flo
 @click.option("--json", "as_json", is_flag=True)
 def fuzz(inputs: int, seed: int, workers: int, as_json: bool) -> None:
     """Fuzz the decoders with random and mutated inputs; fails if anything escapes."""
-    from firmware_bridge.fuzz import fuzz_decoder
+    from ecg_edge.firmware_bridge.fuzz import fuzz_decoder
 
     result = fuzz_decoder(inputs, seed, workers=workers)
     if as_json:
@@ -281,9 +280,9 @@ def selftest(record: str, speed: float, duration: float, bit_flip_rate: float,
              drop_rate: float, burst: str, disconnect_at: tuple[float, ...],
              disconnect_for: float, seed: int, as_json: bool) -> None:
     """Play a record through a pty with faults; check the host counts every lost sample."""
-    from firmware_bridge.emulator import EmulatorConfig
-    from firmware_bridge.faults import FaultPlan, parse_burst
-    from firmware_bridge.selftest import link_check
+    from ecg_edge.firmware_bridge.emulator import EmulatorConfig
+    from ecg_edge.firmware_bridge.faults import FaultPlan, parse_burst
+    from ecg_edge.firmware_bridge.selftest import link_check
 
     rate, length = parse_burst(burst)
     plan = FaultPlan(bit_flip_rate=bit_flip_rate, drop_rate=drop_rate, burst_rate=rate,

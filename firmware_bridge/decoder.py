@@ -15,8 +15,8 @@ from __future__ import annotations
 import struct
 from dataclasses import asdict, dataclass
 
-from firmware_bridge.crc import crc16, crc32
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.crc import crc16, crc32
+from ecg_edge.firmware_bridge.protocol import (
     KNOWN_TYPES,
     MAX_BODY,
     PREFIX_LEN,

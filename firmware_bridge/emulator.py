@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.errors import UserError
-from firmware_bridge.faults import ByteFaults, FaultPlan
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.decoder import FrameDecoder
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.faults import ByteFaults, FaultPlan
+from ecg_edge.firmware_bridge.protocol import (
     LIMITS,
     Flags,
     RequestFrame,
@@ -39,8 +38,8 @@ from firmware_bridge.protocol import (
     encode_samples,
     encode_status,
 )
-from firmware_bridge.ptyport import PtyPort
-from firmware_bridge.records import Record, read_record
+from ecg_edge.firmware_bridge.ptyport import PtyPort
+from ecg_edge.firmware_bridge.records import Record, read_record
 
 FIRMWARE_ID = "ecg-edge-emulator/1"
 

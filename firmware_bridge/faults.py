@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.errors import UserError
 
 
 @dataclass

@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.ascii_lines import AsciiLineDecoder
-from firmware_bridge.blocks import StreamDecoder
-from firmware_bridge.decoder import FrameDecoder, decode_all
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder
+from ecg_edge.firmware_bridge.blocks import StreamDecoder
+from ecg_edge.firmware_bridge.decoder import FrameDecoder, decode_all
+from ecg_edge.firmware_bridge.protocol import (
     PREFIX_LEN,
     VERSIONS,
     SampleFormat,

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.blocks import SampleBlock, StreamDecoder
-from firmware_bridge.crc import CRC_INIT
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
+from ecg_edge.firmware_bridge.crc import CRC_INIT
+from ecg_edge.firmware_bridge.protocol import (
     PREFIX_LEN,
     SYNC,
     VERSION,
@@ -49,7 +48,7 @@ from firmware_bridge.protocol import (
     encode_info,
     encode_status,
 )
-from firmware_bridge.records import read_record
+from ecg_edge.firmware_bridge.records import read_record
 
 
 @dataclass

@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from firmware_bridge.blocks import LinkEvent, SampleBlock
-from firmware_bridge.transport import SerialStream
+from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
+from ecg_edge.firmware_bridge.transport import SerialStream
 
 
 def monitor(stream: SerialStream, seconds: float | None = None,

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
 import numpy as np
-
-from firmware_bridge.crc import crc16, crc32
+from ecg_edge.firmware_bridge.crc import crc16, crc32
 
 SYNC = b"\xec\x47"
 #: What this host and the reference firmware send; v1 frames are still read.

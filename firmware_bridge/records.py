@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge import wfdb_io
-from firmware_bridge.errors import RecordError
+from ecg_edge.firmware_bridge import wfdb_io
+from ecg_edge.firmware_bridge.errors import RecordError
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
 MAX_RECORD_CHANNELS = 64

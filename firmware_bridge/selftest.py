@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from firmware_bridge.blocks import LinkEvent, SampleBlock
-from firmware_bridge.emulator import EmulatorConfig, start_emulator
-from firmware_bridge.errors import UserError
-from firmware_bridge.faults import FaultPlan
-from firmware_bridge.records import Record, read_record
-from firmware_bridge.transport import open_stream
+from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
+from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.faults import FaultPlan
+from ecg_edge.firmware_bridge.records import Record, read_record
+from ecg_edge.firmware_bridge.transport import open_stream
 
 
 def link_check(record: Record | str | Path, config: EmulatorConfig | None = None,

@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import serial
-
-from firmware_bridge.blocks import Item, LinkEvent, LinkStats, StreamDecoder
-from firmware_bridge.errors import UserError
-from firmware_bridge.protocol import Request, encode_request
+from ecg_edge.firmware_bridge.blocks import Item, LinkEvent, LinkStats, StreamDecoder
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.protocol import Request, encode_request
 
 
 @dataclass

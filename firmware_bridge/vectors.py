@@ -4,7 +4,7 @@
 (``tests/firmware_bridge/c/vector_tool.c``) and :func:`python_answer` read the same
 commands. A firmware port for another language can check itself against the same file.
 Regenerate (only when the protocol changes on purpose) with
-``python -m firmware_bridge.vectors firmware_bridge/firmware/vectors.txt``.
+``python -m ecg_edge.firmware_bridge.vectors firmware_bridge/firmware/vectors.txt``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge.crc import crc16, crc32
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.crc import crc16, crc32
+from ecg_edge.firmware_bridge.protocol import (
     encode_info,
     encode_request,
     encode_samples,

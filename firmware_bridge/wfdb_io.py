@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge.errors import RecordError
+from ecg_edge.firmware_bridge.errors import RecordError
 
 FORMATS = (212, 16, 80)
 #: Formats the wfdb package reads (the fallback); any other number is not a WFDB format.

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from firmware_bridge.records import read_record
+from ecg_edge.firmware_bridge.records import read_record
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -53,9 +52,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
     pytest.importorskip("tensorflow")
     tmp = tmp_path_factory.mktemp("bundle")
     steps = [
-        ["train.cli", "fit", str(MITDB), "--records", "106", "--epochs", "2",
+        ["ecg_edge.train.cli", "fit", str(MITDB), "--records", "106", "--epochs", "2",
          "--max-normals-per-record", "300", "--out", str(tmp / "run")],
-        ["convert.cli", "bundle", str(tmp / "run"), "--out", str(tmp / "bundle"),
+        ["ecg_edge.convert.cli", "bundle", str(tmp / "run"), "--out", str(tmp / "bundle"),
          "--static-batch", "--per-tensor", "--max-size-ratio", "0", "--calibration-count",
          "100"],
     ]

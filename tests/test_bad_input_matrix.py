@@ -67,15 +67,15 @@ def inputs(tmp_path_factory, record_106):
 
 
 def _device(*a):
-    return ("device.cli", list(a))
+    return ("ecg_edge.device.cli", list(a))
 
 
 def _bridge(*a):
-    return ("firmware_bridge.cli", list(a))
+    return ("ecg_edge.firmware_bridge.cli", list(a))
 
 
 def _bench(*a):
-    return ("benchmarks.cli", list(a))
+    return ("ecg_edge.benchmarks.cli", list(a))
 
 
 R = str(MITDB / "100")
@@ -156,24 +156,24 @@ CASES = {
     "bench-run-tampered": _bench("run", "{d}/tampered"),
     "bench-recipe-cv-missing": _bench("recipe-cv", "{d}/nope"),
     # ecg-train, ecg-convert (bad input is refused before TensorFlow is needed)
-    "train-evaluate-missing": ("train.cli", ["evaluate", "{d}/nope"]),
-    "train-evaluate-empty": ("train.cli", ["evaluate", "{d}/emptydir"]),
-    "train-fit-empty": ("train.cli", ["fit", "{d}/emptydir", "--out", "{d}/run"]),
-    "train-mitdb-garbage": ("train.cli", ["mitdb", "{d}/garbage.csv", "--out", "{d}/run"]),
-    "train-ecg5000-empty": ("train.cli", ["ecg5000", "--data", "{d}/emptydir", "--out",
+    "train-evaluate-missing": ("ecg_edge.train.cli", ["evaluate", "{d}/nope"]),
+    "train-evaluate-empty": ("ecg_edge.train.cli", ["evaluate", "{d}/emptydir"]),
+    "train-fit-empty": ("ecg_edge.train.cli", ["fit", "{d}/emptydir", "--out", "{d}/run"]),
+    "train-mitdb-garbage": ("ecg_edge.train.cli", ["mitdb", "{d}/garbage.csv", "--out", "{d}/run"]),
+    "train-ecg5000-empty": ("ecg_edge.train.cli", ["ecg5000", "--data", "{d}/emptydir", "--out",
                                           "{d}/run"]),
-    "train-fit-nan-lr": ("train.cli", ["fit", R, "--out", "{d}/run", "--lr", "nan"]),
-    "convert-check-garbage": ("convert.cli", ["check", "{d}/garbage.tar.gz"]),
-    "convert-check-tampered": ("convert.cli", ["check", "{d}/tampered"]),
-    "convert-export-empty": ("convert.cli", ["export", "{d}/emptydir", "--out", "{d}/x"]),
-    "convert-gate-missing": ("convert.cli", ["gate", "{d}/nope"]),
+    "train-fit-nan-lr": ("ecg_edge.train.cli", ["fit", R, "--out", "{d}/run", "--lr", "nan"]),
+    "convert-check-garbage": ("ecg_edge.convert.cli", ["check", "{d}/garbage.tar.gz"]),
+    "convert-check-tampered": ("ecg_edge.convert.cli", ["check", "{d}/tampered"]),
+    "convert-export-empty": ("ecg_edge.convert.cli", ["export", "{d}/emptydir", "--out", "{d}/x"]),
+    "convert-gate-missing": ("ecg_edge.convert.cli", ["gate", "{d}/nope"]),
 }
 
 
 def _params():
     # ecg-train/ecg-convert may import TensorFlow on the way: marked so (still run in CI).
-    return [pytest.param(c, marks=pytest.mark.tensorflow) if CASES[c][0] in ("train.cli",
-            "convert.cli") else c for c in sorted(CASES)]
+    return [pytest.param(c, marks=pytest.mark.tensorflow) if CASES[c][0] in ("ecg_edge.train.cli",
+            "ecg_edge.convert.cli") else c for c in sorted(CASES)]
 
 
 @pytest.mark.parametrize("case", _params())

@@ -24,14 +24,14 @@ class Block:
 sys.meta_path.insert(0, Block())
 imported = []
 for pkg in ("firmware_bridge", "device"):
-    mod = importlib.import_module(pkg)
-    for info in pkgutil.walk_packages(mod.__path__, pkg + "."):
+    mod = importlib.import_module("ecg_edge." + pkg)
+    for info in pkgutil.walk_packages(mod.__path__, "ecg_edge." + pkg + "."):
         importlib.import_module(info.name)
         imported.append(info.name)
 import numpy as np
-from device.config import SignalConfig
-from device.evaluation import roc_auc
-from device.signal_path import process_signal
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import roc_auc
+from ecg_edge.device.signal_path import process_signal
 t = np.arange(360 * 20) / 360.0
 assert len(process_signal(np.sin(np.pi * 1.2 * t) ** 40, 360.0, SignalConfig(), chunk=360)) > 5
 assert roc_auc([0.1, 0.2], [0.2, 0.3]) == 0.875

@@ -20,7 +20,7 @@ def _py(*args, timeout=900):
 @pytest.mark.slow
 @pytest.mark.tensorflow
 def test_main_job_end_to_end_agrees_with_the_stages(tmp_path):
-    out = _py("benchmarks.main_job", "--out", str(tmp_path / "main"), "--data", str(MITDB),
+    out = _py("ecg_edge.benchmarks.main_job", "--out", str(tmp_path / "main"), "--data", str(MITDB),
               "--train-records", "106", "--stream-record", "119", "--epochs", "2",
               "--stream-seconds", "420", "--speed", "100", "--max-size-ratio", "0", "--json")
     report = json.loads(out.stdout)
@@ -31,7 +31,8 @@ def test_main_job_end_to_end_agrees_with_the_stages(tmp_path):
     assert report["performance"]["pipeline_x_realtime"] > 0
     # Stage by stage: replay the same seconds with the same bundle, evaluate the events.
     events = tmp_path / "replay.jsonl"
-    _py("device.cli", "replay", str(MITDB / "119"), "--bundle", report["bundle_folder"],
+    _py("ecg_edge.device.cli", "replay", str(MITDB / "119"), "--bundle", report["bundle_folder"],
         "--duration", "420", "--quiet", "--events", str(events))
-    ev = _py("device.cli", "evaluate", str(events), str(MITDB / "119"), "--end", "420", "--json")
+    ev = _py("ecg_edge.device.cli", "evaluate", str(events), str(MITDB / "119"), "--end", "420",
+             "--json")
     assert json.loads(ev.stdout)["gross"] == report["beats"]["gross"]

@@ -18,10 +18,9 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from device import features
-from device.classes import LABELS, ClassSpec, calls_for_inputs
-from device.evaluation import EC57_START_S, class_statistics
+from ecg_edge.device import features
+from ecg_edge.device.classes import LABELS, ClassSpec, calls_for_inputs
+from ecg_edge.device.evaluation import EC57_START_S, class_statistics
 
 #: The inter-patient training set (de Chazal 2004); the only records anything is fitted on.
 DS1 = ("101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
@@ -88,7 +87,7 @@ def labelled(d: dict) -> np.ndarray:
 
 
 def record_inputs(d: dict) -> np.ndarray:
-    from train.protocols import as_beats
+    from ecg_edge.train.protocols import as_beats
 
     return features.model_inputs(as_beats(d), INPUTS)
 
@@ -112,8 +111,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
     """Train on windows ``x`` with integer labels ``y`` (index into LABELS); returns the model
     and its per-epoch loss."""
     import keras
-
-    from train.fit import set_seed
+    from ecg_edge.train.fit import set_seed
 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

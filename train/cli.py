@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 
 import click
-
-from device.evaluation import to_jsonable
-from device.features import COMBINE
-from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
-from train import quiet
-from train.thresholds import METHODS
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.device.features import COMBINE
+from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from ecg_edge.train import quiet
+from ecg_edge.train.thresholds import METHODS
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
 # TensorFlow's C++ start-up chatter (no CUDA, oneDNN) is noise on a CPU-only box.
@@ -57,7 +56,7 @@ def _model_config(arch: str, horizon: int, filters: str | None):
             widths = tuple(int(v) for v in filters.split(",") if v.strip())
         if not widths or min(widths) < 1:
             raise UserError(f"--filters {filters!r}: give positive widths like 24,24")
-    from train.models import ModelConfig
+    from ecg_edge.train.models import ModelConfig
 
     return ModelConfig(arch=arch, horizon=horizon, **({"filters": widths} if widths else {}))
 
@@ -105,8 +104,8 @@ def ecg5000_cmd(data, arch, seeds, out, limit, epochs, batch_size, patience, lr,
                 filters, as_json):
     """ECG5000 anomaly protocol: train on 80 % of normals, test on the rest + all abnormal."""
     seed_list = parse_seeds(seeds)
-    from train.fit import FitConfig
-    from train.protocols import run_ecg5000
+    from ecg_edge.train.fit import FitConfig
+    from ecg_edge.train.protocols import run_ecg5000
 
     fit = FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=lr)
     m = run_ecg5000(data, arch, seed_list, out, fit, _model_config(arch, horizon, filters),
@@ -154,8 +153,8 @@ def mitdb_cmd(folder, arch, inputs, combine, baseline_beats, spread_floor, folds
               max_train_per_record, cache_dir, seed, out, epochs, batch_size, patience, lr,
               horizon, filters, as_json):
     """MIT-BIH leave-records-out: model beside the reference detectors on unseen patients."""
-    from train.fit import FitConfig
-    from train.protocols import MitdbConfig, run_mitdb
+    from ecg_edge.train.fit import FitConfig
+    from ecg_edge.train.protocols import MitdbConfig, run_mitdb
 
     fold_list = [] if folds == "all" else [f.strip() for f in folds.split(",") if f.strip()]
     mcfg = MitdbConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
@@ -233,8 +232,8 @@ def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, co
     metrics.json, scores.npz and the plots, for convert/ to read. No patient is held out for
     testing here: generalisation figures come from `ecg-train mitdb`.
     """
-    from train.deploy import DeployConfig, run_deploy
-    from train.fit import FitConfig
+    from ecg_edge.train.deploy import DeployConfig, run_deploy
+    from ecg_edge.train.fit import FitConfig
 
     rec_list = None if records == "all" else [r.strip() for r in records.split(",") if r.strip()]
     dcfg = DeployConfig(inputs=inputs, combine=combine, baseline_beats=baseline_beats,
@@ -265,7 +264,7 @@ def fit_cmd(folder, arch, out, records, inputs, baseline_beats, spread_floor, co
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def rescore_cmd(run, folder, cache_dir, boot, baseline_beats, as_json):
     """Compare score combinations of a finished mitdb run beside the reference detectors."""
-    from train.rescore import rescore, rescore_text
+    from ecg_edge.train.rescore import rescore, rescore_text
 
     try:
         ks = tuple(int(k) for k in baseline_beats.split(",") if k.strip())
@@ -285,7 +284,7 @@ def rescore_cmd(run, folder, cache_dir, boot, baseline_beats, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate_cmd(run: str, as_json: bool) -> None:
     """Show the metrics of a finished run folder."""
-    from train.fit import RunFolder
+    from ecg_edge.train.fit import RunFolder
 
     path = Path(run)
     if not path.is_dir():
@@ -308,7 +307,7 @@ def evaluate_cmd(run: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
     """One table over several run folders (ECG5000: AUC mean ± std; MIT-BIH: gross AUCs)."""
-    from train.fit import RunFolder
+    from ecg_edge.train.fit import RunFolder
 
     rows = []
     for run in runs:
@@ -348,7 +347,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def summary_cmd(arch, length, channels, as_json) -> None:
     """Parameters, MACs per window and (TCN) receptive field of each architecture."""
-    from train.models import ModelConfig, build_model, model_summary
+    from ecg_edge.train.models import ModelConfig, build_model, model_summary
 
     rows = [model_summary(build_model(ModelConfig(arch=a), length, channels), ModelConfig(arch=a))
             for a in (arch or ARCH_CHOICES)]

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from firmware_bridge.errors import RecordError
+from ecg_edge.firmware_bridge.errors import RecordError
 
 #: ECG5000's label names (class 1 is normal; the rest are anomalies in the usual protocol).
 ECG5000_CLASSES = {1: "N", 2: "R-on-T PVC", 3: "PVC", 4: "SP", 5: "UB"}

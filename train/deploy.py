@@ -26,12 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from device import features
-from device.config import SignalConfig
-from device.evaluation import ABNORMAL, roc_auc
-from firmware_bridge.errors import UserError
-from train import thresholds
+from ecg_edge.device import features
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import ABNORMAL, roc_auc
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.train import thresholds
 
 #: Threshold used when nothing else is asked: the highest that flags 95 % of the training
 #: records' V beats (the monitor's stated operating point, with a margin over the 90 % it
@@ -71,7 +70,7 @@ class DeployConfig:
 def score_spec(model_cfg, inputs: str, combine: str, baseline_beats: int = 0,
                spread_floor: float = 0.0) -> features.ScoreSpec:
     """The bundle's score definition for an architecture (TCN: forecast horizon and warm-up)."""
-    from train.models import SCORING, receptive_field
+    from ecg_edge.train.models import SCORING, receptive_field
 
     tcn = model_cfg.arch == "tcn"
     return features.ScoreSpec(inputs=inputs, combine=combine, scoring=SCORING[model_cfg.arch],
@@ -101,9 +100,9 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
                cfg: SignalConfig | None = None, cache_dir: str | Path | None = None,
                log=print) -> dict:
     """Train the deployable model on the normal beats of ``records`` and write ``out``."""
-    from train.fit import FitConfig, RunFolder, fit_normals
-    from train.models import ModelConfig
-    from train.protocols import _train_rows, as_beats, load_folder_beats, settled
+    from ecg_edge.train.fit import FitConfig, RunFolder, fit_normals
+    from ecg_edge.train.models import ModelConfig
+    from ecg_edge.train.protocols import _train_rows, as_beats, load_folder_beats, settled
 
     t_start = time.perf_counter()
     dcfg = dcfg or DeployConfig()
@@ -176,7 +175,7 @@ def run_deploy(folder: str | Path, arch: str, out: str | Path, records: list[str
                         learning=~post,
                         trained=np.concatenate([p["trained"] for p in per.values()]))
     try:
-        from train import plots
+        from ecg_edge.train import plots
 
         plots.deploy_figures(run.path, res.history, res.model, data, inputs, per, thr[default],
                              names, cfg)

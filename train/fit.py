@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from device.evaluation import to_jsonable
-from train.models import ModelConfig, build_model, errors, model_summary, targets
+from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.train.models import ModelConfig, build_model, errors, model_summary, targets
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class RunFolder:
     def read_json(self, name: str) -> dict:
         p = self.path / name
         if not p.exists():
-            from firmware_bridge.errors import UserError
+            from ecg_edge.firmware_bridge.errors import UserError
 
             raise UserError(f"{self.path}: no {name}; is this a run folder from ecg-train?")
         return json.loads(p.read_text())

@@ -13,8 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from train.metrics import pr_auc, pr_curve, roc_auc, roc_curve  # noqa: E402
+from ecg_edge.train.metrics import pr_auc, pr_curve, roc_auc, roc_curve  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -148,8 +147,7 @@ def ecg_strip(windows: np.ndarray, time_s: np.ndarray, flags: np.ndarray, classe
 def ecg5000_figures(run: Path, history: dict, seed_dir: Path, x_test: np.ndarray, arch: str,
                     skip: int = 0) -> list[Path]:
     import keras
-
-    from train.protocols import ecg5000_class_names
+    from ecg_edge.train.protocols import ecg5000_class_names
 
     z = np.load(seed_dir / "scores.npz")
     names = ecg5000_class_names(z["labels"])
@@ -174,9 +172,9 @@ def mitdb_figures(run: Path, histories: dict, data: dict, folds: list[str],
                   start_s: float = 300.0) -> list[Path]:
     """Pooled over the folds (each record scored by the model that never saw it), beats after
     the EC57 learning period only; reconstructions from the first fold's saved model."""
-    from device import reference
-    from device.config import SignalConfig
-    from train.protocols import as_beats
+    from ecg_edge.device import reference
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.train.protocols import as_beats
 
     first = folds[0]
     z = np.load(run / f"fold_{first}.npz")
@@ -198,8 +196,7 @@ def mitdb_figures(run: Path, histories: dict, data: dict, folds: list[str],
         import json
 
         import keras
-
-        from device import features
+        from ecg_edge.device import features
 
         run_cfg = json.loads((run / "config.json").read_text())
         mode = run_cfg["mitdb"]["inputs"]

@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from device import features, reference
-from device.config import SignalConfig
-from device.evaluation import (
+from ecg_edge.device import features, reference
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import (
     ABNORMAL,
     EC57_START_S,
     aami_class,
@@ -33,12 +32,12 @@ from device.evaluation import (
     roc_auc,
     summarize,
 )
-from device.signal_path import Beats
-from firmware_bridge.errors import UserError
-from firmware_bridge.progress import progress
-from train import thresholds
-from train.metrics import binary_report
-from train.scoring import beat_scores_ext
+from ecg_edge.device.signal_path import Beats
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.progress import progress
+from ecg_edge.train import thresholds
+from ecg_edge.train.metrics import binary_report
+from ecg_edge.train.scoring import beat_scores_ext
 
 #: Arrays of a Beats kept in the per-record cache.
 BEAT_FIELDS = ("sample", "time_s", "peak", "window", "template", "amplitude", "beat_amplitude",
@@ -69,7 +68,7 @@ def split_ecg5000(x: np.ndarray, y: np.ndarray, seed: int = 0, train_fraction: f
 
 
 def ecg5000_class_names(y: np.ndarray) -> np.ndarray:
-    from train.datasets import ECG5000_CLASSES
+    from ecg_edge.train.datasets import ECG5000_CLASSES
 
     return np.array([ECG5000_CLASSES.get(int(v), str(v)) for v in y])
 
@@ -81,9 +80,9 @@ def run_ecg5000(folder: str | Path, arch: str, seeds: list[int], out: str | Path
 
     ``limit`` keeps only the first beats of each set (tests); protocol figures use all.
     """
-    from train.datasets import load_ecg5000
-    from train.fit import FitConfig, RunFolder, fit_normals, score_windows
-    from train.models import ModelConfig, receptive_field
+    from ecg_edge.train.datasets import load_ecg5000
+    from ecg_edge.train.fit import FitConfig, RunFolder, fit_normals, score_windows
+    from ecg_edge.train.models import ModelConfig, receptive_field
 
     model_cfg = model_cfg or ModelConfig(arch=arch)
     fit_cfg = fit_cfg or FitConfig()
@@ -134,7 +133,7 @@ def run_ecg5000(folder: str | Path, arch: str, seeds: list[int], out: str | Path
     run.write_json("history.json", histories)
     run.write_json("metrics.json", metrics)
     try:
-        from train import plots
+        from ecg_edge.train import plots
 
         first = per_seed[0]["seed"]
         plots.ecg5000_figures(run.path, histories[f"seed{first}"], run.path / f"seed{first}",
@@ -171,7 +170,7 @@ def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Pa
     The cache key covers the signal config and the folder's files, so a changed config never
     reads stale beats; folds then reuse one signal-path pass per record.
     """
-    from device.records import iter_folder
+    from ecg_edge.device.records import iter_folder
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -266,8 +265,8 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
               fit_cfg=None, model_cfg=None, cache_dir: str | Path | None = None,
               cfg: SignalConfig | None = None, log=print) -> dict:
     """Leave-one-record-out over the folder; EC57 metrics of the model and the references."""
-    from train.fit import FitConfig, RunFolder, fit_normals, score_windows
-    from train.models import ModelConfig, receptive_field
+    from ecg_edge.train.fit import FitConfig, RunFolder, fit_normals, score_windows
+    from ecg_edge.train.models import ModelConfig, receptive_field
 
     mcfg = mcfg or MitdbConfig()
     model_cfg = model_cfg or ModelConfig(arch=arch)
@@ -360,7 +359,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
     run.write_json("history.json", histories)
     run.write_json("metrics.json", metrics)
     try:
-        from train import plots
+        from ecg_edge.train import plots
 
         plots.mitdb_figures(run.path, histories, data, folds, mcfg.start_s)
     except ImportError as exc:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from firmware_bridge.native_output import redirected
+from ecg_edge.firmware_bridge.native_output import redirected
 
 _state = {"verbose": False, "log": None}
 

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from device import features, reference
-from device.config import SignalConfig
-from device.evaluation import ABNORMAL, EC57_START_S, evaluate_record, roc_auc, summarize
-from firmware_bridge.errors import UserError
-from train.scoring import beat_scores_ext, rms_error, wearer_normalise
+from ecg_edge.device import features, reference
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import ABNORMAL, EC57_START_S, evaluate_record, roc_auc, summarize
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.train.scoring import beat_scores_ext, rms_error, wearer_normalise
 
 #: Learning-period seconds for per-wearer normalisation: the EC57 learning period, so the
 #: statistics come only from beats that are never evaluated.
@@ -78,7 +77,7 @@ def _scorers(beats, mse, time_s, baselines=(16,)) -> dict[str, np.ndarray]:
 def rescore(run: str | Path, folder: str | Path, cache_dir: str | Path | None = None,
             start_s: float = EC57_START_S, n_boot: int = 200, seed: int = 0,
             baseline: str = "combined", baselines: tuple[int, ...] = (16,), log=print) -> dict:
-    from train.protocols import as_beats, load_folder_beats
+    from ecg_edge.train.protocols import as_beats, load_folder_beats
 
     run = Path(run)
     folds = sorted(p.stem[len("fold_"):] for p in run.glob("fold_*.npz"))

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from benchmarks import board, latency, probe, report, suite
-from benchmarks.cli import cli
-from benchmarks.memory import BLOCKER
+from ecg_edge.benchmarks import board, latency, probe, report, suite
+from ecg_edge.benchmarks.cli import cli
+from ecg_edge.benchmarks.memory import BLOCKER
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +118,7 @@ def test_compare_and_load_reject_bad_input(tmp_path):
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "benchmarks.cli", "run",
+    out = subprocess.run([sys.executable, "-m", "ecg_edge.benchmarks.cli", "run",
                           str(tmp_path / "nobundle"), "--no-rss"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no such bundle" in out.stderr
@@ -150,11 +149,10 @@ def tf_free_bundle(tmp_path_factory) -> Path:
     """A tiny real int8 model (built with TF here) in a real bundle; the run is TF-free."""
     tf = pytest.importorskip("tensorflow")
     import keras
-
-    from device.bundle import Manifest, ModelFile, TensorSpec, Threshold, save_bundle
-    from device.config import SignalConfig
-    from device.interpreter import ModelRunner, make_interpreter
-    from device.scaling import Scaling
+    from ecg_edge.device.bundle import Manifest, ModelFile, TensorSpec, Threshold, save_bundle
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.interpreter import ModelRunner, make_interpreter
+    from ecg_edge.device.scaling import Scaling
 
     root = tmp_path_factory.mktemp("bench") / "bundle"
     root.mkdir()
@@ -198,7 +196,7 @@ def tf_free_bundle(tmp_path_factory) -> Path:
 
 RUN_TF_FREE = BLOCKER + r"""
 import json, sys
-from benchmarks.suite import Settings, run_all
+from ecg_edge.benchmarks.suite import Settings, run_all
 s = Settings(record="data/mitdb/106", n=10, warmup=2, rounds=1, batch=4, pipeline_repeats=1,
              keras=True)
 doc = run_all([sys.argv[1]], [None], s)

@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from benchmarks.cli import cli
-from benchmarks.noise_stress import (
+from ecg_edge.benchmarks.cli import cli
+from ecg_edge.benchmarks.noise_stress import (
     add_noise,
     noise_rms,
     noisy_mask,
@@ -18,7 +17,8 @@ from benchmarks.noise_stress import (
     qrs_amplitude,
     unreadable_intervals,
 )
-from firmware_bridge.records import read_record
+from ecg_edge.firmware_bridge.records import read_record
+
 from tests.conftest import DATA, MITDB
 
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from ecg_edge.firmware_bridge.errors import run_cli
 
-from firmware_bridge.errors import run_cli
 from tests.conftest import copy_records
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
@@ -21,7 +21,7 @@ def _cli(module_cli, args, capsys):
 
 @pytest.fixture(scope="module")
 def deploy_run(tmp_path_factory):
-    from train.cli import cli as train_cli
+    from ecg_edge.train.cli import cli as train_cli
 
     root = tmp_path_factory.mktemp("deploy")
     folder = copy_records(root / "mit", "106")
@@ -36,7 +36,7 @@ def deploy_run(tmp_path_factory):
 
 
 def test_gate_says_which_check_failed_and_by_how_much(deploy_run, capsys):
-    from convert.cli import cli
+    from ecg_edge.convert.cli import cli
 
     run, cache = deploy_run
     code, out, err = _cli(cli, ["gate", str(run), "--cache", str(cache), "--min-spearman", "1.0",
@@ -49,11 +49,11 @@ def test_gate_says_which_check_failed_and_by_how_much(deploy_run, capsys):
 
 
 def test_bundle_is_written_loaded_and_tampering_refused(deploy_run, tmp_path, capsys):
-    from convert.cli import cli
-    from device.bundle import BundleError, check_quantization, load_bundle
-    from device.config import SignalConfig
-    from device.features import ScoreSpec
-    from device.interpreter import make_interpreter, run_batch
+    from ecg_edge.convert.cli import cli
+    from ecg_edge.device.bundle import BundleError, check_quantization, load_bundle
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.features import ScoreSpec
+    from ecg_edge.device.interpreter import make_interpreter, run_batch
 
     run, cache = deploy_run
     out = tmp_path / "bundle"

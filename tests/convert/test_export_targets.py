@@ -11,8 +11,8 @@ pytestmark = pytest.mark.tensorflow
 
 @pytest.fixture(scope="module")
 def ecg():
-    from train.datasets import load_ecg5000
-    from train.protocols import split_ecg5000
+    from ecg_edge.train.datasets import load_ecg5000
+    from ecg_edge.train.protocols import split_ecg5000
 
     d = load_ecg5000(DATA / "ecg5000")
     s = split_ecg5000(d.x, d.y, 0)
@@ -20,8 +20,8 @@ def ecg():
 
 
 def _train(x, epochs=3, **cfg):
-    from train.fit import FitConfig, fit_normals
-    from train.models import ModelConfig
+    from ecg_edge.train.fit import FitConfig, fit_normals
+    from ecg_edge.train.models import ModelConfig
 
     return fit_normals(x, ModelConfig(**cfg), FitConfig(epochs=epochs, batch_size=64)).model
 
@@ -37,9 +37,9 @@ def tcn(ecg):
 
 
 def test_float32_matches_keras_and_int8_has_int8_io(cnn, ecg):
-    from convert.export import QuantOptions, keras_predict, tflite_predict, to_tflite
-    from convert.parity import output_error
-    from device.interpreter import make_interpreter
+    from ecg_edge.convert.export import QuantOptions, keras_predict, tflite_predict, to_tflite
+    from ecg_edge.convert.parity import output_error
+    from ecg_edge.device.interpreter import make_interpreter
 
     x_rep, x = ecg
     ref = keras_predict(cnn, x)
@@ -60,8 +60,8 @@ def test_float32_matches_keras_and_int8_has_int8_io(cnn, ecg):
 
 
 def test_edgetpu_report_passes_the_static_cnn_and_names_what_blocks_the_dynamic_one(cnn, ecg):
-    from convert.export import QuantOptions, to_tflite
-    from convert.targets import edgetpu_report
+    from ecg_edge.convert.export import QuantOptions, to_tflite
+    from ecg_edge.convert.targets import edgetpu_report
 
     rep = ecg[0][:32]
     dyn = edgetpu_report(to_tflite(cnn, QuantOptions(variant="int8"), rep))
@@ -80,8 +80,8 @@ def test_edgetpu_report_passes_the_static_cnn_and_names_what_blocks_the_dynamic_
 
 @pytest.mark.parametrize("model", ["cnn", "tcn"])
 def test_tflite_micro_runs_static_int8_models_like_litert(model, cnn, tcn, ecg):
-    from convert.export import QuantOptions, tflite_predict, to_tflite
-    from convert.targets import litert_reference, tflm_check
+    from ecg_edge.convert.export import QuantOptions, tflite_predict, to_tflite
+    from ecg_edge.convert.targets import litert_reference, tflm_check
 
     m = {"cnn": cnn, "tcn": tcn}[model]
     rep, x = ecg[0][:64], ecg[1][:8]
@@ -98,8 +98,8 @@ def test_tflite_micro_runs_static_int8_models_like_litert(model, cnn, tcn, ecg):
 
 
 def test_tflite_micro_gets_the_dynamic_batch_graph_wrong(tcn, ecg):
-    from convert.export import QuantOptions, to_tflite
-    from convert.targets import litert_reference, tflm_check
+    from ecg_edge.convert.export import QuantOptions, to_tflite
+    from ecg_edge.convert.targets import litert_reference, tflm_check
 
     rep, x = ecg[0][:64], ecg[1][:8]
     # The dynamic-batch graph computes its shapes at run time; tflite-micro gets them wrong.
@@ -108,7 +108,7 @@ def test_tflite_micro_gets_the_dynamic_batch_graph_wrong(tcn, ecg):
 
 
 def test_lstm_full_int8_is_isolated_and_dynamic_range_converts(ecg):
-    from convert.export import ConversionError, QuantOptions, tflite_predict, to_tflite
+    from ecg_edge.convert.export import ConversionError, QuantOptions, tflite_predict, to_tflite
 
     lstm = _train(ecg[0][:128], arch="lstm_ae", lstm_units=4, bottleneck=4)
     dyn = to_tflite(lstm, QuantOptions(variant="dynamic"))
@@ -124,11 +124,11 @@ def test_lstm_full_int8_is_isolated_and_dynamic_range_converts(ecg):
 def test_gate_fails_on_a_deliberately_broken_calibration(ecg):
     """Calibrating on windows shrunk 1000x sets activation ranges far too narrow: the real
     int8 model saturates and the gate must refuse it, naming the check and the margin."""
-    from convert import gate, parity
-    from convert.export import QuantOptions, keras_predict, tflite_predict, to_tflite
-    from train import thresholds
-    from train.datasets import load_ecg5000
-    from train.protocols import split_ecg5000
+    from ecg_edge.convert import gate, parity
+    from ecg_edge.convert.export import QuantOptions, keras_predict, tflite_predict, to_tflite
+    from ecg_edge.train import thresholds
+    from ecg_edge.train.datasets import load_ecg5000
+    from ecg_edge.train.protocols import split_ecg5000
 
     d = load_ecg5000(DATA / "ecg5000")
     s = split_ecg5000(d.x, d.y, 0)
@@ -161,15 +161,15 @@ def test_truncated_tflite_is_a_one_line_error(cnn, ecg, tmp_path):
     import subprocess
     import sys
 
-    from convert.export import QuantOptions, to_tflite
-    from device.interpreter import make_interpreter
-    from firmware_bridge.errors import UserError
+    from ecg_edge.convert.export import QuantOptions, to_tflite
+    from ecg_edge.device.interpreter import make_interpreter
+    from ecg_edge.firmware_bridge.errors import UserError
 
     q = to_tflite(cnn, QuantOptions(variant="int8"), ecg[0][:64])
     path = tmp_path / "model.tflite"
     path.write_bytes(q[: len(q) // 2])
     with pytest.raises(UserError, match="cannot be loaded"):
         make_interpreter(path)
-    out = subprocess.run([sys.executable, "-m", "device.cli", "info", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", "info", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1

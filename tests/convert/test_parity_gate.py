@@ -4,15 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ecg_edge.convert import gate, parity
+from ecg_edge.convert.source import representative
+from ecg_edge.convert.targets import c_array
+from ecg_edge.device.interpreter import dequantize, quantize
+from ecg_edge.train import thresholds
+from ecg_edge.train.datasets import load_ecg5000
+from ecg_edge.train.protocols import split_ecg5000
 
-from convert import gate, parity
-from convert.source import representative
-from convert.targets import c_array
-from device.interpreter import dequantize, quantize
 from tests.conftest import DATA
-from train import thresholds
-from train.datasets import load_ecg5000
-from train.protocols import split_ecg5000
 
 
 @pytest.fixture(scope="module")

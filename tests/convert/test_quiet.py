@@ -15,8 +15,8 @@ NOISE = ("TensorSpec", "I0000", "XNNPACK", "oneDNN", "absl")
 
 
 def _convert(*args):
-    return subprocess.run([sys.executable, "-m", "convert.cli", *args], capture_output=True,
-                          text=True, timeout=600, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "ecg_edge.convert.cli", *args],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def test_conversion_output_is_the_tool_s_own(tiny_bundle, tmp_path):

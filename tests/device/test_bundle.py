@@ -3,8 +3,7 @@ import tarfile
 
 import numpy as np
 import pytest
-
-from device.bundle import (
+from ecg_edge.device.bundle import (
     BundleError,
     Manifest,
     ModelFile,
@@ -13,8 +12,8 @@ from device.bundle import (
     load_bundle,
     save_bundle,
 )
-from device.config import SignalConfig
-from device.scaling import Scaling
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.scaling import Scaling
 
 
 @pytest.fixture()
@@ -95,7 +94,7 @@ def test_broken_archive_is_refused(bundle_dir):
 
 
 def test_install_is_atomic_and_verified(bundle_dir, tmp_path):
-    from device.install import install_bundle
+    from ecg_edge.device.install import install_bundle
 
     root, archive = bundle_dir
     dest = tmp_path / "pi"

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from device import reference
-from device.classes import (
+from ecg_edge.device import reference
+from ecg_edge.device.classes import (
     ClassSpec,
     RRTrend,
     burden,
@@ -11,11 +10,11 @@ from device.classes import (
     count_calls,
     rr_features,
 )
-from device.config import SignalConfig
-from device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
-from device.features import model_inputs
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.signal_path import process_signal
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
+from ecg_edge.device.features import model_inputs
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.signal_path import process_signal
 
 CFG = SignalConfig()
 

@@ -8,7 +8,7 @@ from tests.conftest import MITDB, copy_records
 
 
 def _run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args], capture_output=True,
                           text=True, timeout=300, **kw)
 
 

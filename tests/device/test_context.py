@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-from device.config import ContextConfig, SignalConfig
-from device.context import WearerContext
-from device.signal_path import process_signal
+from ecg_edge.device.config import ContextConfig, SignalConfig
+from ecg_edge.device.context import WearerContext
+from ecg_edge.device.signal_path import process_signal
 
 CFG = SignalConfig()
 

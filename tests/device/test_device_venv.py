@@ -25,7 +25,9 @@ def test_device_extra_alone_runs_selftest_and_replay(tiny_bundle, tmp_path):
                              capture_output=True, text=True, timeout=900, env=env)
     assert install.returncode == 0, install.stderr[-2000:]
     # Nothing heavy came along.
-    for module in ("tensorflow", "keras", "wfdb", "scipy"):
+    # One namespace: the stages install as ecg_edge.<stage>, nothing generic in site-packages.
+    for module in ("tensorflow", "keras", "wfdb", "scipy", "device", "train", "convert",
+                   "benchmarks", "firmware_bridge"):
         probe = subprocess.run([str(py), "-c", f"import {module}"], capture_output=True,
                                env=env, cwd=tmp_path)
         assert probe.returncode != 0, f"{module} is importable in the device-only environment"

@@ -5,9 +5,8 @@ scipy is the reference here only (tests and training have it; the device does no
 
 import numpy as np
 import pytest
-
-from device.config import DetectorConfig, SignalConfig
-from device.dsp import (
+from ecg_edge.device.config import DetectorConfig, SignalConfig
+from ecg_edge.device.dsp import (
     FirFilter,
     PolyphaseResampler,
     SosFilter,
@@ -17,7 +16,7 @@ from device.dsp import (
     rational_ratio,
     sos_group_delay_s,
 )
-from device.evaluation import average_ranks
+from ecg_edge.device.evaluation import average_ranks
 
 RATES = [100.0, 120.0, 128.0, 250.0, 360.0, 500.0, 1000.0]
 #: (band, order) as the signal path and the R-peak detector design them.

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from device.evaluation import (
+from ecg_edge.device.evaluation import (
     AAMI,
     aami_class,
     evaluate_record,

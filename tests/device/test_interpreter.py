@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
-
-from device.interpreter import available_runtimes, dequantize, make_interpreter, quantize, run_batch
-from firmware_bridge.errors import UserError
+from ecg_edge.device.interpreter import (
+    available_runtimes,
+    dequantize,
+    make_interpreter,
+    quantize,
+    run_batch,
+)
+from ecg_edge.firmware_bridge.errors import UserError
 
 
 def test_quantize_round_trip_and_saturation():
@@ -33,10 +38,9 @@ def test_int8_model_runs_through_the_adapters(record_106):
     """A tiny Conv1D model on real beats: LiteRT int8 output tracks Keras float."""
     keras = pytest.importorskip("keras")
     import tensorflow as tf
-
-    from device.config import SignalConfig
-    from device.scaling import Scaling
-    from device.signal_path import process_signal
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.scaling import Scaling
+    from ecg_edge.device.signal_path import process_signal
 
     beats = process_signal(record_106.lead_mv()[: 360 * 120], 360.0, SignalConfig())
     x = Scaling("wearer").apply(beats.window, beats.amplitude)[..., None]
@@ -77,10 +81,9 @@ def test_static_batch_model_runs_any_number_of_windows(record_106):
     """Edge TPU / TFLite-Micro models have a fixed batch of 1: run_batch loops over windows."""
     keras = pytest.importorskip("keras")
     import tensorflow as tf
-
-    from device.config import SignalConfig
-    from device.scaling import Scaling
-    from device.signal_path import process_signal
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.scaling import Scaling
+    from ecg_edge.device.signal_path import process_signal
 
     beats = process_signal(record_106.lead_mv()[: 360 * 60], 360.0, SignalConfig())
     x = Scaling("robust").apply(beats.window)[..., None]

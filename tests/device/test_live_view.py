@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ecg_edge.device.live import LiveView
+from ecg_edge.device.session_report import write_report
+from ecg_edge.firmware_bridge.records import read_record
 
-from device.live import LiveView
-from device.session_report import write_report
-from firmware_bridge.records import read_record
 from tests.conftest import MITDB, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -83,7 +83,7 @@ def test_live_view_in_chromium_during_replay(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "device.cli", "replay", str(MITDB / "119"), "--realtime",
+        [sys.executable, "-m", "ecg_edge.device.cli", "replay", str(MITDB / "119"), "--realtime",
          "--speed", "8", "--duration", "600", "--view", "--view-port", "0", "--quiet",
          "--events", str(tmp_path / "events.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)

@@ -3,11 +3,10 @@
 import tracemalloc
 
 import pytest
-
-from device.config import SignalConfig
-from device.monitor import Monitor, record_blocks
-from device.reference import score
-from firmware_bridge.blocks import SampleBlock
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.monitor import Monitor, record_blocks
+from ecg_edge.device.reference import score
+from ecg_edge.firmware_bridge.blocks import SampleBlock
 
 
 @pytest.mark.slow

@@ -3,14 +3,13 @@ import json
 
 import numpy as np
 import pytest
-
-from device import reference
-from device.config import SignalConfig
-from device.events import EpisodeConfig, EpisodeTracker, EventWriter
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.signal_path import process_signal
-from firmware_bridge.blocks import LinkEvent, SampleBlock
-from firmware_bridge.errors import UserError
+from ecg_edge.device import reference
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.events import EpisodeConfig, EpisodeTracker, EventWriter
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.signal_path import process_signal
+from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
+from ecg_edge.firmware_bridge.errors import UserError
 
 CFG = SignalConfig()
 

@@ -6,15 +6,15 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+from ecg_edge.benchmarks.noise_stress import noisy_record
+from ecg_edge.device.config import QualityConfig, SignalConfig
+from ecg_edge.device.context import WearerContext
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.quality import GOOD, LEVELS, UNREADABLE, SignalQuality
+from ecg_edge.device.scoring import reference_scorer
+from ecg_edge.device.signal_path import Beats, SignalPath, process_signal
+from ecg_edge.firmware_bridge.records import read_record
 
-from benchmarks.noise_stress import noisy_record
-from device.config import QualityConfig, SignalConfig
-from device.context import WearerContext
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.quality import GOOD, LEVELS, UNREADABLE, SignalQuality
-from device.scoring import reference_scorer
-from device.signal_path import Beats, SignalPath, process_signal
-from firmware_bridge.records import read_record
 from tests.conftest import DATA
 
 CFG = SignalConfig()

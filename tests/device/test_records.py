@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from firmware_bridge.errors import RecordError
-from firmware_bridge.records import list_wfdb_records, read_record
+from ecg_edge.firmware_bridge.errors import RecordError
+from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
 
 
 def test_wfdb_record_has_counts_gain_and_annotations(record_106):

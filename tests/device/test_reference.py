@@ -1,9 +1,8 @@
 import numpy as np
-
-from device import reference
-from device.config import SignalConfig
-from device.evaluation import evaluate_record
-from device.signal_path import process_signal
+from ecg_edge.device import reference
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import evaluate_record
+from ecg_edge.device.signal_path import process_signal
 
 
 def test_reference_detectors_separate_v_beats_on_a_real_record(record_106):

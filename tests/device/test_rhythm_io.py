@@ -6,8 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from device.bundle import (
+from ecg_edge.device.bundle import (
     BundleError,
     Manifest,
     ModelFile,
@@ -16,29 +15,30 @@ from device.bundle import (
     load_bundle,
     save_bundle,
 )
-from device.config import SignalConfig
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.reference import THRESHOLDS
-from device.rhythm_eval import (
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.reference import THRESHOLDS
+from ecg_edge.device.rhythm_eval import (
     compare,
     evaluate_folder,
     evaluate_strips,
     read_reference,
     strip_metrics,
 )
-from device.rhythm_input import read_beats
-from device.scaling import Scaling
-from device.scoring import reference_scorer
-from firmware_bridge.errors import RecordError, UserError
-from firmware_bridge.records import read_record
-from firmware_bridge.wfdb_io import read_mat_v4
+from ecg_edge.device.rhythm_input import read_beats
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.device.scoring import reference_scorer
+from ecg_edge.firmware_bridge.errors import RecordError, UserError
+from ecg_edge.firmware_bridge.records import read_record
+from ecg_edge.firmware_bridge.wfdb_io import read_mat_v4
+
 from tests.conftest import DATA, MITDB
 
 CINC = DATA / "cinc2017"
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args], capture_output=True,
                           text=True, timeout=300)
 
 
@@ -196,7 +196,7 @@ def test_bundle_rhythm_section_is_checked(tmp_path, record_106):
 
 
 def test_leave_one_record_out_af_settings():
-    from device.rhythm_eval import HOLTER_GRID, cross_validate_af
+    from ecg_edge.device.rhythm_eval import HOLTER_GRID, cross_validate_af
 
     out = cross_validate_af(MITDB, ["201", "100"])
     assert [c["record"] for c in out["chosen"]] == ["201", "100"]

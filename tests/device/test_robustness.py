@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from device import reference
-from device.bundle import (
+from ecg_edge.device import reference
+from ecg_edge.device.bundle import (
     BundleError,
     Manifest,
     ModelFile,
@@ -30,15 +29,16 @@ from device.bundle import (
     register_section,
     save_bundle,
 )
-from device.config import SignalConfig
-from device.events import open_events_file, read_beat_events
-from device.install import install_bundle
-from device.monitor import Monitor, run_blocks
-from device.scaling import Scaling
-from firmware_bridge.blocks import SampleBlock
-from firmware_bridge.errors import UserError
-from firmware_bridge.protocol import encode_info, encode_samples
-from firmware_bridge.ptyport import PtyPort
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.events import open_events_file, read_beat_events
+from ecg_edge.device.install import install_bundle
+from ecg_edge.device.monitor import Monitor, run_blocks
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.firmware_bridge.blocks import SampleBlock
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.protocol import encode_info, encode_samples
+from ecg_edge.firmware_bridge.ptyport import PtyPort
+
 from tests.conftest import MITDB
 
 
@@ -136,7 +136,7 @@ def test_manifest_validator_refuses_with_one_line(tmp_path, record_106, edit, me
 def test_new_manifest_sections_register_in_one_call(tmp_path, record_106):
     from dataclasses import dataclass
 
-    from device.bundle import SECTIONS, Rule
+    from ecg_edge.device.bundle import SECTIONS, Rule
 
     @dataclass
     class Classifier:
@@ -177,7 +177,7 @@ def load_manifest_unchecked(root: Path) -> Manifest:
 
 
 def test_nan_threshold_on_the_command_line_is_refused(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "device.cli", "replay", str(MITDB / "100"),
+    out = subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", "replay", str(MITDB / "100"),
                           "--duration", "20", "--quiet", "--threshold", "nan"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--threshold nan: give a finite number" in out.stderr
@@ -212,7 +212,7 @@ def test_a_240_khz_front_end_is_monitored(record_100):
 
 
 def test_an_absurd_rate_is_refused_in_one_line():
-    out = subprocess.run([sys.executable, "-m", "device.cli", "replay",
+    out = subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", "replay",
                           str(MITDB.parent / "ecg200" / "missing.csv"), "--fs", "1e9"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -275,7 +275,7 @@ def pty_run(tmp_path_factory, record_100):
     runs = []
     for _ in range(2):
         port = PtyPort()
-        proc = subprocess.Popen([sys.executable, "-m", "device.cli", "run", port.path,
+        proc = subprocess.Popen([sys.executable, "-m", "ecg_edge.device.cli", "run", port.path,
                                  "--no-reconnect", "--quiet", "--events", str(events)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
@@ -432,8 +432,8 @@ def read_beat_events_ok(tmp_path):
 # -- defect 11: CSV values beyond int32 --------------------------------------------------------
 @pytest.mark.parametrize("text", ["1\n2\n3000000000\n", "1\n-2147483649\n", "0.5\n3e6\n"])
 def test_csv_values_outside_int32_are_refused_not_wrapped(tmp_path, text):
-    from firmware_bridge.errors import RecordError
-    from firmware_bridge.records import read_record
+    from ecg_edge.firmware_bridge.errors import RecordError
+    from ecg_edge.firmware_bridge.records import read_record
 
     path = tmp_path / "big.csv"
     path.write_text(text)

@@ -5,14 +5,14 @@ import subprocess
 import sys
 
 import pytest
+from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
+from ecg_edge.firmware_bridge.faults import FaultPlan
 
-from firmware_bridge.emulator import EmulatorConfig, start_emulator
-from firmware_bridge.faults import FaultPlan
 from tests.conftest import MITDB
 
 
 def _cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -64,8 +64,8 @@ def test_sigterm_ends_run_with_a_summary(tmp_path):
     emu = start_emulator(MITDB / "100", EmulatorConfig(speed=5.0))
     events = tmp_path / "ev.jsonl"
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "device.cli", "run", emu.port, "--quiet",
-                                 "--events", str(events)], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "ecg_edge.device.cli", "run", emu.port,
+                                 "--quiet", "--events", str(events)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until beats are flowing

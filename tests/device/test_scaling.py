@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
-from device.config import SignalConfig
-from device.scaling import Scaling
-from device.signal_path import process_signal
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.device.signal_path import process_signal
 
 
 def test_scalings_on_real_beats(record_106):

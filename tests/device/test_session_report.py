@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from ecg_edge.device.cli import cli
+from ecg_edge.device.session_report import read_events, session_stats, write_report
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import read_record
 
-from device.cli import cli
-from device.session_report import read_events, session_stats, write_report
-from firmware_bridge.errors import UserError
-from firmware_bridge.records import read_record
 from tests.conftest import MITDB, REPO
 
 
@@ -60,7 +60,7 @@ def test_bad_events_file_is_one_clear_line(tmp_path, content, message):
     bad.write_text(content)
     with pytest.raises(UserError, match=message):
         read_events(bad)
-    proc = subprocess.run([sys.executable, "-m", "device.cli", "report", str(bad), "--out",
+    proc = subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", "report", str(bad), "--out",
                            str(tmp_path / "r.html")], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
-from device.bundle import load_bundle
-from device.classes import LABELS
-from device.cli import SHIPPED_BUNDLE
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.scoring import ModelScorer
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.classes import LABELS
+from ecg_edge.device.cli import SHIPPED_BUNDLE
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.scoring import ModelScorer
 
 DS1 = {"101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
        "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"}

@@ -2,11 +2,10 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import aami_class, match_beats
+from ecg_edge.device.signal_path import SignalPath, process_signal
 from scipy.signal import resample_poly
-
-from device.config import SignalConfig
-from device.evaluation import aami_class, match_beats
-from device.signal_path import SignalPath, process_signal
 
 CFG = SignalConfig()
 
@@ -42,7 +41,7 @@ def test_random_block_sizes_equal_whole_array(record_119):
     path = SignalPath(CFG, record_119.fs, block_s=0.0)  # run the filters on every block
     cuts = np.sort(rng.integers(0, len(x), 400))
     parts = [path.push(c) for c in np.split(x, cuts)] + [path.flush()]
-    from device.signal_path import Beats
+    from ecg_edge.device.signal_path import Beats
     _assert_same_beats(process_signal(x, record_119.fs, CFG), Beats.concat(parts, 96))
 
 
@@ -77,7 +76,7 @@ def test_gap_splits_segments_and_keeps_indices(record_100):
     g = path.gap(360 * 5)
     b = path.push(x[360 * 65:])
     c = path.flush()
-    from device.signal_path import Beats
+    from ecg_edge.device.signal_path import Beats
     beats = Beats.concat([a, g, b, c], 96)
     first = beats.segment == 0
     assert first.any() and (~first).any()
@@ -118,6 +117,6 @@ def test_context_template_is_causal_and_ignores_premature_beats(record_119):
     label = np.full(len(beats), "")
     label[m[m >= 0]] = rcls[m >= 0]
     # In bigeminy half the beats are V; the template stays normal: V beats are far from it.
-    from device.reference import template_distance
+    from ecg_edge.device.reference import template_distance
     d = template_distance(beats)
     assert np.nanmedian(d[label == "V"]) > 3 * np.nanmedian(d[label == "N"])

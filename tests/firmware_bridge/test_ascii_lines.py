@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from firmware_bridge.ascii_lines import MAX_LINE, AsciiLineDecoder
-from firmware_bridge.blocks import SampleBlock, StreamDecoder
+from ecg_edge.firmware_bridge.ascii_lines import MAX_LINE, AsciiLineDecoder
+from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 
 
 def _all(segments):

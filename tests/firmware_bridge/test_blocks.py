@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from firmware_bridge.blocks import BlockAssembler, LinkEvent, SampleBlock, StreamDecoder
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.blocks import BlockAssembler, LinkEvent, SampleBlock, StreamDecoder
+from ecg_edge.firmware_bridge.protocol import (
     Flags,
     StatusCode,
     encode_info,
@@ -101,7 +100,7 @@ def test_samples_before_the_info_frame_are_held_then_released_with_the_gain():
 
 def test_held_overflow_is_counted_as_a_gap_never_dropped_silently():
     asm = BlockAssembler(max_held_samples=25)
-    from firmware_bridge.decoder import decode_all
+    from ecg_edge.firmware_bridge.decoder import decode_all
 
     frames, _ = decode_all(b"".join(_frames([0, 10, 20, 30])))
     assert asm.push(frames, 0.0) == []

@@ -11,10 +11,9 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
-
-from firmware_bridge.crc import crc16, crc32
-from firmware_bridge.decoder import FrameDecoder, decode_all
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.crc import crc16, crc32
+from ecg_edge.firmware_bridge.decoder import FrameDecoder, decode_all
+from ecg_edge.firmware_bridge.protocol import (
     Flags,
     InfoFrame,
     SamplesFrame,
@@ -26,7 +25,7 @@ from firmware_bridge.protocol import (
     encode_samples,
     encode_status,
 )
-from firmware_bridge.vectors import VECTOR_FILE, python_answer, read_vectors
+from ecg_edge.firmware_bridge.vectors import VECTOR_FILE, python_answer, read_vectors
 
 
 def _run(tool, lines: list[str]) -> list[str]:
@@ -156,7 +155,7 @@ def test_example_main_loop_streams_what_the_host_expects(example_firmware):
     assert status[-1].detail == 1
 
     # Through the host's block assembly, the refused frame is an exact 10-sample gap.
-    from firmware_bridge.blocks import SampleBlock, StreamDecoder
+    from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 
     dec = StreamDecoder()
     blocks = [b for b in dec.feed(done.stdout, 0.0) if isinstance(b, SampleBlock)]

@@ -10,12 +10,11 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
-from firmware_bridge.cli import cli as main
+from ecg_edge.firmware_bridge.cli import cli as main
 
 from .conftest import MITDB, ROOT
 
-CLI = [sys.executable, "-m", "firmware_bridge.cli"]
+CLI = [sys.executable, "-m", "ecg_edge.firmware_bridge.cli"]
 
 
 def _spawn(*args: str, sigint_ignored: bool = False) -> subprocess.Popen:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 import pytest
-
-from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 
 
 @click.group(cls=BoundaryGroup)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from firmware_bridge.fuzz import fuzz_decoder
+from ecg_edge.firmware_bridge.fuzz import fuzz_decoder
 
 
 @pytest.mark.slow
@@ -21,7 +20,7 @@ def test_a_million_inputs_never_raise_and_keep_byte_accounting():
 
 def test_fuzz_harness_detects_a_decoder_that_raises(monkeypatch):
     # The fuzzer itself must be able to fail: break the payload parser and watch it count.
-    import firmware_bridge.decoder as decoder
+    import ecg_edge.firmware_bridge.decoder as decoder
 
     def broken(*args):
         raise IndexError("boom")

@@ -13,7 +13,7 @@ MODULES = ["ascii_lines", "blocks", "bench", "cli", "crc", "decoder", "emulator"
 
 def test_no_heavy_imports():
     code = ("import sys\n"
-            + "".join(f"import firmware_bridge.{m}\n" for m in MODULES)
+            + "".join(f"import ecg_edge.firmware_bridge.{m}\n" for m in MODULES)
             + "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
               "('tensorflow', 'keras', 'wfdb', 'tflite_runtime', 'matplotlib'))\n"
               "print(','.join(bad))\n")

@@ -1,6 +1,6 @@
 import io
 
-from firmware_bridge.progress import Progress, progress
+from ecg_edge.firmware_bridge.progress import Progress, progress
 
 
 def test_progress_lines_count_steps_and_give_an_eta_after_the_first():

@@ -7,12 +7,9 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from firmware_bridge.crc import CRC32_CHECK, CRC_CHECK, crc16, crc32
-from firmware_bridge.decoder import decode_all
-from firmware_bridge.protocol import (
+from ecg_edge.firmware_bridge.crc import CRC32_CHECK, CRC_CHECK, crc16, crc32
+from ecg_edge.firmware_bridge.decoder import decode_all
+from ecg_edge.firmware_bridge.protocol import (
     LIMITS,
     MAX_BODY,
     SYNC,
@@ -31,6 +28,8 @@ from firmware_bridge.protocol import (
     encode_status,
     parse_payload,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_crc32_is_zlibs_with_standard_check_value():

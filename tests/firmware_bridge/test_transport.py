@@ -14,14 +14,13 @@ import time
 
 import numpy as np
 import pytest
-
-from firmware_bridge.blocks import LinkEvent, SampleBlock
-from firmware_bridge.emulator import EmulatorConfig, start_emulator
-from firmware_bridge.errors import UserError
-from firmware_bridge.faults import FaultPlan
-from firmware_bridge.protocol import SampleFormat, encode_info, encode_samples
-from firmware_bridge.selftest import link_check
-from firmware_bridge.transport import open_stream
+from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
+from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.faults import FaultPlan
+from ecg_edge.firmware_bridge.protocol import SampleFormat, encode_info, encode_samples
+from ecg_edge.firmware_bridge.selftest import link_check
+from ecg_edge.firmware_bridge.transport import open_stream
 
 
 def test_lost_samples_are_counted_exactly_under_faults_through_a_pty(rec100):

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-
-from device.classes import LABELS, RR_FEATURES, ClassSpec, calls_for_inputs
-from device.config import SignalConfig
-from train import classifier as clf
-from train.protocols import load_folder_beats
+from ecg_edge.device.classes import LABELS, RR_FEATURES, ClassSpec, calls_for_inputs
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.train import classifier as clf
+from ecg_edge.train.protocols import load_folder_beats
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,7 @@ def test_classifier_learns_v_beats_of_a_record(beats):
     model, hist = clf.fit_classifier(x, y, clf.ClassifierConfig(epochs=2), log=lambda *a: None)
     assert model.output_shape == (None, len(LABELS)) and len(hist["loss"]) == 2
     assert model.count_params() < 64 * 1024  # int8: about one byte per weight
-    from device.classes import softmax
+    from ecg_edge.device.classes import softmax
 
     p = softmax(model.predict_on_batch(x))
     assert (p[y == 2, 2] > p[y == 2, 0]).mean() > 0.9  # in-sample: it learnt the V beats

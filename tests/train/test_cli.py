@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from ecg_edge.firmware_bridge.errors import run_cli
+from ecg_edge.train.cli import cli, parse_seeds
 
-from firmware_bridge.errors import run_cli
 from tests.conftest import DATA, copy_records
-from train.cli import cli, parse_seeds
 
 
 def run(args, capsys):

@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from ecg_edge.device import features
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.firmware_bridge.errors import run_cli
+from ecg_edge.train.deploy import DeployConfig, split_records
 
-from device import features
-from device.config import SignalConfig
-from firmware_bridge.errors import run_cli
 from tests.conftest import copy_records
-from train.deploy import DeployConfig, split_records
 
 
 def test_split_by_record_is_seeded_and_keeps_one_for_training():
@@ -28,8 +28,7 @@ def test_split_by_record_is_seeded_and_keeps_one_for_training():
 @pytest.mark.slow
 def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
     import keras
-
-    from train.cli import cli
+    from ecg_edge.train.cli import cli
 
     folder = copy_records(tmp_path / "mit", "106", "119")
     out = tmp_path / "run"
@@ -59,7 +58,7 @@ def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
                                    "v_sensitivity"}
     assert thr["methods"]["v_sensitivity"]["params"]["flagged"] >= 0.95
     # The stored scores are what the device computes from the saved model (ScoreSpec.score).
-    from train.protocols import as_beats, load_folder_beats
+    from ecg_edge.train.protocols import as_beats, load_folder_beats
 
     d = load_folder_beats(folder, SignalConfig(), tmp_path / "cache", log=lambda m: None)["119"]
     model = keras.models.load_model(out / "model.keras")

@@ -2,16 +2,16 @@
 
 import numpy as np
 import pytest
+from ecg_edge.train.datasets import load_ecg5000
 
 from tests.conftest import DATA
-from train.datasets import load_ecg5000
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
 
 keras = pytest.importorskip("keras")
 
-from train.fit import FitConfig, RunFolder, fit_normals, score_windows, sliding_windows  # noqa: E402
-from train.models import ModelConfig  # noqa: E402
+from ecg_edge.train.fit import FitConfig, RunFolder, fit_normals, score_windows, sliding_windows  # noqa: E402
+from ecg_edge.train.models import ModelConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")

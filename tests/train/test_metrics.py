@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from ecg_edge.device.evaluation import roc_auc
+from ecg_edge.train import metrics
+from ecg_edge.train.datasets import load_ecg5000
 
-from device.evaluation import roc_auc
 from tests.conftest import DATA
-from train import metrics
-from train.datasets import load_ecg5000
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from ecg_edge.train.datasets import load_ecg5000
 
 from tests.conftest import DATA
-from train.datasets import load_ecg5000
 
 pytestmark = pytest.mark.tensorflow
 
 keras = pytest.importorskip("keras")
 
-from train.models import (  # noqa: E402
+from ecg_edge.train.models import (  # noqa: E402
     ModelConfig,
     build_model,
     count_params,
@@ -52,8 +52,7 @@ def test_cnn_ae_decodes_sub_pixel(length, channels):
 
 def test_sub_pixel_reshape_interleaves_channel_groups():
     import keras
-
-    from train.models import _upsample
+    from ecg_edge.train.models import _upsample
 
     inp = keras.Input((3, 1))
     m = keras.Model(inp, _upsample(inp, 2, 1, None, "up"))

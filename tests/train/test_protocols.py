@@ -3,18 +3,18 @@
 
 import numpy as np
 import pytest
-
-from device.config import SignalConfig
-from device.scaling import Scaling
-from tests.conftest import DATA, copy_records
-from train.datasets import load_ecg5000
-from train.protocols import (
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.scaling import Scaling
+from ecg_edge.train.datasets import load_ecg5000
+from ecg_edge.train.protocols import (
     beat_classes,
     load_folder_beats,
     model_inputs,
     scores_from_error,
     split_ecg5000,
 )
+
+from tests.conftest import DATA, copy_records
 
 
 def test_ecg5000_split_is_by_normals_fixed_and_complete():
@@ -75,7 +75,7 @@ def test_wearer_inputs_and_scores(folder_106, tmp_path):
 
 def test_beat_classes_marks_unmatched_detections(folder_106, tmp_path):
     d = load_folder_beats(folder_106, SignalConfig(), tmp_path, log=lambda m: None)["106"]
-    from train.protocols import as_beats
+    from ecg_edge.train.protocols import as_beats
 
     beats = as_beats(d)
     cls = beat_classes(beats, d["ann_samples"] + 10_000_000, list(d["ann_symbols"]),

@@ -5,13 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from ecg_edge.device import features, reference
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.train.protocols import as_beats, load_folder_beats
+from ecg_edge.train.rescore import rescore, rescore_text
+from ecg_edge.train.scoring import beat_scores_ext, local_baseline, wearer_normalise
 
-from device import features, reference
-from device.config import SignalConfig
 from tests.conftest import copy_records
-from train.protocols import as_beats, load_folder_beats
-from train.rescore import rescore, rescore_text
-from train.scoring import beat_scores_ext, local_baseline, wearer_normalise
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_baseline_scores_lift_ectopy_above_its_neighbours(rec106):
     mse = np.mean(x[..., 0] ** 2, axis=1)
     s = beat_scores_ext(mse, beats, "model+template+rr", baseline_beats=16)
     late = ~d["learning"]
-    from device.evaluation import roc_auc
+    from ecg_edge.device.evaluation import roc_auc
 
     assert roc_auc(s[late & (d["cls"] == "N")], s[late & (d["cls"] == "V")]) > 0.99
     plain = beat_scores_ext(mse, beats, "model", 0)
@@ -111,7 +111,7 @@ def test_baseline_scores_lift_ectopy_above_its_neighbours(rec106):
 
 
 def test_block_scores_equal_whole_record_scores(rec106):
-    from train.scoring import beat_scores_stream
+    from ecg_edge.train.scoring import beat_scores_stream
 
     _, d = rec106
     beats = as_beats(d)
@@ -129,7 +129,7 @@ def test_block_scores_equal_whole_record_scores(rec106):
 
 
 def test_spread_floor_damps_a_beat_only_where_its_neighbours_scatter():
-    from device.features import local_baseline
+    from ecg_edge.device.features import local_baseline
 
     clean = [0.05, 0.051, 0.049, 0.05]  # spread 0.0005: below the floor
     noisy = [0.05, 0.25, 0.10, 0.30]  # spread about 0.1

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from ecg_edge.train import thresholds
+from ecg_edge.train.datasets import load_ecg5000
 
 from tests.conftest import DATA
-from train import thresholds
-from train.datasets import load_ecg5000
 
 
 @pytest.fixture(scope="module")
