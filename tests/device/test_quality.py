@@ -11,7 +11,7 @@ from benchmarks.noise_stress import noisy_record
 from device.config import QualityConfig, SignalConfig
 from device.context import WearerContext
 from device.monitor import Monitor, record_blocks, run_blocks
-from device.quality import GOOD, LEVELS, UNREADABLE, SignalQuality
+from device.quality import GOOD, LEVELS, NOISY, UNREADABLE, BeatOrganisation, SignalQuality
 from device.scoring import reference_scorer
 from device.signal_path import Beats, SignalPath, process_signal
 from firmware_bridge.records import read_record
@@ -131,6 +131,29 @@ def test_monitor_withholds_flags_in_unreadable_signal(noisy_119):
     assert summary["monitored_s"] == pytest.approx(rec.duration_s)
     # Flags go on where the signal is readable: the bigeminy of record 119 is still flagged.
     assert sum(e["flag"] for e in beats if e["quality"] == "good") > 150
+
+
+def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_119, ma_noise):
+    """Wide ectopic beats and VT raise the segment's noise measures as noise does; a beat that
+    stands clear of its segment's noise, or repeats a recent beat, is readable (noisy)."""
+    beats = process_signal(record_119.lead_mv()[: 360 * 60], record_119.fs, CFG)
+    org = BeatOrganisation(CFG.quality, CFG.fs, CFG.samples().before)
+    w = beats.window[10].astype(np.float64)
+    pp = float(np.ptp(w[org.slice]))
+    q = CFG.quality
+    # Its segment unreadable against the wearer's amplitude, but not against this beat's.
+    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0), w) == NOISY
+    assert org.level((GOOD, 0.0, 0.0), w) == GOOD
+    org.reset()
+    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0)
+    assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
+    assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
+    # Real muscle noise, band-passed, in the beat's place: not a beat.
+    m = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
+    assert len(m) > 5
+    assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
+    # A flat line relieves nothing (its measures are stored as infinite).
+    assert org.level((UNREADABLE, np.inf, np.inf), w) == UNREADABLE
 
 
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
