@@ -198,3 +198,21 @@ def test_lead_off_is_unreadable_time_and_a_quality_change(record_106):
     assert changes[i + 1][0] == "good" and changes[i + 1][2] >= 70 * 360  # back after it
     assert 10.0 <= summary["unreadable_s"] < 20.0  # 106 has real noise at 80-90 s too
     assert summary["monitored_s"] == pytest.approx(110.0)
+
+
+def test_saturated_blocks_are_unreadable_not_lost(record_106):
+    """The front-end's saturation flag: clipped samples carry no ECG, so no beat comes from
+    them and no flag; they are unreadable time, not lost samples."""
+    blocks = list(record_blocks(record_106, block_s=1.0))[:90]
+    for b in blocks[60:63]:
+        b.counts = np.clip(b.counts, None, int(np.median(b.counts)) + 50)  # clipped at a rail
+        b.saturated = True
+    events: list[dict] = []
+    summary = run_blocks(Monitor(CFG, reference_scorer("combined"), 0.5, events.append), blocks)
+    changes = [(e["level"], e["reason"], e["sample"]) for e in events if e["type"] == "quality"]
+    assert ("unreadable", "saturation", 60 * 360) in changes
+    assert not [e for e in events if e["type"] == "gap"]
+    inside = [e for e in events if e["type"] == "beat" and 60 * 360 <= e["sample"] < 63 * 360]
+    assert not inside
+    # As with lead off, clipped samples count as unreadable time and not as monitored signal.
+    assert summary["unreadable_s"] >= 3.0 and summary["monitored_s"] == pytest.approx(87.0)
