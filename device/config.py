@@ -76,6 +76,8 @@ class QualityConfig:
     organised_half_window_s: float = 0.12
     organised_correlation: float = 0.95
     organised_recent_beats: int = 8
+    # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
+    clear_max_amplitude: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,9 @@ class SignalQuality:
         self.origin = start  # segments lie on a grid from here
         self.recent: dict[int, bool] = {}  # start -> steep noise there? (for the detector)
         self.partial = np.zeros(0)  # samples of the segment being filled
-        # (start, end, level, median |step| mV, median abs deviation mV) that beats still need
-        self.judged: list[tuple[int, int, int, float, float]] = []
+        # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude; mV)
+        # of the segments beats still need
+        self.judged: list[tuple[int, int, int, float, float, float]] = []
 
     @property
     def decided_until(self) -> int:
@@ -124,13 +125,13 @@ class SignalQuality:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
         return self.judged_at(index)[0]
 
-    def judged_at(self, index: int) -> tuple[int, float, float]:
-        """(level, median |step| mV, median absolute deviation mV) of the judged segment
-        holding model-rate sample ``index`` (good, no noise, if none)."""
+    def judged_at(self, index: int) -> tuple[int, float, float, float]:
+        """(level, median |step|, median absolute deviation, wearer QRS amplitude; mV) of the
+        judged segment holding model-rate sample ``index`` (good, no noise, if none)."""
         k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
         if k >= 0 and index < self.judged[k][1]:
             return self.judged[k][2:]
-        return GOOD, 0.0, 0.0
+        return GOOD, 0.0, 0.0, 1.0
 
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
@@ -177,7 +178,7 @@ class SignalQuality:
             # A flat line relieves no beat: its noise is nil against any "beat" found in it.
             flat = reason == "flat line"
             self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
-                                np.inf if flat else mad))
+                                np.inf if flat else mad, amp))
             self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
@@ -210,16 +211,18 @@ class BeatOrganisation:
     def reset(self) -> None:
         self.recent = []
 
-    def level(self, judged: tuple[int, float, float], window: np.ndarray) -> int:
+    def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
-        deviation) and its window (peak at ``peak_index``); remembers the beat."""
-        level, step, mad = judged
+        deviation, wearer QRS amplitude) and its window (peak at ``peak_index``); remembers
+        the beat."""
+        level, step, mad, amp = judged
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
         if level == UNREADABLE and np.isfinite(step):
-            pp = max(float(qrs.max() - qrs.min()), 1e-9)
+            # A noise spike is no clearer a beat for being large: at most this much is credited.
             cfg = self.cfg
+            pp = max(min(float(qrs.max() - qrs.min()), cfg.clear_max_amplitude * amp), 1e-9)
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
             if clear or (self.recent and float(np.max(np.stack(self.recent) @ q))
                          >= self.cfg.organised_correlation):

@@ -142,18 +142,21 @@ def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_11
     pp = float(np.ptp(w[org.slice]))
     q = CFG.quality
     # Its segment unreadable against the wearer's amplitude, but not against this beat's.
-    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0), w) == NOISY
-    assert org.level((GOOD, 0.0, 0.0), w) == GOOD
+    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp), w) == NOISY
+    assert org.level((GOOD, 0.0, 0.0, pp), w) == GOOD
     org.reset()
-    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0)
+    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp)
     assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
     assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
+    # A spike ten times the wearer's QRS is credited only twice it: still buried in the noise.
+    org.reset()
+    assert org.level((UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp), w * 10) == UNREADABLE
     # Real muscle noise, band-passed, in the beat's place: not a beat.
     m = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
     assert len(m) > 5
     assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
     # A flat line relieves nothing (its measures are stored as infinite).
-    assert org.level((UNREADABLE, np.inf, np.inf), w) == UNREADABLE
+    assert org.level((UNREADABLE, np.inf, np.inf, pp), w) == UNREADABLE
 
 
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
