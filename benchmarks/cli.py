@@ -14,11 +14,11 @@ from benchmarks.signal_path import as_dict, measure, pin_one_core
 from benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
 from device.bundle import load_bundle
 from device.evaluation import to_jsonable
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 from firmware_bridge.records import list_wfdb_records
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """Benchmarks of ecg-edge."""
 
@@ -206,6 +206,33 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
         (out / "noise_stress.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
         (out / "noise_stress.md").write_text(text + "\n")
     click.echo(json.dumps(to_jsonable(doc), indent=2) if as_json else text)
+
+
+@cli.command("ds1-cv")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default="runs/ds1cv", show_default=True)
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2),
+              help="Record-grouped folds over DS1 (22 = leave one record out).")
+@click.option("--epochs", default=None, type=click.IntRange(1),
+              help="Training epochs (default: the classifier's).")
+@click.option("--boot", default=300, show_default=True, help="Bootstrap resamples of records.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--ship", is_flag=True,
+              help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
+                   "(int8 behind the parity gate).")
+@click.option("--json", "as_json", is_flag=True)
+def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ship, as_json):
+    """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
+    the visible DS2 records, beside the reference (needs TensorFlow)."""
+    from benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
+    from train.classifier import ClassifierConfig
+
+    ccfg = ClassifierConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+    result = ds1_cv(Path(folder), Path(out), Ds1CvConfig(folds, boot, seed), ccfg,
+                    log=lambda m: click.echo(m, err=True))
+    if ship:
+        result["shipped"] = ship_bundle(Path(result["run"]), Path(out) / "ship.log")
+    click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from device.bundle import load_bundle
 from device.evaluation import evaluate_record, summarize, to_jsonable
 from device.events import read_beat_events
 from device.monitor import Monitor, record_blocks, run_blocks
+from device.records import read_rhythm
 from device.report import beat_table
 from device.scoring import ModelScorer
 from firmware_bridge.emulator import EmulatorConfig, start_emulator
@@ -55,7 +56,7 @@ def _stage(args: list[str], log_path: Path, what: str) -> str:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     with log_path.open("w") as log:
         proc = subprocess.run([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                              stderr=log, text=True, cwd=REPO, env=env)
+                              stderr=log, text=True, cwd=log_path.parent, env=env)
     if proc.returncode != 0:
         tail = log_path.read_text().strip().splitlines()[-3:]
         raise UserError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)} "
@@ -87,11 +88,33 @@ def latency_and_rtf(bundle_path: Path, rec: Record, repeats: int = 200) -> dict:
             "pipeline_cpu_s": round(cpu, 3), "record_s": round(rec.duration_s, 1)}
 
 
+def shipped_on_record(rec: Record, record_path: Path, bundle_path: Path | None = None,
+                      end_s: float | None = None) -> dict:
+    """The shipped DS1 bundle (int8) replayed over the same record in-process, for the report's
+    side-by-side: beat summary and the device summary (class counts, burden)."""
+    from device.cli import SHIPPED_BUNDLE
+
+    bundle = load_bundle(bundle_path or SHIPPED_BUNDLE)
+    events: list[dict] = []
+    summary = run_blocks(Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
+                                 bundle.threshold("int8").value, events.append),
+                         record_blocks(rec, None, 10.0))
+    beats = [e for e in events if e["type"] == "beat"]
+    table = evaluate_record(
+        np.array([e["sample"] for e in beats]),
+        np.array([np.nan if e["score"] is None else e["score"] for e in beats]),
+        np.array([e["flag"] for e in beats]), rec.ann_samples, rec.ann_symbols, rec.fs,
+        end_s=end_s, calls=np.array([e["class"] for e in beats]),
+        rhythm=read_rhythm(record_path))
+    return {"bundle": str(bundle.root), "records": bundle.manifest.calibration.get("records"),
+            "device_summary": summary, "beats": summarize({rec.name: table})}
+
+
 def main_job(out: Path, data: Path, train_records: list[str], stream_record: str,
              speed: float, epochs: int, gate: list[str] | None = None,
              stream_seconds: float | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    steps = Steps(6)
+    steps = Steps(7)
     run_dir, bundle_dir, events = out / "run", out / "bundle", out / "events.jsonl"
 
     steps.start(f"training the CNN-AE on the normal beats of records {', '.join(train_records)}")
@@ -129,8 +152,13 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
     steps.start("beat-level evaluation against the cardiologists' annotations")
     ev = read_beat_events(events)
     table = evaluate_record(ev["sample"], ev["score"], ev["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, end_s=rec.duration_s)
+                            rec.ann_symbols, rec.fs, end_s=rec.duration_s, calls=ev["class"],
+                            rhythm=read_rhythm(record_path))
     beat_summary = summarize({rec.name: table})
+    steps.done()
+
+    steps.start("the shipped DS1 beat classifier on the same record")
+    shipped = shipped_on_record(rec, record_path, end_s=rec.duration_s)
     steps.done()
 
     steps.start("latency and real-time factor on one thread")
@@ -145,7 +173,7 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
         "plots": sorted(str(p) for p in list(run_dir.glob("*.png")) + list(
             report_dir.glob("*.png"))),
         "device_summary": summary, "emulator": emu_report.as_dict(),
-        "beats": beat_summary, "performance": perf, "step_seconds": steps.times,
+        "beats": beat_summary, "shipped": shipped, "performance": perf, "step_seconds": steps.times,
         "total_seconds": round(time.perf_counter() - steps.t0, 1), "events": str(events),
     }
     (out / "report.json").write_text(json.dumps(to_jsonable(result), indent=2))
@@ -171,6 +199,14 @@ def render(r: dict) -> str:
         "",
         beat_table(r["beats"]),
         "",
+        "## Beside it: the shipped DS1 beat classifier (device/bundles/ds1, int8)",
+        "",
+        f"Trained on the 22 DS1 records; the same record through the device runtime "
+        f"in-process. PVC burden {r['shipped']['device_summary']['pvc_burden_pct']} %, PAC "
+        f"burden {r['shipped']['device_summary']['pac_burden_pct']} %.",
+        "",
+        beat_table(r["shipped"]["beats"]),
+        "",
         "## Speed (one thread)",
         "",
         f"- int8 inference per beat window: {p['int8_latency_us_p50']} µs median, "
@@ -194,8 +230,10 @@ def render(r: dict) -> str:
               show_default=True)
 @click.option("--data", type=click.Path(file_okay=False), default=str(REPO / "data" / "mitdb"),
               show_default=True, help="Folder of annotated WFDB records.")
-@click.option("--train-records", default="100,106,118", show_default=True)
-@click.option("--stream-record", default="119", show_default=True)
+@click.option("--train-records", default="106,118,119", show_default=True,
+              help="Training records: DS1 only (the repo's data has 106, 118, 119).")
+@click.option("--stream-record", default="100", show_default=True,
+              help="Record streamed through the emulator: a DS2 test patient.")
 @click.option("--speed", type=float, default=200.0, show_default=True,
               help="Emulator speed (x real time).")
 @click.option("--epochs", type=int, default=30, show_default=True)
@@ -214,7 +252,13 @@ def cli(out, data, train_records, stream_record, speed, epochs, stream_seconds, 
         gate += ["--max-delta-auc", str(max_delta_auc)]
     if max_size_ratio is not None:
         gate += ["--max-size-ratio", str(max_size_ratio)]
-    result = main_job(Path(out), Path(data), train_records.split(","), stream_record, speed,
+    # Absolute paths, stages run inside --out: the job works from any folder and writes only
+    # there (never into the installed package).
+    data = Path(data).resolve()
+    if not data.is_dir():
+        raise UserError(f"{data}: no such folder of MIT-BIH records; give --data (the "
+                        "repository's data/mitdb, or a PhysioNet download)")
+    result = main_job(Path(out).resolve(), data, train_records.split(","), stream_record, speed,
                       epochs, gate, stream_seconds)
     if as_json:
         click.echo(json.dumps(to_jsonable(result), indent=2))

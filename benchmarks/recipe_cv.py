@@ -49,6 +49,7 @@ def folds_of(names: list[str], k: int) -> list[list[str]]:
 
 
 def recipe_cv(folder: Path, out: Path, cfg: CvConfig, records: list[str] | None = None) -> dict:
+    folder, out = Path(folder).resolve(), Path(out).resolve()  # stages run inside out
     names = [p.name for p in list_wfdb_records(folder)
              if p.name not in PACED_RECORDS and (records is None or p.name in records)]
     if not names:

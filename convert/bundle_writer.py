@@ -152,11 +152,18 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
                         if src.kind == "deploy" else {"split_seed": src.extra.get("split_seed")})},
         validation=validation, provenance=provenance(src),
         params=count_params(session.model), macs=macs_per_window(session.model),
-        targets=targets)
+        targets=targets, classes=_class_spec(src.config))
     archive = save_bundle(out, manifest)
     verify(out)
     verify(archive)
     return {"folder": str(out), "archive": str(archive), "manifest": manifest.to_dict()}
+
+
+def _class_spec(config: dict):
+    """The run's class thresholds (a classifier run), chosen by cross-validation in train/."""
+    from device.classes import ClassSpec
+
+    return ClassSpec.from_dict(config["classes"]) if config.get("classes") else None
 
 
 def verify(path: str | Path) -> dict:

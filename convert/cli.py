@@ -7,18 +7,15 @@ A failed gate exits with status 1 and one line per failed check; bad input exits
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from device.evaluation import to_jsonable
-from firmware_bridge.errors import run_cli
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from firmware_bridge.errors import BoundaryGroup, run_cli
+from train import quiet
 
 
 def _log(as_json: bool):
@@ -145,9 +142,15 @@ def _emit(kw, data: dict, text: str) -> None:
         click.echo(text)
 
 
-@click.group()
-def cli() -> None:
+@click.group(cls=BoundaryGroup)
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own output (otherwise in the run's tensorflow.log).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Convert trained ecg-edge models to TFLite, check them and bundle them for the device."""
+    quiet.configure(verbose)
+    if not verbose and ctx.invoked_subcommand is not None:
+        quiet.preload()
 
 
 @cli.command()
@@ -238,7 +241,7 @@ def diagnose(**kw):
                 "same full-integer conversion that crashes on the LSTM while-loop")
     else:
         log("per-layer error (QuantizationDebugger) ...")
-        with contextlib.redirect_stdout(sys.stderr):
+        with quiet.tf_output():
             conv = converter(s.model, QuantOptions(**{**base.to_dict(), "keep_float": ()}),
                              s.rep)
             layers = diag.layer_errors(conv, s.rep[: kw["debug_windows"]])

@@ -17,7 +17,6 @@ convolution), and dilated causal Conv1D adds ``SPACE_TO_BATCH_ND``/``BATCH_TO_SP
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_bridge.errors import UserError
+from train import quiet
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -145,8 +145,9 @@ def to_tflite(model, opts: QuantOptions, rep: np.ndarray | None = None) -> bytes
         # Full-integer quantization of Keras 3's LSTM while-loop crashes the converter
         # (segmentation fault in TF 2.21): convert in a child process so it is an error here.
         return _isolated(model, opts, rep)
-    # The Keras exporter prints "Saved artifact at ..." on stdout: keep stdout for --json.
-    with contextlib.redirect_stdout(sys.stderr):
+    # The Keras exporter prints "Saved artifact at ..." and a TensorSpec dump of every
+    # signature; TensorFlow's C++ side logs on fd 2: all of it to the run's log.
+    with quiet.tf_output():
         conv = converter(model, opts, rep)
         data = (selective_quantize(conv, rep, opts.keep_float) if opts.keep_float
                 else bytes(conv.convert()))

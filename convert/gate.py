@@ -77,6 +77,13 @@ def evaluate(report: dict, tol: Tolerances, variant: str = "int8") -> list[Check
               + (">= " if m["score_correlation"]["spearman"] >= tol.min_score_spearman
                  else "< ") + f"{tol.min_score_spearman:g}"),
     ]
+    if "class_agreement" in m:  # a classifier: its most likely class must agree too
+        ok = m["class_agreement"] >= tol.min_agreement
+        checks.append(Check("class_agreement", m["class_agreement"], tol.min_agreement, ok,
+                            f"class_agreement: {100 * m['class_agreement']:.2f} % of most "
+                            "likely classes equal Keras float " + ("(at least " if ok else
+                                                                   "(below ")
+                            + f"{100 * tol.min_agreement:g} %)"))
     if tol.max_size_ratio is not None:
         r = m.get("size_ratio")
         checks.append(_check("size_ratio", r, tol.max_size_ratio,

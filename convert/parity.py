@@ -81,6 +81,9 @@ def parity_report(runs: list[VariantRun], positive: np.ndarray, classes: np.ndar
         m["score_correlation"] = correlation(ref.scores, r.scores)
         m["agreement"] = float(np.mean(flags == ref_flags))
         m["disagreements"] = int(np.sum(flags != ref_flags))
+        if np.ndim(r.pred) == 2 and np.shape(r.pred)[1] > 1:  # a classifier's probabilities
+            same = np.argmax(r.pred, axis=1) == np.argmax(ref.pred, axis=1)
+            m["class_agreement"] = float(np.mean(same))
         m["delta_roc_auc"] = m["roc_auc"] - out["variants"].get(REFERENCE, m)["roc_auc"]
         m["delta_pr_auc"] = m["pr_auc"] - out["variants"].get(REFERENCE, m)["pr_auc"]
         m["file_bytes"] = r.file_bytes

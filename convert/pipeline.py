@@ -26,6 +26,7 @@ from convert.export import (
 )
 from convert.source import Source, load_source, representative
 from device.evaluation import to_jsonable
+from train import quiet
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Session:
     def open(cls, run, seed=None, data=None, calibration_count=300, calibration_seed=0,
              cache_dir=None, log=print) -> Session:
         src = load_source(run, seed=seed, data=data, cache_dir=cache_dir, log=log)
+        quiet.log_to(Path(src.run) / "tensorflow.log")
         log(f"{src.run}: {src.kind} run, {src.arch}, seed {src.seed}; "
             f"{int(src.eval_keep.sum())} evaluation windows")
         model = load_keras(src.model_path)

@@ -190,6 +190,8 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
                   if k in ("k", "z", "q")}
         if method == "v_sensitivity":
             params = {"rate": entry["params"]["target"]}
+        if method == "fixed":
+            params = {"value": float(entry["value"])}
     from device.features import model_inputs
 
     xs, keeps, clss, normals, offsets = [], [], [], [], [0]
@@ -205,7 +207,11 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
     eval_x = np.concatenate(xs)
     classes = np.concatenate(clss)
 
+    cspec = _class_spec(config)
+
     def scorer(x, pred):
+        if cspec is not None:  # a classifier: the device's call score (> 1 = not N)
+            return class_calls(x, pred, cspec).score
         if len(x) != offsets[-1]:  # not the whole evaluation set: model error alone
             return np.sqrt(window_errors(x, pred, spec.scoring, spec.skip, spec.horizon))
         out = [spec.score(as_beats(recs[n]), x[a:b], pred[a:b])
@@ -218,6 +224,20 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
                   f"of records {', '.join(names)} in {folder}",
                   eval_x, np.concatenate(keeps), np.isin(classes, ABNORMAL), classes, None,
                   scorer, {"signal": cfg, "records": names, "data": str(folder)})
+
+
+def _class_spec(config: dict):
+    from device.classes import ClassSpec
+
+    return ClassSpec.from_dict(config["classes"]) if config.get("classes") else None
+
+
+def class_calls(x: np.ndarray, pred: np.ndarray, spec):
+    """A classifier's calls as the device makes them, the irregular verdict read from the RR
+    irregularity input channel (:func:`device.features.model_inputs`, ``wearer+rr``)."""
+    from device.classes import calls_for_inputs, softmax
+
+    return calls_for_inputs(x, softmax(pred), spec)
 
 
 def representative(normals: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, dict]:

@@ -8,16 +8,26 @@ schema or quantization disagrees is refused in one line that says what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import re
+import shutil
 import tarfile
 import tempfile
+import types
+import typing
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from device.config import SignalConfig
+from device.classes import ClassSpec
+from device.config import ContextConfig, DetectorConfig, SignalConfig
+from device.events import EpisodeConfig
+from device.features import ScoreSpec
 from device.rhythm import RhythmConfig
 from device.scaling import Scaling
 from firmware_bridge.errors import UserError
@@ -25,6 +35,10 @@ from firmware_bridge.errors import UserError
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 ARCHIVE_SUFFIX = ".tar.gz"
+#: Archive limits: a bundle is a handful of small files (models are kilobytes to megabytes).
+MAX_MEMBERS = 32
+MAX_MEMBER_BYTES = 64 << 20
+MAX_ARCHIVE_BYTES = 128 << 20
 
 
 class BundleError(UserError):
@@ -83,6 +97,9 @@ class Manifest:
     episodes: dict = field(default_factory=dict)  # EpisodeConfig fields (hysteresis)
     targets: dict = field(default_factory=dict)  # Edge TPU / TFLite-Micro compatibility
     rhythm: dict = field(default_factory=dict)  # RhythmConfig fields; absent = defaults
+    # Beat-type calls of a classifier model (score "classifier"): thresholds per class and the
+    # rhythm-irregularity rule; None for anomaly-score models (their flags are typed by shape).
+    classes: ClassSpec | None = None
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -102,6 +119,7 @@ class Manifest:
             "validation": self.validation, "provenance": self.provenance,
             "params": self.params, "macs": self.macs, "episodes": self.episodes,
             "targets": self.targets, "rhythm": self.rhythm,
+            **({"classes": self.classes.to_dict()} if self.classes is not None else {}),
         }
 
     @classmethod
@@ -123,14 +141,9 @@ class Manifest:
             validation=d.get("validation", {}), provenance=d.get("provenance", {}),
             params=d.get("params", 0), macs=d.get("macs", 0),
             episodes=d.get("episodes", {}), targets=d.get("targets", {}),
-            rhythm=_checked_rhythm(d.get("rhythm") or {}),
+            rhythm=d.get("rhythm") or {},
+            classes=ClassSpec.from_dict(d["classes"]) if d.get("classes") else None,
         )
-
-
-def _checked_rhythm(section: dict) -> dict:
-    """The optional rhythm section, refused here (one line) when a setting is unknown."""
-    RhythmConfig.from_dict(section)
-    return section
 
 
 @dataclass
@@ -151,49 +164,302 @@ class Bundle:
     def golden(self) -> dict[str, np.ndarray]:
         if not self.manifest.golden:
             raise BundleError(f"{self.root}: bundle carries no golden vectors; re-export it")
-        with np.load(self.path(self.manifest.golden["file"])) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(self.path(self.manifest.golden["file"]), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, KeyError, AttributeError) as exc:
+            raise BundleError(f"{self.root}: golden vectors unreadable ({exc}); copy the "
+                              "bundle again") from None
 
 
-def _extract(archive: Path) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="ecg-bundle-"))
+# -- the one manifest validator ------------------------------------------------------------
+# Types come from the dataclasses' own annotations; what the annotations cannot say (ranges,
+# allowed words, how two fields relate) is in the table below, next to the dataclasses. A new
+# manifest section is one dataclass plus one ``register_section`` call (and rules if it has
+# ranges): install, load_bundle and selftest all check it from then on.
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Constraint on one field beyond its type: a numeric range, or allowed values."""
+
+    gt: float | None = None  # strictly greater than
+    ge: float | None = None  # greater than or equal
+    le: float | None = None
+    choices: tuple | None = None
+    pattern: str | None = None  # a regular expression the whole string must match
+
+    def problems(self, value) -> str | None:
+        if self.choices is not None and value not in self.choices:
+            return f"{value!r} is not one of {', '.join(map(repr, self.choices))}"
+        if self.pattern is not None and isinstance(value, str) and not re.fullmatch(
+                self.pattern, value):
+            return f"{value!r} does not have the expected form"
+        nums = value if isinstance(value, (list, tuple)) else [value]
+        for v in nums:
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            if self.gt is not None and not v > self.gt:
+                return f"{v!r} must be > {self.gt:g}"
+            if self.ge is not None and not v >= self.ge:
+                return f"{v!r} must be >= {self.ge:g}"
+            if self.le is not None and not v <= self.le:
+                return f"{v!r} must be <= {self.le:g}"
+        return None
+
+
+_POS = Rule(gt=0)
+_NONNEG = Rule(ge=0)
+_SECONDS = Rule(gt=0, le=60)
+_COUNT = Rule(ge=1, le=10_000)
+#: Per-dataclass field rules (types come from the annotations).
+RULES: dict[type, dict[str, Rule]] = {
+    TensorSpec: {"shape": Rule(ge=-1, le=1 << 20), "scale": _NONNEG,  # -1: dynamic batch
+                 "zero_point": Rule(ge=-(1 << 15), le=(1 << 16) - 1),
+                 "dtype": Rule(choices=("int8", "uint8", "int16", "int32", "float16",
+                                        "float32"))},
+    Threshold: {},
+    ModelFile: {"file": Rule(pattern=r"[A-Za-z0-9_.-]+"), "sha256": Rule(pattern=r"[0-9a-f]{64}"),
+                "bytes": Rule(ge=1, le=1 << 30),
+                "variant": Rule(choices=("int8", "float32", "dynamic", "float16"))},
+    SignalConfig: {"fs": Rule(gt=0, le=10_000), "bandpass_hz": _POS,
+                   "bandpass_order": Rule(ge=1, le=8), "window_before_s": Rule(ge=0, le=5),
+                   "window_after_s": Rule(gt=0, le=5)},
+    DetectorConfig: {"qrs_band_hz": _POS, "integration_s": _SECONDS,
+                     "peak_half_window_s": _SECONDS, "refractory_s": _SECONDS,
+                     "t_wave_s": _SECONDS, "learning_s": Rule(gt=0, le=600),
+                     "searchback_factor": Rule(gt=1, le=10), "rr_init_s": _SECONDS},
+    ContextConfig: {"template_beats": _COUNT, "rr_beats": _COUNT,
+                    "learning_s": Rule(ge=0, le=3600), "max_next_rr_s": _SECONDS,
+                    "premature_ratio": Rule(gt=0, le=1), "rate_change_beats": _COUNT,
+                    "rate_change_tolerance": Rule(gt=0, le=1),
+                    "amplitude_half_width_s": _SECONDS},
+    Scaling: {"mode": Rule(choices=("robust", "wearer", "stored"))},
+    EpisodeConfig: {"enter": _COUNT, "window": _COUNT, "exit": _COUNT},
+    ScoreSpec: {"horizon": Rule(ge=1, le=10_000), "skip": _NONNEG, "baseline_beats": _NONNEG,
+                "spread_floor": _NONNEG},
+    ClassSpec: {"v_threshold": Rule(gt=0, le=1), "s_threshold": Rule(gt=0, le=1),
+                "f_threshold": Rule(gt=0, le=1), "irregular_beats": Rule(ge=3, le=10_000),
+                "long_rr_beats": _COUNT, "irregular_threshold": _POS,
+                "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS},
+    Manifest: {"schema_version": Rule(choices=(SCHEMA_VERSION,)),
+               "architecture": Rule(pattern=r"\S.{0,63}"), "params": _NONNEG, "macs": _NONNEG},
+}
+#: Manifest sections kept as plain dicts whose schema is a dataclass (checked, then stored).
+SECTIONS: dict[str, type] = {"score": ScoreSpec, "episodes": EpisodeConfig,
+                             "rhythm": RhythmConfig}
+#: Free-form sections: any JSON, numbers need not be finite (metrics may be undefined).
+FREE_FORM = ("calibration", "validation", "provenance", "targets", "golden")
+
+
+def register_section(name: str, cls: type, rules: dict[str, Rule] | None = None) -> None:
+    """Declare a manifest section (a dict in the manifest) whose keys ``cls`` defines."""
+    SECTIONS[name] = cls
+    RULES.setdefault(cls, {}).update(rules or {})
+
+
+def _check(value, hint, where: str, errors: list[str]) -> None:
+    """Append what is wrong with ``value`` against the type ``hint`` (recursively)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        _check_fields(value, hint, where, errors)
+    elif hint is bool:
+        if not isinstance(value, bool):
+            errors.append(f"{where}: expected true/false, got {value!r}")
+    elif hint in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and hint is int and not (isinstance(value, int) or float(value).is_integer()):
+            ok = False
+        if not ok:
+            errors.append(f"{where}: expected a{'n integer' if hint is int else ' number'}, "
+                          f"got {value!r}")
+        elif not math.isfinite(value):
+            errors.append(f"{where}: {value!r} is not a finite number")
+    elif hint is str:
+        if not isinstance(value, str):
+            errors.append(f"{where}: expected text, got {value!r}")
+    elif origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            errors.append(f"{where}: expected a list, got {value!r}")
+            return
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            errors.append(f"{where}: expected {len(args)} values, got {len(value)}")
+            return
+        for k, v in enumerate(value):
+            item = args[0] if origin is list or args[-1] is Ellipsis else args[k]
+            _check(v, item, f"{where}[{k}]", errors)
+    elif origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            errors.append(f"{where}: expected an object, got {value!r}")
+            return
+        if args:
+            for k, v in value.items():
+                _check(v, args[1], f"{where}.{k}", errors)
+
+
+def _check_fields(value, cls: type, where: str, errors: list[str]) -> None:
+    if not isinstance(value, dict):
+        errors.append(f"{where}: expected an object, got {value!r}")
+        return
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - names)
+    if unknown:
+        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (known: "
+                      f"{', '.join(sorted(names))})")
+    rules = RULES.get(cls, {})
+    for f in dataclasses.fields(cls):
+        path = f"{where}.{f.name}" if where else f.name
+        if f.name not in value:
+            required = (f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING)
+            if required:
+                errors.append(f"{path}: missing")
+            continue
+        v = value[f.name]
+        if f.name in SECTIONS and cls is Manifest:
+            _check_fields(v, SECTIONS[f.name], path, errors)
+            continue
+        if cls is Manifest and f.name in FREE_FORM:
+            continue
+        before = len(errors)
+        _check(v, hints[f.name], path, errors)
+        if len(errors) == before and f.name in rules:
+            problem = rules[f.name].problems(v)
+            if problem:
+                errors.append(f"{path}: {problem}")
+
+
+def manifest_problems(raw) -> list[str]:
+    """Everything wrong with a manifest (as parsed JSON), one short phrase each."""
+    errors: list[str] = []
+    _check_fields(raw, Manifest, "", errors)
+    if errors:
+        return errors
+    sig = raw["signal"]
+    nyquist = sig["fs"] / 2
+    for where, band in (("signal.bandpass_hz", sig.get("bandpass_hz")),
+                        ("signal.detector.qrs_band_hz",
+                         (sig.get("detector") or {}).get("qrs_band_hz"))):
+        if band is not None and not band[0] < band[1] < nyquist:
+            errors.append(f"{where}: {list(band)} needs low < high < fs/2 ({nyquist:g} Hz)")
+    variants = [m["variant"] for m in (raw["model"], raw.get("float_model")) if m]
+    if raw["model"]["variant"] not in raw["thresholds"]:
+        errors.append(f"thresholds: none for the bundle's {raw['model']['variant']} model")
+    for name in raw["thresholds"]:
+        if name not in variants:
+            errors.append(f"thresholds.{name}: no {name} model in the bundle")
+    ep = raw.get("episodes") or {}
+    if ep.get("enter", 2) > ep.get("window", 4):
+        errors.append("episodes: enter must not exceed window")
+    golden = raw.get("golden")
+    if golden is not None and not (isinstance(golden, dict) and isinstance(golden.get("file"), str)
+                                   and re.fullmatch(r"[A-Za-z0-9_.-]+", golden["file"])
+                                   and isinstance(golden.get("sha256"), str)):
+        errors.append("golden: expected {\"file\": NAME, \"sha256\": HEX}")
+    try:
+        ScoreSpec(**raw["score"])
+        Scaling(**raw["scaling"])
+    except (TypeError, ValueError) as exc:
+        errors.append(str(exc))
+    return errors
+
+
+def validate_manifest(raw, source: str | Path) -> Manifest:
+    """The manifest as objects, or a BundleError naming every problem (one line)."""
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"{source}: manifest schema {version!r} is not supported (this "
+                          f"runtime reads schema {SCHEMA_VERSION}); upgrade ecg-edge or "
+                          "re-export")
+    problems = manifest_problems(raw)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                           if len(problems) > 5 else "")
+        raise BundleError(f"{source}: manifest.json is invalid: {shown}; re-export the bundle")
+    return Manifest.from_dict(raw)
+
+
+# -- reading -------------------------------------------------------------------------------
+def _extract(archive: Path, target: Path) -> None:
+    """Unpack a bundle archive's flat files into ``target``, within the limits above.
+
+    Sizes are checked from the member headers before anything is written and again while
+    copying (a header cannot make us write more than it announced), so a small archive that
+    inflates to gigabytes is refused without filling the disk or the memory.
+    """
+    seen: set[str] = set()
+    total = 0
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tar.getmembers():
-                if not member.isfile() or "/" in member.name.strip("./") or ".." in member.name:
+            for k, member in enumerate(tar):
+                if k >= MAX_MEMBERS:
+                    raise BundleError(f"{archive}: more than {MAX_MEMBERS} entries; a bundle "
+                                      "holds a handful of files")
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if (not member.isfile() or not re.fullmatch(r"[A-Za-z0-9_.-]+", name)
+                        or name in (".", "..")):
                     raise BundleError(f"{archive}: unexpected entry {member.name!r} in the "
                                       "archive; only flat files belong in a bundle")
-                # Written by hand: extractall's safety filter is missing on Pi OS's Python 3.11.2.
+                if name in seen:
+                    raise BundleError(f"{archive}: {name} appears twice in the archive; "
+                                      "a tampered or badly built bundle, export it again")
+                seen.add(name)
+                total += member.size
+                if member.size > MAX_MEMBER_BYTES or total > MAX_ARCHIVE_BYTES:
+                    raise BundleError(f"{archive}: {name} makes the bundle larger than "
+                                      f"{MAX_MEMBER_BYTES >> 20} MiB per file / "
+                                      f"{MAX_ARCHIVE_BYTES >> 20} MiB in all; not a bundle")
+                # Written by hand: extractall's safety filter is missing on Pi OS's 3.11.2.
                 src = tar.extractfile(member)
-                if src is not None:
-                    (target / Path(member.name).name).write_bytes(src.read())
-    except (tarfile.TarError, EOFError, OSError) as exc:
+                if src is None:
+                    continue
+                with (target / name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
         raise BundleError(f"{archive}: not a readable bundle archive ({exc}); "
                           "copy it again") from None
-    return target
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Open and verify a bundle folder or ``.tar.gz`` archive."""
+    """Open and verify a bundle folder or ``.tar.gz`` archive.
+
+    An archive is unpacked into a temporary folder that is removed when the returned bundle
+    is no longer used (or at exit), and at once if the bundle is refused.
+    """
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: no such bundle (give the bundle folder or its .tar.gz)")
-    root = path if path.is_dir() else _extract(path)
+    if path.is_dir():
+        return _load_folder(path, path)
+    tmp = Path(tempfile.mkdtemp(prefix="ecg-bundle-"))
+    try:
+        _extract(path, tmp)
+        bundle = _load_folder(path, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    weakref.finalize(bundle, shutil.rmtree, tmp, True)
+    return bundle
+
+
+def _load_folder(path: Path, root: Path) -> Bundle:
     mpath = root / MANIFEST
-    if not mpath.exists():
+    if not mpath.is_file():
         raise BundleError(f"{path}: no {MANIFEST}; this is not an ecg-edge bundle")
+    if mpath.stat().st_size > 1 << 20:
+        raise BundleError(f"{path}: {MANIFEST} is larger than 1 MiB; not a bundle manifest")
     try:
-        raw = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({exc})") from None
-    version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != SCHEMA_VERSION:
-        raise BundleError(f"{path}: manifest schema {version!r} is not supported (this runtime "
-                          f"reads schema {SCHEMA_VERSION}); upgrade ecg-edge or re-export")
-    try:
-        manifest = Manifest.from_dict(raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{path}: manifest is incomplete or malformed ({exc})") from None
+    manifest = validate_manifest(raw, path)
     for m in (manifest.model, manifest.float_model):
         if m is not None:
             _check_file(path, root / m.file, m.sha256, m.bytes)
@@ -203,7 +469,7 @@ def load_bundle(path: str | Path) -> Bundle:
 
 
 def _check_file(bundle: Path, f: Path, sha: str, size: int | None) -> None:
-    if not f.exists():
+    if not f.is_file():
         raise BundleError(f"{bundle}: {f.name} is missing; copy the whole bundle again")
     if size is not None and f.stat().st_size != size:
         raise BundleError(f"{bundle}: {f.name} has {f.stat().st_size} bytes, the manifest says "

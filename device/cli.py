@@ -4,34 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from device import reference, rhythm_eval
 from device.bundle import load_bundle
+from device.classes import ClassSpec
 from device.config import SignalConfig
 from device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
-from device.events import EpisodeConfig, EventWriter, read_beat_events
+from device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
 from device.install import install_bundle
 from device.interpreter import EDGETPU_LIBS, available_runtimes
-from device.monitor import Monitor, record_blocks, run_blocks
-from device.records import evaluate_folder
+from device.live import Tee, maybe_view
+from device.monitor import Monitor, paced, record_blocks, run_blocks
+from device.records import evaluate_folder, read_rhythm
 from device.report import beat_table
 from device.rhythm import RhythmConfig
 from device.rhythm_input import analyze_file
 from device.scoring import ModelScorer, reference_scorer
-from device.selftest import selftest
-from firmware_bridge.errors import UserError, run_cli
+from device.selftest import selftest, verified_scorer
+from device.session_report import write_report
+from firmware_bridge.errors import (
+    BoundaryGroup,
+    UserError,
+    nonnegative_number,
+    positive_number,
+    run_cli,
+)
 from firmware_bridge.records import list_wfdb_records, read_record
 from firmware_bridge.transport import open_stream
 
 
-@click.group()
+@click.group(cls=BoundaryGroup)
 def cli() -> None:
     """ECG anomaly detection on the device: signal path, reference detectors, evaluation."""
 
@@ -62,49 +74,83 @@ def reference_cmd(folder: str, detector: str, threshold: float | None, start_s: 
 
 
 @contextlib.contextmanager
-def _event_sink(path: str | None, quiet: bool):
-    """Events to stdout (unless quiet) and/or a file, closed however the stream ends."""
+def _event_sink(path: str | None, quiet: bool, append: bool = True):
+    """Events to stdout (unless quiet) and/or a file (0600, appended to), closed however the
+    stream ends."""
     with contextlib.ExitStack() as stack:
         streams = [] if quiet else [sys.stdout]
         if path:
-            streams.append(stack.enter_context(open(path, "w")))  # noqa: SIM115
+            streams.append(stack.enter_context(open_events_file(path, append)))
         yield EventWriter(*streams)
 
 
-def _scorer_and_threshold(bundle_path, variant, ref, threshold, threads, edgetpu):
-    """(scorer, threshold, signal config, episode config, info, rhythm config) from a bundle
-    or a reference."""
-    rhythm = RhythmConfig()
+#: The DS1-trained beat classifier shipped with the package (``ecg-bench ds1-cv --ship``).
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "ds1"
+
+
+@dataclass
+class Scoring:
+    """What scores the beats and with which settings: a bundle (the shipped DS1 one unless
+    another is named) or a non-learned reference detector."""
+
+    scorer: Callable
+    threshold: float
+    signal: SignalConfig
+    episodes: EpisodeConfig
+    rhythm: RhythmConfig
+    classes: ClassSpec | None
+    info: dict
+
+    def monitor(self, emit, source: str, **kw) -> Monitor:
+        return Monitor(self.signal, self.scorer, self.threshold, emit, self.episodes,
+                       info={"source": source, **self.info}, rhythm=self.rhythm,
+                       classes=self.classes, **kw)
+
+
+def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
+    if bundle_path is not None and ref is not None:
+        raise UserError("give either --bundle or --reference, not both")
+    if bundle_path is None and ref is None:
+        bundle_path = SHIPPED_BUNDLE
     if bundle_path is None:
         stated = reference.THRESHOLDS[ref]
-        cfg, episodes, info = SignalConfig(), EpisodeConfig(), {"scorer": f"reference:{ref}"}
-        scorer = reference_scorer(ref)
+        out = Scoring(reference_scorer(ref), stated, SignalConfig(), EpisodeConfig(),
+                      RhythmConfig(), None, {"scorer": f"reference:{ref}"})
     else:
         bundle = load_bundle(bundle_path)
-        scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu)
+        m = bundle.manifest
+        # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
+        scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
-        cfg = bundle.manifest.signal
-        episodes = EpisodeConfig(**bundle.manifest.episodes)
-        rhythm = RhythmConfig.from_dict(bundle.manifest.rhythm)
-        info = {"scorer": f"model:{bundle.manifest.architecture}:{variant}",
-                "bundle_sha256": bundle.manifest.model.sha256[:12],
-                "runtime": scorer.info.runtime, "delegate": scorer.info.delegate}
+        out = Scoring(scorer, stated, m.signal, EpisodeConfig(**m.episodes),
+                      RhythmConfig.from_dict(m.rhythm), m.classes,
+                      {"scorer": f"model:{m.architecture}:{variant}",
+                       "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
+                       "delegate": scorer.info.delegate})
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
+                        f"calibrated one is {stated:g})")
     if threshold is not None and threshold != stated:
         click.echo(f"warning: threshold {threshold} overrides the calibrated {stated}", err=True)
-    return scorer, stated if threshold is None else threshold, cfg, episodes, info, rhythm
+        out.threshold = threshold
+    return out
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
 
 
 def scoring_options(f):
     """Options shared by replay and run: what scores the beats."""
     for opt in reversed([
         click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-                     help="Model bundle (folder or .tar.gz); without it a reference detector "
-                          "scores the beats."),
+                     help="Model bundle (folder or .tar.gz); default: the shipped DS1 beat "
+                          "classifier (device/bundles/ds1)."),
         click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8",
                      show_default=True, help="Which of the bundle's models to run."),
         click.option("--reference", "ref", type=click.Choice(reference.DETECTORS),
-                     default="combined", show_default=True,
-                     help="Reference detector used when no bundle is given."),
+                     default=None,
+                     help="Score with this non-learned reference detector instead of a bundle."),
         click.option("--threshold", type=float, default=None,
                      help="Override the flag threshold (warns: the bundle's is calibrated)."),
         click.option("--threads", type=int, default=1, show_default=True),
@@ -112,6 +158,13 @@ def scoring_options(f):
         click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
                      help="Also write the events (JSON lines) to this file."),
         click.option("--quiet", is_flag=True, help="No events on stdout, only the summary."),
+        click.option("--view", is_flag=True,
+                     help="Serve a live page of the stream (strip, beats, rhythm, quality)."),
+        click.option("--view-host", default="127.0.0.1", show_default=True,
+                     help="Address the live page listens on; anything but loopback exposes "
+                          "the ECG to the network."),
+        click.option("--view-port", type=int, default=8765, show_default=True,
+                     help="Port of the live page (0: any free port)."),
     ]):
         f = opt(f)
     return f
@@ -121,25 +174,31 @@ def scoring_options(f):
 @click.argument("record", type=click.Path())
 @scoring_options
 @click.option("--lead", default=None, help="Lead name or index (default: MLII or the first).")
-@click.option("--fs", type=float, default=None, help="Sample rate for CSV/NPY records (Hz).")
+@click.option("--fs", type=float, default=None, callback=positive_number,
+              help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
-              help="Gain of integer CSV/NPY samples.")
+              callback=positive_number, help="Gain of integer CSV/NPY samples.")
 @click.option("--block-s", type=float, default=10.0, show_default=True,
-              help="Seconds of signal per block fed to the monitor.")
-@click.option("--duration", type=float, default=None,
+              callback=positive_number, help="Seconds of signal per block fed to the monitor.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
               help="Replay only the first this many seconds.")
+@click.option("--realtime", is_flag=True,
+              help="Pace the replay at the record's own rate (times --speed), e.g. with --view.")
+@click.option("--speed", type=float, default=1.0, show_default=True, callback=positive_number,
+              help="With --realtime: this many seconds of signal per second.")
 def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
-               quiet, lead, fs, uv_per_count, block_s, duration):
+               quiet, view, view_host, view_port, lead, fs, uv_per_count, block_s, duration,
+               realtime, speed):
     """Replay a record (WFDB, CSV, NPY) through the streaming monitor as fast as possible."""
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
-    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
-        bundle_path, variant, ref, threshold, threads, edgetpu)
-    with _event_sink(events_path, quiet) as writer:
-        monitor = Monitor(cfg, scorer, thr, writer, episodes, info={"source": rec.name, **info},
-                          rhythm=rhythm)
-        summary = run_blocks(monitor, record_blocks(rec, lead, block_s))
+    scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
+    blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
+    with _event_sink(events_path, quiet, append=False) as writer, \
+            maybe_view(view, view_host, view_port, _echo_err) as live:
+        monitor = scoring.monitor(Tee(writer, live), rec.name, signal_tap=live and live.strip)
+        summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
 
@@ -147,25 +206,28 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 @cli.command("run")
 @click.argument("port")
 @scoring_options
-@click.option("--ascii-fs", type=float, default=None,
-              help="The front-end prints ASCII lines at this rate (Hz); default: binary v1.")
-@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
+@click.option("--ascii-fs", type=float, default=None, callback=positive_number,
+              help="The front-end prints ASCII lines at this rate (Hz); default: binary v2.")
+@click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True,
+              callback=positive_number)
 @click.option("--baudrate", type=int, default=115200, show_default=True)
 @click.option("--channel", type=int, default=0, show_default=True,
               help="Which front-end channel carries the ECG lead.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", type=float, default=None, callback=positive_number,
+              help="Stop after this many seconds.")
 @click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
-            ascii_fs, ascii_uv_per_count, baudrate, channel, duration, no_reconnect):
+            view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
+            duration, no_reconnect):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
-    scorer, thr, cfg, episodes, info, rhythm = _scorer_and_threshold(
-        bundle_path, variant, ref, threshold, threads, edgetpu)
+    scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with _event_sink(events_path, quiet) as writer:
-        monitor = Monitor(cfg, scorer, thr, writer, episodes, channel=channel,
-                          info={"source": port, **info}, rhythm=rhythm)
+    with _event_sink(events_path, quiet) as writer, \
+            maybe_view(view, view_host, view_port, _echo_err) as live:
+        monitor = scoring.monitor(Tee(writer, live), port, channel=channel,
+                                  signal_tap=live and live.strip)
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
@@ -176,7 +238,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
                     monitor.feed(item)
             link = stream.stats().as_dict()
         monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
-                                                     "samples_lost", "gaps", "reconnects")}
+                                                     "samples_lost", "gaps", "reconnects",
+                                                     "seq_unconfirmed")}
         summary = monitor.finish()
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
@@ -277,7 +340,7 @@ def info_cmd(bundle_path, as_json):
               show_default=True, help="Install root; 'current' there points to the bundle.")
 def install_cmd(bundle_path, root):
     """Verify a bundle and make it the current one atomically."""
-    b = install_bundle(bundle_path, root)
+    b = install_bundle(bundle_path, root)  # validates, runs the golden vectors, then swaps
     click.echo(f"installed {b.manifest.architecture} ({b.manifest.model.sha256[:12]}) as "
                f"{Path(root) / 'current'}")
 
@@ -285,8 +348,9 @@ def install_cmd(bundle_path, root):
 @cli.command("evaluate")
 @click.argument("events_path", type=click.Path(dir_okay=False))
 @click.argument("record", type=click.Path())
-@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
-@click.option("--end", "end_s", type=float, default=None,
+@click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True,
+              callback=nonnegative_number)
+@click.option("--end", "end_s", type=float, default=None, callback=positive_number,
               help="Compare only up to this second (a replay with --duration).")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | None,
@@ -297,12 +361,29 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
         raise UserError(f"{record}: no reference annotations (.atr) to compare with")
     beats = read_beat_events(events_path)
     table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
-                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s)
+                            rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s,
+                            calls=beats["class"], rhythm=read_rhythm(record))
     summary = summarize({rec.name: table})
     if as_json:
         click.echo(json.dumps(to_jsonable(summary), indent=2))
     else:
         click.echo(beat_table(summary))
+
+
+@cli.command("report")
+@click.argument("events_path", type=click.Path(dir_okay=False))
+@click.argument("record", type=click.Path(), required=False)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The HTML file to write (readable by you only: it holds health data).")
+@click.option("--lead", default=None, help="Lead of RECORD to draw (default: the monitored one).")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Bundle the session ran with (its signal config draws the strips).")
+def report_cmd(events_path, record, out, lead, bundle_path):
+    """One self-contained HTML report of a session (summary, HR trend, episodes, strips)."""
+    rec = read_record(record) if record else None
+    cfg = load_bundle(bundle_path).manifest.signal if bundle_path else SignalConfig()
+    path = write_report(events_path, out, rec, cfg, lead)
+    click.echo(f"report written to {path}")
 
 
 @cli.command("rhythm")

@@ -317,8 +317,15 @@ def kaiser_lowpass(n_taps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
 
 
 def rational_ratio(fs_out: float, fs_in: float, max_denominator: int = 1000) -> tuple[int, int]:
-    """(up, down) with up/down = fs_out/fs_in, exactly when the rates allow."""
-    frac = Fraction(fs_out / fs_in).limit_denominator(max_denominator)
+    """(up, down) with up/down = fs_out/fs_in, exactly when the rates allow.
+
+    A front-end far faster than the model (120 Hz from 250 kHz is 12/25000) is beyond the
+    first approximation's denominator: the exact ratio of the two rates is used instead.
+    """
+    ratio = fs_out / fs_in
+    frac = Fraction(ratio).limit_denominator(max_denominator)
+    if frac == 0 or abs(float(frac) - ratio) > 1e-6 * ratio:
+        frac = Fraction(fs_out).limit_denominator(1000) / Fraction(fs_in).limit_denominator(1000)
     return frac.numerator, frac.denominator
 
 

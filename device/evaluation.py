@@ -4,6 +4,12 @@ Detected beats are matched one-to-one to the reference annotations within 150 ms
 symbols map to the AAMI classes N, S, V, F, Q; records with paced beats are excluded; the first
 ``start_s`` seconds are a learning period left out of every count (EC57 uses 5 minutes).
 "Abnormal" is S, V and F; Q (unclassifiable) is reported but belongs to neither side.
+
+Beside the flag, each beat's class call (N/S/V/F/Q) gives the statistics ``bxb`` reports: VEB
+and SVEB sensitivity and positive predictivity, counted as de Chazal et al. (2004) do for the
+inter-patient protocol (a call of V on a reference F or Q beat is neither a true nor a false
+positive). False flags on N beats are split by the underlying rhythm of the reference rhythm
+annotations (sinus, AF/flutter, other), where prematurity means the least.
 """
 
 from __future__ import annotations
@@ -24,6 +30,19 @@ AAMI = {
 PACED_RECORDS = ("102", "104", "107", "217")
 MATCH_WINDOW_S = 0.15
 EC57_START_S = 300.0
+#: Rhythm groups of MIT-BIH rhythm annotations (aux notes of '+' annotations).
+RHYTHM_GROUPS = {"(N": "sinus", "(SBR": "sinus", "(AFIB": "af", "(AFL": "af"}
+RHYTHMS = ("sinus", "af", "other")
+
+
+def rhythm_of(samples: np.ndarray, change_samples: np.ndarray, change_notes: list[str]
+              ) -> np.ndarray:
+    """Rhythm group (sinus / af / other) in effect at each sample, from the rhythm-change
+    annotations; before the first one, sinus."""
+    groups = np.array([RHYTHM_GROUPS.get(n.strip("\x00"), "other") for n in change_notes]
+                      + ["sinus"], dtype="<U5")
+    idx = np.searchsorted(np.asarray(change_samples), np.asarray(samples), side="right") - 1
+    return groups[idx]  # index -1 -> the trailing "sinus"
 
 
 def aami_class(symbols: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +105,9 @@ class BeatTable:
     classes: list[str] = field(default_factory=list)  # AAMI class of each matched beat
     scores: list[float] = field(default_factory=list)
     flags: list[bool] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # class call of each matched beat
+    rhythm: list[str] = field(default_factory=list)  # underlying rhythm of each matched beat
+    fp_calls: list[str] = field(default_factory=list)  # calls of unmatched detections
 
     def extend(self, other: BeatTable) -> None:
         self.n_ref += other.n_ref
@@ -95,6 +117,9 @@ class BeatTable:
         self.classes += other.classes
         self.scores += other.scores
         self.flags += other.flags
+        self.calls += other.calls
+        self.rhythm += other.rhythm
+        self.fp_calls += other.fp_calls
 
     def metrics(self) -> dict:
         cls = np.array(self.classes, dtype="<U1")
@@ -122,7 +147,34 @@ class BeatTable:
         for c in ABNORMAL:
             out["auc"][f"N_vs_{c}"] = roc_auc(normal, sc[cls == c])
         out["auc"]["N_vs_abnormal"] = roc_auc(normal, sc[abnormal])
+        if self.rhythm:
+            rh = np.array(self.rhythm, dtype="<U5")
+            out["n_flagged_by_rhythm"] = {
+                r: {"n": int(((cls == "N") & (rh == r)).sum()),
+                    "flag_rate": _ratio(int((fl & (cls == "N") & (rh == r)).sum()),
+                                        int(((cls == "N") & (rh == r)).sum()))}
+                for r in RHYTHMS}
+        if self.calls:
+            out["ec57"] = class_statistics(cls, np.array(self.calls, dtype="<U1"),
+                                           np.array(self.fp_calls, dtype="<U1"))
         return out
+
+
+def class_statistics(ref: np.ndarray, calls: np.ndarray, fp_calls: np.ndarray | None = None
+                     ) -> dict:
+    """VEB and SVEB Se / +P from reference classes and class calls of matched beats (the bxb
+    statistics, de Chazal's counting: V calls on F or Q beats and S calls on Q beats count on
+    neither side), plus the confusion matrix. Unmatched detections called V or S are false
+    positives."""
+    fp_calls = np.zeros(0, "<U1") if fp_calls is None else fp_calls
+    out: dict = {"confusion": {r: {c: int(((ref == r) & (calls == c)).sum()) for c in AAMI_CLASSES}
+                               for r in AAMI_CLASSES}}
+    for name, c, ignore in (("veb", "V", ("F", "Q")), ("sveb", "S", ("Q",))):
+        tp = int(((ref == c) & (calls == c)).sum())
+        pos = int((ref == c).sum())
+        called = int(((calls == c) & ~np.isin(ref, ignore)).sum()) + int((fp_calls == c).sum())
+        out[name] = {"n": pos, "tp": tp, "se": _ratio(tp, pos), "ppv": _ratio(tp, called)}
+    return out
 
 
 def _ratio(a: int, b: int) -> float:
@@ -131,8 +183,13 @@ def _ratio(a: int, b: int) -> float:
 
 def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarray,
                     ann_samples: np.ndarray, ann_symbols: list[str], fs: float,
-                    start_s: float = EC57_START_S, end_s: float | None = None) -> BeatTable:
-    """Match one record's detections (at the record's rate) to its annotations."""
+                    start_s: float = EC57_START_S, end_s: float | None = None,
+                    calls: np.ndarray | None = None,
+                    rhythm: tuple[np.ndarray, list[str]] | None = None) -> BeatTable:
+    """Match one record's detections (at the record's rate) to its annotations.
+
+    ``calls``: each detection's class call; ``rhythm``: the record's rhythm-change annotations
+    (samples, aux notes), which label each reference beat's underlying rhythm."""
     det_samples = np.asarray(det_samples, dtype=np.int64)
     is_beat, cls = aami_class(ann_symbols)
     ref = np.asarray(ann_samples, dtype=np.int64)[is_beat]
@@ -149,6 +206,13 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
     fp_mask = in_det & ~used
     keep = in_ref & matched
     j = match[keep]
+    extra: dict = {}
+    if calls is not None:
+        calls = np.asarray(calls, dtype="<U1")
+        extra["calls"] = calls[j].tolist()
+        extra["fp_calls"] = calls[fp_mask].tolist()
+    if rhythm is not None:
+        extra["rhythm"] = rhythm_of(ref[keep], *rhythm).tolist()
     return BeatTable(
         n_ref=int(in_ref.sum()),
         tp=int(keep.sum()),
@@ -157,6 +221,7 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         classes=cls[keep].tolist(),
         scores=np.asarray(scores, float)[j].tolist(),
         flags=np.asarray(flags, bool)[j].tolist(),
+        **extra,
     )
 
 

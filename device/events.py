@@ -4,6 +4,10 @@ Times are seconds from the stream start and sample indices are at the front-end'
 samples included, so events can be matched against a record's annotations. Lines are flushed as
 they are written and fsync'd at least once a second: after a power cut the file ends at most a
 second early, never mid-line.
+
+An events file holds heart data: it is created 0600 (owner only) and an existing one is made so;
+a monitor restarted by systemd appends to it (each stream begins with a ``start`` event), it
+never truncates what an earlier run wrote.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from typing import IO
+
+from firmware_bridge.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,27 @@ def _clean(obj):
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
     return obj
+
+
+EVENTS_MODE = 0o600
+
+
+def open_events_file(path, append: bool = True) -> IO[str]:
+    """Open an events file for writing: owner-only (0600) from creation, appended to unless
+    ``append`` is False (a replay writes a fresh file), never readable by other users."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), EVENTS_MODE)
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; give a file name for --events") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write events there ({exc.strerror}); check the "
+                        "folder exists and is writable") from None
+    # An existing file keeps its mode otherwise; one we do not own stays as it is (writing
+    # still works and nothing is widened).
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, EVENTS_MODE)
+    return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
 
 
 class EventWriter:
@@ -115,27 +142,55 @@ def as_dict(cfg: EpisodeConfig) -> dict:
 
 
 def read_beat_events(path) -> dict:
-    """Beat events of a JSON-lines file as arrays (sample, score, flag); other events skipped."""
+    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
+    skipped. Events without a class call (older files) read as N.
+
+    A beat event must carry an integer ``sample`` >= 0, a numeric (or null) ``score`` and, if
+    any, a class among N S V F Q; any other beat line is refused with its line number rather
+    than guessed at.
+    """
     from pathlib import Path
 
     import numpy as np
 
-    from firmware_bridge.errors import UserError
-
     rows = []
-    with Path(path).open() as fh:
-        for k, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{path}: line {k} is not JSON; is this an events file?") from None
-            if isinstance(ev, dict) and ev.get("type") == "beat":
-                score = ev.get("score")
-                rows.append((int(ev["sample"]), np.nan if score is None else float(score),
-                             bool(ev.get("flag"))))
+    try:
+        fh = Path(path).open(encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; give the events file (JSON lines)") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the events file ({exc.strerror})") from None
+    with fh:
+        try:
+            for k, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    ev = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    raise UserError(f"{path}: line {k} is not JSON; is this an events file?"
+                                    ) from None
+                if isinstance(ev, dict) and ev.get("type") == "beat":
+                    rows.append(_beat_row(ev, path, k))
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text; is this an events file?") from None
     if not rows:
         raise UserError(f"{path}: no beat events found")
-    sample, score, flag = (np.array(c) for c in zip(*rows))
-    return {"sample": sample, "score": score, "flag": flag}
+    sample, score, flag, cls = (np.array(c) for c in zip(*rows))
+    return {"sample": sample.astype(np.int64), "score": score.astype(np.float64),
+            "flag": flag.astype(bool), "class": cls.astype("<U1")}
+
+
+def _beat_row(ev: dict, path, line: int) -> tuple[int, float, bool, str]:
+    sample, score = ev.get("sample"), ev.get("score")
+    if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not (
+            math.isfinite(sample) and float(sample).is_integer() and 0 <= sample < 1 << 53):
+        raise UserError(f"{path}: line {line}: beat event without a valid sample index "
+                        f"({sample!r}); the file is damaged or not from ecg-device")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise UserError(f"{path}: line {line}: beat score {score!r} is not a number")
+    cls = ev.get("class", "N")
+    if cls not in ("N", "S", "V", "F", "Q"):
+        raise UserError(f"{path}: line {line}: beat class {cls!r} is not one of N S V F Q")
+    return (int(sample), (math.nan if score is None else float(score)), bool(ev.get("flag")),
+            cls)

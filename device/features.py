@@ -15,9 +15,11 @@ from device import reference
 from device.scaling import Scaling
 from device.signal_path import Beats
 
-INPUTS = ("wearer", "absolute")
+INPUTS = ("wearer", "absolute", "wearer+rr")
 COMBINE = ("model", "model+rr", "model+template+rr")
-SCORING = ("reconstruction", "forecast")
+#: ``classifier``: the model outputs class probabilities (:data:`device.classes.LABELS`), not a
+#: reconstruction; its score is their abnormal part (see :func:`classifier_score`).
+SCORING = ("reconstruction", "forecast", "classifier")
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,35 @@ class ScoreSpec:
     def score_stream(self, beats: Beats, x: np.ndarray, pred: np.ndarray,
                      history: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """One block of a stream: (scores, the local-baseline state to pass to the next)."""
+        if self.scoring == "classifier":
+            return classifier_score(pred), np.zeros(0)
         mse = window_errors(x, pred, self.scoring, self.skip, self.horizon)
         return beat_scores_stream(mse, beats, self.combine, self.baseline_beats, history,
                                   self.spread_floor)
 
 
-def model_inputs(beats: Beats, mode: str) -> np.ndarray:
+def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None) -> np.ndarray:
     """(n, W, C) float32 model input.
 
     ``wearer``: channel 0 = beat − template, channel 1 = template, both in the wearer's units
     (centred, divided by the wearer's running QRS amplitude). Beats before the first template get
     a zero template (they are inside the learning period).
     ``absolute``: the beat alone, robust-scaled (median/IQR), as a global model sees it.
+    ``wearer+rr``: the two wearer channels plus one constant channel per rhythm feature
+    (:func:`device.classes.rr_features`: prematurity against the local and the long-term RR,
+    following pause, template distance, amplitude, RR irregularity before the beat), so a
+    single input tensor carries shape and rhythm and the model converts like any other.
+    ``trend`` is the per-beat output of :class:`device.classes.RRTrend` (a stream passes its
+    carried one; None computes it over ``beats`` as one whole record).
     """
+    if mode == "wearer+rr":
+        from device.classes import RRTrend, rr_features
+
+        if trend is None:
+            trend = RRTrend()(beats.rr_prev)
+        rr = rr_features(beats, trend)
+        w = model_inputs(beats, "wearer")
+        return np.concatenate([w, np.repeat(rr[:, None, :], w.shape[1], axis=1)], axis=2)
     if mode == "wearer":
         amp = np.maximum(beats.amplitude.astype(np.float32), 1e-6)[:, None]
         beat = Scaling("wearer").apply(beats.window, beats.amplitude)
@@ -72,6 +90,14 @@ def model_inputs(beats: Beats, mode: str) -> np.ndarray:
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")
+
+
+def classifier_score(pred: np.ndarray) -> np.ndarray:
+    """Abnormal probability 1 − p(N) of a classifier's (n, 4) logits (ranking before the class
+    thresholds; :func:`device.classes.calls_from_probs` makes the calls)."""
+    from device.classes import softmax
+
+    return 1.0 - softmax(pred)[:, 0]
 
 
 def targets(x: np.ndarray, scoring: str, horizon: int = 1) -> np.ndarray:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_bridge.errors import UserError
+from firmware_bridge.native_output import redirected
 
 RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 _MODULES = {
@@ -40,14 +41,22 @@ class RuntimeInfo:
 
 def _load(runtime: str):
     module = importlib.import_module(_MODULES[runtime])
+    if not hasattr(module, "Interpreter"):  # tf.lite lost its interpreter in TensorFlow 2.20
+        raise ImportError(f"{_MODULES[runtime]} has no Interpreter in this version")
     return module.Interpreter, module
 
 
 def available_runtimes() -> list[str]:
     """Runtimes importable here, in order of preference (TensorFlow is only checked last)."""
     # find_spec, not import: listing must not pull TensorFlow into a device process.
-    return [name for name in RUNTIMES
-            if importlib.util.find_spec(_MODULES[name].split(".")[0]) is not None]
+    return [name for name in RUNTIMES if _findable(_MODULES[name].split(".")[0])]
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # refused by an import hook, or a broken install
+        return False
 
 
 def make_interpreter(model: str | Path | bytes, threads: int = 1, runtime: str | None = None,
@@ -96,8 +105,10 @@ def _build(cls, module, name, model, threads, edgetpu, xnnpack):
             warnings.warn(note or "Edge TPU delegate not available; running on the CPU",
                           stacklevel=3)
     try:
-        interp = cls(**kwargs)
-        interp.allocate_tensors()
+        # LiteRT announces its XNNPack delegate on fd 2: not a line for the user's terminal.
+        with redirected(fds=(2,)):
+            interp = cls(**kwargs)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"the model cannot be loaded by {name} ({exc}); "
                         "re-export it with ecg-convert") from None

@@ -3,7 +3,10 @@
 Used alike by ``run`` (a serial front-end) and ``replay`` (a record file, as fast as possible):
 only the source of the blocks differs. Beats are scored in batches (one model call per block of
 beats, not per beat). A gap or a lead-off stretch closes the current segment: the filters and the
-detector restart after it, RR intervals never span it, and the lost samples are reported.
+detector restart after it, RR intervals never span it, and the lost samples are reported. A new
+front-end rate (an info frame saying so) starts a new stream segment with its own signal path
+and resampler, announced by a ``rate_change`` status event; sample indices keep counting the
+front-end's samples and times stay seconds since the stream start.
 """
 
 from __future__ import annotations
@@ -15,17 +18,30 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from device.classes import (
+    BeatCalls,
+    ClassSpec,
+    RRTrend,
+    burden,
+    calls_from_flags,
+    count_calls,
+)
 from device.config import SignalConfig
+from device.dsp import rational_ratio
 from device.events import EpisodeConfig, EpisodeTracker
 from device.quality import LEVELS
 from device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
 from device.signal_path import Beats, QualitySpan, SignalPath
 from firmware_bridge.blocks import LinkEvent, SampleBlock
 from firmware_bridge.errors import UserError
+from firmware_bridge.protocol import MAX_FS
 from firmware_bridge.records import Record
 
-Scorer = Callable[[Beats], np.ndarray]
+Scorer = Callable[[Beats], np.ndarray | BeatCalls]
+#: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).
+MAX_RESAMPLE_FACTOR = 60_000
 Emit = Callable[[dict], None]
+SignalTap = Callable[[float, float, np.ndarray], None]  # (t0_s, fs, filtered mV)
 
 
 @dataclass
@@ -49,18 +65,26 @@ class MonitorStats:
 class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
-                 info: dict | None = None, rhythm: RhythmConfig | None = None):
+                 info: dict | None = None, rhythm: RhythmConfig | None = None,
+                 classes: ClassSpec | None = None, signal_tap: SignalTap | None = None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
         self.rhythm = RhythmAnalyzer(rhythm)
         self.info = info or {}
+        self.signal_tap = signal_tap
         self.path: SignalPath | None = None
         self.fs: float | None = None
         self.next_index = 0
         self.lead_off = False
         self.quality: str | None = None  # last quality level reported
         self.stats = MonitorStats()
+        self.seg_sample, self.seg_t = 0, 0.0  # where the current rate's segment starts
+        # Beat types: a classifier scorer returns its own calls (rhythm-aware); any other
+        # score's flags are typed here (no S call where the rhythm is irregular).
+        self.classes = classes or ClassSpec()
+        self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
+        self.class_counts = count_calls(np.zeros(0, "<U1"))
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, item: SampleBlock | LinkEvent) -> None:
@@ -73,8 +97,7 @@ class Monitor:
         if self.path is None:
             self._start(block)
         elif abs(block.fs - self.fs) > 1e-9 * self.fs:
-            raise UserError(f"the front-end's sample rate changed from {self.fs:g} to "
-                            f"{block.fs:g} Hz mid-stream; restart the monitor")
+            self._new_rate(block)
         if block.n and block.counts.shape[1] <= self.channel:
             raise UserError(f"front-end sends {block.counts.shape[1]} channel(s); channel "
                             f"{self.channel} does not exist (use --channel)")
@@ -126,7 +149,7 @@ class Monitor:
         summary = {"type": "summary", **asdict(self.stats),
                    "duration_s": self._t(self.next_index) if self.fs else 0.0,
                    "monitored_s": self._t(self.stats.samples_in) if self.fs else 0.0,
-                   "threshold": self.threshold,
+                   "threshold": self.threshold, **burden(self.class_counts),
                    "rhythm": self.rhythm.summary(self._t(self.stats.samples_in)), **self.info}
         self.emit(summary)
         return summary
@@ -136,14 +159,33 @@ class Monitor:
         if not block.fs or block.fs <= 0:
             raise UserError("the front-end's sample rate is unknown; ask it for its info frame "
                             "or give the rate (--fs) for an ASCII front-end")
-        self.fs = float(block.fs)
+        self.fs = check_front_end_rate(block.fs, self.cfg.fs)
         self.path = SignalPath(self.cfg, self.fs)
         self.path.on_output = self._signal
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
-                   "threshold": self.threshold, **self.info})
+                   "threshold": self.threshold, **burden(self.class_counts), **self.info})
+
+    def _new_rate(self, block: SampleBlock) -> None:
+        """The front-end changed its rate: close this segment, start one at the new rate."""
+        fs = check_front_end_rate(block.fs, self.cfg.fs)
+        t0 = time.perf_counter()
+        beats = self.path.flush()
+        self.stats.signal_s += time.perf_counter() - t0
+        self._beats(beats)
+        at, t = self.next_index, self._t(self.next_index)
+        for ev in self.episodes.interrupt(t, at, "rate change"):
+            self.emit(ev)
+        self._rhythm(self.rhythm.interrupt(t, at, "rate change"))
+        old = self.fs
+        self.seg_sample, self.seg_t, self.fs = at, t, fs
+        self.path = SignalPath(self.cfg, fs)
+        self.emit({"type": "status", "status": "rate_change", "t": t, "sample": at,
+                   "fs": fs, "previous_fs": old,
+                   "message": f"front-end rate changed from {old:g} to {fs:g} Hz; a new "
+                              "segment starts (the wearer's context is learned again)"})
 
     def _t(self, sample: int) -> float:
-        return sample / self.fs if self.fs else 0.0
+        return self.seg_t + (sample - self.seg_sample) / self.fs if self.fs else 0.0
 
     def _gap(self, n: int, reason: str) -> None:
         start = self.next_index
@@ -167,9 +209,11 @@ class Monitor:
 
     def _signal(self, y: np.ndarray, out_index: int) -> None:
         """The band-passed signal, as the path produces it: VF is judged from it."""
+        at = self.path.input_sample(out_index) + self.seg_sample
+        if self.signal_tap is not None:
+            self.signal_tap(self._t(at), self.cfg.fs, y)
         t0 = time.perf_counter()
-        update = self.rhythm.push_signal(y, self.cfg.fs, self.path.input_sample(out_index),
-                                         self.fs)
+        update = self.rhythm.push_signal(y, self.cfg.fs, at, self.fs)
         self.stats.rhythm_s += time.perf_counter() - t0
         self._rhythm(update)
 
@@ -180,32 +224,52 @@ class Monitor:
     def _beats(self, beats: Beats) -> None:
         if not len(beats):
             return
+        # The path counts from its segment's start (a new rate starts a new path): stream clock.
+        beats.time_s = beats.time_s + self.seg_t
+        beats.sample = beats.sample + self.seg_sample
+        # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
+        # or AF already open in the rhythm analysis.
+        in_af = np.full(len(beats), self.rhythm.in_af())
+        irregular = (self.rr_trend(beats.rr_prev)[:, 0]
+                     > self.classes.irregular_threshold) | in_af
+        t0 = time.perf_counter()
+        out = (self.scorer.classify(beats, in_af)
+               if getattr(self.scorer, "classes", None) is not None else self.scorer(beats))
+        self.stats.score_s += time.perf_counter() - t0
+        if isinstance(out, BeatCalls):
+            scores, calls = np.asarray(out.score, dtype=np.float64), out.classes
+        else:
+            scores = np.asarray(out, dtype=np.float64)
+        over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
+        # Unreadable signal: no flag and no beat type (Q), but counted as withheld.
+        flags = over & beats.usable
+        self.stats.flags_withheld += int((over & ~beats.usable).sum())
+        if not isinstance(out, BeatCalls):
+            calls = calls_from_flags(beats, flags, irregular, self.classes)
+        calls = np.where(beats.usable, calls, "Q")
+        count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rc = self.rhythm.cfg
-        # Unreadable beats start no rhythm episode (signal quality gates rhythm too).
-        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev,
+        rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
                                     usable=beats.usable, p_wave=(
             p_wave_similarity(beats.window, beats.template, self.cfg.fs,
                               self.cfg.window_before_s, rc.p_wave_region_s)))
         self.stats.rhythm_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        scores = np.asarray(self.scorer(beats), dtype=np.float64)
-        self.stats.score_s += time.perf_counter() - t0
-        over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
-        flags = over & beats.usable
-        self.stats.flags_withheld += int((over & ~beats.usable).sum())
+        irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)
         self.stats.learning_beats += int(beats.learning.sum())
         self.stats.flagged += int(flags.sum())
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
         rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
-                   flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist())
-        for t, sample, score, flag, rate, learning, q in rows:
+                   flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist(),
+                   calls.tolist(), irregular.tolist())
+        for t, sample, score, flag, rate, learning, q, call, irr in rows:
             self.emit({"type": "beat", "t": t, "sample": sample, "score": _finite(score, 6),
-                       "threshold": self.threshold, "flag": flag, "hr_bpm": _finite(rate, 1),
-                       "learning": learning, "quality": LEVELS[q]})
+                       "threshold": self.threshold, "flag": flag, "class": call,
+                       "irregular": irr, "hr_bpm": _finite(rate, 1), "learning": learning,
+                       "quality": LEVELS[q]})
             for ev in self.episodes.beat(flag, t, sample, score):
                 self.emit(ev)
         self.stats.episodes = self.episodes.count
@@ -221,7 +285,7 @@ class Monitor:
                 self.stats.unreadable_s += seconds
             elif seg.name == "noisy":
                 self.stats.noisy_s += seconds
-            self._quality_level(seg.name, seg.reason, span.start,
+            self._quality_level(seg.name, seg.reason, span.start + self.seg_sample,
                                 {"slope": round(seg.slope, 4), "spread": round(seg.spread, 4)})
 
     def _quality_level(self, level: str, reason: str, sample: int, measures: dict) -> None:
@@ -229,6 +293,19 @@ class Monitor:
             self.quality = level
             self.emit({"type": "quality", "level": level, "t": self._t(sample), "sample": sample,
                        "reason": reason or None, **measures})
+
+
+def check_front_end_rate(fs: float, model_fs: float) -> float:
+    """The front-end rate as a float, or a one-line UserError when no resampler can serve it."""
+    fs = float(fs)
+    if not math.isfinite(fs) or not 0 < fs <= MAX_FS:
+        raise UserError(f"front-end sample rate {fs:g} Hz is outside 0 < fs <= {MAX_FS:g} Hz "
+                        "(protocol limit); check the device's info frame or --fs")
+    up, down = rational_ratio(model_fs, fs)
+    if max(up, down) > MAX_RESAMPLE_FACTOR:
+        raise UserError(f"front-end rate {fs:g} Hz against the model's {model_fs:g} Hz needs "
+                        f"resampling by {up}/{down}; use a rounder rate (e.g. {round(fs):d} Hz)")
+    return fs
 
 
 def _finite(v: float, digits: int) -> float | None:
@@ -244,6 +321,17 @@ def record_blocks(record: Record, lead: str | int | None = None,
     counts = record.counts[:, ch : ch + 1]
     for a in range(0, record.n_samples, step):
         yield SampleBlock(a, counts[a : a + step], record.fs, float(record.uv_per_count[ch]))
+
+
+def paced(blocks: Iterable[SampleBlock], speed: float = 1.0) -> Iterator[SampleBlock]:
+    """Blocks released no faster than real time x ``speed`` (a replay someone watches)."""
+    t0 = time.monotonic()
+    for block in blocks:
+        due = t0 + block.start / block.fs / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield block
 
 
 def run_blocks(monitor: Monitor, items: Iterable[SampleBlock | LinkEvent]) -> dict:

@@ -10,10 +10,12 @@ import numpy as np
 from device.config import SignalConfig
 from device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
 from device.signal_path import Beats, process_signal
+from firmware_bridge.errors import UserError
+from firmware_bridge.progress import progress
 from firmware_bridge.records import Record, list_wfdb_records, read_record
 
-__all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "record_beats",
-           "evaluate_folder"]
+__all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
+           "record_beats", "evaluate_folder"]
 
 
 @dataclass
@@ -25,6 +27,24 @@ class RecordBeats:
 def record_beats(record: Record, cfg: SignalConfig, lead: str | int | None = None) -> Beats:
     """Run the signal path over one lead of a whole record."""
     return process_signal(record.lead_mv(lead), record.fs, cfg)
+
+
+def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
+    """Rhythm-change annotations of a WFDB record: (samples, aux notes such as '(AFIB');
+    empty when the record has none. wfdb is imported here only (evaluation, never streaming)."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".hea", ".dat", f".{annotator}") else path
+    if not base.with_suffix(f".{annotator}").exists():
+        return np.zeros(0, np.int64), []
+    try:
+        import wfdb
+    except ImportError:
+        raise UserError("reading rhythm annotations needs the wfdb package "
+                        "(pip install wfdb)") from None
+    ann = wfdb.rdann(str(base), annotator)
+    keep = [i for i, note in enumerate(ann.aux_note) if note.startswith("(")]
+    return (np.asarray(ann.sample, np.int64)[keep],
+            [ann.aux_note[i].rstrip("\x00") for i in keep])
 
 
 def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = False):
@@ -46,9 +66,9 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     from device.monitor import Monitor, record_blocks, run_blocks
 
     tables = {}
-    for path in list_wfdb_records(folder):
-        if path.name in PACED_RECORDS or (records is not None and path.name not in records):
-            continue
+    paths = [p for p in list_wfdb_records(folder)
+             if p.name not in PACED_RECORDS and (records is None or p.name in records)]
+    for path in progress(paths, "record", lambda p: p.name):
         rec = read_record(path)
         if not rec.has_annotations:
             continue
@@ -59,6 +79,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         sample = np.array([e["sample"] for e in beats], dtype=np.int64)
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
         flag = np.array([e["flag"] for e in beats], dtype=bool)
+        calls = np.array([e.get("class", "N") for e in beats], dtype="<U1")
         tables[rec.name] = evaluate_record(sample, score, flag, rec.ann_samples,
-                                           rec.ann_symbols, rec.fs, start_s=start_s)
+                                           rec.ann_symbols, rec.fs, start_s=start_s,
+                                           calls=calls, rhythm=read_rhythm(path))
     return tables

@@ -12,10 +12,14 @@ def _auc(v) -> str:
 
 
 def beat_table(summary: dict) -> str:
-    """One row per record plus the gross row: QRS Se/+P, flag rates, AUCs."""
+    """One row per record plus the gross row: QRS Se/+P, flag rates, AUCs, and where the beats
+    carry class calls the bxb statistics (VEB / SVEB Se and +P)."""
+    calls = "ec57" in summary["gross"]
     head = ("| record | beats | QRS Se % | QRS +P % | N flagged % | V Se % | S Se % | "
             "abn +P % | AUC N-V | AUC N-S | AUC N-abn |")
-    lines = [head, "|" + "---|" * 11]
+    if calls:
+        head += " VEB Se % | VEB +P % | SVEB Se % | SVEB +P % |"
+    lines = [head, "|" + "---|" * (15 if calls else 11)]
     rows = list(summary["records"].items()) + [("**gross**", summary["gross"])]
     for name, m in rows:
         c = m["classes"]
@@ -24,5 +28,7 @@ def beat_table(summary: dict) -> str:
             f"{_pct(c['N']['flag_rate'])} | {_pct(c['V']['flag_rate'])} | "
             f"{_pct(c['S']['flag_rate'])} | {_pct(m['abnormal']['ppv'])} | "
             f"{_auc(m['auc']['N_vs_V'])} | {_auc(m['auc']['N_vs_S'])} | "
-            f"{_auc(m['auc']['N_vs_abnormal'])} |")
+            f"{_auc(m['auc']['N_vs_abnormal'])} |" + (
+                "".join(f" {_pct(m['ec57'][k][v])} |" for k in ("veb", "sveb")
+                        for v in ("se", "ppv")) if calls and "ec57" in m else ""))
     return "\n".join(lines)

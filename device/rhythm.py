@@ -377,6 +377,10 @@ class RhythmAnalyzer:
         self.vf.reset()
         return RhythmUpdate(events)
 
+    def in_af(self) -> bool:
+        """AF is open now: the next beats' prematurity is no evidence of ectopy."""
+        return self.episodes["AF"].open is not None
+
     def state(self) -> dict:
         """Open rhythms now (for status)."""
         return {"rhythms": [r for r, ep in self.episodes.items() if ep.open is not None]}

@@ -18,6 +18,7 @@ import numpy as np
 from device.evaluation import AAMI
 from device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
 from firmware_bridge.errors import UserError
+from firmware_bridge.progress import progress
 from firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
@@ -210,7 +211,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
         if missing:
             raise UserError(f"{folder}: no record(s) {', '.join(missing)} (no .hea file)")
     per = []
-    for p in paths:
+    for p in progress(paths, "record", lambda p: p.name):
         ref = read_reference(p)
         if source == "annotations":
             rr = np.r_[np.nan, np.diff(ref.time_s)]
@@ -296,7 +297,7 @@ def strip_beats(folder: str | Path, names: list[str]) -> dict[str, tuple]:
     folder, cfg = Path(folder), SignalConfig()
     region = RhythmConfig().p_wave_region_s
     out = {}
-    for n in names:
+    for n in progress(names, "strip", every_s=10.0):
         rec = read_record(folder / n)
         b = process_signal(rec.lead_mv(), rec.fs, cfg)
         p = p_wave_similarity(b.window, b.template, cfg.fs, cfg.window_before_s, region)

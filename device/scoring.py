@@ -8,6 +8,7 @@ import numpy as np
 
 from device import reference
 from device.bundle import Bundle, BundleError, check_quantization
+from device.classes import BeatCalls, ClassSpec, RRTrend, calls_for_inputs, softmax
 from device.features import ScoreSpec, model_inputs
 from device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
 from device.signal_path import Beats
@@ -44,6 +45,13 @@ class ModelScorer:
             self.batch = self.runner.static
         self.input_shape = tuple(model.input.shape[1:])
         self.history: np.ndarray | None = None  # local-baseline state, carried across blocks
+        self.classes: ClassSpec | None = None
+        if self.spec.scoring == "classifier":
+            if m.classes is None:
+                raise BundleError(f"{bundle.root}: a classifier bundle without a 'classes' "
+                                  "section; re-export it")
+            self.classes = m.classes
+            self.trend = RRTrend(m.classes.irregular_beats, m.classes.long_rr_beats)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -63,12 +71,25 @@ class ModelScorer:
             out.append(self.runner(chunk)[: min(self.batch, n - a)])
         return np.concatenate(out) if out else np.zeros((0, *self.input_shape[:-1], 1))
 
-    def __call__(self, beats: Beats) -> np.ndarray:
+    def __call__(self, beats: Beats) -> np.ndarray | BeatCalls:
+        if self.classes is not None:
+            return self.classify(beats)
         if not len(beats):
             return np.zeros(0)
         x = model_inputs(beats, self.spec.inputs)
         scores, self.history = self.spec.score_stream(beats, x, self.predict(x), self.history)
         return scores
+
+    def classify(self, beats: Beats, irregular: np.ndarray | None = None) -> BeatCalls:
+        """Class calls of a classifier bundle. The RR irregularity is carried across blocks
+        (a model input); ``irregular`` (a rhythm analyser's per-beat verdict) adds to the
+        bundle's own irregularity rule for withholding S calls."""
+        trend = self.trend(beats.rr_prev)
+        if not len(beats):
+            return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
+        x = model_inputs(beats, self.spec.inputs, trend)
+        return calls_for_inputs(x, softmax(self.predict(x)), self.classes, beats.learning,
+                                irregular)
 
 
 def reference_scorer(name: str) -> Scorer:

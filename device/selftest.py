@@ -3,7 +3,9 @@
 A bundle carries real input windows and the outputs the exporting machine's runtime gave. Here
 the same inputs go through the runtime this device chose (LiteRT, tflite-runtime, Edge TPU...);
 outputs must agree to one quantization step, else the install is broken (wrong runtime build,
-corrupted model, a delegate that computes differently).
+corrupted model, a delegate that computes differently). A model file the runtime cannot load
+or run (truncated, yet with the hashes the manifest names) is the same verdict in one line.
+The bundle reaching here went through the one manifest validator (:func:`load_bundle`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from device.bundle import Bundle, BundleError
+from device.interpreter import available_runtimes
 from device.scoring import ModelScorer
+from firmware_bridge.errors import UserError
 
 
 def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np.ndarray:
@@ -27,12 +31,40 @@ def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np
 def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: bool = False,
              runtime: str | None = None) -> dict:
     """Run the golden inputs; return a report with ``ok`` and the largest deviation."""
+    return check_scorer(bundle, _scorer(bundle, variant, threads, edgetpu, runtime), variant)
+
+
+#: What a runtime raises on a model it cannot load or run.
+_RUNTIME_ERRORS = (UserError, ValueError, RuntimeError, TypeError, IndexError, OSError)
+
+
+def _not_running(bundle: Bundle, variant: str, exc: Exception) -> BundleError:
+    if isinstance(exc, BundleError):
+        return exc
+    return BundleError(f"{bundle.root}: the {variant} model does not run on this machine "
+                       f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); the "
+                       "bundle is damaged or inconsistent, copy or export it again")
+
+
+def _scorer(bundle: Bundle, variant: str, threads: int, edgetpu: bool, runtime: str | None,
+            xnnpack: bool = True) -> ModelScorer:
+    try:
+        return ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime,
+                           xnnpack=xnnpack)
+    except _RUNTIME_ERRORS as exc:
+        raise _not_running(bundle, variant, exc) from None
+
+
+def check_scorer(bundle: Bundle, scorer: ModelScorer, variant: str) -> dict:
+    """The golden vectors through an already built scorer (its runtime, kernels, delegate)."""
     golden = bundle.golden()
     if "input" not in golden:
         raise BundleError(f"{bundle.root}: golden vectors have no 'input'; re-export")
     expected = golden_outputs(golden, variant, bundle.manifest.model.variant).astype(np.float32)
-    scorer = ModelScorer(bundle, variant, threads=threads, edgetpu=edgetpu, runtime=runtime)
-    got = scorer.predict(golden["input"].astype(np.float32))
+    try:
+        got = scorer.predict(golden["input"].astype(np.float32))
+    except _RUNTIME_ERRORS as exc:
+        raise _not_running(bundle, variant, exc) from None
     if got.shape != expected.shape:
         raise BundleError(f"{bundle.root}: model gives outputs of shape {got.shape}, the golden "
                           f"vectors {expected.shape}; the bundle is inconsistent")
@@ -44,4 +76,34 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
     return {"ok": bool(err <= tol), "variant": variant, "vectors": int(len(expected)),
             "max_abs_error": err, "tolerance": tol, "runtime": scorer.info.runtime,
             "delegate": scorer.info.delegate, "note": scorer.info.note,
-            "threshold": bundle.threshold(variant).value}
+            "xnnpack": scorer.info.xnnpack, "threshold": bundle.threshold(variant).value}
+
+
+def verified_scorer(bundle: Bundle, variant: str = "int8", threads: int = 1,
+                    edgetpu: bool = False, warn=None) -> ModelScorer:
+    """A scorer whose runtime reproduces the golden vectors, before any beat is scored.
+
+    A runtime build that computes int8 kernels wrongly on some CPU (an independent test of
+    ai-edge-litert 2.1.6 under arm64 emulation saw scores off by up to 0.27, with no error)
+    would monitor silently wrong. The default runtime and kernels come first; when they fail,
+    the reference kernels (no XNNPack), then every other runtime installed; each fallback is
+    announced.
+    """
+    tried = []
+    for runtime, xnnpack in [(r, x) for r in available_runtimes() for x in (True, False)]:
+        try:
+            scorer = _scorer(bundle, variant, threads, edgetpu, runtime, xnnpack)
+            report = check_scorer(bundle, scorer, variant)
+        except BundleError as exc:
+            tried.append(f"{runtime}: {exc}")
+            continue
+        what = f"{scorer.info.runtime}{'' if xnnpack else ' (reference kernels)'}"
+        if report["ok"]:
+            if tried and warn is not None:
+                warn(f"warning: golden vectors failed on {'; '.join(tried)}; using {what}")
+            return scorer
+        tried.append(f"{what} (error {report['max_abs_error']:.3g} > "
+                     f"{report['tolerance']:.3g})")
+    raise BundleError(f"{bundle.root}: the bundle's golden vectors fail on every runtime here "
+                      f"({'; '.join(tried)}); install a tested runtime (README: On a "
+                      "Raspberry Pi) and run `ecg-device selftest`")

@@ -1,6 +1,6 @@
 """Decoder throughput on a real record: how much link a Pi core can decode.
 
-The record is encoded once into a byte stream (protocol v1, or ASCII lines), then decoded in
+The record is encoded once into a byte stream (protocol v2, or ASCII lines), then decoded in
 ``chunk``-byte reads as the transport would deliver them; the best of ``repeat`` runs counts.
 """
 

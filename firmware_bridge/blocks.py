@@ -10,6 +10,20 @@ means the sequence went backwards (a device reboot): that is a ``seq_reset`` eve
 across it cannot be known, and the stream continues from the host's running index. Info and
 status frames carry the sequence number of the next samples frame, so a loss right before the
 end of a stream is still counted (as an empty block with ``gap_before``).
+
+A sequence number is one field under a 16-bit CRC: about one damaged frame in 65 536 passes the
+CRC, and if the damage is in the sequence number, trusting it would move every later sample
+(the 24-hour fault run once reported a "gap" of 1.6e9 samples). So a frame that does not
+continue the stream exactly (a jump, a reset, the very first frame) only *proposes* a new
+position: it is held until the next frame of any type confirms it by continuing it exactly
+(samples frame at ``seq + n``, or an info/status frame naming ``seq + n``). A frame that is not
+confirmed is dropped and counted (``seq_unconfirmed``); its samples, if they were real, are
+then part of the next confirmed gap, so the count of lost samples stays exact. A run of two or
+more back-to-back frames that continue each other confirms itself. Protocol v2 frames carry a
+CRC-32 (one damaged frame in 4.3e9 passes), so a v2 frame that moves the position forward by at
+most :data:`MAX_TRUSTED_JUMP` samples is accepted at once; a larger or backward jump (a reset)
+waits for confirmation in v2 too. At the very end of a stream (no next frame will come) a
+proposal is accepted within the same bound, otherwise dropped with a warning.
 """
 
 from __future__ import annotations
@@ -57,6 +71,9 @@ class SampleBlock:
 
 #: Event kinds: connected, disconnected, reconnected, info, status, seq_reset, gap_estimate,
 #: idle (no bytes for a while), warning.
+#: A forward jump of at most this many samples is trusted without confirmation in a CRC-32 (v2)
+#: frame, and in any frame still unconfirmed when the stream ends (3 min at 360 Hz).
+MAX_TRUSTED_JUMP = 1 << 16
 EVENT_KINDS = ("connected", "disconnected", "reconnected", "info", "status", "seq_reset",
                "gap_estimate", "idle", "warning")
 
@@ -96,6 +113,7 @@ class LinkStats:
     samples_lost_estimated: int = 0  # ASCII across a disconnect: from the clock, not exact
     gaps: int = 0
     seq_resets: int = 0
+    seq_unconfirmed: int = 0  # frames whose sequence number no next frame confirmed: dropped
     disconnects: int = 0
     reconnects: int = 0
     first_seq: int | None = None
@@ -121,7 +139,11 @@ class BlockAssembler:
         self.samples_lost = 0
         self.gaps = 0
         self.seq_resets = 0
+        self.seq_unconfirmed = 0
+        self.samples_unconfirmed = 0  # samples in those frames (then inside a confirmed gap)
         self._held: list[SampleBlock] = []
+        # A frame whose sequence number moves the stream position, until a next frame confirms it.
+        self._proposal: SamplesFrame | InfoFrame | StatusFrame | None = None
 
     @property
     def needs_info(self) -> bool:
@@ -132,17 +154,72 @@ class BlockAssembler:
         out: list[Item] = []
         # Before the info frame, blocks are held one frame each so an overflow can evict
         # (and count) the oldest frames exactly.
-        for frame in (frames if self.needs_info else _join_runs(frames)):
-            if isinstance(frame, SamplesFrame):
-                out += self._samples(frame, t_host)
-            elif isinstance(frame, InfoFrame):
-                out += self._info(frame, t_host)
-            elif isinstance(frame, StatusFrame):
-                out += self._status(frame, t_host)
-            elif isinstance(frame, RequestFrame):
+        runs = [(f, False) for f in frames] if self.needs_info else _join_runs(frames)
+        for frame, self_confirmed in runs:
+            if isinstance(frame, RequestFrame):
                 out.append(LinkEvent("warning", t_host, "a request frame came from the device "
                                      "side (loopback or echo on the link?)"))
+                continue
+            out += self._confirm(frame.seq, t_host)
+            if isinstance(frame, SamplesFrame):
+                if frame.seq == self._next_seq or self_confirmed or (
+                        frame.strong and self._small_jump(frame.seq)):
+                    out += self._samples(frame, t_host)
+                else:
+                    self._proposal = frame
+                continue
+            # Info and status: their content counts now; the position they name is a proposal.
+            out += self._info(frame, t_host) if isinstance(frame, InfoFrame) else \
+                self._status(frame, t_host)
+            if self._next_seq is not None and frame.seq != self._next_seq:
+                if frame.strong and self._small_jump(frame.seq):
+                    out += self._apply(frame, t_host)
+                else:
+                    self._proposal = frame
         return merge_blocks(out)
+
+    def finish(self, t_host: float) -> list[Item]:
+        """End of the stream: no next frame will confirm a pending proposal any more."""
+        p, self._proposal = self._proposal, None
+        if p is None:
+            return []
+        if not self._small_jump(p.seq):
+            return self._drop(p, t_host, "the stream ended before a next frame confirmed it")
+        return merge_blocks(self._apply(p, t_host))
+
+    # -- sequence validation -----------------------------------------------------------------
+    def _small_jump(self, seq: int) -> bool:
+        """No position yet, or ``seq`` lies at most MAX_TRUSTED_JUMP samples ahead."""
+        return self._next_seq is None or (seq - self._next_seq) % SEQ_MOD <= MAX_TRUSTED_JUMP
+
+    def _confirm(self, seq: int, t: float) -> list[Item]:
+        """A frame with sequence number ``seq`` arrived: settle the pending proposal."""
+        p = self._proposal
+        if p is None:
+            return []
+        self._proposal = None
+        if seq == (p.seq + (p.n if isinstance(p, SamplesFrame) else 0)) % SEQ_MOD:
+            return self._apply(p, t)
+        return self._drop(p, t, "the next frame does not continue it")
+
+    def _apply(self, p: SamplesFrame | InfoFrame | StatusFrame, t: float) -> list[Item]:
+        """Move the stream position as a confirmed proposal says."""
+        if isinstance(p, SamplesFrame):
+            return self._samples(p, t)
+        return self._gap_marker(p.seq, t)
+
+    def _drop(self, p, t: float, why: str) -> list[Item]:
+        self.seq_unconfirmed += 1
+        if isinstance(p, SamplesFrame):
+            self.samples_unconfirmed += p.n
+        kind = "samples" if isinstance(p, SamplesFrame) else \
+            "info" if isinstance(p, InfoFrame) else "status"
+        what = f"{p.n} samples" if isinstance(p, SamplesFrame) else "its position"
+        return [LinkEvent("warning", t, f"{kind} frame with sequence number {p.seq} not trusted "
+                          f"({why}; expected {self._next_seq}): {what} dropped",
+                          sample=self.next_index,
+                          data={"seq": p.seq, "expected_seq": self._next_seq,
+                                "unconfirmed": True})]
 
     def _samples(self, f: SamplesFrame, t: float) -> list[Item]:
         out: list[Item] = []
@@ -185,30 +262,25 @@ class BlockAssembler:
                                    "channels": f.channels, "firmware": f.firmware,
                                    "sample_format": f.sample_format.name,
                                    "samples_per_frame": f.samples_per_frame}))
-        out += self._gap_marker(f.seq, t)
         held, self._held = self._held, []
         for b in held:
             b.fs, b.uv_per_count = f.fs, f.uv_per_count
         return held + out
 
     def _status(self, f: StatusFrame, t: float) -> list[Item]:
-        out = self._gap_marker(f.seq, t)
         try:
             name = StatusCode(f.code).name.lower()
         except ValueError:
             name = f"code {f.code}"
-        out.append(LinkEvent("status", t, f"device status: {name}"
-                             + (f" ({f.text})" if f.text else ""), sample=self.next_index,
-                             data={"code": f.code, "name": name, "detail": f.detail,
-                                   "lead_off": bool(f.flags & Flags.LEAD_OFF),
-                                   "saturated": bool(f.flags & Flags.SATURATED),
-                                   "text": f.text}))
-        return out
+        return [LinkEvent("status", t, f"device status: {name}"
+                          + (f" ({f.text})" if f.text else ""), sample=self.next_index,
+                          data={"code": f.code, "name": name, "detail": f.detail,
+                                "lead_off": bool(f.flags & Flags.LEAD_OFF),
+                                "saturated": bool(f.flags & Flags.SATURATED),
+                                "text": f.text})]
 
     def _gap_marker(self, seq: int, t: float) -> list[Item]:
         """Info/status say where the next samples frame starts: count a loss right now."""
-        if self._next_seq is None:
-            return []
         d = (seq - self._next_seq) % SEQ_MOD
         if d == 0 or d >= SEQ_MOD // 2:
             return []
@@ -287,20 +359,22 @@ class AsciiAssembler:
         return out
 
 
-def _join_runs(frames: list) -> list:
+def _join_runs(frames: list) -> list[tuple[Any, bool]]:
     """Back-to-back samples frames (each continuing the last one's sequence, same flags and
     channels) as one frame: the per-frame accounting then runs once per run, not per frame.
-    Nothing changes where a frame does not continue exactly: a gap stays a gap."""
-    out: list = []
+    Nothing changes where a frame does not continue exactly: a gap stays a gap. The flag says
+    whether the item is such a run of two or more: frames that continue each other confirm
+    each other's sequence numbers."""
+    out: list[tuple[Any, bool]] = []
     run: list[SamplesFrame] = []
 
     def close() -> None:
         if len(run) > 1:
             first = run[0]
-            out.append(SamplesFrame(first.seq, first.flags, first.sample_format,
-                                    np.concatenate([f.counts for f in run])))
+            out.append((SamplesFrame(first.seq, first.flags, first.sample_format,
+                                     np.concatenate([f.counts for f in run])), True))
         elif run:
-            out.append(run[0])
+            out.append((run[0], False))
         run.clear()
 
     for frame in frames:
@@ -316,7 +390,7 @@ def _join_runs(frames: list) -> list:
             run.append(frame)
             continue
         close()
-        out.append(frame)
+        out.append((frame, False))
     close()
     return out
 
@@ -395,7 +469,8 @@ class StreamDecoder:
         """End of the stream (closing): flush without expecting a reconnect."""
         if self.ascii:
             return self.ascii_blocks.push(self.lines.flush(), t_host)
-        return self.blocks.push(self.frames.flush(), t_host)
+        return merge_blocks(self.blocks.push(self.frames.flush(), t_host)
+                            + self.blocks.finish(t_host))
 
     def stats(self) -> LinkStats:
         if self.ascii:
@@ -414,5 +489,6 @@ class StreamDecoder:
                          malformed=fc.malformed, unknown_version=fc.unknown_version,
                          unknown_type=fc.unknown_type, samples_received=bb.samples_received,
                          samples_lost=bb.samples_lost, gaps=bb.gaps, seq_resets=bb.seq_resets,
+                         seq_unconfirmed=bb.seq_unconfirmed,
                          disconnects=self.disconnects, reconnects=self.reconnects,
                          first_seq=bb.first_seq, next_index=bb.next_index)

@@ -14,13 +14,13 @@ from typing import Any
 
 import click
 
-from firmware_bridge.errors import UserError
+from firmware_bridge.errors import BoundaryGroup, UserError, positive_number, run_cli
 
 _FORMATS = {"int16": 1, "int24": 2, "int32": 3}
 
 
-class _Group(click.Group):
-    """Turns UserError into one line and a non-zero exit, Ctrl-C into a quiet exit."""
+class _Group(BoundaryGroup):
+    """Ctrl-C must reach `monitor` and `emulate`; errors go to the one boundary (run_cli)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         # Started as a background job by a non-interactive shell, a process inherits SIGINT
@@ -28,13 +28,7 @@ class _Group(click.Group):
         if (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
                 and threading.current_thread() is threading.main_thread()):
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"ecg-bridge: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            sys.exit(130)
+        return super().invoke(ctx)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -47,11 +41,15 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 @click.group(cls=_Group)
-def main() -> None:
-    """Serial link between an ECG front-end and the device runtime (protocol v1)."""
+def cli() -> None:
+    """Serial link between an ECG front-end and the device runtime (protocol v2, reads v1)."""
 
 
-@main.command()
+def main(args: list[str] | None = None) -> None:
+    run_cli(cli, args, "ecg-bridge")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per port.")
 def ports(as_json: bool) -> None:
     """List serial ports."""
@@ -68,17 +66,14 @@ def ports(as_json: bool) -> None:
                    "`ecg-bridge emulate RECORD` for a virtual one)", err=True)
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise click.BadParameter("must be > 0")
-    return value
+_positive = positive_number
 
 
-@main.command()
+@cli.command()
 @click.argument("port")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate (real UARTs).")
 @click.option("--ascii-fs", type=float, callback=_positive,
-              help="The device prints text lines at this rate (Hz) instead of protocol v1.")
+              help="The device prints text lines at this rate (Hz) instead of protocol v2.")
 @click.option("--ascii-uv-per-count", type=float, default=1.0, show_default=True)
 @click.option("--channels", type=click.IntRange(1, 8), help="ASCII: channels per line.")
 @click.option("--fs", type=float, callback=_positive,
@@ -121,9 +116,9 @@ def _monitor_text(r: dict[str, Any]) -> str:
             f"reconnects={r['reconnects']}{flags}")
 
 
-@main.command()
+@cli.command()
 @click.argument("record", type=click.Path())
-@click.option("--ascii", "ascii_mode", is_flag=True, help="Print text lines, not protocol v1.")
+@click.option("--ascii", "ascii_mode", is_flag=True, help="Print text lines, not protocol v2.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Playback factor (1 = real time; 0 = as fast as the host reads).")
 @click.option("--lead", help="Lead to play (default: MLII or the first ECG lead).")
@@ -196,7 +191,7 @@ def emulate(record: str, ascii_mode: bool, speed: float, lead: str | None, all_l
                    f"{report.samples_lost_link} lost to the link", err=True)
 
 
-@main.command()
+@cli.command()
 @click.option("--record", default="data/mitdb/100", show_default=True, type=click.Path())
 @click.option("--seconds", type=float, default=300.0, show_default=True, callback=_positive,
               help="Record seconds to encode and decode.")
@@ -217,7 +212,42 @@ def bench(record: str, seconds: float, samples_per_frame: int, chunk: int,
             click.echo(f"{k}: {v}")
 
 
-@main.command()
+@cli.command("link-faults")
+@click.option("--record", default="data/mitdb/100", show_default=True, type=click.Path())
+@click.option("--hours", type=float, default=24.0, show_default=True, callback=_positive,
+              help="Hours of signal (the record is tiled).")
+@click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds.")
+@click.option("--corrupt", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Probability that a byte arrives changed.")
+@click.option("--drop", type=click.FloatRange(0, 1), default=0.001, show_default=True,
+              help="Probability that a byte never arrives.")
+@click.option("--disconnect-every", type=float, default=1800.0, show_default=True,
+              callback=_positive, help="Mean seconds between disconnects (0.5-10 s each).")
+@click.option("--protocol", "version", type=click.Choice(["1", "2"]), default="2",
+              show_default=True, help="Protocol version the front-end sends.")
+@click.option("--json", "as_json", is_flag=True)
+def link_faults(record: str, hours: float, seeds: str, corrupt: float, drop: float,
+                disconnect_every: float, version: str, as_json: bool) -> None:
+    """Hours of a record through a damaged link into the decoder; fails on any miscount."""
+    from firmware_bridge.linkfaults import LinkFaultPlan, run_link_faults
+
+    try:
+        seed_list = [int(x) for x in seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1") from None
+    results = [run_link_faults(record, LinkFaultPlan(
+        hours=hours, corrupt=corrupt, drop=drop, disconnect_every_s=disconnect_every,
+        version=int(version), seed=seed)).as_dict() for seed in seed_list]
+    for r in results:
+        if as_json:
+            _emit(r)
+        else:
+            click.echo(" ".join(f"{k}={v}" for k, v in r.items()))
+    if not all(r["accounting_exact"] and r["samples_at_wrong_index"] == 0 for r in results):
+        raise UserError("delivered + lost != sent, or samples at a wrong index (see above)")
+
+
+@cli.command()
 @click.option("--inputs", type=click.IntRange(1), default=1_000_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
@@ -236,7 +266,7 @@ def fuzz(inputs: int, seed: int, workers: int, as_json: bool) -> None:
         raise UserError("the decoder failed on some inputs (see first_failures above)")
 
 
-@main.command()
+@cli.command()
 @click.option("--record", default="data/mitdb/100", show_default=True, type=click.Path())
 @click.option("--speed", type=float, default=20.0, show_default=True, callback=_positive)
 @click.option("--duration", type=float, default=60.0, show_default=True, callback=_positive)

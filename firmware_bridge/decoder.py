@@ -15,23 +15,23 @@ from __future__ import annotations
 import struct
 from dataclasses import asdict, dataclass
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc16, crc32
 from firmware_bridge.protocol import (
-    CRC_LEN,
     KNOWN_TYPES,
     MAX_BODY,
     PREFIX_LEN,
     SYNC,
-    VERSION,
+    VERSIONS,
     Frame,
     parse_payload,
 )
 
 _PREFIX = struct.Struct("<2sBBH")
 _SEQ = struct.Struct("<I")
+_CRC16, _CRC32 = struct.Struct(">H"), struct.Struct(">I")
 _SYNC0 = SYNC[:1]
-#: Bytes before a payload in v1: prefix and sequence number.
-_V1_HEAD = PREFIX_LEN + _SEQ.size
+#: Bytes before a payload: prefix and sequence number.
+_HEAD = PREFIX_LEN + _SEQ.size
 
 
 @dataclass
@@ -45,16 +45,16 @@ class DecoderCounters:
     crc_errors: int = 0  # candidates (sync + plausible length) whose CRC did not match
     bad_length: int = 0  # candidates with an impossible length field
     truncated: int = 0  # candidates cut off by the end of a connection
-    malformed: int = 0  # CRC fine but the payload breaks the v1 rules for its type
-    unknown_version: int = 0  # CRC fine, version not 1: skipped by its length
-    unknown_type: int = 0  # CRC fine, v1, type not known: skipped
+    malformed: int = 0  # CRC fine but the payload breaks the rules for its type
+    unknown_version: int = 0  # CRC fine, a version this host does not read: skipped by length
+    unknown_type: int = 0  # CRC fine, known version, type not known: skipped
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 class FrameDecoder:
-    """Incremental decoder for protocol v1 frames (either direction)."""
+    """Incremental decoder for protocol v1 and v2 frames (either direction)."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -81,10 +81,21 @@ class FrameDecoder:
 
     def _scan(self, final: bool) -> list[Frame]:
         buf = self._buf
-        c = self.counters
         out: list[Frame] = []
-        pos = 0
         end = len(buf)
+        view = memoryview(buf)  # released below, before the buffer is resized
+        try:
+            pos = self._frames(buf, view, end, final, out)
+        finally:
+            view.release()
+        del buf[:pos]
+        return out
+
+    def _frames(self, buf: bytearray, view: memoryview, end: int, final: bool,
+                out: list[Frame]) -> int:
+        """The scan itself: appends complete frames to ``out``, returns the bytes consumed."""
+        c = self.counters
+        pos = 0
         while True:
             i = buf.find(SYNC, pos)
             if i < 0:
@@ -98,12 +109,13 @@ class FrameDecoder:
             total = PREFIX_LEN  # until the header is in, all we know is that it is needed
             if end - i >= PREFIX_LEN:
                 _, version, ftype, body_len = _PREFIX.unpack_from(buf, i)
-                if body_len > MAX_BODY or (version == VERSION and body_len < _SEQ.size):
+                if body_len > MAX_BODY or (version in VERSIONS and body_len < _SEQ.size):
                     c.bad_length += 1
                     c.bytes_skipped += 1
                     pos = i + 1
                     continue
-                total += body_len + CRC_LEN
+                crc_len = 2 if version == 1 else 4
+                total += body_len + crc_len
             if end - i < total:
                 if final:
                     c.truncated += 1
@@ -112,7 +124,11 @@ class FrameDecoder:
                     continue
                 break
             crc_at = i + PREFIX_LEN + body_len
-            if crc16(memoryview(buf)[i + 2:crc_at]) != (buf[crc_at] << 8 | buf[crc_at + 1]):
+            if crc_len == 2:
+                ok = crc16(view[i + 2:crc_at]) == _CRC16.unpack_from(buf, crc_at)[0]
+            else:
+                ok = crc32(view[i + 2:crc_at]) == _CRC32.unpack_from(buf, crc_at)[0]
+            if not ok:
                 c.crc_errors += 1
                 c.bytes_skipped += 1
                 pos = i + 1
@@ -120,21 +136,20 @@ class FrameDecoder:
             # A checked frame: its bytes are accounted for whatever its content.
             c.bytes_in_frames += total
             pos = i + total
-            if version != VERSION:
+            if version not in VERSIONS:
                 c.unknown_version += 1
                 continue
             if ftype not in KNOWN_TYPES:
                 c.unknown_type += 1
                 continue
             (seq,) = _SEQ.unpack_from(buf, i + PREFIX_LEN)
-            frame = parse_payload(ftype, seq, bytes(buf[i + _V1_HEAD:crc_at]))
+            frame = parse_payload(ftype, seq, bytes(buf[i + _HEAD:crc_at]), crc_len == 4)
             if frame is None:
                 c.malformed += 1
                 continue
             c.frames_ok += 1
             out.append(frame)
-        del buf[:pos]
-        return out
+        return pos
 
 
 def decode_all(data: bytes) -> tuple[list[Frame], DecoderCounters]:

@@ -1,7 +1,7 @@
 """Play a recording through a pseudo-terminal as an ECG front-end would, faults included.
 
 The emulator is the microcontroller: it "samples" a real record at its own rate (real time or
-N times faster), packs frames (protocol v1) or prints lines (ASCII), answers info requests,
+N times faster), packs frames (protocol v2) or prints lines (ASCII), answers info requests,
 and suffers the faults of a :class:`~firmware_bridge.faults.FaultPlan`. It books the fate of
 every frame it produced (delivered intact, damaged, or lost to the link), so a test can
 compare the host's lost-sample count with the truth exactly: :meth:`EmulatorReport.lost_between`.
@@ -45,6 +45,10 @@ from firmware_bridge.records import Record, read_record
 FIRMWARE_ID = "ecg-edge-emulator/1"
 
 DELIVERED, DAMAGED, LINK = 0, 1, 2
+
+
+#: END status frames sent when a record ends.
+END_REPEATS = 3
 
 
 @dataclass
@@ -270,8 +274,11 @@ class Emulator:
             index += n
         if not self._stop.is_set():
             if not cfg.ascii and total is not None:
-                self._send_control(encode_status(index, StatusCode.END, text="end of record"),
-                                   0.0)
+                # Repeated (docs/protocol.md): the host can count a loss in the last frames
+                # only if an END arrives, and one copy may be damaged like any frame.
+                for _ in range(END_REPEATS):
+                    self._send_control(encode_status(index, StatusCode.END,
+                                                     text="end of record"), 0.0)
             self._drain()
             with self._lock:
                 self._report.finished = True

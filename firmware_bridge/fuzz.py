@@ -21,10 +21,10 @@ import numpy as np
 
 from firmware_bridge.ascii_lines import AsciiLineDecoder
 from firmware_bridge.blocks import StreamDecoder
-from firmware_bridge.crc import crc16
 from firmware_bridge.decoder import FrameDecoder, decode_all
 from firmware_bridge.protocol import (
     PREFIX_LEN,
+    VERSIONS,
     SampleFormat,
     SamplesFrame,
     StatusCode,
@@ -32,6 +32,7 @@ from firmware_bridge.protocol import (
     encode_request,
     encode_samples,
     encode_status,
+    frame_check,
 )
 
 _ALPHABET = np.frombuffer(b"\xec\x47\x01\x02\x03\x10\x00\xff\x04\x0a\x7f\x80", np.uint8)
@@ -60,22 +61,23 @@ def frame_pool(rng: np.random.Generator, size: int = 256) -> list[bytes]:
     for k in range(size):
         kind = k % 8
         seq = int(rng.integers(0, 1 << 32))
+        v = VERSIONS[(k // 8) % len(VERSIONS)]
         if kind < 5:
             fmt = SampleFormat(1 + k % 3)
             ch = int(rng.integers(1, 4))
             n = int(rng.integers(1, 12))
             counts = rng.integers(-40000, 40000, (n, ch))
-            pool.append(encode_samples(seq, counts, int(rng.integers(0, 4)), fmt))
+            pool.append(encode_samples(seq, counts, int(rng.integers(0, 4)), fmt, v))
         elif kind == 5:
             pool.append(encode_info(seq, float(rng.choice([250, 360, 500])), 5.0,
                                     int(rng.integers(1, 9)), SampleFormat(1 + k % 3), 10,
-                                    "fw" * int(rng.integers(0, 20))))
+                                    "fw" * int(rng.integers(0, 20)), v))
         elif kind == 6:
             pool.append(encode_status(seq, int(rng.choice(list(StatusCode))),
                                       int(rng.integers(0, 4)), int(rng.integers(0, 65536)),
-                                      "x" * int(rng.integers(0, 70))))
+                                      "x" * int(rng.integers(0, 70)), v))
         else:
-            pool.append(encode_request(1, seq))
+            pool.append(encode_request(1, seq, v))
     return pool
 
 
@@ -115,10 +117,10 @@ def _fix_first(data: bytearray, r: random.Random, header: bool) -> None:
         return
     body = data[4] | data[5] << 8
     end = PREFIX_LEN + body
-    if end + 2 > len(data):
+    if end + 4 > len(data):
         return
     if header:
-        data[2] = r.choice((0, 1, 1, 2, 255))
+        data[2] = r.choice((0, 1, 1, 2, 2, 3, 255))
         data[3] = r.randrange(256)
     else:
         start = PREFIX_LEN + 4
@@ -126,8 +128,8 @@ def _fix_first(data: bytearray, r: random.Random, header: bool) -> None:
         if n:
             at = r.randint(start, end - n)
             data[at:at + n] = r.randbytes(n)
-    crc = crc16(bytes(data[2:end]))
-    data[end:end + 2] = crc.to_bytes(2, "big")
+    clen = 2 if data[2] == 1 else 4
+    data[end:end + clen] = frame_check(data[2], bytes(data[2:end])).to_bytes(clen, "big")
 
 
 def generate(rng: np.random.Generator, count: int, pool: list[bytes]) -> list[bytes]:
@@ -180,7 +182,8 @@ def _batch(inputs: list[bytes], rng: np.random.Generator, result: FuzzResult) ->
     stream.finish(0.0)
     c = stream.frames.counters
     samples = sum(f.n for f in frames if isinstance(f, SamplesFrame))
-    if whole.counters != c or stream.blocks.samples_received + stream.blocks.samples_lost \
+    b = stream.blocks
+    if whole.counters != c or b.samples_received + b.samples_lost + b.samples_unconfirmed \
             < samples:
         result.chunking_mismatches += 1
     if c.bytes_in != c.bytes_in_frames + c.bytes_skipped or c.bytes_in != len(blob):

@@ -1,4 +1,4 @@
-"""Protocol v1 of the serial link: constants, frame types and the encoder.
+"""Protocol v2 (and v1) of the serial link: constants, frame types and the encoder.
 
 The full specification a firmware author implements from is ``docs/protocol.md``; this module
 is its executable form and the C reference firmware (``firmware/ecg_frame.c``) mirrors it.
@@ -10,11 +10,15 @@ CRC and the scan resumes one byte further, so no intact frame is ever lost to a 
 
 Frame (little-endian except the CRC)::
 
-    SYNC 0xEC 0x47 | VER u8 | TYPE u8 | LEN u16 | BODY (LEN bytes) | CRC u16 big-endian
-    v1 BODY = SEQ u32 | PAYLOAD
+    SYNC 0xEC 0x47 | VER u8 | TYPE u8 | LEN u16 | BODY (LEN bytes) | CRC big-endian
+    BODY = SEQ u32 | PAYLOAD
+    v1: CRC-16/CCITT-FALSE (2 bytes); v2 and later: CRC-32 (4 bytes)
 
-The first six bytes keep this meaning in every future version, so a v1 host can skip a frame
-of a version it does not know by its length (after checking its CRC) and stay in sync.
+v2 differs from v1 only in the check: 16 bits let about one damaged frame in 65 536 through,
+and a damaged sequence number that passes would move every later sample (the host therefore
+confirms a v1 frame's jump with the next frame; a v2 frame's is trusted). The first six bytes
+keep this meaning in every version, so a host can skip a frame of a version it does not know
+by its length (after checking its CRC-32) and stay in sync.
 """
 
 from __future__ import annotations
@@ -26,17 +30,24 @@ from enum import IntEnum, IntFlag
 
 import numpy as np
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc16, crc32
 
 SYNC = b"\xec\x47"
-VERSION = 1
+#: What this host and the reference firmware send; v1 frames are still read.
+VERSION = 2
+#: Versions whose frames this host parses (a later one is skipped by its length).
+VERSIONS = (1, 2)
 #: Bytes before the body: sync (2), version, type, length (2).
 PREFIX_LEN = 6
-CRC_LEN = 2
+#: The longest check (v2); :func:`crc_len` gives each version's.
+CRC_LEN = 4
 #: Largest body (sequence number + payload) a v1 receiver accepts; bounds how long a damaged
 #: length field can make the decoder wait before the CRC exposes it.
 MAX_BODY = 1024
 MAX_FRAME = PREFIX_LEN + MAX_BODY + CRC_LEN
+#: Highest front-end sample rate the host accepts (Hz): ECG ADCs run at up to 32 kHz; this leaves
+#: room and bounds the resampler's filter (a rate above it is refused in one line).
+MAX_FS = 250_000.0
 SEQ_MOD = 1 << 32
 MAX_CHANNELS = 8
 MAX_FIRMWARE_ID = 32
@@ -106,6 +117,7 @@ class InfoFrame:
     sample_format: SampleFormat
     samples_per_frame: int
     firmware: str
+    strong: bool = field(default=False, compare=False)  # CRC-32 checked (v2)
 
 
 @dataclass
@@ -116,6 +128,7 @@ class SamplesFrame:
     flags: Flags
     sample_format: SampleFormat
     counts: np.ndarray = field(repr=False)
+    strong: bool = field(default=False, compare=False)  # CRC-32 checked (v2)
 
     @property
     def n(self) -> int:
@@ -131,6 +144,7 @@ class StatusFrame:
     code: int
     detail: int = 0
     text: str = ""
+    strong: bool = field(default=False, compare=False)  # CRC-32 checked (v2)
 
 
 @dataclass
@@ -139,19 +153,30 @@ class RequestFrame:
 
     seq: int
     what: int
+    strong: bool = field(default=False, compare=False)  # CRC-32 checked (v2)
 
 
 Frame = InfoFrame | SamplesFrame | StatusFrame | RequestFrame
+
+
+def crc_len(version: int) -> int:
+    """Bytes of the frame check: CRC-16 in v1, CRC-32 from v2 on."""
+    return 2 if version == 1 else 4
+
+
+def frame_check(version: int, data: bytes | bytearray | memoryview) -> int:
+    """The check value of ``data`` (everything between the sync word and the check)."""
+    return crc16(data) if version == 1 else crc32(data)
 
 
 def encode_frame(ftype: int, seq: int, payload: bytes, version: int = VERSION) -> bytes:
     """Wrap a payload: prefix, sequence number, payload, CRC over everything after the sync."""
     body_len = _SEQ.size + len(payload)
     if body_len > MAX_BODY:
-        raise ValueError(f"frame body of {body_len} bytes exceeds the v1 limit of {MAX_BODY}")
+        raise ValueError(f"frame body of {body_len} bytes exceeds the limit of {MAX_BODY}")
     head = _PREFIX.pack(SYNC, version, ftype, body_len) + _SEQ.pack(seq % SEQ_MOD)
-    crc = crc16(payload, crc16(memoryview(head)[2:]))
-    return head + payload + crc.to_bytes(2, "big")
+    check = frame_check(version, head[2:] + payload)
+    return head + payload + check.to_bytes(crc_len(version), "big")
 
 
 def clip_counts(counts: np.ndarray, sample_format: SampleFormat) -> tuple[np.ndarray, bool]:
@@ -189,7 +214,8 @@ def unpack_counts(data: bytes | memoryview, sample_format: SampleFormat,
 
 
 def encode_samples(seq: int, counts: np.ndarray, flags: int = 0,
-                   sample_format: SampleFormat = SampleFormat.INT16) -> bytes:
+                   sample_format: SampleFormat = SampleFormat.INT16,
+                   version: int = VERSION) -> bytes:
     """A samples frame; values beyond the format are clipped and the frame flagged SATURATED."""
     arr = np.asarray(counts)
     if arr.ndim == 1:
@@ -202,25 +228,27 @@ def encode_samples(seq: int, counts: np.ndarray, flags: int = 0,
     if saturated:
         flags |= Flags.SATURATED
     head = _SAMPLES_HEAD.pack(int(flags) & 0xFF, int(sample_format), ch, n)
-    return encode_frame(FrameType.SAMPLES, seq, head + pack_counts(clipped, sample_format))
+    return encode_frame(FrameType.SAMPLES, seq, head + pack_counts(clipped, sample_format),
+                        version)
 
 
 def encode_info(seq: int, fs: float, uv_per_count: float, channels: int,
                 sample_format: SampleFormat = SampleFormat.INT16, samples_per_frame: int = 10,
-                firmware: str = "") -> bytes:
+                firmware: str = "", version: int = VERSION) -> bytes:
     fw = firmware.encode("utf-8")[:MAX_FIRMWARE_ID]
     head = _INFO_HEAD.pack(fs, uv_per_count, channels, int(sample_format), samples_per_frame, 0)
-    return encode_frame(FrameType.INFO, seq, head + fw)
+    return encode_frame(FrameType.INFO, seq, head + fw, version)
 
 
-def encode_status(seq: int, code: int, flags: int = 0, detail: int = 0, text: str = "") -> bytes:
+def encode_status(seq: int, code: int, flags: int = 0, detail: int = 0, text: str = "",
+                  version: int = VERSION) -> bytes:
     body = text.encode("utf-8")[:MAX_STATUS_TEXT]
     return encode_frame(FrameType.STATUS, seq, _STATUS_HEAD.pack(int(flags) & 0xFF, code, detail)
-                        + body)
+                        + body, version)
 
 
-def encode_request(what: int = Request.INFO, seq: int = 0) -> bytes:
-    return encode_frame(FrameType.REQUEST, seq, bytes([what]))
+def encode_request(what: int = Request.INFO, seq: int = 0, version: int = VERSION) -> bytes:
+    return encode_frame(FrameType.REQUEST, seq, bytes([what]), version)
 
 
 def encode(frame: Frame) -> bytes:
@@ -235,11 +263,20 @@ def encode(frame: Frame) -> bytes:
     return encode_request(frame.what, frame.seq)
 
 
-def parse_payload(ftype: int, seq: int, payload: bytes | memoryview) -> Frame | None:
-    """Turn a CRC-checked v1 payload into a frame; ``None`` when it is malformed.
+def parse_payload(ftype: int, seq: int, payload: bytes | memoryview,
+                  strong: bool = False) -> Frame | None:
+    """Turn a CRC-checked payload into a frame; ``None`` when it is malformed.
 
-    Never raises: the decoder calls this on any bytes whose CRC happened to match.
+    Never raises: the decoder calls this on any bytes whose CRC happened to match. ``strong``:
+    the frame was checked with CRC-32 (v2), so its sequence number needs no confirmation.
     """
+    frame = _parse(ftype, seq, payload)
+    if frame is not None and strong:
+        frame.strong = True
+    return frame
+
+
+def _parse(ftype: int, seq: int, payload: bytes | memoryview) -> Frame | None:
     size = len(payload)
     if ftype == FrameType.SAMPLES:
         if size < _SAMPLES_HEAD.size:

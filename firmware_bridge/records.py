@@ -17,6 +17,8 @@ import numpy as np
 from firmware_bridge import wfdb_io
 from firmware_bridge.errors import RecordError
 
+_I32 = (-(1 << 31), (1 << 31) - 1)
+MAX_RECORD_CHANNELS = 64
 #: Lead names tried in order when the caller asks for "the ECG lead".
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ML2", "V5")
 
@@ -74,6 +76,8 @@ class Record:
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise RecordError(f"{path}: file not found")
+    if path.is_dir():
+        raise RecordError(f"{path}: is a folder; give a recording file")
     if path.is_file() and path.stat().st_size == 0:
         raise RecordError(f"{path}: file is empty")
 
@@ -86,17 +90,26 @@ def _finish(name: str, values: np.ndarray, fs: float | None, uv_per_count: float
         values = values[:, None]
     if values.ndim != 2 or values.shape[0] == 0:
         raise RecordError(f"{path}: expected samples x channels, got shape {values.shape}")
+    if values.shape[1] > MAX_RECORD_CHANNELS:
+        raise RecordError(f"{path}: {values.shape[1]} channels; one row per sample and one "
+                          f"column per channel are expected (at most {MAX_RECORD_CHANNELS})")
     if not np.all(np.isfinite(values)):
         bad = int(np.count_nonzero(~np.isfinite(values)))
         raise RecordError(f"{path}: {bad} samples are NaN or infinite; clean or interpolate them")
+    if not (np.isfinite(uv_per_count) and uv_per_count > 0):
+        raise RecordError(f"{path}: gain {uv_per_count} uV per count must be a positive number")
     is_integer = np.issubdtype(values.dtype, np.integer) or np.all(values == np.round(values))
     if is_integer:
-        counts = values.astype(np.int32)
-        gain = uv_per_count
+        wide, gain = values, uv_per_count
     else:
         # Physical millivolts: store as 1 µV counts so every recording has one shape.
-        counts = np.round(values * 1000.0).astype(np.int32)
-        gain = 1.0
+        wide, gain = np.round(values * 1000.0), 1.0
+    if wide.size and (wide.min() < _I32[0] or wide.max() > _I32[1]):
+        bad = int(np.count_nonzero((wide < _I32[0]) | (wide > _I32[1])))
+        raise RecordError(f"{path}: {bad} values lie outside the 32-bit range a front-end "
+                          f"sends ({wide.min():g} .. {wide.max():g}"
+                          + (" counts" if is_integer else " uV") + "); check the units")
+    counts = wide.astype(np.int32)
     n_ch = counts.shape[1]
     channels = channels or [f"ch{i}" for i in range(n_ch)]
     return Record(name, counts, float(fs), np.full(n_ch, float(gain)), channels)
@@ -109,8 +122,13 @@ def read_csv(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
     """
     path = Path(path)
     _check_file(path)
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: not UTF-8 text; a CSV of numbers is expected") from None
+    except csv.Error as exc:
+        raise RecordError(f"{path}: not a readable CSV ({exc})") from None
     if not rows:
         raise RecordError(f"{path}: no samples found")
     header = None
@@ -120,7 +138,7 @@ def read_csv(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
         header, rows = [c.strip() for c in rows[0]], rows[1:]
     try:
         values = np.array([[float(c) for c in r] for r in rows])
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise RecordError(f"{path}: not numeric CSV ({exc}); one sample per row expected") from None
     if values.ndim != 2:
         raise RecordError(f"{path}: rows have different numbers of columns")
@@ -133,9 +151,13 @@ def read_npy(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
     _check_file(path)
     try:
         values = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path}: not a readable .npy array ({exc})") from None
-    return _finish(path.stem, np.asarray(values), fs, uv_per_count, path)
+    values = np.asarray(values)
+    if values.dtype.kind not in "iuf":
+        raise RecordError(f"{path}: array of {values.dtype} values; integers (counts) or "
+                          "floats (mV) are expected")
+    return _finish(path.stem, values, fs, uv_per_count, path)
 
 
 def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:

@@ -29,7 +29,7 @@ from firmware_bridge.protocol import Request, encode_request
 @dataclass
 class StreamOptions:
     baudrate: int = 115200
-    ascii_fs: float | None = None  # ASCII lines at this rate; None = binary protocol v1
+    ascii_fs: float | None = None  # ASCII lines at this rate; None = binary protocol v2 (or v1)
     ascii_uv_per_count: float = 1.0
     channels: int | None = None  # ASCII: expected channels (default: from the first line)
     fs: float | None = None  # binary fallback if the device never sends its info frame
@@ -214,7 +214,7 @@ class SerialStream:
             raise UserError(f"{self.url}: samples arrive but the device never sent its info "
                             "frame; give --fs and --uv-per-count")
         if s.bytes_in > 2000:
-            raise UserError(f"{self.url}: {s.bytes_in} bytes but no protocol v1 frame; if the "
+            raise UserError(f"{self.url}: {s.bytes_in} bytes but no protocol frame; if the "
                             "device prints text lines, use --ascii-fs HZ (and check --baud)")
 
     def _reopen(self) -> serial.SerialBase | None:

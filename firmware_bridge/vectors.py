@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc16, crc32
 from firmware_bridge.protocol import (
     encode_info,
     encode_request,
@@ -30,6 +30,8 @@ def default_commands() -> list[str]:
     rng = np.random.default_rng(2024)
     cmds = ["crc 313233343536373839", "crc 00", "crc ffffffff", "crc -"]
     cmds.append("crc " + rng.integers(0, 256, 300, dtype=np.uint8).tobytes().hex())
+    cmds += ["crc32 313233343536373839", "crc32 00", "crc32 ffffffff", "crc32 -"]
+    cmds.append("crc32 " + rng.integers(0, 256, 300, dtype=np.uint8).tobytes().hex())
     cmds += [
         "samples 0 0 1 1 1 0",
         "samples 0 0 1 1 3 1 -2 300",
@@ -63,6 +65,9 @@ def default_commands() -> list[str]:
 def python_answer(command: str) -> str:
     """What the Python side says for one vector command (hex, like the C driver)."""
     kind, *args = command.split()
+    if kind == "crc32":
+        data = b"" if not args or args[0] == "-" else bytes.fromhex(args[0])
+        return f"{crc32(data):08x}"
     if kind == "crc":
         data = b"" if not args or args[0] == "-" else bytes.fromhex(args[0])
         return f"{crc16(data):04x}"
@@ -96,10 +101,10 @@ def read_vectors(path: Path = VECTOR_FILE) -> list[tuple[str, str]]:
 
 
 def write_vectors(path: Path) -> None:
-    lines = ["# ecg-edge protocol v1 test vectors: COMMAND ARGS = EXPECTED (hex)",
+    lines = ["# ecg-edge protocol v2 test vectors: COMMAND ARGS = EXPECTED (hex)",
              "# samples SEQ FLAGS FORMAT CHANNELS COUNT VALUES... (sample-major)",
              "# info SEQ FS UV_PER_COUNT CHANNELS FORMAT SAMPLES_PER_FRAME FIRMWARE|-",
-             "# status SEQ FLAGS CODE DETAIL TEXT|-   request SEQ WHAT   crc HEX|-"]
+             "# status SEQ FLAGS CODE DETAIL TEXT|-   request SEQ WHAT   crc HEX|-  crc32 HEX|-"]
     lines += [f"{c} = {python_answer(c)}" for c in default_commands()]
     path.write_text("\n".join(lines) + "\n")
 

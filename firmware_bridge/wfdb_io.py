@@ -16,6 +16,8 @@ import numpy as np
 from firmware_bridge.errors import RecordError
 
 FORMATS = (212, 16, 80)
+#: Formats the wfdb package reads (the fallback); any other number is not a WFDB format.
+WFDB_FORMATS = (8, 16, 24, 32, 61, 80, 160, 212, 310, 311, 508, 516, 524)
 
 #: MIT annotation codes (ecgcodes.h) to symbols.
 ANN_SYMBOLS = {
@@ -66,6 +68,12 @@ def read_header(path: Path) -> Header:
         n_samples = int(first[3]) if len(first) > 3 else None
     except (IndexError, ValueError):
         raise RecordError(f"{path}: malformed record line {lines[0]!r}") from None
+    if not np.isfinite(fs) or fs <= 0:
+        raise RecordError(f"{path}: sampling frequency {first[2]!r} is not a positive number")
+    if n_sig < 1:
+        raise RecordError(f"{path}: the record has {n_sig} signals; nothing to play or replay")
+    if n_samples is not None and n_samples < 0:
+        raise RecordError(f"{path}: negative number of samples {n_samples}")
     if "/" in name:
         raise UnsupportedFormat(f"{path}: multi-segment records need the wfdb package")
     signals = []
@@ -76,6 +84,9 @@ def read_header(path: Path) -> Header:
         gain = float(m["gain"]) if m["gain"] else 200.0
         zero = int(m["zero"]) if m["zero"] else 0
         baseline = int(m["baseline"]) if m["baseline"] else zero
+        if int(m["fmt"]) not in WFDB_FORMATS:
+            raise RecordError(f"{path}: signal format {m['fmt']} is not a WFDB format "
+                              f"(known: {', '.join(map(str, WFDB_FORMATS))})")
         signals.append(Signal(m["file"], int(m["fmt"]), int(m["offset"] or 0),
                               gain if gain != 0 else 200.0, baseline,
                               (m["desc"] or f"ch{len(signals)}").strip()))

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import click
 
 from device.evaluation import to_jsonable
 from device.features import COMBINE
-from firmware_bridge.errors import UserError, run_cli
+from firmware_bridge.errors import BoundaryGroup, UserError, run_cli
+from train import quiet
 from train.thresholds import METHODS
 
 ARCH_CHOICES = ("cnn_ae", "tcn", "lstm_ae")
 # TensorFlow's C++ start-up chatter (no CUDA, oneDNN) is noise on a CPU-only box.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -83,9 +82,14 @@ def _score_options(f):
     return f
 
 
-@click.group()
-def cli() -> None:
+@click.group(cls=BoundaryGroup)
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Train compact anomaly models on normal beats and evaluate them."""
+    quiet.configure(verbose)
+    if not verbose and ctx.invoked_subcommand is not None:
+        quiet.preload()
 
 
 @cli.command("ecg5000")

@@ -75,10 +75,15 @@ def fit_normals(x_train: np.ndarray, model_cfg: ModelConfig, fit_cfg: FitConfig,
     model.compile(optimizer=keras.optimizers.Adam(fit_cfg.learning_rate), loss="mse")
     callbacks = [keras.callbacks.EarlyStopping(patience=fit_cfg.patience,
                                                restore_best_weights=True)]
-    if log is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: log(
-            f"epoch {e + 1}: loss {logs['loss']:.5f}  val_loss {logs['val_loss']:.5f}")))
     t0 = time.perf_counter()
+    if log is not None:
+        def epoch_end(e, logs):
+            took = time.perf_counter() - t0
+            eta = took / (e + 1) * (fit_cfg.epochs - e - 1)  # early stopping may end sooner
+            log(f"epoch {e + 1}/{fit_cfg.epochs}: loss {logs['loss']:.5f}  val_loss "
+                f"{logs['val_loss']:.5f}  ({took:.0f} s, ETA <= {eta:.0f} s)")
+
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=epoch_end))
     arch, hz = model_cfg.arch, model_cfg.horizon
     hist = model.fit(x_train, targets(x_train, arch, hz), batch_size=fit_cfg.batch_size,
                      epochs=fit_cfg.epochs, shuffle=True, verbose=fit_cfg.verbose,

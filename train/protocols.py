@@ -35,6 +35,7 @@ from device.evaluation import (
 )
 from device.signal_path import Beats
 from firmware_bridge.errors import UserError
+from firmware_bridge.progress import progress
 from train import thresholds
 from train.metrics import binary_report
 from train.scoring import beat_scores_ext
@@ -99,7 +100,7 @@ def run_ecg5000(folder: str | Path, arch: str, seeds: list[int], out: str | Path
     skip = receptive_field(model_cfg) // 4 if arch == "tcn" else 0
     hz = model_cfg.horizon
     per_seed, histories = [], {}
-    for seed in seeds:
+    for seed in progress(seeds, "seed"):
         cfg = FitConfig(**{**fit_cfg.to_dict(), "seed": seed})
         log(f"[{arch}] seed {seed}: training on {len(x_train)} normal beats")
         res = fit_normals(x_train, model_cfg, cfg, log=log if fit_cfg.verbose == 0 else None)
@@ -295,7 +296,7 @@ def run_mitdb(folder: str | Path, arch: str, out: str | Path, mcfg: MitdbConfig 
                                **{r: {} for r in reference.DETECTORS}}
     folds_out, histories = {}, {}
     summary = None
-    for k, test in enumerate(folds):
+    for k, test in enumerate(progress(folds, "fold", lambda t: f"record {t} held out")):
         t0 = time.perf_counter()
         rng = np.random.default_rng(fit_cfg.seed)
         train_names = [n for n in names if n != test]

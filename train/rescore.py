@@ -147,20 +147,25 @@ def _gross(pool: dict, names: list[str], which: str) -> float:
     return roc_auc(s[c == "N"], s[pos])
 
 
+def record_bootstrap(stat, names: list[str], boots, other=None) -> dict:
+    """``stat(names)`` (or ``stat(names) − other(names)``, the paired difference: both sides
+    see the same resampled records) and its 95 % interval over records resampled with
+    replacement (``boots``: index arrays into ``names``). Resamples where it is undefined (a
+    class in none of the drawn records) are left out and counted."""
+    fn = stat if other is None else (lambda ns: stat(ns) - other(ns))
+    value = fn(names)
+    ds = np.array([v for v in (fn([names[i] for i in idx]) for idx in boots) if v == v])
+    if not len(ds):
+        return {"diff": value, "ci95": [float("nan")] * 2, "p_better": float("nan"),
+                "n_boot": 0}
+    return {"diff": value, "ci95": [float(np.percentile(ds, 2.5)), float(np.percentile(ds, 97.5))],
+            "p_better": float(np.mean(ds > 0)), "n_boot": len(ds)}
+
+
 def _paired_boot(a: dict, b: dict, folds: list[str], boots, which: str) -> dict:
     """Gross-AUC difference a − b, and its 95 % interval over records resampled together."""
-    diff = _gross(a, folds, which) - _gross(b, folds, which)
-    ds = []
-    for idx in boots:
-        names = [folds[i] for i in idx]
-        d = _gross(a, names, which) - _gross(b, names, which)
-        if d == d:
-            ds.append(d)
-    ds = np.array(ds)
-    if not len(ds):  # the class is in none of the records (e.g. no S beats)
-        return {"diff": diff, "ci95": [float("nan")] * 2, "p_better": float("nan"), "n_boot": 0}
-    return {"diff": diff, "ci95": [float(np.percentile(ds, 2.5)), float(np.percentile(ds, 97.5))],
-            "p_better": float(np.mean(ds > 0)), "n_boot": len(ds)}
+    return record_bootstrap(lambda ns: _gross(a, ns, which), folds, boots,
+                            lambda ns: _gross(b, ns, which))
 
 
 def _deltas(boot: dict) -> str:
@@ -187,4 +192,4 @@ def rescore_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["rescore", "rescore_text", "LEARN_S"]
+__all__ = ["rescore", "rescore_text", "record_bootstrap", "LEARN_S"]

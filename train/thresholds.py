@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-METHODS = ("mean_std", "zscore", "percentile", "best_f1", "v_sensitivity")
+METHODS = ("mean_std", "zscore", "percentile", "best_f1", "v_sensitivity", "fixed")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,8 @@ def choose(method: str, normal_scores: np.ndarray, scores: np.ndarray | None = N
            **params) -> Threshold:
     """One entry point by name (the CLI and the bundle use method names). ``classes`` (AAMI
     class per labelled score) is what ``v_sensitivity`` needs."""
+    if method == "fixed":  # a score with a meaning of its own (a classifier's: > 1 = called)
+        return Threshold("fixed", float(params["value"]), {"value": float(params["value"])})
     if method == "mean_std":
         return mean_std(normal_scores, **params)
     if method == "zscore":

@@ -1,4 +1,4 @@
-/* ecg-edge serial protocol v1: encoder, CRC, parser. C99, no heap. See ecg_frame.h. */
+/* ecg-edge serial protocol v2 (reads v1): encoder, CRC, parser. C99, no heap. See ecg_frame.h. */
 #include "ecg_frame.h"
 
 #include <string.h>
@@ -14,6 +14,30 @@ uint16_t ecg_crc16(uint16_t crc, const uint8_t *data, size_t len)
         }
     }
     return crc;
+}
+
+uint32_t ecg_crc32(uint32_t crc, const uint8_t *data, size_t len)
+{
+    size_t i;
+    int bit;
+    crc = ~crc;
+    for (i = 0; i < len; i++) {
+        crc ^= data[i];
+        for (bit = 0; bit < 8; bit++) {
+            crc = (crc & 1u) ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+    }
+    return ~crc;
+}
+
+size_t ecg_crc_len(uint8_t version)
+{
+    return version == 1u ? 2u : 4u;
+}
+
+static int known_version(uint8_t version)
+{
+    return version == 1u || version == 2u;
 }
 
 size_t ecg_format_width(uint8_t sample_format)
@@ -58,13 +82,15 @@ static void put_head(uint8_t *out, uint8_t type, uint32_t seq, size_t body_len)
     put_u32le(out + ECG_PREFIX_LEN, seq);
 }
 
-/* CRC over VER..end of body, appended big-endian; returns the frame length. */
+/* CRC-32 over VER..end of body, appended big-endian; returns the frame length. */
 static size_t finish(uint8_t *out, size_t body_len)
 {
     size_t end = ECG_PREFIX_LEN + body_len;
-    uint16_t crc = ecg_crc16(ECG_CRC_INIT, out + 2, end - 2);
-    out[end] = (uint8_t)(crc >> 8);
-    out[end + 1] = (uint8_t)(crc & 0xFFu);
+    uint32_t crc = ecg_crc32(0u, out + 2, end - 2);
+    out[end] = (uint8_t)(crc >> 24);
+    out[end + 1] = (uint8_t)((crc >> 16) & 0xFFu);
+    out[end + 2] = (uint8_t)((crc >> 8) & 0xFFu);
+    out[end + 3] = (uint8_t)(crc & 0xFFu);
     return end + ECG_CRC_LEN;
 }
 
@@ -245,8 +271,9 @@ int ecg_parser_next(ecg_parser_t *p, ecg_frame_t *out)
         p->drop = 0;
     }
     for (;;) {
-        size_t i = 0, body_len, total;
-        uint16_t crc;
+        size_t i = 0, body_len, total, clen;
+        uint32_t crc, sent;
+        size_t k;
         /* Find the sync word; a lone first sync byte at the end may be completed later. */
         while (i + 1 < p->len && !(p->buf[i] == ECG_SYNC0 && p->buf[i + 1] == ECG_SYNC1)) {
             i++;
@@ -263,18 +290,24 @@ int ecg_parser_next(ecg_parser_t *p, ecg_frame_t *out)
             return 0;
         }
         body_len = (size_t)p->buf[4] | ((size_t)p->buf[5] << 8);
-        if (body_len > ECG_MAX_BODY || (p->buf[2] == ECG_VERSION && body_len < 4u)) {
+        if (body_len > ECG_MAX_BODY || (known_version(p->buf[2]) && body_len < 4u)) {
             p->bad_length++;
             p->bytes_skipped++;
             discard(p, 1);
             continue;
         }
-        total = ECG_PREFIX_LEN + body_len + ECG_CRC_LEN;
+        clen = ecg_crc_len(p->buf[2]);
+        total = ECG_PREFIX_LEN + body_len + clen;
         if (p->len < total) {
             return 0;
         }
-        crc = ecg_crc16(ECG_CRC_INIT, p->buf + 2, ECG_PREFIX_LEN + body_len - 2);
-        if (crc != (uint16_t)(((uint16_t)p->buf[total - 2] << 8) | p->buf[total - 1])) {
+        crc = (clen == 2u) ? ecg_crc16(ECG_CRC_INIT, p->buf + 2, ECG_PREFIX_LEN + body_len - 2)
+                           : ecg_crc32(0u, p->buf + 2, ECG_PREFIX_LEN + body_len - 2);
+        sent = 0;
+        for (k = total - clen; k < total; k++) {
+            sent = (sent << 8) | p->buf[k];
+        }
+        if (crc != sent) {
             p->crc_errors++;
             p->bytes_skipped++;
             discard(p, 1);
@@ -285,7 +318,7 @@ int ecg_parser_next(ecg_parser_t *p, ecg_frame_t *out)
         out->seq = 0;
         out->payload = p->buf + ECG_PREFIX_LEN;
         out->payload_len = body_len;
-        if (out->version == ECG_VERSION) {
+        if (known_version(out->version)) {
             out->seq = (uint32_t)p->buf[6] | ((uint32_t)p->buf[7] << 8) |
                        ((uint32_t)p->buf[8] << 16) | ((uint32_t)p->buf[9] << 24);
             out->payload = p->buf + ECG_PREFIX_LEN + 4u;

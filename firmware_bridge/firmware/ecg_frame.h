@@ -1,5 +1,5 @@
 /*
- * ecg-edge serial protocol v1: frame encoder, CRC and a small frame parser.
+ * ecg-edge serial protocol v2: frame encoder, CRC and a small frame parser.
  * C99, no heap, no global state; the specification is docs/protocol.md.
  *
  * Frame (little-endian except the CRC):
@@ -18,9 +18,9 @@ extern "C" {
 
 #define ECG_SYNC0 0xECu
 #define ECG_SYNC1 0x47u
-#define ECG_VERSION 1u
+#define ECG_VERSION 2u /* sent; v1 (CRC-16) frames are still parsed */
 #define ECG_PREFIX_LEN 6u
-#define ECG_CRC_LEN 2u
+#define ECG_CRC_LEN 4u /* v2: CRC-32; v1 had CRC-16 (2 bytes) */
 #define ECG_MAX_BODY 1024u
 #define ECG_MAX_FRAME (ECG_PREFIX_LEN + ECG_MAX_BODY + ECG_CRC_LEN)
 #define ECG_MAX_CHANNELS 8u
@@ -61,6 +61,10 @@ typedef struct {
 
 /* CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF): pass ECG_CRC_INIT to start. */
 uint16_t ecg_crc16(uint16_t crc, const uint8_t *data, size_t len);
+/* CRC-32 (IEEE, reflected 0xEDB88320, zlib's): start with 0, pass a result to continue. */
+uint32_t ecg_crc32(uint32_t crc, const uint8_t *data, size_t len);
+/* Bytes of a version's frame check: 2 for v1, 4 from v2 on. */
+size_t ecg_crc_len(uint8_t version);
 
 /* Bytes one sample of one channel takes in a format (0 for an unknown format). */
 size_t ecg_format_width(uint8_t sample_format);

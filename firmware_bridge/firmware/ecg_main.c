@@ -45,7 +45,7 @@ static void serve_host(const ecg_info_t *info, uint32_t next_seq)
     while (used < got) {
         used += ecg_parser_push(&rx, in + used, got - used);
         while (ecg_parser_next(&rx, &f)) {
-            if (f.version == ECG_VERSION && f.type == ECG_TYPE_REQUEST && f.payload_len == 1
+            if ((f.version == 1u || f.version == 2u) && f.type == ECG_TYPE_REQUEST && f.payload_len == 1
                 && f.payload[0] == ECG_REQUEST_INFO) {
                 send_frame(ecg_encode_info(tx, sizeof tx, next_seq, info));
             }

@@ -183,7 +183,7 @@ def test_bundle_rhythm_section_is_checked(tmp_path, record_106):
     spec = TensorSpec([1, 96, 1], "int8", 0.05, -3)
     m = Manifest(schema_version=1, architecture="cnn_ae",
                  model=ModelFile("model.tflite", "", 0, "int8", spec, spec),
-                 signal=SignalConfig(), scaling=Scaling("wearer"), score={"kind": "x"},
+                 signal=SignalConfig(), scaling=Scaling("wearer"), score={},
                  thresholds={"int8": Threshold(0.3, "percentile", {})},
                  rhythm={"pause_s": 3.0})
     save_bundle(root, m)
@@ -191,7 +191,7 @@ def test_bundle_rhythm_section_is_checked(tmp_path, record_106):
     raw = json.loads((root / "manifest.json").read_text())
     raw["rhythm"] = {"pause_secs": 3.0}
     (root / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(BundleError, match="unknown rhythm settings"):
+    with pytest.raises(BundleError, match="rhythm: unknown key.s. pause_secs"):
         load_bundle(root)
 
 

@@ -84,3 +84,21 @@ def test_stream_decoder_ascii_blocks_have_positions_and_user_rate():
     np.testing.assert_array_equal(blocks[1].counts, [[13]])
     s = dec.stats()
     assert s.mode == "ascii" and s.samples_lost == 1 and s.lines_rejected == 1
+
+
+def test_long_lines_of_blanks_cost_linear_time():
+    """Issue 16, defect 12: one 25.6 KB line of blanks took 17-28 s (regex backtracking).
+    The bound is two orders of magnitude above what it takes now; it only catches a relapse."""
+    import time
+
+    dec = AsciiLineDecoder()
+    lines = [b"1" + b" " * 25_600 + b"x\n", b"1" + b" \t" * 12_800 + b",2\n",
+             b" " * 200 + b"1" + b" " * 50 + b"!\n"] * 5
+    t = time.perf_counter()
+    for line in lines:
+        dec.feed(line)
+    assert time.perf_counter() - t < 2.0
+    assert dec.counters.lines_rejected == len(lines) and dec.counters.lines_ok == 0
+    ok = AsciiLineDecoder()
+    ok.feed(b"1 ,\t2 ;3\t 4\n5 6 7 8\n")
+    assert ok.counters.lines_ok == 2 and ok.channels == 4

@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc16, crc32
 from firmware_bridge.decoder import FrameDecoder, decode_all
 from firmware_bridge.protocol import (
     Flags,
@@ -61,6 +61,13 @@ def test_python_decoder_reads_what_the_c_encoder_wrote(vector_tool):
         assert encode(frame).hex() == hex_c
 
 
+def test_c_crc32_equals_zlib_on_random_data(vector_tool):
+    rng = np.random.default_rng(8)
+    blobs = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in rng.integers(1, 400, 300)]
+    answers = _run(vector_tool, [f"crc32 {b.hex()}" for b in blobs])
+    assert answers == [f"{crc32(b):08x}" for b in blobs]
+
+
 def test_c_crc_equals_binascii_on_random_data(vector_tool):
     rng = np.random.default_rng(7)
     blobs = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in rng.integers(1, 400, 300)]
@@ -92,6 +99,7 @@ def _py_parse(stream: bytes):
 def test_c_parser_agrees_with_python_decoder_on_damaged_streams(vector_tool):
     rng = np.random.default_rng(11)
     clean = (encode_info(0, 360, 5, 1, firmware="x") + encode_request(1, 4)
+             + encode_samples(0, np.arange(4), version=1)  # a v1 frame: CRC-16
              + b"".join(encode_samples(i * 10, rng.integers(-2000, 2000, (10, 2)))
                         for i in range(12))
              + encode_status(120, StatusCode.END))
@@ -113,8 +121,8 @@ def test_c_parser_agrees_with_python_decoder_on_damaged_streams(vector_tool):
     for stream, (c_frames, c_counts) in zip(streams, c_results):
         py_frames, py_counts = _py_parse(stream)
         assert c_counts == py_counts, stream.hex()
-        assert [f[2] for f in c_frames if f[0] == 1] == [f.seq for f in py_frames]
-        assert [f[3] for f in c_frames] == [encode(f).hex()[20:-4] for f in py_frames]
+        assert [f[2] for f in c_frames if f[0] in (1, 2)] == [f.seq for f in py_frames]
+        assert [f[3] for f in c_frames] == [encode(f).hex()[20:-8] for f in py_frames]
 
 
 def test_example_main_loop_streams_what_the_host_expects(example_firmware):

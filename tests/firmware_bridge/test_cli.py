@@ -11,7 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from firmware_bridge.cli import main
+from firmware_bridge.cli import cli as main
 
 from .conftest import MITDB, ROOT
 

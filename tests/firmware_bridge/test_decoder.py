@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge.crc import crc16
+from firmware_bridge.crc import crc32
 from firmware_bridge.decoder import FrameDecoder, decode_all
 from firmware_bridge.protocol import (
     SYNC,
@@ -93,10 +93,10 @@ def test_impossible_length_is_rejected_at_once():
 
 def test_unknown_version_and_type_are_skipped_by_length_and_counted():
     body = (7).to_bytes(4, "little") + b"future payload"
-    v2 = bytearray(SYNC + bytes([2, 0x02]) + len(body).to_bytes(2, "little") + body)
-    v2 += crc16(bytes(v2[2:])).to_bytes(2, "big")
+    v3 = bytearray(SYNC + bytes([3, 0x02]) + len(body).to_bytes(2, "little") + body)
+    v3 += crc32(bytes(v3[2:])).to_bytes(4, "big")  # later versions keep v2's CRC-32
     unknown_type = encode_frame(0x55, 9, b"whatever")
-    data = bytes(v2) + unknown_type + _stream(1)[0]
+    data = bytes(v3) + unknown_type + _stream(1)[0]
     out, c = decode_all(data)
     assert _seqs(out) == [0]
     assert c.unknown_version == 1 and c.unknown_type == 1 and c.bytes_skipped == 0
@@ -151,3 +151,12 @@ def test_chunking_never_changes_the_result(junk, cuts):
     parts += dec.flush()
     assert repr(parts) == repr(whole)
     assert dec.counters == cw and _balanced(cw)
+
+
+def test_v1_frames_are_still_read_and_marked_weak_v2_strong():
+    v1 = encode_samples(0, np.arange(10), version=1)
+    v2 = encode_samples(10, np.arange(10))
+    assert len(v1) + 2 == len(v2)  # CRC-16 vs CRC-32
+    out, c = decode_all(v1 + v2)
+    assert _seqs(out) == [0, 10] and [f.strong for f in out] == [False, True]
+    assert c.bytes_skipped == 0 and c.crc_errors == 0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge.crc import CRC_CHECK, crc16
+from firmware_bridge.crc import CRC32_CHECK, CRC_CHECK, crc16, crc32
 from firmware_bridge.decoder import decode_all
 from firmware_bridge.protocol import (
     LIMITS,
@@ -33,6 +33,11 @@ from firmware_bridge.protocol import (
 )
 
 
+def test_crc32_is_zlibs_with_standard_check_value():
+    assert crc32(b"123456789") == CRC32_CHECK == 0xCBF43926
+    assert crc32(b"56789", crc32(b"1234")) == CRC32_CHECK
+
+
 def test_crc_is_ccitt_false_with_standard_check_value():
     assert crc16(b"123456789") == CRC_CHECK == 0x29B1
     assert crc16(b"") == 0xFFFF
@@ -44,14 +49,17 @@ def test_frame_layout_matches_the_spec():
     f = encode_samples(0x01020304, np.array([1, -2, 300]))
     assert f[:2] == SYNC
     version, ftype, body_len = struct.unpack_from("<BBH", f, 2)
-    assert (version, ftype) == (1, FrameType.SAMPLES)
-    assert body_len == 4 + 4 + 3 * 2 == len(f) - 8
+    assert (version, ftype) == (2, FrameType.SAMPLES)
+    assert body_len == 4 + 4 + 3 * 2 == len(f) - 10  # v2: 4-byte CRC-32 at the end
+    assert int.from_bytes(f[-4:], "big") == crc32(f[2:-4])
     assert struct.unpack_from("<I", f, 6)[0] == 0x01020304
     assert f[10:14] == bytes([0, SampleFormat.INT16, 1, 3])
     assert np.frombuffer(f[14:20], "<i2").tolist() == [1, -2, 300]
-    # CRC over version..end of body, big-endian, so a CRC over frame+CRC is zero.
-    assert int.from_bytes(f[-2:], "big") == binascii.crc_hqx(f[2:-2], 0xFFFF)
-    assert binascii.crc_hqx(f[2:], 0xFFFF) == 0
+    # v1: CRC-16 over version..end of body, big-endian, so a CRC over frame+CRC is zero.
+    f1 = encode_samples(0x01020304, np.array([1, -2, 300]), version=1)
+    assert f1[2] == 1 and f1[6:-2] == f[6:-4]
+    assert int.from_bytes(f1[-2:], "big") == binascii.crc_hqx(f1[2:-2], 0xFFFF)
+    assert binascii.crc_hqx(f1[2:], 0xFFFF) == 0
 
 
 @pytest.mark.parametrize("fmt", list(SampleFormat))

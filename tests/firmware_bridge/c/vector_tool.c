@@ -2,7 +2,8 @@
  * Test driver for the C reference encoder/parser: one command per stdin line, one answer
  * per stdout line, so the Python tests can compare both implementations on shared vectors.
  *
- *   crc HEX                                   -> crc as 4 hex digits
+ *   crc HEX                                   -> CRC-16 as 4 hex digits
+ *   crc32 HEX                                 -> CRC-32 as 8 hex digits
  *   samples SEQ FLAGS FMT CH COUNT V...       -> frame hex
  *   info SEQ FS UV CH FMT SPF FIRMWARE|-      -> frame hex
  *   status SEQ FLAGS CODE DETAIL TEXT|-       -> frame hex
@@ -72,7 +73,11 @@ int main(void)
         if (cmd == NULL || cmd[0] == '#') {
             continue;
         }
-        if (strcmp(cmd, "crc") == 0) {
+        if (strcmp(cmd, "crc32") == 0) {
+            tok = strtok(NULL, " ");
+            size_t n = tok ? from_hex(tok, bytes, sizeof bytes) : 0;
+            printf("%08lx\n", (unsigned long)ecg_crc32(0u, bytes, n));
+        } else if (strcmp(cmd, "crc") == 0) {
             tok = strtok(NULL, " ");
             size_t n = tok ? from_hex(tok, bytes, sizeof bytes) : 0;
             printf("%04x\n", ecg_crc16(ECG_CRC_INIT, bytes, n));

@@ -1,0 +1,238 @@
+"""Beat types (AAMI N/S/V/F/Q) from morphology, rhythm and, where a bundle has one, a classifier.
+
+A premature beat is only evidence of ectopy against a regular baseline: in atrial fibrillation or
+flutter with variable block every beat looks early. So each beat carries an ``irregular`` flag
+(the underlying rhythm around it is irregular); where it is set, S calls are withheld and V calls
+rest on morphology alone. :class:`RRTrend` computes the irregularity causally from the preceding
+RR intervals; a rhythm analyser that returns a per-beat ``irregular`` array can take its place
+(every function here takes the array as an input).
+
+Two ways to a call:
+
+* :func:`calls_from_probs`: a supervised model's class probabilities (N, S, V, F), each class
+  called when its probability exceeds its own threshold (chosen by record-grouped
+  cross-validation on DS1, carried in the bundle as :class:`ClassSpec`);
+* :func:`calls_from_flags`: any anomaly score and its flag (autoencoder, reference detectors):
+  a flagged beat is V when its shape departs from the wearer's template, S when it only came
+  early, Q (unclassifiable) when it only came early during an irregular rhythm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from device.signal_path import Beats
+
+#: Output order of a classifier model (softmax over these).
+LABELS = ("N", "S", "V", "F")
+#: Every call a beat event can carry; Q = unclassifiable (learning period, or novel shape).
+CALLS = ("N", "S", "V", "F", "Q")
+#: Model input channels appended to the wearer windows (:func:`rr_features`); irregularity last.
+RR_FEATURES = ("rr_prev/rr_local", "rr_next/rr_local", "rr_prev/rr_next", "rr_prev/rr_long",
+               "template_distance", "amplitude/wearer_amplitude", "irregularity")
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """How class probabilities and rhythm become calls (the bundle's ``classes`` section)."""
+
+    labels: tuple[str, ...] = LABELS
+    v_threshold: float = 0.5  # p(V) above this -> V
+    s_threshold: float = 0.5  # p(S) above this -> S (withheld where the rhythm is irregular)
+    f_threshold: float = 0.5  # p(F) above this -> F
+    irregular_beats: int = 8  # RR intervals before a beat that judge the rhythm
+    long_rr_beats: int = 64  # RR intervals of the long-term RR (a model input)
+    irregular_threshold: float = 0.1  # median |ΔRR| / median RR above this = irregular
+    # An S call needs prematurity: RR before the beat below this fraction of the local and of
+    # the long-term RR (whichever is shorter). A supraventricular ectopic beat is early by
+    # definition; without it a model's S probability follows other patients' morphology.
+    s_max_rr_ratio: float = 0.9
+    # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
+    # amplitude units) above which a flagged beat is V rather than S.
+    v_shape: float = 0.2
+    chosen: str = ""  # how the thresholds were chosen (provenance)
+
+    def __post_init__(self) -> None:
+        if tuple(self.labels) != LABELS:
+            raise ValueError(f"classifier labels {list(self.labels)} are not {list(LABELS)}")
+        for f in ("v_threshold", "s_threshold", "f_threshold"):
+            if not 0.0 < getattr(self, f) <= 1.0:
+                raise ValueError(f"{f} must be in (0, 1], got {getattr(self, f)}")
+        if self.irregular_beats < 3:
+            raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassSpec:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown classes keys: {sorted(unknown)}")
+        return cls(**{**d, **({"labels": tuple(d["labels"])} if "labels" in d else {})})
+
+
+@dataclass
+class BeatCalls:
+    """A scorer's answer for a block of beats: anomaly score and class call per beat."""
+
+    score: np.ndarray  # float64, higher = more abnormal; > 1 is a call other than N
+    classes: np.ndarray  # '<U1', one of CALLS
+
+
+class RRTrend:
+    """Causal RR statistics of the beats before each beat, carried across blocks (block-by-block
+    equals whole-array):
+
+    * irregularity: median |successive difference| of the ``k`` RR intervals before the beat over
+      their median (the beat's own RR is left out, so one premature beat does not make its own
+      rhythm irregular); 0 with fewer than 4 known intervals;
+    * the long-term RR: median of the ``long_k`` RR intervals before the beat (NaN before any).
+      The wearer context's local RR follows a steady new rate within a few beats, which is right
+      for sinus tachycardia and wrong for a run of atrial ectopy; against the long-term RR such a
+      run still looks early.
+    """
+
+    def __init__(self, k: int = 8, long_k: int = 64):
+        self.k, self.long_k = k, max(k, long_k)
+        self.history = np.full(self.long_k, np.nan)
+
+    def __call__(self, rr_prev: np.ndarray) -> np.ndarray:
+        """(n, 2) float64: irregularity, long-term RR (s) per beat."""
+        m, k = self.long_k, self.k
+        rr = np.concatenate([self.history, np.asarray(rr_prev, np.float64)])
+        self.history = rr[-m:]
+        n = len(rr) - m
+        if n <= 0:
+            return np.zeros((0, 2))
+        win = np.lib.stride_tricks.sliding_window_view(rr[:-1], m)[:n]  # long_k before each
+        short = win[:, -k:]
+        with np.errstate(all="ignore"):
+            irr = _nanmedian(np.abs(np.diff(short, axis=1))) / _nanmedian(short)
+        enough = np.isfinite(short).sum(axis=1) >= 4
+        irr = np.where(enough & np.isfinite(irr), irr, 0.0)
+        return np.stack([irr, _nanmedian(win)], axis=1)
+
+
+def _nanmedian(a: np.ndarray) -> np.ndarray:
+    """Row medians ignoring NaN; NaN for an all-NaN row (np.nanmedian without its warning)."""
+    s = np.sort(a, axis=1)  # NaNs sort last
+    n = np.isfinite(a).sum(axis=1)
+    lo = np.clip((n - 1) // 2, 0, a.shape[1] - 1)
+    hi = np.clip(n // 2, 0, a.shape[1] - 1)
+    rows = np.arange(len(a))
+    return np.where(n > 0, 0.5 * (s[rows, lo] + s[rows, hi]), np.nan)
+
+
+def rr_features(beats: Beats, trend: np.ndarray) -> np.ndarray:
+    """(n, 7) float32 wearer-relative rhythm and shape features (:data:`RR_FEATURES`): RR
+    ratios against the wearer's local RR, the shift-tolerant distance to the wearer's template
+    and the QRS amplitude against the wearer's (the non-learned reference's evidence, which
+    travels between patients), the RR irregularity; bounded so int8 quantization of the shared
+    input tensor keeps its resolution; unknown values are 1 (ratios) or 0 (distance)."""
+    from device.reference import template_distance
+
+    with np.errstate(all="ignore"):
+        early = beats.rr_prev / beats.rr_local
+        late = beats.rr_next / beats.rr_local
+        ratio = beats.rr_prev / beats.rr_next
+        early_long = beats.rr_prev / trend[:, 1]
+        amp = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
+        dist = np.nan_to_num(template_distance(beats))
+    f = np.stack([early, late, ratio, early_long, dist, amp], axis=1).astype(np.float64)
+    f = np.clip(np.where(np.isfinite(f), f, 1.0), 0.0, 3.0)
+    irr = np.clip(np.nan_to_num(np.asarray(trend[:, 0], np.float64)), 0.0, 1.0)
+    return np.concatenate([f, irr[:, None]], axis=1).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of a classifier's (n, 4) logits. The model ends in logits, not a
+    softmax: int8 probabilities of 1/256 steps tie most normal beats at 0 and lose the ranking,
+    int8 logits keep it."""
+    z = np.asarray(logits, np.float64)
+    if not len(z):
+        return z.reshape(0, len(LABELS))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
+                     learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None
+                     ) -> BeatCalls:
+    """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
+    by the largest ratio, N when none does; S is not available where ``irregular`` nor where
+    ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
+    ``spec.s_max_rr_ratio``. The score is that largest ratio (> 1 exactly when the call is not
+    N), a ranking every AUC can use. Beats of the learning period are Q (the wearer's template
+    is not known yet)."""
+    p = np.asarray(probs, np.float64)
+    no_s = np.asarray(irregular, bool)
+    if rr_ratio is not None:
+        no_s = no_s | (np.asarray(rr_ratio) > spec.s_max_rr_ratio)
+    ratios = np.stack([p[:, 2] / spec.v_threshold,
+                       np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
+                       p[:, 3] / spec.f_threshold], axis=1)
+    best = ratios.argmax(axis=1)
+    score = ratios[np.arange(len(p)), best] if len(p) else np.zeros(0)
+    cls = np.where(score > 1.0, np.array(["V", "S", "F"])[best], "N").astype("<U1")
+    if learning is not None:
+        cls[np.asarray(learning, bool)] = "Q"
+    return BeatCalls(score, cls)
+
+
+def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
+                     learning: np.ndarray | None = None, irregular: np.ndarray | None = None
+                     ) -> BeatCalls:
+    """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
+    channels 2.. of every window, :func:`rr_features`) and its probabilities; ``irregular``
+    (a rhythm analyser's per-beat verdict, e.g. AF open) adds to the irregularity rule."""
+    f = np.asarray(x)[:, 0, 2:]
+    own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
+    irregular = own if irregular is None else own | np.asarray(irregular, bool)
+    rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
+                    f[:, RR_FEATURES.index("rr_prev/rr_long")])
+    return calls_from_probs(probs, irregular, spec, learning, rr)
+
+
+def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
+                     spec: ClassSpec | None = None) -> np.ndarray:
+    """Calls for a scorer with no classifier: unflagged -> N; flagged -> V when the shape departs
+    from the template by more than ``spec.v_shape``, else S — and Q instead of S where the rhythm
+    is irregular: the flag may rest on prematurity, which is no evidence there, and the score
+    alone cannot tell (the flag itself is the scorer's and stays)."""
+    from device.reference import template_distance
+
+    spec = spec or ClassSpec()
+    flags = np.asarray(flags, bool)
+    shape = np.nan_to_num(template_distance(beats)) > spec.v_shape
+    cls = np.where(flags, np.where(shape, "V", np.where(irregular, "Q", "S")), "N")
+    cls = cls.astype("<U1")
+    cls[beats.learning] = "Q"
+    return cls
+
+
+def count_calls(classes: np.ndarray, counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Add a block's calls to running counts per call."""
+    counts = dict.fromkeys(CALLS, 0) if counts is None else counts
+    c = np.asarray(classes, dtype="<U1")
+    for k in CALLS:
+        counts[k] += int((c == k).sum())
+    return counts
+
+
+def burden(counts: dict[str, int]) -> dict:
+    """Counts per call and PVC / PAC burden (% of classified beats, Q left out)."""
+    counts = {k: int(counts.get(k, 0)) for k in CALLS}
+    n = sum(counts[k] for k in LABELS)
+    pct = (lambda k: round(100.0 * counts[k] / n, 3) if n else 0.0)  # noqa: E731
+    return {"class_counts": counts, "pvc_burden_pct": pct("V"), "pac_burden_pct": pct("S")}
+
+
+__all__ = ["LABELS", "CALLS", "RR_FEATURES", "ClassSpec", "BeatCalls", "RRTrend",
+           "rr_features", "softmax", "calls_from_probs", "calls_for_inputs", "calls_from_flags",
+           "count_calls", "burden"]

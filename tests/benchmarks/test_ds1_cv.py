@@ -1,0 +1,31 @@
+"""The inter-patient protocol end to end on the repo's records (106, 118, 119 = DS1, 100 = DS2)."""
+
+import pytest
+
+from benchmarks.ds1_cv import SCORERS, STATS, Ds1CvConfig, ds1_cv, ship_bundle
+from device.bundle import load_bundle
+from device.evaluation import PACED_RECORDS
+from train.classifier import ClassifierConfig
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
+    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10),
+               ClassifierConfig(epochs=1), log=lambda *a: None)
+    held = sorted(sum((f["held_out"] for f in r["folds"]), []))
+    assert held == ["106", "118", "119"]  # DS1 only; 100 (DS2) is never in a fold
+    assert r["sets"]["ds2"]["records"] == ["100"] and not set(held) & set(PACED_RECORDS)
+    for set_name in ("ds1", "ds2"):
+        scorers = r["sets"][set_name]["scorers"]
+        assert set(scorers) == set(SCORERS)
+        for e in scorers.values():
+            assert set(e["ci95"]) == set(STATS)
+        assert set(scorers["learned int8"]["minus_reference"]) == set(STATS)
+    g = r["sets"]["ds1"]["scorers"]["reference combined"]["gross"]
+    assert g["ec57"]["veb"]["se"] > 0.5 and g["n_flagged_by_rhythm"]["sinus"]["n"] > 3000
+    assert (tmp_path / "cv" / "ds1_cv.md").read_text().startswith("# Inter-patient protocol")
+    shipped = ship_bundle(tmp_path / "cv" / "run", tmp_path / "ship.log", tmp_path / "ds1")
+    b = load_bundle(shipped["folder"])
+    assert b.manifest.classes is not None and b.manifest.calibration["records"] == held
+    assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024

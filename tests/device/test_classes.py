@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from device import reference
+from device.classes import (
+    ClassSpec,
+    RRTrend,
+    burden,
+    calls_from_flags,
+    calls_from_probs,
+    count_calls,
+    rr_features,
+)
+from device.config import SignalConfig
+from device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
+from device.features import model_inputs
+from device.monitor import Monitor, record_blocks, run_blocks
+from device.signal_path import process_signal
+
+CFG = SignalConfig()
+
+
+def test_rr_trend_block_by_block_equals_whole_record(record_119):
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    whole = RRTrend()(beats.rr_prev)
+    trend = RRTrend()
+    parts = [trend(beats.rr_prev[a : a + 37]) for a in range(0, len(beats), 37)]
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+    assert whole.shape == (len(beats), 2)
+
+
+def test_irregularity_separates_alternating_from_regular_rr():
+    regular = np.full(40, 0.8) + np.random.default_rng(0).normal(0, 0.01, 40)
+    af = np.random.default_rng(1).uniform(0.4, 1.2, 40)
+    r, a = RRTrend()(regular), RRTrend()(af)
+    assert r[10:, 0].max() < 0.1 < a[10:, 0].min()
+    # One premature beat does not make its own rhythm irregular (its RR is left out).
+    one = regular.copy()
+    one[20] = 0.4
+    assert RRTrend()(one)[20, 0] < 0.1
+    assert r[:4, 0].tolist() == [0.0] * 4  # too few intervals: regular
+    np.testing.assert_allclose(r[-1, 1], np.median(regular[-41:-1]), rtol=1e-6)
+
+
+def test_calls_from_probs_thresholds_and_withheld_s():
+    spec = ClassSpec(v_threshold=0.5, s_threshold=0.3, f_threshold=0.9)
+    p = np.array([[0.9, 0.05, 0.05, 0.0],  # N
+                  [0.2, 0.1, 0.7, 0.0],  # V
+                  [0.6, 0.4, 0.0, 0.0],  # S (0.4 / 0.3 > 1)
+                  [0.6, 0.4, 0.0, 0.0],  # S withheld: irregular -> N
+                  [0.0, 0.0, 0.45, 0.55]])  # V? 0.9 ratio; F 0.61 -> N
+    irregular = np.array([False, False, False, True, False])
+    c = calls_from_probs(p, irregular, spec)
+    assert c.classes.tolist() == ["N", "V", "S", "N", "N"]
+    assert ((c.score > 1) == (c.classes != "N")).all()
+    learning = np.array([True, False, False, False, False])
+    assert calls_from_probs(p, irregular, spec, learning).classes[0] == "Q"
+
+
+def test_class_spec_round_trip_and_refusals():
+    s = ClassSpec(v_threshold=0.3, chosen="cv")
+    assert ClassSpec.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="v_threshold"):
+        ClassSpec(v_threshold=0.0)
+    with pytest.raises(ValueError, match="unknown classes keys"):
+        ClassSpec.from_dict({"v_treshold": 0.3})
+
+
+def test_flags_are_typed_by_shape_and_rhythm(record_119):
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    s = reference.combined(beats)
+    flags = (s > 0.5) & ~beats.learning
+    regular = calls_from_flags(beats, flags, np.zeros(len(s), bool))
+    assert set(regular[flags].tolist()) <= {"V", "S"} and (regular[~flags & ~beats.learning]
+                                                          == "N").all()
+    everything_irregular = calls_from_flags(beats, flags, np.ones(len(s), bool))
+    assert "S" not in everything_irregular.tolist()
+    assert ((everything_irregular == "Q") == ((regular == "S") | beats.learning)).all()
+    assert (everything_irregular == "V").sum() == (regular == "V").sum()
+    # Record 119's PVCs: most annotated V beats are called V.
+    t = evaluate_record(beats.sample, s, flags, record_119.ann_samples, record_119.ann_symbols,
+                        record_119.fs, calls=regular)
+    veb = t.metrics()["ec57"]["veb"]
+    assert veb["se"] > 0.9 and veb["ppv"] > 0.9
+
+
+def test_wearer_rr_inputs_carry_the_features(record_119):
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    trend = RRTrend()(beats.rr_prev)
+    x = model_inputs(beats, "wearer+rr", trend)
+    f = rr_features(beats, trend)
+    assert x.shape == (len(beats), beats.window.shape[1], 2 + f.shape[1])
+    np.testing.assert_array_equal(x[:, 0, 2:], f)
+    np.testing.assert_array_equal(x[:, -1, 2:], f)
+    assert np.isfinite(x).all() and f.min() >= 0 and f.max() <= 3
+
+
+def test_class_statistics_count_as_de_chazal():
+    ref = np.array(list("NNNVVVFSSQ"))
+    calls = np.array(list("NVNVVNVSNV"))
+    st = class_statistics(ref, calls, np.array(["V", "S"]))
+    assert st["veb"] == {"n": 3, "tp": 2, "se": 2 / 3, "ppv": 2 / 4}  # F, Q called V: ignored
+    assert st["sveb"]["tp"] == 1 and st["sveb"]["ppv"] == 1 / 2  # the unmatched S call
+    assert st["confusion"]["V"]["N"] == 1
+
+
+def test_rhythm_of_annotations():
+    groups = rhythm_of(np.array([5, 15, 25, 35]), np.array([10, 20, 30]),
+                       ["(AFIB", "(N", "(B"])
+    assert groups.tolist() == ["sinus", "af", "sinus", "other"]
+
+
+def test_monitor_emits_class_and_burden(record_119):
+    events = []
+    summary = run_blocks(Monitor(CFG, lambda b: reference.combined(b), 0.5, events.append),
+                         record_blocks(record_119, block_s=5.0))
+    beats = [e for e in events if e["type"] == "beat"]
+    calls = [e["class"] for e in beats]
+    assert summary["class_counts"] == count_calls(np.array(calls))
+    assert summary["class_counts"]["V"] > 300
+    assert summary["pvc_burden_pct"] == burden(summary["class_counts"])["pvc_burden_pct"] > 10
+    assert all(e["flag"] == (e["class"] in ("S", "V", "F", "Q")) for e in beats
+               if not e["learning"])
+    assert not any(e["class"] == "S" and e["irregular"] for e in beats)
+    _, cls = aami_class(record_119.ann_symbols)
+    assert abs(summary["class_counts"]["V"] - (cls == "V").sum()) < 0.1 * (cls == "V").sum()

@@ -1,0 +1,68 @@
+"""The session report from a real replay's events (and the record's strips)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from device.cli import cli
+from device.session_report import read_events, session_stats, write_report
+from firmware_bridge.errors import UserError
+from firmware_bridge.records import read_record
+from tests.conftest import MITDB, REPO
+
+
+@pytest.fixture(scope="module")
+def events_119(tmp_path_factory):
+    """Events of the first 10 minutes of record 119 (ventricular bigeminy) replayed."""
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("ev") / "events.jsonl"
+    res = CliRunner().invoke(cli, ["replay", str(MITDB / "119"), "--duration", "600",
+                                   "--quiet", "--events", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_report_has_summary_trend_episodes_and_strips(events_119, tmp_path):
+    out = write_report(events_119, tmp_path / "r.html", read_record(MITDB / "119"))
+    doc = out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # health data
+    stats = session_stats(read_events(events_119))
+    assert 600 < stats["beats"] < 900 and stats["flagged"] > 20
+    assert 50 < stats["hr_mean"] < 100
+    assert f"<td>{stats['beats']} (" in doc
+    assert doc.count("<polyline") >= 1 + 5  # the HR trend and at least five strips
+    assert "anomalous beats" in doc and "most anomalous beats" in doc
+    assert "<script" not in doc and "http" not in doc.split("<svg", 1)[1].replace(
+        "http://www.w3.org/2000/svg", "")  # self-contained: nothing fetched
+
+
+def test_report_without_record_or_summary(events_119, tmp_path):
+    lines = events_119.read_text().splitlines()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(ln for ln in lines if '"summary"' not in ln) + "\n")
+    doc = write_report(cut, tmp_path / "r.html").read_text()
+    assert "ended without a summary" in doc and "Give the recording" in doc
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no beat or summary events"),
+    ("not json\n", "line 1 is not JSON"),
+    ("[1, 2]\n", "line 1 is not an event object"),
+])
+def test_bad_events_file_is_one_clear_line(tmp_path, content, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    with pytest.raises(UserError, match=message):
+        read_events(bad)
+    proc = subprocess.run([sys.executable, "-m", "device.cli", "report", str(bad), "--out",
+                           str(tmp_path / "r.html")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r.html").exists()

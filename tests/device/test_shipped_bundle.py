@@ -1,0 +1,48 @@
+"""The DS1 beat classifier shipped in the package: what the device runs without --bundle."""
+
+import numpy as np
+import pytest
+
+from device.bundle import load_bundle
+from device.classes import LABELS
+from device.cli import SHIPPED_BUNDLE
+from device.monitor import Monitor, record_blocks, run_blocks
+from device.scoring import ModelScorer
+
+DS1 = {"101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
+       "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_bundle(SHIPPED_BUNDLE)
+
+
+def test_shipped_bundle_is_a_ds1_classifier_within_budget(shipped):
+    m = shipped.manifest
+    assert set(m.calibration["records"]) == DS1  # trained on DS1 only: no DS2 test patient
+    assert m.model.variant == "int8" and m.model.bytes <= 64 * 1024
+    assert m.score["scoring"] == "classifier" and m.model.output.shape[-1] == len(LABELS)
+    assert m.classes is not None and m.classes.chosen.startswith("record-grouped")
+    gate = {c["name"]: c["ok"] for c in m.validation["gate"]}
+    assert all(gate.values()) and "class_agreement" in gate
+
+
+def _events(rec, bundle, block_s):
+    events = []
+    summary = run_blocks(Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
+                                 bundle.threshold("int8").value, events.append),
+                         record_blocks(rec, None, block_s))
+    return [e for e in events if e["type"] == "beat"], summary
+
+
+def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
+    rec = record_119
+    rec_short = type(rec)(**{**rec.__dict__, "counts": rec.counts[: int(600 * rec.fs)]})
+    a, summary = _events(rec_short, shipped, 0.37)
+    b, _ = _events(rec_short, shipped, 10.0)
+    assert [(e["sample"], e["class"]) for e in a] == [(e["sample"], e["class"]) for e in b]
+    np.testing.assert_allclose([e["score"] or 0 for e in a], [e["score"] or 0 for e in b],
+                               atol=1e-9)
+    assert all((e["class"] in ("S", "V", "F")) == e["flag"] for e in a if not e["learning"])
+    assert summary["class_counts"]["V"] > 50 and summary["pvc_burden_pct"] > 5
