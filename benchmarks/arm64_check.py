@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import click
+
 from ecg_edge.device.events import read_beat_events
 
 #: Runtime sets tried, each in its own venv (pip requirement strings).

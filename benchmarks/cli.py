@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from ecg_edge.benchmarks.board import wait_quiet as wait_quiet_fn
 from ecg_edge.benchmarks.report import compare_markdown, markdown
 from ecg_edge.benchmarks.signal_path import as_dict, measure, pin_one_core

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device import reference
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from ecg_edge.device import interpreter as _interp
 from ecg_edge.device.interpreter import make_interpreter, run_batch
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import evaluate_record, summarize, to_jsonable
 from ecg_edge.device.events import read_beat_events

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import AAMI, EC57_START_S, MATCH_WINDOW_S, match_beats
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks

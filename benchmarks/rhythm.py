@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.reference import THRESHOLDS
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, p_wave_similarity

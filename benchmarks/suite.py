@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.benchmarks import latency
 from ecg_edge.benchmarks.board import board_info, conditions
 from ecg_edge.device.bundle import Bundle, BundleError, load_bundle

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.bundle import (
     SCHEMA_VERSION,
     Manifest,
@@ -63,6 +64,7 @@ def scaling_for(source) -> Scaling:
 def provenance(source) -> dict:
     import keras
     import tensorflow as tf
+
     from ecg_edge.train.fit import git_commit
 
     out = {"git_commit": git_commit(), "tensorflow": tf.__version__, "keras": keras.__version__,

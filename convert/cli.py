@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from ecg_edge.device.evaluation import to_jsonable
 from ecg_edge.firmware_bridge.errors import BoundaryGroup, run_cli
 from ecg_edge.train import quiet
@@ -114,6 +115,7 @@ def target_checks(session, name: str = "int8", log=print, windows: int = 32) -> 
     threshold.
     """
     import numpy as np
+
     from ecg_edge.convert.export import tflite_predict
     from ecg_edge.convert.targets import edgetpu_report, litert_reference, tflm_check
 

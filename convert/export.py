@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.train import quiet
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
+
 from ecg_edge.device.evaluation import to_jsonable
 from ecg_edge.train.metrics import binary_metrics, confusion_matrix, pr_auc, roc_auc
-from scipy import stats
 
 REFERENCE = "keras"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.convert import gate as gate_mod
 from ecg_edge.convert import parity as parity_mod
 from ecg_edge.convert.export import (

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.evaluation import ABNORMAL
 from ecg_edge.device.features import ScoreSpec, window_errors
 from ecg_edge.firmware_bridge.errors import UserError

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.classes import ClassSpec
 from ecg_edge.device.config import ContextConfig, DetectorConfig, SignalConfig
 from ecg_edge.device.events import EpisodeConfig

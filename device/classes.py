@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+
 from ecg_edge.device.signal_path import Beats
 
 #: Output order of a classifier model (softmax over these).

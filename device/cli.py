@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+
 from ecg_edge.device import reference, rhythm_eval
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import ClassSpec

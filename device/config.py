@@ -69,6 +69,15 @@ class QualityConfig:
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.
     oscillation_band_hz: tuple[float, float] = (2.5, 7.5)
     oscillation_fraction: float = 0.75
+    # A beat in an unreadable segment is called noisy (its flag kept) when the segment's slope
+    # and spread against this beat's own QRS peak-to-peak are under the unreadable thresholds,
+    # or when its QRS (± this) correlates at least this well with one of the recent beats'
+    # (a run of wide ectopic beats, VT): see device.quality.BeatOrganisation.
+    organised_half_window_s: float = 0.12
+    organised_correlation: float = 0.95
+    organised_recent_beats: int = 8
+    # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
+    clear_max_amplitude: float = 2.0
 
 
 @dataclass(frozen=True)

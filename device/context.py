@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
+
 from ecg_edge.device.config import ContextConfig, SampleCounts
 
 #: Fewer template beats than this and the beat still counts as part of the learning period.

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats

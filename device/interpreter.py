@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.native_output import redirected
 

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 import numpy as np
+
 from ecg_edge.device.events import _clean
 from ecg_edge.firmware_bridge.errors import UserError
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from ecg_edge.device.classes import (
     BeatCalls,
     ClassSpec,
@@ -112,9 +113,12 @@ class Monitor:
                            "sample": block.start})
             self.lead_off = True
             self.stats.lead_off_samples += block.n
+        if block.lead_off or block.saturated:
+            # Clipped samples carry no ECG: unreadable, and the filters restart after them.
+            reason = "lead off" if block.lead_off else "saturation"
             self.stats.unreadable_s += block.n / self.fs
-            self._quality_level("unreadable", "lead off", block.start, {})
-            self._gap(block.n, "lead off")
+            self._quality_level("unreadable", reason, block.start, {})
+            self._gap(block.n, reason)
             return
         if self.lead_off:
             self.lead_off = False
@@ -192,7 +196,7 @@ class Monitor:
             self.emit(ev)
         self._rhythm(self.rhythm.interrupt(self._t(start), start, reason))
         self.next_index += n
-        if reason != "lead off":
+        if reason not in ("lead off", "saturation"):
             self.stats.gaps += 1
             self.stats.samples_lost += n
             self.emit({"type": "gap", "t": self._t(start), "sample": start, "lost_samples": n,

@@ -20,6 +20,15 @@ that fraction is 0.7-0.98; on nstdb bw/ma noise added to DS1 records, below 0.67
 segments): it is called noisy, never unreadable, so the arrhythmia is never silenced as
 "poor signal".
 
+A whole segment can look unreadable around beats that are themselves clear: wide ectopic beats
+and VT are steep, broad and often larger than the wearer's normal QRS, so they raise the slope
+measure as noise does, and a real recording's own noise (MIT-BIH 203) can sit under large,
+clear ectopic beats. Each beat in an unreadable segment is therefore judged again on its own
+(:class:`BeatOrganisation`): it is called noisy, its flag kept, when the segment's noise is
+small against *its own* QRS amplitude (the same thresholds), or when its QRS closely repeats one
+of the few beats before it (noise does not repeat itself). The segment's level, and what the
+wearer's context learns, stay unreadable.
+
 Both noise measures are relative to the wearer's QRS amplitude: the median peak-to-peak of the
 recent segments judged good (the noise stress test defines its SNR the same way, noise RMS
 against QRS peak-to-peak), so the thresholds are amplitude-free.
@@ -32,6 +41,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
+
 from ecg_edge.device.config import QualityConfig
 
 GOOD, NOISY, UNREADABLE = 0, 1, 2
@@ -88,7 +98,9 @@ class SignalQuality:
         self.origin = start  # segments lie on a grid from here
         self.recent: dict[int, bool] = {}  # start -> steep noise there? (for the detector)
         self.partial = np.zeros(0)  # samples of the segment being filled
-        self.judged: list[tuple[int, int, int]] = []  # (start, end, level) beats still need
+        # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude; mV)
+        # of the segments beats still need
+        self.judged: list[tuple[int, int, int, float, float, float]] = []
 
     @property
     def decided_until(self) -> int:
@@ -111,10 +123,15 @@ class SignalQuality:
 
     def level_at(self, index: int) -> int:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
+        return self.judged_at(index)[0]
+
+    def judged_at(self, index: int) -> tuple[int, float, float, float]:
+        """(level, median |step|, median absolute deviation, wearer QRS amplitude; mV) of the
+        judged segment holding model-rate sample ``index`` (good, no noise, if none)."""
         k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
         if k >= 0 and index < self.judged[k][1]:
-            return self.judged[k][2]
-        return GOOD
+            return self.judged[k][2:]
+        return GOOD, 0.0, 0.0, 1.0
 
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
@@ -158,7 +175,10 @@ class SignalQuality:
                 self.amplitudes.append(pp)
                 del self.amplitudes[: -cfg.reference_segments]
             seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
-            self.judged.append((seg.start, seg.end, level))
+            # A flat line relieves no beat: its noise is nil against any "beat" found in it.
+            flat = reason == "flat line"
+            self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
+                                np.inf if flat else mad, amp))
             self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
@@ -172,3 +192,41 @@ class SignalQuality:
         total = p[f >= 0.5].sum()
         return bool(total > 0 and p[(f >= lo) & (f <= hi)].sum() >= self.cfg.oscillation_fraction
                     * total)
+
+
+class BeatOrganisation:
+    """Per-beat relief from an unreadable segment: a beat that stands clear of the segment's
+    noise (its slope and spread measured against this beat's QRS peak-to-peak are below the
+    unreadable thresholds) or whose QRS window repeats one of the recent beats' (Pearson
+    correlation >= ``organised_correlation``) is a real beat, judged noisy.
+
+    Beats are seen in emission order, so streaming and whole-array runs judge alike."""
+
+    def __init__(self, cfg: QualityConfig, fs: float, peak_index: int):
+        h = max(1, int(round(cfg.organised_half_window_s * fs)))
+        self.cfg = cfg
+        self.slice = slice(max(0, peak_index - h), peak_index + h + 1)
+        self.recent: list[np.ndarray] = []  # normalised QRS windows of the latest beats
+
+    def reset(self) -> None:
+        self.recent = []
+
+    def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
+        """The beat's level given its segment's (level, median |step|, median absolute
+        deviation, wearer QRS amplitude) and its window (peak at ``peak_index``); remembers
+        the beat."""
+        level, step, mad, amp = judged
+        qrs = window[self.slice]
+        q = qrs - qrs.mean()
+        q = q / max(float(np.sqrt(q @ q)), 1e-12)
+        if level == UNREADABLE and np.isfinite(step):
+            # A noise spike is no clearer a beat for being large: at most this much is credited.
+            cfg = self.cfg
+            pp = max(min(float(qrs.max() - qrs.min()), cfg.clear_max_amplitude * amp), 1e-9)
+            clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
+            if clear or (self.recent and float(np.max(np.stack(self.recent) @ q))
+                         >= self.cfg.organised_correlation):
+                level = NOISY
+        self.recent.append(q)
+        del self.recent[: -self.cfg.organised_recent_beats]
+        return level

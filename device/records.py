@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
 from ecg_edge.device.signal_path import Beats, process_signal

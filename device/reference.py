@@ -8,6 +8,7 @@ patients a model never saw, such relative scores are the bar to beat.
 from __future__ import annotations
 
 import numpy as np
+
 from ecg_edge.device.context import centred
 from ecg_edge.device.signal_path import Beats
 

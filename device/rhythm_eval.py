@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.evaluation import AAMI
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
 from ecg_edge.firmware_bridge.errors import UserError

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from ecg_edge.device.config import DetectorConfig, SampleCounts
 from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from ecg_edge.device.context import centred
 
 MODES = ("robust", "wearer", "stored")

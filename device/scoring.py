@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from ecg_edge.device import reference
 from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
 from ecg_edge.device.classes import BeatCalls, ClassSpec, RRTrend, calls_for_inputs, softmax

@@ -11,6 +11,7 @@ The bundle reaching here went through the one manifest validator (:func:`load_bu
 from __future__ import annotations
 
 import numpy as np
+
 from ecg_edge.device.bundle import Bundle, BundleError
 from ecg_edge.device.interpreter import available_runtimes
 from ecg_edge.device.scoring import ModelScorer

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.errors import UserError

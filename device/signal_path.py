@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.context import WearerContext, beat_amplitude, centred
 from ecg_edge.device.dsp import (
@@ -23,7 +24,7 @@ from ecg_edge.device.dsp import (
     rational_ratio,
     sos_group_delay_s,
 )
-from ecg_edge.device.quality import UNREADABLE, Segment, SignalQuality
+from ecg_edge.device.quality import UNREADABLE, BeatOrganisation, Segment, SignalQuality
 from ecg_edge.device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
@@ -84,6 +85,7 @@ class SignalPath:
         self.context = WearerContext(cfg.context, self.n)
         self.quality = SignalQuality(cfg.quality, cfg.fs)
         self.detector.noisy_before = self.quality.noisy_before
+        self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
@@ -109,6 +111,7 @@ class SignalPath:
         self.resampler.reset()
         self.detector.reset(out0)
         self.quality.reset(out0)
+        self.organisation.reset()
         self.prev_usable = True
         self.x = Tail(start=out0)
         self.waiting: list[int] = []
@@ -176,14 +179,17 @@ class SignalPath:
                     break
                 if p >= self.quality.decided_until:
                     break
-            level = self.quality.level_at(p)
+            window = self._window(p)
+            judged = self.quality.judged_at(p)
+            segment_level = judged[0]
+            level = self.organisation.level(judged, window)
             usable = level != UNREADABLE
             rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
-            window = self._window(p)
-            ctx = self.context.observe(p, window, rr_prev, usable)
+            # The wearer's context learns nothing in an unreadable segment, organised or not.
+            ctx = self.context.observe(p, window, rr_prev, segment_level != UNREADABLE)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
             self.waiting.pop(0)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder
 from ecg_edge.firmware_bridge.blocks import StreamDecoder
 from ecg_edge.firmware_bridge.decoder import FrameDecoder

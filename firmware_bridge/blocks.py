@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder, AsciiSegment
 from ecg_edge.firmware_bridge.decoder import FrameDecoder
 from ecg_edge.firmware_bridge.protocol import (

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import click
+
 from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, positive_number, run_cli
 
 _FORMATS = {"int16": 1, "int24": 2, "int32": 3}

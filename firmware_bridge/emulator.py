@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.decoder import FrameDecoder
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.faults import ByteFaults, FaultPlan

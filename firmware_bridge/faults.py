@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.errors import UserError
 
 

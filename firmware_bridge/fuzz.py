@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.ascii_lines import AsciiLineDecoder
 from ecg_edge.firmware_bridge.blocks import StreamDecoder
 from ecg_edge.firmware_bridge.decoder import FrameDecoder, decode_all

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 from ecg_edge.firmware_bridge.crc import CRC_INIT
 from ecg_edge.firmware_bridge.protocol import (

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.crc import crc16, crc32
 
 SYNC = b"\xec\x47"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge import wfdb_io
 from ecg_edge.firmware_bridge.errors import RecordError
 

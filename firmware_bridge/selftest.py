@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
 from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
 from ecg_edge.firmware_bridge.errors import UserError

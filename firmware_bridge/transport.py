@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import serial
+
 from ecg_edge.firmware_bridge.blocks import Item, LinkEvent, LinkStats, StreamDecoder
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.protocol import Request, encode_request

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.crc import crc16, crc32
 from ecg_edge.firmware_bridge.protocol import (
     encode_info,

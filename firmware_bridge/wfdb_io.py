@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.errors import RecordError
 
 FORMATS = (212, 16, 80)

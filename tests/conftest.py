@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ecg_edge.firmware_bridge.records import read_record
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from ecg_edge.device import features
 from ecg_edge.device.classes import LABELS, ClassSpec, calls_for_inputs
 from ecg_edge.device.evaluation import EC57_START_S, class_statistics
@@ -111,6 +112,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
     """Train on windows ``x`` with integer labels ``y`` (index into LABELS); returns the model
     and its per-epoch loss."""
     import keras
+
     from ecg_edge.train.fit import set_seed
 
     set_seed(cfg.seed)

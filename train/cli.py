@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import click
+
 from ecg_edge.device.evaluation import to_jsonable
 from ecg_edge.device.features import COMBINE
 from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli

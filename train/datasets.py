@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.errors import RecordError
 
 #: ECG5000's label names (class 1 is normal; the rest are anomalies in the usual protocol).

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device import features
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import ABNORMAL, roc_auc

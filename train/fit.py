@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device.evaluation import to_jsonable
 from ecg_edge.train.models import ModelConfig, build_model, errors, model_summary, targets
 

@@ -8,6 +8,7 @@ flatter a detector on imbalanced classes the way the trapezoid rule does.
 from __future__ import annotations
 
 import numpy as np
+
 from ecg_edge.device.evaluation import roc_auc
 
 __all__ = ["roc_auc", "roc_curve", "pr_curve", "pr_auc", "binary_metrics",

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
-from ecg_edge.device import features
 from keras import layers
+
+from ecg_edge.device import features
 
 ARCHS = ("cnn_ae", "tcn", "lstm_ae")
 #: How each architecture is scored: 'reconstruction' of the input or one-step 'forecast'.

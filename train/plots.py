@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
 from ecg_edge.train.metrics import pr_auc, pr_curve, roc_auc, roc_curve  # noqa: E402
 
 
@@ -147,6 +148,7 @@ def ecg_strip(windows: np.ndarray, time_s: np.ndarray, flags: np.ndarray, classe
 def ecg5000_figures(run: Path, history: dict, seed_dir: Path, x_test: np.ndarray, arch: str,
                     skip: int = 0) -> list[Path]:
     import keras
+
     from ecg_edge.train.protocols import ecg5000_class_names
 
     z = np.load(seed_dir / "scores.npz")
@@ -196,6 +198,7 @@ def mitdb_figures(run: Path, histories: dict, data: dict, folds: list[str],
         import json
 
         import keras
+
         from ecg_edge.device import features
 
         run_cfg = json.loads((run / "config.json").read_text())

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device import features, reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import (

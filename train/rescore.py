@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from ecg_edge.device import features, reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import ABNORMAL, EC57_START_S, evaluate_record, roc_auc, summarize

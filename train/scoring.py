@@ -9,6 +9,7 @@ device computes them; they are re-exported here for the training code. What stay
 from __future__ import annotations
 
 import numpy as np
+
 from ecg_edge.device import features
 from ecg_edge.device.features import beat_scores_stream, local_baseline, rms_error, shape_term
 from ecg_edge.device.signal_path import Beats

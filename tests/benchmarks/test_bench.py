@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from ecg_edge.benchmarks import board, latency, probe, report, suite
 from ecg_edge.benchmarks.cli import cli
 from ecg_edge.benchmarks.memory import BLOCKER
@@ -149,6 +150,7 @@ def tf_free_bundle(tmp_path_factory) -> Path:
     """A tiny real int8 model (built with TF here) in a real bundle; the run is TF-free."""
     tf = pytest.importorskip("tensorflow")
     import keras
+
     from ecg_edge.device.bundle import Manifest, ModelFile, TensorSpec, Threshold, save_bundle
     from ecg_edge.device.config import SignalConfig
     from ecg_edge.device.interpreter import ModelRunner, make_interpreter

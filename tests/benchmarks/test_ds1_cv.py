@@ -1,6 +1,7 @@
 """The inter-patient protocol end to end on the repo's records (106, 118, 119 = DS1, 100 = DS2)."""
 
 import pytest
+
 from ecg_edge.benchmarks.ds1_cv import SCORERS, STATS, Ds1CvConfig, ds1_cv, ship_bundle
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import PACED_RECORDS

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from ecg_edge.benchmarks.cli import cli
 from ecg_edge.benchmarks.noise_stress import (
     add_noise,
@@ -18,7 +19,6 @@ from ecg_edge.benchmarks.noise_stress import (
     unreadable_intervals,
 )
 from ecg_edge.firmware_bridge.records import read_record
-
 from tests.conftest import DATA, MITDB
 
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+
 from ecg_edge.benchmarks.recipe_cv import CvConfig, folds_of, recipe_cv
 from ecg_edge.firmware_bridge.errors import UserError
-
 from tests.conftest import MITDB
 
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from ecg_edge.firmware_bridge.errors import run_cli
 
+from ecg_edge.firmware_bridge.errors import run_cli
 from tests.conftest import copy_records
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ecg_edge.convert import gate, parity
 from ecg_edge.convert.source import representative
 from ecg_edge.convert.targets import c_array
@@ -11,7 +12,6 @@ from ecg_edge.device.interpreter import dequantize, quantize
 from ecg_edge.train import thresholds
 from ecg_edge.train.datasets import load_ecg5000
 from ecg_edge.train.protocols import split_ecg5000
-
 from tests.conftest import DATA
 
 

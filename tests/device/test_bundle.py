@@ -3,6 +3,7 @@ import tarfile
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.bundle import (
     BundleError,
     Manifest,

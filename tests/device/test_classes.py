@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.device import reference
 from ecg_edge.device.classes import (
     ClassSpec,

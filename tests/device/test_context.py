@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.config import ContextConfig, SignalConfig
 from ecg_edge.device.context import WearerContext
 from ecg_edge.device.signal_path import process_signal

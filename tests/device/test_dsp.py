@@ -5,6 +5,7 @@ scipy is the reference here only (tests and training have it; the device does no
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.config import DetectorConfig, SignalConfig
 from ecg_edge.device.dsp import (
     FirFilter,

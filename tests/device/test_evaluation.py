@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.device.evaluation import (
     AAMI,
     aami_class,

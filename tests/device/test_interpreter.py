@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.device.interpreter import (
     available_runtimes,
     dequantize,
@@ -38,6 +39,7 @@ def test_int8_model_runs_through_the_adapters(record_106):
     """A tiny Conv1D model on real beats: LiteRT int8 output tracks Keras float."""
     keras = pytest.importorskip("keras")
     import tensorflow as tf
+
     from ecg_edge.device.config import SignalConfig
     from ecg_edge.device.scaling import Scaling
     from ecg_edge.device.signal_path import process_signal
@@ -81,6 +83,7 @@ def test_static_batch_model_runs_any_number_of_windows(record_106):
     """Edge TPU / TFLite-Micro models have a fixed batch of 1: run_batch loops over windows."""
     keras = pytest.importorskip("keras")
     import tensorflow as tf
+
     from ecg_edge.device.config import SignalConfig
     from ecg_edge.device.scaling import Scaling
     from ecg_edge.device.signal_path import process_signal

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from ecg_edge.device.live import LiveView
 from ecg_edge.device.session_report import write_report
 from ecg_edge.firmware_bridge.records import read_record
-
 from tests.conftest import MITDB, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -3,6 +3,7 @@
 import tracemalloc
 
 import pytest
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.monitor import Monitor, record_blocks
 from ecg_edge.device.reference import score

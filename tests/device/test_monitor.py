@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+
 from ecg_edge.device import reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker, EventWriter

@@ -6,15 +6,15 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+
 from ecg_edge.benchmarks.noise_stress import noisy_record
 from ecg_edge.device.config import QualityConfig, SignalConfig
 from ecg_edge.device.context import WearerContext
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
-from ecg_edge.device.quality import GOOD, LEVELS, UNREADABLE, SignalQuality
+from ecg_edge.device.quality import GOOD, LEVELS, NOISY, UNREADABLE, BeatOrganisation, SignalQuality
 from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.device.signal_path import Beats, SignalPath, process_signal
 from ecg_edge.firmware_bridge.records import read_record
-
 from tests.conftest import DATA
 
 CFG = SignalConfig()
@@ -133,6 +133,32 @@ def test_monitor_withholds_flags_in_unreadable_signal(noisy_119):
     assert sum(e["flag"] for e in beats if e["quality"] == "good") > 150
 
 
+def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_119, ma_noise):
+    """Wide ectopic beats and VT raise the segment's noise measures as noise does; a beat that
+    stands clear of its segment's noise, or repeats a recent beat, is readable (noisy)."""
+    beats = process_signal(record_119.lead_mv()[: 360 * 60], record_119.fs, CFG)
+    org = BeatOrganisation(CFG.quality, CFG.fs, CFG.samples().before)
+    w = beats.window[10].astype(np.float64)
+    pp = float(np.ptp(w[org.slice]))
+    q = CFG.quality
+    # Its segment unreadable against the wearer's amplitude, but not against this beat's.
+    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp), w) == NOISY
+    assert org.level((GOOD, 0.0, 0.0, pp), w) == GOOD
+    org.reset()
+    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp)
+    assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
+    assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
+    # A spike ten times the wearer's QRS is credited only twice it: still buried in the noise.
+    org.reset()
+    assert org.level((UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp), w * 10) == UNREADABLE
+    # Real muscle noise, band-passed, in the beat's place: not a beat.
+    m = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
+    assert len(m) > 5
+    assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
+    # A flat line relieves nothing (its measures are stored as infinite).
+    assert org.level((UNREADABLE, np.inf, np.inf, pp), w) == UNREADABLE
+
+
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
 
 
@@ -175,3 +201,21 @@ def test_lead_off_is_unreadable_time_and_a_quality_change(record_106):
     assert changes[i + 1][0] == "good" and changes[i + 1][2] >= 70 * 360  # back after it
     assert 10.0 <= summary["unreadable_s"] < 20.0  # 106 has real noise at 80-90 s too
     assert summary["monitored_s"] == pytest.approx(110.0)
+
+
+def test_saturated_blocks_are_unreadable_not_lost(record_106):
+    """The front-end's saturation flag: clipped samples carry no ECG, so no beat comes from
+    them and no flag; they are unreadable time, not lost samples."""
+    blocks = list(record_blocks(record_106, block_s=1.0))[:90]
+    for b in blocks[60:63]:
+        b.counts = np.clip(b.counts, None, int(np.median(b.counts)) + 50)  # clipped at a rail
+        b.saturated = True
+    events: list[dict] = []
+    summary = run_blocks(Monitor(CFG, reference_scorer("combined"), 0.5, events.append), blocks)
+    changes = [(e["level"], e["reason"], e["sample"]) for e in events if e["type"] == "quality"]
+    assert ("unreadable", "saturation", 60 * 360) in changes
+    assert not [e for e in events if e["type"] == "gap"]
+    inside = [e for e in events if e["type"] == "beat" and 60 * 360 <= e["sample"] < 63 * 360]
+    assert not inside
+    # As with lead off, clipped samples count as unreadable time and not as monitored signal.
+    assert summary["unreadable_s"] >= 3.0 and summary["monitored_s"] == pytest.approx(87.0)

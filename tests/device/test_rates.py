@@ -3,12 +3,13 @@
 
 import numpy as np
 import pytest
+from scipy.signal import resample_poly
+
 from ecg_edge.device import reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import evaluate_record
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.firmware_bridge.records import Record
-from scipy.signal import resample_poly
 
 
 def _metrics(rec: Record) -> dict:

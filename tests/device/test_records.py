@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.errors import RecordError
 from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
 

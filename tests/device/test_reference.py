@@ -1,4 +1,5 @@
 import numpy as np
+
 from ecg_edge.device import reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import evaluate_record

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.evaluation import AAMI
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, irregularity
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
-
 from tests.conftest import MITDB
 
 

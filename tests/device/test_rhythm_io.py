@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.bundle import (
     BundleError,
     Manifest,
@@ -31,7 +32,6 @@ from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.firmware_bridge.errors import RecordError, UserError
 from ecg_edge.firmware_bridge.records import read_record
 from ecg_edge.firmware_bridge.wfdb_io import read_mat_v4
-
 from tests.conftest import DATA, MITDB
 
 CINC = DATA / "cinc2017"

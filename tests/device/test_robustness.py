@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ecg_edge.device import reference
 from ecg_edge.device.bundle import (
     BundleError,
@@ -38,7 +39,6 @@ from ecg_edge.firmware_bridge.blocks import SampleBlock
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.protocol import encode_info, encode_samples
 from ecg_edge.firmware_bridge.ptyport import PtyPort
-
 from tests.conftest import MITDB
 
 

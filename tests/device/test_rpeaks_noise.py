@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
 from ecg_edge.benchmarks.noise_stress import noisy_record
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import aami_class, match_beats
 from ecg_edge.device.signal_path import process_signal
 from ecg_edge.firmware_bridge.records import read_record
-
 from tests.conftest import DATA, MITDB
 
 

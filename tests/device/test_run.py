@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+
 from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
 from ecg_edge.firmware_bridge.faults import FaultPlan
-
 from tests.conftest import MITDB
 
 

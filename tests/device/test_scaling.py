@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import process_signal

@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
+
 from ecg_edge.device.cli import cli
 from ecg_edge.device.session_report import read_events, session_stats, write_report
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import read_record
-
 from tests.conftest import MITDB, REPO
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE

@@ -2,10 +2,11 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from scipy.signal import resample_poly
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import aami_class, match_beats
 from ecg_edge.device.signal_path import SignalPath, process_signal
-from scipy.signal import resample_poly
 
 CFG = SignalConfig()
 

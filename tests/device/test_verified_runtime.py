@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from ecg_edge.device.bundle import load_bundle, save_bundle
 from ecg_edge.device.cli import cli
 from ecg_edge.device.selftest import verified_scorer
-
 from tests.conftest import MITDB
 
 pytestmark = pytest.mark.tensorflow

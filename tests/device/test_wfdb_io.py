@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.errors import RecordError
 from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
-
 from tests.conftest import MITDB
 
 wfdb = pytest.importorskip("wfdb")

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ecg_edge.firmware_bridge.records import Record, read_record
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.ascii_lines import MAX_LINE, AsciiLineDecoder
 from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 

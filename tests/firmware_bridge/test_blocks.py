@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.blocks import BlockAssembler, LinkEvent, SampleBlock, StreamDecoder
 from ecg_edge.firmware_bridge.protocol import (
     Flags,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
+
 from ecg_edge.firmware_bridge.crc import crc16, crc32
 from ecg_edge.firmware_bridge.decoder import FrameDecoder, decode_all
 from ecg_edge.firmware_bridge.protocol import (

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+
 from ecg_edge.firmware_bridge.cli import cli as main
 
 from .conftest import MITDB, ROOT

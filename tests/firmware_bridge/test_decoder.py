@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ecg_edge.firmware_bridge.crc import crc32
 from ecg_edge.firmware_bridge.decoder import FrameDecoder, decode_all
 from ecg_edge.firmware_bridge.protocol import (
@@ -13,8 +16,6 @@ from ecg_edge.firmware_bridge.protocol import (
     encode_info,
     encode_samples,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def _stream(n_frames: int, spf: int = 10, start: int = 0) -> tuple[bytes, list[bytes]]:

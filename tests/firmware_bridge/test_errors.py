@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 import pytest
+
 from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ecg_edge.firmware_bridge.fuzz import fuzz_decoder
 
 

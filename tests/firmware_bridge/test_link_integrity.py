@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 from ecg_edge.firmware_bridge.linkfaults import LinkFaultPlan, frames_int16, run_link_faults
 from ecg_edge.firmware_bridge.protocol import encode_info, encode_samples
-
 from tests.conftest import MITDB
 
 SPF = 10

@@ -7,6 +7,9 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ecg_edge.firmware_bridge.crc import CRC32_CHECK, CRC_CHECK, crc16, crc32
 from ecg_edge.firmware_bridge.decoder import decode_all
 from ecg_edge.firmware_bridge.protocol import (
@@ -28,8 +31,6 @@ from ecg_edge.firmware_bridge.protocol import (
     encode_status,
     parse_payload,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def test_crc32_is_zlibs_with_standard_check_value():

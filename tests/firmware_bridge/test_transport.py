@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
 from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
 from ecg_edge.firmware_bridge.errors import UserError

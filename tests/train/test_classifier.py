@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ecg_edge.device.classes import LABELS, RR_FEATURES, ClassSpec, calls_for_inputs
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.train import classifier as clf

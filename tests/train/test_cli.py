@@ -3,9 +3,9 @@
 import json
 
 import pytest
+
 from ecg_edge.firmware_bridge.errors import run_cli
 from ecg_edge.train.cli import cli, parse_seeds
-
 from tests.conftest import DATA, copy_records
 
 

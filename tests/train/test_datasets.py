@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+
 from ecg_edge.firmware_bridge.errors import RecordError
 from ecg_edge.train.datasets import load_arff, load_beat_csv, load_beats, load_ecg5000, load_ucr_tsv
-
 from tests.conftest import DATA
 
 

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+
 from ecg_edge.device import features
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.firmware_bridge.errors import run_cli
 from ecg_edge.train.deploy import DeployConfig, split_records
-
 from tests.conftest import copy_records
 
 
@@ -28,6 +28,7 @@ def test_split_by_record_is_seeded_and_keeps_one_for_training():
 @pytest.mark.slow
 def test_fit_writes_the_deploy_run_folder(tmp_path, capsys):
     import keras
+
     from ecg_edge.train.cli import cli
 
     folder = copy_records(tmp_path / "mit", "106", "119")

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from ecg_edge.train.datasets import load_ecg5000
 
+from ecg_edge.train.datasets import load_ecg5000
 from tests.conftest import DATA
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]

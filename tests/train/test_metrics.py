@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.evaluation import roc_auc
 from ecg_edge.train import metrics
 from ecg_edge.train.datasets import load_ecg5000
-
 from tests.conftest import DATA
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from ecg_edge.train.datasets import load_ecg5000
 
+from ecg_edge.train.datasets import load_ecg5000
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.tensorflow
@@ -52,6 +52,7 @@ def test_cnn_ae_decodes_sub_pixel(length, channels):
 
 def test_sub_pixel_reshape_interleaves_channel_groups():
     import keras
+
     from ecg_edge.train.models import _upsample
 
     inp = keras.Input((3, 1))

@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.train.datasets import load_ecg5000
@@ -13,7 +14,6 @@ from ecg_edge.train.protocols import (
     scores_from_error,
     split_ecg5000,
 )
-
 from tests.conftest import DATA, copy_records
 
 

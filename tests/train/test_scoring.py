@@ -5,12 +5,12 @@ import json
 
 import numpy as np
 import pytest
+
 from ecg_edge.device import features, reference
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.train.protocols import as_beats, load_folder_beats
 from ecg_edge.train.rescore import rescore, rescore_text
 from ecg_edge.train.scoring import beat_scores_ext, local_baseline, wearer_normalise
-
 from tests.conftest import copy_records
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+
 from ecg_edge.train import thresholds
 from ecg_edge.train.datasets import load_ecg5000
-
 from tests.conftest import DATA
 
 
