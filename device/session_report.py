@@ -105,6 +105,10 @@ def session_stats(s: Session) -> dict:
     n = len(s.beats)
     duration = _num(summ.get("duration_s")) or (float(t.max()) if n else 0.0)
     unreadable = _num(summ.get("unreadable_s"))
+    if unreadable is None and s.quality:  # no summary (power cut): from the quality changes
+        marks = [(_num(q.get("t")) or 0.0, q.get("level")) for q in s.quality] + [(duration, "")]
+        unreadable = sum(b[0] - a[0] for a, b in zip(marks, marks[1:])
+                         if a[1] == "unreadable")
     out = {
         "duration_s": duration,
         "monitored_s": _num(summ.get("monitored_s")) or (
@@ -115,7 +119,7 @@ def session_stats(s: Session) -> dict:
         "learning_beats": int(learning.sum()),
         "flagged": int(sum(bool(b.get("flag")) for b in s.beats)),
         "hr_min": float(trend[1].min()) if len(trend[1]) else None,
-        "hr_mean": float(np.mean(hr[ok])) if ok.any() else None,
+        "hr_mean": float(np.mean(trend[1])) if len(trend[1]) else None,
         "hr_max": float(trend[1].max()) if len(trend[1]) else None,
         "classes": classes,
         "pvc_burden_pct": 100.0 * classes.get("V", 0) / n if classes and n else None,
@@ -248,7 +252,7 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
         ("Signal lost (gaps)", f"{st['gaps']} gaps, {st['samples_lost']} samples"),
         ("Heart rate min / mean / max", " / ".join(
             "-" if v is None else f"{v:.0f}" for v in (st["hr_min"], st["hr_mean"], st["hr_max"]))
-         + " bpm (min/max of 30 s medians)"),
+         + " bpm (of 30 s medians: one ectopic RR is not a rate)"),
         ("Beats", f"{st['beats']} ({st['learning_beats']} in the learning period)"),
         ("Beats flagged anomalous", f"{st['flagged']}"),
         ("PVC burden (V beats)", _pct(st["pvc_burden_pct"])),

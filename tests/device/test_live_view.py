@@ -131,6 +131,7 @@ def test_live_view_in_chromium_during_replay(tmp_path):
         proc.wait(timeout=30)
         report = write_report(tmp_path / "events.jsonl", tmp_path / "report.html",
                               read_record(MITDB / "119"))
+        driver.set_window_size(1280, 2400)  # the whole report: summary, trend, strips
         driver.get(report.as_uri())
         assert driver.title == "ECG session report: 119"
         assert len(driver.find_elements("css selector", "svg polyline")) >= 3
