@@ -163,7 +163,8 @@ def scoring_options(f):
         click.option("--view-host", default="127.0.0.1", show_default=True,
                      help="Address the live page listens on; anything but loopback exposes "
                           "the ECG to the network."),
-        click.option("--view-port", type=int, default=8765, show_default=True,
+        click.option("--view-port", type=click.IntRange(0, 65535), default=8765,
+                     show_default=True,
                      help="Port of the live page (0: any free port)."),
     ]):
         f = opt(f)
