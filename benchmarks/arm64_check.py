@@ -33,8 +33,8 @@ RUNTIMES = {
     "ai-edge-litert 2.1.6": ["ai-edge-litert==2.1.6"],
     "ai-edge-litert 2.2.0": ["ai-edge-litert==2.2.0"],
     "ai-edge-litert 2.3.0": ["ai-edge-litert==2.3.0"],
-    "tflite-runtime 2.14.0, numpy<2": ["tflite-runtime==2.14.0", "numpy<2"],
-    "tflite-runtime 2.14.0, numpy 2": ["tflite-runtime==2.14.0", "numpy>=2"],
+    "tflite-runtime 2.14.0 + numpy<2": ["tflite-runtime==2.14.0", "numpy<2"],
+    "tflite-runtime 2.14.0 + numpy 2": ["tflite-runtime==2.14.0", "numpy>=2"],
 }
 MIRROR = "http://deb.debian.org/debian"
 RECORD = Path(__file__).resolve().parents[1] / "data" / "mitdb" / "119"
@@ -175,6 +175,11 @@ def main(bundle: str, root: str, out_dir: str, only: str | None, cpu: str) -> No
     from ecg_edge.device.bundle import load_bundle
 
     CPU["cpu"] = cpu
+    names = only.split(",") if only else list(RUNTIMES)
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown:
+        raise click.BadParameter(f"unknown runtime(s) {unknown}; known: {list(RUNTIMES)}",
+                                 param_hint="--only")
     root_p = Path(root).resolve() / "bookworm-arm64"
     make_root(root_p)
     repo = Path(__file__).resolve().parents[1]
@@ -193,7 +198,6 @@ def main(bundle: str, root: str, out_dir: str, only: str | None, cpu: str) -> No
     sh([sys.executable, "-m", "ecg_edge.device.cli", "replay", str(RECORD), "--bundle", bundle,
         "--quiet", "--events", str(x86_ev)], check=True, cwd=repo)
     x86 = read_beat_events(x86_ev)
-    names = only.split(",") if only else list(RUNTIMES)
     runs = []
     with mounted(root_p):
         for name in names:

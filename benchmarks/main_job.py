@@ -53,7 +53,7 @@ class Steps:
 
 def _stage(args: list[str], log_path: Path, what: str) -> str:
     """Run a stage's command line; its progress goes to a log (tail shown on failure)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each stage quiets TensorFlow itself
     with log_path.open("w") as log:
         proc = subprocess.run([sys.executable, "-m", *args], stdout=subprocess.PIPE,
                               stderr=log, text=True, cwd=log_path.parent, env=env)

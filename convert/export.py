@@ -30,8 +30,6 @@ import numpy as np
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.train import quiet
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 VARIANTS = ("float32", "dynamic", "int8", "int16x8")
 
 
