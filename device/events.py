@@ -141,19 +141,11 @@ def as_dict(cfg: EpisodeConfig) -> dict:
     return asdict(cfg)
 
 
-def read_beat_events(path) -> dict:
-    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
-    skipped. Events without a class call (older files) read as N.
-
-    A beat event must carry an integer ``sample`` >= 0, a numeric (or null) ``score`` and, if
-    any, a class among N S V F Q; any other beat line is refused with its line number rather
-    than guessed at.
-    """
+def iter_events(path):
+    """(line number, parsed JSON) of every non-blank line of an events file; a file that is
+    missing, a folder, not UTF-8 or not JSON is one clear UserError naming the line."""
     from pathlib import Path
 
-    import numpy as np
-
-    rows = []
     try:
         fh = Path(path).open(encoding="utf-8")  # noqa: SIM115 - closed by the with below
     except IsADirectoryError:
@@ -166,14 +158,26 @@ def read_beat_events(path) -> dict:
                 if not line.strip():
                     continue
                 try:
-                    ev = json.loads(line)
+                    yield k, json.loads(line)
                 except (json.JSONDecodeError, RecursionError):
                     raise UserError(f"{path}: line {k} is not JSON; is this an events file?"
                                     ) from None
-                if isinstance(ev, dict) and ev.get("type") == "beat":
-                    rows.append(_beat_row(ev, path, k))
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text; is this an events file?") from None
+
+
+def read_beat_events(path) -> dict:
+    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
+    skipped. Events without a class call (older files) read as N.
+
+    A beat event must carry an integer ``sample`` >= 0, a numeric (or null) ``score`` and, if
+    any, a class among N S V F Q; any other beat line is refused with its line number rather
+    than guessed at.
+    """
+    import numpy as np
+
+    rows = [_beat_row(ev, path, k) for k, ev in iter_events(path)
+            if isinstance(ev, dict) and ev.get("type") == "beat"]
     if not rows:
         raise UserError(f"{path}: no beat events found")
     sample, score, flag, cls = (np.array(c) for c in zip(*rows))

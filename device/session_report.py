@@ -10,7 +10,6 @@ readable by its owner only.
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.events import iter_events
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import Record
@@ -43,44 +43,34 @@ class Session:
 
 def read_events(path: str | Path) -> Session:
     """Parse an events file; a line that is not a JSON object is an error with its number."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such events file (write one with --events)")
     s = Session()
     open_eps: dict[tuple, dict] = {}
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for k, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{path}: line {k} is not JSON; is this an events file?") from None
-            if not isinstance(ev, dict):
-                raise UserError(f"{path}: line {k} is not an event object")
-            kind = ev.get("type")
-            if kind == "start":
-                s.start = ev
-            elif kind == "summary":
-                s.summary = ev
-            elif kind == "beat" and _num(ev.get("t")) is not None:
-                s.beats.append(ev)
-            elif kind in ("episode_start", "rhythm_start"):
-                key = (kind, ev.get("episode", ev.get("rhythm")))
-                ep = {"what": ev.get("rhythm") or "anomalous beats", "t": _num(ev.get("t")),
-                      "sample": ev.get("sample"), "end": None, "detail": ev}
-                open_eps[key] = ep
-                s.episodes.append(ep)
-            elif kind in ("episode_end", "rhythm_end"):
-                key = (kind.replace("_end", "_start"), ev.get("episode", ev.get("rhythm")))
-                if key in open_eps:
-                    open_eps.pop(key)["end"] = _num(ev.get("t"))
-            elif kind == "gap":
-                s.gaps.append(ev)
-            elif kind == "quality":
-                s.quality.append(ev)
-            elif kind == "status":
-                s.status.append(ev)
+    for k, ev in iter_events(path):
+        if not isinstance(ev, dict):
+            raise UserError(f"{path}: line {k} is not an event object")
+        kind = ev.get("type")
+        if kind == "start":
+            s.start = ev
+        elif kind == "summary":
+            s.summary = ev
+        elif kind == "beat" and _num(ev.get("t")) is not None:
+            s.beats.append(ev)
+        elif kind in ("episode_start", "rhythm_start"):
+            key = (kind, ev.get("episode", ev.get("rhythm")))
+            ep = {"what": ev.get("rhythm") or "anomalous beats", "t": _num(ev.get("t")),
+                  "sample": ev.get("sample"), "end": None, "detail": ev}
+            open_eps[key] = ep
+            s.episodes.append(ep)
+        elif kind in ("episode_end", "rhythm_end"):
+            key = (kind.replace("_end", "_start"), ev.get("episode", ev.get("rhythm")))
+            if key in open_eps:
+                open_eps.pop(key)["end"] = _num(ev.get("t"))
+        elif kind == "gap":
+            s.gaps.append(ev)
+        elif kind == "quality":
+            s.quality.append(ev)
+        elif kind == "status":
+            s.status.append(ev)
     if not s.beats and s.summary is None:
         raise UserError(f"{path}: no beat or summary events; is this an events file?")
     return s
