@@ -14,12 +14,13 @@ compared with LiteRT's, and the arena the recording allocator reports is recorde
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ecg_edge.firmware_bridge.native_output import redirected
 
 #: TFLite builtin ops the Edge TPU compiler maps (coral.ai/docs/edgetpu/models-intro,
 #: "Supported operations"), with their documented limits where they matter here.
@@ -107,25 +108,14 @@ def _counts(names) -> dict[str, int]:
 @contextlib.contextmanager
 def _capture_fd(fds: tuple[int, ...] = (1, 2)):
     """Capture what C++ code writes to stdout/stderr (tflite-micro logs through stderr)."""
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(fd) for fd in fds]
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        for fd in fds:
-            os.dup2(tmp.fileno(), fd)
-        box: dict[str, str] = {}
+    box: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "captured"
         try:
-            yield box
+            with redirected(path, fds, always=True):
+                yield box
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, s in zip(fds, saved):
-                os.dup2(s, fd)
-                os.close(s)
-            tmp.seek(0)
-            box["text"] = tmp.read().decode(errors="replace")
+            box["text"] = path.read_bytes().decode(errors="replace") if path.exists() else ""
 
 
 #: What "TFLM agrees with LiteRT" means (recorded with every check).

@@ -15,9 +15,11 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def redirected(target: str | Path | None = None, fds: tuple[int, ...] = (1, 2)):
-    """While the block runs, ``fds`` write to ``target`` (appended, 0600) or nowhere."""
-    if os.environ.get("ECG_EDGE_DEBUG") == "1":
+def redirected(target: str | Path | None = None, fds: tuple[int, ...] = (1, 2),
+               always: bool = False):
+    """While the block runs, ``fds`` write to ``target`` (appended, 0600) or nowhere; ``always``
+    also under ECG_EDGE_DEBUG (for output the caller parses, not output it hides)."""
+    if os.environ.get("ECG_EDGE_DEBUG") == "1" and not always:
         yield
         return
     sys.stdout.flush()
