@@ -16,6 +16,12 @@ DATA = REPO / "data"
 MITDB = DATA / "mitdb"
 
 
+def device_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """``ecg-device ARGS`` in a child Python, as a user runs it (output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args],
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
 def copy_records(dest: Path, *names: str) -> Path:
     """A folder holding copies of shipped MIT-BIH records (header, signal, annotations)."""
     dest.mkdir(parents=True, exist_ok=True)

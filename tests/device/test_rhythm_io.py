@@ -1,8 +1,6 @@
 """Rhythm on the device path and from outside it: monitor, RR-only CLI, strips, evaluation."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -32,14 +30,11 @@ from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.firmware_bridge.errors import RecordError, UserError
 from ecg_edge.firmware_bridge.records import read_record
 from ecg_edge.firmware_bridge.wfdb_io import read_mat_v4
-from tests.conftest import DATA, MITDB
+from tests.conftest import DATA, MITDB, device_cli
 
 CINC = DATA / "cinc2017"
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 def _replay(record, seconds=None):
@@ -105,7 +100,7 @@ def test_mat_v4_reader_checks_its_header(tmp_path):
 
 
 def test_rhythm_cli_on_annotations_and_csv(tmp_path):
-    out = _cli("rhythm", str(MITDB / "201"), "--json", "--events", str(tmp_path / "ev.jsonl"))
+    out = device_cli("rhythm", str(MITDB / "201"), "--json", "--events", str(tmp_path / "ev.jsonl"))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["summary"]["counts"]["AF"] >= 1 and data["summary"]["beats_per_s"] > 0
@@ -116,8 +111,8 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
     (tmp_path / "t.csv").write_text("t_s\n" + "\n".join(f"{t:.6f}" for t in beats.time_s))
     rr = np.diff(beats.time_s) * 1000
     (tmp_path / "rr.csv").write_text("rr_ms\n" + "\n".join(f"{x:.3f}" for x in rr))
-    a = json.loads(_cli("rhythm", str(tmp_path / "t.csv"), "--json").stdout)
-    b = json.loads(_cli("rhythm", str(tmp_path / "rr.csv"), "--json").stdout)
+    a = json.loads(device_cli("rhythm", str(tmp_path / "t.csv"), "--json").stdout)
+    b = json.loads(device_cli("rhythm", str(tmp_path / "rr.csv"), "--json").stdout)
     # rr_ms times start at the beat before the first interval: the first t_s beat.
     af = [[round(e["t"] - t0, 2) for e in d["events"] if e["rhythm"] == "AF"]
           for d, t0 in ((a, beats.time_s[0]), (b, 0.0))]
@@ -138,7 +133,7 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
 def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
     f = tmp_path / "beats.csv"
     f.write_text(text)
-    out = _cli("rhythm", str(f))
+    out = device_cli("rhythm", str(f))
     assert out.returncode == 2 and message in out.stderr
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
     with pytest.raises(UserError):

@@ -8,12 +8,7 @@ import pytest
 
 from ecg_edge.firmware_bridge.emulator import EmulatorConfig, start_emulator
 from ecg_edge.firmware_bridge.faults import FaultPlan
-from tests.conftest import MITDB
-
-
-def _cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
+from tests.conftest import MITDB, device_cli
 
 
 def _beats(path):
@@ -25,12 +20,12 @@ def _beats(path):
 def test_run_over_pty_equals_replay(tmp_path):
     emu = start_emulator(MITDB / "106", EmulatorConfig(speed=60.0, duration_s=90))
     try:
-        run = _cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
+        run = device_cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
                    str(tmp_path / "run.jsonl"))
     finally:
         emu.stop()
     assert run.returncode == 0, run.stderr
-    rep = _cli("replay", str(MITDB / "106"), "--duration", "90", "--quiet", "--events",
+    rep = device_cli("replay", str(MITDB / "106"), "--duration", "90", "--quiet", "--events",
                str(tmp_path / "replay.jsonl"))
     assert rep.returncode == 0, rep.stderr
     a, b = _beats(tmp_path / "run.jsonl"), _beats(tmp_path / "replay.jsonl")
@@ -43,7 +38,7 @@ def test_run_counts_samples_lost_to_faults(tmp_path):
     plan = FaultPlan(seed=3, drop_rate=2e-4)
     emu = start_emulator(MITDB / "119", EmulatorConfig(speed=60.0, duration_s=90), plan)
     try:
-        run = _cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
+        run = device_cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
                    str(tmp_path / "run.jsonl"))
         report = emu.report()
     finally:

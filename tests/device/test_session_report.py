@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,7 @@ from ecg_edge.device.cli import cli
 from ecg_edge.device.session_report import read_events, session_stats, write_report
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import read_record
-from tests.conftest import MITDB, REPO
+from tests.conftest import MITDB, REPO, device_cli
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +58,8 @@ def test_bad_events_file_is_one_clear_line(tmp_path, content, message):
     bad.write_text(content)
     with pytest.raises(UserError, match=message):
         read_events(bad)
-    proc = subprocess.run([sys.executable, "-m", "ecg_edge.device.cli", "report", str(bad), "--out",
-                           str(tmp_path / "r.html")], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = device_cli("report", str(bad), "--out", str(tmp_path / "r.html"),
+                      env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r.html").exists()
