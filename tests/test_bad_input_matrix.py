@@ -50,7 +50,8 @@ def inputs(tmp_path_factory, record_106):
     tampered = d / "tampered"
     shutil.copytree(good, tampered)
     model = tampered / "model.tflite"
-    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    data = model.read_bytes()  # flip the last byte: writing a zero there may change nothing
+    model.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     nan_thr = d / "nanthr"
     shutil.copytree(good, nan_thr)
     m = json.loads((nan_thr / "manifest.json").read_text())
