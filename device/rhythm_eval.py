@@ -171,7 +171,7 @@ def summarize(per_record: list[dict]) -> dict:
 
 
 def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
-                   lead: str | None = None) -> tuple[list[dict], float]:
+                   lead: str | None = None, af_model=None) -> tuple[list[dict], float]:
     """(rhythm events, monitored s) of a record replayed through the device monitor: its own
     beats, and VF from its band-passed signal. Beats are scored by the reference detector
     (scores play no part in rhythm)."""
@@ -189,14 +189,14 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
             events.append(ev)
 
     monitor = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
-                      keep, rhythm=cfg)
+                      keep, rhythm=cfg, af_model=af_model)
     summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
     return events, summary["rhythm"]["monitored_s"]
 
 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     source: str = "annotations", cfg: RhythmConfig | None = None,
-                    vt_classes: bool = True) -> dict:
+                    vt_classes: bool = True, af_model=None) -> dict:
     """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
@@ -217,10 +217,10 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
             rr = np.r_[np.nan, np.diff(ref.time_s)]
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
                                       classes=ref.classes if vt_classes else None,
-                                      monitored_s=ref.duration_s)
+                                      monitored_s=ref.duration_s, af_model=af_model)
             monitored = ref.duration_s
         else:
-            events, monitored = monitor_rhythm(p, cfg)
+            events, monitored = monitor_rhythm(p, cfg, af_model=af_model)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
     out.update(source=source, config=(cfg or RhythmConfig()).to_dict())
