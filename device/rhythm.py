@@ -213,6 +213,7 @@ class RhythmAnalyzer:
         # vetoing; what record-grouped CV on long records chose) and the rule applied:
         # (enter, exit, onset beats, offset beats).
         self.model_episodes = spec is not None and spec.episodes == "model"
+        self.af_veto = spec.veto if spec is not None else 0.0
         self.af_rule = ((spec.enter, spec.exit, spec.onset_beats, spec.offset_beats)
                         if self.model_episodes else
                         (c.af_enter, c.af_exit, c.af_onset_beats, c.af_offset_beats))
@@ -283,7 +284,7 @@ class RhythmAnalyzer:
                 irr, judged = prob, np.isfinite(prob)
                 p_ok = np.ones(n, dtype=bool)
             else:  # reference episodes; the model may veto windows it finds not AF
-                p_ok &= ~(prob < self.af_model.spec.veto)
+                p_ok &= ~(prob < self.af_veto)
         if atrial is not None:
             self.a_hist = full_a[-self.keep:]
         self.windows += int(np.count_nonzero(judged))
@@ -445,7 +446,8 @@ class RhythmAnalyzer:
         if self.af_model is not None:
             prob = (self.prob_sum / self.prob_windows if self.prob_windows
                     else self._short_strip_prob())
-            call = None if prob is None else prob >= self.af_model.spec.strip_threshold
+            spec = getattr(self.af_model, "spec", None)
+            call = None if prob is None or spec is None else prob >= spec.strip_threshold
         return {
             "monitored_s": round(monitored_s, 3),
             "af_burden_pct": None if burden is None else round(burden, 3),

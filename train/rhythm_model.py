@@ -280,6 +280,12 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
     cinc = series_of(cinc_folder, names, "strip", cfg)
     # DS1 only (never DS2); a folder with part of DS1 (the repository's data/) uses what it has.
     names_ds1 = [n for n in DS1 if (Path(mitdb_folder) / f"{n}.hea").exists()]
+    if len(names) < 2 * mcfg.folds or not names_ds1:
+        from ecg_edge.firmware_bridge.errors import UserError
+
+        raise UserError(f"{cinc_folder} has {len(names)} labelled strips and {mitdb_folder} "
+                        f"{len(names_ds1)} DS1 records; need at least {2 * mcfg.folds} strips "
+                        "and one DS1 record (MIT-BIH 101 ... 230)")
     mit = series_of(mitdb_folder, names_ds1, "record", cfg)
     refs = {n: read_reference(Path(mitdb_folder) / n) for n in names_ds1}
     rows, strip_fold, rec_fold = assemble(cinc, labels, mit, refs, cfg, mcfg)
@@ -394,26 +400,35 @@ PARITY_MIN_AGREEMENT = 0.99
 
 def attach(bundle_dir: str | Path, tflite: bytes, spec: RhythmModelSpec,
            golden_x: np.ndarray, validation: dict, rhythm: RhythmConfig | None = None) -> Path:
-    """Put the rhythm model into a bundle folder (model file, golden vectors, manifest
-    section; ``rhythm``: the AF settings chosen with it) and re-write its manifest and archive
-    with fresh hashes."""
-    from ecg_edge.device.bundle import load_bundle, save_bundle
+    """Put the rhythm model into a bundle folder: the model file, its golden vectors, the
+    ``rhythm_model`` section and (``rhythm``) the AF settings chosen with it, as the settings
+    that differ from the defaults. Only these manifest sections change (the rest is kept as
+    written, so the bundle keeps following later defaults); the bundle is loaded again through
+    the one validator. Returns the manifest path."""
+    from ecg_edge.device.bundle import MANIFEST, describe_file, load_bundle
     from ecg_edge.device.interpreter import make_interpreter
-    from ecg_edge.device.rhythm_model import AFModel
+    from ecg_edge.device.rhythm_model import AFModel, load_af_model
 
     root = Path(bundle_dir)
-    bundle = load_bundle(root)
+    load_bundle(root)  # a valid bundle to begin with
     (root / spec.file).write_bytes(tflite)
     out_scale = float(make_interpreter(tflite)[0].get_output_details()[0]["quantization"][0])
     spec = replace(spec, output_scale=out_scale, validation=validation)
-    model = AFModel(spec, tflite)
     np.savez(root / spec.golden, input=golden_x.astype(np.float32),
-             output=model(golden_x).astype(np.float32))
-    manifest = bundle.manifest
-    manifest.rhythm_model = spec
+             output=AFModel(spec, tflite)(golden_x).astype(np.float32))
+    sha, size = describe_file(root, spec.file)
+    spec = replace(spec, sha256=sha, bytes=size,
+                   golden_sha256=describe_file(root, spec.golden)[0])
+    raw = json.loads((root / MANIFEST).read_text())
+    raw["rhythm_model"] = spec.to_dict()
     if rhythm is not None:
-        manifest.rhythm = rhythm.to_dict()
-    return save_bundle(root, manifest)
+        default = RhythmConfig().to_dict()
+        section = {**(raw.get("rhythm") or {}),
+                   **{k: v for k, v in rhythm.to_dict().items() if v != default[k]}}
+        raw["rhythm"] = json.loads(json.dumps(section))
+    (root / MANIFEST).write_text(json.dumps(raw, indent=2) + "\n")
+    load_af_model(load_bundle(root))  # hashes, rules and golden vectors check out here
+    return root / MANIFEST
 
 
 def report_text(cv: dict) -> str:
