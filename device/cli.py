@@ -453,8 +453,11 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
         click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else
                    rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
         return
-    out = rhythm_eval.evaluate_folder(folder, records.split(",") if records else None, source,
-                                      cfg, af_model=af_model)
+    # With a bundle the monitor is the one replay runs: its scorer's beat classes (VT) too.
+    scoring = _scoring(bundle_path, "int8", None, None, 1, False) if bundle else None
+    out = rhythm_eval.evaluate_folder(
+        folder, records.split(",") if records else None, source, cfg, af_model=af_model,
+        make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

@@ -136,7 +136,7 @@ CASES = {
     "device-rhythm-empty": _device("rhythm", "{d}/empty.csv"),
     "device-rhythm-garbage": _device("rhythm", "{d}/garbage.csv"),
     "device-rhythm-nan": _device("rhythm", "{d}/nan.csv"),
-    "device-rhythm-tampered-bundle": _device("rhythm", R, "--bundle", "{d}/tampered"),
+    "device-rhythm-bad-bundle": _device("rhythm", R, "--bundle", "{d}/nanthr"),
     "train-rhythm-model-missing": ("ecg_edge.train.cli", ["rhythm-model", "{d}/nope",
                                                           "{d}/nope", "--out", "{d}/rm"]),
     "train-rhythm-model-empty": ("ecg_edge.train.cli", ["rhythm-model", "{d}/emptydir",
