@@ -389,6 +389,17 @@ def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, as_json) -> None:
                    + (f"; attached to {result['bundle']}" if "bundle" in result else ""))
 
 
+@cli.command("rhythm-attach")
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("into", type=click.Path(exists=True, file_okay=False))
+def rhythm_attach_cmd(source, into) -> None:
+    """Copy the AF model (and its AF settings) of bundle SOURCE into bundle folder INTO, e.g.
+    after the beat model's bundle was re-made; no retraining."""
+    from ecg_edge.train.rhythm_model import attach_from
+
+    click.echo(f"rhythm model attached: {attach_from(source, into)}")
+
+
 def main() -> None:
     run_cli(cli)
 

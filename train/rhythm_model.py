@@ -500,3 +500,19 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
                       "ds1_af_duration_ppv": held["duration_ppv"], "parity": parity}
         result["bundle"] = str(attach(into, data, twin.spec, golden, validation, rcfg))
     return result
+
+
+def attach_from(source_bundle: str | Path, bundle_dir: str | Path) -> Path:
+    """Copy the rhythm model of one bundle (file, golden inputs, ``rhythm_model`` section and
+    the AF settings chosen with it) into another: after the beat model's bundle is re-made,
+    the rhythm model goes back in without retraining."""
+    from ecg_edge.device.bundle import BundleError, load_bundle
+
+    src = load_bundle(source_bundle)
+    spec = src.manifest.rhythm_model
+    if spec is None:
+        raise BundleError(f"{source_bundle}: carries no rhythm model to attach")
+    with np.load(src.path(spec.golden), allow_pickle=False) as z:
+        golden_x = z["input"]
+    return attach(bundle_dir, src.path(spec.file).read_bytes(), spec, golden_x, spec.validation,
+                  RhythmConfig.from_dict(src.manifest.rhythm))

@@ -66,3 +66,22 @@ def test_fit_convert_attach_and_run(series_201, tmp_path):
                                     af_model=af)
     starts = [e["t"] for e in events if e["type"] == "rhythm_start" and e["rhythm"] == "AF"]
     assert starts and starts[0] < 60  # 201 is in AF from the start to 378 s
+
+
+def test_attach_from_puts_the_rhythm_model_back_into_a_remade_bundle(tmp_path):
+    """No TensorFlow: the shipped bundle's rhythm model copied into a bundle without one (what
+    re-making the beat model leaves); only the rhythm sections of the manifest change."""
+    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+    raw = json.loads((dst / "manifest.json").read_text())
+    raw.pop("rhythm_model")
+    raw.pop("rhythm")
+    (dst / "manifest.json").write_text(json.dumps(raw, indent=2) + "\n")
+    (dst / "rhythm.tflite").unlink()
+    assert load_bundle(dst).manifest.rhythm_model is None
+    rm.attach_from(BUNDLE, dst)
+    after = json.loads((dst / "manifest.json").read_text())
+    shipped = json.loads((BUNDLE / "manifest.json").read_text())
+    assert after["rhythm"] == shipped["rhythm"]
+    assert {k: v for k, v in after.items() if k not in ("rhythm", "rhythm_model")} == raw
+    assert after["rhythm_model"]["sha256"] == shipped["rhythm_model"]["sha256"]
+    assert load_af_model(load_bundle(dst)) is not None
