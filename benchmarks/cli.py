@@ -119,8 +119,11 @@ def run_cmd(bundles, runs, keras, record, calls, rounds, no_rss, as_json, out_di
 @click.argument("records", nargs=-1, type=click.Path())
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--no-pipeline", is_flag=True, help="Skip the whole-pipeline timing.")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Rhythm settings and learned AF model from this bundle.")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, as_json: bool) -> None:
+def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, bundle_path,
+               as_json: bool) -> None:
     """Rhythm analysis cost per beat, RR-only throughput and the pipeline's real-time factor,
     on one core over annotated records."""
     from ecg_edge.benchmarks.rhythm import as_dict as rhythm_dict
@@ -128,7 +131,15 @@ def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, as_jso
 
     core = pin_one_core()
     paths = list(records) or [str(p) for p in list_wfdb_records(Path("data/mitdb"))]
-    results = [rhythm_dict(measure_rhythm(p, repeats, pipeline=not no_pipeline))
+    cfg, af_model = None, None
+    if bundle_path:
+        from ecg_edge.device.bundle import load_bundle
+        from ecg_edge.device.rhythm import RhythmConfig
+        from ecg_edge.device.rhythm_model import load_af_model
+
+        bundle = load_bundle(bundle_path)
+        cfg, af_model = RhythmConfig.from_dict(bundle.manifest.rhythm), load_af_model(bundle)
+    results = [rhythm_dict(measure_rhythm(p, repeats, cfg, not no_pipeline, af_model))
                for p in paths]
     if as_json:
         click.echo(json.dumps({"core": core, "results": results}, indent=2))

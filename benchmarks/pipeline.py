@@ -92,13 +92,14 @@ def _encoded(record_path: str):
 
 def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: float,
                      cfg: SignalConfig | None = None, chunk: int = 4096,
-                     repeats: int = 3) -> PipelineResult:
-    """Best-of-``repeats`` CPU time of the whole path and of each stage."""
+                     repeats: int = 3, af_model=None) -> PipelineResult:
+    """Best-of-``repeats`` CPU time of the whole path and of each stage (``af_model``: the
+    bundle's learned AF model in the rhythm analysis)."""
     cfg = cfg or SignalConfig()
     rec, data = _encoded(record_path)
 
     def whole():
-        m = Monitor(cfg, scorer, threshold, lambda e: None)
+        m = Monitor(cfg, scorer, threshold, lambda e: None, af_model=af_model)
         for block in _decode(data, chunk):
             m.feed(block)
         return m.finish()

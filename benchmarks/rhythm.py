@@ -17,7 +17,8 @@ import numpy as np
 
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.reference import THRESHOLDS
-from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, p_wave_similarity
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats
+from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.rhythm_input import read_beats
 from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.device.signal_path import SignalPath
@@ -47,12 +48,13 @@ def _best(fn, repeats: int) -> float:
 
 
 def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
-            pipeline: bool = True) -> RhythmCost:
+            pipeline: bool = True, af_model=None) -> RhythmCost:
     from ecg_edge.benchmarks.pipeline import measure_pipeline
 
     cfg = cfg or RhythmConfig()
     beats = read_beats(record_path, cfg)
-    rr_s = _best(lambda: analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg), repeats)
+    rr_s = _best(lambda: analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
+                                       af_model=af_model), repeats)
 
     rec = read_record(record_path)
     sig = SignalConfig()
@@ -70,11 +72,12 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
     n_beats = sum(len(b) for kind, b, _ in fed if kind == "beats")
 
     def run_monitor_feed():
-        an = RhythmAnalyzer(cfg)
+        an = RhythmAnalyzer(cfg, af_model)
         for kind, item, s0 in fed:
-            if kind == "beats":  # as the monitor does, P-wave evidence included
-                an.update(item.time_s, item.sample, item.rr_prev, p_wave=p_wave_similarity(
-                    item.window, item.template, sig.fs, sig.window_before_s, region))
+            if kind == "beats":  # as the monitor does, atrial evidence included
+                an.update(item.time_s, item.sample, item.rr_prev, p_wave=atrial_evidence(
+                    item.window, item.template, item.amplitude, sig.fs, sig.window_before_s,
+                    region))
             else:
                 an.push_signal(item, sig.fs, s0, rec.fs)
 
@@ -82,7 +85,7 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
     pipe_x, share = float("nan"), float("nan")
     if pipeline:
         p = measure_pipeline(record_path, reference_scorer("combined"), "reference:combined",
-                             THRESHOLDS["combined"], sig, repeats=repeats)
+                             THRESHOLDS["combined"], sig, repeats=repeats, af_model=af_model)
         pipe_x = p.x_realtime
         share = mon_s / p.cpu_s
     return RhythmCost(beats.source, rec.duration_s, len(beats.time_s),

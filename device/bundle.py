@@ -29,6 +29,7 @@ from ecg_edge.device.config import ContextConfig, DetectorConfig, SignalConfig
 from ecg_edge.device.events import EpisodeConfig
 from ecg_edge.device.features import ScoreSpec
 from ecg_edge.device.rhythm import RhythmConfig
+from ecg_edge.device.rhythm_model import RhythmModelSpec
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.firmware_bridge.errors import UserError
 
@@ -100,6 +101,8 @@ class Manifest:
     # Beat-type calls of a classifier model (score "classifier"): thresholds per class and the
     # rhythm-irregularity rule; None for anomaly-score models (their flags are typed by shape).
     classes: ClassSpec | None = None
+    # The learned AF model (device.rhythm_model); None keeps the reference AF detector.
+    rhythm_model: RhythmModelSpec | None = None
 
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
@@ -120,6 +123,8 @@ class Manifest:
             "params": self.params, "macs": self.macs, "episodes": self.episodes,
             "targets": self.targets, "rhythm": self.rhythm,
             **({"classes": self.classes.to_dict()} if self.classes is not None else {}),
+            **({"rhythm_model": self.rhythm_model.to_dict()}
+               if self.rhythm_model is not None else {}),
         }
 
     @classmethod
@@ -143,6 +148,8 @@ class Manifest:
             episodes=d.get("episodes", {}), targets=d.get("targets", {}),
             rhythm=d.get("rhythm") or {},
             classes=ClassSpec.from_dict(d["classes"]) if d.get("classes") else None,
+            rhythm_model=(RhythmModelSpec.from_dict(d["rhythm_model"])
+                          if d.get("rhythm_model") else None),
         )
 
 
@@ -242,6 +249,16 @@ RULES: dict[type, dict[str, Rule]] = {
                 "f_threshold": Rule(gt=0, le=1), "irregular_beats": Rule(ge=3, le=10_000),
                 "long_rr_beats": _COUNT, "irregular_threshold": _POS,
                 "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS},
+    RhythmModelSpec: {"file": Rule(pattern=r"[A-Za-z0-9_.-]+"),
+                      "golden": Rule(pattern=r"[A-Za-z0-9_.-]+"),
+                      "sha256": Rule(pattern=r"[0-9a-f]{64}"),
+                      "golden_sha256": Rule(pattern=r"[0-9a-f]{64}"),
+                      "bytes": Rule(ge=1, le=1 << 30), "clip": _POS,
+                      "enter": Rule(ge=0, le=1), "exit": Rule(ge=0, le=1),
+                      "strip_threshold": Rule(ge=0, le=1), "onset_beats": _COUNT,
+                      "offset_beats": _COUNT, "output_scale": _NONNEG,
+                      "episodes": Rule(choices=("model", "reference")),
+                      "veto": Rule(ge=0, le=1)},
     Manifest: {"schema_version": Rule(choices=(SCHEMA_VERSION,)),
                "architecture": Rule(pattern=r"\S.{0,63}"), "params": _NONNEG, "macs": _NONNEG},
 }
@@ -465,6 +482,10 @@ def _load_folder(path: Path, root: Path) -> Bundle:
             _check_file(path, root / m.file, m.sha256, m.bytes)
     if manifest.golden:
         _check_file(path, root / manifest.golden["file"], manifest.golden["sha256"], None)
+    rm = manifest.rhythm_model
+    if rm is not None:
+        _check_file(path, root / rm.file, rm.sha256, rm.bytes)
+        _check_file(path, root / rm.golden, rm.golden_sha256, None)
     return Bundle(root, manifest)
 
 
@@ -512,6 +533,11 @@ def save_bundle(root: str | Path, manifest: Manifest) -> Path:
             m.sha256, m.bytes = describe_file(root, m.file)
     if manifest.golden:
         manifest.golden["sha256"] = describe_file(root, manifest.golden["file"])[0]
+    rm = manifest.rhythm_model
+    if rm is not None:
+        sha, size = describe_file(root, rm.file)
+        manifest.rhythm_model = dataclasses.replace(
+            rm, sha256=sha, bytes=size, golden_sha256=describe_file(root, rm.golden)[0])
     (root / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
     archive = root.with_name(root.name + ARCHIVE_SUFFIX)
     tmp = archive.with_name(archive.name + ".tmp")

@@ -29,6 +29,7 @@ from ecg_edge.device.records import evaluate_folder, read_rhythm
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
 from ecg_edge.device.rhythm_input import analyze_file
+from ecg_edge.device.rhythm_model import load_af_model
 from ecg_edge.device.scoring import ModelScorer, reference_scorer
 from ecg_edge.device.selftest import selftest, verified_scorer
 from ecg_edge.device.session_report import write_report
@@ -100,11 +101,12 @@ class Scoring:
     rhythm: RhythmConfig
     classes: ClassSpec | None
     info: dict
+    af_model: Callable | None = None  # the bundle's learned AF model (None: reference)
 
     def monitor(self, emit, source: str, **kw) -> Monitor:
         return Monitor(self.signal, self.scorer, self.threshold, emit, self.episodes,
                        info={"source": source, **self.info}, rhythm=self.rhythm,
-                       classes=self.classes, **kw)
+                       classes=self.classes, af_model=self.af_model, **kw)
 
 
 def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
@@ -126,7 +128,9 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
                       RhythmConfig.from_dict(m.rhythm), m.classes,
                       {"scorer": f"model:{m.architecture}:{variant}",
                        "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
-                       "delegate": scorer.info.delegate})
+                       "delegate": scorer.info.delegate,
+                       "rhythm_model": m.rhythm_model.sha256[:12] if m.rhythm_model else None},
+                      load_af_model(bundle))
     if threshold is not None and not math.isfinite(threshold):
         raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
                         f"calibrated one is {stated:g})")
@@ -305,6 +309,11 @@ def selftest_cmd(bundle_path, variant, threads, edgetpu, as_json):
                    + (f" + {report['delegate']}" if report["delegate"] else "")
                    + f", max error {report['max_abs_error']:.3g} "
                    f"(tolerance {report['tolerance']:.3g})")
+        if "rhythm_model" in report:
+            r = report["rhythm_model"]
+            click.echo(f"{'PASS' if r['ok'] else 'FAIL'}: rhythm model, {r['vectors']} golden "
+                       f"vectors, max error {r['max_abs_error']:.3g} (tolerance "
+                       f"{r['tolerance']:.3g})")
     if not report["ok"]:
         raise SystemExit(1)
 
@@ -399,9 +408,10 @@ def report_cmd(events_path, record, out, lead, bundle_path):
 def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
     """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
     t_s (s) or rr_ms (ms) column."""
-    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
-                                 else None)
-    events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes)
+    bundle = load_bundle(bundle_path) if bundle_path else None
+    cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
+    events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes,
+                                   af_model=load_af_model(bundle) if bundle else None)
     if events_path:
         with open(events_path, "w") as fh:
             writer = EventWriter(fh)
@@ -431,9 +441,11 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
               help="Leave-one-record-out CV of the AF settings instead (tune on the others).")
 @click.option("--json", "as_json", is_flag=True)
 def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
-    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF)."""
-    cfg = RhythmConfig.from_dict(load_bundle(bundle_path).manifest.rhythm if bundle_path
-                                 else None)
+    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF). With a
+    bundle that carries a rhythm model, AF comes from that model."""
+    bundle = load_bundle(bundle_path) if bundle_path else None
+    cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
+    af_model = load_af_model(bundle) if bundle else None
     if cv:
         if not records:
             raise UserError("--cv needs --records (the training records, e.g. DS1)")
@@ -441,8 +453,11 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
         click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else
                    rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
         return
-    out = rhythm_eval.evaluate_folder(folder, records.split(",") if records else None, source,
-                                      cfg)
+    # With a bundle the monitor is the one replay runs: its scorer's beat classes (VT) too.
+    scoring = _scoring(bundle_path, "int8", None, None, 1, False) if bundle else None
+    out = rhythm_eval.evaluate_folder(
+        folder, records.split(",") if records else None, source, cfg, af_model=af_model,
+        make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

@@ -30,7 +30,8 @@ from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
 from ecg_edge.device.quality import LEVELS
-from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate
+from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
 from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
 from ecg_edge.firmware_bridge.errors import UserError
@@ -66,11 +67,12 @@ class Monitor:
     def __init__(self, cfg: SignalConfig, scorer: Scorer, threshold: float, emit: Emit,
                  episodes: EpisodeConfig | None = None, channel: int = 0,
                  info: dict | None = None, rhythm: RhythmConfig | None = None,
-                 classes: ClassSpec | None = None, signal_tap: SignalTap | None = None):
+                 classes: ClassSpec | None = None, signal_tap: SignalTap | None = None,
+                 af_model=None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
-        self.rhythm = RhythmAnalyzer(rhythm)
+        self.rhythm = RhythmAnalyzer(rhythm, af_model)
         self.info = info or {}
         self.signal_tap = signal_tap
         self.path: SignalPath | None = None
@@ -253,8 +255,8 @@ class Monitor:
         rc = self.rhythm.cfg
         rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
                                     usable=beats.usable, p_wave=(
-            p_wave_similarity(beats.window, beats.template, self.cfg.fs,
-                              self.cfg.window_before_s, rc.p_wave_region_s)))
+            atrial_evidence(beats.window, beats.template, beats.amplitude, self.cfg.fs,
+                            self.cfg.window_before_s, rc.p_wave_region_s)))
         self.stats.rhythm_s += time.perf_counter() - t0
         irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev

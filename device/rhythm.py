@@ -63,6 +63,11 @@ class RhythmConfig:
     # window, is below af_p_wave_max (sinus P waves repeat; AF has none, only f waves).
     af_p_wave_max: float = 0.6
     p_wave_region_s: tuple[float, float] = (0.25, 0.07)  # before the R peak: from, to
+    # Windows where more than this share of QRS complexes differ in shape from the wearer's
+    # template (correlation below rhythm_features.ODD_QRS) are no AF evidence: ventricular
+    # flutter's "beats" and ventricular runs are irregular too (DS1 207's false AF was all
+    # ventricular flutter). 1 = off. Chosen by leave-one-record-out CV on DS1.
+    af_max_odd_qrs: float = 1.0
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -192,18 +197,36 @@ class _Episode:
 
 
 class RhythmAnalyzer:
-    """Fed block by block with beats (and optionally the band-passed signal); see the module."""
+    """Fed block by block with beats (and optionally the band-passed signal); see the module.
 
-    def __init__(self, cfg: RhythmConfig | None = None):
+    With ``af_model`` (a callable from window features to AF probability, e.g. the bundle's
+    :class:`device.rhythm_model.AFModel`) the per-beat AF value is the model's probability and
+    its own thresholds apply (no separate P-wave gate: the model sees the atrial evidence);
+    without, the reference COSEn + P-wave gate."""
+
+    def __init__(self, cfg: RhythmConfig | None = None, af_model=None):
         self.cfg = cfg or RhythmConfig()
         c = self.cfg
+        self.af_model = af_model
+        spec = getattr(af_model, "spec", None)
+        # Whether the model's probability drives AF episodes (else COSEn does, the model
+        # vetoing; what record-grouped CV on long records chose) and the rule applied:
+        # (enter, exit, onset beats, offset beats).
+        self.model_episodes = spec is not None and spec.episodes == "model"
+        self.af_veto = spec.veto if spec is not None else 0.0
+        self.af_rule = ((spec.enter, spec.exit, spec.onset_beats, spec.offset_beats)
+                        if self.model_episodes else
+                        (c.af_enter, c.af_exit, c.af_onset_beats, c.af_offset_beats))
+        self.feed = _ModelFeed(af_model, c.af_window_beats, c.af_tolerance_s) if (
+            af_model is not None) else None
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
         self.keep = c.af_window_beats - 1  # RR history carried between updates
         self.rr_hist = np.zeros(0)
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
-        self.recent_max = c.af_window_beats + c.af_onset_beats + c.af_offset_beats + 2
+        self.recent_max = c.af_window_beats + self.af_rule[2] + self.af_rule[3] + 2
+        self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         self.af_on = self.af_off = 0
         self.af_peak = 0.0
         self.v_run: list[tuple[float, int, float]] = []  # (t, sample, rr) of the current V run
@@ -233,12 +256,35 @@ class RhythmAnalyzer:
                            self.cfg.af_tolerance_s)[len(self.rr_hist):]
         self.rr_hist = full[-self.keep:]
         p_med = np.full(n, np.nan)
+        atrial = None
         if p_wave is not None:
-            full_p = np.concatenate([self.p_hist, np.asarray(p_wave, dtype=np.float64)])
+            p_wave = np.asarray(p_wave, dtype=np.float64)
+            if p_wave.ndim == 2:  # the full atrial evidence (the model's features use it)
+                atrial = p_wave
+                full_a = np.concatenate([self.a_hist, atrial])
+            full_p = np.concatenate([self.p_hist, p_wave if p_wave.ndim == 1 else p_wave[:, 0]])
             p_med = rolling_median(full_p, self.cfg.af_window_beats)[len(self.p_hist):]
             self.p_hist = full_p[-self.keep:]
         p_ok = ~(p_med >= self.cfg.af_p_wave_max)  # NaN (no evidence) does not veto
+        if atrial is not None and self.cfg.af_max_odd_qrs < 1.0:
+            from ecg_edge.device.rhythm_features import odd_qrs_share
+
+            p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
+                      > self.cfg.af_max_odd_qrs)
         judged = np.isfinite(irr)
+        if self.feed is not None:
+            self.feed.push(rr_used, atrial)
+            if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
+                prob = self.feed.run()
+                if self.model_episodes:
+                    irr, judged = prob, np.isfinite(prob)
+                    p_ok = np.ones(n, dtype=bool)
+                else:  # reference episodes; the model vetoes windows it finds not AF
+                    p_ok &= ~(prob < self.af_veto)
+            elif self.feed.pending >= MODEL_BATCH:
+                self.feed.run()
+        if atrial is not None:
+            self.a_hist = full_a[-self.keep:]
         self.windows += int(np.count_nonzero(judged))
         self.windows_irregular += int(np.count_nonzero(
             judged & (irr > self.cfg.strip_af_enter) & ~(p_med >= self.cfg.strip_p_wave_max)))
@@ -270,22 +316,23 @@ class RhythmAnalyzer:
 
     def _af(self, t: float, s: int, x: float, ok: bool, events: list[dict]) -> None:
         c, ep = self.cfg, self.episodes["AF"]
+        enter, exit_, onset, offset = self.af_rule
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_on = 0
             return
         if ep.open is None:
-            self.af_on = self.af_on + 1 if x > c.af_enter and ok else 0
+            self.af_on = self.af_on + 1 if x > enter and ok else 0
             self.af_peak = max(self.af_peak, x) if self.af_on else 0.0
-            if self.af_on >= c.af_onset_beats:
-                t0, s0 = self._back(c.af_onset_beats - 1 + half)
+            if self.af_on >= onset:
+                t0, s0 = self._back(onset - 1 + half)
                 events.append(ep.start(t0, s0, irregularity=round(self.af_peak, 4),
                                        detected_t=round(t, 4)))
                 self.af_off = 0
         else:
-            self.af_off = self.af_off + 1 if x < c.af_exit else 0
-            if self.af_off >= c.af_offset_beats:
-                t1, s1 = self._back(c.af_offset_beats - 1 + half)
+            self.af_off = self.af_off + 1 if x < exit_ else 0
+            if self.af_off >= offset:
+                t1, s1 = self._back(offset - 1 + half)
                 events.append(ep.end(t1, s1, "regular rhythm", irregularity=round(x, 4),
                                      detected_t=round(t, 4)))
                 self.af_on = 0
@@ -366,8 +413,12 @@ class RhythmAnalyzer:
         """A gap or the end of the stream: close every open episode, forget the history."""
         events = [ep.end(t, sample, reason) for ep in self.episodes.values()
                   if ep.open is not None]
+        if self.feed is not None:
+            self.feed.run()
+            self.feed.reset()
         self.rr_hist = np.zeros(0)
         self.p_hist = np.zeros(0)
+        self.a_hist = np.zeros((0, 3))
         self.recent.clear()
         self.v_run.clear()
         self.rate_rr.clear()
@@ -391,16 +442,86 @@ class RhythmAnalyzer:
         af_s = eps["AF"].total_s
         burden = 100.0 * af_s / monitored_s if monitored_s > 0 else None
         irregular = 100.0 * self.windows_irregular / self.windows if self.windows else None
+        call = None if irregular is None else irregular >= self.cfg.strip_af_windows_pct
+        prob = None
+        if self.feed is not None:
+            self.feed.run()
+            prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
+                    else self._short_strip_prob())
+            spec = getattr(self.af_model, "spec", None)
+            call = None if prob is None or spec is None else prob >= spec.strip_threshold
         return {
             "monitored_s": round(monitored_s, 3),
             "af_burden_pct": None if burden is None else round(burden, 3),
             "irregular_windows_pct": None if irregular is None else round(irregular, 2),
+            "af_probability": None if prob is None else round(prob, 4),
             # The per-strip call; None when the strip is too short for one window.
-            "af_call": None if irregular is None else irregular >= self.cfg.strip_af_windows_pct,
+            "af_call": call,
             "counts": {r: ep.count for r, ep in eps.items()},
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},
         }
+
+    def _short_strip_prob(self) -> float | None:
+        """A strip too short for one full window (a 10 s strip has about 12 beats): the model
+        over the trailing run of at least ``SHORT_WINDOW`` intervals it has, or None."""
+        from ecg_edge.device.rhythm_features import window_features
+
+        rr = self.rr_hist
+        finite = np.isfinite(rr)
+        run = len(rr) - (int(np.flatnonzero(~finite)[-1]) + 1 if (~finite).any() else 0)
+        if run < SHORT_WINDOW:
+            return None
+        atrial = self.a_hist[-run:] if len(self.a_hist) >= run else None
+        f = window_features(rr[-run:], atrial, run, self.cfg.af_tolerance_s)[-1:]
+        p = self.af_model(f)
+        return float(p[0]) if np.isfinite(p[0]) else None
+
+
+#: Fewest RR intervals a short strip's one window may have (Petrenas 2015 used 8 beats).
+SHORT_WINDOW = 8
+#: Beats gathered per AF-model call when no decision waits on it (the strip call only).
+MODEL_BATCH = 64
+
+
+class _ModelFeed:
+    """The AF model's feature rows from the beat stream, with their own carried history.
+
+    A live stream delivers a beat or two per block; per call, numpy's and the interpreter's
+    overhead, not the arithmetic, is the cost (measured: ~200 µs per beat called per block,
+    against the 2000x real-time budget). So when no decision waits on the probability, beats
+    are gathered and run ``MODEL_BATCH`` at a time; the rows are the same either way."""
+
+    def __init__(self, model, window: int, tolerance_s: float):
+        self.model, self.window, self.tolerance_s = model, window, tolerance_s
+        self.prob_sum, self.prob_windows = 0.0, 0  # the strip call is their mean
+        self.reset()
+
+    def reset(self) -> None:
+        self.rr, self.atrial, self.pending = np.zeros(0), np.zeros((0, 3)), 0
+
+    def push(self, rr: np.ndarray, atrial: np.ndarray | None) -> None:
+        a = np.full((len(rr), 3), np.nan) if atrial is None else atrial
+        self.rr = np.concatenate([self.rr, rr])
+        self.atrial = np.concatenate([self.atrial, a])
+        self.pending += len(rr)
+
+    def run(self) -> np.ndarray:
+        """Probabilities of the pending beats (NaN without a full window); history kept."""
+        from ecg_edge.device.rhythm_features import window_features
+
+        n, self.pending = self.pending, 0
+        if not n:
+            return np.zeros(0)
+        atrial = None if np.isnan(self.atrial).all() else self.atrial
+        feats = window_features(self.rr, atrial, self.window, self.tolerance_s)[-n:]
+        prob = self.model(feats)
+        ok = np.isfinite(prob)
+        self.prob_sum += float(prob[ok].sum())
+        self.prob_windows += int(np.count_nonzero(ok))
+        keep = self.window - 1
+        self.rr, self.atrial = self.rr[-keep:], self.atrial[-keep:]
+        return prob
 
 
 class _VFState:
@@ -480,10 +601,11 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
 def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                   cfg: RhythmConfig | None = None, classes: np.ndarray | None = None,
                   monitored_s: float | None = None, block: int = 256,
-                  p_wave: np.ndarray | None = None) -> tuple[list[dict], dict]:
+                  p_wave: np.ndarray | None = None, af_model=None) -> tuple[list[dict], dict]:
     """RR-only analysis of a whole beat sequence (fed in blocks, as a stream would be):
-    (rhythm events, summary)."""
-    an = RhythmAnalyzer(cfg)
+    (rhythm events, summary). ``p_wave``: per-beat P-wave similarity, or (n, 2) atrial
+    evidence (:func:`device.rhythm_features.atrial_evidence`)."""
+    an = RhythmAnalyzer(cfg, af_model)
     events: list[dict] = []
     for a in range(0, len(time_s), block):
         sl = slice(a, a + block)

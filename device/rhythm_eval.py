@@ -171,10 +171,12 @@ def summarize(per_record: list[dict]) -> dict:
 
 
 def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
-                   lead: str | None = None) -> tuple[list[dict], float]:
+                   lead: str | None = None, af_model=None,
+                   make_monitor=None) -> tuple[list[dict], float]:
     """(rhythm events, monitored s) of a record replayed through the device monitor: its own
     beats, and VF from its band-passed signal. Beats are scored by the reference detector
-    (scores play no part in rhythm)."""
+    (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's classifier: its
+    beat classes make the VT calls)."""
     from ecg_edge.device.config import SignalConfig
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
     from ecg_edge.device.reference import THRESHOLDS
@@ -188,15 +190,16 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
         if ev["type"].startswith("rhythm_"):
             events.append(ev)
 
-    monitor = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
-                      keep, rhythm=cfg)
+    monitor = make_monitor(keep) if make_monitor is not None else Monitor(
+        SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"], keep, rhythm=cfg,
+        af_model=af_model)
     summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
     return events, summary["rhythm"]["monitored_s"]
 
 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     source: str = "annotations", cfg: RhythmConfig | None = None,
-                    vt_classes: bool = True) -> dict:
+                    vt_classes: bool = True, af_model=None, make_monitor=None) -> dict:
     """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
@@ -217,10 +220,11 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
             rr = np.r_[np.nan, np.diff(ref.time_s)]
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
                                       classes=ref.classes if vt_classes else None,
-                                      monitored_s=ref.duration_s)
+                                      monitored_s=ref.duration_s, af_model=af_model)
             monitored = ref.duration_s
         else:
-            events, monitored = monitor_rhythm(p, cfg)
+            events, monitored = monitor_rhythm(p, cfg, af_model=af_model,
+                                               make_monitor=make_monitor)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
     out.update(source=source, config=(cfg or RhythmConfig()).to_dict())

@@ -130,13 +130,14 @@ def _check_intervals(beats: BeatInput, cfg: RhythmConfig) -> None:
 
 
 def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
-                 use_classes: bool = True) -> tuple[list[dict], dict]:
+                 use_classes: bool = True, af_model=None) -> tuple[list[dict], dict]:
     """Rhythm events and summary of a beat file, with the analysis throughput (beats/s)."""
     beats = read_beats(path, cfg)
     t0 = time.perf_counter()
     events, summary = analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
                                     classes=beats.classes if use_classes else None,
-                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]))
+                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]),
+                                    af_model=af_model)
     elapsed = time.perf_counter() - t0
     summary.update(type="summary", source=beats.source, fs=beats.fs, beats=len(beats.time_s),
                    classes=beats.classes is not None and use_classes,

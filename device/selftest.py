@@ -30,8 +30,21 @@ def golden_outputs(golden: dict[str, np.ndarray], variant: str, main: str) -> np
 
 def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: bool = False,
              runtime: str | None = None) -> dict:
-    """Run the golden inputs; return a report with ``ok`` and the largest deviation."""
-    return check_scorer(bundle, _scorer(bundle, variant, threads, edgetpu, runtime), variant)
+    """Run the golden inputs; return a report with ``ok`` and the largest deviation (the
+    rhythm model's golden vectors too, when the bundle carries one)."""
+    report = check_scorer(bundle, _scorer(bundle, variant, threads, edgetpu, runtime), variant)
+    spec = bundle.manifest.rhythm_model
+    if spec is not None:
+        from ecg_edge.device.rhythm_model import AFModel, check_golden
+
+        try:
+            rhythm = check_golden(bundle.path(spec.golden), AFModel(spec, bundle.path(spec.file),
+                                                                    runtime=runtime))
+        except _RUNTIME_ERRORS as exc:
+            raise _not_running(bundle, "rhythm", exc) from None
+        report["rhythm_model"] = rhythm
+        report["ok"] = report["ok"] and rhythm["ok"]
+    return report
 
 
 #: What a runtime raises on a model it cannot load or run.

@@ -361,6 +361,45 @@ def summary_cmd(arch, length, channels, as_json) -> None:
                                                      if "receptive_field" in r else ""))
 
 
+@cli.command("rhythm-model")
+@click.argument("cinc", type=click.Path(exists=True, file_okay=False))
+@click.argument("mitdb", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for rhythm.tflite and rhythm-model.json (figures).")
+@click.option("--into", "into", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Attach the model to this bundle folder (re-writes its manifest).")
+@click.option("--limit", type=click.IntRange(20), default=None,
+              help="Only the first N strips (a quick run).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Training epochs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, as_json) -> None:
+    """Train the AF model on cinc2017 strips and MIT-BIH DS1 (record-grouped CV, out-of-fold
+    figures beside the reference detector's), convert it to int8 behind a parity gate and
+    attach it to a bundle."""
+    from ecg_edge.train.rhythm_model import RhythmModelConfig, make
+
+    mcfg = RhythmModelConfig() if epochs is None else RhythmModelConfig(epochs=epochs)
+    result = make(cinc, mitdb, out, into, limit, mcfg, _log(as_json))
+    if as_json:
+        click.echo(json.dumps(to_jsonable(result), indent=2))
+    else:
+        p = result["parity"]
+        click.echo(f"int8 {result['tflite_bytes']} bytes, parity max error "
+                   f"{p['max_abs_error']:.4f}, decision agreement {p['decision_agreement']:.4f}"
+                   + (f"; attached to {result['bundle']}" if "bundle" in result else ""))
+
+
+@cli.command("rhythm-attach")
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("into", type=click.Path(exists=True, file_okay=False))
+def rhythm_attach_cmd(source, into) -> None:
+    """Copy the AF model (and its AF settings) of bundle SOURCE into bundle folder INTO, e.g.
+    after the beat model's bundle was re-made; no retraining."""
+    from ecg_edge.train.rhythm_model import attach_from
+
+    click.echo(f"rhythm model attached: {attach_from(source, into)}")
+
+
 def main() -> None:
     run_cli(cli)
 

@@ -1,0 +1,153 @@
+"""The learned AF model: features (one signal path, streaming == whole), the bundle section
+(hashes, golden vectors, rules), and what the shipped model calls on real strips and records."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ecg_edge.device.bundle import BundleError, load_bundle, manifest_problems
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig
+from ecg_edge.device.rhythm_eval import evaluate_record, read_reference
+from ecg_edge.device.rhythm_features import FEATURES, atrial_evidence, window_features
+from ecg_edge.device.rhythm_model import load_af_model
+from ecg_edge.device.selftest import selftest
+from ecg_edge.device.signal_path import process_signal
+from ecg_edge.firmware_bridge.records import read_record
+from tests.conftest import DATA, MITDB, device_cli
+
+BUNDLE = DATA.parent / "device" / "bundles" / "ds1"
+CINC = DATA / "cinc2017"
+
+
+class _Recorder:
+    """An 'AF model' that records the feature rows the analyzer hands it."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, x):
+        self.rows.append(np.array(x))
+        return np.full(len(x), 0.1, np.float32)
+
+
+@pytest.fixture(scope="module")
+def beats_201():
+    rec = read_record(MITDB / "201")
+    sig = SignalConfig()
+    b = process_signal(rec.lead_mv()[: int(600 * rec.fs)], rec.fs, sig)
+    atrial = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                             RhythmConfig().p_wave_region_s)
+    return b, atrial
+
+
+def test_features_fed_block_by_block_equal_the_whole_record(beats_201):
+    """What the analyzer computes from its carried history, block by block, is what training
+    computes over the whole record (one signal path)."""
+    b, atrial = beats_201
+    cfg = RhythmConfig()
+    rr = b.rr_prev.astype(np.float64)
+    whole = window_features(rr, atrial, cfg.af_window_beats, cfg.af_tolerance_s)
+    rec = _Recorder()
+    an = RhythmAnalyzer(cfg, rec)
+    for a in range(0, len(rr), 37):
+        sl = slice(a, a + 37)
+        an.update(b.time_s[sl], b.sample[sl], rr[sl], p_wave=atrial[sl])
+    an.summary(600.0)  # the model runs in batches: the summary runs what is pending
+    fed = np.concatenate(rec.rows)
+    assert fed.shape == whole.shape == (len(rr), len(FEATURES))
+    assert np.array_equal(np.isnan(fed), np.isnan(whole))
+    np.testing.assert_allclose(np.nan_to_num(fed), np.nan_to_num(whole), rtol=1e-5, atol=1e-6)
+    # Real features: AF (201's first 378 s) has higher entropy and no repeating P wave;
+    # the sinus rhythm with ectopy after it (400-490 s) has both.
+    t = b.time_s
+    af, sinus = whole[t < 370], whole[(t > 400) & (t < 490)]
+    cosen, p_sim = FEATURES.index("cosen"), FEATURES.index("p_similarity")
+    assert np.nanmedian(af[:, cosen]) > np.nanmedian(sinus[:, cosen]) + 0.3
+    assert np.nanmedian(af[:, p_sim]) < 0.6 < 0.8 < np.nanmedian(sinus[:, p_sim])
+
+
+def test_bundle_without_rhythm_model_keeps_the_reference(tmp_path):
+    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+    raw = json.loads((dst / "manifest.json").read_text())
+    raw.pop("rhythm_model", None)
+    (dst / "manifest.json").write_text(json.dumps(raw))
+    assert load_af_model(load_bundle(dst)) is None
+
+
+def test_shipped_bundle_rhythm_model_is_checked(tmp_path):
+    bundle = load_bundle(BUNDLE)
+    spec = bundle.manifest.rhythm_model
+    assert spec is not None and tuple(spec.features) == FEATURES
+    report = selftest(bundle)
+    assert report["ok"] and report["rhythm_model"]["ok"] and report["rhythm_model"]["vectors"]
+    # A changed model file is refused by its hash; golden outputs off by far more than one
+    # quantization step fail the check on every runtime.
+    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+    data = bytearray((dst / spec.file).read_bytes())
+    data[-1] ^= 0xFF
+    (dst / spec.file).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=spec.file):
+        load_bundle(dst)
+    dst2 = shutil.copytree(BUNDLE, tmp_path / "c")
+    with np.load(dst2 / spec.golden) as z:
+        golden = {k: z[k] for k in z.files}
+    golden["output"] = np.clip(golden["output"] + 0.2, 0, 1)
+    np.savez(dst2 / spec.golden, **golden)
+    raw = json.loads((dst2 / "manifest.json").read_text())
+    from ecg_edge.device.bundle import sha256_file
+
+    raw["rhythm_model"]["golden_sha256"] = sha256_file(dst2 / spec.golden)
+    (dst2 / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="rhythm model's golden vectors"):
+        load_af_model(load_bundle(dst2))
+    # The one validator checks the section's ranges.
+    raw["rhythm_model"]["enter"] = 1.5
+    assert any("rhythm_model.enter" in p for p in manifest_problems(raw))
+
+
+def _monitor_summary(path, model):
+    rec = read_record(path)
+    events = []
+    from ecg_edge.device.reference import THRESHOLDS
+    from ecg_edge.device.scoring import reference_scorer
+
+    m = Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"],
+                events.append, af_model=model)
+    return events, run_blocks(m, record_blocks(rec, block_s=1.0))
+
+
+def test_shipped_model_calls_the_shipped_strips():
+    """The seven shipped cinc2017 strips (none of them was held out from training, so this
+    checks the device path, not accuracy): AF strips called AF, normal ones not."""
+    model = load_af_model(load_bundle(BUNDLE))
+    labels = dict(line.split(",") for line in (CINC / "REFERENCE-v3.csv").read_text().split())
+    probs = {}
+    for name, label in labels.items():
+        _, summary = _monitor_summary(CINC / name, model)
+        probs[name] = summary["rhythm"]["af_probability"]
+        if label in "AN":
+            assert summary["rhythm"]["af_call"] == (label == "A"), (name, probs[name])
+    assert min(probs[n] for n, lab in labels.items() if lab == "A") > max(
+        probs[n] for n, lab in labels.items() if lab == "N")
+
+
+def test_rr_only_with_the_bundle_model(tmp_path):
+    """RR intervals alone (no atrial evidence: the model was trained with it missing too): the
+    AF episodes (the reference's, as the bundle chose) overlap 201's AF, and the model's mean
+    AF probability of 201 (a third of it in AF) is far above sinus record 100's."""
+    def run(record):
+        r = device_cli("rhythm", str(MITDB / record), "--bundle", str(BUNDLE), "--no-classes",
+                       "--events", str(tmp_path / f"{record}.jsonl"), "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    out = run("201")
+    got = evaluate_record(read_reference(MITDB / "201"), out["events"], 1805.0)["AF"]
+    assert got["duration_se"] > 0.6 and got["duration_ppv"] > 0.9, got
+    sinus = run("100")
+    assert sinus["summary"]["counts"]["AF"] == 0
+    assert out["summary"]["af_probability"] > 0.3 > 0.05 > sinus["summary"]["af_probability"]
