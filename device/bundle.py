@@ -241,7 +241,8 @@ RULES: dict[type, dict[str, Rule]] = {
     ClassSpec: {"v_threshold": Rule(gt=0, le=1), "s_threshold": Rule(gt=0, le=1),
                 "f_threshold": Rule(gt=0, le=1), "irregular_beats": Rule(ge=3, le=10_000),
                 "long_rr_beats": _COUNT, "irregular_threshold": _POS,
-                "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS},
+                "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS,
+                "rr_neutral_above": _POS},
     Manifest: {"schema_version": Rule(choices=(SCHEMA_VERSION,)),
                "architecture": Rule(pattern=r"\S.{0,63}"), "params": _NONNEG, "macs": _NONNEG},
 }
