@@ -233,18 +233,25 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
               help="Training epochs (default: the classifier's).")
 @click.option("--boot", default=300, show_default=True, help="Bootstrap resamples of records.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--ensemble", default=None, type=click.IntRange(1, 4),
+              help="Members (seeds) averaged in one graph (default: the classifier's).")
+@click.option("--noise-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="MIT-BIH NST noise records (ma, bw) added to training beats at 12-24 dB.")
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
 @click.option("--json", "as_json", is_flag=True)
-def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ship, as_json):
+def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
     from ecg_edge.train.classifier import ClassifierConfig
 
-    ccfg = ClassifierConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
-    result = ds1_cv(Path(folder), Path(out), Ds1CvConfig(folds, boot, seed), ccfg,
+    ccfg = ClassifierConfig(seed=seed, **({"epochs": epochs} if epochs else {}),
+                            **({"ensemble": ensemble} if ensemble else {}))
+    result = ds1_cv(Path(folder), Path(out),
+                    Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
+                                if noise_dir else ""), ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:
         result["shipped"] = ship_bundle(Path(result["run"]), Path(out) / "ship.log")

@@ -62,6 +62,9 @@ class Ds1CvConfig:
     boot: int = 300
     seed: int = 0
     int8: bool = True
+    # Folder of MIT-BIH NST's noise records (ma, bw): real noise added to training beats
+    # (train.classifier.augment); "" trains on the clean beats only.
+    noise_dir: str = ""
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -82,9 +85,12 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
 
 
 def _table(d: dict, name: str, folder: Path, score, flags, calls) -> BeatTable:
-    return evaluate_record(d["sample"], score, flags, d["ann_samples"],
-                           [str(v) for v in d["ann_symbols"]], float(d["fs"]),
-                           calls=calls, rhythm=read_rhythm(folder / name))
+    """One record's beat table as the monitor reports it: no flag and a Q call for beats in
+    unreadable signal (``usable`` false; device.monitor)."""
+    usable = np.asarray(d["usable"], bool)
+    return evaluate_record(d["sample"], score, np.asarray(flags, bool) & usable,
+                           d["ann_samples"], [str(v) for v in d["ann_symbols"]], float(d["fs"]),
+                           calls=np.where(usable, calls, "Q"), rhythm=read_rhythm(folder / name))
 
 
 def reference_tables(data, names, folder, spec: ClassSpec) -> dict[str, dict[str, BeatTable]]:
@@ -125,7 +131,8 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         raise UserError(f"{folder}: {len(ds1)} DS1 records, {cfg.folds} folds need at least as "
                         "many; give the folder of all 22 DS1 records")
     variants = ("float", "int8") if cfg.int8 else ("float",)
-    inputs = {n: clf.record_inputs(data[n]) for n in ds1 + ds2}
+    noise = clf.noise_segments(cfg.noise_dir) if cfg.noise_dir else None
+    inputs = {n: clf.record_inputs(data[n], ccfg) for n in ds1 + ds2}
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
     fold_info = []
@@ -134,7 +141,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         train = [n for n in ds1 if n not in held]
         x, y = clf.training_set(data, train, inputs, ccfg.fusion_as)
         fold_progress.step(f"held out {', '.join(held)}: {len(x)} training beats")
-        model, hist = clf.fit_classifier(x, y, ccfg, log)
+        model, hist = clf.fit_classifier(x, y, ccfg, log, noise)
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
         if cfg.int8:
@@ -146,7 +153,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
-    base = ClassSpec()
+    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above)
     # Thresholds of each held-out fold from the other records' out-of-fold beats.
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs = []
@@ -167,7 +174,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
              for v in variants}
     log(f"[final] training on all {len(ds1)} DS1 records")
     x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)
-    model, hist = clf.fit_classifier(x, y, ccfg, log)
+    model, hist = clf.fit_classifier(x, y, ccfg, log, noise)
     # The bundle's class thresholds are those of the model the device runs (int8).
     run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
                     x.shape[1:])
@@ -226,7 +233,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "device" / "bundles" / "ds1"
 
 def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
     """``ecg-convert bundle`` on the all-DS1 run (int8 per-tensor, parity gate) beside the run;
-    its folder is copied to ``dest`` (the archive and the parity report stay in the run)."""
+    its files are copied into ``dest`` (the archive and the parity report stay in the run),
+    other files already there are kept."""
     import shutil
 
     from ecg_edge.benchmarks.main_job import _stage
@@ -237,11 +245,16 @@ def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
     conv = json.loads(_stage(["ecg_edge.convert.cli", "bundle", str(run), "--out", str(built),
                               "--per-tensor", "--max-size-ratio", "0", "--json"],
                              log_path, "conversion of the DS1 model"))
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(built, dest)
+    # The conversion's files replace their namesakes; files it does not make (another stage's,
+    # e.g. a rhythm model) stay where they are.
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(built.iterdir()):
+        if f.is_file():
+            shutil.copy2(f, dest / f.name)
     return {"folder": str(dest), "gate_passed": conv.get("gate_passed"),
-            "int8_bytes": (dest / "model.tflite").stat().st_size}
+            "int8_bytes": (dest / "model.tflite").stat().st_size,
+            "kept": sorted(p.name for p in dest.iterdir()
+                           if not (built / p.name).exists())}
 
 
 def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:

@@ -194,10 +194,12 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
             params = {"value": float(entry["value"])}
     from ecg_edge.device.features import model_inputs
 
+    cspec = _class_spec(config)
+    neutral = {} if cspec is None else {"rr_neutral_above": cspec.rr_neutral_above}
     xs, keeps, clss, normals, offsets = [], [], [], [], [0]
     for n in names:
         d = recs[n]
-        x = model_inputs(as_beats(d), spec.inputs)
+        x = model_inputs(as_beats(d), spec.inputs, **neutral)
         keep = np.isin(d["cls"], ("N",) + ABNORMAL) & settled(d)
         xs.append(x)
         keeps.append(keep)
@@ -206,8 +208,6 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
         offsets.append(offsets[-1] + len(x))
     eval_x = np.concatenate(xs)
     classes = np.concatenate(clss)
-
-    cspec = _class_spec(config)
 
     def scorer(x, pred):
         if cspec is not None:  # a classifier: the device's call score (> 1 = not N)

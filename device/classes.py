@@ -32,6 +32,9 @@ CALLS = ("N", "S", "V", "F", "Q")
 #: Model input channels appended to the wearer windows (:func:`rr_features`); irregularity last.
 RR_FEATURES = ("rr_prev/rr_local", "rr_next/rr_local", "rr_prev/rr_next", "rr_prev/rr_long",
                "template_distance", "amplitude/wearer_amplitude", "irregularity")
+#: The RR ratios among them: set to 1 (no evidence) where the rhythm before the beat is irregular
+#: (ClassSpec.rr_neutral_above).
+RR_RATIOS = RR_FEATURES[:4]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class ClassSpec:
     irregular_beats: int = 8  # RR intervals before a beat that judge the rhythm
     long_rr_beats: int = 64  # RR intervals of the long-term RR (a model input)
     irregular_threshold: float = 0.1  # median |ΔRR| / median RR above this = irregular
+    # Model inputs: the RR ratios are set to 1 (no evidence) where the irregularity is above
+    # this (rr_features); >= 1 never (the irregularity is bounded by 1). Training uses the same.
+    # Off: at 0.1 the DS1 leave-one-out lost VEB Se (73 % of DS1's V beats follow an irregular
+    # RR run: bigeminy, couplets), and N beats flagged in AF did not fall (train/RESULTS.md).
+    rr_neutral_above: float = 1.0
     # An S call needs prematurity: RR before the beat below this fraction of the local and of
     # the long-term RR (whichever is shorter). A supraventricular ectopic beat is early by
     # definition; without it a model's S probability follows other patients' morphology.
@@ -129,24 +137,27 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
     return np.where(n > 0, 0.5 * (s[rows, lo] + s[rows, hi]), np.nan)
 
 
-def rr_features(beats: Beats, trend: np.ndarray) -> np.ndarray:
+def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> np.ndarray:
     """(n, 7) float32 wearer-relative rhythm and shape features (:data:`RR_FEATURES`): RR
-    ratios against the wearer's local RR, the shift-tolerant distance to the wearer's template
-    and the QRS amplitude against the wearer's (the non-learned reference's evidence, which
-    travels between patients), the RR irregularity; bounded so int8 quantization of the shared
-    input tensor keeps its resolution; unknown values are 1 (ratios) or 0 (distance)."""
+    ratios against the wearer's local and long-term RR (normalised RR travels between patients,
+    raw RR does not: de Chazal 2004, Mar 2011), the shift-tolerant distance to the wearer's
+    template and the QRS amplitude against the wearer's (the non-learned reference's evidence),
+    the RR irregularity; bounded so int8 quantization of the shared input tensor keeps its
+    resolution; unknown values are 1 (ratios) or 0 (distance). Where the irregularity before
+    the beat is above ``neutral_above`` the RR ratios are set to 1: prematurity is no evidence
+    against an irregular baseline, and a model trained with the same neutralisation cannot learn
+    "irregular = ectopic" (off by default: see ClassSpec.rr_neutral_above)."""
     from ecg_edge.device.reference import template_distance
 
     with np.errstate(all="ignore"):
-        early = beats.rr_prev / beats.rr_local
-        late = beats.rr_next / beats.rr_local
-        ratio = beats.rr_prev / beats.rr_next
-        early_long = beats.rr_prev / trend[:, 1]
+        rr = np.stack([beats.rr_prev / beats.rr_local, beats.rr_next / beats.rr_local,
+                       beats.rr_prev / beats.rr_next, beats.rr_prev / trend[:, 1]], axis=1)
         amp = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
         dist = np.nan_to_num(template_distance(beats))
-    f = np.stack([early, late, ratio, early_long, dist, amp], axis=1).astype(np.float64)
-    f = np.clip(np.where(np.isfinite(f), f, 1.0), 0.0, 3.0)
     irr = np.clip(np.nan_to_num(np.asarray(trend[:, 0], np.float64)), 0.0, 1.0)
+    f = np.concatenate([rr.astype(np.float64), np.stack([dist, amp], axis=1)], axis=1)
+    f = np.clip(np.where(np.isfinite(f), f, 1.0), 0.0, 3.0)
+    f[irr > neutral_above, : len(RR_RATIOS)] = 1.0
     return np.concatenate([f, irr[:, None]], axis=1).astype(np.float32)
 
 
@@ -233,6 +244,6 @@ def burden(counts: dict[str, int]) -> dict:
     return {"class_counts": counts, "pvc_burden_pct": pct("V"), "pac_burden_pct": pct("S")}
 
 
-__all__ = ["LABELS", "CALLS", "RR_FEATURES", "ClassSpec", "BeatCalls", "RRTrend",
-           "rr_features", "softmax", "calls_from_probs", "calls_for_inputs", "calls_from_flags",
-           "count_calls", "burden"]
+__all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ClassSpec", "BeatCalls", "RRTrend",
+           "rr_features", "softmax", "calls_from_probs", "calls_for_inputs",
+           "calls_from_flags", "count_calls", "burden"]

@@ -60,7 +60,8 @@ class ScoreSpec:
                                   self.spread_floor)
 
 
-def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None) -> np.ndarray:
+def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
+                 rr_neutral_above: float = 1.0) -> np.ndarray:
     """(n, W, C) float32 model input.
 
     ``wearer``: channel 0 = beat − template, channel 1 = template, both in the wearer's units
@@ -72,14 +73,15 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None) -> np
     following pause, template distance, amplitude, RR irregularity before the beat), so a
     single input tensor carries shape and rhythm and the model converts like any other.
     ``trend`` is the per-beat output of :class:`device.classes.RRTrend` (a stream passes its
-    carried one; None computes it over ``beats`` as one whole record).
+    carried one; None computes it over ``beats`` as one whole record); ``rr_neutral_above``
+    (the bundle's ``classes``) reaches the rhythm features.
     """
     if mode == "wearer+rr":
         from ecg_edge.device.classes import RRTrend, rr_features
 
         if trend is None:
             trend = RRTrend()(beats.rr_prev)
-        rr = rr_features(beats, trend)
+        rr = rr_features(beats, trend, rr_neutral_above)
         w = model_inputs(beats, "wearer")
         return np.concatenate([w, np.repeat(rr[:, None, :], w.shape[1], axis=1)], axis=2)
     if mode == "wearer":

@@ -87,7 +87,7 @@ class ModelScorer:
         trend = self.trend(beats.rr_prev)
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
-        x = model_inputs(beats, self.spec.inputs, trend)
+        x = model_inputs(beats, self.spec.inputs, trend, self.classes.rr_neutral_above)
         return calls_for_inputs(x, softmax(self.predict(x)), self.classes, beats.learning,
                                 irregular)
 

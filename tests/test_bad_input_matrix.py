@@ -192,6 +192,8 @@ CASES = {
     "bench-noise-stress-empty": _bench("noise-stress", "{d}/emptydir", "--noise-dir",
                                        "{d}/emptydir"),
     "bench-ds1-cv-missing": _bench("ds1-cv", "{d}/nope"),
+    "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
+    "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),
     # ecg-train, ecg-convert (bad input is refused before TensorFlow is needed)
     "train-evaluate-missing": ("ecg_edge.train.cli", ["evaluate", "{d}/nope"]),
     "train-evaluate-empty": ("ecg_edge.train.cli", ["evaluate", "{d}/emptydir"]),

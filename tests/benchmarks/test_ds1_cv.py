@@ -25,7 +25,13 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     g = r["sets"]["ds1"]["scorers"]["reference combined"]["gross"]
     assert g["ec57"]["veb"]["se"] > 0.5 and g["n_flagged_by_rhythm"]["sinus"]["n"] > 3000
     assert (tmp_path / "cv" / "ds1_cv.md").read_text().startswith("# Inter-patient protocol")
-    shipped = ship_bundle(tmp_path / "cv" / "run", tmp_path / "ship.log", tmp_path / "ds1")
+    dest = tmp_path / "ds1"  # a bundle folder already holding another stage's file
+    dest.mkdir()
+    (dest / "rhythm_extra.bin").write_bytes(b"not ours")
+    (dest / "model.tflite").write_bytes(b"stale")
+    shipped = ship_bundle(tmp_path / "cv" / "run", tmp_path / "ship.log", dest)
+    assert (dest / "rhythm_extra.bin").read_bytes() == b"not ours"
+    assert shipped["kept"] == ["rhythm_extra.bin"]
     b = load_bundle(shipped["folder"])
     assert b.manifest.classes is not None and b.manifest.calibration["records"] == held
     assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024

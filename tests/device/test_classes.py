@@ -3,6 +3,8 @@ import pytest
 
 from ecg_edge.device import reference
 from ecg_edge.device.classes import (
+    RR_FEATURES,
+    RR_RATIOS,
     ClassSpec,
     RRTrend,
     burden,
@@ -93,6 +95,21 @@ def test_wearer_rr_inputs_carry_the_features(record_119):
     np.testing.assert_array_equal(x[:, 0, 2:], f)
     np.testing.assert_array_equal(x[:, -1, 2:], f)
     assert np.isfinite(x).all() and f.min() >= 0 and f.max() <= 3
+
+
+def test_rr_ratios_are_neutral_in_an_irregular_rhythm(record_119):
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    trend = RRTrend()(beats.rr_prev)
+    irregular = trend[:, 0] > 0.1
+    assert 50 < irregular.sum() < len(beats) - 50  # bigeminy episodes and regular stretches
+    f = rr_features(beats, trend, neutral_above=0.1)
+    ratios = [RR_FEATURES.index(n) for n in RR_RATIOS]
+    assert (f[irregular][:, ratios] == 1.0).all()
+    assert (f[~irregular][:, ratios] != 1.0).any()
+    never = rr_features(beats, trend)  # the default: off
+    assert (never[irregular][:, ratios] != 1.0).any()
+    others = [i for i in range(len(RR_FEATURES)) if i not in ratios]
+    np.testing.assert_array_equal(f[:, others], never[:, others])  # shape evidence stays
 
 
 def test_class_statistics_count_as_de_chazal():
