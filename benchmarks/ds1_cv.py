@@ -28,7 +28,7 @@ import numpy as np
 from ecg_edge.device import reference
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import BeatTable, evaluate_record, summarize, to_jsonable
+from ecg_edge.device.evaluation import BeatTable, evaluate_record, rhythm_of, summarize, to_jsonable
 from ecg_edge.device.records import read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import Progress
@@ -114,7 +114,9 @@ def reference_tables(data, names, folder, spec: ClassSpec) -> dict[str, dict[str
 
 
 def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
-    c = calls_for_inputs(x, probs, spec, d["learning"])
+    """The calls with AF open where the annotations say AF/flutter (``af_ref``): a stand-in for
+    the device's rhythm analysis, which is not run over the cached beats."""
+    c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"])
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
@@ -127,6 +129,8 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     data = load_folder_beats(folder, SignalConfig(), out / "cache", log=log)
     ds1 = [n for n in clf.DS1 if n in data]
     ds2 = [n for n in clf.DS2_VISIBLE if n in data]
+    for n in ds1 + ds2:  # annotated AF/flutter per beat: chooses (and applies) the AF V bar
+        data[n]["af_ref"] = rhythm_of(data[n]["sample"], *read_rhythm(folder / n)) == "af"
     if len(ds1) < cfg.folds:
         raise UserError(f"{folder}: {len(ds1)} DS1 records, {cfg.folds} folds need at least as "
                         "many; give the folder of all 22 DS1 records")
@@ -163,14 +167,15 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
             others = [n for n in ds1 if n not in held]
             spec = clf.choose_thresholds(*clf.pooled(others, data, probs[v], inputs), base,
                                          f"{v} out-of-fold beats of DS1 records other than "
-                                         f"fold {i}")
+                                         f"fold {i}", clf.pooled_mask(others, data, "af_ref"))
             fold_specs.append({"variant": v, "fold": i, **spec.to_dict()})
             for n in held:
                 tables["ds1"][f"learned {v}"][n] = learned_table(data[n], n, folder, probs[v][n],
                                                                  inputs[n], spec)
     specs = {v: clf.choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
                                       f"record-grouped {cfg.folds}-fold CV on DS1: {v} "
-                                      "out-of-fold beats of all 22 records")
+                                      "out-of-fold beats of all 22 records",
+                                      clf.pooled_mask(ds1, data, "af_ref"))
              for v in variants}
     log(f"[final] training on all {len(ds1)} DS1 records")
     x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)

@@ -43,6 +43,10 @@ class ClassSpec:
 
     labels: tuple[str, ...] = LABELS
     v_threshold: float = 0.5  # p(V) above this -> V
+    # p(V) above this -> V while the rhythm analysis has AF open (None: v_threshold). In AF the
+    # V call rests on morphology alone, and DS1's AF records (201, 203) show the model's V
+    # probability rising on aberrant normal beats there: a higher bar, chosen record-grouped.
+    v_threshold_af: float | None = None
     s_threshold: float = 0.5  # p(S) above this -> S (withheld where the rhythm is irregular)
     f_threshold: float = 0.5  # p(F) above this -> F
     irregular_beats: int = 8  # RR intervals before a beat that judge the rhythm
@@ -65,8 +69,8 @@ class ClassSpec:
     def __post_init__(self) -> None:
         if tuple(self.labels) != LABELS:
             raise ValueError(f"classifier labels {list(self.labels)} are not {list(LABELS)}")
-        for f in ("v_threshold", "s_threshold", "f_threshold"):
-            if not 0.0 < getattr(self, f) <= 1.0:
+        for f in ("v_threshold", "s_threshold", "f_threshold", "v_threshold_af"):
+            if getattr(self, f) is not None and not 0.0 < getattr(self, f) <= 1.0:
                 raise ValueError(f"{f} must be in (0, 1], got {getattr(self, f)}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
@@ -173,19 +177,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
-                     learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None
-                     ) -> BeatCalls:
+                     learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None,
+                     af: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
-    ``spec.s_max_rr_ratio``. The score is that largest ratio (> 1 exactly when the call is not
+    ``spec.s_max_rr_ratio``; V's threshold is ``spec.v_threshold_af`` where ``af`` (AF open in
+    the rhythm analysis). The score is that largest ratio (> 1 exactly when the call is not
     N), a ranking every AUC can use. Beats of the learning period are Q (the wearer's template
     is not known yet)."""
     p = np.asarray(probs, np.float64)
     no_s = np.asarray(irregular, bool)
     if rr_ratio is not None:
         no_s = no_s | (np.asarray(rr_ratio) > spec.s_max_rr_ratio)
-    ratios = np.stack([p[:, 2] / spec.v_threshold,
+    v_thr = np.full(len(p), spec.v_threshold)
+    if af is not None and spec.v_threshold_af is not None:
+        v_thr[np.asarray(af, bool)] = spec.v_threshold_af
+    ratios = np.stack([p[:, 2] / v_thr,
                        np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
                        p[:, 3] / spec.f_threshold], axis=1)
     best = ratios.argmax(axis=1)
@@ -197,17 +205,18 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
 
 
 def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
-                     learning: np.ndarray | None = None, irregular: np.ndarray | None = None
+                     learning: np.ndarray | None = None, af: np.ndarray | None = None
                      ) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
-    channels 2.. of every window, :func:`rr_features`) and its probabilities; ``irregular``
-    (a rhythm analyser's per-beat verdict, e.g. AF open) adds to the irregularity rule."""
+    channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
+    analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
+    the AF one."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
-    irregular = own if irregular is None else own | np.asarray(irregular, bool)
+    irregular = own if af is None else own | np.asarray(af, bool)
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
-    return calls_from_probs(probs, irregular, spec, learning, rr)
+    return calls_from_probs(probs, irregular, spec, learning, rr, af=af)
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,

@@ -80,16 +80,16 @@ class ModelScorer:
         scores, self.history = self.spec.score_stream(beats, x, self.predict(x), self.history)
         return scores
 
-    def classify(self, beats: Beats, irregular: np.ndarray | None = None) -> BeatCalls:
+    def classify(self, beats: Beats, af: np.ndarray | None = None) -> BeatCalls:
         """Class calls of a classifier bundle. The RR irregularity is carried across blocks
-        (a model input); ``irregular`` (a rhythm analyser's per-beat verdict) adds to the
-        bundle's own irregularity rule for withholding S calls."""
+        (a model input); ``af`` (AF open in the rhythm analysis, per beat) adds to the
+        bundle's own irregularity rule for withholding S calls and raises the V threshold to
+        the bundle's AF one."""
         trend = self.trend(beats.rr_prev)
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
         x = model_inputs(beats, self.spec.inputs, trend, self.classes.rr_neutral_above)
-        return calls_for_inputs(x, softmax(self.predict(x)), self.classes, beats.learning,
-                                irregular)
+        return calls_for_inputs(x, softmax(self.predict(x)), self.classes, beats.learning, af)
 
 
 def reference_scorer(name: str) -> Scorer:

@@ -257,12 +257,14 @@ MIN_F_F1 = 0.2
 
 
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
-                      chosen: str) -> ClassSpec:
+                      chosen: str, af: np.ndarray | None = None) -> ClassSpec:
     """Class thresholds from out-of-fold beats: V's and S's each maximise their F-score
     (:data:`F_BETA`), S's together with the prematurity an S call needs
     (:data:`S_MAX_RR_RATIOS`); F's threshold maximises F's own F1 at no less than
     :data:`MIN_F_THRESHOLD`, and F is never called when that F1 stays below :data:`MIN_F_F1`.
-    Each is searched with the others at their current value, twice round."""
+    Each is searched with the others at their current value, twice round. With ``af`` (beats
+    in annotated AF/flutter), V's threshold in AF then maximises VEB F1 over those beats alone
+    (:func:`choose_af_v_threshold`)."""
     spec = base
     for _ in range(2):
         stat, beta = F_BETA["v_threshold"]
@@ -280,17 +282,37 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
         best_f = max(f1, key=f1.get)
         # F calls that are mostly wrong only add false flags: off (threshold 1 is never passed)
         spec = _with(spec, "f_threshold", best_f if f1[best_f] >= MIN_F_F1 else 1.0)
+    if af is not None:
+        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec)
     return _with(spec, "chosen", chosen)
+
+
+#: Candidates of the V threshold in AF (never below the sinus one).
+AF_V_GRID = np.round(np.concatenate([GRID, [0.97, 0.98, 0.99]]), 3)
+
+
+def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af: np.ndarray,
+                          spec: ClassSpec) -> ClassSpec:
+    """V's threshold while AF is open, maximising VEB F1 over the beats in AF (the device
+    applies it where its rhythm analysis has AF open). Unchanged (None) without V beats in AF:
+    nothing to choose from."""
+    if not ((cls[af] == "V").any()):
+        return _with(spec, "v_threshold_af", None)
+    xa, pa, ca = x[af], probs[af], cls[af]
+    res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
+                             af=np.ones(len(ca), bool))
+           for t in AF_V_GRID[spec.v_threshold <= AF_V_GRID]}
+    return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
 
 def _with(spec: ClassSpec, field_: str, value) -> ClassSpec:
     return ClassSpec(**{**asdict(spec), field_: value})
 
 
-def _se_ppv(x, probs, cls, spec, stat) -> tuple[float, float]:
+def _se_ppv(x, probs, cls, spec, stat, af=None) -> tuple[float, float]:
     """VEB or SVEB (Se, +P) of the calls under ``spec``, counted as
     :func:`device.evaluation.class_statistics` counts them (lean: called thousands of times)."""
-    calls = calls_for_inputs(x, probs, spec).classes
+    calls = calls_for_inputs(x, probs, spec, af=af).classes
     c, ignore = ("V", ("F", "Q")) if stat == "veb" else ("S", ("Q",))
     is_c, called = cls == c, calls == c
     tp, pos = int((is_c & called).sum()), int(is_c.sum())
@@ -317,6 +339,12 @@ def pooled(names, data, probs, inputs):
             np.concatenate([data[n]["cls"][keep[n]] for n in names]))
 
 
+def pooled_mask(names, data, key: str) -> np.ndarray:
+    """A per-beat boolean of ``data[n][key]`` over the same beats as :func:`pooled`."""
+    return np.concatenate([np.asarray(data[n][key], bool)[settled_labelled(data[n])]
+                           for n in names])
+
+
 def folds_by_record(names: list[str], k: int) -> list[list[str]]:
     """Round-robin over sorted names (deterministic; each fold mixes the record range)."""
     names = sorted(names)
@@ -324,5 +352,6 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 
 
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
-           "choose_thresholds", "training_set", "record_inputs", "augment", "pooled",
+           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "training_set",
+           "record_inputs", "augment", "pooled",
            "folds_by_record"]

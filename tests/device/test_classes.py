@@ -59,6 +59,16 @@ def test_calls_from_probs_thresholds_and_withheld_s():
     assert calls_from_probs(p, irregular, spec, learning).classes[0] == "Q"
 
 
+def test_v_needs_the_af_threshold_while_af_is_open():
+    spec = ClassSpec(v_threshold=0.5, v_threshold_af=0.9)
+    p = np.array([[0.3, 0.0, 0.7, 0.0], [0.3, 0.0, 0.7, 0.0], [0.05, 0.0, 0.95, 0.0]])
+    af = np.array([False, True, True])
+    assert calls_from_probs(p, af, spec, af=af).classes.tolist() == ["V", "N", "V"]
+    assert calls_from_probs(p, af, ClassSpec(v_threshold=0.5), af=af).classes.tolist() == ["V"] * 3
+    with pytest.raises(ValueError, match="v_threshold_af"):
+        ClassSpec(v_threshold_af=1.5)
+
+
 def test_class_spec_round_trip_and_refusals():
     s = ClassSpec(v_threshold=0.3, chosen="cv")
     assert ClassSpec.from_dict(s.to_dict()) == s

@@ -103,6 +103,23 @@ def test_thresholds_maximise_the_f_score_on_the_beats_they_are_chosen_on():
     x[cls == "S", 0, 2] = 1.0  # on time: no S call, whatever the model says
     assert "S" not in calls_for_inputs(x, p, spec).classes.tolist()
     assert spec.irregular_threshold == ClassSpec().irregular_threshold  # not searched
+    assert spec.v_threshold_af is None  # no AF beats given: no AF threshold
+
+
+def test_af_v_threshold_rises_above_normal_beats_that_look_ventricular_in_af():
+    rng = np.random.default_rng(1)
+    n = 400
+    cls = np.where(np.arange(n) % 10 == 0, "V", "N")
+    af = np.arange(n) >= n // 2
+    pv = np.where(cls == "V", rng.uniform(0.95, 1.0, n), rng.uniform(0.0, 0.3, n))
+    pv[af & (cls == "N") & (np.arange(n) % 3 == 0)] = 0.85  # aberrant N beats in AF
+    p = np.stack([1 - pv, np.zeros(n), pv, np.zeros(n)], axis=1)
+    x = np.ones((n, 1, 2 + len(RR_FEATURES)), np.float32)
+    spec = clf.choose_af_v_threshold(x, p, cls, af, ClassSpec(v_threshold=0.5))
+    assert 0.85 <= spec.v_threshold_af < 0.95
+    calls = calls_for_inputs(x, p, spec, af=af).classes
+    assert (calls[cls == "V"] == "V").all() and not (calls[cls == "N"] == "V").any()
+    assert clf.choose_af_v_threshold(x, p, cls, np.zeros(n, bool), spec).v_threshold_af is None
 
 
 @pytest.mark.tensorflow
