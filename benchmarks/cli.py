@@ -174,10 +174,14 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
 @click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
               help="Also score with this bundle (its int8 model).")
+@click.option("--clean-check", is_flag=True,
+              help="Also replay the clean records with the quality gate off (flags and beats "
+                   "must stay within 0.1 point).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
-def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_json, out_dir):
+def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, clean_check, as_json,
+                     out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
     from ecg_edge.benchmarks.noise_stress import (
         DEFAULT_RECORDS,
@@ -194,7 +198,8 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
     except ValueError:
         raise UserError(f"--snrs {snrs!r}: give numbers in dB separated by commas") from None
     settings = StressSettings(snrs=snr_list, noises=tuple(noises.split(",")),
-                              records=tuple(records.split(",")) if records else DEFAULT_RECORDS)
+                              records=tuple(records.split(",")) if records else DEFAULT_RECORDS,
+                              clean_check=clean_check)
     scorers = {"reference:combined": (lambda: reference_scorer("combined"),
                                       reference.THRESHOLDS["combined"], SignalConfig())}
     if bundle_path:
