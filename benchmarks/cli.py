@@ -174,19 +174,22 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
 @click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
               help="Also score with this bundle (its int8 model).")
+@click.option("--no-quality", is_flag=True,
+              help="Replay with the quality gate off (the signal path before signal quality).")
 @click.option("--clean-check", is_flag=True,
               help="Also replay the clean records with the quality gate off (flags and beats "
                    "must stay within 0.1 point).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
-def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, clean_check, as_json,
-                     out_dir):
+def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_quality,
+                     clean_check, as_json, out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
     from ecg_edge.benchmarks.noise_stress import (
         DEFAULT_RECORDS,
         StressSettings,
         noise_stress,
+        quality_off,
         render,
     )
     from ecg_edge.device import reference
@@ -200,14 +203,15 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, clea
     settings = StressSettings(snrs=snr_list, noises=tuple(noises.split(",")),
                               records=tuple(records.split(",")) if records else DEFAULT_RECORDS,
                               clean_check=clean_check)
+    signal = quality_off if no_quality else (lambda cfg: cfg)
     scorers = {"reference:combined": (lambda: reference_scorer("combined"),
-                                      reference.THRESHOLDS["combined"], SignalConfig())}
+                                      reference.THRESHOLDS["combined"], signal(SignalConfig()))}
     if bundle_path:
         bundle = load_bundle(bundle_path)
         m = bundle.manifest
         scorers[f"model:{m.architecture}:{m.model.variant}"] = (
             lambda: ModelScorer(bundle, m.model.variant), bundle.threshold(m.model.variant).value,
-            m.signal)
+            signal(m.signal))
     doc = noise_stress(folder, noise_dir, scorers, settings, log=lambda s: click.echo(s, err=True))
     text = render(doc)
     if out_dir:

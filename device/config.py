@@ -88,6 +88,13 @@ class QualityConfig:
     organised_recent_beats: int = 8
     # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
     clear_max_amplitude: float = 2.0
+    # A beat in noisy signal keeps its flag only when its QRS differs from the wearer's
+    # template (RMS, trend removed) by this fraction of the wearer's QRS amplitude and by this
+    # multiple of the local noise RMS: see device.quality.FlagCredibility.
+    flag_min_deviation: float = 0.15
+    flag_min_noise_ratio: float = 3.0
+    # ... and so does a beat in good signal this soon after an unreadable segment.
+    recover_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ class SignalPath:
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
             # The wearer's context learns nothing in an unreadable segment, organised or not.
-            ctx = self.context.observe(p, window, rr_prev, segment_level != UNREADABLE)
+            ctx = self.context.observe(p, window, rr_prev, segment_level == GOOD)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
             self.waiting.pop(0)
