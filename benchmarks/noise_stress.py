@@ -381,3 +381,48 @@ def render(doc: dict) -> str:
                                  f"{_f(r['normal_flagged_pct'], 2)} | {r['detections']} |")
             lines.append("")
     return "\n".join(lines)
+
+
+def quality_cost(rec: Record, cfg: SignalConfig, repeats: int = 3) -> dict:
+    """CPU cost of the quality parts per second of signal (µs/s, best of ``repeats``), fed
+    as the signal path feeds them (0.5 s blocks at the model rate), and the real-time factor
+    of the whole monitor (signal path, quality, second detector, reference scorer, rhythm)."""
+    from ecg_edge.device import reference
+    from ecg_edge.device.qrs_energy import EnergyBlocks
+    from ecg_edge.device.quality import NOISY, FlagCredibility, SignalQuality
+    from ecg_edge.device.scoring import reference_scorer
+    from ecg_edge.device.signal_path import Beats, SignalPath
+
+    path = SignalPath(cfg, rec.fs)
+    ys: list[np.ndarray] = []
+    path.on_output = lambda y, i: ys.append(y.copy())
+    beats = Beats.concat([path.push(rec.lead_mv()), path.flush()], path.n.window)
+    y = np.concatenate(ys)
+    step = max(1, int(round(0.5 * cfg.fs)))
+
+    def blocks(part) -> None:
+        for i in range(0, len(y), step):
+            part.push(y[i : i + step])
+
+    def best(fn) -> float:
+        out = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            out = min(out, time.perf_counter() - t0)
+        return out
+
+    seconds = rec.duration_s
+    noisy = np.full(len(beats), NOISY, dtype=np.int8)  # the worst case: every beat judged
+    gate = FlagCredibility(cfg.quality, cfg.fs, path.n.before, rec.fs)
+    t = {
+        "segment_quality": best(lambda: blocks(SignalQuality(cfg.quality, cfg.fs))),
+        "second_detector": best(lambda: blocks(EnergyBlocks(cfg.detector, cfg.fs))),
+        "flag_credibility": best(lambda: gate(beats.window, beats.template, beats.amplitude,
+                                              noisy, beats.sample)),
+    }
+    whole = best(lambda: replay(rec, cfg, reference_scorer("combined"),
+                                reference.THRESHOLDS["combined"], 1.0))
+    return {"record": rec.name, "signal_s": seconds, "beats": len(beats),
+            **{f"{k}_us_per_s": 1e6 * v / seconds for k, v in t.items()},
+            "monitor_s": whole, "monitor_x_realtime": seconds / whole}
