@@ -9,11 +9,11 @@ import pytest
 
 from ecg_edge.benchmarks.noise_stress import noisy_record
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import aami_class, match_beats
 from ecg_edge.device.qrs_energy import EnergyBlocks
 from ecg_edge.device.signal_path import SignalPath, process_signal
 from ecg_edge.firmware_bridge.records import read_record
 from tests.conftest import DATA, MITDB
+from tests.device.test_rpeaks_noise import _se_ppv
 
 CFG = SignalConfig()
 
@@ -61,15 +61,6 @@ def test_every_clean_qrs_lies_in_one_block(record_119):
     assert confirmed.mean() > 0.995
     # One block per beat, not a block per wave: about as many blocks as beats.
     assert 0.95 < len(blocks) / len(beats) < 1.1
-
-
-def _se_ppv(rec, beats, start_s=300.0):
-    is_beat, _ = aami_class(rec.ann_symbols)
-    ref = rec.ann_samples[is_beat]
-    ref = ref[ref >= start_s * rec.fs]
-    det = beats.sample[beats.sample >= start_s * rec.fs]
-    tp = int((match_beats(det, ref, int(0.15 * rec.fs)) >= 0).sum())
-    return tp / len(ref), tp / len(det)
 
 
 def test_second_detector_drops_false_beats_in_muscle_noise(noisy_118):
