@@ -50,6 +50,7 @@ class MonitorStats:
     samples_lost: int = 0
     lead_off_samples: int = 0
     gaps: int = 0
+    beats_unconfirmed: int = 0  # R peaks in noisy signal the second detector did not confirm
     beats: int = 0
     learning_beats: int = 0
     flagged: int = 0
@@ -140,6 +141,7 @@ class Monitor:
             t0 = time.perf_counter()
             beats = self.path.flush()
             self.stats.signal_s += time.perf_counter() - t0
+            self.stats.beats_unconfirmed += self.path.unconfirmed
             self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
@@ -174,6 +176,7 @@ class Monitor:
         t0 = time.perf_counter()
         beats = self.path.flush()
         self.stats.signal_s += time.perf_counter() - t0
+        self.stats.beats_unconfirmed += self.path.unconfirmed
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):

@@ -123,6 +123,7 @@ def test_monitor_withholds_flags_in_unreadable_signal(noisy_119):
     assert all(e["quality"] in LEVELS for e in beats)
     assert not any(e["flag"] for e in beats if e["quality"] == "unreadable")
     assert summary["flags_withheld"] > 0
+    assert summary["beats_unconfirmed"] > 0  # R peaks in the noise the second detector missed
     # One event per change, each with where and why.
     assert all(a["level"] != b["level"] for a, b in zip(quality, quality[1:]))
     assert all(e["reason"] for e in quality if e["level"] != "good")
