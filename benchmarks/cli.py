@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -185,15 +186,22 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
 @click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
               help="Also score with this bundle (its int8 model).")
+@click.option("--no-quality", is_flag=True,
+              help="Replay with the quality gate off (the signal path before signal quality).")
+@click.option("--clean-check", is_flag=True,
+              help="Also replay the clean records with the quality gate off (flags and beats "
+                   "must stay within 0.1 point).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
-def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_json, out_dir):
+def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_quality,
+                     clean_check, as_json, out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
     from ecg_edge.benchmarks.noise_stress import (
         DEFAULT_RECORDS,
         StressSettings,
         noise_stress,
+        quality_off,
         render,
     )
     from ecg_edge.device import reference
@@ -205,15 +213,17 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
     except ValueError:
         raise UserError(f"--snrs {snrs!r}: give numbers in dB separated by commas") from None
     settings = StressSettings(snrs=snr_list, noises=tuple(noises.split(",")),
-                              records=tuple(records.split(",")) if records else DEFAULT_RECORDS)
+                              records=tuple(records.split(",")) if records else DEFAULT_RECORDS,
+                              clean_check=clean_check)
+    signal = quality_off if no_quality else (lambda cfg: cfg)
     scorers = {"reference:combined": (lambda: reference_scorer("combined"),
-                                      reference.THRESHOLDS["combined"], SignalConfig())}
+                                      reference.THRESHOLDS["combined"], signal(SignalConfig()))}
     if bundle_path:
         bundle = load_bundle(bundle_path)
         m = bundle.manifest
         scorers[f"model:{m.architecture}:{m.model.variant}"] = (
             lambda: ModelScorer(bundle, m.model.variant), bundle.threshold(m.model.variant).value,
-            m.signal)
+            signal(m.signal))
     doc = noise_stress(folder, noise_dir, scorers, settings, log=lambda s: click.echo(s, err=True))
     text = render(doc)
     if out_dir:
@@ -222,6 +232,43 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, as_j
         (out / "noise_stress.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
         (out / "noise_stress.md").write_text(text + "\n")
     click.echo(json.dumps(to_jsonable(doc), indent=2) if as_json else text)
+
+
+@cli.command("quality-cost")
+@click.argument("records", nargs=-1, required=True, type=click.Path())
+@click.option("--noise", "noise_path", type=click.Path(), default=None,
+              help="Also measure with this nstdb noise record added (EC57 protocol).")
+@click.option("--snr", default=0.0, show_default=True, type=float, help="SNR in dB of --noise.")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True)
+def quality_cost_cmd(records, noise_path, snr, repeats, as_json):
+    """Cost of signal quality per second of signal on one core, and the monitor's real-time
+    factor (clean and, with --noise, noisy)."""
+    from ecg_edge.benchmarks.noise_stress import noisy_record, quality_cost
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.evaluation import EC57_START_S
+    from ecg_edge.firmware_bridge.records import read_record
+
+    if not math.isfinite(snr):
+        raise UserError(f"--snr {snr}: give a finite number of dB")
+    core = pin_one_core()
+    noise = read_record(noise_path) if noise_path else None
+    rows = []
+    for path in records:
+        rec = read_record(path)
+        variants = [rec] + ([noisy_record(rec, noise, snr, EC57_START_S)[0]] if noise else [])
+        rows += [quality_cost(r, SignalConfig(), repeats) for r in variants]
+    if as_json:
+        click.echo(json.dumps({"core": core, "results": rows}, indent=2))
+        return
+    click.echo(f"one core (cpu {core}); best of {repeats}; µs of CPU per second of signal\n")
+    click.echo("| record | signal s | beats | segment quality | second detector "
+               "| flag credibility (all beats) | monitor x real time |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for r in rows:
+        click.echo(f"| {r['record']} | {r['signal_s']:.0f} | {r['beats']} | "
+                   f"{r['segment_quality_us_per_s']:.1f} | {r['second_detector_us_per_s']:.1f} | "
+                   f"{r['flag_credibility_us_per_s']:.1f} | {r['monitor_x_realtime']:.0f} |")
 
 
 @cli.command("ds1-cv")

@@ -13,6 +13,7 @@ and its beat and quality events are matched to the reference annotations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import AAMI, EC57_START_S, MATCH_WINDOW_S, match_beats
+from ecg_edge.device.config import QualityConfig, SignalConfig
+from ecg_edge.device.evaluation import (
+    AAMI,
+    EC57_START_S,
+    MATCH_WINDOW_S,
+    in_intervals,
+    match_beats,
+    vf_episodes,
+)
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.records import read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import Record, read_record
 
@@ -94,6 +103,16 @@ class StressSettings:
     records: tuple[str, ...] = DEFAULT_RECORDS
     start_s: float = EC57_START_S
     block_s: float = 1.0
+    clean_check: bool = False  # also replay the clean records with the quality gate off
+
+
+def quality_off(cfg: SignalConfig) -> SignalConfig:
+    """The signal path as it was before signal quality: every segment good (so no beat is
+    withheld, the detector is never stricter and no beat needs the second detector)."""
+    inf = float("inf")
+    return dataclasses.replace(cfg, quality=QualityConfig(
+        slope_noisy=inf, slope_unreadable=inf, spread_noisy=inf, spread_unreadable=inf,
+        flat_mv=0.0))
 
 
 @dataclass
@@ -103,8 +122,10 @@ class Tally:
     n_ref: int = 0
     tp: int = 0
     fp: int = 0
+    detections: int = 0  # beats the monitor reported (after start_s, outside VF)
     v_ref: int = 0
     v_tp: int = 0  # V beats called V
+    v_flagged: int = 0  # V beats flagged (the flag, whatever the call)
     v_called: int = 0  # detections called V (matched or not)
     n_beats: int = 0  # matched normal beats
     n_flagged: int = 0
@@ -134,6 +155,7 @@ class Tally:
         return {
             "qrs_se": pct(self.tp, self.n_ref), "qrs_ppv": pct(self.tp, self.tp + self.fp),
             "veb_se": pct(self.v_tp, self.v_ref), "veb_ppv": pct(self.v_tp, self.v_called),
+            "v_flagged_pct": pct(self.v_flagged, self.v_ref),
             "normal_flagged_pct": pct(self.n_flagged, self.n_beats),
             "normal_flagged_readable_pct": pct(self.n_readable_flagged, self.n_readable),
             "flags_per_hour_in_noise": self.flags_in_noise / self.noise_s * 3600.0
@@ -142,6 +164,7 @@ class Tally:
             "unreadable_in_clean_pct": pct(self.unreadable_clean_s, self.clean_s),
             "flags_in_unreadable": self.flags_unreadable, "flags_withheld": self.withheld,
             "beats": self.n_ref, "v_beats": self.v_ref, "v_source": self.v_source,
+            "detections": self.detections,
         }
 
 
@@ -161,8 +184,13 @@ def unreadable_intervals(events: list[dict], end: int) -> list[tuple[int, int]]:
     return out
 
 
-def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: float) -> Tally:
-    """Match one noisy replay's events to the annotations; everything after ``start_s``."""
+def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: float,
+                 exclude: list[tuple[int, int]] = ()) -> Tally:
+    """Match one noisy replay's events to the annotations; everything after ``start_s``.
+
+    Reference beats and detections inside ``exclude`` (annotated ventricular flutter or
+    fibrillation: :func:`device.evaluation.vf_episodes`) count in no QRS or beat statistic, as
+    EC57 scores; a flag inside an unreadable segment counts wherever it is."""
     fs, n = rec.fs, rec.n_samples
     beats = [e for e in events if e["type"] == "beat"]
     det = np.array([e["sample"] for e in beats], dtype=np.int64)
@@ -176,19 +204,21 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     ref, cls = np.asarray(rec.ann_samples, np.int64)[is_beat], sym[is_beat]
     lo = int(round(start_s * fs))
     match = match_beats(det, ref, int(round(MATCH_WINDOW_S * fs)))
-    in_ref = ref >= lo
+    in_ref = (ref >= lo) & ~in_intervals(ref, list(exclude))
     used = np.zeros(len(det), dtype=bool)
     used[match[match >= 0]] = True
-    in_det = det >= lo
+    in_det = (det >= lo) & ~in_intervals(det, list(exclude))
     t = Tally(v_source="class" if has_class else "flag")
     t.n_ref = int(in_ref.sum())
     t.tp = int((in_ref & (match >= 0)).sum())
     t.fp = int((in_det & ~used).sum())
+    t.detections = int(in_det.sum())
     keep = in_ref & (match >= 0)
     j = match[keep]
     kc = cls[keep]
     t.v_ref = int((in_ref & (cls == "V")).sum())
     t.v_tp = int(called_v[j][kc == "V"].sum())
+    t.v_flagged = int(flag[j][kc == "V"].sum())
     t.v_called = int((called_v & in_det).sum())
     normal = kc == "N"
     t.n_beats = int(normal.sum())
@@ -198,7 +228,7 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     t.n_readable_flagged = int(flag[j][readable].sum())
     det_in_noise = mask[np.clip(det, 0, n - 1)] & in_det
     t.flags_in_noise = int((flag & det_in_noise).sum())
-    t.flags_unreadable = int((flag & unread & in_det).sum())
+    t.flags_unreadable = int((flag & unread & (det >= lo)).sum())
     after = np.arange(n) >= lo
     t.noise_s = float((mask & after).sum()) / fs
     t.clean_s = float((~mask & after).sum()) / fs
@@ -243,12 +273,14 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
     """Run every (scorer, noise, SNR, record); ``scorers`` maps a name to (factory, threshold,
     config), the factory giving a fresh scorer per record (scorers may carry state)."""
     folder, noise_dir = Path(folder), Path(noise_dir)
-    recs = []
+    recs, excluded = [], {}
     for name in settings.records:
         rec = read_record(folder / name)
         if not rec.has_annotations:
             raise UserError(f"{folder / name}: no reference annotations (.atr)")
         recs.append(rec)
+        excluded[rec.name] = vf_episodes(rec.ann_samples, rec.ann_symbols,
+                                         read_rhythm(folder / name), rec.n_samples)
     noises = {n: read_record(noise_dir / n) for n in settings.noises}
     table: dict = {}
     for sname, (factory, threshold, cfg) in scorers.items():
@@ -262,7 +294,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                     else:
                         r, mask = noisy_record(rec, noise, snr, settings.start_s)
                     events = replay(r, cfg, factory(), threshold, settings.block_s)
-                    one = score_events(events, r, mask, settings.start_s)
+                    one = score_events(events, r, mask, settings.start_s, excluded[rec.name])
                     cell.add(one)
                     cell.per_record[rec.name] = one.row()
                 cell.seconds = time.perf_counter() - t0
@@ -270,9 +302,25 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                 table.setdefault(sname, {}).setdefault(nname, {})[key] = {
                     **cell.row(), "per_record": cell.per_record, "wall_s": cell.seconds}
                 log(f"{sname} {nname} {key} dB: {cell.seconds:.1f} s")
+        if settings.clean_check:
+            cell = Tally()
+            for rec in recs:
+                events = replay(rec, quality_off(cfg), factory(), threshold, settings.block_s)
+                one = score_events(events, rec, noisy_mask(rec.n_samples, rec.fs,
+                                                           settings.start_s),
+                                   settings.start_s, excluded[rec.name])
+                cell.add(one)
+                cell.per_record[rec.name] = one.row()
+            on = next(iter(table[sname].values()))["clean"]
+            table[sname]["clean_check"] = {"quality_off": {**cell.row(),
+                                                           "per_record": cell.per_record},
+                                           "quality_on": {k: v for k, v in on.items()
+                                                          if k != "per_record"}}
+            log(f"{sname} clean check done")
     return {"records": list(settings.records), "snrs_db": list(settings.snrs),
             "noises": list(settings.noises), "start_s": settings.start_s,
-            "period_s": PERIOD_S, "results": table}
+            "period_s": PERIOD_S, "vf_excluded": {k: v for k, v in excluded.items() if v},
+            "results": table}
 
 
 def _f(v, digits=1) -> str:
@@ -284,22 +332,97 @@ def render(doc: dict) -> str:
     """One markdown table per scorer: rows noise x SNR."""
     lines = [f"EC57 noise stress: records {' '.join(doc['records'])}; noise from "
              f"{doc['start_s']:g} s in alternating {doc['period_s']:g} s segments; beats after "
-             f"{doc['start_s']:g} s.", ""]
+             f"{doc['start_s']:g} s."]
+    vf = doc.get("vf_excluded") or {}
+    if vf:
+        lines.append("Annotated ventricular flutter/fibrillation left out of QRS and beat scoring "
+                     "(EC57): " + "; ".join(f"{k} {sum(b - a for a, b in v)} samples at its rate "
+                                             f"({len(v)} episodes)" for k, v in vf.items()) + ".")
+    lines.append("")
     for sname, by_noise in doc["results"].items():
         first = next(iter(next(iter(by_noise.values())).values()))
         lines += [f"### {sname} (VEB call: beat {first['v_source']})", "",
-                  "| noise | SNR dB | QRS Se % | QRS +P % | VEB Se % | VEB +P % | N flagged % "
+                  "| noise | SNR dB | QRS Se % | QRS +P % | VEB Se % | VEB +P % | V flagged % "
+                  "| N flagged % "
                   "| N flagged % (readable) | flags/h in noise | unreadable % in noise "
                   "| unreadable % in clean | flags in unreadable | withheld |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for nname, rows in by_noise.items():
+            if nname == "clean_check":
+                continue
             for key, r in rows.items():
                 lines.append(
                     f"| {nname} | {key} | {_f(r['qrs_se'], 2)} | {_f(r['qrs_ppv'], 2)} | "
-                    f"{_f(r['veb_se'])} | {_f(r['veb_ppv'])} | {_f(r['normal_flagged_pct'], 2)} | "
+                    f"{_f(r['veb_se'])} | {_f(r['veb_ppv'])} | {_f(r.get('v_flagged_pct'))} | "
+                    f"{_f(r['normal_flagged_pct'], 2)} | "
                     f"{_f(r['normal_flagged_readable_pct'], 2)} | "
                     f"{_f(r['flags_per_hour_in_noise'], 0)} | {_f(r['unreadable_in_noise_pct'])} "
                     f"| {_f(r['unreadable_in_clean_pct'])} | {r['flags_in_unreadable']} | "
                     f"{r['flags_withheld']} |")
         lines.append("")
+        check = by_noise.get("clean_check")
+        if check:
+            off, on = check["quality_off"], check["quality_on"]
+            lines += ["Clean records, quality gate off -> on (must stay within 0.1 point):", "",
+                      "| | QRS Se % | QRS +P % | V flagged % | VEB Se % | VEB +P % | N flagged % |"
+                      " detected beats |", "|---|---|---|---|---|---|---|---|"]
+            for name, r in (("off", off), ("on", on), ("on - off", None)):
+                if r is None:
+                    d = {k: on[k] - off[k] for k in ("qrs_se", "qrs_ppv", "v_flagged_pct",
+                                                     "veb_se", "veb_ppv", "normal_flagged_pct")}
+                    lines.append(f"| on - off | {d['qrs_se']:+.2f} | {d['qrs_ppv']:+.2f} | "
+                                 f"{d['v_flagged_pct']:+.2f} | {d['veb_se']:+.2f} | "
+                                 f"{d['veb_ppv']:+.2f} | {d['normal_flagged_pct']:+.2f} | "
+                                 f"{on['detections'] - off['detections']:+d} |")
+                else:
+                    lines.append(f"| {name} | {_f(r['qrs_se'], 2)} | {_f(r['qrs_ppv'], 2)} | "
+                                 f"{_f(r['v_flagged_pct'], 2)} | {_f(r['veb_se'], 2)} | "
+                                 f"{_f(r['veb_ppv'], 2)} | "
+                                 f"{_f(r['normal_flagged_pct'], 2)} | {r['detections']} |")
+            lines.append("")
     return "\n".join(lines)
+
+
+def quality_cost(rec: Record, cfg: SignalConfig, repeats: int = 3) -> dict:
+    """CPU cost of the quality parts per second of signal (µs/s, best of ``repeats``), fed
+    as the signal path feeds them (0.5 s blocks at the model rate), and the real-time factor
+    of the whole monitor (signal path, quality, second detector, reference scorer, rhythm)."""
+    from ecg_edge.device import reference
+    from ecg_edge.device.qrs_energy import EnergyBlocks
+    from ecg_edge.device.quality import NOISY, FlagCredibility, SignalQuality
+    from ecg_edge.device.scoring import reference_scorer
+    from ecg_edge.device.signal_path import Beats, SignalPath
+
+    path = SignalPath(cfg, rec.fs)
+    ys: list[np.ndarray] = []
+    path.on_output = lambda y, i: ys.append(y.copy())
+    beats = Beats.concat([path.push(rec.lead_mv()), path.flush()], path.n.window)
+    y = np.concatenate(ys)
+    step = max(1, int(round(0.5 * cfg.fs)))
+
+    def blocks(part) -> None:
+        for i in range(0, len(y), step):
+            part.push(y[i : i + step])
+
+    def best(fn) -> float:
+        out = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            out = min(out, time.perf_counter() - t0)
+        return out
+
+    seconds = rec.duration_s
+    noisy = np.full(len(beats), NOISY, dtype=np.int8)  # the worst case: every beat judged
+    gate = FlagCredibility(cfg.quality, cfg.fs, path.n.before, rec.fs)
+    t = {
+        "segment_quality": best(lambda: blocks(SignalQuality(cfg.quality, cfg.fs))),
+        "second_detector": best(lambda: blocks(EnergyBlocks(cfg.detector, cfg.fs))),
+        "flag_credibility": best(lambda: gate(beats.window, beats.template, beats.amplitude,
+                                              noisy, beats.sample)),
+    }
+    whole = best(lambda: replay(rec, cfg, reference_scorer("combined"),
+                                reference.THRESHOLDS["combined"], 1.0))
+    return {"record": rec.name, "signal_s": seconds, "beats": len(beats),
+            **{f"{k}_us_per_s": 1e6 * v / seconds for k, v in t.items()},
+            "monitor_s": whole, "monitor_x_realtime": seconds / whole}

@@ -23,12 +23,22 @@ class DetectorConfig:
     searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR
     # Where the previous quality segment was noisy or unreadable, a candidate must clear this
     # fraction of the way from the noise level to the signal level (0.25 in clean signal).
-    noisy_threshold_fraction: float = 0.35
+    noisy_threshold_fraction: float = 0.3
     # ... and one sooner than this fraction of the mean RR (a premature beat or, far more
     # often in noise, a noise burst) must clear this fraction instead.
     noisy_early_rr: float = 0.7
-    noisy_early_fraction: float = 0.7
+    noisy_early_fraction: float = 0.5
     rr_init_s: float = 1.0
+    # In a noisy or unreadable segment a beat is kept only when the second detector
+    # (device/qrs_energy.py: QRS-band energy averaged over a QRS width against a beat width plus
+    # confirm_offset x the mean energy over confirm_mean_s) has a QRS block within
+    # confirm_tolerance_s of it. Chosen on DS1 + nstdb ma, checked on bw (noise_stress results).
+    confirm_band_hz: tuple[float, float] = (8.0, 20.0)
+    confirm_qrs_s: float = 0.097
+    confirm_beat_s: float = 0.611
+    confirm_offset: float = 0.15
+    confirm_mean_s: float = 10.0
+    confirm_tolerance_s: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,13 @@ class QualityConfig:
     organised_recent_beats: int = 8
     # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
     clear_max_amplitude: float = 2.0
+    # A beat in noisy signal keeps its flag only when its QRS differs from the wearer's
+    # template (RMS, trend removed) by this fraction of the wearer's QRS amplitude and by this
+    # multiple of the local noise RMS: see device.quality.FlagCredibility.
+    flag_min_deviation: float = 0.15
+    flag_min_noise_ratio: float = 3.0
+    # ... and so does a beat in good signal this soon after an unreadable segment.
+    recover_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,50 @@ EC57_START_S = 300.0
 #: Rhythm groups of MIT-BIH rhythm annotations (aux notes of '+' annotations).
 RHYTHM_GROUPS = {"(N": "sinus", "(SBR": "sinus", "(AFIB": "af", "(AFL": "af"}
 RHYTHMS = ("sinus", "af", "other")
+#: Ventricular flutter / fibrillation rhythm notes. EC57 (and bxb) leave these episodes out of
+#: QRS and beat scoring: there is no QRS to detect in them, only flutter waves ('!').
+VF_RHYTHMS = ("(VF", "(VFL")
+
+
+def vf_episodes(ann_samples: np.ndarray, ann_symbols: list[str],
+                rhythm: tuple[np.ndarray, list[str]] | None = None,
+                end: int | None = None) -> list[tuple[int, int]]:
+    """[start, end) sample intervals of annotated ventricular flutter/fibrillation: from '['
+    to ']' (the episode marks bxb uses) and from a '(VF'/'(VFL' rhythm note to the next
+    rhythm change (or ``end``), merged."""
+    samples = np.asarray(ann_samples, np.int64)
+    stop = int(end) if end is not None else (int(samples.max()) + 1 if len(samples) else 0)
+    out, since = [], None
+    for s, sym in zip(samples.tolist(), ann_symbols):
+        if sym == "[" and since is None:
+            since = s
+        elif sym == "]" and since is not None:
+            out.append((since, s))
+            since = None
+    if since is not None:
+        out.append((since, stop))
+    if rhythm is not None:
+        at, notes = np.asarray(rhythm[0], np.int64).tolist(), [n.strip("\x00") for n in rhythm[1]]
+        for k, (s, note) in enumerate(zip(at, notes)):
+            if note in VF_RHYTHMS:
+                out.append((s, at[k + 1] if k + 1 < len(at) else stop))
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(out):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def in_intervals(samples: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
+    """True for each sample inside one of the sorted, disjoint [start, end) intervals."""
+    samples = np.asarray(samples, np.int64)
+    if not intervals:
+        return np.zeros(len(samples), dtype=bool)
+    bounds = np.asarray(intervals, np.int64)
+    k = np.searchsorted(bounds[:, 0], samples, side="right") - 1
+    return (k >= 0) & (samples < bounds[np.maximum(k, 0), 1])
 
 
 def rhythm_of(samples: np.ndarray, change_samples: np.ndarray, change_notes: list[str]

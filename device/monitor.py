@@ -29,7 +29,7 @@ from ecg_edge.device.classes import (
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
-from ecg_edge.device.quality import LEVELS
+from ecg_edge.device.quality import LEVELS, FlagCredibility
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate
 from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
@@ -51,11 +51,13 @@ class MonitorStats:
     samples_lost: int = 0
     lead_off_samples: int = 0
     gaps: int = 0
+    beats_unconfirmed: int = 0  # R peaks in noisy signal the second detector did not confirm
     beats: int = 0
     learning_beats: int = 0
     flagged: int = 0
     episodes: int = 0
-    flags_withheld: int = 0  # beats over the threshold in unreadable signal, not flagged
+    flags_withheld: int = 0  # beats over the threshold in unreadable signal (or not clear of
+    # the noise in noisy signal), not flagged
     noisy_s: float = 0.0
     unreadable_s: float = 0.0  # signal judged unreadable, lead-off time included
     signal_s: float = 0.0  # CPU-side time in the signal path
@@ -141,6 +143,7 @@ class Monitor:
             t0 = time.perf_counter()
             beats = self.path.flush()
             self.stats.signal_s += time.perf_counter() - t0
+            self.stats.beats_unconfirmed += self.path.unconfirmed
             self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
@@ -164,6 +167,8 @@ class Monitor:
         self.fs = check_front_end_rate(block.fs, self.cfg.fs)
         self.path = SignalPath(self.cfg, self.fs)
         self.path.on_output = self._signal
+        self.credible = FlagCredibility(self.cfg.quality, self.cfg.fs, self.path.n.before,
+                                        self.fs)
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
                    "threshold": self.threshold, **burden(self.class_counts), **self.info})
 
@@ -173,6 +178,7 @@ class Monitor:
         t0 = time.perf_counter()
         beats = self.path.flush()
         self.stats.signal_s += time.perf_counter() - t0
+        self.stats.beats_unconfirmed += self.path.unconfirmed
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):
@@ -181,6 +187,7 @@ class Monitor:
         old = self.fs
         self.seg_sample, self.seg_t, self.fs = at, t, fs
         self.path = SignalPath(self.cfg, fs)
+        self.credible = FlagCredibility(self.cfg.quality, self.cfg.fs, self.path.n.before, fs)
         self.emit({"type": "status", "status": "rate_change", "t": t, "sample": at,
                    "fs": fs, "previous_fs": old,
                    "message": f"front-end rate changed from {old:g} to {fs:g} Hz; a new "
@@ -243,12 +250,15 @@ class Monitor:
         else:
             scores = np.asarray(out, dtype=np.float64)
         over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
-        # Unreadable signal: no flag and no beat type (Q), but counted as withheld.
-        flags = over & beats.usable
-        self.stats.flags_withheld += int((over & ~beats.usable).sum())
+        # Unreadable signal: no flag and no beat type (Q), but counted as withheld; noisy
+        # signal: only a flag that stands clear of the noise (else withheld and typed Q too).
+        readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
+                                                beats.quality, beats.sample)
+        flags = over & readable
+        self.stats.flags_withheld += int((over & ~readable).sum())
         if not isinstance(out, BeatCalls):
             calls = calls_from_flags(beats, flags, irregular, self.classes)
-        calls = np.where(beats.usable, calls, "Q")
+        calls = np.where(beats.usable & (readable | ~over), calls, "Q")
         count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
@@ -285,6 +295,7 @@ class Monitor:
             seconds = (span.end - span.start) / self.fs
             if seg.name == "unreadable":
                 self.stats.unreadable_s += seconds
+                self.credible.unreadable_until(span.end + self.seg_sample)
             elif seg.name == "noisy":
                 self.stats.noisy_s += seconds
             self._quality_level(seg.name, seg.reason, span.start + self.seg_sample,

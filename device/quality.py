@@ -230,3 +230,67 @@ class BeatOrganisation:
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
         return level
+
+
+class FlagCredibility:
+    """May a beat in *noisy* (readable) signal carry an anomaly flag? Only if its QRS differs
+    from the wearer's template by more than the noise could make it differ.
+
+    In noisy signal a normal beat's shape and its RR interval (a false or missed beat nearby)
+    both move with the noise, and any score built on them flags it. The beat's difference from
+    the template over the QRS (± ``organised_half_window_s``, mean and linear trend removed, so
+    baseline wander does not count) must be at least ``flag_min_deviation`` of the wearer's QRS
+    amplitude and ``flag_min_noise_ratio`` times the local noise (the median absolute step of
+    the window outside the QRS, as an RMS). Scorer-agnostic: it reads the beat's window and
+    template only. Unreadable beats are never flagged anyway.
+
+    The first ``recover_s`` seconds of good signal after an unreadable stretch are held to the
+    same bar: beats were missed or invented in the noise, so the RR context and the
+    detector's levels are still settling there, and prematurity means little."""
+
+    def __init__(self, cfg: QualityConfig, fs: float, peak_index: int, fs_in: float):
+        h = max(1, int(round(cfg.organised_half_window_s * fs)))
+        self.cfg = cfg
+        self.recover = int(round(cfg.recover_s * fs_in))  # front-end samples
+        self.ends: list[int] = []  # ends of recent unreadable segments (front-end samples)
+        self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
+        self.outside = (slice(0, self.qrs.start), slice(self.qrs.stop, None))
+        n = self.qrs.stop - self.qrs.start
+        self.x = np.arange(n) - (n - 1) / 2.0
+
+    def unreadable_until(self, end: int) -> None:
+        """An unreadable segment ended at front-end sample ``end`` (segments come in order)."""
+        self.ends.append(end)
+
+    def _recovering(self, sample: np.ndarray) -> np.ndarray:
+        if not self.ends or not len(sample):
+            return np.zeros(len(sample), dtype=bool)
+        ends = np.asarray(self.ends)
+        k = np.searchsorted(ends, sample, side="right") - 1
+        out = (k >= 0) & (sample - ends[np.maximum(k, 0)] < self.recover)
+        first = int(np.searchsorted(ends, int(sample.min()) - self.recover, side="left"))
+        del self.ends[: max(0, first - 1)]  # bounded memory: beats come in order
+        return out
+
+    def __call__(self, window: np.ndarray, template: np.ndarray, amplitude: np.ndarray,
+                 quality: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """True where a flag may stand (beats in good signal, not just after unreadable)."""
+        quality = np.asarray(quality)
+        ok = (quality != NOISY) & ~((quality == GOOD) & self._recovering(np.asarray(sample)))
+        if ok.all():
+            return ok
+        noisy = ~ok
+        w = np.asarray(window, np.float64)[noisy]
+        d = w[:, self.qrs] - np.asarray(template, np.float64)[noisy][:, self.qrs]
+        d -= d.mean(axis=1, keepdims=True)
+        d -= np.outer(d @ self.x / (self.x @ self.x), self.x)
+        dev = np.sqrt(np.mean(d * d, axis=1))
+        out = np.concatenate([w[:, s] for s in self.outside], axis=1)
+        # median |step| of white noise is 0.954 x its RMS
+        noise = _median(np.abs(np.diff(out, axis=1))) / 0.954 if out.shape[1] > 2 \
+            else np.zeros(len(w))
+        amp = np.asarray(amplitude, np.float64)[noisy]
+        cfg = self.cfg
+        ok[noisy] = (dev >= cfg.flag_min_deviation * amp) & (dev >= cfg.flag_min_noise_ratio
+                                                              * noise)
+        return ok

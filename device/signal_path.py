@@ -24,7 +24,8 @@ from ecg_edge.device.dsp import (
     rational_ratio,
     sos_group_delay_s,
 )
-from ecg_edge.device.quality import UNREADABLE, BeatOrganisation, Segment, SignalQuality
+from ecg_edge.device.qrs_energy import EnergyBlocks
+from ecg_edge.device.quality import GOOD, UNREADABLE, BeatOrganisation, Segment, SignalQuality
 from ecg_edge.device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
@@ -85,6 +86,9 @@ class SignalPath:
         self.context = WearerContext(cfg.context, self.n)
         self.quality = SignalQuality(cfg.quality, cfg.fs)
         self.detector.noisy_before = self.quality.noisy_before
+        # The second detector: in noisy signal a beat stands only where both find it.
+        self.confirm = EnergyBlocks(cfg.detector, cfg.fs)
+        self.unconfirmed = 0  # beats dropped in noisy signal: the second detector saw no QRS
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
@@ -110,6 +114,7 @@ class SignalPath:
         self.bandpass.reset()
         self.resampler.reset()
         self.detector.reset(out0)
+        self.confirm.reset(out0)
         self.quality.reset(out0)
         self.organisation.reset()
         self.prev_usable = True
@@ -144,6 +149,7 @@ class SignalPath:
         self.out_index += len(y)
         self.x.append(y)
         self._judged(self.quality.push(y))
+        self.confirm.push(y)
         self.waiting += self.detector.push(y)
         self.quality.forget_recent_before(self.detector.decided_until)
         return self._emit(final=False)
@@ -161,6 +167,7 @@ class SignalPath:
         """End of stream (or segment): emit every beat still waiting."""
         parts = [self._run()] if self.pending_in else []
         self._judged(self.quality.flush())
+        self.confirm.flush()
         self.waiting += self.detector.flush()
         parts.append(self._emit(final=True))
         return Beats.concat(parts, self.n.window)
@@ -177,25 +184,34 @@ class SignalPath:
                     break
                 if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
                     break
-                if p >= self.quality.decided_until:
+                if p >= self.quality.decided_until or p >= self.confirm.decided_until:
                     break
-            window = self._window(p)
             judged = self.quality.judged_at(p)
             segment_level = judged[0]
+            if segment_level != GOOD and not self.confirm.confirms(p):
+                self.unconfirmed += 1  # one detector alone, in noise: no beat
+                self.waiting.pop(0)
+                continue
+            window = self._window(p)
             level = self.organisation.level(judged, window)
             usable = level != UNREADABLE
             rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
-            # The wearer's context learns nothing in an unreadable segment, organised or not.
-            ctx = self.context.observe(p, window, rr_prev, segment_level != UNREADABLE)
+            # The wearer's context learns nothing in an unreadable segment, organised or not,
+            # nor where high-frequency noise (muscle, electrode) distorts shapes and invents or
+            # hides beats; baseline wander and wide complexes (noisy by spread) still teach it.
+            learn = segment_level == GOOD or (segment_level != UNREADABLE and judged[1]
+                                              <= self.cfg.quality.slope_noisy * judged[3])
+            ctx = self.context.observe(p, window, rr_prev, learn)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
             self.waiting.pop(0)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         self.x.trim(min(keep, self.x.end))
         self.quality.forget_before(keep + n.before)
+        self.confirm.forget_before(keep + n.before)
         return self._pack(rows)
 
     def input_sample(self, out_index):

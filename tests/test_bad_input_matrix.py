@@ -194,6 +194,11 @@ CASES = {
     "bench-ds1-cv-missing": _bench("ds1-cv", "{d}/nope"),
     "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
     "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),
+    "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
+    "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),
+    "bench-quality-cost-noise-missing": _bench("quality-cost", R, "--noise", "{d}/nope"),
+    "bench-quality-cost-snr-nan": _bench("quality-cost", R, "--noise", R, "--snr", "nan"),
+    "bench-quality-cost-repeats": _bench("quality-cost", R, "--repeats", "0"),
     # ecg-train, ecg-convert (bad input is refused before TensorFlow is needed)
     "train-evaluate-missing": ("ecg_edge.train.cli", ["evaluate", "{d}/nope"]),
     "train-evaluate-empty": ("ecg_edge.train.cli", ["evaluate", "{d}/emptydir"]),

@@ -93,3 +93,20 @@ def test_noise_stress_with_a_bundle(tiny_bundle):
     model = next(k for k in res if k.startswith("model:"))
     assert res[model]["ma"]["6"]["flags_in_unreadable"] == 0
     assert res[model]["ma"]["6"]["unreadable_in_noise_pct"] > 50
+
+
+def test_annotated_ventricular_flutter_is_left_out_of_the_scoring(record_119):
+    """EC57 scoring: beats and detections inside a VF/VFL episode count nowhere."""
+    from ecg_edge.benchmarks.noise_stress import score_events
+
+    mask = noisy_mask(record_119.n_samples, record_119.fs)
+    ann = record_119.ann_samples[record_119.ann_samples > 400 * 360][:20]
+    events = [{"type": "beat", "sample": int(s), "flag": False, "quality": "good"} for s in ann]
+    events.append({"type": "beat", "sample": int(ann[5]) + 100, "flag": True,
+                   "quality": "good"})  # a false detection between beats 5 and 6
+    whole = score_events(events, record_119, mask, 300.0)
+    episode = [(int(ann[3]) - 10, int(ann[8]) + 10)]
+    cut = score_events(events, record_119, mask, 300.0, episode)
+    assert whole.fp == 1 and cut.fp == 0
+    assert whole.n_ref - cut.n_ref == 6 and whole.tp - cut.tp == 6  # beats 3 to 8
+    assert whole.flags_in_noise == 1 and cut.flags_in_noise == 0

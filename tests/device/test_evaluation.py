@@ -61,3 +61,19 @@ def test_missed_and_extra_detections_are_counted(record_106):
     assert t.fp == 1 and t.fp_flagged == 1
     s = summarize({"106": t})
     assert s["gross"]["abnormal"]["ppv"] == 0.0
+
+
+def test_vf_episodes_from_marks_and_rhythm_notes():
+    from ecg_edge.device.evaluation import in_intervals, vf_episodes
+
+    samples = np.array([10, 50, 60, 100, 200, 300, 400])
+    symbols = ["N", "[", "!", "]", "+", "N", "+"]
+    rhythm = (np.array([200, 400]), ["(VFL", "(N"])
+    # '[' .. ']' (bxb's marks) and a '(VFL' note up to the next rhythm change.
+    assert vf_episodes(samples, symbols, rhythm) == [(50, 100), (200, 400)]
+    assert vf_episodes(np.append(samples, 450), symbols + ["["], None, end=500) == [(50, 100),
+                                                                                  (450, 500)]
+    assert in_intervals(np.array([10, 50, 99, 100, 250, 400]),
+                        [(50, 100), (200, 400)]).tolist() == [False, True, True, False, True,
+                                                              False]
+    assert not in_intervals(np.array([1, 2]), []).any()

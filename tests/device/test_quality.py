@@ -123,6 +123,7 @@ def test_monitor_withholds_flags_in_unreadable_signal(noisy_119):
     assert all(e["quality"] in LEVELS for e in beats)
     assert not any(e["flag"] for e in beats if e["quality"] == "unreadable")
     assert summary["flags_withheld"] > 0
+    assert summary["beats_unconfirmed"] > 0  # R peaks in the noise the second detector missed
     # One event per change, each with where and why.
     assert all(a["level"] != b["level"] for a, b in zip(quality, quality[1:]))
     assert all(e["reason"] for e in quality if e["level"] != "good")
@@ -219,3 +220,63 @@ def test_saturated_blocks_are_unreadable_not_lost(record_106):
     assert not inside
     # As with lead off, clipped samples count as unreadable time and not as monitored signal.
     assert summary["unreadable_s"] >= 3.0 and summary["monitored_s"] == pytest.approx(87.0)
+
+
+def _replay_scored(rec, cfg):
+    """(matched reference class, flag, beat quality) per matched beat after 300 s."""
+    from ecg_edge.device.evaluation import aami_class, match_beats
+
+    events: list[dict] = []
+    run_blocks(Monitor(cfg, reference_scorer("combined"), 0.5, events.append),
+               record_blocks(rec))
+    beats = [e for e in events if e["type"] == "beat"]
+    is_beat, cls = aami_class(rec.ann_symbols)
+    ref, cls = rec.ann_samples[is_beat], cls[is_beat]
+    m = match_beats(np.array([e["sample"] for e in beats]), ref, int(0.15 * rec.fs))
+    keep = (m >= 0) & (ref >= 300 * rec.fs)
+    return cls[keep], np.array([beats[j]["flag"] for j in m[keep]]), \
+        np.array([beats[j]["quality"] for j in m[keep]])
+
+
+def test_flags_in_noisy_signal_must_stand_clear_of_the_noise(noisy_119):
+    """Normal beats in noisy (readable) signal lose their false flags; the ventricular beats
+    of 119's bigeminy, far from their template, keep theirs."""
+    rec, _ = noisy_119
+    lax = replace(CFG, quality=replace(CFG.quality, flag_min_deviation=0.0,
+                                       flag_min_noise_ratio=0.0, recover_s=0.0))
+    rows = {name: _replay_scored(rec, cfg) for name, cfg in (("lax", lax), ("strict", CFG))}
+    n_flagged = {k: int(f[(c == "N") & (q != "unreadable")].sum()) for k, (c, f, q) in
+                 rows.items()}
+    v_flagged = {k: int(f[c == "V"].sum()) for k, (c, f, q) in rows.items()}
+    # measured: N flags in readable signal 4 -> 1, V flags 210 -> 210
+    assert n_flagged["strict"] < n_flagged["lax"]
+    assert v_flagged["strict"] >= 0.97 * v_flagged["lax"]
+
+
+def test_flag_credibility_on_real_beats(record_119):
+    """The bar itself: a noisy beat equal to its template plus a little noise is not credible,
+    a ventricular beat is; good beats always are, unless just after unreadable signal."""
+    from ecg_edge.device.evaluation import aami_class, match_beats
+    from ecg_edge.device.quality import FlagCredibility
+
+    beats = process_signal(record_119.lead_mv()[: 360 * 120], record_119.fs, CFG)
+    beats = beats.select(~beats.learning)
+    gate = FlagCredibility(CFG.quality, CFG.fs, CFG.samples().before, record_119.fs)
+    is_beat, cls = aami_class(record_119.ann_symbols)
+    ref = record_119.ann_samples[is_beat]
+    m = match_beats(beats.sample, ref, 54)
+    kind = np.full(len(beats), "", dtype="<U1")
+    kind[m[m >= 0]] = cls[is_beat][m >= 0]
+    noisy = np.full(len(beats), NOISY, dtype=np.int8)
+    # A normal beat replaced by its template plus small noise: nothing to stand on.
+    rng = np.random.default_rng(0)
+    fake = beats.template + rng.normal(0, 0.02, beats.template.shape).astype(np.float32)
+    assert not gate(fake, beats.template, beats.amplitude, noisy, beats.sample).any()
+    ok = gate(beats.window, beats.template, beats.amplitude, noisy, beats.sample)
+    assert ok[kind == "V"].mean() > 0.95 and ok[kind == "N"].mean() < 0.2
+    good = np.full(len(beats), GOOD, dtype=np.int8)
+    assert gate(fake, beats.template, beats.amplitude, good, beats.sample).all()
+    gate.unreadable_until(int(beats.sample[0]) - 360)  # 1 s before the first beat
+    after = gate(fake, beats.template, beats.amplitude, good, beats.sample)
+    soon = beats.sample - beats.sample[0] < 9 * 360
+    assert not after[soon].any() and after[beats.sample - beats.sample[0] > 10 * 360].all()

@@ -27,11 +27,12 @@ def test_noise_aware_threshold_cuts_false_beats_in_muscle_noise():
     rec = read_record(MITDB / "118")
     noisy, _ = noisy_record(rec, read_record(DATA / "nstdb_noise" / "ma"), 6.0, 300.0)
     cfg = SignalConfig()
+    # Neither the stricter threshold nor the second detector (tests/device/test_qrs_energy.py)
     plain = replace(cfg, detector=replace(cfg.detector, noisy_threshold_fraction=0.25,
-                                          noisy_early_rr=0.0))
+                                          noisy_early_rr=0.0, confirm_offset=-np.inf))
     se0, ppv0 = _se_ppv(rec, process_signal(noisy.lead_mv(), rec.fs, plain))
     se1, ppv1 = _se_ppv(rec, process_signal(noisy.lead_mv(), rec.fs, cfg))
-    assert ppv1 > ppv0 + 0.02  # measured: +P 90.5 % -> 94.4 %, Se 98.8 % -> 98.5 %
+    assert ppv1 > ppv0 + 0.03  # measured: +P 90.5 % -> 95.3 %, Se 98.8 % -> 98.5 %
     assert se1 > se0 - 0.01
 
 
