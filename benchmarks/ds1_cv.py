@@ -305,7 +305,9 @@ def render(r: dict) -> str:
              f"(out-of-fold), thresholds of each fold chosen on the other records' out-of-fold "
              f"beats; DS2 scored by the model trained on all of DS1 with thresholds from all "
              f"out-of-fold beats. Beats after 300 s; 95 % intervals: {r['config']['boot']} "
-             "bootstrap resamples of records.", ""]
+             "bootstrap resamples of records. The learned calls use the V threshold in AF "
+             "(`v_threshold_af`) where the annotations say AF/flutter, standing in for the "
+             "device's rhythm analysis, which is not run over the cached beats.", ""]
     for set_name, title in (("ds1", "DS1, out-of-fold"),
                             ("ds2", "DS2, the six visible records")):
         rep = r["sets"][set_name]
