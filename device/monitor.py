@@ -88,6 +88,9 @@ class Monitor:
         # score's flags are typed here (no S call where the rhythm is irregular).
         self.classes = classes or ClassSpec()
         self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
+        # A classifier with the same RR settings takes this trend instead of computing its own
+        # (two running medians per block were a tenth of the pipeline's CPU).
+        self.shared_trend = getattr(scorer, "classes", None) == self.classes
         self.class_counts = count_calls(np.zeros(0, "<U1"))
 
     # -- input -----------------------------------------------------------------------------
@@ -239,11 +242,13 @@ class Monitor:
         # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
         # or AF already open in the rhythm analysis.
         in_af = np.full(len(beats), self.rhythm.in_af())
-        irregular = (self.rr_trend(beats.rr_prev)[:, 0]
-                     > self.classes.irregular_threshold) | in_af
+        trend = self.rr_trend(beats.rr_prev)
+        irregular = (trend[:, 0] > self.classes.irregular_threshold) | in_af
         t0 = time.perf_counter()
-        out = (self.scorer.classify(beats, in_af)
-               if getattr(self.scorer, "classes", None) is not None else self.scorer(beats))
+        if getattr(self.scorer, "classes", None) is None:
+            out = self.scorer(beats)
+        else:
+            out = self.scorer.classify(beats, in_af, trend if self.shared_trend else None)
         self.stats.score_s += time.perf_counter() - t0
         if isinstance(out, BeatCalls):
             scores, calls = np.asarray(out.score, dtype=np.float64), out.classes

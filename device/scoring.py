@@ -80,12 +80,14 @@ class ModelScorer:
         scores, self.history = self.spec.score_stream(beats, x, self.predict(x), self.history)
         return scores
 
-    def classify(self, beats: Beats, af: np.ndarray | None = None) -> BeatCalls:
+    def classify(self, beats: Beats, af: np.ndarray | None = None,
+                 trend: np.ndarray | None = None) -> BeatCalls:
         """Class calls of a classifier bundle. The RR irregularity is carried across blocks
         (a model input); ``af`` (AF open in the rhythm analysis, per beat) adds to the
         bundle's own irregularity rule for withholding S calls and raises the V threshold to
-        the bundle's AF one."""
-        trend = self.trend(beats.rr_prev)
+        the bundle's AF one. ``trend``: the same RRTrend output computed by the caller (then
+        the caller must pass it for every block)."""
+        trend = self.trend(beats.rr_prev) if trend is None else trend
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
         x = model_inputs(beats, self.spec.inputs, trend, self.classes.rr_neutral_above)
