@@ -178,20 +178,22 @@ class SignalPath:
         rows = []
         while self.waiting:
             p = self.waiting[0]
-            nxt = self.waiting[1] if len(self.waiting) > 1 else None
-            if not final:
-                if self.x.end < p + n.after:
-                    break
-                if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
-                    break
-                if p >= self.quality.decided_until or p >= self.confirm.decided_until:
-                    break
-            judged = self.quality.judged_at(p)
-            segment_level = judged[0]
-            if segment_level != GOOD and not self.confirm.confirms(p):
+            if not final and (self.x.end < p + n.after or not self._decided(p)):
+                break
+            if not self._kept(p):
                 self.unconfirmed += 1  # one detector alone, in noise: no beat
                 self.waiting.pop(0)
                 continue
+            # The next beat that will be kept: a dropped one must not end this beat's RR.
+            nxt = next((q for q in self.waiting[1:] if not self._decided(q) or self._kept(q)),
+                       None)
+            if not final:
+                if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
+                    break
+                if nxt is not None and not self._decided(nxt):
+                    break
+            judged = self.quality.judged_at(p)
+            segment_level = judged[0]
             window = self._window(p)
             level = self.organisation.level(judged, window)
             usable = level != UNREADABLE
@@ -213,6 +215,15 @@ class SignalPath:
         self.quality.forget_before(keep + n.before)
         self.confirm.forget_before(keep + n.before)
         return self._pack(rows)
+
+    def _decided(self, p: int) -> bool:
+        """Quality and the second detector have both judged peak ``p``."""
+        return p < self.quality.decided_until and p < self.confirm.decided_until
+
+    def _kept(self, p: int) -> bool:
+        """A detected peak stays a beat unless its segment is not good and the second detector
+        saw no QRS there."""
+        return self.quality.judged_at(p)[0] == GOOD or self.confirm.confirms(p)
 
     def input_sample(self, out_index):
         """Front-end sample (float) of a model-rate index of this segment, delays removed."""

@@ -74,3 +74,20 @@ def test_second_detector_drops_false_beats_in_muscle_noise(noisy_118):
     assert path.unconfirmed > 20
     assert ppv1 > ppv0 + 0.01  # measured: +P 92.9 % -> 95.3 %, Se 98.6 % -> 98.5 %
     assert se1 > se0 - 0.005
+
+
+def test_a_dropped_beat_does_not_end_the_rr_of_the_beat_before(noisy_118):
+    """rr_next runs to the next beat that is kept, so it equals the following beat's RR."""
+    rec, noisy = noisy_118
+    path = SignalPath(CFG, rec.fs)
+    x = noisy.lead_mv()
+    parts = [path.push(x[a : a + 777]) for a in range(0, len(x), 777)] + [path.flush()]
+    beats = type(parts[0]).concat(parts, CFG.samples().window)
+    assert path.unconfirmed > 20
+    gap = np.diff(beats.peak) / CFG.fs
+    known = np.isfinite(beats.rr_next[:-1])
+    assert known.sum() > 0.9 * len(gap)
+    np.testing.assert_allclose(beats.rr_next[:-1][known], gap[known], atol=1e-4)
+    whole = process_signal(x, rec.fs, CFG)
+    np.testing.assert_array_equal(whole.peak, beats.peak)
+    np.testing.assert_array_equal(np.isnan(whole.rr_next), np.isnan(beats.rr_next))
