@@ -157,8 +157,17 @@ def beat_classes(beats: Beats, ann_samples: np.ndarray, ann_symbols: list[str], 
     return out
 
 
+#: The device modules whose code makes the beats: a change to any of them makes cached beats stale.
+SIGNAL_PATH_MODULES = ("dsp", "rpeaks", "qrs_energy", "quality", "context", "signal_path",
+                       "records", "config")
+
+
 def _cache_key(folder: Path, cfg: SignalConfig) -> str:
+    import importlib
+
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in SIGNAL_PATH_MODULES:
+        h.update(Path(importlib.import_module(f"ecg_edge.device.{name}").__file__).read_bytes())
     for p in sorted(folder.glob("*.dat")):
         h.update(f"{p.name}:{p.stat().st_size}".encode())
     return h.hexdigest()[:12]
@@ -168,8 +177,9 @@ def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Pa
                       log=print) -> dict[str, dict]:
     """Per record: the Beats arrays, matched AAMI class, annotations; cached with np.savez.
 
-    The cache key covers the signal config and the folder's files, so a changed config never
-    reads stale beats; folds then reuse one signal-path pass per record.
+    The cache key covers the signal config, the signal path's code and the folder's files, so
+    a changed config or signal path never reads stale beats; folds then reuse one signal-path
+    pass per record.
     """
     from ecg_edge.device.records import iter_folder
 

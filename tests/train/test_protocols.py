@@ -1,5 +1,6 @@
 """Protocol pieces on the repo's real data: the ECG5000 split, MIT-BIH beat classes and cache."""
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from ecg_edge.train.protocols import (
     scores_from_error,
     split_ecg5000,
 )
-from tests.conftest import DATA, copy_records
+from tests.conftest import DATA, MITDB, copy_records
 
 
 def test_ecg5000_split_is_by_normals_fixed_and_complete():
@@ -81,3 +82,19 @@ def test_beat_classes_marks_unmatched_detections(folder_106, tmp_path):
     cls = beat_classes(beats, d["ann_samples"] + 10_000_000, list(d["ann_symbols"]),
                        float(d["fs"]))
     assert (cls == "").all()
+
+
+def test_beat_cache_key_follows_the_signal_path_code(monkeypatch, tmp_path):
+    """Cached beats are keyed by the code that makes them, not only by the config: a signal
+    path change once reused stale beats under the same config."""
+    from ecg_edge.device import config as config_module
+    from ecg_edge.train import protocols
+
+    cfg = SignalConfig()
+    key = protocols._cache_key(MITDB, cfg)
+    assert protocols._cache_key(MITDB, cfg) == key
+    source = Path(config_module.__file__).read_text() + "\n# changed\n"
+    patched = tmp_path / "config.py"
+    patched.write_text(source)
+    monkeypatch.setattr(config_module, "__file__", str(patched))
+    assert protocols._cache_key(MITDB, cfg) != key
