@@ -92,14 +92,18 @@ def _encoded(record_path: str):
 
 def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: float,
                      cfg: SignalConfig | None = None, chunk: int = 4096,
-                     repeats: int = 3, af_model=None) -> PipelineResult:
+                     repeats: int = 3, af_model=None, settings: dict | None = None
+                     ) -> PipelineResult:
     """Best-of-``repeats`` CPU time of the whole path and of each stage (``af_model``: the
-    bundle's learned AF model in the rhythm analysis)."""
+    bundle's learned AF model in the rhythm analysis; ``settings``: the rest of what a bundle
+    tells the monitor, ``device.monitor.bundle_settings``, so the monitor timed is the one the
+    device runs)."""
+    settings = {"af_model": af_model, **(settings or {})}
     cfg = cfg or SignalConfig()
     rec, data = _encoded(record_path)
 
     def whole():
-        m = Monitor(cfg, scorer, threshold, lambda e: None, af_model=af_model)
+        m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
         for block in _decode(data, chunk):
             m.feed(block)
         return m.finish()

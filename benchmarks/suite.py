@@ -159,12 +159,15 @@ def run_bundle(bundle_path: str, run_dir: str | None = None, settings: Settings 
 
 def _pipeline(bundle: Bundle, s: Settings) -> dict:
     from ecg_edge.benchmarks.pipeline import measure_pipeline
+    from ecg_edge.device.monitor import bundle_settings
     from ecg_edge.device.scoring import ModelScorer
 
     scorer = ModelScorer(bundle, bundle.manifest.model.variant, threads=1)
+    settings = bundle_settings(bundle)  # the monitor the device runs, not a default one
     r = measure_pipeline(s.record, scorer, f"{bundle.manifest.architecture}:"
                          f"{bundle.manifest.model.variant}", bundle.threshold().value,
-                         bundle.manifest.signal, repeats=s.pipeline_repeats).as_dict()
+                         bundle.manifest.signal, repeats=s.pipeline_repeats,
+                         settings=settings).as_dict()
     r["stages_pct"] = {k: round(100 * v / r["cpu_s"], 1) for k, v in r["stages_s"].items()}
     r["cpu_s_per_30_min"] = r["cpu_s"] * 1800.0 / r["ecg_s"]
     r["scorer_batch"] = scorer.batch
@@ -174,7 +177,8 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
         # 32: measured, so the cost of the padding is a number, not a guess.
         matched = ModelScorer(bundle, bundle.manifest.model.variant, threads=1, batch=static)
         m = measure_pipeline(s.record, matched, "matched", bundle.threshold().value,
-                             bundle.manifest.signal, repeats=max(1, s.pipeline_repeats - 1))
+                             bundle.manifest.signal, repeats=max(1, s.pipeline_repeats - 1),
+                             settings=settings)
         r["batch_matched"] = {"scorer_batch": static, "cpu_s": m.cpu_s,
                               "x_realtime": m.x_realtime, "infer_s": m.stages_s["infer"]}
     fm = bundle.manifest.float_model
@@ -184,7 +188,8 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
         # threshold is kept: it only changes which events are written, not the work.
         fs = ModelScorer(bundle, "float32", threads=1)
         f = measure_pipeline(s.record, fs, "float32", bundle.threshold().value,
-                             bundle.manifest.signal, repeats=s.pipeline_repeats)
+                             bundle.manifest.signal, repeats=s.pipeline_repeats,
+                             settings=settings)
         r["float32"] = {"scorer_batch": fs.batch, "cpu_s": f.cpu_s, "x_realtime": f.x_realtime,
                         "infer_s": f.stages_s["infer"]}
     return r

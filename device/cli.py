@@ -24,7 +24,7 @@ from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file,
 from ecg_edge.device.install import install_bundle
 from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
 from ecg_edge.device.live import Tee, maybe_view
-from ecg_edge.device.monitor import Monitor, paced, record_blocks, run_blocks
+from ecg_edge.device.monitor import Monitor, bundle_settings, paced, record_blocks, run_blocks
 from ecg_edge.device.records import evaluate_folder, read_rhythm
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
@@ -124,13 +124,12 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
         # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
         scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
-        out = Scoring(scorer, stated, m.signal, EpisodeConfig(**m.episodes),
-                      RhythmConfig.from_dict(m.rhythm), m.classes,
-                      {"scorer": f"model:{m.architecture}:{variant}",
-                       "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
-                       "delegate": scorer.info.delegate,
-                       "rhythm_model": m.rhythm_model.sha256[:12] if m.rhythm_model else None},
-                      load_af_model(bundle))
+        out = Scoring(scorer, stated, m.signal, info={
+            "scorer": f"model:{m.architecture}:{variant}",
+            "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
+            "delegate": scorer.info.delegate,
+            "rhythm_model": m.rhythm_model.sha256[:12] if m.rhythm_model else None},
+            **bundle_settings(bundle))
     if threshold is not None and not math.isfinite(threshold):
         raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
                         f"calibrated one is {stated:g})")

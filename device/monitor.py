@@ -313,6 +313,17 @@ class Monitor:
                        "reason": reason or None, **measures})
 
 
+def bundle_settings(bundle) -> dict:
+    """What a bundle tells a Monitor besides its scorer and threshold (episode hysteresis,
+    rhythm settings, class thresholds, the learned AF model): one place, so the device and the
+    benchmarks run the same monitor."""
+    from ecg_edge.device.rhythm_model import load_af_model
+
+    m = bundle.manifest
+    return {"episodes": EpisodeConfig(**m.episodes), "rhythm": RhythmConfig.from_dict(m.rhythm),
+            "classes": m.classes, "af_model": load_af_model(bundle)}
+
+
 def check_front_end_rate(fs: float, model_fs: float) -> float:
     """The front-end rate as a float, or a one-line UserError when no resampler can serve it."""
     fs = float(fs)
