@@ -374,7 +374,7 @@ def _join_runs(frames: list) -> list[tuple[Any, bool]]:
             out.append((SamplesFrame(first.seq, first.flags, first.sample_format,
                                      np.concatenate([f.counts for f in run])), True))
         elif run:
-            out.append((run[0], False))
+            out.append((run[0], run[0].frames > 1))
         run.clear()
 
     for frame in frames:
@@ -437,8 +437,9 @@ class StreamDecoder:
 
     def __init__(self, ascii_fs: float | None = None, ascii_uv_per_count: float = 1.0,
                  channels: int | None = None, fs: float | None = None,
-                 uv_per_count: float | None = None) -> None:
+                 uv_per_count: float | None = None, merge_runs: bool = True) -> None:
         self.ascii = ascii_fs is not None
+        self.merge_runs = merge_runs
         self.frames = FrameDecoder()
         self.lines = AsciiLineDecoder(channels, start_mid_line=True)
         self.blocks = BlockAssembler(fs, uv_per_count)
@@ -453,6 +454,9 @@ class StreamDecoder:
     def feed(self, data: bytes, t_host: float) -> list[Item]:
         if self.ascii:
             return self.ascii_blocks.push(self.lines.feed(data), t_host)
+        # Runs of frames read at once only once frames become blocks directly: before the
+        # info frame each frame is held (and an overflow evicts) one by one.
+        self.frames.merge_runs = self.merge_runs and not self.blocks.needs_info
         return self.blocks.push(self.frames.feed(data), t_host)
 
     def connection_lost(self, t_host: float) -> list[Item]:

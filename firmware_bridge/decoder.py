@@ -7,6 +7,12 @@ start, so any intact frame inside or after damaged bytes is still found. The out
 depend on how the bytes were chunked: decisions about a candidate are taken only once all of
 its bytes are present (or at :meth:`FrameDecoder.flush`, the end of a connection).
 
+With ``merge_runs`` a run of samples frames that share one layout and continue each other's
+sequence numbers is checked in one numpy step (one CRC call per frame, no per-frame objects)
+and returned as one :class:`SamplesFrame` whose ``frames`` says how many it stands for: the
+same frames, bytes and counters as one by one, at a fraction of the cost per frame (decoding
+was a fifth of the whole pipeline's CPU).
+
 Accounting invariant, after ``flush``: ``bytes_in == bytes_in_frames + bytes_skipped``.
 """
 
@@ -15,15 +21,26 @@ from __future__ import annotations
 import struct
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ecg_edge.firmware_bridge.crc import crc16, crc32
 from ecg_edge.firmware_bridge.protocol import (
+    _FLAGS,
+    _FORMATS,
+    _SAMPLES_HEAD,
     KNOWN_TYPES,
     MAX_BODY,
+    MAX_CHANNELS,
     PREFIX_LEN,
+    SEQ_MOD,
     SYNC,
     VERSIONS,
+    WIDTH,
     Frame,
+    FrameType,
+    SamplesFrame,
     parse_payload,
+    unpack_counts,
 )
 
 _PREFIX = struct.Struct("<2sBBH")
@@ -32,6 +49,10 @@ _CRC16, _CRC32 = struct.Struct(">H"), struct.Struct(">I")
 _SYNC0 = SYNC[:1]
 #: Bytes before a payload: prefix and sequence number.
 _HEAD = PREFIX_LEN + _SEQ.size
+#: Bytes before a samples frame's counts.
+_SAMPLES_AT = _HEAD + _SAMPLES_HEAD.size
+#: Most frames read in one run step (bounds the copy when a whole capture is fed at once).
+_MAX_RUN = 1024
 
 
 @dataclass
@@ -56,9 +77,10 @@ class DecoderCounters:
 class FrameDecoder:
     """Incremental decoder for protocol v1 and v2 frames (either direction)."""
 
-    def __init__(self) -> None:
+    def __init__(self, merge_runs: bool = False) -> None:
         self._buf = bytearray()
         self.counters = DecoderCounters()
+        self.merge_runs = merge_runs
 
     @property
     def pending(self) -> int:
@@ -123,6 +145,15 @@ class FrameDecoder:
                     pos = i + 1
                     continue
                 break
+            if (self.merge_runs and ftype == FrameType.SAMPLES and version in VERSIONS
+                    and end - i >= 2 * total):
+                run = _samples_run(buf, i, end, total, crc_len)
+                if run is not None:
+                    c.frames_ok += run.frames
+                    c.bytes_in_frames += run.frames * total
+                    pos = i + run.frames * total
+                    out.append(run)
+                    continue
             crc_at = i + PREFIX_LEN + body_len
             if crc_len == 2:
                 ok = crc16(view[i + 2:crc_at]) == _CRC16.unpack_from(buf, crc_at)[0]
@@ -150,6 +181,47 @@ class FrameDecoder:
             c.frames_ok += 1
             out.append(frame)
         return pos
+
+
+def _samples_run(buf: bytearray, i: int, end: int, total: int,
+                 crc_len: int) -> SamplesFrame | None:
+    """Two or more intact samples frames from ``buf[i]`` on, each ``total`` bytes with the same
+    prefix and samples header and continuing the previous one's sequence number, as one frame;
+    ``None`` where fewer than two qualify (the frame-by-frame scan then decides, as always).
+
+    Every frame of a run is one the frame-by-frame scan would accept at the same place: it
+    starts where the previous one ended, with a sync word and a matching CRC.
+    """
+    if total < _SAMPLES_AT + crc_len:
+        return None  # too short for a samples header: the frame-by-frame scan counts it
+    k = min((end - i) // total, _MAX_RUN)
+    raw = bytes(buf[i:i + k * total])  # a copy: numpy must not pin the resizable buffer
+    m = np.frombuffer(raw, dtype=np.uint8).reshape(k, total)
+    flags, fmt, ch, n = m[0, _HEAD:_SAMPLES_AT].tolist()
+    fmt = _FORMATS.get(fmt)
+    if (fmt is None or not 1 <= ch <= MAX_CHANNELS or n == 0
+            or total - crc_len != _SAMPLES_AT + n * ch * WIDTH[fmt]):
+        return None  # malformed: the frame-by-frame scan counts it
+    ok = (m[:, :PREFIX_LEN] == m[0, :PREFIX_LEN]).all(axis=1)
+    ok &= (m[:, _HEAD:_SAMPLES_AT] == m[0, _HEAD:_SAMPLES_AT]).all(axis=1)
+    seq = np.ascontiguousarray(m[:, PREFIX_LEN:_HEAD]).view("<u4").ravel().astype(np.int64)
+    ok &= seq == (seq[0] + n * np.arange(k, dtype=np.int64)) % SEQ_MOD
+    k = k if ok.all() else int(np.argmin(ok))
+    if k < 2:
+        return None
+    crc_at = total - crc_len
+    stored = np.ascontiguousarray(m[:k, crc_at:]).view(">u2" if crc_len == 2 else ">u4")
+    check = crc16 if crc_len == 2 else crc32
+    view = memoryview(raw)
+    calc = np.fromiter((check(view[j + 2:j + crc_at]) for j in range(0, k * total, total)),
+                       dtype=np.int64, count=k)
+    good = calc == stored.ravel()
+    k = k if good.all() else int(np.argmin(good))
+    if k < 2:
+        return None
+    counts = unpack_counts(np.ascontiguousarray(m[:k, _SAMPLES_AT:crc_at]), fmt, ch)
+    return SamplesFrame(int(seq[0]), _FLAGS[flags & 0x03], fmt, counts,
+                        strong=crc_len == 4, frames=k)
 
 
 def decode_all(data: bytes) -> tuple[list[Frame], DecoderCounters]:

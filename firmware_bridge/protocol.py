@@ -129,6 +129,9 @@ class SamplesFrame:
     sample_format: SampleFormat
     counts: np.ndarray = field(repr=False)
     strong: bool = field(default=False, compare=False)  # CRC-32 checked (v2)
+    # Wire frames this one stands for: > 1 when the decoder read a run of frames that continue
+    # each other's sequence numbers in one step (they confirm each other).
+    frames: int = field(default=1, compare=False)
 
     @property
     def n(self) -> int:

@@ -97,3 +97,36 @@ def test_link_faults_in_v1_stay_exact_at_a_cost_in_delivered_frames():
                                                      disconnect_every_s=300.0))
     assert r.accounting_exact and r.samples_at_wrong_index == 0
     assert r.seq_unconfirmed > 0  # frames after a gap that nothing confirmed
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("read", [37, 4096, 1 << 20])
+def test_runs_read_at_once_equal_frame_by_frame(record_100, version, read):
+    """The decoder's run step (one numpy pass over frames that continue each other) must give
+    exactly the blocks and counters of the frame-by-frame scan: on a real record's frames with
+    flipped bytes, dropped bytes, a lost frame, a wild sequence number and a flag change."""
+    counts = record_100.counts[:36000, 0].astype(np.int64)
+    frames = frames_int16(0, counts, SPF, version)
+    frames[100:140, 10] = 0x02  # a saturated stretch: another header, so runs must split
+    rng = np.random.default_rng(version)
+    data = np.delete(frames, [500, 501, 900], axis=0).reshape(-1).copy()
+    hit = rng.choice(data.size, 60, replace=False)
+    data[hit] ^= rng.integers(1, 256, hit.size, dtype=np.uint8)
+    data = np.delete(data, rng.choice(data.size, 20, replace=False))
+    wild = encode_samples(10**9, counts[:SPF], version=version)
+    stream = encode_info(0, 360.0, 5.0, 1, version=version) + data[:30000].tobytes() + wild \
+        + data[30000:].tobytes()
+
+    def decode(merge):
+        dec = StreamDecoder(merge_runs=merge)
+        items = []
+        for i in range(0, len(stream), read):
+            items += dec.feed(stream[i:i + read], 0.0)
+        items += dec.finish(0.0)
+        return [(b.start, b.gap_before, b.saturated, b.counts.tobytes()) for b in items
+                if isinstance(b, SampleBlock)], dec.stats()
+
+    merged, merged_stats = decode(True)
+    single, single_stats = decode(False)
+    assert merged_stats == single_stats and merged == single
+    assert merged_stats.crc_errors > 0 and merged_stats.gaps > 0
