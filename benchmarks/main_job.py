@@ -22,7 +22,7 @@ import numpy as np
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import evaluate_record, summarize, to_jsonable
 from ecg_edge.device.events import read_beat_events
-from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
 from ecg_edge.device.records import read_rhythm
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.scoring import ModelScorer
@@ -78,7 +78,7 @@ def latency_and_rtf(bundle_path: Path, rec: Record, repeats: int = 200) -> dict:
         scorer.predict(x)
         times.append(time.perf_counter() - t)
     monitor = Monitor(bundle.manifest.signal, scorer, bundle.threshold("int8").value,
-                      lambda e: None)
+                      lambda e: None, **bundle_settings(bundle))
     cpu = time.process_time()
     run_blocks(monitor, record_blocks(rec, None, 10.0))
     cpu = time.process_time() - cpu
@@ -97,7 +97,8 @@ def shipped_on_record(rec: Record, record_path: Path, bundle_path: Path | None =
     bundle = load_bundle(bundle_path or SHIPPED_BUNDLE)
     events: list[dict] = []
     summary = run_blocks(Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
-                                 bundle.threshold("int8").value, events.append),
+                                 bundle.threshold("int8").value, events.append,
+                                 **bundle_settings(bundle)),
                          record_blocks(rec, None, 10.0))
     beats = [e for e in events if e["type"] == "beat"]
     table = evaluate_record(

@@ -278,7 +278,8 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
     for variant in variants:
         scorer = ModelScorer(bundle, variant, threads=threads)
         tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
-                                 bundle.threshold(variant).value, start_s, names)
+                                 bundle.threshold(variant).value, start_s, names,
+                                 settings=bundle_settings(bundle))
         out[variant] = summarize(tables)
         out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s)
     if as_json:

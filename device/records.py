@@ -60,9 +60,12 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
 
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
                     start_s: float, records: list[str] | None = None,
-                    block_s: float = 10.0) -> dict[str, BeatTable]:
+                    block_s: float = 10.0, settings: dict | None = None
+                    ) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
-    path) with ``scorer`` and match its beat events to the annotations."""
+    path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
+    of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
+    measured is the one the device runs."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     tables = {}
@@ -73,8 +76,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         if not rec.has_annotations:
             continue
         events: list[dict] = []
-        run_blocks(Monitor(cfg, scorer, threshold, events.append), record_blocks(rec, None,
-                                                                                   block_s))
+        run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
+                   record_blocks(rec, None, block_s))
         beats = [e for e in events if e["type"] == "beat"]
         sample = np.array([e["sample"] for e in beats], dtype=np.int64)
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
