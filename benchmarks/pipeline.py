@@ -14,6 +14,7 @@ import functools
 import time
 from dataclasses import asdict, dataclass, field
 
+from ecg_edge.device.coalesce import BATCH_S, coalesced
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor
@@ -126,3 +127,23 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
     return PipelineResult(rec.name, rec.duration_s, int(summary["beats"]), scorer_name,
                           best["total"], rec.duration_s / best["total"],
                           {k: round(v, 4) for k, v in stages.items()})
+
+
+def measure_live_reads(record_path: str, scorer, threshold: float, cfg: SignalConfig,
+                       settings: dict, read: int = 32, repeats: int = 2) -> dict:
+    """The same stream read as a live serial port delivers it at real time (``read`` bytes,
+    about one frame, per read), fed to the monitor read by read and gathered as ``ecg-device
+    run`` does (:func:`device.coalesce.coalesced`): CPU s and real-time factor of each."""
+    rec, data = _encoded(record_path)
+    out = {"read_bytes": read, "batch_s": BATCH_S}
+    for name, gather in (("each_read", lambda it: it), ("gathered", coalesced)):
+        best = float("inf")
+        for _ in range(repeats):
+            def run(gather=gather):
+                m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
+                for block in gather(_decode(data, read)):
+                    m.feed(block)
+                return m.finish()
+            best = min(best, _cpu(run)[1])
+        out[name] = {"cpu_s": round(best, 4), "x_realtime": round(rec.duration_s / best, 1)}
+    return out

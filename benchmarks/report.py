@@ -89,6 +89,12 @@ def model_markdown(name: str, r: dict) -> list[str]:
                     f"the same pipeline runs at **{bm['x_realtime']:.0f}× real time** "
                     f"({bm['cpu_s']:.3f} CPU s; infer {bm['infer_s']:.4f} s instead of "
                     f"{pipe['stages_s']['infer']:.4f} s)."]
+        lr = pipe.get("live_reads")
+        if lr:
+            out += ["", f"Read as a live port delivers it ({lr['read_bytes']} B, about one "
+                    f"frame, per read): fed read by read **{lr['each_read']['x_realtime']:.0f}×** "
+                    f"real time; gathered to {lr['batch_s']:g} s blocks as `ecg-device run` "
+                    f"does, **{lr['gathered']['x_realtime']:.0f}×**."]
         fl = pipe.get("float32")
         if fl:
             per = 1e6 / max(pipe["beats"], 1)

@@ -158,7 +158,7 @@ def run_bundle(bundle_path: str, run_dir: str | None = None, settings: Settings 
 
 
 def _pipeline(bundle: Bundle, s: Settings) -> dict:
-    from ecg_edge.benchmarks.pipeline import measure_pipeline
+    from ecg_edge.benchmarks.pipeline import measure_live_reads, measure_pipeline
     from ecg_edge.device.monitor import bundle_settings
     from ecg_edge.device.scoring import ModelScorer
 
@@ -169,6 +169,8 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
                          bundle.manifest.signal, repeats=s.pipeline_repeats,
                          settings=settings).as_dict()
     r["stages_pct"] = {k: round(100 * v / r["cpu_s"], 1) for k, v in r["stages_s"].items()}
+    r["live_reads"] = measure_live_reads(s.record, scorer, bundle.threshold().value,
+                                         bundle.manifest.signal, settings)
     r["cpu_s_per_30_min"] = r["cpu_s"] * 1800.0 / r["ecg_s"]
     r["scorer_batch"] = scorer.batch
     static = latency.static_batch(scorer.interpreter)

@@ -18,6 +18,7 @@ import click
 from ecg_edge.device import reference, rhythm_eval
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import ClassSpec
+from ecg_edge.device.coalesce import BATCH_S, coalesced
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import EC57_START_S, evaluate_record, summarize, to_jsonable
 from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
@@ -220,9 +221,13 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 @click.option("--duration", type=float, default=None, callback=positive_number,
               help="Stop after this many seconds.")
 @click.option("--no-reconnect", is_flag=True, help="End when the port goes away.")
+@click.option("--batch-s", type=float, default=BATCH_S, show_default=True,
+              callback=nonnegative_number,
+              help="Seconds of signal gathered before the monitor runs (0: every read); "
+                   "latency against CPU.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
             view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
-            duration, no_reconnect):
+            duration, no_reconnect, batch_s):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     stop = threading.Event()
@@ -235,7 +240,7 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
         t_end = None if duration is None else time.monotonic() + duration
         with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
                          baudrate=baudrate, reconnect=not no_reconnect) as stream:
-            for item in stream.items(heartbeat_s=0.2):
+            for item in coalesced(stream.items(heartbeat_s=0.2), batch_s):
                 if stop.is_set() or (t_end is not None and time.monotonic() > t_end):
                     break
                 if item is not None:

@@ -107,6 +107,7 @@ CASES = {
                                            "{d}/emptydir"),
     "device-run-missing-port": _device("run", "{d}/no-such-port", "--no-reconnect"),
     "device-run-nan-ascii-fs": _device("run", "{d}/no-such-port", "--ascii-fs", "nan"),
+    "device-run-negative-batch": _device("run", "{d}/no-such-port", "--batch-s", "-1"),
     "device-selftest-missing": _device("selftest", "{d}/nope"),
     "device-selftest-empty": _device("selftest", "{d}/empty.tar.gz"),
     "device-selftest-garbage": _device("selftest", "{d}/garbage.tar.gz"),
