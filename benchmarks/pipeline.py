@@ -24,6 +24,9 @@ from ecg_edge.firmware_bridge.bench import encode_stream
 from ecg_edge.firmware_bridge.blocks import SampleBlock, StreamDecoder
 from ecg_edge.firmware_bridge.records import read_record
 
+#: Samples per frame of the encoded stream (``encode_stream``'s default, the emulator's too).
+FRAME_SAMPLES = 10
+
 
 @dataclass
 class PipelineResult:
@@ -130,11 +133,13 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
 
 
 def measure_live_reads(record_path: str, scorer, threshold: float, cfg: SignalConfig,
-                       settings: dict, read: int = 32, repeats: int = 2) -> dict:
-    """The same stream read as a live serial port delivers it at real time (``read`` bytes,
-    about one frame, per read), fed to the monitor read by read and gathered as ``ecg-device
-    run`` does (:func:`device.coalesce.coalesced`): CPU s and real-time factor of each."""
+                       settings: dict, repeats: int = 2) -> dict:
+    """The same stream read as a live serial port delivers it at real time, one frame
+    per read: each read's block fed to the monitor as it comes, and gathered
+    to ``BATCH_S`` blocks first as ``ecg-device run`` does (:func:`device.coalesce.coalesced`).
+    CPU s and real-time factor of each."""
     rec, data = _encoded(record_path)
+    read = round(len(data) * FRAME_SAMPLES / rec.n_samples)  # one frame's bytes
     out = {"read_bytes": read, "batch_s": BATCH_S}
     for name, gather in (("each_read", lambda it: it), ("gathered", coalesced)):
         best = float("inf")

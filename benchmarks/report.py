@@ -91,10 +91,11 @@ def model_markdown(name: str, r: dict) -> list[str]:
                     f"{pipe['stages_s']['infer']:.4f} s)."]
         lr = pipe.get("live_reads")
         if lr:
-            out += ["", f"Read as a live port delivers it ({lr['read_bytes']} B, about one "
-                    f"frame, per read): fed read by read **{lr['each_read']['x_realtime']:.0f}×** "
-                    f"real time; gathered to {lr['batch_s']:g} s blocks as `ecg-device run` "
-                    f"does, **{lr['gathered']['x_realtime']:.0f}×**."]
+            out += ["", f"Read as a live port delivers it at real time, one frame "
+                    f"({lr['read_bytes']} B) per read: each read fed on, "
+                    f"**{lr['each_read']['x_realtime']:.0f}×** real time; gathered to "
+                    f"{lr['batch_s']:g} s blocks as `ecg-device run` does, "
+                    f"**{lr['gathered']['x_realtime']:.0f}×**."]
         fl = pipe.get("float32")
         if fl:
             per = 1e6 / max(pipe["beats"], 1)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ecg_edge.firmware_bridge.blocks import Item, SampleBlock, merge_blocks
 
-#: Default signal held before the monitor runs: well under the beat path's own decision delay.
-BATCH_S = 0.5
+#: Default signal held before the monitor runs: a second of latency for a third of the CPU.
+BATCH_S = 1.0
 
 
 def coalesced(items: Iterable[Item | None], batch_s: float = BATCH_S, max_wait_s: float = 1.0,

@@ -51,8 +51,9 @@ _SYNC0 = SYNC[:1]
 _HEAD = PREFIX_LEN + _SEQ.size
 #: Bytes before a samples frame's counts.
 _SAMPLES_AT = _HEAD + _SAMPLES_HEAD.size
-#: Most frames read in one run step (bounds the copy when a whole capture is fed at once).
-_MAX_RUN = 1024
+#: Fewest and most frames read in one run step: below about a dozen the numpy step costs more
+#: than frame by frame; the cap bounds the copy when a whole capture is fed at once.
+_MIN_RUN, _MAX_RUN = 12, 1024
 
 
 @dataclass
@@ -146,7 +147,7 @@ class FrameDecoder:
                     continue
                 break
             if (self.merge_runs and ftype == FrameType.SAMPLES and version in VERSIONS
-                    and end - i >= 2 * total):
+                    and end - i >= _MIN_RUN * total):
                 run = _samples_run(buf, i, end, total, crc_len)
                 if run is not None:
                     c.frames_ok += run.frames
@@ -185,9 +186,10 @@ class FrameDecoder:
 
 def _samples_run(buf: bytearray, i: int, end: int, total: int,
                  crc_len: int) -> SamplesFrame | None:
-    """Two or more intact samples frames from ``buf[i]`` on, each ``total`` bytes with the same
-    prefix and samples header and continuing the previous one's sequence number, as one frame;
-    ``None`` where fewer than two qualify (the frame-by-frame scan then decides, as always).
+    """Two or more intact samples frames from ``buf[i]`` on (called where at least
+    :data:`_MIN_RUN` fit), each ``total`` bytes with the same prefix and samples header and
+    continuing the previous one's sequence number, as one frame; ``None`` where fewer than two
+    qualify (the frame-by-frame scan then decides, as always).
 
     Every frame of a run is one the frame-by-frame scan would accept at the same place: it
     starts where the previous one ended, with a sync word and a matching CRC.
