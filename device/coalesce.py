@@ -3,9 +3,9 @@
 A serial reader takes what has arrived, which at real time is one frame (about 28 ms of signal)
 per read. The monitor's work per block has a fixed part (filters, detectors, a model call, the
 rhythm and quality updates), so fed frame by frame it spends about three times the CPU it spends
-on the same signal in 10 s blocks (``ecg-bench run``: live-reads line). Holding the samples for
-a fraction of a second costs that much latency and nothing else: the signal path's output does
-not depend on how its input is chunked.
+on the same signal in 3 s blocks (``ecg-bench run``: the live-port line). Holding the samples
+for a second costs that much latency and nothing else: the signal path's output does not
+depend on how its input is chunked.
 """
 
 from __future__ import annotations
