@@ -64,6 +64,22 @@ class ClassSpec:
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
+    # V evidence of a classifier joined with the non-learned template distance d (wearer
+    # amplitude units; a model input channel) as a noisy OR: 1 − (1 − p(V)) · exp(−w ·
+    # max(0, d − floor)). Either the model or a plain departure from the wearer's own template
+    # can carry a beat towards V: the template distance ranks N against V well on patients the
+    # model misjudges (junctional/escape beats, VT runs). w = 0: the model alone.
+    v_template_weight: float = 0.0
+    v_template_floor: float = 0.1
+    # The wearer's own baseline of V evidence (:class:`VBaseline`): the logit of p(V) minus
+    # weight × the quantile of the logits of the previous ``v_baseline_beats`` beats. A model
+    # trained on 21 patients is calibrated differently on the 22nd: one wearer's normal beats
+    # sit at p(V) 1e-5, another's (bundle-branch block) at 1e-2, and a PVC that looks like the
+    # wearer's own beats reaches only 0.3. Against the wearer's recent beats it still stands
+    # out. A low quantile keeps the baseline on the normal beats through bigeminy. 0 beats: off.
+    v_baseline_beats: int = 0
+    v_baseline_quantile: float = 0.25
+    v_baseline_weight: float = 0.0
     chosen: str = ""  # how the thresholds were chosen (provenance)
 
     def __post_init__(self) -> None:
@@ -72,6 +88,8 @@ class ClassSpec:
         for f in ("v_threshold", "s_threshold", "f_threshold", "v_threshold_af"):
             if getattr(self, f) is not None and not 0.0 < getattr(self, f) <= 1.0:
                 raise ValueError(f"{f} must be in (0, 1], got {getattr(self, f)}")
+        if not 0.0 <= self.v_baseline_quantile <= 1.0 or self.v_baseline_beats < 0:
+            raise ValueError("v_baseline_quantile must be in [0, 1] and v_baseline_beats >= 0")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
 
@@ -131,6 +149,53 @@ class RRTrend:
         return np.stack([irr, _nanmedian(win)], axis=1)
 
 
+def v_logit(p_v: np.ndarray) -> np.ndarray:
+    """log(p / (1 − p)) of V probabilities, bounded (p of 0 or 1 in float)."""
+    p = np.clip(np.asarray(p_v, np.float64), 1e-9, 1.0 - 1e-9)
+    return np.log(p / (1.0 - p))
+
+
+class VBaseline:
+    """Causal quantile of the V logits (:func:`v_logit`) of the previous ``k`` valid beats (a
+    template known, readable signal), carried across blocks (block-by-block equals
+    whole-array); NaN before any. See :attr:`ClassSpec.v_baseline_beats`."""
+
+    def __init__(self, k: int = 32, quantile: float = 0.25):
+        self.k, self.quantile = max(1, int(k)), float(quantile)
+        self.history = np.full(self.k, np.nan)
+
+    def __call__(self, logits: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        ok = np.asarray(valid, bool) & np.isfinite(logits)
+        # the history (k values, NaN-padded in front) and this block's valid values in order;
+        # beat i sees the k values before its own: those ending at its count of valid ones
+        seq = np.concatenate([self.history, np.asarray(logits, np.float64)[ok]])
+        before = np.cumsum(ok) - ok  # valid values of this block before each beat
+        windows = np.lib.stride_tricks.sliding_window_view(seq, self.k)
+        out = (_nanquantile_rows(windows[before], self.quantile) if len(ok)
+               else np.zeros(0))
+        self.history = seq[-self.k:]
+        return out
+
+
+def baseline_valid(beats: Beats) -> np.ndarray:
+    """Beats whose V logit may enter the wearer's :class:`VBaseline`: a template is known
+    (the model's inputs are meaningful) and the signal is readable."""
+    return ~np.isnan(beats.template).any(axis=1) & np.asarray(beats.usable, bool)
+
+
+def _nanquantile_rows(a: np.ndarray, q: float) -> np.ndarray:
+    """Row quantiles (linear interpolation) ignoring NaN; NaN for an all-NaN row."""
+    s = np.sort(a, axis=1)  # NaNs sort last
+    n = np.isfinite(a).sum(axis=1)
+    pos = q * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    rows = np.arange(len(a))
+    frac = pos - lo
+    val = s[rows, lo] * (1.0 - frac) + np.where(frac > 0, s[rows, hi], 0.0) * frac
+    return np.where(n > 0, val, np.nan)
+
+
 def _nanmedian(a: np.ndarray) -> np.ndarray:
     """Row medians ignoring NaN; NaN for an all-NaN row (np.nanmedian without its warning)."""
     s = np.sort(a, axis=1)  # NaNs sort last
@@ -176,16 +241,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
+               baseline: np.ndarray | None = None) -> np.ndarray:
+    """p(V) joined with the template distance (:attr:`ClassSpec.v_template_weight`), then
+    taken relative to the wearer's baseline (:attr:`ClassSpec.v_baseline_weight`; ``baseline``
+    from :class:`VBaseline`, NaN = no history yet: no shift)."""
+    p = np.asarray(p_v, np.float64)
+    if distance is not None and spec.v_template_weight:
+        excess = np.maximum(np.asarray(distance, np.float64) - spec.v_template_floor, 0.0)
+        p = 1.0 - (1.0 - p) * np.exp(-spec.v_template_weight * excess)
+    if baseline is None or not spec.v_baseline_weight:
+        return p
+    z = v_logit(p) - spec.v_baseline_weight * np.nan_to_num(np.asarray(baseline, np.float64))
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None,
-                     af: np.ndarray | None = None) -> BeatCalls:
+                     af: np.ndarray | None = None, distance: np.ndarray | None = None,
+                     v_baseline: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
     ``spec.s_max_rr_ratio``; V's threshold is ``spec.v_threshold_af`` where ``af`` (AF open in
-    the rhythm analysis). The score is that largest ratio (> 1 exactly when the call is not
-    N), a ranking every AUC can use. Beats of the learning period are Q (the wearer's template
-    is not known yet)."""
+    the rhythm analysis); with ``distance`` (template distance per beat) V's evidence is
+    :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`). The score is
+    that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
+    Beats of the learning period are Q (the wearer's template is not known yet)."""
     p = np.asarray(probs, np.float64)
     no_s = np.asarray(irregular, bool)
     if rr_ratio is not None:
@@ -193,7 +275,7 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     v_thr = np.full(len(p), spec.v_threshold)
     if af is not None and spec.v_threshold_af is not None:
         v_thr[np.asarray(af, bool)] = spec.v_threshold_af
-    ratios = np.stack([p[:, 2] / v_thr,
+    ratios = np.stack([v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr,
                        np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
                        p[:, 3] / spec.f_threshold], axis=1)
     best = ratios.argmax(axis=1)
@@ -205,18 +287,20 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
 
 
 def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
-                     learning: np.ndarray | None = None, af: np.ndarray | None = None
-                     ) -> BeatCalls:
+                     learning: np.ndarray | None = None, af: np.ndarray | None = None,
+                     v_baseline: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
-    the AF one."""
+    the AF one; ``v_baseline``: the wearer's :class:`VBaseline` of the same beats."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     irregular = own if af is None else own | np.asarray(af, bool)
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
-    return calls_from_probs(probs, irregular, spec, learning, rr, af=af)
+    return calls_from_probs(probs, irregular, spec, learning, rr, af=af,
+                            distance=f[:, RR_FEATURES.index("template_distance")],
+                            v_baseline=v_baseline)
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -254,5 +338,5 @@ def burden(counts: dict[str, int]) -> dict:
 
 
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ClassSpec", "BeatCalls", "RRTrend",
-           "rr_features", "softmax", "calls_from_probs", "calls_for_inputs",
-           "calls_from_flags", "count_calls", "burden"]
+           "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
+           "calls_from_probs", "calls_for_inputs", "calls_from_flags", "count_calls", "burden"]

@@ -15,7 +15,7 @@ from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
-INPUTS = ("wearer", "absolute", "wearer+rr")
+INPUTS = ("wearer", "absolute", "wearer+rr", "wearer+rr+shape")
 COMBINE = ("model", "model+rr", "model+template+rr")
 #: ``classifier``: the model outputs class probabilities (:data:`device.classes.LABELS`), not a
 #: reconstruction; its score is their abnormal part (see :func:`classifier_score`).
@@ -75,7 +75,16 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     ``trend`` is the per-beat output of :class:`device.classes.RRTrend` (a stream passes its
     carried one; None computes it over ``beats`` as one whole record); ``rr_neutral_above``
     (the bundle's ``classes``) reaches the rhythm features.
+    ``wearer+rr+shape``: ``wearer+rr`` plus one constant channel per shape feature against the
+    wearer's template (:func:`device.morphology.shape_features`: correlation, QRS width, area
+    and main-deflection ratios), after the rhythm features.
     """
+    if mode == "wearer+rr+shape":
+        from ecg_edge.device.morphology import shape_features
+
+        x = model_inputs(beats, "wearer+rr", trend, rr_neutral_above)
+        f = shape_features(beats)
+        return np.concatenate([x, np.repeat(f[:, None, :], x.shape[1], axis=1)], axis=2)
     if mode == "wearer+rr":
         from ecg_edge.device.classes import RRTrend, rr_features
 
