@@ -19,6 +19,9 @@ Two ways to a call:
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, insort
+from collections import deque
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -158,22 +161,32 @@ def v_logit(p_v: np.ndarray) -> np.ndarray:
 class VBaseline:
     """Causal quantile of the V logits (:func:`v_logit`) of the previous ``k`` valid beats (a
     template known, readable signal), carried across blocks (block-by-block equals
-    whole-array); NaN before any. See :attr:`ClassSpec.v_baseline_beats`."""
+    whole-array); NaN before any. See :attr:`ClassSpec.v_baseline_beats`.
+
+    The device calls it with one or two beats at a time, so it keeps the last ``k`` values in
+    arrival order and sorted (bisect): a few list operations per beat, where numpy's
+    per-call overhead would cost more than the pipeline can spare."""
 
     def __init__(self, k: int = 32, quantile: float = 0.25):
         self.k, self.quantile = max(1, int(k)), float(quantile)
-        self.history = np.full(self.k, np.nan)
+        self.recent: deque[float] = deque()
+        self.sorted: list[float] = []
 
     def __call__(self, logits: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        ok = np.asarray(valid, bool) & np.isfinite(logits)
-        # the history (k values, NaN-padded in front) and this block's valid values in order;
-        # beat i sees the k values before its own: those ending at its count of valid ones
-        seq = np.concatenate([self.history, np.asarray(logits, np.float64)[ok]])
-        before = np.cumsum(ok) - ok  # valid values of this block before each beat
-        windows = np.lib.stride_tricks.sliding_window_view(seq, self.k)
-        out = (_nanquantile_rows(windows[before], self.quantile) if len(ok)
-               else np.zeros(0))
-        self.history = seq[-self.k:]
+        out = np.full(len(logits), np.nan)
+        s, recent, q = self.sorted, self.recent, self.quantile
+        for i, (x, ok) in enumerate(zip(np.asarray(logits, np.float64).tolist(),
+                                        np.asarray(valid, bool).tolist())):
+            if s:  # linear interpolation between order statistics, as np.quantile
+                pos = q * (len(s) - 1)
+                lo = int(pos)
+                frac = pos - lo
+                out[i] = s[lo] + (s[lo + 1] - s[lo]) * frac if frac else s[lo]
+            if ok and math.isfinite(x):
+                recent.append(x)
+                insort(s, x)
+                if len(recent) > self.k:
+                    del s[bisect_left(s, recent.popleft())]
         return out
 
 
@@ -181,19 +194,6 @@ def baseline_valid(beats: Beats) -> np.ndarray:
     """Beats whose V logit may enter the wearer's :class:`VBaseline`: a template is known
     (the model's inputs are meaningful) and the signal is readable."""
     return ~np.isnan(beats.template).any(axis=1) & np.asarray(beats.usable, bool)
-
-
-def _nanquantile_rows(a: np.ndarray, q: float) -> np.ndarray:
-    """Row quantiles (linear interpolation) ignoring NaN; NaN for an all-NaN row."""
-    s = np.sort(a, axis=1)  # NaNs sort last
-    n = np.isfinite(a).sum(axis=1)
-    pos = q * np.maximum(n - 1, 0)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-    rows = np.arange(len(a))
-    frac = pos - lo
-    val = s[rows, lo] * (1.0 - frac) + np.where(frac > 0, s[rows, hi], 0.0) * frac
-    return np.where(n > 0, val, np.nan)
 
 
 def _nanmedian(a: np.ndarray) -> np.ndarray:
@@ -252,8 +252,10 @@ def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
         p = 1.0 - (1.0 - p) * np.exp(-spec.v_template_weight * excess)
     if baseline is None or not spec.v_baseline_weight:
         return p
-    z = v_logit(p) - spec.v_baseline_weight * np.nan_to_num(np.asarray(baseline, np.float64))
-    return 1.0 / (1.0 + np.exp(-z))
+    # sigmoid(v_logit(p) − w·b), written without the logarithm (a few ufuncs per block)
+    p = np.clip(p, 1e-9, 1.0 - 1e-9)
+    shift = np.exp(spec.v_baseline_weight * np.nan_to_num(np.asarray(baseline, np.float64)))
+    return p / (p + (1.0 - p) * shift)
 
 
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
