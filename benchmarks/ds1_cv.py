@@ -330,7 +330,10 @@ def render(r: dict) -> str:
              f"out-of-fold beats. Beats after 300 s; 95 % intervals: {r['config']['boot']} "
              "bootstrap resamples of records. The learned calls use the V threshold in AF "
              "(`v_threshold_af`) where the annotations say AF/flutter, standing in for the "
-             "device's rhythm analysis, which is not run over the cached beats.", ""]
+             "device's rhythm analysis, which is not run over the cached beats. The V "
+             "evidence is relative to the wearer's own recent beats where the thresholds keep "
+             "a V baseline (`v_baseline_*`), computed over each whole record as the device "
+             "computes it beat by beat.", ""]
     for set_name, title in (("ds1", "DS1, out-of-fold"),
                             ("ds2", "DS2, the six visible records")):
         rep = r["sets"][set_name]
