@@ -154,14 +154,14 @@ class RRTrend:
 
 def v_logit(p_v: np.ndarray) -> np.ndarray:
     """log(p / (1 − p)) of V probabilities, bounded (p of 0 or 1 in float)."""
-    p = np.clip(np.asarray(p_v, np.float64), 1e-9, 1.0 - 1e-9)
+    p = np.minimum(np.maximum(np.asarray(p_v, np.float64), 1e-9), 1.0 - 1e-9)
     return np.log(p / (1.0 - p))
 
 
 class VBaseline:
     """Causal quantile of the V logits (:func:`v_logit`) of the previous ``k`` valid beats (a
     template known, readable signal), carried across blocks (block-by-block equals
-    whole-array); NaN before any. See :attr:`ClassSpec.v_baseline_beats`.
+    whole-array); 0 (no shift) before any. See :attr:`ClassSpec.v_baseline_beats`.
 
     The device calls it with one or two beats at a time, so it keeps the last ``k`` values in
     arrival order and sorted (bisect): a few list operations per beat, where numpy's
@@ -173,7 +173,7 @@ class VBaseline:
         self.sorted: list[float] = []
 
     def __call__(self, logits: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.full(len(logits), np.nan)
+        out = np.zeros(len(logits))
         s, recent, q = self.sorted, self.recent, self.quantile
         for i, (x, ok) in enumerate(zip(np.asarray(logits, np.float64).tolist(),
                                         np.asarray(valid, bool).tolist())):
@@ -218,16 +218,23 @@ def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> 
     "irregular = ectopic" (off by default: see ClassSpec.rr_neutral_above)."""
     from ecg_edge.device.reference import template_distance
 
+    # filled column by column into one array: the device calls this per one or two beats, where
+    # numpy's per-call overhead (stack, concatenate) costs more than the arithmetic
+    f = np.empty((len(beats), len(RR_FEATURES)), np.float64)
     with np.errstate(all="ignore"):
-        rr = np.stack([beats.rr_prev / beats.rr_local, beats.rr_next / beats.rr_local,
-                       beats.rr_prev / beats.rr_next, beats.rr_prev / trend[:, 1]], axis=1)
-        amp = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
-        dist = np.nan_to_num(template_distance(beats))
+        f[:, 0] = beats.rr_prev / beats.rr_local
+        f[:, 1] = beats.rr_next / beats.rr_local
+        f[:, 2] = beats.rr_prev / beats.rr_next
+        f[:, 3] = beats.rr_prev / trend[:, 1]
+        f[:, 5] = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
+    f[:, 4] = np.nan_to_num(template_distance(beats))
+    head = f[:, :6]
+    head[~np.isfinite(head)] = 1.0
+    np.clip(head, 0.0, 3.0, out=head)
     irr = np.clip(np.nan_to_num(np.asarray(trend[:, 0], np.float64)), 0.0, 1.0)
-    f = np.concatenate([rr.astype(np.float64), np.stack([dist, amp], axis=1)], axis=1)
-    f = np.clip(np.where(np.isfinite(f), f, 1.0), 0.0, 3.0)
-    f[irr > neutral_above, : len(RR_RATIOS)] = 1.0
-    return np.concatenate([f, irr[:, None]], axis=1).astype(np.float32)
+    head[irr > neutral_above, : len(RR_RATIOS)] = 1.0
+    f[:, 6] = irr
+    return f.astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -245,7 +252,7 @@ def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
                baseline: np.ndarray | None = None) -> np.ndarray:
     """p(V) joined with the template distance (:attr:`ClassSpec.v_template_weight`), then
     taken relative to the wearer's baseline (:attr:`ClassSpec.v_baseline_weight`; ``baseline``
-    from :class:`VBaseline`, NaN = no history yet: no shift)."""
+    from :class:`VBaseline`, 0 before any history: no shift)."""
     p = np.asarray(p_v, np.float64)
     if distance is not None and spec.v_template_weight:
         excess = np.maximum(np.asarray(distance, np.float64) - spec.v_template_floor, 0.0)
@@ -253,9 +260,8 @@ def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
     if baseline is None or not spec.v_baseline_weight:
         return p
     # sigmoid(v_logit(p) − w·b), written without the logarithm (a few ufuncs per block)
-    p = np.clip(p, 1e-9, 1.0 - 1e-9)
-    shift = np.exp(spec.v_baseline_weight * np.nan_to_num(np.asarray(baseline, np.float64)))
-    return p / (p + (1.0 - p) * shift)
+    p = np.minimum(np.maximum(p, 1e-9), 1.0 - 1e-9)  # as v_logit bounds it
+    return p / (p + (1.0 - p) * np.exp(spec.v_baseline_weight * np.asarray(baseline)))
 
 
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,

@@ -92,12 +92,15 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
             trend = RRTrend()(beats.rr_prev)
         rr = rr_features(beats, trend, rr_neutral_above)
         w = model_inputs(beats, "wearer")
-        return np.concatenate([w, np.repeat(rr[:, None, :], w.shape[1], axis=1)], axis=2)
+        x = np.empty((*w.shape[:2], w.shape[2] + rr.shape[1]), np.float32)
+        x[..., : w.shape[2]] = w
+        x[..., w.shape[2] :] = rr[:, None, :]  # constant along the window
+        return x
     if mode == "wearer":
         amp = np.maximum(beats.amplitude.astype(np.float32), 1e-6)[:, None]
         beat = Scaling("wearer").apply(beats.window, beats.amplitude)
         tpl = np.nan_to_num(beats.template.astype(np.float32)) / amp
-        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32)
+        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32, copy=False)
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")

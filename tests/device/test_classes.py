@@ -163,7 +163,7 @@ def test_v_baseline_block_by_block_equals_whole_and_skips_invalid_beats():
     vb = VBaseline(32, 0.25)
     parts = [vb(logits[a : a + 7], valid[a : a + 7]) for a in range(0, 500, 7)]
     np.testing.assert_allclose(np.concatenate(parts), whole)
-    assert np.isnan(whole[0])  # nothing before the first beat
+    assert whole[0] == 0.0  # nothing before the first beat: no shift
     for i in (5, 40, 499):
         before = logits[:i][valid[:i]][-32:]
         assert whole[i] == pytest.approx(np.quantile(before, 0.25))
@@ -172,8 +172,8 @@ def test_v_baseline_block_by_block_equals_whole_and_skips_invalid_beats():
 def test_v_evidence_is_taken_relative_to_the_wearers_baseline():
     p = np.array([0.3, 0.3, 0.3])
     spec = ClassSpec(v_baseline_beats=32, v_baseline_weight=0.5)
-    ev = v_evidence(p, None, spec, np.array([-12.0, -2.0, np.nan]))
-    assert ev[0] > 0.99 and ev[1] < ev[0] and ev[2] == pytest.approx(0.3)  # NaN: no history
+    ev = v_evidence(p, None, spec, np.array([-12.0, -2.0, 0.0]))
+    assert ev[0] > 0.99 and ev[1] < ev[0] and ev[2] == pytest.approx(0.3)  # 0: no shift
     np.testing.assert_array_equal(v_evidence(p, None, ClassSpec(), np.array([-12.0] * 3)), p)
     old = ClassSpec.from_dict({k: v for k, v in spec.to_dict().items()
                                if not k.startswith("v_baseline")})
