@@ -3,16 +3,9 @@
 import numpy as np
 import pytest
 
+from ecg_edge.device import classes as C
 from ecg_edge.device.bundle import load_bundle
-from ecg_edge.device.classes import (
-    LABELS,
-    RRTrend,
-    VBaseline,
-    baseline_valid,
-    calls_for_inputs,
-    softmax,
-    v_logit,
-)
+from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE
 from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
@@ -72,15 +65,15 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     parts = [stream.classify(beats.select((idx >= a) & (idx < a + 3)))
              for a in range(0, len(beats), 3)]
     whole_scorer = ModelScorer(shipped, "int8")
-    trend = RRTrend(spec.irregular_beats, spec.long_rr_beats)(beats.rr_prev)
+    trend = C.RRTrend(spec.irregular_beats, spec.long_rr_beats)(beats.rr_prev)
     x = model_inputs(beats, shipped.manifest.score["inputs"], trend, spec.rr_neutral_above)
-    probs = softmax(whole_scorer.predict(x))
-    base = VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
-        v_logit(probs[:, 2]), baseline_valid(beats))
-    whole = calls_for_inputs(x, probs, spec, beats.learning, None, base)
+    probs = C.softmax(whole_scorer.predict(x))
+    base = C.VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
+        C.v_logit(probs[:, 2]), C.baseline_valid(beats))
+    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base)
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
     np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)
     assert (calls == "V").sum() > 100
-    plain = calls_for_inputs(x, probs, spec, beats.learning)  # without the wearer's baseline
+    plain = C.calls_for_inputs(x, probs, spec, beats.learning)  # without the wearer's baseline
     assert not np.allclose(plain.score, whole.score)  # the baseline enters the evidence
