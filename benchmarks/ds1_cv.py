@@ -65,6 +65,13 @@ class Ds1CvConfig:
     # Folder of MIT-BIH NST's noise records (ma, bw): real noise added to training beats
     # (train.classifier.augment); "" trains on the clean beats only.
     noise_dir: str = ""
+    # The wearer's V baseline (device.classes.ClassSpec.v_baseline_beats; 0: off): its beats
+    # and quantile are set here, its weight is searched with V's threshold per fold. With the
+    # template distance joined to p(V) (v_template_weight; 0: off). Set by DS1 leave-one-out
+    # over two seeds' out-of-fold probabilities (train/RESULTS.md, fourth pass).
+    v_baseline_beats: int = 64
+    v_baseline_quantile: float = 0.1
+    v_template_weight: float = 1.0
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -116,8 +123,28 @@ def reference_tables(data, names, folder, spec: ClassSpec) -> dict[str, dict[str
 def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     """The calls with AF open where the annotations say AF/flutter (``af_ref``): a stand-in for
     the device's rhythm analysis, which is not run over the cached beats."""
-    c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"])
+    c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
+                         v_baseline=clf.record_v_baseline(d, probs, spec))
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
+
+
+def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
+                       probs: dict[str, np.ndarray], inputs: dict[str, np.ndarray], folder: Path,
+                       base: ClassSpec, variant: str) -> tuple[dict[str, BeatTable], list[dict]]:
+    """Each held-out fold's beat tables under thresholds chosen on the *other* records'
+    out-of-fold beats (``probs``), and those thresholds: the DS1 figures. Also what re-scores a
+    saved ``oof.npz`` under another ClassSpec rule without retraining."""
+    tables, fold_specs = {}, []
+    for i, held in enumerate(folds):
+        others = [n for n in ds1 if n not in held]
+        spec = clf.choose_thresholds(*clf.pooled(others, data, probs, inputs), base,
+                                     f"{variant} out-of-fold beats of DS1 records other than "
+                                     f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
+                                     clf.pooled_v_baseline(others, data, probs, base))
+        fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
+        for n in held:
+            tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
+    return tables, fold_specs
 
 
 def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig | None = None,
@@ -157,25 +184,21 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
-    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above)
-    # Thresholds of each held-out fold from the other records' out-of-fold beats.
+    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above,
+                     v_baseline_beats=cfg.v_baseline_beats,
+                     v_baseline_quantile=cfg.v_baseline_quantile,
+                     v_template_weight=cfg.v_template_weight)
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs = []
     for v in variants:
-        tables["ds1"][f"learned {v}"] = {}
-        for i, held in enumerate(folds):
-            others = [n for n in ds1 if n not in held]
-            spec = clf.choose_thresholds(*clf.pooled(others, data, probs[v], inputs), base,
-                                         f"{v} out-of-fold beats of DS1 records other than "
-                                         f"fold {i}", clf.pooled_mask(others, data, "af_ref"))
-            fold_specs.append({"variant": v, "fold": i, **spec.to_dict()})
-            for n in held:
-                tables["ds1"][f"learned {v}"][n] = learned_table(data[n], n, folder, probs[v][n],
-                                                                 inputs[n], spec)
+        tables["ds1"][f"learned {v}"], specs_v = out_of_fold_tables(
+            data, ds1, folds, probs[v], inputs, folder, base, v)
+        fold_specs += specs_v
     specs = {v: clf.choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
                                       f"record-grouped {cfg.folds}-fold CV on DS1: {v} "
                                       "out-of-fold beats of all 22 records",
-                                      clf.pooled_mask(ds1, data, "af_ref"))
+                                      clf.pooled_mask(ds1, data, "af_ref"),
+                                      clf.pooled_v_baseline(ds1, data, probs[v], base))
              for v in variants}
     log(f"[final] training on all {len(ds1)} DS1 records")
     x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)
@@ -217,7 +240,7 @@ def write_run(path: Path, model, folder: Path, names: list[str], spec: ClassSpec
 
     run = RunFolder(path)
     run.save_model(model)
-    score = ScoreSpec(inputs=clf.INPUTS, combine="model", scoring="classifier")
+    score = ScoreSpec(inputs=ccfg.inputs, combine="model", scoring="classifier")
     run.write_config({"protocol": "deploy", "data": str(folder), "records": names,
                       "arch": clf.ARCH, "signal": SignalConfig().to_dict(),
                       "score": score.to_dict(), "model": {"arch": clf.ARCH, **ccfg.to_dict()},
@@ -307,7 +330,10 @@ def render(r: dict) -> str:
              f"out-of-fold beats. Beats after 300 s; 95 % intervals: {r['config']['boot']} "
              "bootstrap resamples of records. The learned calls use the V threshold in AF "
              "(`v_threshold_af`) where the annotations say AF/flutter, standing in for the "
-             "device's rhythm analysis, which is not run over the cached beats.", ""]
+             "device's rhythm analysis, which is not run over the cached beats. The V "
+             "evidence is relative to the wearer's own recent beats where the thresholds keep "
+             "a V baseline (`v_baseline_*`), computed over each whole record as the device "
+             "computes it beat by beat.", ""]
     for set_name, title in (("ds1", "DS1, out-of-fold"),
                             ("ds2", "DS2, the six visible records")):
         rep = r["sets"][set_name]

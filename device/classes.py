@@ -19,6 +19,9 @@ Two ways to a call:
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, insort
+from collections import deque
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -64,6 +67,22 @@ class ClassSpec:
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
+    # V evidence of a classifier joined with the non-learned template distance d (wearer
+    # amplitude units; a model input channel) as a noisy OR: 1 − (1 − p(V)) · exp(−w ·
+    # max(0, d − floor)). Either the model or a plain departure from the wearer's own template
+    # can carry a beat towards V: the template distance ranks N against V well on patients the
+    # model misjudges (junctional/escape beats, VT runs). w = 0: the model alone.
+    v_template_weight: float = 0.0
+    v_template_floor: float = 0.1
+    # The wearer's own baseline of V evidence (:class:`VBaseline`): the logit of p(V) minus
+    # weight × the quantile of the logits of the previous ``v_baseline_beats`` beats. A model
+    # trained on 21 patients is calibrated differently on the 22nd: one wearer's normal beats
+    # sit at p(V) 1e-5, another's (bundle-branch block) at 1e-2, and a PVC that looks like the
+    # wearer's own beats reaches only 0.3. Against the wearer's recent beats it still stands
+    # out. A low quantile keeps the baseline on the normal beats through bigeminy. 0 beats: off.
+    v_baseline_beats: int = 0
+    v_baseline_quantile: float = 0.25
+    v_baseline_weight: float = 0.0
     chosen: str = ""  # how the thresholds were chosen (provenance)
 
     def __post_init__(self) -> None:
@@ -72,6 +91,8 @@ class ClassSpec:
         for f in ("v_threshold", "s_threshold", "f_threshold", "v_threshold_af"):
             if getattr(self, f) is not None and not 0.0 < getattr(self, f) <= 1.0:
                 raise ValueError(f"{f} must be in (0, 1], got {getattr(self, f)}")
+        if not 0.0 <= self.v_baseline_quantile <= 1.0 or self.v_baseline_beats < 0:
+            raise ValueError("v_baseline_quantile must be in [0, 1] and v_baseline_beats >= 0")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
 
@@ -131,6 +152,50 @@ class RRTrend:
         return np.stack([irr, _nanmedian(win)], axis=1)
 
 
+def v_logit(p_v: np.ndarray) -> np.ndarray:
+    """log(p / (1 − p)) of V probabilities, bounded (p of 0 or 1 in float)."""
+    p = np.minimum(np.maximum(np.asarray(p_v, np.float64), 1e-9), 1.0 - 1e-9)
+    return np.log(p / (1.0 - p))
+
+
+class VBaseline:
+    """Causal quantile of the V logits (:func:`v_logit`) of the previous ``k`` valid beats (a
+    template known, readable signal), carried across blocks (block-by-block equals
+    whole-array); 0 (no shift) before any. See :attr:`ClassSpec.v_baseline_beats`.
+
+    The device calls it with one or two beats at a time, so it keeps the last ``k`` values in
+    arrival order and sorted (bisect): a few list operations per beat, where numpy's
+    per-call overhead would cost more than the pipeline can spare."""
+
+    def __init__(self, k: int = 32, quantile: float = 0.25):
+        self.k, self.quantile = max(1, int(k)), float(quantile)
+        self.recent: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def __call__(self, logits: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(logits))
+        s, recent, q = self.sorted, self.recent, self.quantile
+        for i, (x, ok) in enumerate(zip(np.asarray(logits, np.float64).tolist(),
+                                        np.asarray(valid, bool).tolist())):
+            if s:  # linear interpolation between order statistics, as np.quantile
+                pos = q * (len(s) - 1)
+                lo = int(pos)
+                frac = pos - lo
+                out[i] = s[lo] + (s[lo + 1] - s[lo]) * frac if frac else s[lo]
+            if ok and math.isfinite(x):
+                recent.append(x)
+                insort(s, x)
+                if len(recent) > self.k:
+                    del s[bisect_left(s, recent.popleft())]
+        return out
+
+
+def baseline_valid(beats: Beats) -> np.ndarray:
+    """Beats whose V logit may enter the wearer's :class:`VBaseline`: a template is known
+    (the model's inputs are meaningful) and the signal is readable."""
+    return ~np.isnan(beats.template).any(axis=1) & np.asarray(beats.usable, bool)
+
+
 def _nanmedian(a: np.ndarray) -> np.ndarray:
     """Row medians ignoring NaN; NaN for an all-NaN row (np.nanmedian without its warning)."""
     s = np.sort(a, axis=1)  # NaNs sort last
@@ -153,16 +218,23 @@ def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> 
     "irregular = ectopic" (off by default: see ClassSpec.rr_neutral_above)."""
     from ecg_edge.device.reference import template_distance
 
+    # filled column by column into one array: the device calls this per one or two beats, where
+    # numpy's per-call overhead (stack, concatenate) costs more than the arithmetic
+    f = np.empty((len(beats), len(RR_FEATURES)), np.float64)
     with np.errstate(all="ignore"):
-        rr = np.stack([beats.rr_prev / beats.rr_local, beats.rr_next / beats.rr_local,
-                       beats.rr_prev / beats.rr_next, beats.rr_prev / trend[:, 1]], axis=1)
-        amp = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
-        dist = np.nan_to_num(template_distance(beats))
+        f[:, 0] = beats.rr_prev / beats.rr_local
+        f[:, 1] = beats.rr_next / beats.rr_local
+        f[:, 2] = beats.rr_prev / beats.rr_next
+        f[:, 3] = beats.rr_prev / trend[:, 1]
+        f[:, 5] = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
+    f[:, 4] = np.nan_to_num(template_distance(beats))
+    head = f[:, :6]
+    head[~np.isfinite(head)] = 1.0
+    np.clip(head, 0.0, 3.0, out=head)
     irr = np.clip(np.nan_to_num(np.asarray(trend[:, 0], np.float64)), 0.0, 1.0)
-    f = np.concatenate([rr.astype(np.float64), np.stack([dist, amp], axis=1)], axis=1)
-    f = np.clip(np.where(np.isfinite(f), f, 1.0), 0.0, 3.0)
-    f[irr > neutral_above, : len(RR_RATIOS)] = 1.0
-    return np.concatenate([f, irr[:, None]], axis=1).astype(np.float32)
+    head[irr > neutral_above, : len(RR_RATIOS)] = 1.0
+    f[:, 6] = irr
+    return f.astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -176,16 +248,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
+               baseline: np.ndarray | None = None) -> np.ndarray:
+    """p(V) joined with the template distance (:attr:`ClassSpec.v_template_weight`), then
+    taken relative to the wearer's baseline (:attr:`ClassSpec.v_baseline_weight`; ``baseline``
+    from :class:`VBaseline`, 0 before any history: no shift)."""
+    p = np.asarray(p_v, np.float64)
+    if distance is not None and spec.v_template_weight:
+        excess = np.maximum(np.asarray(distance, np.float64) - spec.v_template_floor, 0.0)
+        p = 1.0 - (1.0 - p) * np.exp(-spec.v_template_weight * excess)
+    if baseline is None or not spec.v_baseline_weight:
+        return p
+    # sigmoid(v_logit(p) − w·b), written without the logarithm (a few ufuncs per block)
+    p = np.minimum(np.maximum(p, 1e-9), 1.0 - 1e-9)  # as v_logit bounds it
+    return p / (p + (1.0 - p) * np.exp(spec.v_baseline_weight * np.asarray(baseline)))
+
+
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None,
-                     af: np.ndarray | None = None) -> BeatCalls:
+                     af: np.ndarray | None = None, distance: np.ndarray | None = None,
+                     v_baseline: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
     ``spec.s_max_rr_ratio``; V's threshold is ``spec.v_threshold_af`` where ``af`` (AF open in
-    the rhythm analysis). The score is that largest ratio (> 1 exactly when the call is not
-    N), a ranking every AUC can use. Beats of the learning period are Q (the wearer's template
-    is not known yet)."""
+    the rhythm analysis); with ``distance`` (template distance per beat) V's evidence is
+    :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`). The score is
+    that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
+    Beats of the learning period are Q (the wearer's template is not known yet)."""
     p = np.asarray(probs, np.float64)
     no_s = np.asarray(irregular, bool)
     if rr_ratio is not None:
@@ -193,7 +283,7 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     v_thr = np.full(len(p), spec.v_threshold)
     if af is not None and spec.v_threshold_af is not None:
         v_thr[np.asarray(af, bool)] = spec.v_threshold_af
-    ratios = np.stack([p[:, 2] / v_thr,
+    ratios = np.stack([v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr,
                        np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
                        p[:, 3] / spec.f_threshold], axis=1)
     best = ratios.argmax(axis=1)
@@ -205,18 +295,20 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
 
 
 def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
-                     learning: np.ndarray | None = None, af: np.ndarray | None = None
-                     ) -> BeatCalls:
+                     learning: np.ndarray | None = None, af: np.ndarray | None = None,
+                     v_baseline: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
-    the AF one."""
+    the AF one; ``v_baseline``: the wearer's :class:`VBaseline` of the same beats."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     irregular = own if af is None else own | np.asarray(af, bool)
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
-    return calls_from_probs(probs, irregular, spec, learning, rr, af=af)
+    return calls_from_probs(probs, irregular, spec, learning, rr, af=af,
+                            distance=f[:, RR_FEATURES.index("template_distance")],
+                            v_baseline=v_baseline)
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -254,5 +346,5 @@ def burden(counts: dict[str, int]) -> dict:
 
 
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ClassSpec", "BeatCalls", "RRTrend",
-           "rr_features", "softmax", "calls_from_probs", "calls_for_inputs",
-           "calls_from_flags", "count_calls", "burden"]
+           "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
+           "calls_from_probs", "calls_for_inputs", "calls_from_flags", "count_calls", "burden"]

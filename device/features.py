@@ -15,7 +15,7 @@ from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
-INPUTS = ("wearer", "absolute", "wearer+rr")
+INPUTS = ("wearer", "absolute", "wearer+rr", "wearer+rr+shape")
 COMBINE = ("model", "model+rr", "model+template+rr")
 #: ``classifier``: the model outputs class probabilities (:data:`device.classes.LABELS`), not a
 #: reconstruction; its score is their abnormal part (see :func:`classifier_score`).
@@ -75,7 +75,16 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     ``trend`` is the per-beat output of :class:`device.classes.RRTrend` (a stream passes its
     carried one; None computes it over ``beats`` as one whole record); ``rr_neutral_above``
     (the bundle's ``classes``) reaches the rhythm features.
+    ``wearer+rr+shape``: ``wearer+rr`` plus one constant channel per shape feature against the
+    wearer's template (:func:`device.morphology.shape_features`: correlation, QRS width, area
+    and main-deflection ratios), after the rhythm features.
     """
+    if mode == "wearer+rr+shape":
+        from ecg_edge.device.morphology import shape_features
+
+        x = model_inputs(beats, "wearer+rr", trend, rr_neutral_above)
+        f = shape_features(beats)
+        return np.concatenate([x, np.repeat(f[:, None, :], x.shape[1], axis=1)], axis=2)
     if mode == "wearer+rr":
         from ecg_edge.device.classes import RRTrend, rr_features
 
@@ -83,12 +92,15 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
             trend = RRTrend()(beats.rr_prev)
         rr = rr_features(beats, trend, rr_neutral_above)
         w = model_inputs(beats, "wearer")
-        return np.concatenate([w, np.repeat(rr[:, None, :], w.shape[1], axis=1)], axis=2)
+        x = np.empty((*w.shape[:2], w.shape[2] + rr.shape[1]), np.float32)
+        x[..., : w.shape[2]] = w
+        x[..., w.shape[2] :] = rr[:, None, :]  # constant along the window
+        return x
     if mode == "wearer":
         amp = np.maximum(beats.amplitude.astype(np.float32), 1e-6)[:, None]
         beat = Scaling("wearer").apply(beats.window, beats.amplitude)
         tpl = np.nan_to_num(beats.template.astype(np.float32)) / amp
-        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32)
+        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32, copy=False)
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")

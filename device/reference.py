@@ -28,10 +28,9 @@ def template_distance(beats: Beats) -> np.ndarray:
     b = centred(beats.window.astype(np.float64)) / amp
     t = np.nan_to_num(beats.template.astype(np.float64)) / amp
     s, w = MAX_SHIFT, b.shape[1]
-    core = t[:, s : w - s]
-    d = np.stack([np.sqrt(np.mean((b[:, s + k : w - s + k] - core) ** 2, axis=1))
-                  for k in range(-s, s + 1)])
-    out = d.min(axis=0)
+    # every shift at once: (n, 2s+1, w-2s) views of the beat against the template's core
+    diff = np.lib.stride_tricks.sliding_window_view(b, w - 2 * s, axis=1) - t[:, None, s : w - s]
+    out = np.sqrt(np.einsum("nkw,nkw->nk", diff, diff).min(axis=1) / (w - 2 * s))
     out[np.isnan(beats.template).any(axis=1)] = np.nan
     return out
 

@@ -8,7 +8,16 @@ import numpy as np
 
 from ecg_edge.device import reference
 from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
-from ecg_edge.device.classes import BeatCalls, ClassSpec, RRTrend, calls_for_inputs, softmax
+from ecg_edge.device.classes import (
+    BeatCalls,
+    ClassSpec,
+    RRTrend,
+    VBaseline,
+    baseline_valid,
+    calls_for_inputs,
+    softmax,
+    v_logit,
+)
 from ecg_edge.device.features import ScoreSpec, model_inputs
 from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
 from ecg_edge.device.signal_path import Beats
@@ -46,12 +55,17 @@ class ModelScorer:
         self.input_shape = tuple(model.input.shape[1:])
         self.history: np.ndarray | None = None  # local-baseline state, carried across blocks
         self.classes: ClassSpec | None = None
+        self.v_base: VBaseline | None = None
         if self.spec.scoring == "classifier":
             if m.classes is None:
                 raise BundleError(f"{bundle.root}: a classifier bundle without a 'classes' "
                                   "section; re-export it")
             self.classes = m.classes
             self.trend = RRTrend(m.classes.irregular_beats, m.classes.long_rr_beats)
+            # the wearer's baseline of V evidence, carried across blocks (None: off)
+            self.v_base = (VBaseline(m.classes.v_baseline_beats, m.classes.v_baseline_quantile)
+                           if m.classes.v_baseline_beats and m.classes.v_baseline_weight
+                           else None)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -91,7 +105,10 @@ class ModelScorer:
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
         x = model_inputs(beats, self.spec.inputs, trend, self.classes.rr_neutral_above)
-        return calls_for_inputs(x, softmax(self.predict(x)), self.classes, beats.learning, af)
+        probs = softmax(self.predict(x))
+        base = (None if self.v_base is None
+                else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))
+        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base)
 
 
 def reference_scorer(name: str) -> Scorer:

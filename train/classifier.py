@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device import features
-from ecg_edge.device.classes import LABELS, ClassSpec, calls_for_inputs
+from ecg_edge.device.classes import (
+    LABELS,
+    ClassSpec,
+    VBaseline,
+    baseline_valid,
+    calls_for_inputs,
+    v_logit,
+)
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import EC57_START_S
 
@@ -67,6 +74,9 @@ class ClassifierConfig:
     # (one TFLite model; weights and MACs grow by this factor, the 64 KB int8 budget bounds it):
     # a new patient's beats fall where single models disagree.
     ensemble: int = 1
+    # Model input (device.features.model_inputs): "wearer+rr", or "wearer+rr+shape" with the
+    # shape features against the wearer's template (device.morphology) as well.
+    inputs: str = INPUTS
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -106,7 +116,8 @@ def record_inputs(d: dict, cfg: ClassifierConfig | None = None) -> np.ndarray:
     from ecg_edge.train.protocols import as_beats
 
     cfg = cfg or ClassifierConfig()
-    return features.model_inputs(as_beats(d), INPUTS, rr_neutral_above=cfg.rr_neutral_above)
+    return features.model_inputs(as_beats(d), cfg.inputs,
+                                 rr_neutral_above=cfg.rr_neutral_above)
 
 
 def noise_segments(folder: str | Path, cfg: SignalConfig | None = None,
@@ -233,6 +244,14 @@ def training_set(data: dict[str, dict], names: list[str], inputs: dict[str, np.n
 
 # -- operating points ---------------------------------------------------------------------------
 GRID = np.round(np.arange(0.05, 0.96, 0.025), 3)
+#: V's candidates also reach far up (logits 3 to 8.75): taken relative to the wearer's baseline
+#: (ClassSpec.v_baseline_weight) the V evidence of a normal beat sits near 0.05 and a PVC's
+#: near 1, and the best cut lies above 0.95.
+V_GRID = np.unique(np.concatenate([GRID, np.round(1.0 / (1.0 + np.exp(-np.arange(3.0, 9.0, 0.25))),
+                                                  6)]))
+#: Weights of the wearer's V baseline searched with V's threshold (when the base ClassSpec
+#: keeps a baseline: v_baseline_beats > 0).
+V_BASELINE_WEIGHTS = (0.25, 0.4, 0.5, 0.6)
 
 
 def _f_beta(se: float, ppv: float, beta: float) -> float:
@@ -256,51 +275,71 @@ MIN_F_THRESHOLD = 0.5
 MIN_F_F1 = 0.2
 
 
+def record_v_baseline(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
+    """The wearer's V baseline (:class:`device.classes.VBaseline`) over one whole record's
+    beats, as the device computes it beat by beat; None when the spec keeps none."""
+    from ecg_edge.train.protocols import as_beats
+
+    if not spec.v_baseline_beats:
+        return None
+    return VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
+        v_logit(np.asarray(probs)[:, 2]), baseline_valid(as_beats(d)))
+
+
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
-                      chosen: str, af: np.ndarray | None = None) -> ClassSpec:
+                      chosen: str, af: np.ndarray | None = None,
+                      v_baseline: np.ndarray | None = None) -> ClassSpec:
     """Class thresholds from out-of-fold beats: V's and S's each maximise their F-score
     (:data:`F_BETA`), S's together with the prematurity an S call needs
     (:data:`S_MAX_RR_RATIOS`); F's threshold maximises F's own F1 at no less than
     :data:`MIN_F_THRESHOLD`, and F is never called when that F1 stays below :data:`MIN_F_F1`.
     Each is searched with the others at their current value, twice round. With ``af`` (beats
     in annotated AF/flutter), V's threshold in AF then maximises VEB F1 over those beats alone
-    (:func:`choose_af_v_threshold`)."""
+    (:func:`choose_af_v_threshold`). With ``v_baseline`` (the wearer's V baseline of each
+    beat) and a base that keeps one, its weight is searched with V's threshold
+    (:data:`V_BASELINE_WEIGHTS`)."""
     spec = base
+    keep_baseline = v_baseline is not None and base.v_baseline_beats > 0
+    weights = V_BASELINE_WEIGHTS if keep_baseline else (base.v_baseline_weight,)
+    vb = v_baseline if keep_baseline else None
     for _ in range(2):
         stat, beta = F_BETA["v_threshold"]
-        res = {float(t): _se_ppv(x, probs, cls, _with(spec, "v_threshold", float(t)), stat)
-               for t in GRID}
-        spec = _with(spec, "v_threshold", max(res, key=lambda t: _f_beta(*res[t], beta)))
+        res = {(float(t), w): _se_ppv(x, probs, cls, _with(_with(
+            spec, "v_threshold", float(t)), "v_baseline_weight", w), stat, v_baseline=vb)
+            for t in V_GRID for w in weights}
+        t, w = max(res, key=lambda k: _f_beta(*res[k], beta))
+        spec = _with(_with(spec, "v_threshold", t), "v_baseline_weight", w)
         stat, beta = F_BETA["s_threshold"]
         options = {(float(t), r): _se_ppv(x, probs, cls, _with(_with(
-            spec, "s_threshold", float(t)), "s_max_rr_ratio", r), stat)
+            spec, "s_threshold", float(t)), "s_max_rr_ratio", r), stat, v_baseline=vb)
             for t in GRID for r in S_MAX_RR_RATIOS}
         t, r = max(options, key=lambda k: _f_beta(*options[k], beta))
         spec = _with(_with(spec, "s_threshold", t), "s_max_rr_ratio", r)
-        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)))
+        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb)
               for t in GRID[GRID >= MIN_F_THRESHOLD]}
         best_f = max(f1, key=f1.get)
         # F calls that are mostly wrong only add false flags: off (threshold 1 is never passed)
         spec = _with(spec, "f_threshold", best_f if f1[best_f] >= MIN_F_F1 else 1.0)
     if af is not None:
-        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec)
+        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb)
     return _with(spec, "chosen", chosen)
 
 
 #: Candidates of the V threshold in AF (never below the sinus one).
-AF_V_GRID = np.round(np.concatenate([GRID, [0.97, 0.98, 0.99]]), 3)
+AF_V_GRID = np.unique(np.round(np.concatenate([V_GRID, [0.97, 0.98, 0.99]]), 6))
 
 
 def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af: np.ndarray,
-                          spec: ClassSpec) -> ClassSpec:
+                          spec: ClassSpec, v_baseline: np.ndarray | None = None) -> ClassSpec:
     """V's threshold while AF is open, maximising VEB F1 over the beats in AF (the device
     applies it where its rhythm analysis has AF open). Unchanged (None) without V beats in AF:
     nothing to choose from."""
     if not ((cls[af] == "V").any()):
         return _with(spec, "v_threshold_af", None)
     xa, pa, ca = x[af], probs[af], cls[af]
+    vb = None if v_baseline is None else v_baseline[af]
     res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
-                             af=np.ones(len(ca), bool))
+                             af=np.ones(len(ca), bool), v_baseline=vb)
            for t in AF_V_GRID[spec.v_threshold <= AF_V_GRID]}
     return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
@@ -309,10 +348,10 @@ def _with(spec: ClassSpec, field_: str, value) -> ClassSpec:
     return ClassSpec(**{**asdict(spec), field_: value})
 
 
-def _se_ppv(x, probs, cls, spec, stat, af=None) -> tuple[float, float]:
+def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None) -> tuple[float, float]:
     """VEB or SVEB (Se, +P) of the calls under ``spec``, counted as
     :func:`device.evaluation.class_statistics` counts them (lean: called thousands of times)."""
-    calls = calls_for_inputs(x, probs, spec, af=af).classes
+    calls = calls_for_inputs(x, probs, spec, af=af, v_baseline=v_baseline).classes
     c, ignore = ("V", ("F", "Q")) if stat == "veb" else ("S", ("Q",))
     is_c, called = cls == c, calls == c
     tp, pos = int((is_c & called).sum()), int(is_c.sum())
@@ -320,8 +359,8 @@ def _se_ppv(x, probs, cls, spec, stat, af=None) -> tuple[float, float]:
     return (tp / pos if pos else float("nan")), (tp / n_called if n_called else float("nan"))
 
 
-def _f_f1(x, probs, cls, spec) -> float:
-    calls = calls_for_inputs(x, probs, spec).classes
+def _f_f1(x, probs, cls, spec, v_baseline=None) -> float:
+    calls = calls_for_inputs(x, probs, spec, v_baseline=v_baseline).classes
     tp = int(((cls == "F") & (calls == "F")).sum())
     return 2 * tp / max(1, int((cls == "F").sum()) + int((calls == "F").sum()))
 
@@ -339,6 +378,15 @@ def pooled(names, data, probs, inputs):
             np.concatenate([data[n]["cls"][keep[n]] for n in names]))
 
 
+def pooled_v_baseline(names, data, probs, spec: ClassSpec) -> np.ndarray | None:
+    """Each beat's wearer V baseline (:func:`record_v_baseline`, over the whole record) over
+    the same beats as :func:`pooled`; None when the spec keeps none."""
+    if not spec.v_baseline_beats:
+        return None
+    return np.concatenate([record_v_baseline(data[n], probs[n], spec)[settled_labelled(data[n])]
+                           for n in names])
+
+
 def pooled_mask(names, data, key: str) -> np.ndarray:
     """A per-beat boolean of ``data[n][key]`` over the same beats as :func:`pooled`."""
     return np.concatenate([np.asarray(data[n][key], bool)[settled_labelled(data[n])]
@@ -352,6 +400,7 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 
 
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
-           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "training_set",
+           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "pooled_v_baseline",
+           "record_v_baseline", "training_set",
            "record_inputs", "augment", "pooled",
            "folds_by_record"]

@@ -7,11 +7,13 @@ from ecg_edge.device.classes import (
     RR_RATIOS,
     ClassSpec,
     RRTrend,
+    VBaseline,
     burden,
     calls_from_flags,
     calls_from_probs,
     count_calls,
     rr_features,
+    v_evidence,
 )
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
@@ -151,3 +153,30 @@ def test_monitor_emits_class_and_burden(record_119):
     assert not any(e["class"] == "S" and e["irregular"] for e in beats)
     _, cls = aami_class(record_119.ann_symbols)
     assert abs(summary["class_counts"]["V"] - (cls == "V").sum()) < 0.1 * (cls == "V").sum()
+
+
+def test_v_baseline_block_by_block_equals_whole_and_skips_invalid_beats():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(-8, 3, 500)
+    valid = rng.random(500) > 0.2
+    whole = VBaseline(32, 0.25)(logits, valid)
+    vb = VBaseline(32, 0.25)
+    parts = [vb(logits[a : a + 7], valid[a : a + 7]) for a in range(0, 500, 7)]
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+    assert whole[0] == 0.0  # nothing before the first beat: no shift
+    for i in (5, 40, 499):
+        before = logits[:i][valid[:i]][-32:]
+        assert whole[i] == pytest.approx(np.quantile(before, 0.25))
+
+
+def test_v_evidence_is_taken_relative_to_the_wearers_baseline():
+    p = np.array([0.3, 0.3, 0.3])
+    spec = ClassSpec(v_baseline_beats=32, v_baseline_weight=0.5)
+    ev = v_evidence(p, None, spec, np.array([-12.0, -2.0, 0.0]))
+    assert ev[0] > 0.99 and ev[1] < ev[0] and ev[2] == pytest.approx(0.3)  # 0: no shift
+    np.testing.assert_array_equal(v_evidence(p, None, ClassSpec(), np.array([-12.0] * 3)), p)
+    old = ClassSpec.from_dict({k: v for k, v in spec.to_dict().items()
+                               if not k.startswith("v_baseline")})
+    assert old.v_baseline_beats == 0 and old.v_baseline_weight == 0.0  # older bundles: off
+    with pytest.raises(ValueError, match="v_baseline_quantile"):
+        ClassSpec(v_baseline_quantile=1.5)

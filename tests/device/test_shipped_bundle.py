@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 
+from ecg_edge.device import classes as C
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE
+from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.scoring import ModelScorer
+from ecg_edge.device.signal_path import process_signal
 
 DS1 = {"101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
        "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"}
@@ -46,3 +49,31 @@ def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
                                atol=1e-9)
     assert all((e["class"] in ("S", "V", "F")) == e["flag"] for e in a if not e["learning"])
     assert summary["class_counts"]["V"] > 50 and summary["pvc_burden_pct"] > 5
+
+
+def test_device_calls_equal_the_training_definition(shipped, record_119):
+    """The streaming scorer (blocks of 3 beats, its own carried RR trend and V baseline) makes
+    the calls that ds1-cv computes over the whole record (train.classifier.record_v_baseline:
+    the same VBaseline over all beats at once): one definition of the wearer-relative V
+    evidence for the figures and the device."""
+    spec = shipped.manifest.classes
+    assert spec.v_baseline_beats > 0 and spec.v_baseline_weight > 0  # the shipped rule uses it
+    rec = record_119
+    beats = process_signal(rec.lead_mv()[: int(900 * rec.fs)], rec.fs, shipped.manifest.signal)
+    stream = ModelScorer(shipped, "int8")
+    idx = np.arange(len(beats))
+    parts = [stream.classify(beats.select((idx >= a) & (idx < a + 3)))
+             for a in range(0, len(beats), 3)]
+    whole_scorer = ModelScorer(shipped, "int8")
+    trend = C.RRTrend(spec.irregular_beats, spec.long_rr_beats)(beats.rr_prev)
+    x = model_inputs(beats, shipped.manifest.score["inputs"], trend, spec.rr_neutral_above)
+    probs = C.softmax(whole_scorer.predict(x))
+    base = C.VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
+        C.v_logit(probs[:, 2]), C.baseline_valid(beats))
+    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base)
+    calls = np.concatenate([p.classes for p in parts])
+    np.testing.assert_array_equal(calls, whole.classes)
+    np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)
+    assert (calls == "V").sum() > 100
+    plain = C.calls_for_inputs(x, probs, spec, beats.learning)  # without the wearer's baseline
+    assert not np.allclose(plain.score, whole.score)  # the baseline enters the evidence

@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ecg_edge.device.classes import LABELS, RR_FEATURES, ClassSpec, calls_for_inputs
+from ecg_edge.device.classes import LABELS, RR_FEATURES, ClassSpec, VBaseline, calls_for_inputs
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import class_statistics
 from ecg_edge.train import classifier as clf
@@ -149,3 +149,28 @@ def test_an_ensemble_averages_its_members_logits_in_one_graph(beats):
     mean = np.mean([m.predict_on_batch(x[:50]) for m in members], axis=0)
     np.testing.assert_allclose(out, mean, rtol=1e-5, atol=1e-5)
     assert not np.allclose(members[0].predict_on_batch(x[:50]), mean)  # two different seeds
+
+
+def test_a_wearer_baseline_of_v_evidence_separates_two_differently_calibrated_wearers():
+    """One wearer's N beats at p(V) ~1e-5 and PVCs at ~0.1 (they look like its own beats), the
+    other's N beats at ~0.2 (bundle-branch block) and PVCs at ~0.99: no single p(V) cut serves
+    both, a cut relative to each wearer's recent beats does."""
+    rng = np.random.default_rng(2)
+    n = 600
+    cls = np.where(np.arange(n) % 6 == 5, "V", "N")
+    a = np.where(cls == "V", rng.normal(-2.2, 0.3, n), rng.normal(-11.5, 0.5, n))
+    b = np.where(cls == "V", rng.normal(4.6, 0.3, n), rng.normal(-1.4, 0.5, n))
+    logits = np.concatenate([a, b])
+    cls2 = np.concatenate([cls, cls])
+    pv = 1 / (1 + np.exp(-logits))
+    p = np.stack([1 - pv, np.zeros(2 * n), pv, np.zeros(2 * n)], axis=1)
+    x = np.ones((2 * n, 1, 2 + len(RR_FEATURES)), np.float32)
+    x[:, 0, -1] = 0.0
+    base = np.concatenate([VBaseline(32, 0.25)(logits[:n], np.ones(n, bool)),
+                           VBaseline(32, 0.25)(logits[n:], np.ones(n, bool))])
+    off = clf.choose_thresholds(x, p, cls2, ClassSpec(), "off")
+    on = clf.choose_thresholds(x, p, cls2, ClassSpec(v_baseline_beats=32), "on", v_baseline=base)
+    assert on.v_baseline_weight in clf.V_BASELINE_WEIGHTS and off.v_baseline_weight == 0.0
+    f_off = clf._f_beta(*clf._se_ppv(x, p, cls2, off, "veb"), 1.0)
+    f_on = clf._f_beta(*clf._se_ppv(x, p, cls2, on, "veb", v_baseline=base), 1.0)
+    assert f_off < 0.9 < 0.98 < f_on
