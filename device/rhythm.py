@@ -68,6 +68,13 @@ class RhythmConfig:
     # flutter's "beats" and ventricular runs are irregular too (DS1 207's false AF was all
     # ventricular flutter). 1 = off. Chosen by leave-one-record-out CV on DS1.
     af_max_odd_qrs: float = 1.0
+    # Ectopy-aware irregularity for AF episodes (as Petrenas 2015 / Sarkar 2008 remove ectopic
+    # beats): RR intervals that start or end at an odd-shaped QRS (ventricular ectopy; by the
+    # class call where there is no signal) are left out of the COSEn window, which then spans
+    # the last af_window_beats intervals between usual beats. Frequent PVCs (couplets,
+    # trigeminy) made sinus rhythm look random (DS1 208). Such beats neither count toward nor
+    # reset onset / offset.
+    af_skip_odd_beats: bool = True
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -219,9 +226,14 @@ class RhythmAnalyzer:
                         (c.af_enter, c.af_exit, c.af_onset_beats, c.af_offset_beats))
         self.feed = _ModelFeed(af_model, c.af_window_beats, c.af_tolerance_s) if (
             af_model is not None) else None
+        # The ECG model (when the bundle has one) sees the band-passed signal, not beats.
+        self.ecg_model = getattr(af_model, "ecg", None)
+        self.ecg_feed = None
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
         self.keep = c.af_window_beats - 1  # RR history carried between updates
         self.rr_hist = np.zeros(0)
+        self.rr_clean_hist = np.zeros(0)  # the same, odd-shaped beats' intervals left out
+        self.prev_odd = False
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
@@ -272,12 +284,17 @@ class RhythmAnalyzer:
             p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
                       > self.cfg.af_max_odd_qrs)
         judged = np.isfinite(irr)
+        skip = np.zeros(n, dtype=bool)
+        irr_ep = irr
+        if self.cfg.af_skip_odd_beats:
+            irr_ep, skip = self._clean_irregularity(rr_used, atrial, classes)
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
                 prob = self.feed.run()
                 if self.model_episodes:
                     irr, judged = prob, np.isfinite(prob)
+                    irr_ep, skip = prob, np.zeros(n, dtype=bool)
                     p_ok = np.ones(n, dtype=bool)
                 else:  # reference episodes; the model vetoes windows it finds not AF
                     p_ok &= ~(prob < self.af_veto)
@@ -291,9 +308,9 @@ class RhythmAnalyzer:
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
         cls = np.asarray(classes).tolist() if classes is not None else None
-        rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr.tolist(),
-                   usable_a.tolist(), p_ok.tolist())
-        for i, (t, s, r, x, ok, p_gate) in enumerate(rows):
+        rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
+                   usable_a.tolist(), p_ok.tolist(), skip.tolist())
+        for i, (t, s, r, x, ok, p_gate, skipped) in enumerate(rows):
             if r != r:  # NaN RR: a stream start or gap; nothing spans it
                 self.v_run.clear()
                 self.rate_rr.clear()
@@ -301,7 +318,8 @@ class RhythmAnalyzer:
                 self._pause(t, s, r, events)
             self.recent.append((t, s))
             del self.recent[: -self.recent_max]
-            self._af(t, s, x, ok and p_gate, events)
+            if not skipped:
+                self._af(t, s, x, ok and p_gate, events)
             irregular[i] = self.episodes["AF"].open is not None
             if cls is not None:
                 self._vt(t, s, r, cls[i], ok, events)
@@ -309,6 +327,31 @@ class RhythmAnalyzer:
                 self._rate(t, s, r, ok, events)
             self.last_beat = (t, s)
         return RhythmUpdate(events, irregular)
+
+    def _clean_irregularity(self, rr: np.ndarray, atrial: np.ndarray | None,
+                            classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(COSEn over the intervals between usual-shaped beats, per beat; beats whose
+        interval was left out). Without shape evidence or classes nothing is left out."""
+        from ecg_edge.device.rhythm_features import ODD_QRS
+
+        n = len(rr)
+        if atrial is not None:
+            odd = ~(np.nan_to_num(atrial[:, 2], nan=0.0) >= ODD_QRS)
+        elif classes is not None:
+            odd = np.isin(np.asarray(classes), ("V", "F"))
+        else:
+            odd = np.zeros(n, dtype=bool)
+        before = np.concatenate([[self.prev_odd], odd[:-1]])
+        self.prev_odd = bool(odd[-1])
+        skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window
+        kept = rr[~skip]
+        full = np.concatenate([self.rr_clean_hist, kept])
+        c = self.cfg
+        out = np.full(n, np.nan)
+        out[~skip] = irregularity(full, c.af_window_beats, c.af_tolerance_s)[
+            len(self.rr_clean_hist):]
+        self.rr_clean_hist = full[-self.keep:]
+        return out, skip
 
     def _back(self, k: int) -> tuple[float, int]:
         """The beat ``k`` beats before the newest one still remembered."""
@@ -399,6 +442,12 @@ class RhythmAnalyzer:
                     ) -> RhythmUpdate:
         """Band-passed signal at ``fs`` Hz whose first value sits at front-end sample
         ``sample0`` (rate ``fs_in``): VF windows are judged as they complete."""
+        if self.ecg_model is not None:
+            if self.ecg_feed is None:
+                from ecg_edge.device.rhythm_ecg import ECGFeed
+
+                self.ecg_feed = ECGFeed(self.ecg_model, self.ecg_model.spec, fs)
+            self.ecg_feed.push(y_mv)
         events: list[dict] = []
         for vf, t, s, leak, amp in self.vf.push(y_mv, fs, sample0, fs_in):
             ep = self.episodes["VF"]
@@ -416,7 +465,12 @@ class RhythmAnalyzer:
         if self.feed is not None:
             self.feed.run()
             self.feed.reset()
+        if self.ecg_feed is not None:
+            self.ecg_feed.run()
+            self.ecg_feed.reset()
         self.rr_hist = np.zeros(0)
+        self.rr_clean_hist = np.zeros(0)
+        self.prev_odd = False
         self.p_hist = np.zeros(0)
         self.a_hist = np.zeros((0, 3))
         self.recent.clear()
@@ -449,6 +503,10 @@ class RhythmAnalyzer:
             prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
                     else self._short_strip_prob())
             spec = getattr(self.af_model, "spec", None)
+            prob_ecg = self.ecg_feed.probability() if self.ecg_feed is not None else None
+            if prob_ecg is not None:  # the strip call weighs the ECG model's in
+                w = self.ecg_model.spec.weight
+                prob = prob_ecg if prob is None else w * prob_ecg + (1 - w) * prob
             call = None if prob is None or spec is None else prob >= spec.strip_threshold
         return {
             "monitored_s": round(monitored_s, 3),

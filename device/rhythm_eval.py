@@ -401,7 +401,7 @@ def strip_table(out: dict) -> str:
 
 #: Holter AF settings searched by leave-one-record-out cross-validation (DS1 only).
 HOLTER_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
-               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0)}
+               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0), "af_skip_odd_beats": (False, True)}
 
 
 def _af_score(c: dict) -> float:
@@ -418,6 +418,7 @@ def cross_validate_af(folder: str | Path, names: list[str],
     from dataclasses import replace
 
     from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.rhythm_features import atrial_evidence
     from ecg_edge.device.signal_path import process_signal
     from ecg_edge.firmware_bridge.records import read_record
 
@@ -427,19 +428,21 @@ def cross_validate_af(folder: str | Path, names: list[str],
         ref = read_reference(Path(folder) / n)
         rec = read_record(Path(folder) / n)
         b = process_signal(rec.lead_mv(), rec.fs, sig)
-        p = p_wave_similarity(b.window, b.template, sig.fs, sig.window_before_s,
-                              cfg.p_wave_region_s)
+        # The atrial evidence the monitor computes (P wave, and QRS shape for the odd-beat gate).
+        p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                            cfg.p_wave_region_s)
         data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p)
-    keys = [(e, o, p) for e in HOLTER_GRID["af_enter"] for o in HOLTER_GRID["af_onset_beats"]
-            for p in HOLTER_GRID["af_p_wave_max"]]
+    g = HOLTER_GRID
+    keys = [(e, o, p, k) for e in g["af_enter"] for o in g["af_onset_beats"]
+            for p in g["af_p_wave_max"] for k in g["af_skip_odd_beats"]]
     counts: dict[tuple, dict[str, dict]] = {}
-    for e, o, p in keys:
+    for e, o, p, k in keys:
         c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit),
-                    af_onset_beats=o, af_p_wave_max=p)
-        counts[(e, o, p)] = {}
+                    af_onset_beats=o, af_p_wave_max=p, af_skip_odd_beats=k)
+        counts[(e, o, p, k)] = {}
         for n, (ref, t, s, rr, dur, pw) in data.items():
             events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw)
-            counts[(e, o, p)][n] = evaluate_record(ref, events, dur)
+            counts[(e, o, p, k)][n] = evaluate_record(ref, events, dur)
 
     def summed(key, records):
         fields = ("ref_episodes", "det_episodes", "ref_detected", "det_true", "ref_s", "det_s",
@@ -451,6 +454,6 @@ def cross_validate_af(folder: str | Path, names: list[str],
         train = [r for r in names if r != n]
         best = max(keys, key=lambda k: _af_score(summed(k, train)))
         chosen.append({"record": n, "af_enter": best[0], "af_onset_beats": best[1],
-                       "af_p_wave_max": best[2]})
+                       "af_p_wave_max": best[2], "af_skip_odd_beats": best[3]})
         held.append(counts[best][n])
     return {"held_out": summarize(held), "chosen": chosen}

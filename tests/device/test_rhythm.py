@@ -60,6 +60,22 @@ def test_sinus_rhythm_with_bigeminy_is_not_af():
     assert summary["counts"]["PAUSE"] == 0
 
 
+def test_intervals_around_ectopic_beats_are_left_out_of_the_af_window():
+    """Frequent PVCs (106; 119's bigeminy and trigeminy) make sinus rhythm look irregular at a
+    sensitive AF threshold; with the intervals that start or end at a V beat left out, no AF
+    opens there, while 201's AF (606 s of its 1805 s) is still found."""
+    from dataclasses import replace
+
+    on = RhythmConfig(af_enter=-0.9, af_exit=-1.5, af_onset_beats=8)
+    off = replace(on, af_skip_odd_beats=False)
+    for rec in ("106", "119"):
+        t, s, rr, cls = annotated_beats(rec)
+        assert analyze_beats(t, s, rr, off, classes=cls)[1]["af_burden_pct"] > 10.0
+        assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] == 0.0
+    t, s, rr, cls = annotated_beats("201")
+    assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] > 25.0
+
+
 def test_pause_is_one_episode_with_its_interval():
     t, s, rr, _ = annotated_beats("100")
     keep = np.ones(len(t), bool)
