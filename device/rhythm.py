@@ -12,7 +12,7 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   above ``af_enter``, offset after ``af_offset_beats`` below ``af_exit`` (hysteresis); the
   reported times are set back by half a window, where the window's majority changed.
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
-  classes).
+  classes); not while VF is open, and it ends when the V rhythm slows below the limit.
 - **VF / ventricular flutter**: from the band-passed signal, not from beats (an R-peak detector
   finds "beats" in VF): the VF-filter leakage of Kuo and Dillman over short windows, sustained.
 - **PAUSE**: one RR interval longer than ``pause_s``; **BRADY** / **TACHY**: the median rate of
@@ -388,23 +388,36 @@ class RhythmAnalyzer:
             events.append(ep.end(t, s, "beat", rr_s=round(r, 3)))
 
     def _vt(self, t: float, s: int, r: float, cls: str, ok: bool, events: list[dict]) -> None:
+        """VT: the last ``vt_beats`` beats are V and faster than ``vt_rate_bpm``. It ends at a
+        non-V beat, when the V rhythm slows below the limit (less the rate hysteresis: an
+        idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
+        typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]
-        if cls == "V" and ok and r == r:
+        if cls == "V" and ok and r == r and self.episodes["VF"].open is None:
             self.v_run.append((t, s, r))
-            run = self.v_run
-            rate = 60.0 * len(run) / sum(x[2] for x in run)
-            if ep.open is None and len(run) >= c.vt_beats and rate > c.vt_rate_bpm:
-                events.append(ep.start(run[0][0], run[0][1], hr_bpm=round(rate, 1),
-                                       detected_t=round(t, 4)))
-            elif ep.open is not None:
-                ep.open["beats"] = len(run)
+            last = self.v_run[-c.vt_beats:]
+            rate = 60.0 * len(last) / sum(x[2] for x in last)
+            if ep.open is None:
+                if len(last) >= c.vt_beats and rate > c.vt_rate_bpm:
+                    events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
+                                           detected_t=round(t, 4)))
+                    del self.v_run[: -c.vt_beats]
+            elif rate < c.vt_rate_bpm - c.rate_hysteresis_bpm:
+                self._vt_end(events, "V rate below VT", self.v_run[:-1])
+                del self.v_run[:-1]
+            else:
+                ep.open["beats"] = len(self.v_run)
             return
         if ep.open is not None:
-            last = self.v_run[-1]
-            rate = 60.0 * len(self.v_run) / sum(x[2] for x in self.v_run)
-            events.append(ep.end(last[0], last[1], "non-V beat", beats=len(self.v_run),
-                                 hr_bpm=round(rate, 1)))
+            self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
+                         self.v_run)
         self.v_run.clear()
+
+    def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
+        last = run[-1]
+        rate = 60.0 * len(run) / sum(x[2] for x in run)
+        events.append(self.episodes["VT"].end(last[0], last[1], reason, beats=len(run),
+                                              hr_bpm=round(rate, 1)))
 
     def _rate(self, t: float, s: int, r: float, ok: bool, events: list[dict]) -> None:
         c = self.cfg
