@@ -102,6 +102,21 @@ def test_vt_needs_three_fast_v_beats():
     assert len(vt) >= 1 and runs.any()
 
 
+def test_vt_ends_when_the_v_rhythm_slows_and_yields_to_vf():
+    """A fast V run slowing to an idioventricular rate (207's runs did) ends VT there; while VF
+    is open (its flutter waves are typed V too) no VT opens."""
+    rr = np.r_[np.nan, np.full(9, 0.5), np.full(10, 1.2)]  # 120 bpm, then 50 bpm
+    t = np.nancumsum(np.r_[0.0, rr[1:]])
+    cls = np.full(len(t), "V")
+    events, _ = analyze_beats(t, (t * 360).astype(int), rr, classes=cls)
+    ends = [e for e in events if e["rhythm"] == "VT" and e["type"] == "rhythm_end"]
+    assert ends[0]["reason"] == "V rate below VT" and ends[0]["t"] < t[11]
+    an = RhythmAnalyzer()
+    an.episodes["VF"].start(0.0, 0)
+    out = an.update(t, (t * 360).astype(int), rr, cls)
+    assert not [e for e in out.events if e["rhythm"] == "VT"]
+
+
 def test_config_from_manifest_section():
     assert RhythmConfig.from_dict(None) == RhythmConfig()
     assert RhythmConfig.from_dict({"pause_s": 3.0}).pause_s == 3.0
