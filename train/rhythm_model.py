@@ -377,7 +377,8 @@ def ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, rr_probs, m
                            labels, other)
         ecg_only.update({n: ecg[n] >= thr for n in names if strip_fold[n] == k})
     w_all, thr_all = best(names)
-    return {"strips": {"strips": len(names), "chosen": chosen, **strip_metrics(calls, labels)},
+    return {"strips": {"strips": len(names), "thresholds": [c["threshold"] for c in chosen],
+                       "chosen": chosen, **strip_metrics(calls, labels)},
             "summary": {"config": ecfg.to_dict(), "spec": spec.to_dict(), "weight_all": w_all,
                         "windows": int(len(ws.x)), "ecg_alone": strip_metrics(ecg_only, labels)},
             "threshold_all": thr_all, "windows": (ws, ecfg, spec, w_all)}
@@ -587,9 +588,10 @@ def train_ecg_final(cv: dict, threshold: float, log=print):
     ws, ecfg, spec, weight = cv["_ecg"]
     log(f"ECG model on all {len(ws.x)} windows")
     model = rhythm_ecg.fit(ws.x, ws.y, ecfg, ecfg.seed + 100)
-    data, parity = rhythm_ecg.convert_int8(model, ws.x, threshold)
+    data, parity = rhythm_ecg.convert_int8(model, ws, threshold)
     parity["passed"] = bool(parity["max_abs_error"] <= PARITY_MAX_ABS
-                            and parity["decision_agreement"] >= PARITY_MIN_AGREEMENT)
+                            and parity["decision_agreement"] >= PARITY_MIN_AGREEMENT
+                            and parity["window_decision_agreement"] >= PARITY_MIN_AGREEMENT)
     golden = ws.x[np.random.default_rng(1).choice(len(ws.x), 16, replace=False)]
     return data, replace(spec, weight=weight), golden, parity
 
