@@ -588,7 +588,7 @@ def train_ecg_final(cv: dict, threshold: float, log=print):
     ws, ecfg, spec, weight = cv["_ecg"]
     log(f"ECG model on all {len(ws.x)} windows")
     model = rhythm_ecg.fit(ws.x, ws.y, ecfg, ecfg.seed + 100)
-    data, parity = rhythm_ecg.convert_int8(model, ws, threshold)
+    data, parity = rhythm_ecg.convert_int8(model, ws, threshold, cv["_state"][5], weight)
     parity["passed"] = bool(parity["max_abs_error"] <= PARITY_MAX_ABS
                             and parity["decision_agreement"] >= PARITY_MIN_AGREEMENT
                             and parity["window_decision_agreement"] >= PARITY_MIN_AGREEMENT)

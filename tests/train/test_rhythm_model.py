@@ -111,7 +111,7 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
                            rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
     ws = rhythm_ecg.WindowSet(w[keep], lab[keep], np.zeros(keep.sum()),
                               np.array(["201"] * int(keep.sum()), dtype=object))
-    data, parity = rhythm_ecg.convert_int8(model, ws, 0.5)
+    data, parity = rhythm_ecg.convert_int8(model, ws, 0.5, {"201": 0.8}, 0.4)
     assert parity["strips"] == 1 and parity["max_abs_error"] <= rm.PARITY_MAX_ABS
     dst = shutil.copytree(BUNDLE, tmp_path / "b")
     rr = load_bundle(dst).manifest.rhythm_model
