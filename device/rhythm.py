@@ -75,6 +75,10 @@ class RhythmConfig:
     # trigeminy) made sinus rhythm look random (DS1 208). Such beats neither count toward nor
     # reset onset / offset.
     af_skip_odd_beats: bool = True
+    # RR-only input has no P-wave gate, which is what makes a short onset safe on the ECG
+    # path: it keeps the longer onset (the previous default, not re-chosen; DS1 201 from
+    # annotated beats without classes: AF duration +P 57 % at 8 windows, above 90 % at 24).
+    af_onset_beats_rr_only: int = 24
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -100,8 +104,8 @@ class RhythmConfig:
         cfg = cls(**data)
         if not cfg.af_exit <= cfg.af_enter or cfg.af_tolerance_s <= 0:
             raise ValueError("rhythm settings: need af_exit <= af_enter and af_tolerance_s > 0")
-        if min(cfg.af_onset_beats, cfg.af_offset_beats, cfg.vt_beats, cfg.rate_beats) < 1 or (
-                cfg.af_window_beats < 4):
+        if min(cfg.af_onset_beats, cfg.af_onset_beats_rr_only, cfg.af_offset_beats, cfg.vt_beats,
+               cfg.rate_beats) < 1 or cfg.af_window_beats < 4:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4)")
         return cfg
 
@@ -237,7 +241,9 @@ class RhythmAnalyzer:
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
-        self.recent_max = c.af_window_beats + self.af_rule[2] + self.af_rule[3] + 2
+        self.recent_max = (c.af_window_beats + max(self.af_rule[2], c.af_onset_beats_rr_only)
+                           + self.af_rule[3] + 2)
+        self.rr_only = False  # the last update had no atrial evidence (no P-wave gate)
         self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         self.af_on = self.af_off = 0
         self.af_peak = 0.0
@@ -283,6 +289,7 @@ class RhythmAnalyzer:
 
             p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
                       > self.cfg.af_max_odd_qrs)
+        self.rr_only = p_wave is None
         judged = np.isfinite(irr)
         skip = np.zeros(n, dtype=bool)
         irr_ep = irr
@@ -360,6 +367,8 @@ class RhythmAnalyzer:
     def _af(self, t: float, s: int, x: float, ok: bool, events: list[dict]) -> None:
         c, ep = self.cfg, self.episodes["AF"]
         enter, exit_, onset, offset = self.af_rule
+        if self.rr_only and not self.model_episodes:
+            onset = c.af_onset_beats_rr_only
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_on = 0

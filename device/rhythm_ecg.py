@@ -124,12 +124,27 @@ class ECGFeed:
 
     def reset(self) -> None:
         """A gap or a new segment: no window spans it."""
+        self.raw: list[np.ndarray] = []  # signal blocks not yet decimated
+        self.raw_n = 0
         self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
         self.buf = np.zeros(0, np.float32)  # decimated samples not yet past every window
         self.pending: list[np.ndarray] = []
 
     def push(self, y: np.ndarray) -> None:
-        y = np.concatenate([self.rest, np.asarray(y, np.float32)])
+        """Gather the block; windows are cut once a batch's worth of signal is in (numpy's
+        per-call cost, not the arithmetic, is what a block-by-block cut would spend)."""
+        self.raw.append(np.asarray(y, np.float32))
+        self.raw_n += len(y)
+        if self.raw_n >= self.spec.batch * self.hop * self.k:
+            self._cut()
+            if sum(len(p) for p in self.pending) >= self.spec.batch:
+                self.run()
+
+    def _cut(self) -> None:
+        if not self.raw:
+            return
+        y = np.concatenate([self.rest, *self.raw])
+        self.raw, self.raw_n = [], 0
         m = len(y) // self.k * self.k
         self.rest = y[m:]
         self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
@@ -137,10 +152,9 @@ class ECGFeed:
         if len(w):
             self.pending.append(w)
             self.buf = self.buf[ends[-1] - self.length + self.hop:]
-        if sum(len(p) for p in self.pending) >= self.spec.batch:
-            self.run()
 
     def run(self) -> np.ndarray:
+        self._cut()
         if not self.pending:
             return np.zeros(0, np.float32)
         w = np.concatenate(self.pending)

@@ -66,7 +66,7 @@ def test_intervals_around_ectopic_beats_are_left_out_of_the_af_window():
     opens there, while 201's AF (606 s of its 1805 s) is still found."""
     from dataclasses import replace
 
-    on = RhythmConfig(af_enter=-0.9, af_exit=-1.5, af_onset_beats=8)
+    on = RhythmConfig(af_enter=-0.9, af_exit=-1.5, af_onset_beats_rr_only=8)
     off = replace(on, af_skip_odd_beats=False)
     for rec in ("106", "119"):
         t, s, rr, cls = annotated_beats(rec)
