@@ -29,6 +29,7 @@ from ecg_edge.device.config import ContextConfig, DetectorConfig, SignalConfig
 from ecg_edge.device.events import EpisodeConfig
 from ecg_edge.device.features import ScoreSpec
 from ecg_edge.device.rhythm import RhythmConfig
+from ecg_edge.device.rhythm_ecg import ECGModelSpec
 from ecg_edge.device.rhythm_model import RhythmModelSpec
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.firmware_bridge.errors import UserError
@@ -264,6 +265,14 @@ RULES: dict[type, dict[str, Rule]] = {
                       "offset_beats": _COUNT, "output_scale": _NONNEG,
                       "episodes": Rule(choices=("model", "reference")),
                       "veto": Rule(ge=0, le=1)},
+    ECGModelSpec: {"file": Rule(pattern=r"[A-Za-z0-9_.-]+"),
+                   "golden": Rule(pattern=r"[A-Za-z0-9_.-]+"),
+                   "sha256": Rule(pattern=r"[0-9a-f]{64}"),
+                   "golden_sha256": Rule(pattern=r"[0-9a-f]{64}"),
+                   "bytes": Rule(ge=1, le=1 << 30), "fs": Rule(gt=0, le=10_000),
+                   "window_s": Rule(gt=0, le=600), "hop_s": Rule(gt=0, le=600),
+                   "clip": _POS, "weight": Rule(ge=0, le=1), "batch": _COUNT,
+                   "output_scale": _NONNEG},
     Manifest: {"schema_version": Rule(choices=(SCHEMA_VERSION,)),
                "architecture": Rule(pattern=r"\S.{0,63}"), "params": _NONNEG, "macs": _NONNEG},
 }
@@ -489,8 +498,10 @@ def _load_folder(path: Path, root: Path) -> Bundle:
         _check_file(path, root / manifest.golden["file"], manifest.golden["sha256"], None)
     rm = manifest.rhythm_model
     if rm is not None:
-        _check_file(path, root / rm.file, rm.sha256, rm.bytes)
-        _check_file(path, root / rm.golden, rm.golden_sha256, None)
+        for part in (rm, rm.ecg):
+            if part is not None:
+                _check_file(path, root / part.file, part.sha256, part.bytes)
+                _check_file(path, root / part.golden, part.golden_sha256, None)
     return Bundle(root, manifest)
 
 
@@ -541,8 +552,14 @@ def save_bundle(root: str | Path, manifest: Manifest) -> Path:
     rm = manifest.rhythm_model
     if rm is not None:
         sha, size = describe_file(root, rm.file)
+        ecg = rm.ecg
+        if ecg is not None:
+            e_sha, e_size = describe_file(root, ecg.file)
+            ecg = dataclasses.replace(ecg, sha256=e_sha, bytes=e_size,
+                                      golden_sha256=describe_file(root, ecg.golden)[0])
         manifest.rhythm_model = dataclasses.replace(
-            rm, sha256=sha, bytes=size, golden_sha256=describe_file(root, rm.golden)[0])
+            rm, sha256=sha, bytes=size, golden_sha256=describe_file(root, rm.golden)[0],
+            ecg=ecg)
     (root / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
     archive = root.with_name(root.name + ARCHIVE_SUFFIX)
     tmp = archive.with_name(archive.name + ".tmp")

@@ -314,11 +314,13 @@ def selftest_cmd(bundle_path, variant, threads, edgetpu, as_json):
                    + (f" + {report['delegate']}" if report["delegate"] else "")
                    + f", max error {report['max_abs_error']:.3g} "
                    f"(tolerance {report['tolerance']:.3g})")
-        if "rhythm_model" in report:
-            r = report["rhythm_model"]
-            click.echo(f"{'PASS' if r['ok'] else 'FAIL'}: rhythm model, {r['vectors']} golden "
-                       f"vectors, max error {r['max_abs_error']:.3g} (tolerance "
-                       f"{r['tolerance']:.3g})")
+        for key, name in (("rhythm_model", "rhythm model"), ("rhythm_ecg_model",
+                                                              "rhythm ECG model")):
+            if key in report:
+                r = report[key]
+                click.echo(f"{'PASS' if r['ok'] else 'FAIL'}: {name}, {r['vectors']} golden "
+                           f"vectors, max error {r['max_abs_error']:.3g} (tolerance "
+                           f"{r['tolerance']:.3g})")
     if not report["ok"]:
         raise SystemExit(1)
 
@@ -475,11 +477,18 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
               help="Record-grouped cross-validation folds for the tuned settings.")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Only the first this many strips (by name).")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Also the learned call of this bundle's AF model(s), as the device makes it.")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_strips_cmd(folder, folds, limit, as_json):
+def rhythm_strips_cmd(folder, folds, limit, bundle_path, as_json):
     """Per-strip AF call on short strips (CinC 2017 labels): F1(AF), Se/Sp, noisy strips;
-    the default settings and record-grouped cross-validation of the tuned ones."""
-    out = rhythm_eval.evaluate_strips(folder, folds=folds, limit=limit)
+    the reference's default settings and record-grouped cross-validation of its tuned ones,
+    and (--bundle) the bundle's learned call (in-sample on strips it was trained on)."""
+    bundle = load_bundle(bundle_path) if bundle_path else None
+    out = rhythm_eval.evaluate_strips(
+        folder, folds=folds, limit=limit,
+        cfg=RhythmConfig.from_dict(bundle.manifest.rhythm) if bundle else None,
+        af_model=load_af_model(bundle) if bundle else None)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

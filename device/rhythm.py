@@ -12,7 +12,7 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   above ``af_enter``, offset after ``af_offset_beats`` below ``af_exit`` (hysteresis); the
   reported times are set back by half a window, where the window's majority changed.
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
-  classes).
+  classes); not while VF is open, and it ends when the V rhythm slows below the limit.
 - **VF / ventricular flutter**: from the band-passed signal, not from beats (an R-peak detector
   finds "beats" in VF): the VF-filter leakage of Kuo and Dillman over short windows, sustained.
 - **PAUSE**: one RR interval longer than ``pause_s``; **BRADY** / **TACHY**: the median rate of
@@ -68,6 +68,17 @@ class RhythmConfig:
     # flutter's "beats" and ventricular runs are irregular too (DS1 207's false AF was all
     # ventricular flutter). 1 = off. Chosen by leave-one-record-out CV on DS1.
     af_max_odd_qrs: float = 1.0
+    # Ectopy-aware irregularity for AF episodes (as Petrenas 2015 / Sarkar 2008 remove ectopic
+    # beats): RR intervals that start or end at an odd-shaped QRS (ventricular ectopy; by the
+    # class call where there is no signal) are left out of the COSEn window, which then spans
+    # the last af_window_beats intervals between usual beats. Frequent PVCs (couplets,
+    # trigeminy) made sinus rhythm look random (DS1 208). Such beats neither count toward nor
+    # reset onset / offset.
+    af_skip_odd_beats: bool = True
+    # RR-only input has no P-wave gate, which is what makes a short onset safe on the ECG
+    # path: it keeps the longer onset (the previous default, not re-chosen; DS1 201 from
+    # annotated beats without classes: AF duration +P 57 % at 8 windows, above 90 % at 24).
+    af_onset_beats_rr_only: int = 24
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -93,8 +104,8 @@ class RhythmConfig:
         cfg = cls(**data)
         if not cfg.af_exit <= cfg.af_enter or cfg.af_tolerance_s <= 0:
             raise ValueError("rhythm settings: need af_exit <= af_enter and af_tolerance_s > 0")
-        if min(cfg.af_onset_beats, cfg.af_offset_beats, cfg.vt_beats, cfg.rate_beats) < 1 or (
-                cfg.af_window_beats < 4):
+        if min(cfg.af_onset_beats, cfg.af_onset_beats_rr_only, cfg.af_offset_beats, cfg.vt_beats,
+               cfg.rate_beats) < 1 or cfg.af_window_beats < 4:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4)")
         return cfg
 
@@ -219,13 +230,20 @@ class RhythmAnalyzer:
                         (c.af_enter, c.af_exit, c.af_onset_beats, c.af_offset_beats))
         self.feed = _ModelFeed(af_model, c.af_window_beats, c.af_tolerance_s) if (
             af_model is not None) else None
+        # The ECG model (when the bundle has one) sees the band-passed signal, not beats.
+        self.ecg_model = getattr(af_model, "ecg", None)
+        self.ecg_feed = None
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
         self.keep = c.af_window_beats - 1  # RR history carried between updates
         self.rr_hist = np.zeros(0)
+        self.rr_clean_hist = np.zeros(0)  # the same, odd-shaped beats' intervals left out
+        self.prev_odd = False
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
-        self.recent_max = c.af_window_beats + self.af_rule[2] + self.af_rule[3] + 2
+        self.recent_max = (c.af_window_beats + max(self.af_rule[2], c.af_onset_beats_rr_only)
+                           + self.af_rule[3] + 2)
+        self.rr_only = False  # the last update had no atrial evidence (no P-wave gate)
         self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         self.af_on = self.af_off = 0
         self.af_peak = 0.0
@@ -271,13 +289,19 @@ class RhythmAnalyzer:
 
             p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
                       > self.cfg.af_max_odd_qrs)
+        self.rr_only = p_wave is None
         judged = np.isfinite(irr)
+        skip = np.zeros(n, dtype=bool)
+        irr_ep = irr
+        if self.cfg.af_skip_odd_beats:
+            irr_ep, skip = self._clean_irregularity(rr_used, atrial, classes)
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
                 prob = self.feed.run()
                 if self.model_episodes:
                     irr, judged = prob, np.isfinite(prob)
+                    irr_ep, skip = prob, np.zeros(n, dtype=bool)
                     p_ok = np.ones(n, dtype=bool)
                 else:  # reference episodes; the model vetoes windows it finds not AF
                     p_ok &= ~(prob < self.af_veto)
@@ -291,9 +315,9 @@ class RhythmAnalyzer:
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
         cls = np.asarray(classes).tolist() if classes is not None else None
-        rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr.tolist(),
-                   usable_a.tolist(), p_ok.tolist())
-        for i, (t, s, r, x, ok, p_gate) in enumerate(rows):
+        rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
+                   usable_a.tolist(), p_ok.tolist(), skip.tolist())
+        for i, (t, s, r, x, ok, p_gate, skipped) in enumerate(rows):
             if r != r:  # NaN RR: a stream start or gap; nothing spans it
                 self.v_run.clear()
                 self.rate_rr.clear()
@@ -301,7 +325,8 @@ class RhythmAnalyzer:
                 self._pause(t, s, r, events)
             self.recent.append((t, s))
             del self.recent[: -self.recent_max]
-            self._af(t, s, x, ok and p_gate, events)
+            if not skipped:
+                self._af(t, s, x, ok and p_gate, events)
             irregular[i] = self.episodes["AF"].open is not None
             if cls is not None:
                 self._vt(t, s, r, cls[i], ok, events)
@@ -310,6 +335,31 @@ class RhythmAnalyzer:
             self.last_beat = (t, s)
         return RhythmUpdate(events, irregular)
 
+    def _clean_irregularity(self, rr: np.ndarray, atrial: np.ndarray | None,
+                            classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(COSEn over the intervals between usual-shaped beats, per beat; beats whose
+        interval was left out). Without shape evidence or classes nothing is left out."""
+        from ecg_edge.device.rhythm_features import ODD_QRS
+
+        n = len(rr)
+        if atrial is not None:
+            odd = ~(np.nan_to_num(atrial[:, 2], nan=0.0) >= ODD_QRS)
+        elif classes is not None:
+            odd = np.isin(np.asarray(classes), ("V", "F"))
+        else:
+            odd = np.zeros(n, dtype=bool)
+        before = np.concatenate([[self.prev_odd], odd[:-1]])
+        self.prev_odd = bool(odd[-1])
+        skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window
+        kept = rr[~skip]
+        full = np.concatenate([self.rr_clean_hist, kept])
+        c = self.cfg
+        out = np.full(n, np.nan)
+        out[~skip] = irregularity(full, c.af_window_beats, c.af_tolerance_s)[
+            len(self.rr_clean_hist):]
+        self.rr_clean_hist = full[-self.keep:]
+        return out, skip
+
     def _back(self, k: int) -> tuple[float, int]:
         """The beat ``k`` beats before the newest one still remembered."""
         return self.recent[max(0, len(self.recent) - 1 - k)]
@@ -317,6 +367,8 @@ class RhythmAnalyzer:
     def _af(self, t: float, s: int, x: float, ok: bool, events: list[dict]) -> None:
         c, ep = self.cfg, self.episodes["AF"]
         enter, exit_, onset, offset = self.af_rule
+        if self.rr_only and not self.model_episodes:
+            onset = c.af_onset_beats_rr_only
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_on = 0
@@ -345,23 +397,36 @@ class RhythmAnalyzer:
             events.append(ep.end(t, s, "beat", rr_s=round(r, 3)))
 
     def _vt(self, t: float, s: int, r: float, cls: str, ok: bool, events: list[dict]) -> None:
+        """VT: the last ``vt_beats`` beats are V and faster than ``vt_rate_bpm``. It ends at a
+        non-V beat, when the V rhythm slows below the limit (less the rate hysteresis: an
+        idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
+        typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]
-        if cls == "V" and ok and r == r:
+        if cls == "V" and ok and r == r and self.episodes["VF"].open is None:
             self.v_run.append((t, s, r))
-            run = self.v_run
-            rate = 60.0 * len(run) / sum(x[2] for x in run)
-            if ep.open is None and len(run) >= c.vt_beats and rate > c.vt_rate_bpm:
-                events.append(ep.start(run[0][0], run[0][1], hr_bpm=round(rate, 1),
-                                       detected_t=round(t, 4)))
-            elif ep.open is not None:
-                ep.open["beats"] = len(run)
+            last = self.v_run[-c.vt_beats:]
+            rate = 60.0 * len(last) / sum(x[2] for x in last)
+            if ep.open is None:
+                if len(last) >= c.vt_beats and rate > c.vt_rate_bpm:
+                    events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
+                                           detected_t=round(t, 4)))
+                    del self.v_run[: -c.vt_beats]
+            elif rate < c.vt_rate_bpm - c.rate_hysteresis_bpm:
+                self._vt_end(events, "V rate below VT", self.v_run[:-1])
+                del self.v_run[:-1]
+            else:
+                ep.open["beats"] = len(self.v_run)
             return
         if ep.open is not None:
-            last = self.v_run[-1]
-            rate = 60.0 * len(self.v_run) / sum(x[2] for x in self.v_run)
-            events.append(ep.end(last[0], last[1], "non-V beat", beats=len(self.v_run),
-                                 hr_bpm=round(rate, 1)))
+            self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
+                         self.v_run)
         self.v_run.clear()
+
+    def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
+        last = run[-1]
+        rate = 60.0 * len(run) / sum(x[2] for x in run)
+        events.append(self.episodes["VT"].end(last[0], last[1], reason, beats=len(run),
+                                              hr_bpm=round(rate, 1)))
 
     def _rate(self, t: float, s: int, r: float, ok: bool, events: list[dict]) -> None:
         c = self.cfg
@@ -399,6 +464,12 @@ class RhythmAnalyzer:
                     ) -> RhythmUpdate:
         """Band-passed signal at ``fs`` Hz whose first value sits at front-end sample
         ``sample0`` (rate ``fs_in``): VF windows are judged as they complete."""
+        if self.ecg_model is not None:
+            if self.ecg_feed is None:
+                from ecg_edge.device.rhythm_ecg import ECGFeed
+
+                self.ecg_feed = ECGFeed(self.ecg_model, self.ecg_model.spec, fs)
+            self.ecg_feed.push(y_mv)
         events: list[dict] = []
         for vf, t, s, leak, amp in self.vf.push(y_mv, fs, sample0, fs_in):
             ep = self.episodes["VF"]
@@ -416,7 +487,12 @@ class RhythmAnalyzer:
         if self.feed is not None:
             self.feed.run()
             self.feed.reset()
+        if self.ecg_feed is not None:
+            self.ecg_feed.run()
+            self.ecg_feed.reset()
         self.rr_hist = np.zeros(0)
+        self.rr_clean_hist = np.zeros(0)
+        self.prev_odd = False
         self.p_hist = np.zeros(0)
         self.a_hist = np.zeros((0, 3))
         self.recent.clear()
@@ -449,6 +525,10 @@ class RhythmAnalyzer:
             prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
                     else self._short_strip_prob())
             spec = getattr(self.af_model, "spec", None)
+            prob_ecg = self.ecg_feed.probability() if self.ecg_feed is not None else None
+            if prob_ecg is not None:  # the strip call weighs the ECG model's in
+                w = self.ecg_model.spec.weight
+                prob = prob_ecg if prob is None else w * prob_ecg + (1 - w) * prob
             call = None if prob is None or spec is None else prob >= spec.strip_threshold
         return {
             "monitored_s": round(monitored_s, 3),

@@ -177,10 +177,7 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     beats, and VF from its band-passed signal. Beats are scored by the reference detector
     (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's classifier: its
     beat classes make the VT calls)."""
-    from ecg_edge.device.config import SignalConfig
-    from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
-    from ecg_edge.device.reference import THRESHOLDS
-    from ecg_edge.device.scoring import reference_scorer
+    from ecg_edge.device.monitor import record_blocks, run_blocks
     from ecg_edge.firmware_bridge.records import read_record
 
     rec = read_record(path)
@@ -190,11 +187,36 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
         if ev["type"].startswith("rhythm_"):
             events.append(ev)
 
-    monitor = make_monitor(keep) if make_monitor is not None else Monitor(
-        SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"], keep, rhythm=cfg,
-        af_model=af_model)
+    monitor = make_monitor(keep) if make_monitor is not None else _reference_monitor(
+        keep, cfg, af_model)
     summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
     return events, summary["rhythm"]["monitored_s"]
+
+
+def _reference_monitor(emit, cfg: RhythmConfig | None, af_model):
+    """The device monitor with the reference beat scorer (scores play no part in AF)."""
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.monitor import Monitor
+    from ecg_edge.device.reference import THRESHOLDS
+    from ecg_edge.device.scoring import reference_scorer
+
+    return Monitor(SignalConfig(), reference_scorer("combined"), THRESHOLDS["combined"], emit,
+                   rhythm=cfg, af_model=af_model)
+
+
+def strip_model_calls(folder: str | Path, names: list[str], cfg: RhythmConfig | None,
+                      af_model) -> dict[str, tuple[bool | None, float | None]]:
+    """Each strip replayed through the device monitor with a bundle's AF model(s): the
+    summary's (per-strip call, AF probability); call None when the strip gave no window."""
+    from ecg_edge.device.monitor import record_blocks, run_blocks
+    from ecg_edge.firmware_bridge.records import read_record
+
+    out = {}
+    for n in progress(names, "strip", every_s=10.0):
+        monitor = _reference_monitor(lambda ev: None, cfg, af_model)
+        r = run_blocks(monitor, record_blocks(read_record(Path(folder) / n), None, 10.0))
+        out[n] = (r["rhythm"]["af_call"], r["rhythm"]["af_probability"])
+    return out
 
 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
@@ -316,9 +338,11 @@ STRIP_GRID = {"strip_af_enter": (-1.4, -1.3, -1.2, -1.1, -1.0, -0.9, -0.8, -0.7,
 
 
 def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None,
-                    cfg: RhythmConfig | None = None, seed: int = 0) -> dict:
+                    cfg: RhythmConfig | None = None, seed: int = 0, af_model=None) -> dict:
     """Per-strip AF calls against the strip labels: with ``cfg`` (default settings) on every
-    strip, and with settings tuned on the other folds for each fold (record-grouped CV)."""
+    strip, and with settings tuned on the other folds for each fold (record-grouped CV); with
+    ``af_model`` (a bundle's) also the learned call as the device makes it (no window: not
+    AF). The learned call is in-sample on the strips its model was trained on."""
     from dataclasses import replace
 
     cfg = cfg or RhythmConfig()
@@ -350,7 +374,13 @@ def evaluate_strips(folder: str | Path, folds: int = 5, limit: int | None = None
                        "strip_p_wave_max": best[1][1], "strip_af_windows_pct": best[2]})
         cv_calls.update({n: irregular[best[1]][n] >= best[2] for n in test})
     too_short = [n for n in names if default[n] < 0]
-    return {"strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
+    learned = {}
+    if af_model is not None:
+        got = strip_model_calls(folder, names, cfg, af_model)
+        learned = {"model": {"no_call": sum(c is None for c, _ in got.values()),
+                             **strip_metrics({n: bool(c) for n, (c, _) in got.items()},
+                                             labels)}}
+    return {**learned, "strips": len(names), "labels": {c: sum(labels[n] == c for n in names)
                                              for c in "NAO~"},
             "too_short_for_a_window": len(too_short),
             "default": {"config": cfg.to_dict(), **strip_metrics(default_calls, labels)},
@@ -388,7 +418,9 @@ def table(out: dict) -> str:
 def strip_table(out: dict) -> str:
     """Text summary of :func:`evaluate_strips`."""
     lines = [f"{out['strips']} strips: " + ", ".join(f"{k} {v}" for k, v in out["labels"].items())]
-    for name in ("default", "cv"):
+    for name in ("default", "cv", "model"):
+        if name not in out:
+            continue
         r = out[name]
         for part in ("all", "without_noisy"):
             m = r[part]
@@ -401,7 +433,7 @@ def strip_table(out: dict) -> str:
 
 #: Holter AF settings searched by leave-one-record-out cross-validation (DS1 only).
 HOLTER_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
-               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0)}
+               "af_p_wave_max": (0.5, 0.6, 0.7, 2.0), "af_skip_odd_beats": (False, True)}
 
 
 def _af_score(c: dict) -> float:
@@ -418,6 +450,7 @@ def cross_validate_af(folder: str | Path, names: list[str],
     from dataclasses import replace
 
     from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.rhythm_features import atrial_evidence
     from ecg_edge.device.signal_path import process_signal
     from ecg_edge.firmware_bridge.records import read_record
 
@@ -427,19 +460,21 @@ def cross_validate_af(folder: str | Path, names: list[str],
         ref = read_reference(Path(folder) / n)
         rec = read_record(Path(folder) / n)
         b = process_signal(rec.lead_mv(), rec.fs, sig)
-        p = p_wave_similarity(b.window, b.template, sig.fs, sig.window_before_s,
-                              cfg.p_wave_region_s)
+        # The atrial evidence the monitor computes (P wave, and QRS shape for the odd-beat gate).
+        p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                            cfg.p_wave_region_s)
         data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p)
-    keys = [(e, o, p) for e in HOLTER_GRID["af_enter"] for o in HOLTER_GRID["af_onset_beats"]
-            for p in HOLTER_GRID["af_p_wave_max"]]
+    g = HOLTER_GRID
+    keys = [(e, o, p, k) for e in g["af_enter"] for o in g["af_onset_beats"]
+            for p in g["af_p_wave_max"] for k in g["af_skip_odd_beats"]]
     counts: dict[tuple, dict[str, dict]] = {}
-    for e, o, p in keys:
+    for e, o, p, k in keys:
         c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit),
-                    af_onset_beats=o, af_p_wave_max=p)
-        counts[(e, o, p)] = {}
+                    af_onset_beats=o, af_p_wave_max=p, af_skip_odd_beats=k)
+        counts[(e, o, p, k)] = {}
         for n, (ref, t, s, rr, dur, pw) in data.items():
             events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw)
-            counts[(e, o, p)][n] = evaluate_record(ref, events, dur)
+            counts[(e, o, p, k)][n] = evaluate_record(ref, events, dur)
 
     def summed(key, records):
         fields = ("ref_episodes", "det_episodes", "ref_detected", "det_true", "ref_s", "det_s",
@@ -451,6 +486,6 @@ def cross_validate_af(folder: str | Path, names: list[str],
         train = [r for r in names if r != n]
         best = max(keys, key=lambda k: _af_score(summed(k, train)))
         chosen.append({"record": n, "af_enter": best[0], "af_onset_beats": best[1],
-                       "af_p_wave_max": best[2]})
+                       "af_p_wave_max": best[2], "af_skip_odd_beats": best[3]})
         held.append(counts[best][n])
     return {"held_out": summarize(held), "chosen": chosen}

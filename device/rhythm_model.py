@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_edge.device.rhythm_ecg import ECGModelSpec
 from ecg_edge.device.rhythm_features import FEATURES
 from ecg_edge.firmware_bridge.errors import UserError
 
@@ -43,6 +44,9 @@ class RhythmModelSpec:
     veto: float = 0.0
     output_scale: float = 0.0  # the int8 output's quantization step (golden tolerance)
     validation: dict = field(default_factory=dict)
+    # The ECG model (device.rhythm_ecg) whose strip probability is combined with this one's;
+    # None: the RR model alone.
+    ecg: ECGModelSpec | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +56,9 @@ class RhythmModelSpec:
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown rhythm_model settings: {sorted(unknown)}")
+        d = dict(d)
+        if isinstance(d.get("ecg"), dict):
+            d["ecg"] = ECGModelSpec.from_dict(d["ecg"])
         return cls(**d)
 
 
@@ -71,6 +78,7 @@ class AFModel:
         self.runner = ModelRunner(interp)
         self.mean = np.asarray(spec.mean, np.float32)
         self.inv_std = np.float32(1.0) / np.asarray(spec.std, np.float32)
+        self.ecg = None  # the ECG model (device.rhythm_ecg.ECGAFModel), when the bundle has one
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
         z = (np.asarray(x, np.float32) - self.mean) * self.inv_std
@@ -89,20 +97,40 @@ def load_af_model(bundle, runtime: str | None = None) -> AFModel | None:
     """The bundle's AF model after its golden vectors pass here (None: the bundle has none)."""
     from ecg_edge.device.bundle import BundleError
 
-    spec = bundle.manifest.rhythm_model
-    if spec is None:
+    if bundle.manifest.rhythm_model is None:
         return None
-    model = AFModel(spec, bundle.path(spec.file), runtime=runtime)
-    report = check_golden(bundle.path(spec.golden), model)
-    if not report["ok"]:
-        raise BundleError(f"{bundle.root}: the rhythm model's golden vectors fail here (error "
-                          f"{report['max_abs_error']:.3g} > {report['tolerance']:.3g}); "
-                          "install a tested runtime or re-attach the rhythm model")
+    model = build_af_model(bundle, runtime)
+    for name, report in check_models(bundle, model).items():
+        if not report["ok"]:
+            raise BundleError(f"{bundle.root}: the {name} model's golden vectors fail here "
+                              f"(error {report['max_abs_error']:.3g} > "
+                              f"{report['tolerance']:.3g}); install a tested runtime or "
+                              "re-attach the rhythm model")
     return model
 
 
-def check_golden(path: str | Path, model: AFModel) -> dict:
-    """The golden feature rows through this runtime: outputs within one quantization step."""
+def build_af_model(bundle, runtime: str | None = None) -> AFModel:
+    """The bundle's RR model, with its ECG model attached when the section names one."""
+    spec = bundle.manifest.rhythm_model
+    model = AFModel(spec, bundle.path(spec.file), runtime=runtime)
+    if spec.ecg is not None:
+        from ecg_edge.device.rhythm_ecg import ECGAFModel
+
+        model.ecg = ECGAFModel(spec.ecg, bundle.path(spec.ecg.file), runtime=runtime)
+    return model
+
+
+def check_models(bundle, model: AFModel) -> dict[str, dict]:
+    """Golden reports of the RR model ("rhythm") and, when there is one, the ECG model."""
+    spec = bundle.manifest.rhythm_model
+    out = {"rhythm": check_golden(bundle.path(spec.golden), model)}
+    if model.ecg is not None:
+        out["rhythm ECG"] = check_golden(bundle.path(spec.ecg.golden), model.ecg)
+    return out
+
+
+def check_golden(path: str | Path, model) -> dict:
+    """The golden rows through this runtime: outputs within one quantization step."""
     with np.load(path, allow_pickle=False) as z:
         x, expected = z["input"], z["output"]
     got = model(x)

@@ -35,15 +35,16 @@ def selftest(bundle: Bundle, variant: str = "int8", threads: int = 1, edgetpu: b
     report = check_scorer(bundle, _scorer(bundle, variant, threads, edgetpu, runtime), variant)
     spec = bundle.manifest.rhythm_model
     if spec is not None:
-        from ecg_edge.device.rhythm_model import AFModel, check_golden
+        from ecg_edge.device.rhythm_model import build_af_model, check_models
 
         try:
-            rhythm = check_golden(bundle.path(spec.golden), AFModel(spec, bundle.path(spec.file),
-                                                                    runtime=runtime))
+            checks = check_models(bundle, build_af_model(bundle, runtime))
         except _RUNTIME_ERRORS as exc:
             raise _not_running(bundle, "rhythm", exc) from None
-        report["rhythm_model"] = rhythm
-        report["ok"] = report["ok"] and rhythm["ok"]
+        report["rhythm_model"] = checks["rhythm"]
+        if "rhythm ECG" in checks:
+            report["rhythm_ecg_model"] = checks["rhythm ECG"]
+        report["ok"] = report["ok"] and all(c["ok"] for c in checks.values())
     return report
 
 

@@ -157,6 +157,8 @@ CASES = {
                                                             "--into", "{d}/garbage.csv"]),
     "device-rhythm-evaluate-empty": _device("rhythm-evaluate", "{d}/emptydir"),
     "device-rhythm-strips-empty": _device("rhythm-strips", "{d}/emptydir"),
+    "device-rhythm-strips-tampered-bundle": _device("rhythm-strips", "{d}/emptydir", "--bundle",
+                                                    "{d}/tampered"),
     "device-replay-nan-speed": _device("replay", R, "--realtime", "--speed", "nan"),
     "device-replay-huge-view-port": _device("replay", R, "--view", "--view-port", "70000"),
     "device-replay-bundle-and-reference": _device("replay", R, "--bundle", "{d}/bundle",

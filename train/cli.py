@@ -371,14 +371,19 @@ def summary_cmd(arch, length, channels, as_json) -> None:
 @click.option("--limit", type=click.IntRange(20), default=None,
               help="Only the first N strips (a quick run).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Training epochs.")
+@click.option("--ecg/--no-ecg", default=True, show_default=True,
+              help="Also the ECG model (1-D CNN over the band-passed signal) for the strip call.")
+@click.option("--ecg-epochs", type=click.IntRange(1), default=None,
+              help="Training epochs of the ECG model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, as_json) -> None:
+def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, ecg, ecg_epochs, as_json) -> None:
     """Train the AF model on cinc2017 strips and MIT-BIH DS1 (record-grouped CV, out-of-fold
     figures beside the reference detector's), convert it to int8 behind a parity gate and
     attach it to a bundle."""
     from ecg_edge.train.rhythm_model import RhythmModelConfig, make
 
-    mcfg = RhythmModelConfig() if epochs is None else RhythmModelConfig(epochs=epochs)
+    given = {"epochs": epochs, "ecg_epochs": ecg_epochs}
+    mcfg = RhythmModelConfig(ecg=ecg, **{k: v for k, v in given.items() if v is not None})
     result = make(cinc, mitdb, out, into, limit, mcfg, _log(as_json))
     if as_json:
         click.echo(json.dumps(to_jsonable(result), indent=2))
@@ -386,6 +391,8 @@ def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, as_json) -> None:
         p = result["parity"]
         click.echo(f"int8 {result['tflite_bytes']} bytes, parity max error "
                    f"{p['max_abs_error']:.4f}, decision agreement {p['decision_agreement']:.4f}"
+                   + (f"; ECG model int8 {result['ecg_tflite_bytes']} bytes" if
+                      "ecg_tflite_bytes" in result else "")
                    + (f"; attached to {result['bundle']}" if "bundle" in result else ""))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.rhythm import RhythmConfig
 from ecg_edge.device.rhythm_features import atrial_evidence, window_features
-from ecg_edge.device.signal_path import process_signal
+from ecg_edge.device.signal_path import Beats, SignalPath
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.records import read_record
 
@@ -32,27 +32,37 @@ class BeatSeries:
     sample: np.ndarray
     rr_s: np.ndarray
     usable: np.ndarray
-    atrial: np.ndarray  # (n, 2)
+    atrial: np.ndarray  # (n, 3)
     features: np.ndarray  # (n, F), NaN rows without a full window
+    signal: np.ndarray | None = None  # the path's band-passed output (model rate), if kept
 
 
-def beat_series(path: str | Path, cfg: RhythmConfig | None = None) -> BeatSeries:
-    """A record through the signal path (as ``replay`` runs it), features included."""
+def beat_series(path: str | Path, cfg: RhythmConfig | None = None,
+                keep_signal: bool = False) -> BeatSeries:
+    """A record through the signal path (as ``replay`` runs it), features included;
+    ``keep_signal``: also the path's output tap (what the ECG AF model windows)."""
     cfg, sig = cfg or RhythmConfig(), SignalConfig()
     rec = read_record(path)
-    b = process_signal(rec.lead_mv(), rec.fs, sig)
+    path_ = SignalPath(sig, rec.fs)
+    tap: list[np.ndarray] = []
+    if keep_signal:
+        path_.on_output = lambda y, _index: tap.append(np.asarray(y, np.float32))
+    b = Beats.concat([path_.push(rec.lead_mv()), path_.flush()], path_.n.window)
     atrial = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
                              cfg.p_wave_region_s)
     rr = np.where(b.usable, b.rr_prev.astype(np.float64), np.nan)
     feats = window_features(rr, atrial, cfg.af_window_beats, cfg.af_tolerance_s)
     return BeatSeries(Path(path).name, rec.duration_s, b.time_s, b.sample,
-                      b.rr_prev.astype(np.float64), b.usable, atrial, feats)
+                      b.rr_prev.astype(np.float64), b.usable, atrial, feats,
+                      np.concatenate(tap) if tap else None)
 
 
 def series_of(folder: str | Path, names: list[str], what: str = "record",
-              cfg: RhythmConfig | None = None) -> dict[str, BeatSeries]:
+              cfg: RhythmConfig | None = None, keep_signal: bool = False
+              ) -> dict[str, BeatSeries]:
     folder = Path(folder)
-    return {n: beat_series(folder / n, cfg) for n in progress(names, what, every_s=10.0)}
+    return {n: beat_series(folder / n, cfg, keep_signal)
+            for n in progress(names, what, every_s=10.0)}
 
 
 def window_labels(time_s: np.ndarray, window: int, af: list[tuple[float, float]],

@@ -43,7 +43,7 @@ HOLTER_GRID = {"enter": (0.5, 0.6, 0.7, 0.8, 0.9), "exit": (0.2, 0.35, 0.5),
 #: ... or the reference (COSEn + P-wave gate; its own grid) with the model's veto.
 REFERENCE_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
                   "af_p_wave_max": (0.6, 2.0), "af_max_odd_qrs": (1.0, 0.6, 0.5),
-                  "veto": (0.0, 0.1, 0.2)}
+                  "veto": (0.0, 0.1, 0.2), "af_skip_odd_beats": (False, True)}
 STRIP_GRID = tuple(np.round(np.arange(0.2, 0.81, 0.05), 2))
 
 
@@ -59,6 +59,8 @@ class RhythmModelConfig:
     atrial_dropout: float = 0.2  # share of rows shown as RR-only (atrial evidence missing)
     folds: int = 5
     seed: int = 0
+    ecg: bool = True  # also the ECG model (train/rhythm_ecg.py), combined for the strip call
+    ecg_epochs: int = 20
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,8 +194,9 @@ def holter_keys() -> list[tuple]:
     model = [("model", e, x, o, f) for e in HOLTER_GRID["enter"] for x in HOLTER_GRID["exit"]
              for o in HOLTER_GRID["onset_beats"] for f in HOLTER_GRID["offset_beats"] if x <= e]
     g = REFERENCE_GRID
-    ref = [("reference", e, o, p, q, v) for e in g["af_enter"] for o in g["af_onset_beats"]
-           for p in g["af_p_wave_max"] for q in g["af_max_odd_qrs"] for v in g["veto"]]
+    ref = [("reference", e, o, p, q, v, k) for e in g["af_enter"] for o in g["af_onset_beats"]
+           for p in g["af_p_wave_max"] for q in g["af_max_odd_qrs"] for v in g["veto"]
+           for k in g["af_skip_odd_beats"]]
     return model + ref
 
 
@@ -201,9 +204,9 @@ def setting(key: tuple, cfg: RhythmConfig, strip: float = 0.5) -> tuple[RhythmCo
     """(rhythm config, model spec) of a grid key."""
     if key[0] == "model":
         return cfg, _spec(*key[1:], strip=strip)
-    _, e, o, p, q, v = key
+    _, e, o, p, q, v, k = key
     c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit), af_onset_beats=o,
-                af_p_wave_max=p, af_max_odd_qrs=q)
+                af_p_wave_max=p, af_max_odd_qrs=q, af_skip_odd_beats=bool(k))
     return c, replace(_spec(strip=strip), episodes="reference", veto=v)
 
 
@@ -277,7 +280,7 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
     mcfg, cfg = mcfg or RhythmModelConfig(), RhythmConfig()
     labels = read_strip_labels(cinc_folder)
     names = sorted(labels)[:limit] if limit else sorted(labels)
-    cinc = series_of(cinc_folder, names, "strip", cfg)
+    cinc = series_of(cinc_folder, names, "strip", cfg, keep_signal=mcfg.ecg)
     # DS1 only (never DS2); a folder with part of DS1 (the repository's data/) uses what it has.
     names_ds1 = [n for n in DS1 if (Path(mitdb_folder) / f"{n}.hea").exists()]
     if len(names) < 2 * mcfg.folds or not names_ds1:
@@ -286,7 +289,7 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
         raise UserError(f"{cinc_folder} has {len(names)} labelled strips and {mitdb_folder} "
                         f"{len(names_ds1)} DS1 records; need at least {2 * mcfg.folds} strips "
                         "and one DS1 record (MIT-BIH 101 ... 230)")
-    mit = series_of(mitdb_folder, names_ds1, "record", cfg)
+    mit = series_of(mitdb_folder, names_ds1, "record", cfg, keep_signal=mcfg.ecg)
     refs = {n: read_reference(Path(mitdb_folder) / n) for n in names_ds1}
     rows, strip_fold, rec_fold = assemble(cinc, labels, mit, refs, cfg, mcfg)
     twins = {}
@@ -308,6 +311,9 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
         chosen.append(thr)
         calls.update({n: probs[n] >= thr for n in names if strip_fold[n] == k})
     strips = {"strips": len(names), "thresholds": chosen, **strip_metrics(calls, labels)}
+    ecg = None
+    if mcfg.ecg:  # the ECG model's out-of-fold strip probabilities, combined with the RR one
+        ecg = ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, probs, mcfg, log)
     # Long records: each DS1 record's setting chosen on the other DS1 records, for each way
     # of deciding AF episodes (the model; the non-learned reference; the reference with the
     # model's veto), on the same held-out records. The way that scores best held out is
@@ -330,11 +336,52 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
         return _af_score(h["gross"]["AF"]) - 0.01 * h["false_af"]["episodes"]
 
     adopted = max(ways, key=held_score)  # ties: the first, i.e. the simpler way
-    return {"config": mcfg.to_dict(), "strips": strips, "reference_strips": reference_strips(
-                cinc, labels, names, strip_fold), "holter": holter, "holter_adopted": adopted,
-            "strip_threshold_all": choose_strip(probs, labels, names),
-            "holter_setting_all": list(choose_holter(counts, names_ds1, ways[adopted])),
-            "_state": (cinc, labels, mit, refs, rows, probs)}
+    out = {"config": mcfg.to_dict(), "strips": strips, "reference_strips": reference_strips(
+               cinc, labels, names, strip_fold), "holter": holter, "holter_adopted": adopted,
+           "strip_threshold_all": choose_strip(probs, labels, names),
+           "holter_setting_all": list(choose_holter(counts, names_ds1, ways[adopted])),
+           "_state": (cinc, labels, mit, refs, rows, probs)}
+    if ecg is not None:  # the RR model alone stays in the figures, for comparison
+        out.update({"strips_rr": strips, "strips": ecg["strips"], "ecg": ecg["summary"],
+                    "strip_threshold_all": ecg["threshold_all"], "_ecg": ecg["windows"]})
+    return out
+
+
+def ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, rr_probs, mcfg, log):
+    """Out-of-fold ECG strip probabilities on the same folds; each fold's weight and threshold
+    of the combination chosen on the other folds (weight 0 = the RR model alone)."""
+    from ecg_edge.train import rhythm_ecg
+
+    ecfg = replace(rhythm_ecg.ECGModelConfig(), epochs=mcfg.ecg_epochs, seed=mcfg.seed)
+    spec = rhythm_ecg.default_spec()
+    ws = rhythm_ecg.window_set(cinc, labels, strip_fold, mit, refs, rec_fold, spec, ecfg)
+    ecg = rhythm_ecg.cross_validate(ws, mcfg.folds, ecfg, names, log)
+    grid = [(w, float(t)) for w in rhythm_ecg.WEIGHTS for t in STRIP_GRID]
+
+    def best(subset):
+        def f1(g):
+            calls = {n: rhythm_ecg.combine(rr_probs[n], ecg[n], g[0]) >= g[1] for n in subset}
+            return strip_metrics(calls, labels)["all"]["f1_af"] or 0.0
+        return max(grid, key=f1)
+
+    calls, chosen = {}, []
+    for k in range(mcfg.folds):
+        w, thr = best([n for n in names if strip_fold[n] != k])
+        chosen.append({"weight": w, "threshold": thr})
+        calls.update({n: rhythm_ecg.combine(rr_probs[n], ecg[n], w) >= thr
+                      for n in names if strip_fold[n] == k})
+    ecg_only = {}
+    for k in range(mcfg.folds):  # the ECG model alone, its threshold chosen the same way
+        other = [n for n in names if strip_fold[n] != k]
+        thr = choose_strip({n: rhythm_ecg.combine(-1.0, ecg[n], 1.0) for n in names},
+                           labels, other)
+        ecg_only.update({n: ecg[n] >= thr for n in names if strip_fold[n] == k})
+    w_all, thr_all = best(names)
+    return {"strips": {"strips": len(names), "thresholds": [c["threshold"] for c in chosen],
+                       "chosen": chosen, **strip_metrics(calls, labels)},
+            "summary": {"config": ecfg.to_dict(), "spec": spec.to_dict(), "weight_all": w_all,
+                        "windows": int(len(ws.x)), "ecg_alone": strip_metrics(ecg_only, labels)},
+            "threshold_all": thr_all, "windows": (ws, ecfg, spec, w_all)}
 
 
 def reference_strips(cinc: dict[str, BeatSeries], labels: dict[str, str], names: list[str],
@@ -399,7 +446,8 @@ PARITY_MIN_AGREEMENT = 0.99
 
 
 def attach(bundle_dir: str | Path, tflite: bytes, spec: RhythmModelSpec,
-           golden_x: np.ndarray, validation: dict, rhythm: RhythmConfig | None = None) -> Path:
+           golden_x: np.ndarray, validation: dict, rhythm: RhythmConfig | None = None,
+           ecg: tuple | None = None) -> Path:
     """Put the rhythm model into a bundle folder: the model file, its golden vectors, the
     ``rhythm_model`` section and (``rhythm``) the AF settings chosen with it, as the settings
     that differ from the defaults. Only these manifest sections change (the rest is kept as
@@ -418,17 +466,36 @@ def attach(bundle_dir: str | Path, tflite: bytes, spec: RhythmModelSpec,
              output=AFModel(spec, tflite)(golden_x).astype(np.float32))
     sha, size = describe_file(root, spec.file)
     spec = replace(spec, sha256=sha, bytes=size,
-                   golden_sha256=describe_file(root, spec.golden)[0])
+                   golden_sha256=describe_file(root, spec.golden)[0], ecg=None)
+    if ecg is not None:  # (tflite bytes, ECGModelSpec, golden windows)
+        spec = replace(spec, ecg=_attach_ecg(root, *ecg))
     raw = json.loads((root / MANIFEST).read_text())
     raw["rhythm_model"] = spec.to_dict()
     if rhythm is not None:
         default = RhythmConfig().to_dict()
-        section = {**(raw.get("rhythm") or {}),
-                   **{k: v for k, v in rhythm.to_dict().items() if v != default[k]}}
+        old = raw.get("rhythm") or {}
+        # A setting chosen now replaces the old one, also where it is back at the default.
+        section = {**old, **{k: v for k, v in rhythm.to_dict().items()
+                             if v != default[k] or k in old}}
         raw["rhythm"] = json.loads(json.dumps(section))
     (root / MANIFEST).write_text(json.dumps(raw, indent=2) + "\n")
     load_af_model(load_bundle(root))  # hashes, rules and golden vectors check out here
     return root / MANIFEST
+
+
+def _attach_ecg(root: Path, tflite: bytes, spec, golden_x: np.ndarray):
+    """Write the ECG model and its golden windows into a bundle folder; its spec, filled in."""
+    from ecg_edge.device.bundle import describe_file
+    from ecg_edge.device.interpreter import make_interpreter
+    from ecg_edge.device.rhythm_ecg import ECGAFModel
+
+    (root / spec.file).write_bytes(tflite)
+    out_scale = float(make_interpreter(tflite)[0].get_output_details()[0]["quantization"][0])
+    spec = replace(spec, output_scale=out_scale)
+    np.savez(root / spec.golden, input=golden_x.astype(np.float32),
+             output=ECGAFModel(spec, tflite)(golden_x).astype(np.float32))
+    sha, size = describe_file(root, spec.file)
+    return replace(spec, sha256=sha, bytes=size, golden_sha256=describe_file(root, spec.golden)[0])
 
 
 def report_text(cv: dict) -> str:
@@ -449,6 +516,9 @@ def report_text(cv: dict) -> str:
         f"{pct(s['all']['f1_af'])} %, Se {pct(s['all']['se'])} %, Sp {pct(s['all']['sp'])} %, "
         f"+P {pct(s['all']['ppv'])} %; without '~' F1 {pct(s['without_noisy']['f1_af'])} %; "
         f"'~' called AF {s['noisy']['called_af']} of {s['noisy']['n']}",
+        *([f"RR model alone on the same folds: F1(AF) {pct(cv['strips_rr']['all']['f1_af'])}"
+           f" %; ECG model alone {pct(cv['ecg']['ecg_alone']['all']['f1_af'])} %"]
+          if "strips_rr" in cv else []),
         f"reference on the same folds: F1(AF) {pct(r['all']['f1_af'])} %, Se "
         f"{pct(r['all']['se'])} %, Sp {pct(r['all']['sp'])} %",
         *[holter(way, h) for way, h in cv["holter"].items()],
@@ -484,12 +554,17 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
               "parity": parity, "tflite_bytes": len(data),
               "params": int(model.count_params())}
     (out / "rhythm.tflite").write_bytes(data)
+    ecg = None
+    if "_ecg" in cv:
+        ecg = train_ecg_final(cv, twin.spec.strip_threshold, log)
+        (out / ecg[1].file).write_bytes(ecg[0])
+        result["ecg_parity"], result["ecg_tflite_bytes"] = ecg[3], len(ecg[0])
+        parity["passed"] = bool(parity["passed"] and ecg[3]["passed"])
     (out / "rhythm-model.json").write_text(json.dumps(result, indent=2) + "\n")
     if not parity["passed"]:
-        raise UserError(f"rhythm model parity gate failed (int8 vs float max error "
-                        f"{parity['max_abs_error']:.3f} > {PARITY_MAX_ABS} or decision agreement "
-                        f"{parity['decision_agreement']:.4f} < {PARITY_MIN_AGREEMENT}); not "
-                        "attached; see " + str(out / "rhythm-model.json"))
+        raise UserError("rhythm model parity gate failed (int8 vs float max error above "
+                        f"{PARITY_MAX_ABS} or decision agreement below {PARITY_MIN_AGREEMENT}, "
+                        "RR or ECG model); not attached; see " + str(out / "rhythm-model.json"))
     if into is not None:
         rng = np.random.default_rng(0)
         golden = rows.x[rng.choice(len(rows.x), 64, replace=False)]
@@ -498,8 +573,27 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
                       "episodes_by": cv["holter_adopted"],
                       "ds1_af_duration_se": held["duration_se"],
                       "ds1_af_duration_ppv": held["duration_ppv"], "parity": parity}
-        result["bundle"] = str(attach(into, data, twin.spec, golden, validation, rcfg))
+        if ecg is not None:
+            validation["ecg_parity"] = ecg[3]
+        result["bundle"] = str(attach(into, data, twin.spec, golden, validation, rcfg,
+                                      ecg[:3] if ecg is not None else None))
     return result
+
+
+def train_ecg_final(cv: dict, threshold: float, log=print):
+    """The shipped ECG model on every window, int8, parity-checked: (tflite bytes, spec with
+    the weight chosen on all out-of-fold data, golden windows, parity report)."""
+    from ecg_edge.train import rhythm_ecg
+
+    ws, ecfg, spec, weight = cv["_ecg"]
+    log(f"ECG model on all {len(ws.x)} windows")
+    model = rhythm_ecg.fit(ws.x, ws.y, ecfg, ecfg.seed + 100)
+    data, parity = rhythm_ecg.convert_int8(model, ws, threshold, cv["_state"][5], weight)
+    parity["passed"] = bool(parity["max_abs_error"] <= PARITY_MAX_ABS
+                            and parity["decision_agreement"] >= PARITY_MIN_AGREEMENT
+                            and parity["window_decision_agreement"] >= PARITY_MIN_AGREEMENT)
+    golden = ws.x[np.random.default_rng(1).choice(len(ws.x), 16, replace=False)]
+    return data, replace(spec, weight=weight), golden, parity
 
 
 def attach_from(source_bundle: str | Path, bundle_dir: str | Path) -> Path:
@@ -514,5 +608,9 @@ def attach_from(source_bundle: str | Path, bundle_dir: str | Path) -> Path:
         raise BundleError(f"{source_bundle}: carries no rhythm model to attach")
     with np.load(src.path(spec.golden), allow_pickle=False) as z:
         golden_x = z["input"]
+    ecg = None
+    if spec.ecg is not None:
+        with np.load(src.path(spec.ecg.golden), allow_pickle=False) as z:
+            ecg = (src.path(spec.ecg.file).read_bytes(), spec.ecg, z["input"])
     return attach(bundle_dir, src.path(spec.file).read_bytes(), spec, golden_x, spec.validation,
-                  RhythmConfig.from_dict(src.manifest.rhythm))
+                  RhythmConfig.from_dict(src.manifest.rhythm), ecg)

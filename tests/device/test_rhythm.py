@@ -60,6 +60,22 @@ def test_sinus_rhythm_with_bigeminy_is_not_af():
     assert summary["counts"]["PAUSE"] == 0
 
 
+def test_intervals_around_ectopic_beats_are_left_out_of_the_af_window():
+    """Frequent PVCs (106; 119's bigeminy and trigeminy) make sinus rhythm look irregular at a
+    sensitive AF threshold; with the intervals that start or end at a V beat left out, no AF
+    opens there, while 201's AF (606 s of its 1805 s) is still found."""
+    from dataclasses import replace
+
+    on = RhythmConfig(af_enter=-0.9, af_exit=-1.5, af_onset_beats_rr_only=8)
+    off = replace(on, af_skip_odd_beats=False)
+    for rec in ("106", "119"):
+        t, s, rr, cls = annotated_beats(rec)
+        assert analyze_beats(t, s, rr, off, classes=cls)[1]["af_burden_pct"] > 10.0
+        assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] == 0.0
+    t, s, rr, cls = annotated_beats("201")
+    assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] > 25.0
+
+
 def test_pause_is_one_episode_with_its_interval():
     t, s, rr, _ = annotated_beats("100")
     keep = np.ones(len(t), bool)
@@ -84,6 +100,21 @@ def test_vt_needs_three_fast_v_beats():
         assert (cls[i:i + 3] == "V").all()
     runs = np.convolve((cls == "V").astype(int), np.ones(3, int), "valid") == 3
     assert len(vt) >= 1 and runs.any()
+
+
+def test_vt_ends_when_the_v_rhythm_slows_and_yields_to_vf():
+    """A fast V run slowing to an idioventricular rate (207's runs did) ends VT there; while VF
+    is open (its flutter waves are typed V too) no VT opens."""
+    rr = np.r_[np.nan, np.full(9, 0.5), np.full(10, 1.2)]  # 120 bpm, then 50 bpm
+    t = np.nancumsum(np.r_[0.0, rr[1:]])
+    cls = np.full(len(t), "V")
+    events, _ = analyze_beats(t, (t * 360).astype(int), rr, classes=cls)
+    ends = [e for e in events if e["rhythm"] == "VT" and e["type"] == "rhythm_end"]
+    assert ends[0]["reason"] == "V rate below VT" and ends[0]["t"] < t[11]
+    an = RhythmAnalyzer()
+    an.episodes["VF"].start(0.0, 0)
+    out = an.update(t, (t * 360).astype(int), rr, cls)
+    assert not [e for e in out.events if e["rhythm"] == "VT"]
 
 
 def test_config_from_manifest_section():

@@ -84,8 +84,19 @@ def test_shipped_bundle_rhythm_model_is_checked(tmp_path):
     assert spec is not None and tuple(spec.features) == FEATURES
     report = selftest(bundle)
     assert report["ok"] and report["rhythm_model"]["ok"] and report["rhythm_model"]["vectors"]
-    # A changed model file is refused by its hash; golden outputs off by far more than one
-    # quantization step fail the check on every runtime.
+    raw = assert_tampering_refused(tmp_path, spec, lambda m: m["rhythm_model"],
+                                   "rhythm model's golden vectors")
+    # The one validator checks the section's ranges.
+    raw["rhythm_model"]["enter"] = 1.5
+    assert any("rhythm_model.enter" in p for p in manifest_problems(raw))
+
+
+def assert_tampering_refused(tmp_path, spec, section, match: str) -> dict:
+    """A changed model file is refused by its hash; golden outputs off by far more than one
+    quantization step fail the check on every runtime. ``section(manifest)`` is the part that
+    names ``spec``'s files. Returns the manifest with the re-signed golden file."""
+    from ecg_edge.device.bundle import sha256_file
+
     dst = shutil.copytree(BUNDLE, tmp_path / "b")
     data = bytearray((dst / spec.file).read_bytes())
     data[-1] ^= 0xFF
@@ -98,15 +109,11 @@ def test_shipped_bundle_rhythm_model_is_checked(tmp_path):
     golden["output"] = np.clip(golden["output"] + 0.2, 0, 1)
     np.savez(dst2 / spec.golden, **golden)
     raw = json.loads((dst2 / "manifest.json").read_text())
-    from ecg_edge.device.bundle import sha256_file
-
-    raw["rhythm_model"]["golden_sha256"] = sha256_file(dst2 / spec.golden)
+    section(raw)["golden_sha256"] = sha256_file(dst2 / spec.golden)
     (dst2 / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(BundleError, match="rhythm model's golden vectors"):
+    with pytest.raises(BundleError, match=match):
         load_af_model(load_bundle(dst2))
-    # The one validator checks the section's ranges.
-    raw["rhythm_model"]["enter"] = 1.5
-    assert any("rhythm_model.enter" in p for p in manifest_problems(raw))
+    return raw
 
 
 def _monitor_summary(path, model):

@@ -12,6 +12,7 @@ from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
 from ecg_edge.device.rhythm_eval import read_reference
 from ecg_edge.device.rhythm_model import load_af_model
 from ecg_edge.device.selftest import selftest
+from ecg_edge.train import rhythm_ecg
 from ecg_edge.train import rhythm_model as rm
 from ecg_edge.train.rhythm_data import beat_series, window_labels
 from tests.conftest import DATA, MITDB
@@ -76,12 +77,49 @@ def test_attach_from_puts_the_rhythm_model_back_into_a_remade_bundle(tmp_path):
     raw.pop("rhythm_model")
     raw.pop("rhythm")
     (dst / "manifest.json").write_text(json.dumps(raw, indent=2) + "\n")
-    (dst / "rhythm.tflite").unlink()
+    for f in ("rhythm.tflite", "rhythm_ecg.tflite"):
+        (dst / f).unlink(missing_ok=True)
     assert load_bundle(dst).manifest.rhythm_model is None
     rm.attach_from(BUNDLE, dst)
     after = json.loads((dst / "manifest.json").read_text())
     shipped = json.loads((BUNDLE / "manifest.json").read_text())
-    assert after["rhythm"] == shipped["rhythm"]
+    assert RhythmConfig.from_dict(after["rhythm"]) == RhythmConfig.from_dict(shipped["rhythm"])
     assert {k: v for k, v in after.items() if k not in ("rhythm", "rhythm_model")} == raw
     assert after["rhythm_model"]["sha256"] == shipped["rhythm_model"]["sha256"]
+    assert after["rhythm_model"].get("ecg") == shipped["rhythm_model"].get("ecg")
     assert load_af_model(load_bundle(dst)) is not None
+
+
+def test_ecg_window_labels_follow_the_rhythm_annotations():
+    spans = np.array([[0.0, 8.0], [4.0, 12.0], [10.0, 18.0], [30.0, 38.0], [40.0, 48.0]])
+    lab = rhythm_ecg.interval_labels(spans, af=[(9.0, 20.0)], excluded=[(35.0, 36.0)])
+    assert lab.tolist() == [0, -1, 1, -1, 0]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.slow
+def test_ecg_model_fit_convert_attach(series_201, tmp_path):
+    """A smoke-sized ECG model on 201's windows (not the shipped one): int8 through convert/
+    within the parity gate, attached beside the RR model, checked by selftest, loaded with
+    the AF model; its windows are the ones the device cuts from the signal path's tap."""
+    b = rm.replace(series_201, signal=beat_series(MITDB / "201", keep_signal=True).signal)
+    spec = rhythm_ecg.default_spec()
+    w, spans = rhythm_ecg.series_windows(b, spec)
+    lab = rhythm_ecg.interval_labels(spans, read_reference(MITDB / "201").rhythms["AF"], [])
+    keep = lab >= 0
+    model = rhythm_ecg.fit(w[keep], lab[keep].astype(np.float32),
+                           rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
+    ws = rhythm_ecg.WindowSet(w[keep], lab[keep], np.zeros(keep.sum()),
+                              np.array(["201"] * int(keep.sum()), dtype=object))
+    data, parity = rhythm_ecg.convert_int8(model, ws, 0.5, {"201": 0.8}, 0.4)
+    assert parity["strips"] == 1 and parity["max_abs_error"] <= rm.PARITY_MAX_ABS
+    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+    rr = load_bundle(dst).manifest.rhythm_model
+    with np.load(dst / rr.golden) as z:
+        golden = z["input"]
+    rm.attach(dst, (dst / rr.file).read_bytes(), rr, golden, {"test": True}, None,
+              (data, rm.replace(spec, weight=0.5), w[:8]))
+    bundle = load_bundle(dst)
+    assert selftest(bundle)["rhythm_ecg_model"]["ok"]
+    af = load_af_model(bundle)
+    np.testing.assert_allclose(af.ecg(w[:50]), rhythm_ecg.predict(model, w[:50]), atol=0.1)

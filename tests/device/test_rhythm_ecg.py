@@ -1,0 +1,92 @@
+"""The ECG AF model on the device: windows of the signal path's output tap (streamed in any
+blocks == cut from the whole signal), the bundle section (hashes, golden windows, rules), and
+the strip probability the analyzer combines from the RR and ECG models."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ecg_edge.device.bundle import load_bundle, manifest_problems
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.rhythm_ecg import ECGFeed, decimate, factor, windows
+from ecg_edge.device.rhythm_model import load_af_model
+from ecg_edge.device.selftest import selftest
+from ecg_edge.device.signal_path import SignalPath
+from ecg_edge.firmware_bridge.records import read_record
+from tests.conftest import DATA, MITDB, device_cli
+from tests.device.test_rhythm_model import assert_tampering_refused
+
+BUNDLE = DATA.parent / "device" / "bundles" / "ds1"
+
+
+@pytest.fixture(scope="module")
+def model():
+    af = load_af_model(load_bundle(BUNDLE))
+    assert af is not None and af.ecg is not None, "the shipped bundle carries the ECG model"
+    return af.ecg
+
+
+@pytest.fixture(scope="module")
+def tap_201():
+    """Two minutes of record 201 (AF) through the signal path: its band-passed output."""
+    rec = read_record(MITDB / "201")
+    path = SignalPath(SignalConfig(), rec.fs)
+    out = []
+    path.on_output = lambda y, _i: out.append(np.array(y))
+    path.push(rec.lead_mv()[: int(120 * rec.fs)])
+    path.flush()
+    return np.concatenate(out)
+
+
+def test_streamed_windows_equal_the_whole_signal(model, tap_201):
+    spec, fs = model.spec, SignalConfig().fs
+    length, hop = spec.lengths()
+    w, ends = windows(decimate(tap_201, factor(fs, spec.fs)), length, hop, spec.clip)
+    assert len(w) >= 20 and np.all(np.diff(ends) == hop)
+    # Centred and scaled to unit SD before the clip at +-8 (R peaks beyond it lower the SD).
+    sd = w.std(axis=1)
+    assert np.allclose(np.median(w, axis=1), 0, atol=1e-6) and (sd <= 1.0 + 1e-5).all()
+    assert (sd > 0.7).all() and np.abs(w).max() <= spec.clip
+    whole = model(w)
+    rng = np.random.default_rng(0)
+    feed, a = ECGFeed(model, spec, fs), 0
+    while a < len(tap_201):  # blocks of any size, as a serial link delivers them
+        n = int(rng.integers(1, 400))
+        feed.push(tap_201[a:a + n])
+        a += n
+    assert feed.probability() == pytest.approx(float(whole.mean()), abs=1e-6)
+    assert feed.prob_windows == len(whole)
+    # 201 is in AF for its first 378 s: most windows look like AF to the ECG model.
+    assert float(np.mean(whole > 0.5)) > 0.7
+
+
+def test_decimation_must_be_an_integer_factor():
+    assert factor(120.0, 60.0) == 2
+    with pytest.raises(ValueError, match="integer decimation"):
+        factor(125.0, 60.0)
+
+
+def test_ecg_section_is_checked(tmp_path, model):
+    bundle = load_bundle(BUNDLE)
+    report = selftest(bundle)
+    assert report["ok"] and report["rhythm_ecg_model"]["ok"]
+    assert report["rhythm_ecg_model"]["vectors"] > 0
+    raw = assert_tampering_refused(tmp_path, bundle.manifest.rhythm_model.ecg,
+                                   lambda m: m["rhythm_model"]["ecg"],
+                                   "rhythm ECG model's golden vectors")
+    raw["rhythm_model"]["ecg"]["weight"] = 1.5
+    assert any("rhythm_model.ecg.weight" in p for p in manifest_problems(raw))
+
+
+def test_rhythm_strips_reports_the_learned_call():
+    """`rhythm-strips --bundle`: the bundle's learned call beside the reference's (in-sample
+    here: the seven shipped strips were in its training set), AF vs the rest and per '~'."""
+    r = device_cli("rhythm-strips", str(DATA / "cinc2017"), "--folds", "2", "--bundle",
+                   str(BUNDLE), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    m = out["model"]
+    assert m["all"]["n"] == 7 and m["all"]["tp"] == 3 and m["all"]["fn"] == 0
+    assert m["noisy"]["n"] == 1 and m["no_call"] == 0
+    assert {"default", "cv"} <= set(out)

@@ -1,0 +1,223 @@
+"""The ECG AF model: a compact 1-D CNN over windows of the signal path's band-passed output.
+
+Protocol as for the RR model (train/rhythm_model.py): the same record-grouped cinc2017 folds and
+DS1 record folds; each fold's CNN is trained on the other folds' windows, so every strip gets an
+out-of-fold ECG probability (the mean over its windows). The strip call combines it with the RR
+model's out-of-fold strip probability, ``weight * ecg + (1 - weight) * rr``, weight and
+threshold chosen on the other folds. The windows come from :mod:`device.rhythm_ecg`, the code
+the device runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.rhythm_ecg import ECGModelSpec, decimate, factor, windows
+from ecg_edge.train.rhythm_data import BeatSeries
+
+ARCH = "af_ecg_cnn"
+
+
+@dataclass(frozen=True)
+class ECGModelConfig:
+    filters: tuple[int, ...] = (8, 16, 16, 32, 32)
+    kernels: tuple[int, ...] = (7, 7, 7, 5, 5)
+    dense: int = 16
+    dropout: float = 0.2
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    positive_weight: float = 2.0
+    ds1_hop: int = 2  # every n-th DS1 window (neighbours overlap by half)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_spec() -> ECGModelSpec:
+    return ECGModelSpec(file="rhythm_ecg.tflite", sha256="0" * 64, bytes=1,
+                        golden="rhythm_ecg_golden.npz", golden_sha256="0" * 64)
+
+
+def series_windows(b: BeatSeries, spec: ECGModelSpec, fs_signal: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(scaled windows, each window's (start, end) time in s) of one record's kept signal."""
+    fs_signal = fs_signal or SignalConfig().fs
+    x = decimate(b.signal, factor(fs_signal, spec.fs))
+    length, hop = spec.lengths()
+    w, ends = windows(x, length, hop, spec.clip)
+    t1 = ends / spec.fs
+    return w, np.stack([t1 - spec.window_s, t1], axis=1)
+
+
+def interval_labels(spans: np.ndarray, af: list[tuple[float, float]],
+                    excluded: list[tuple[float, float]]) -> np.ndarray:
+    """Per window: 1 inside one AF interval, 0 touching none, -1 mixed or touching flutter."""
+    out = np.full(len(spans), -1, np.int8)
+    for k, (a, b) in enumerate(spans):
+        touches = any(a < y and b > x for x, y in af)
+        if any(a < y and b > x for x, y in excluded):
+            continue
+        if not touches:
+            out[k] = 0
+        elif any(x <= a and b <= y for x, y in af):
+            out[k] = 1
+    return out
+
+
+def build(length: int, mcfg: ECGModelConfig):
+    import keras
+
+    inp = keras.Input((length,))
+    x = keras.layers.Reshape((length, 1))(inp)
+    for f, k in zip(mcfg.filters, mcfg.kernels):
+        x = keras.layers.Conv1D(f, k, strides=2, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = keras.layers.Dropout(mcfg.dropout)(x)
+    x = keras.layers.Dense(mcfg.dense, activation="relu")(x)
+    out = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inp, out, name=ARCH)
+
+
+def fit(x: np.ndarray, y: np.ndarray, mcfg: ECGModelConfig, seed: int, log=None):
+    """A Keras CNN trained on scaled windows ``x`` (m, length); polarity flipped at random
+    (electrode placement differs between wearers and devices)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build(x.shape[1], mcfg)
+    model.compile(keras.optimizers.Adam(mcfg.learning_rate), "binary_crossentropy")
+    rng = np.random.default_rng(seed)
+    w = np.where(y == 1, mcfg.positive_weight, 1.0).astype(np.float32)
+    for epoch in range(mcfg.epochs):
+        sign = np.where(rng.random(len(x)) < 0.5, -1.0, 1.0).astype(np.float32)
+        lr = mcfg.learning_rate * (0.5 * (1 + np.cos(np.pi * epoch / mcfg.epochs)))
+        model.optimizer.learning_rate.assign(lr)
+        h = model.fit(x * sign[:, None], y, sample_weight=w, epochs=1,
+                      batch_size=mcfg.batch_size, verbose=0, shuffle=True)
+        if log:
+            log(f"  epoch {epoch + 1}: loss {h.history['loss'][-1]:.4f}")
+    return model
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    if not len(x):
+        return np.zeros(0, np.float32)
+    return np.asarray(model.predict(x, batch_size=1024, verbose=0)).reshape(-1)
+
+
+@dataclass
+class WindowSet:
+    """Every training window, its label, its fold and whose it is (strip or ``mit<record>``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fold: np.ndarray
+    owner: np.ndarray
+
+
+def window_set(cinc: dict[str, BeatSeries], labels: dict[str, str], strip_fold: dict[str, int],
+               mit: dict[str, BeatSeries], refs: dict, rec_fold: dict[str, int],
+               spec: ECGModelSpec, mcfg: ECGModelConfig) -> WindowSet:
+    """Windows of every strip (its label) and DS1 record (AF inside one reference AF
+    episode, not AF touching none; flutter and edges left out), with their folds."""
+    xs, ys, fs, os_ = [], [], [], []
+    for n in sorted(cinc):
+        w, _ = series_windows(cinc[n], spec)
+        xs.append(w)
+        ys.append(np.full(len(w), labels[n] == "A", np.float32))
+        fs.append(np.full(len(w), strip_fold[n]))
+        os_.append(np.full(len(w), n, dtype=object))
+    for n in sorted(mit):
+        w, spans = series_windows(mit[n], spec)
+        lab = interval_labels(spans, refs[n].rhythms.get("AF", []),
+                              refs[n].rhythms.get("AFL", []))
+        idx = np.flatnonzero(lab >= 0)[::mcfg.ds1_hop]
+        xs.append(w[idx])
+        ys.append(lab[idx].astype(np.float32))
+        fs.append(np.full(len(idx), rec_fold[n]))
+        os_.append(np.full(len(idx), "mit" + n, dtype=object))
+    length = spec.lengths()[0]
+    return WindowSet(np.concatenate(xs) if xs else np.zeros((0, length), np.float32),
+                     np.concatenate(ys), np.concatenate(fs), np.concatenate(os_))
+
+
+def strip_means(owner: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Mean window probability per owner."""
+    out: dict[str, float] = {}
+    for n in np.unique(owner):
+        out[str(n)] = float(p[owner == n].mean())
+    return out
+
+
+def cross_validate(ws: WindowSet, folds: int, mcfg: ECGModelConfig, names: list[str],
+                   log=print) -> dict[str, float]:
+    """Out-of-fold ECG probability of each strip (-1: shorter than one window)."""
+    import time
+
+    probs: dict[str, float] = {}
+    is_strip = np.array([not str(o).startswith("mit") for o in ws.owner], dtype=bool)
+    for k in range(folds):
+        t0 = time.perf_counter()
+        model = fit(ws.x[ws.fold != k], ws.y[ws.fold != k], mcfg, mcfg.seed + k)
+        test = (ws.fold == k) & is_strip
+        probs.update(strip_means(ws.owner[test], predict(model, ws.x[test])))
+        log(f"ECG fold {k + 1}/{folds}: {int((ws.fold != k).sum())} windows, "
+            f"{time.perf_counter() - t0:.0f} s")
+    return {n: probs.get(n, -1.0) for n in names}
+
+
+#: Weights of the ECG probability in the strip call (0: the RR model alone) searched by CV.
+WEIGHTS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0)
+
+
+def combine(rr: float, ecg: float, weight: float) -> float:
+    """The strip probability the device computes (-1: neither model saw a window)."""
+    if ecg < 0:
+        return rr
+    if rr < 0:
+        return ecg
+    return weight * ecg + (1 - weight) * rr
+
+
+def convert_int8(model, ws: WindowSet, threshold: float, rr: dict[str, float], weight: float,
+                 count: int = 2000, seed: int = 0):
+    """int8 TFLite through convert/'s converter (representative windows from training) and its
+    parity with the float model. (tflite bytes, report.)
+
+    The device never acts on one window: it thresholds the strip probability, the mean over
+    the strip's windows combined with the RR model's (``rr``: each strip's, -1 for none). So
+    the gate's figures (``max_abs_error``, ``decision_agreement``) are on that probability, per
+    training strip; the ECG mean alone and the per-window errors (a few windows sit where an
+    int8 step of a saturated unit moves them by up to ~0.4) are reported beside them."""
+    from ecg_edge.convert.export import QuantOptions, to_tflite
+    from ecg_edge.device.interpreter import ModelRunner, make_interpreter
+
+    rng = np.random.default_rng(seed)
+    rep = ws.x[rng.choice(len(ws.x), min(count, len(ws.x)), replace=False)]
+    data = to_tflite(model, QuantOptions(variant="int8", calibration_count=count), rep)
+    runner = ModelRunner(make_interpreter(data)[0])
+    got = np.concatenate([runner(ws.x[a:a + 4096]).reshape(-1)
+                          for a in range(0, len(ws.x), 4096)])
+    ref = predict(model, ws.x)
+    err = np.abs(got - ref)
+    strips = np.array([not str(o).startswith("mit") for o in ws.owner], dtype=bool)
+    g, r = strip_means(ws.owner[strips], got[strips]), strip_means(ws.owner[strips], ref[strips])
+    names = sorted(g)
+    sg, sr = np.array([g[n] for n in names]), np.array([r[n] for n in names])
+    cg = np.array([combine(rr.get(n, -1.0), g[n], weight) for n in names])
+    cr = np.array([combine(rr.get(n, -1.0), r[n], weight) for n in names])
+    return data, {"windows": int(len(ws.x)), "window_max_abs_error": float(err.max()),
+                  "window_mean_abs_error": float(err.mean()),
+                  "window_decision_agreement": float(np.mean((got >= threshold)
+                                                             == (ref >= threshold))),
+                  "strips": len(names), "ecg_mean_max_abs_error": float(np.abs(sg - sr).max()),
+                  "max_abs_error": float(np.abs(cg - cr).max()),
+                  "mean_abs_error": float(np.abs(cg - cr).mean()),
+                  "decision_agreement": float(np.mean((cg >= threshold) == (cr >= threshold)))}
