@@ -95,6 +95,13 @@ class QualityConfig:
     flag_min_noise_ratio: float = 3.0
     # ... and so does a beat in good signal this soon after an unreadable segment.
     recover_s: float = 10.0
+    # A beat found in an unreadable segment is dropped as inserted noise when the beats on
+    # either side of it are closer than this fraction of the wearer's local RR, its QRS
+    # correlates with the wearer's template below ``inserted_correlation`` and at least
+    # ``inserted_margin`` less than the next beat's does: see device.quality.InsertedBeat.
+    inserted_rr: float = 1.0
+    inserted_correlation: float = 0.2
+    inserted_margin: float = 0.4
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,43 @@ class BeatOrganisation:
         return level
 
 
+def qrs_correlation(windows: np.ndarray, template: np.ndarray, qrs: slice) -> np.ndarray:
+    """Pearson correlation of each window's QRS (``qrs``) with the template's."""
+    w = np.atleast_2d(np.asarray(windows, np.float64))[:, qrs]
+    t = np.asarray(template, np.float64)[qrs]
+    w = w - w.mean(axis=1, keepdims=True)
+    t = t - t.mean()
+    return (w @ t) / np.maximum(np.sqrt((w * w).sum(axis=1) * (t @ t)), 1e-12)
+
+
+class InsertedBeat:
+    """Is a beat found in unreadable signal a noise burst between two real beats?
+
+    In muscle noise both detectors can take a burst for a QRS. Such a false beat sits between
+    two real ones that are a normal RR apart, and its shape is not the wearer's. A premature
+    ectopic beat is followed by a (compensatory) pause, so its neighbours lie further apart;
+    an interpolated one would be lost, which is why this applies only in unreadable signal,
+    where beats are never flagged anyway, and only when the next beat looks clearly more like
+    the wearer's template than this one does. The caller supplies the sequence (the previous
+    kept beat, the next detected one); this holds the rule."""
+
+    def __init__(self, cfg: QualityConfig, fs: float, peak_index: int):
+        h = max(1, int(round(cfg.organised_half_window_s * fs)))
+        self.cfg = cfg
+        self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
+
+    def close(self, prev: int, nxt: int, rr_local: float) -> bool:
+        """Are the beats on either side (model samples) closer than one local RR allows?"""
+        return nxt - prev < self.cfg.inserted_rr * rr_local
+
+    def __call__(self, window: np.ndarray, next_window: np.ndarray,
+                 template: np.ndarray) -> bool:
+        """True: drop the beat of ``window`` (its neighbours were found :meth:`close`)."""
+        c = qrs_correlation(np.stack([window, next_window]), template, self.qrs)
+        cfg = self.cfg
+        return bool(c[0] < cfg.inserted_correlation and c[0] + cfg.inserted_margin < c[1])
+
+
 class FlagCredibility:
     """May a beat in *noisy* (readable) signal carry an anomaly flag? Only if its QRS differs
     from the wearer's template by more than the noise could make it differ.
