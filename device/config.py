@@ -88,6 +88,9 @@ class QualityConfig:
     organised_recent_beats: int = 8
     # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
     clear_max_amplitude: float = 2.0
+    # A beat whose QRS repeats one of the recent beats' (that correlation) teaches the wearer's
+    # context whatever its segment's level: the noise did not distort it.
+    organised_teaches: bool = True
     # A beat in noisy signal keeps its flag only when its QRS differs from the wearer's
     # template (RMS, trend removed) by this fraction of the wearer's QRS amplitude and by this
     # multiple of the local noise RMS: see device.quality.FlagCredibility.

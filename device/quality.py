@@ -210,6 +210,7 @@ class BeatOrganisation:
 
     def reset(self) -> None:
         self.recent = []
+        self.repeats = False  # the last beat's QRS repeats one of the recent beats'
 
     def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
@@ -219,13 +220,14 @@ class BeatOrganisation:
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
+        cfg = self.cfg
+        self.repeats = bool(self.recent) and np.isfinite(step) and float(
+            np.max(np.stack(self.recent) @ q)) >= cfg.organised_correlation
         if level == UNREADABLE and np.isfinite(step):
             # A noise spike is no clearer a beat for being large: at most this much is credited.
-            cfg = self.cfg
             pp = max(min(float(qrs.max() - qrs.min()), cfg.clear_max_amplitude * amp), 1e-9)
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
-            if clear or (self.recent and float(np.max(np.stack(self.recent) @ q))
-                         >= self.cfg.organised_correlation):
+            if clear or self.repeats:
                 level = NOISY
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]

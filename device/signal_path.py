@@ -214,11 +214,16 @@ class SignalPath:
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
-            # The wearer's context learns nothing in an unreadable segment, organised or not,
-            # nor where high-frequency noise (muscle, electrode) distorts shapes and invents or
-            # hides beats; baseline wander and wide complexes (noisy by spread) still teach it.
-            learn = segment_level == GOOD or (segment_level != UNREADABLE and judged[1]
-                                              <= self.cfg.quality.slope_noisy * judged[3])
+            # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
+            # distorts shapes and invents or hides beats, nor in an unreadable segment;
+            # baseline wander and wide complexes (noisy by spread) still teach it, and so does
+            # a beat whose QRS repeats one of the few before it, whatever its segment: noise
+            # did not distort it (else the template misses a new morphology, 207's LBBB after
+            # its flutter, or a VT run, for as long as the noise lasts).
+            learn = segment_level == GOOD or (self.cfg.quality.organised_teaches
+                                              and self.organisation.repeats) or (
+                segment_level != UNREADABLE
+                and judged[1] <= self.cfg.quality.slope_noisy * judged[3])
             ctx = self.context.observe(p, window, rr_prev, learn)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
