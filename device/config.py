@@ -99,11 +99,13 @@ class QualityConfig:
     # ... and so does a beat in good signal this soon after an unreadable segment.
     recover_s: float = 10.0
     # A beat found in an unreadable segment is dropped as inserted noise when the beats on
-    # either side of it are closer than this fraction of the wearer's local RR, its QRS
-    # correlates with the wearer's template below ``inserted_correlation`` and at least
-    # ``inserted_margin`` less than the next beat's does: see device.quality.InsertedBeat.
-    inserted_rr: float = 1.0
-    inserted_correlation: float = 0.2
+    # either side of it are closer than ``inserted_rr`` x the wearer's local RR, that RR is
+    # regular, its QRS correlates with the wearer's template below ``inserted_correlation``
+    # and at least ``inserted_margin`` less than the next beat's does: see
+    # device.quality.InsertedBeat. Chosen on DS1 + nstdb ma 6 dB, checked on bw.
+    inserted_rr: float = 1.1
+    inserted_rr_spread: float = 0.05  # ... only where the recent RR is this regular (not in AF)
+    inserted_correlation: float = 0.3
     inserted_margin: float = 0.4
 
 

@@ -249,7 +249,8 @@ class InsertedBeat:
     In muscle noise both detectors can take a burst for a QRS. Such a false beat sits between
     two real ones that are a normal RR apart, and its shape is not the wearer's. A premature
     ectopic beat is followed by a (compensatory) pause, so its neighbours lie further apart;
-    an interpolated one would be lost, which is why this applies only in unreadable signal,
+    in AF real beats come that close too, so the recent RR must be regular (:meth:`regular`);
+    an interpolated ectopic beat would be lost, which is why this applies only in unreadable signal,
     where beats are never flagged anyway, and only when the next beat looks clearly more like
     the wearer's template than this one does. The caller supplies the sequence (the previous
     kept beat, the next detected one); this holds the rule."""
@@ -258,6 +259,15 @@ class InsertedBeat:
         h = max(1, int(round(cfg.organised_half_window_s * fs)))
         self.cfg = cfg
         self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
+
+    def regular(self, rr: list[float]) -> bool:
+        """Is the wearer's recent rhythm regular enough (mean absolute deviation of the RR
+        intervals against their mean) for one RR to say where the next beat belongs? In AF it
+        is not, and real beats come as close together as inserted noise."""
+        if not rr:
+            return False
+        m = sum(rr) / len(rr)
+        return sum(abs(r - m) for r in rr) / len(rr) <= self.cfg.inserted_rr_spread * m
 
     def close(self, prev: int, nxt: int, rr_local: float) -> bool:
         """Are the beats on either side (model samples) closer than one local RR allows?"""

@@ -269,6 +269,7 @@ class SignalPath:
         template = self.context.template()
         answer = False
         if prev is not None and rr == rr and template is not None \
+                and self.insertion.regular(self.context.rr) \
                 and self.quality.judged_at(q)[0] == UNREADABLE:
             limit = prev + self.cfg.quality.inserted_rr * rr
             after = None
