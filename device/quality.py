@@ -210,7 +210,7 @@ class BeatOrganisation:
 
     def reset(self) -> None:
         self.recent = []
-        self.repeats = False  # the last beat's QRS repeats one of the recent beats'
+        self.repeats = False  # the last beat (not in good signal) repeats a recent beat's QRS
 
     def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
@@ -221,7 +221,8 @@ class BeatOrganisation:
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
         cfg = self.cfg
-        self.repeats = bool(self.recent) and np.isfinite(step) and float(
+        # Only asked where the segment is not good (a good one teaches the context anyway).
+        self.repeats = level != GOOD and bool(self.recent) and np.isfinite(step) and float(
             np.max(np.stack(self.recent) @ q)) >= cfg.organised_correlation
         if level == UNREADABLE and np.isfinite(step):
             # A noise spike is no clearer a beat for being large: at most this much is credited.

@@ -265,12 +265,10 @@ class SignalPath:
         q = self.waiting[i]
         if q in self.inserted:
             return self.inserted[q]
-        rr = self.context.rr_local()
-        template = self.context.template()
         answer = False
-        if prev is not None and rr == rr and template is not None \
-                and self.insertion.regular(self.context.rr) \
-                and self.quality.judged_at(q)[0] == UNREADABLE:
+        rr = self.context.rr_local() if prev is not None else float("nan")
+        if rr == rr and self.quality.judged_at(q)[0] == UNREADABLE \
+                and self.insertion.regular(self.context.rr):
             limit = prev + self.cfg.quality.inserted_rr * rr
             after = None
             for r in self.waiting[i + 1 :]:
@@ -284,7 +282,9 @@ class SignalPath:
             else:
                 if not final and self.detector.decided_until < limit:
                     return None
-            if after is not None and self.insertion.close(prev, after, rr):
+            template = self.context.template()
+            if after is not None and template is not None \
+                    and self.insertion.close(prev, after, rr):
                 if not final and self.x.end < after + self.n.after:
                     return None
                 answer = self.insertion(self._window(q), self._window(after), template)
