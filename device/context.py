@@ -79,6 +79,12 @@ class WearerContext:
         """Mean of the recent regular RR intervals, model samples (NaN before any)."""
         return sum(self.rr) / len(self.rr) if self.rr else float("nan")
 
+    def premature(self, rr_prev: float) -> bool:
+        """Is an RR interval (model samples) premature against the local RR?"""
+        rr_local = self.rr_local()
+        return bool(rr_local == rr_local and rr_prev == rr_prev
+                    and rr_prev < self.cfg.premature_ratio * rr_local)
+
     def observe(self, peak: int, window: np.ndarray, rr_prev: float,
                 usable: bool = True) -> BeatContext:
         """Context for this beat from earlier beats only; then learn from it if it is regular
@@ -97,8 +103,7 @@ class WearerContext:
         if not usable:
             return out
 
-        premature = bool(rr_local == rr_local and rr_prev == rr_prev
-                         and rr_prev < self.cfg.premature_ratio * rr_local)
+        premature = self.premature(rr_prev)
         if premature and self._rate_changed(rr_prev):
             premature = False
         elif not premature:

@@ -219,11 +219,13 @@ class SignalPath:
             # baseline wander and wide complexes (noisy by spread) still teach it, and so does
             # a beat whose QRS repeats one of the few before it, whatever its segment: noise
             # did not distort it (else the template misses a new morphology, 207's LBBB after
-            # its flutter, or a VT run, for as long as the noise lasts).
-            learn = segment_level == GOOD or (self.cfg.quality.organised_teaches
-                                              and self.organisation.repeats) or (
+            # its flutter, for as long as the noise lasts). Not a premature one: a run of
+            # ectopic beats or VT in noise must not become the wearer's template.
+            learn = segment_level == GOOD or (
                 segment_level != UNREADABLE
-                and judged[1] <= self.cfg.quality.slope_noisy * judged[3])
+                and judged[1] <= self.cfg.quality.slope_noisy * judged[3]) or (
+                self.cfg.quality.organised_teaches and self.organisation.repeats
+                and not self.context.premature(rr_prev))
             ctx = self.context.observe(p, window, rr_prev, learn)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
