@@ -242,6 +242,41 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     return t
 
 
+def load_noise(noise_dir: str | Path, spec: str) -> Record:
+    """A noise recording by name, or a stand-in for noise the settings were not chosen on:
+
+    - ``ma``, ``bw``: the nstdb recording (the channel matching the ECG's lead, as ``nst``);
+    - ``ma:1``: that recording's channel 1 on every lead (the other electrode pair's noise,
+      unseen when the settings were chosen on channel 0);
+    - ``bw+ma``: the recordings' channels, each scaled to unit RMS (sigamp's measure) and summed
+      (equal power), so the SNR applies to the mixture.
+    """
+    noise_dir = Path(noise_dir)
+    if "+" in spec:
+        parts = [load_noise(noise_dir, p) for p in spec.split("+")]
+        if len({p.fs for p in parts}) != 1 or len({p.counts.shape[1] for p in parts}) != 1:
+            raise UserError(f"noise {spec!r}: its parts differ in sample rate or channels")
+        n = min(p.n_samples for p in parts)
+        mix = sum(np.stack([p.lead_mv(c)[:n] / noise_rms(p.lead_mv(c)[:n], p.fs)
+                            for c in range(p.counts.shape[1])], axis=1) for p in parts)
+        # 0.1 µV per count: the mixture (unit RMS per part) keeps its resolution in int32
+        return Record(spec, np.round(mix * 1e4).astype(np.int32), parts[0].fs,
+                      np.full(mix.shape[1], 0.1), list(parts[0].channels))
+    name, _, channel = spec.partition(":")
+    rec = read_record(noise_dir / name)
+    if not channel:
+        return rec
+    try:
+        c = int(channel)
+    except ValueError:
+        raise UserError(f"noise {spec!r}: the channel after ':' must be a number") from None
+    if not 0 <= c < rec.counts.shape[1]:
+        raise UserError(f"noise {spec!r}: {name} has channels 0..{rec.counts.shape[1] - 1}")
+    k = rec.counts.shape[1]
+    return Record(spec, np.repeat(rec.counts[:, c : c + 1], k, axis=1), rec.fs,
+                  np.full(k, rec.uv_per_count[c]), [rec.channels[c]] * k)
+
+
 def noisy_record(rec: Record, noise: Record, snr_db: float, start_s: float) -> tuple[Record,
                                                                                        np.ndarray]:
     """The record with ``noise`` added at ``snr_db`` (on the monitored lead); and the mask."""
@@ -281,7 +316,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
         recs.append(rec)
         excluded[rec.name] = vf_episodes(rec.ann_samples, rec.ann_symbols,
                                          read_rhythm(folder / name), rec.n_samples)
-    noises = {n: read_record(noise_dir / n) for n in settings.noises}
+    noises = {n: load_noise(noise_dir, n) for n in settings.noises}
     table: dict = {}
     for sname, (factory, threshold, cfg) in scorers.items():
         for nname, noise in noises.items():

@@ -88,6 +88,9 @@ class QualityConfig:
     organised_recent_beats: int = 8
     # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
     clear_max_amplitude: float = 2.0
+    # A beat whose QRS repeats one of the recent beats' (that correlation) teaches the wearer's
+    # context whatever its segment's level: the noise did not distort it.
+    organised_teaches: bool = True
     # A beat in noisy signal keeps its flag only when its QRS differs from the wearer's
     # template (RMS, trend removed) by this fraction of the wearer's QRS amplitude and by this
     # multiple of the local noise RMS: see device.quality.FlagCredibility.
@@ -95,6 +98,15 @@ class QualityConfig:
     flag_min_noise_ratio: float = 3.0
     # ... and so does a beat in good signal this soon after an unreadable segment.
     recover_s: float = 10.0
+    # A beat found in an unreadable segment is dropped as inserted noise when the beats on
+    # either side of it are closer than ``inserted_rr`` x the wearer's local RR, that RR is
+    # regular, its QRS correlates with the wearer's template below ``inserted_correlation``
+    # and at least ``inserted_margin`` less than the next beat's does: see
+    # device.quality.InsertedBeat. Chosen on DS1 + nstdb ma 6 dB, checked on bw.
+    inserted_rr: float = 1.1
+    inserted_rr_spread: float = 0.05  # ... only where the recent RR is this regular (not in AF)
+    inserted_correlation: float = 0.3
+    inserted_margin: float = 0.4
 
 
 @dataclass(frozen=True)

@@ -71,26 +71,39 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
 
+    def template(self) -> np.ndarray | None:
+        """The wearer's median beat so far (None before the first learned beat)."""
+        return median_rows(self.windows[: self.filled]) if self.filled else None
+
+    def rr_local(self) -> float:
+        """Mean of the recent regular RR intervals, model samples (NaN before any)."""
+        return sum(self.rr) / len(self.rr) if self.rr else float("nan")
+
+    def premature(self, rr_prev: float) -> bool:
+        """Is an RR interval (model samples) premature against the local RR?"""
+        rr_local = self.rr_local()
+        return bool(rr_local == rr_local and rr_prev == rr_prev
+                    and rr_prev < self.cfg.premature_ratio * rr_local)
+
     def observe(self, peak: int, window: np.ndarray, rr_prev: float,
                 usable: bool = True) -> BeatContext:
         """Context for this beat from earlier beats only; then learn from it if it is regular
         and ``usable`` (a beat found in unreadable signal teaches nothing about the wearer)."""
         amp = float(beat_amplitude(window, self.counts))
-        if self.filled:
-            template = median_rows(self.windows[: self.filled])
+        template = self.template()
+        if template is not None:
             amplitude = statistics.median(self.amplitudes[: self.filled].tolist())
         else:
             template = np.full(self.counts.window, np.nan)
             amplitude = amp
-        rr_local = sum(self.rr) / len(self.rr) if self.rr else float("nan")
+        rr_local = self.rr_local()
         learning = (peak - self.start < self.counts.context_learning
                     or self.filled < MIN_TEMPLATE_BEATS)
         out = BeatContext(template, amplitude, rr_local, learning)
         if not usable:
             return out
 
-        premature = bool(rr_local == rr_local and rr_prev == rr_prev
-                         and rr_prev < self.cfg.premature_ratio * rr_local)
+        premature = self.premature(rr_prev)
         if premature and self._rate_changed(rr_prev):
             premature = False
         elif not premature:

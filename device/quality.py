@@ -210,6 +210,7 @@ class BeatOrganisation:
 
     def reset(self) -> None:
         self.recent = []
+        self.repeats = False  # the last beat (not in good signal) repeats a recent beat's QRS
 
     def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
@@ -219,17 +220,66 @@ class BeatOrganisation:
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
+        cfg = self.cfg
+        # Only asked where the segment is not good (a good one teaches the context anyway).
+        self.repeats = level != GOOD and bool(self.recent) and np.isfinite(step) and float(
+            np.max(np.stack(self.recent) @ q)) >= cfg.organised_correlation
         if level == UNREADABLE and np.isfinite(step):
             # A noise spike is no clearer a beat for being large: at most this much is credited.
-            cfg = self.cfg
             pp = max(min(float(qrs.max() - qrs.min()), cfg.clear_max_amplitude * amp), 1e-9)
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
-            if clear or (self.recent and float(np.max(np.stack(self.recent) @ q))
-                         >= self.cfg.organised_correlation):
+            if clear or self.repeats:
                 level = NOISY
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
         return level
+
+
+def qrs_correlation(windows: np.ndarray, template: np.ndarray, qrs: slice) -> np.ndarray:
+    """Pearson correlation of each window's QRS (``qrs``) with the template's."""
+    w = np.atleast_2d(np.asarray(windows, np.float64))[:, qrs]
+    t = np.asarray(template, np.float64)[qrs]
+    w = w - w.mean(axis=1, keepdims=True)
+    t = t - t.mean()
+    return (w @ t) / np.maximum(np.sqrt((w * w).sum(axis=1) * (t @ t)), 1e-12)
+
+
+class InsertedBeat:
+    """Is a beat found in unreadable signal a noise burst between two real beats?
+
+    In muscle noise both detectors can take a burst for a QRS. Such a false beat sits between
+    two real ones that are a normal RR apart, and its shape is not the wearer's. A premature
+    ectopic beat is followed by a (compensatory) pause, so its neighbours lie further apart;
+    in AF real beats come that close too, so the recent RR must be regular (:meth:`regular`);
+    an interpolated ectopic beat would be lost, which is why this applies only in unreadable signal,
+    where beats are never flagged anyway, and only when the next beat looks clearly more like
+    the wearer's template than this one does. The caller supplies the sequence (the previous
+    kept beat, the next detected one); this holds the rule."""
+
+    def __init__(self, cfg: QualityConfig, fs: float, peak_index: int):
+        h = max(1, int(round(cfg.organised_half_window_s * fs)))
+        self.cfg = cfg
+        self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
+
+    def regular(self, rr: list[float]) -> bool:
+        """Is the wearer's recent rhythm regular enough (mean absolute deviation of the RR
+        intervals against their mean) for one RR to say where the next beat belongs? In AF it
+        is not, and real beats come as close together as inserted noise."""
+        if not rr:
+            return False
+        m = sum(rr) / len(rr)
+        return sum(abs(r - m) for r in rr) / len(rr) <= self.cfg.inserted_rr_spread * m
+
+    def close(self, prev: int, nxt: int, rr_local: float) -> bool:
+        """Are the beats on either side (model samples) closer than one local RR allows?"""
+        return nxt - prev < self.cfg.inserted_rr * rr_local
+
+    def __call__(self, window: np.ndarray, next_window: np.ndarray,
+                 template: np.ndarray) -> bool:
+        """True: drop the beat of ``window`` (its neighbours were found :meth:`close`)."""
+        c = qrs_correlation(np.stack([window, next_window]), template, self.qrs)
+        cfg = self.cfg
+        return bool(c[0] < cfg.inserted_correlation and c[0] + cfg.inserted_margin < c[1])
 
 
 class FlagCredibility:

@@ -25,7 +25,14 @@ from ecg_edge.device.dsp import (
     sos_group_delay_s,
 )
 from ecg_edge.device.qrs_energy import EnergyBlocks
-from ecg_edge.device.quality import GOOD, UNREADABLE, BeatOrganisation, Segment, SignalQuality
+from ecg_edge.device.quality import (
+    GOOD,
+    UNREADABLE,
+    BeatOrganisation,
+    InsertedBeat,
+    Segment,
+    SignalQuality,
+)
 from ecg_edge.device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
@@ -88,8 +95,11 @@ class SignalPath:
         self.detector.noisy_before = self.quality.noisy_before
         # The second detector: in noisy signal a beat stands only where both find it.
         self.confirm = EnergyBlocks(cfg.detector, cfg.fs)
-        self.unconfirmed = 0  # beats dropped in noisy signal: the second detector saw no QRS
+        # Beats dropped in noisy signal: the second detector saw no QRS, or (unreadable signal)
+        # a shape unlike the wearer's between two beats one RR apart (InsertedBeat).
+        self.unconfirmed = 0
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
+        self.insertion = InsertedBeat(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
@@ -120,6 +130,7 @@ class SignalPath:
         self.prev_usable = True
         self.x = Tail(start=out0)
         self.waiting: list[int] = []
+        self.inserted: dict[int, bool] = {}  # peak -> dropped as inserted noise (decided once)
         self.prev_peak: int | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -180,17 +191,19 @@ class SignalPath:
             p = self.waiting[0]
             if not final and (self.x.end < p + n.after or not self._decided(p)):
                 break
-            if not self._kept(p):
-                self.unconfirmed += 1  # one detector alone, in noise: no beat
-                self.waiting.pop(0)
+            dropped = not self._kept(p) or self._inserted(0, self.prev_peak, final)
+            if dropped is None:
+                break  # not decidable yet
+            if dropped:
+                self.unconfirmed += 1  # one detector alone, or inserted noise: no beat
+                self.inserted.pop(self.waiting.pop(0), None)
                 continue
             # The next beat that will be kept: a dropped one must not end this beat's RR.
-            nxt = next((q for q in self.waiting[1:] if not self._decided(q) or self._kept(q)),
-                       None)
+            nxt, ready = self._next_kept(p, final)
             if not final:
                 if nxt is None and self.detector.decided_until <= p + n.max_next_rr:
                     break
-                if nxt is not None and not self._decided(nxt):
+                if not ready:
                     break
             judged = self.quality.judged_at(p)
             segment_level = judged[0]
@@ -201,15 +214,22 @@ class SignalPath:
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
-            # The wearer's context learns nothing in an unreadable segment, organised or not,
-            # nor where high-frequency noise (muscle, electrode) distorts shapes and invents or
-            # hides beats; baseline wander and wide complexes (noisy by spread) still teach it.
-            learn = segment_level == GOOD or (segment_level != UNREADABLE and judged[1]
-                                              <= self.cfg.quality.slope_noisy * judged[3])
+            # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
+            # distorts shapes and invents or hides beats, nor in an unreadable segment;
+            # baseline wander and wide complexes (noisy by spread) still teach it, and so does
+            # a beat whose QRS repeats one of the few before it, whatever its segment: noise
+            # did not distort it (else the template misses a new morphology, 207's LBBB after
+            # its flutter, for as long as the noise lasts). Not a premature one: a run of
+            # ectopic beats or VT in noise must not become the wearer's template.
+            learn = segment_level == GOOD or (
+                segment_level != UNREADABLE
+                and judged[1] <= self.cfg.quality.slope_noisy * judged[3]) or (
+                self.cfg.quality.organised_teaches and self.organisation.repeats
+                and not self.context.premature(rr_prev))
             ctx = self.context.observe(p, window, rr_prev, learn)
             rows.append((p, window, ctx, rr_prev, rr_next, level))
             self.prev_peak, self.prev_usable = p, usable
-            self.waiting.pop(0)
+            self.inserted.pop(self.waiting.pop(0), None)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         self.x.trim(min(keep, self.x.end))
         self.quality.forget_before(keep + n.before)
@@ -224,6 +244,54 @@ class SignalPath:
         """A detected peak stays a beat unless its segment is not good and the second detector
         saw no QRS there."""
         return self.quality.judged_at(p)[0] == GOOD or self.confirm.confirms(p)
+
+    def _next_kept(self, p: int, final: bool) -> tuple[int | None, bool]:
+        """(the first waiting peak after ``waiting[0]`` that will be kept, as beat ``p``'s
+        successor, or None; is that answer final?)"""
+        for i, q in enumerate(self.waiting[1:], 1):
+            if not final and not self._decided(q):
+                return q, False
+            if not self._kept(q):
+                continue
+            dropped = self._inserted(i, p, final)
+            if dropped is None:
+                return q, False
+            if not dropped:
+                return q, True
+        return None, True
+
+    def _inserted(self, i: int, prev: int | None, final: bool) -> bool | None:
+        """Is ``waiting[i]`` (kept by both detectors) noise inserted between the kept beat
+        ``prev`` and the next detected one (:class:`device.quality.InsertedBeat`)? None while
+        that is not decidable. Decided once per peak, so every caller sees the same answer."""
+        q = self.waiting[i]
+        if q in self.inserted:
+            return self.inserted[q]
+        answer = False
+        rr = self.context.rr_local() if prev is not None else float("nan")
+        if rr == rr and self.quality.judged_at(q)[0] == UNREADABLE \
+                and self.insertion.regular(self.context.rr):
+            limit = prev + self.cfg.quality.inserted_rr * rr
+            after = None
+            for r in self.waiting[i + 1 :]:
+                if r >= limit:
+                    break
+                if not final and not self._decided(r):
+                    return None
+                if self._kept(r):
+                    after = r
+                    break
+            else:
+                if not final and self.detector.decided_until < limit:
+                    return None
+            template = self.context.template()
+            if after is not None and template is not None \
+                    and self.insertion.close(prev, after, rr):
+                if not final and self.x.end < after + self.n.after:
+                    return None
+                answer = self.insertion(self._window(q), self._window(after), template)
+        self.inserted[q] = answer
+        return answer
 
     def input_sample(self, out_index):
         """Front-end sample (float) of a model-rate index of this segment, delays removed."""

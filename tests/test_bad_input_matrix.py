@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import MITDB
+from tests.conftest import DATA, MITDB
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +194,9 @@ CASES = {
     "bench-noise-stress-missing": _bench("noise-stress", "{d}/nope", "--noise-dir", "{d}/nope"),
     "bench-noise-stress-empty": _bench("noise-stress", "{d}/emptydir", "--noise-dir",
                                        "{d}/emptydir"),
+    "bench-noise-stress-channel": _bench("noise-stress", str(MITDB), "--noise-dir",
+                                         str(DATA / "nstdb_noise"), "--records", "100",
+                                         "--noises", "ma:9"),
     "bench-ds1-cv-missing": _bench("ds1-cv", "{d}/nope"),
     "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
     "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),

@@ -12,12 +12,14 @@ from click.testing import CliRunner
 from ecg_edge.benchmarks.cli import cli
 from ecg_edge.benchmarks.noise_stress import (
     add_noise,
+    load_noise,
     noise_rms,
     noisy_mask,
     noisy_record,
     qrs_amplitude,
     unreadable_intervals,
 )
+from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import read_record
 from tests.conftest import DATA, MITDB
 
@@ -110,3 +112,21 @@ def test_annotated_ventricular_flutter_is_left_out_of_the_scoring(record_119):
     assert whole.fp == 1 and cut.fp == 0
     assert whole.n_ref - cut.n_ref == 6 and whole.tp - cut.tp == 6  # beats 3 to 8
     assert whole.flags_in_noise == 1 and cut.flags_in_noise == 0
+
+
+def test_stand_in_noises_other_channel_and_equal_power_mix():
+    """Checks on noise the settings were not chosen on: the other electrode pair's channel on
+    every lead, and bw + ma mixed at equal power (the SNR then applies to the mixture)."""
+    nd = DATA / "nstdb_noise"
+    ma, bw = read_record(nd / "ma"), read_record(nd / "bw")
+    other = load_noise(nd, "ma:1")
+    assert other.name == "ma:1"
+    np.testing.assert_array_equal(other.lead_mv(0), ma.lead_mv(1))
+    np.testing.assert_array_equal(other.lead_mv(1), ma.lead_mv(1))
+    mix = load_noise(nd, "bw+ma")
+    expect = bw.lead_mv(0) / noise_rms(bw.lead_mv(0), bw.fs) + \
+        ma.lead_mv(0) / noise_rms(ma.lead_mv(0), ma.fs)
+    np.testing.assert_allclose(mix.lead_mv(0), expect, atol=1e-4)
+    for bad, msg in (("ma:7", "channels 0..1"), ("ma:x", "must be a number")):
+        with pytest.raises(UserError, match=msg):
+            load_noise(nd, bad)
