@@ -187,7 +187,9 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
                    "other channel), A+B mixes recordings at equal power (e.g. bw+ma).")
 @click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-              help="Also score with this bundle (its int8 model).")
+              help="Also score with this bundle (its int8 model and monitor settings).")
+@click.option("--no-reference", is_flag=True,
+              help="Only the bundle, not the non-learned reference as well.")
 @click.option("--no-quality", is_flag=True,
               help="Replay with the quality gate off (the signal path before signal quality).")
 @click.option("--clean-check", is_flag=True,
@@ -196,8 +198,8 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
-def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_quality,
-                     clean_check, as_json, out_dir):
+def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_reference,
+                     no_quality, clean_check, as_json, out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
     from ecg_edge.benchmarks.noise_stress import (
         DEFAULT_RECORDS,
@@ -208,6 +210,7 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_q
     )
     from ecg_edge.device import reference
     from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.monitor import bundle_settings
     from ecg_edge.device.scoring import ModelScorer, reference_scorer
 
     try:
@@ -218,14 +221,17 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_q
                               records=tuple(records.split(",")) if records else DEFAULT_RECORDS,
                               clean_check=clean_check)
     signal = quality_off if no_quality else (lambda cfg: cfg)
-    scorers = {"reference:combined": (lambda: reference_scorer("combined"),
-                                      reference.THRESHOLDS["combined"], signal(SignalConfig()))}
+    scorers = {} if no_reference else {
+        "reference:combined": (lambda: reference_scorer("combined"),
+                               reference.THRESHOLDS["combined"], signal(SignalConfig()), None)}
     if bundle_path:
         bundle = load_bundle(bundle_path)
         m = bundle.manifest
         scorers[f"model:{m.architecture}:{m.model.variant}"] = (
             lambda: ModelScorer(bundle, m.model.variant), bundle.threshold(m.model.variant).value,
-            signal(m.signal))
+            signal(m.signal), bundle_settings(bundle))
+    if not scorers:
+        raise UserError("--no-reference without --bundle leaves nothing to score; give --bundle")
     doc = noise_stress(folder, noise_dir, scorers, settings, log=lambda s: click.echo(s, err=True))
     text = render(doc)
     if out_dir:

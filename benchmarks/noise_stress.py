@@ -297,16 +297,21 @@ def noisy_record(rec: Record, noise: Record, snr_db: float, start_s: float) -> t
     return out, mask
 
 
-def replay(rec: Record, cfg: SignalConfig, scorer, threshold: float, block_s: float) -> list:
+def replay(rec: Record, cfg: SignalConfig, scorer, threshold: float, block_s: float,
+           settings: dict | None = None) -> list:
+    """Events of ``rec`` through the monitor; ``settings``: the rest of a bundle's monitor
+    (``device.monitor.bundle_settings``), so a bundle is measured as the device runs it."""
     events: list[dict] = []
-    run_blocks(Monitor(cfg, scorer, threshold, events.append), record_blocks(rec, None, block_s))
+    run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
+               record_blocks(rec, None, block_s))
     return events
 
 
 def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                  settings: StressSettings, log=lambda msg: None) -> dict:
     """Run every (scorer, noise, SNR, record); ``scorers`` maps a name to (factory, threshold,
-    config), the factory giving a fresh scorer per record (scorers may carry state)."""
+    config, monitor settings), the factory giving a fresh scorer per record (scorers may carry
+    state)."""
     folder, noise_dir = Path(folder), Path(noise_dir)
     recs, excluded = [], {}
     for name in settings.records:
@@ -318,7 +323,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                                          read_rhythm(folder / name), rec.n_samples)
     noises = {n: load_noise(noise_dir, n) for n in settings.noises}
     table: dict = {}
-    for sname, (factory, threshold, cfg) in scorers.items():
+    for sname, (factory, threshold, cfg, extra) in scorers.items():
         for nname, noise in noises.items():
             for snr in (None, *settings.snrs):
                 cell = Tally()
@@ -328,7 +333,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                         r, mask = rec, noisy_mask(rec.n_samples, rec.fs, settings.start_s)
                     else:
                         r, mask = noisy_record(rec, noise, snr, settings.start_s)
-                    events = replay(r, cfg, factory(), threshold, settings.block_s)
+                    events = replay(r, cfg, factory(), threshold, settings.block_s, extra)
                     one = score_events(events, r, mask, settings.start_s, excluded[rec.name])
                     cell.add(one)
                     cell.per_record[rec.name] = one.row()
@@ -340,7 +345,8 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
         if settings.clean_check:
             cell = Tally()
             for rec in recs:
-                events = replay(rec, quality_off(cfg), factory(), threshold, settings.block_s)
+                events = replay(rec, quality_off(cfg), factory(), threshold, settings.block_s,
+                                extra)
                 one = score_events(events, rec, noisy_mask(rec.n_samples, rec.fs,
                                                            settings.start_s),
                                    settings.start_s, excluded[rec.name])

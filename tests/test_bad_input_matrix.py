@@ -197,6 +197,8 @@ CASES = {
     "bench-noise-stress-channel": _bench("noise-stress", str(MITDB), "--noise-dir",
                                          str(DATA / "nstdb_noise"), "--records", "100",
                                          "--noises", "ma:9"),
+    "bench-noise-stress-nothing": _bench("noise-stress", str(MITDB), "--noise-dir",
+                                         str(DATA / "nstdb_noise"), "--no-reference"),
     "bench-ds1-cv-missing": _bench("ds1-cv", "{d}/nope"),
     "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
     "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),

@@ -19,6 +19,7 @@ from ecg_edge.benchmarks.noise_stress import (
     qrs_amplitude,
     unreadable_intervals,
 )
+from ecg_edge.device.cli import SHIPPED_BUNDLE
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import read_record
 from tests.conftest import DATA, MITDB
@@ -95,6 +96,20 @@ def test_noise_stress_with_a_bundle(tiny_bundle):
     model = next(k for k in res if k.startswith("model:"))
     assert res[model]["ma"]["6"]["flags_in_unreadable"] == 0
     assert res[model]["ma"]["6"]["unreadable_in_noise_pct"] > 50
+
+
+def test_noise_stress_of_the_shipped_bundle_alone():
+    """The monitor the device runs by default (the shipped bundle with its own settings)."""
+    out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--records", "119", "--noises",
+                                   "ma", "--snrs", "6", "--bundle", str(SHIPPED_BUNDLE),
+                                   "--no-reference", "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)["results"]
+    assert len(res) == 1 and next(iter(res)).startswith("model:")
+    row = next(iter(res.values()))["ma"]
+    assert row["6"]["flags_in_unreadable"] == 0 and row["clean"]["qrs_se"] > 99
+    assert row["clean"]["v_flagged_pct"] > 80  # 119's PVCs, flagged by the classifier
 
 
 def test_annotated_ventricular_flutter_is_left_out_of_the_scoring(record_119):
