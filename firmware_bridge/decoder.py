@@ -26,20 +26,18 @@ import numpy as np
 from ecg_edge.firmware_bridge.crc import crc16, crc32
 from ecg_edge.firmware_bridge.protocol import (
     _FLAGS,
-    _FORMATS,
     _SAMPLES_HEAD,
     KNOWN_TYPES,
     MAX_BODY,
-    MAX_CHANNELS,
     PREFIX_LEN,
     SEQ_MOD,
     SYNC,
     VERSIONS,
-    WIDTH,
     Frame,
     FrameType,
     SamplesFrame,
     parse_payload,
+    samples_format,
     unpack_counts,
 )
 
@@ -200,9 +198,8 @@ def _samples_run(buf: bytearray, i: int, end: int, total: int,
     raw = bytes(buf[i:i + k * total])  # a copy: numpy must not pin the resizable buffer
     m = np.frombuffer(raw, dtype=np.uint8).reshape(k, total)
     flags, fmt, ch, n = m[0, _HEAD:_SAMPLES_AT].tolist()
-    fmt = _FORMATS.get(fmt)
-    if (fmt is None or not 1 <= ch <= MAX_CHANNELS or n == 0
-            or total - crc_len != _SAMPLES_AT + n * ch * WIDTH[fmt]):
+    fmt = samples_format(fmt, ch, n, total - crc_len - _HEAD)
+    if fmt is None:
         return None  # malformed: the frame-by-frame scan counts it
     ok = (m[:, :PREFIX_LEN] == m[0, :PREFIX_LEN]).all(axis=1)
     ok &= (m[:, _HEAD:_SAMPLES_AT] == m[0, _HEAD:_SAMPLES_AT]).all(axis=1)

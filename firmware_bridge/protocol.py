@@ -279,16 +279,24 @@ def parse_payload(ftype: int, seq: int, payload: bytes | memoryview,
     return frame
 
 
+def samples_format(fmt: int, channels: int, n: int, size: int) -> SampleFormat | None:
+    """The sample format of a samples payload of ``size`` bytes whose header says ``fmt``,
+    ``channels`` and ``n`` samples; ``None`` where the header breaks the rules."""
+    f = _FORMATS.get(fmt)
+    if (f is None or not 1 <= channels <= MAX_CHANNELS or n == 0
+            or size != _SAMPLES_HEAD.size + n * channels * WIDTH[f]):
+        return None
+    return f
+
+
 def _parse(ftype: int, seq: int, payload: bytes | memoryview) -> Frame | None:
     size = len(payload)
     if ftype == FrameType.SAMPLES:
         if size < _SAMPLES_HEAD.size:
             return None
         flags, fmt, ch, n = _SAMPLES_HEAD.unpack_from(payload)
-        fmt = _FORMATS.get(fmt)
-        if fmt is None or not 1 <= ch <= MAX_CHANNELS or n == 0:
-            return None
-        if size != _SAMPLES_HEAD.size + n * ch * WIDTH[fmt]:
+        fmt = samples_format(fmt, ch, n, size)
+        if fmt is None:
             return None
         counts = unpack_counts(payload[_SAMPLES_HEAD.size:], fmt, ch)
         return SamplesFrame(seq, _FLAGS[flags & 0x03], fmt, counts)
