@@ -303,18 +303,10 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
     weights = V_BASELINE_WEIGHTS if keep_baseline else (base.v_baseline_weight,)
     vb = v_baseline if keep_baseline else None
     for _ in range(2):
-        stat, beta = F_BETA["v_threshold"]
-        res = {(float(t), w): _se_ppv(x, probs, cls, _with(_with(
-            spec, "v_threshold", float(t)), "v_baseline_weight", w), stat, v_baseline=vb)
-            for t in V_GRID for w in weights}
-        t, w = max(res, key=lambda k: _f_beta(*res[k], beta))
-        spec = _with(_with(spec, "v_threshold", t), "v_baseline_weight", w)
-        stat, beta = F_BETA["s_threshold"]
-        options = {(float(t), r): _se_ppv(x, probs, cls, _with(_with(
-            spec, "s_threshold", float(t)), "s_max_rr_ratio", r), stat, v_baseline=vb)
-            for t in GRID for r in S_MAX_RR_RATIOS}
-        t, r = max(options, key=lambda k: _f_beta(*options[k], beta))
-        spec = _with(_with(spec, "s_threshold", t), "s_max_rr_ratio", r)
+        spec = _best_pair(x, probs, cls, spec, "v_threshold", V_GRID, "v_baseline_weight",
+                          weights, vb)
+        spec = _best_pair(x, probs, cls, spec, "s_threshold", GRID, "s_max_rr_ratio",
+                          S_MAX_RR_RATIOS, vb)
         f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb)
               for t in GRID[GRID >= MIN_F_THRESHOLD]}
         best_f = max(f1, key=f1.get)
@@ -323,6 +315,18 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
     if af is not None:
         spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb)
     return _with(spec, "chosen", chosen)
+
+
+def _best_pair(x, probs, cls, spec: ClassSpec, key: str, grid, other: str, others,
+               v_baseline) -> ClassSpec:
+    """``spec`` with the threshold ``key`` and the setting ``other`` that together maximise
+    ``key``'s F-score (:data:`F_BETA`) on these beats."""
+    stat, beta = F_BETA[key]
+    res = {(float(t), o): _se_ppv(x, probs, cls, _with(_with(spec, key, float(t)), other, o),
+                                  stat, v_baseline=v_baseline)
+           for t in grid for o in others}
+    t, o = max(res, key=lambda k: _f_beta(*res[k], beta))
+    return _with(_with(spec, key, t), other, o)
 
 
 #: Candidates of the V threshold in AF (never below the sinus one).
