@@ -85,6 +85,16 @@ def _one_pass(whole, data: bytes, chunk: int, fs: float, cfg: SignalConfig, scor
     return summary, times
 
 
+def _monitored(data: bytes, read: int, cfg: SignalConfig, scorer, threshold: float,
+               settings: dict, gather=iter) -> dict:
+    """The device's monitor over ``data`` decoded ``read`` bytes at a time (blocks through
+    ``gather``), events to a null sink; its summary."""
+    m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
+    for block in gather(_decode(data, read)):
+        m.feed(block)
+    return m.finish()
+
+
 @functools.lru_cache(maxsize=1)
 def _encoded(record_path: str):
     """The record and its protocol-v1 byte stream: read and encoded once for every bundle and
@@ -107,10 +117,7 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
     rec, data = _encoded(record_path)
 
     def whole():
-        m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
-        for block in _decode(data, chunk):
-            m.feed(block)
-        return m.finish()
+        return _monitored(data, chunk, cfg, scorer, threshold, settings)
 
     best: dict[str, float] = {}
     summary = None
@@ -141,14 +148,9 @@ def measure_live_reads(record_path: str, scorer, threshold: float, cfg: SignalCo
     rec, data = _encoded(record_path)
     read = round(len(data) * FRAME_SAMPLES / rec.n_samples)  # one frame's bytes
     out = {"read_bytes": read, "batch_s": BATCH_S}
-    for name, gather in (("each_read", lambda it: it), ("gathered", coalesced)):
-        best = float("inf")
-        for _ in range(repeats):
-            def run(gather=gather):
-                m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
-                for block in gather(_decode(data, read)):
-                    m.feed(block)
-                return m.finish()
-            best = min(best, _cpu(run)[1])
+    for name, gather in (("each_read", iter), ("gathered", coalesced)):
+        best = min(_cpu(lambda g=gather: _monitored(data, read, cfg, scorer, threshold,
+                                                    settings, g))[1]
+                   for _ in range(repeats))
         out[name] = {"cpu_s": round(best, 4), "x_realtime": round(rec.duration_s / best, 1)}
     return out
