@@ -265,9 +265,12 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
               help="Leave out the records the bundle's model was trained on.")
 @click.option("--start", "start_s", type=float, default=EC57_START_S, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--resample-to", "resample_hz", type=float, default=None,
+              help="Replay each record as a front-end at this rate (Hz) would give it, "
+                   "annotations moved with it: does the bundle hold at your front-end's rate?")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained, start_s,
-                        threads, as_json):
+                        threads, resample_hz, as_json):
     """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
     bundle = load_bundle(bundle_path)
     names = records.split(",") if records else None
@@ -284,15 +287,17 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
         scorer = ModelScorer(bundle, variant, threads=threads)
         tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
                                  bundle.threshold(variant).value, start_s, names,
-                                 settings=bundle_settings(bundle))
+                                 settings=bundle_settings(bundle), resample_hz=resample_hz)
         out[variant] = summarize(tables)
-        out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s)
+        out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s,
+                            resampled_to_hz=resample_hz)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
         return
     for variant, summary in out.items():
+        rate = f", records resampled to {resample_hz:g} Hz" if resample_hz else ""
         click.echo(f"\n{bundle.manifest.architecture} {variant}, threshold "
-                   f"{summary['threshold']:.4g}, beats after {start_s:g} s\n")
+                   f"{summary['threshold']:.4g}, beats after {start_s:g} s{rate}\n")
         click.echo(beat_table(summary))
 
 

@@ -152,6 +152,9 @@ class BeatTable:
     calls: list[str] = field(default_factory=list)  # class call of each matched beat
     rhythm: list[str] = field(default_factory=list)  # underlying rhythm of each matched beat
     fp_calls: list[str] = field(default_factory=list)  # calls of unmatched detections
+    hours: float = 0.0  # scored stream time (for alarm rates)
+    episodes: int = 0  # anomaly episodes opened in the scored time: what a wearer is told
+    false_episodes: int = 0  # of them, those without a single reference S/V/F/Q beat inside
 
     def extend(self, other: BeatTable) -> None:
         self.n_ref += other.n_ref
@@ -164,6 +167,9 @@ class BeatTable:
         self.calls += other.calls
         self.rhythm += other.rhythm
         self.fp_calls += other.fp_calls
+        self.hours += other.hours
+        self.episodes += other.episodes
+        self.false_episodes += other.false_episodes
 
     def metrics(self) -> dict:
         cls = np.array(self.classes, dtype="<U1")
@@ -198,6 +204,11 @@ class BeatTable:
                     "flag_rate": _ratio(int((fl & (cls == "N") & (rh == r)).sum()),
                                         int(((cls == "N") & (rh == r)).sum()))}
                 for r in RHYTHMS}
+        if self.hours:
+            out["alarms"] = {"hours": self.hours, "episodes": self.episodes,
+                             "false_episodes": self.false_episodes,
+                             "episodes_per_h": self.episodes / self.hours,
+                             "false_per_h": self.false_episodes / self.hours}
         if self.calls:
             out["ec57"] = class_statistics(cls, np.array(self.calls, dtype="<U1"),
                                            np.array(self.fp_calls, dtype="<U1"))
@@ -229,11 +240,16 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
                     ann_samples: np.ndarray, ann_symbols: list[str], fs: float,
                     start_s: float = EC57_START_S, end_s: float | None = None,
                     calls: np.ndarray | None = None,
-                    rhythm: tuple[np.ndarray, list[str]] | None = None) -> BeatTable:
+                    rhythm: tuple[np.ndarray, list[str]] | None = None,
+                    episodes: np.ndarray | None = None, n_samples: int | None = None
+                    ) -> BeatTable:
     """Match one record's detections (at the record's rate) to its annotations.
 
     ``calls``: each detection's class call; ``rhythm``: the record's rhythm-change annotations
-    (samples, aux notes), which label each reference beat's underlying rhythm."""
+    (samples, aux notes), which label each reference beat's underlying rhythm; ``episodes``:
+    the anomaly episodes the monitor opened, (k, 2) first and last sample, with ``n_samples``
+    the record's length: the alarm load a wearer would have had (a beat-level +P hides whether
+    the false flags come one by one or as episodes)."""
     det_samples = np.asarray(det_samples, dtype=np.int64)
     is_beat, cls = aami_class(ann_symbols)
     ref = np.asarray(ann_samples, dtype=np.int64)[is_beat]
@@ -257,6 +273,10 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         extra["fp_calls"] = calls[fp_mask].tolist()
     if rhythm is not None:
         extra["rhythm"] = rhythm_of(ref[keep], *rhythm).tolist()
+    if episodes is not None and n_samples is not None:
+        vf = vf_episodes(ann_samples, ann_symbols, rhythm, n_samples)
+        extra.update(episode_load(np.asarray(episodes, np.int64).reshape(-1, 2),
+                                  ref[cls != "N"], vf, tol, lo, min(hi, n_samples), fs))
     return BeatTable(
         n_ref=int(in_ref.sum()),
         tp=int(keep.sum()),
@@ -267,6 +287,20 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         flags=np.asarray(flags, bool)[j].tolist(),
         **extra,
     )
+
+
+def episode_load(spans: np.ndarray, abnormal: np.ndarray, vf: list[tuple[int, int]], tol: int,
+                 lo: int, hi: int, fs: float) -> dict:
+    """Episodes opened in [lo, hi) and how many hold neither an abnormal reference beat nor
+    ventricular flutter/fibrillation (within the matching tolerance of their ends): false
+    alarms as the wearer would count them."""
+    spans = spans[(spans[:, 0] >= lo) & (spans[:, 0] < hi)]
+    a, b = spans[:, 0] - tol, spans[:, 1] + tol
+    true = np.searchsorted(abnormal, b, side="right") > np.searchsorted(abnormal, a, side="left")
+    for start, end in vf:
+        true |= (a < end) & (b >= start)
+    return {"hours": max(hi - lo, 0) / fs / 3600.0, "episodes": len(spans),
+            "false_episodes": int(np.count_nonzero(~true))}
 
 
 def summarize(per_record: dict[str, BeatTable]) -> dict:

@@ -15,7 +15,7 @@ from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.records import Record, list_wfdb_records, read_record
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
-           "record_beats", "evaluate_folder"]
+           "record_beats", "resample_record", "evaluate_folder"]
 
 
 @dataclass
@@ -27,6 +27,32 @@ class RecordBeats:
 def record_beats(record: Record, cfg: SignalConfig, lead: str | int | None = None) -> Beats:
     """Run the signal path over one lead of a whole record."""
     return process_signal(record.lead_mv(lead), record.fs, cfg)
+
+
+def _check_rate(fs: float) -> None:
+    if not (np.isfinite(fs) and 50.0 <= fs <= 10_000.0):
+        raise UserError(f"resample rate {fs} Hz is outside 50-10000 Hz; give a front-end's rate "
+                        "such as 128, 250 or 500")
+
+
+def resample_record(record: Record, fs: float) -> Record:
+    """The record as a front-end sampling at ``fs`` would have given it (polyphase anti-alias
+    filter, counts at the same gain), annotations moved to the new rate: a bench check that a
+    bundle holds on front-ends at other rates (the bundle resamples to its own rate on the device,
+    in the streaming path; this offline resampling only stands in for a different ADC)."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    _check_rate(fs)
+    ratio = Fraction(fs / record.fs).limit_denominator(1000)
+    counts = resample_poly(record.counts.astype(np.float64), ratio.numerator,
+                           ratio.denominator, axis=0)
+    new_fs = record.fs * ratio.numerator / ratio.denominator
+    samples = np.round(record.ann_samples * (new_fs / record.fs)).astype(np.int64)
+    return Record(record.name, np.round(counts).astype(np.int32), new_fs,
+                  record.uv_per_count, record.channels,
+                  np.clip(samples, 0, len(counts) - 1), record.ann_symbols)
 
 
 def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
@@ -58,16 +84,28 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
         yield RecordBeats(rec, record_beats(rec, cfg))
 
 
+def episode_spans(events: list[dict]) -> np.ndarray:
+    """(k, 2) first and last sample of each anomaly episode in an events list (one still open
+    at the end of the stream runs to its last beat)."""
+    ends = {e["episode"]: e["sample"] for e in events if e["type"] == "episode_end"}
+    last = max((e["sample"] for e in events if e["type"] == "beat"), default=0)
+    return np.array([(e["sample"], ends.get(e["episode"], last)) for e in events
+                     if e["type"] == "episode_start"], np.int64).reshape(-1, 2)
+
+
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
                     start_s: float, records: list[str] | None = None,
-                    block_s: float = 10.0, settings: dict | None = None
-                    ) -> dict[str, BeatTable]:
+                    block_s: float = 10.0, settings: dict | None = None,
+                    resample_hz: float | None = None) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
-    measured is the one the device runs."""
+    measured is the one the device runs. ``resample_hz``: replay each record as a front-end at
+    that rate would have sampled it (:func:`resample_record`)."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
+    if resample_hz is not None:
+        _check_rate(resample_hz)
     tables = {}
     paths = [p for p in list_wfdb_records(folder)
              if p.name not in PACED_RECORDS and (records is None or p.name in records)]
@@ -75,6 +113,10 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         rec = read_record(path)
         if not rec.has_annotations:
             continue
+        rhythm_samples, rhythm_notes = read_rhythm(path)
+        if resample_hz is not None:
+            fs_was, rec = rec.fs, resample_record(rec, resample_hz)
+            rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)
         events: list[dict] = []
         run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
                    record_blocks(rec, None, block_s))
@@ -83,7 +125,9 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
         flag = np.array([e["flag"] for e in beats], dtype=bool)
         calls = np.array([e.get("class", "N") for e in beats], dtype="<U1")
+        episodes = episode_spans(events)
         tables[rec.name] = evaluate_record(sample, score, flag, rec.ann_samples,
                                            rec.ann_symbols, rec.fs, start_s=start_s,
-                                           calls=calls, rhythm=read_rhythm(path))
+                                           calls=calls, rhythm=(rhythm_samples, rhythm_notes),
+                                           episodes=episodes, n_samples=rec.n_samples)
     return tables

@@ -165,6 +165,10 @@ CASES = {
                                                   "--reference", "combined"),
     "device-evaluate-folder-garbage": _device("evaluate-folder", "{d}/emptydir", "--bundle",
                                               "{d}/garbage.tar.gz"),
+    "device-evaluate-folder-resample-nan": _device("evaluate-folder", str(MITDB), "--bundle",
+                                                   "{d}/bundle", "--resample-to", "nan"),
+    "device-evaluate-folder-resample-tiny": _device("evaluate-folder", str(MITDB), "--bundle",
+                                                    "{d}/bundle", "--resample-to", "3"),
     # ecg-bridge
     "bridge-emulate-missing": _bridge("emulate", "{d}/nope.csv", "--fs", "360"),
     "bridge-emulate-empty": _bridge("emulate", "{d}/empty.csv", "--fs", "360"),

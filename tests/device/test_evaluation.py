@@ -77,3 +77,24 @@ def test_vf_episodes_from_marks_and_rhythm_notes():
                         [(50, 100), (200, 400)]).tolist() == [False, True, True, False, True,
                                                               False]
     assert not in_intervals(np.array([1, 2]), []).any()
+
+
+def test_alarm_load_counts_episodes_without_an_abnormal_beat(record_106):
+    """Episodes over a real record's V beats are true alarms; ones over runs of N beats only
+    are false; ones before the scored start are not counted; the rate is per scored hour."""
+    is_beat, cls = aami_class(record_106.ann_symbols)
+    ref, cls = record_106.ann_samples[is_beat], cls[is_beat]
+    v, n = ref[cls == "V"], ref[cls == "N"]
+    late_n = n[n > 400 * 360]
+    n_only = [(a, b) for a, b in zip(late_n[:-1], late_n[1:])
+              if not ((v > a - 54) & (v < b + 54)).any()][:3]
+    assert len(n_only) == 3
+    spans = np.array([(v[-5], v[-4]), *n_only, (v[0], v[0])])  # v[0] lies before 300 s
+    assert v[0] < 300 * 360
+    t = evaluate_record(ref, np.zeros(len(ref)), np.zeros(len(ref), bool),
+                        record_106.ann_samples, record_106.ann_symbols, 360.0, start_s=300,
+                        episodes=spans, n_samples=record_106.n_samples)
+    assert (t.episodes, t.false_episodes) == (4, 3)
+    alarms = summarize({"106": t})["gross"]["alarms"]
+    hours = (record_106.n_samples - 300 * 360) / 360 / 3600
+    assert alarms["false_per_h"] == pytest.approx(3 / hours)

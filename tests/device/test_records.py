@@ -53,3 +53,40 @@ def test_truncated_wfdb_is_refused(tmp_path, mitdb_dir):
     (tmp_path / "100.dat").write_bytes((mitdb_dir / "100.dat").read_bytes()[:1000])
     with pytest.raises(RecordError, match="100"):
         read_record(tmp_path / "100")
+
+
+@pytest.mark.parametrize("fs", [128.0, 250.0])
+def test_a_record_resampled_to_another_front_end_rate_keeps_its_beats(record_106, fs):
+    """The bench check for other front-end rates: the resampled record's annotations still sit
+    on its R peaks and the signal path finds the same beats there."""
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.evaluation import match_beats
+    from ecg_edge.device.records import record_beats, resample_record
+
+    head = type(record_106)(record_106.name, record_106.counts[: 360 * 120], record_106.fs,
+                            record_106.uv_per_count, record_106.channels,
+                            *_annotations_before(record_106, 360 * 120))
+    low = resample_record(head, fs)
+    assert low.fs == fs and low.n_samples == round(head.n_samples * fs / 360.0)
+    assert low.ann_symbols == head.ann_symbols
+    np.testing.assert_allclose(low.ann_samples / fs, head.ann_samples / 360.0, atol=1 / fs)
+    # Same amplitude at the new rate (the anti-alias filter keeps the QRS band).
+    assert np.ptp(low.lead_mv()) == pytest.approx(np.ptp(head.lead_mv()), rel=0.1)
+    native = record_beats(head, SignalConfig()).time_s
+    beats = record_beats(low, SignalConfig()).time_s
+    matched = match_beats(np.round(beats * 1000), np.round(native * 1000), 150)
+    assert len(native) >= 135 and abs(len(beats) - len(native)) <= 1
+    assert np.count_nonzero(matched >= 0) >= len(native) - 1
+
+
+def _annotations_before(record, n):
+    keep = record.ann_samples < n
+    return record.ann_samples[keep], [s for s, k in zip(record.ann_symbols, keep) if k]
+
+
+def test_resampling_refuses_an_absurd_rate(record_100):
+    from ecg_edge.device.records import resample_record
+    from ecg_edge.firmware_bridge.errors import UserError
+
+    with pytest.raises(UserError, match="outside 50-10000 Hz"):
+        resample_record(record_100, float("nan"))
