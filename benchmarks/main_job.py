@@ -155,7 +155,8 @@ def main_job(out: Path, data: Path, train_records: list[str], stream_record: str
     ev = read_beat_events(events)
     table = evaluate_record(ev["sample"], ev["score"], ev["flag"], rec.ann_samples,
                             rec.ann_symbols, rec.fs, end_s=rec.duration_s, calls=ev["class"],
-                            rhythm=read_rhythm(record_path))
+                            rhythm=read_rhythm(record_path), episodes=ev["episodes"],
+                            n_samples=rec.n_samples)
     beat_summary = summarize({rec.name: table})
     steps.done()
 

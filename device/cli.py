@@ -384,7 +384,8 @@ def evaluate_cmd(events_path: str, record: str, start_s: float, end_s: float | N
     beats = read_beat_events(events_path)
     table = evaluate_record(beats["sample"], beats["score"], beats["flag"], rec.ann_samples,
                             rec.ann_symbols, rec.fs, start_s=start_s, end_s=end_s,
-                            calls=beats["class"], rhythm=read_rhythm(record))
+                            calls=beats["class"], rhythm=read_rhythm(record),
+                            episodes=beats["episodes"], n_samples=rec.n_samples)
     summary = summarize({rec.name: table})
     if as_json:
         click.echo(json.dumps(to_jsonable(summary), indent=2))

@@ -167,30 +167,57 @@ def iter_events(path):
 
 
 def read_beat_events(path) -> dict:
-    """Beat events of a JSON-lines file as arrays (sample, score, flag, class); other events
-    skipped. Events without a class call (older files) read as N.
+    """Beat events of a JSON-lines file as arrays (sample, score, flag, class), and the anomaly
+    episodes as (k, 2) first and last samples; other events skipped. Events without a class
+    call (older files) read as N.
 
     A beat event must carry an integer ``sample`` >= 0, a numeric (or null) ``score`` and, if
-    any, a class among N S V F Q; any other beat line is refused with its line number rather
-    than guessed at.
+    any, a class among N S V F Q; any other beat or episode line is refused with its line
+    number rather than guessed at.
     """
     import numpy as np
 
-    rows = [_beat_row(ev, path, k) for k, ev in iter_events(path)
-            if isinstance(ev, dict) and ev.get("type") == "beat"]
+    rows, episodes = [], []
+    for k, ev in iter_events(path):
+        kind = ev.get("type") if isinstance(ev, dict) else None
+        if kind == "beat":
+            rows.append(_beat_row(ev, path, k))
+        elif kind in ("episode_start", "episode_end"):
+            number = ev.get("episode")
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise UserError(f"{path}: line {k}: episode event without an episode number "
+                                f"({number!r}); the file is damaged or not from ecg-device")
+            episodes.append({"type": kind, "episode": number,
+                             "sample": _sample(ev, path, k, "episode")})
     if not rows:
         raise UserError(f"{path}: no beat events found")
     sample, score, flag, cls = (np.array(c) for c in zip(*rows))
     return {"sample": sample.astype(np.int64), "score": score.astype(np.float64),
-            "flag": flag.astype(bool), "class": cls.astype("<U1")}
+            "flag": flag.astype(bool), "class": cls.astype("<U1"),
+            "episodes": episode_spans(episodes, int(sample.max()))}
+
+
+def episode_spans(events, last: int):
+    """(k, 2) first and last sample of each anomaly episode among ``events``; one still open
+    at the end of the stream runs to ``last``, the stream's last beat."""
+    import numpy as np
+
+    ends = {e["episode"]: e["sample"] for e in events if e["type"] == "episode_end"}
+    return np.array([(e["sample"], ends.get(e["episode"], last)) for e in events
+                     if e["type"] == "episode_start"], np.int64).reshape(-1, 2)
+
+
+def _sample(ev: dict, path, line: int, what: str) -> int:
+    sample = ev.get("sample")
+    if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not (
+            math.isfinite(sample) and float(sample).is_integer() and 0 <= sample < 1 << 53):
+        raise UserError(f"{path}: line {line}: {what} event without a valid sample index "
+                        f"({sample!r}); the file is damaged or not from ecg-device")
+    return int(sample)
 
 
 def _beat_row(ev: dict, path, line: int) -> tuple[int, float, bool, str]:
-    sample, score = ev.get("sample"), ev.get("score")
-    if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not (
-            math.isfinite(sample) and float(sample).is_integer() and 0 <= sample < 1 << 53):
-        raise UserError(f"{path}: line {line}: beat event without a valid sample index "
-                        f"({sample!r}); the file is damaged or not from ecg-device")
+    sample, score = _sample(ev, path, line, "beat"), ev.get("score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
         raise UserError(f"{path}: line {line}: beat score {score!r} is not a number")
     cls = ev.get("class", "N")

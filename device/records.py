@@ -9,6 +9,7 @@ import numpy as np
 
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
+from ecg_edge.device.events import episode_spans
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
@@ -84,15 +85,6 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
         yield RecordBeats(rec, record_beats(rec, cfg))
 
 
-def episode_spans(events: list[dict]) -> np.ndarray:
-    """(k, 2) first and last sample of each anomaly episode in an events list (one still open
-    at the end of the stream runs to its last beat)."""
-    ends = {e["episode"]: e["sample"] for e in events if e["type"] == "episode_end"}
-    last = max((e["sample"] for e in events if e["type"] == "beat"), default=0)
-    return np.array([(e["sample"], ends.get(e["episode"], last)) for e in events
-                     if e["type"] == "episode_start"], np.int64).reshape(-1, 2)
-
-
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
                     start_s: float, records: list[str] | None = None,
                     block_s: float = 10.0, settings: dict | None = None,
@@ -125,7 +117,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
         flag = np.array([e["flag"] for e in beats], dtype=bool)
         calls = np.array([e.get("class", "N") for e in beats], dtype="<U1")
-        episodes = episode_spans(events)
+        episodes = episode_spans([e for e in events if e["type"].startswith("episode_")],
+                                  int(sample.max(initial=0)))
         tables[rec.name] = evaluate_record(sample, score, flag, rec.ann_samples,
                                            rec.ann_symbols, rec.fs, start_s=start_s,
                                            calls=calls, rhythm=(rhythm_samples, rhythm_notes),

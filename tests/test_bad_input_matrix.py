@@ -64,6 +64,8 @@ def inputs(tmp_path_factory, record_106):
     (huge / "manifest.json").write_text(json.dumps(m))
     beats = d / "badbeats.jsonl"
     beats.write_text('{"type":"beat","sample":null,"score":1}\n')
+    (d / "badepisode.jsonl").write_text('{"type":"beat","sample":5,"score":1}\n'
+                                        '{"type":"episode_start","episode":[1],"sample":5}\n')
     return d
 
 
@@ -125,6 +127,7 @@ CASES = {
     "device-evaluate-empty": _device("evaluate", "{d}/empty.jsonl", R),
     "device-evaluate-garbage": _device("evaluate", "{d}/garbage.jsonl", R),
     "device-evaluate-bad-beats": _device("evaluate", "{d}/badbeats.jsonl", R),
+    "device-evaluate-bad-episode": _device("evaluate", "{d}/badepisode.jsonl", R),
     "device-evaluate-nan-start": _device("evaluate", "{d}/badbeats.jsonl", R, "--start",
                                          "nan"),
     "device-reference-missing": _device("reference", "{d}/nope"),

@@ -38,6 +38,10 @@ def test_replay_then_evaluate_matches_the_batch_path(tmp_path):
     assert ev.returncode == 0, ev.stderr
     g = json.loads(ev.stdout)["gross"]
     assert g["qrs"]["se"] > 0.995 and g["auc"]["N_vs_V"] > 0.97
+    # The alarm load counts the episodes of the events file after the 300 s learning period.
+    opened = [e for e in lines if e["type"] == "episode_start" and e["sample"] >= 300 * 360]
+    assert g["alarms"]["episodes"] == len(opened) > 0
+    assert 0 <= g["alarms"]["false_episodes"] <= len(opened)
 
 
 def test_replay_and_evaluate_bad_input(tmp_path):
