@@ -318,6 +318,24 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
+@cli.command("strip-alarms")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Bundle to replay with (default: the shipped device/bundles/ds1).")
+@click.option("--labels", default="N,O,~", show_default=True,
+              help="Strip labels to replay (CinC 2017: N, A, O, ~).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first this many strips of each label.")
+@click.option("--json", "as_json", is_flag=True)
+def strip_alarms_cmd(folder, bundle_path, labels, limit, as_json):
+    """Rhythm episodes the device opens on short strips without that rhythm, per 24 h."""
+    from ecg_edge.benchmarks.strip_alarms import strip_alarms, table
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+
+    out = strip_alarms(folder, bundle_path or SHIPPED_BUNDLE, labels, limit)
+    click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else table(out))
+
+
 def main() -> None:
     run_cli(cli)
 

@@ -237,6 +237,7 @@ RULES: dict[type, dict[str, Rule]] = {
                      "peak_half_window_s": _SECONDS, "refractory_s": _SECONDS,
                      "t_wave_s": _SECONDS, "learning_s": Rule(gt=0, le=600),
                      "searchback_factor": Rule(gt=1, le=10), "rr_init_s": _SECONDS,
+                     "level_cap": Rule(ge=1, le=1e6),
                      "confirm_band_hz": _POS, "confirm_qrs_s": _SECONDS,
                      "confirm_beat_s": _SECONDS, "confirm_mean_s": Rule(gt=0, le=600),
                      "confirm_tolerance_s": _SECONDS},

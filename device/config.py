@@ -21,6 +21,7 @@ class DetectorConfig:
     t_wave_s: float = 0.36  # a peak closer than this to the last beat may be a T wave
     learning_s: float = 2.0  # initial threshold estimate
     searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR
+    level_cap: float = 25.0  # a peak counts in the signal/noise level as at most this x the level
     # Where the previous quality segment was noisy or unreadable, a candidate must clear this
     # fraction of the way from the noise level to the signal level (0.25 in clean signal).
     noisy_threshold_fraction: float = 0.3

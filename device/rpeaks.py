@@ -82,6 +82,13 @@ class RPeakDetector:
         return self.search_base + self.cfg.searchback_factor * self.rr_mean
 
     # -- the per-candidate state machine ----------------------------------------------------
+    def _peak(self, value: float) -> float:
+        """A peak's share in the signal or noise level, at most ``level_cap`` x the signal
+        level: one artifact (a touch, electrode motion) many times a QRS otherwise lifts the
+        threshold above the next beats for seconds, and those beats are lost (a false pause)."""
+        cap = self.cfg.level_cap * self.spk
+        return min(value, cap) if cap > 0 else value
+
     def _accept(self, c: _Candidate, weight: float, out: list[int]) -> None:
         """A beat, provisional until no larger peak follows within the refractory period."""
         self._finalize(out)
@@ -89,7 +96,7 @@ class RPeakDetector:
             self.rr.append(c.index - self.last)
             del self.rr[:-8]
         self._spk_before = self.spk
-        self.spk = weight * c.value + (1 - weight) * self.spk
+        self.spk = weight * self._peak(c.value) + (1 - weight) * self.spk
         self.provisional = c
         self.last, self.last_slope = c.index, c.slope
         self.pending = [p for p in self.pending if p.index > c.index]
@@ -104,11 +111,11 @@ class RPeakDetector:
         self.last = None if not self.rr and self._prev_final is None else self._prev_final
         if self.last is not None:
             self.rr.append(c.index - self.last)
-        self.spk = 0.125 * c.value + 0.875 * self.spk
+        self.spk = 0.125 * self._peak(c.value) + 0.875 * self.spk
         self.provisional = c
         self.last, self.last_slope = c.index, c.slope
         self.search_base = c.index
-        self.npk = 0.125 * old.value + 0.875 * self.npk
+        self.npk = 0.125 * self._peak(old.value) + 0.875 * self.npk
 
     def _finalize(self, out: list[int]) -> None:
         if self.provisional is not None:
@@ -151,7 +158,7 @@ class RPeakDetector:
             if self.provisional is not None and c.value > self.provisional.value:
                 self._replace(c)
             else:
-                self.npk = 0.125 * c.value + 0.875 * self.npk
+                self.npk = 0.125 * self._peak(c.value) + 0.875 * self.npk
             return
         is_beat = c.value > self.threshold_at(c.index)
         if is_beat and since is not None and since < self.n.t_wave and (
@@ -161,7 +168,7 @@ class RPeakDetector:
         if is_beat:
             self._accept(c, 0.125, out)
         else:
-            self.npk = 0.125 * c.value + 0.875 * self.npk
+            self.npk = 0.125 * self._peak(c.value) + 0.875 * self.npk
             self.pending.append(c)
 
     # -- streaming --------------------------------------------------------------------------
@@ -208,10 +215,17 @@ class RPeakDetector:
         self._decide(c, out)
 
     def _start(self) -> None:
-        """Initial thresholds from the learning period (Pan & Tompkins: max/3, mean/2)."""
+        """Initial thresholds from the learning period (Pan & Tompkins: max/3, mean/2), with
+        the median of its largest candidates for the max: a single artifact at the start of a
+        stream (a handheld recorder touched, a strap put on) is not a QRS level to wait under."""
         f = self.feature.get(max(self.feature.start, self.learn_end - self.n.detector_learning),
                              self.learn_end)
-        self.spk, self.npk = float(np.max(f)) / 3.0, float(np.mean(f)) / 2.0
+        top = sorted((c.value for c in self.learning or ()), reverse=True)
+        peak = float(np.max(f))
+        if len(top) >= 3:
+            peak = min(peak, top[len(top) // 4] if len(top) > 8 else float(np.median(top[:3])))
+        self.spk = peak / 3.0
+        self.npk = float(np.mean(np.minimum(f, peak))) / 2.0
 
     def flush(self) -> list[int]:
         """End of stream: decide what the remaining samples allow."""

@@ -1,0 +1,69 @@
+"""Rhythm alarms on short strips that do not hold that rhythm: what a wearer who records strips
+(a handheld or a watch) would be told in error.
+
+Each strip of a labelled folder (CinC 2017: N normal, A AF, O other rhythm, ~ noisy) is replayed
+through the device's default monitor as its own stream, as a handheld recording is; every
+``rhythm_start`` is counted per type and per strip label, and scaled to 24 h of such strips. On
+normal strips every episode is false; on the others only AF is checkable against the label.
+Strips start cold (no learning period behind them), so a detector that loses its first beats
+to a contact artifact shows here as false pauses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
+from ecg_edge.device.rhythm import RHYTHMS
+from ecg_edge.device.rhythm_eval import read_strip_labels
+from ecg_edge.device.scoring import ModelScorer
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.progress import progress
+from ecg_edge.firmware_bridge.records import read_record
+
+
+def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O,~",
+                 limit: int | None = None, variant: str = "int8") -> dict:
+    """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h."""
+    folder = Path(folder)
+    ref = read_strip_labels(folder)
+    wanted = [x.strip() for x in labels.split(",") if x.strip()]
+    bad = [x for x in wanted if x not in "NAO~"]
+    if bad or not wanted:
+        raise UserError(f"strip labels {labels!r}: give some of N, A, O, ~ (comma-separated)")
+    bundle = load_bundle(bundle_path)
+    settings = bundle_settings(bundle)
+    threshold = bundle.threshold(variant).value
+    out: dict = {"bundle": str(bundle_path), "variant": variant, "labels": {}}
+    for label in wanted:
+        names = sorted(n for n, lab in ref.items() if lab == label)[:limit]
+        counts = dict.fromkeys(RHYTHMS, 0)
+        strips_with = 0
+        seconds = 0.0
+        for name in progress(names, f"strip {label}", every_s=10.0):
+            rec = read_record(folder / name)
+            events: list[dict] = []
+            monitor = Monitor(bundle.manifest.signal, ModelScorer(bundle, variant), threshold,
+                              events.append, **settings)
+            run_blocks(monitor, record_blocks(rec, None, 10.0))
+            opened = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
+            for r in opened:
+                counts[r] += 1
+            strips_with += bool(opened)
+            seconds += rec.duration_s
+        day = seconds / 86400.0
+        out["labels"][label] = {
+            "strips": len(names), "hours": seconds / 3600.0, "strips_with_an_episode": strips_with,
+            "episodes": counts,
+            "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()}}
+    return out
+
+
+def table(out: dict) -> str:
+    head = "| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in RHYTHMS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(RHYTHMS))]
+    for label, m in out["labels"].items():
+        lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | " + " | ".join(
+            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in RHYTHMS) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+"""Rhythm alarms on normal strips, through the shipped bundle's monitor."""
+
+from ecg_edge.benchmarks.strip_alarms import strip_alarms, table
+from ecg_edge.device.cli import SHIPPED_BUNDLE
+from tests.conftest import DATA
+
+
+def test_normal_strips_opening_with_an_artifact_raise_no_pause():
+    """Both strips are sinus rhythm after a contact artifact; the detector used to lose the
+    beats after it and the rhythm analysis called pauses of 5.6 and 9.9 s."""
+    out = strip_alarms(DATA / "cinc2017_artifacts", SHIPPED_BUNDLE, labels="N")
+    n = out["labels"]["N"]
+    assert n["strips"] == 2 and 0.01 < n["hours"] < 0.02
+    assert n["episodes"]["PAUSE"] == 0 and n["episodes"]["AF"] == 0, n["episodes"]
+    assert "| N | 2 |" in table(out)
+
+
+def test_strip_alarms_count_what_the_monitor_opens():
+    """The AF strips of the shipped subset open AF episodes; the counts add up per label."""
+    out = strip_alarms(DATA / "cinc2017", SHIPPED_BUNDLE, labels="A,N")
+    a = out["labels"]["A"]
+    assert a["strips"] == 3 and a["episodes"]["AF"] >= 1
+    assert a["per_24h"]["AF"] == a["episodes"]["AF"] / (a["hours"] / 24)
