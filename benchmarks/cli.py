@@ -292,15 +292,19 @@ def quality_cost_cmd(records, noise_path, snr, repeats, as_json):
               help="Members (seeds) averaged in one graph (default: the classifier's).")
 @click.option("--noise-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="MIT-BIH NST noise records (ma, bw) added to training beats at 12-24 dB.")
-@click.option("--inputs", type=click.Choice(["wearer+rr", "wearer+rr+shape"]), default=None,
+@click.option("--inputs", type=click.Choice(["wearer+rr", "wearer+rr+shape", "wearer+rr+atrial"]),
+              default=None,
               help="Model input (default: the classifier's); +shape adds the beat's shape "
-                   "against the wearer's template (device.morphology).")
+                   "against the wearer's template (device.morphology), +atrial the local/next "
+                   "RR against the long-term RR and the P wave against the template's.")
+@click.option("--long-rr-beats", default=None, type=click.IntRange(8, 4096),
+              help="RR intervals of the wearer's long-term RR (default: the classifier's).")
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
 @click.option("--json", "as_json", is_flag=True)
-def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs, ship,
-               as_json):
+def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
+               long_rr_beats, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -308,7 +312,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 
     ccfg = ClassifierConfig(seed=seed, **({"epochs": epochs} if epochs else {}),
                             **({"ensemble": ensemble} if ensemble else {}),
-                            **({"inputs": inputs} if inputs else {}))
+                            **({"inputs": inputs} if inputs else {}),
+                            **({"long_rr_beats": long_rr_beats} if long_rr_beats else {}))
     result = ds1_cv(Path(folder), Path(out),
                     Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
                                 if noise_dir else ""), ccfg,

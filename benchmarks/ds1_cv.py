@@ -184,7 +184,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
-    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above,
+    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above, long_rr_beats=ccfg.long_rr_beats,
                      v_baseline_beats=cfg.v_baseline_beats,
                      v_baseline_quantile=cfg.v_baseline_quantile,
                      v_template_weight=cfg.v_template_weight)

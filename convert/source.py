@@ -195,7 +195,7 @@ def _deploy(run: Path, config: dict, data, cache_dir, log) -> Source:
     from ecg_edge.device.features import model_inputs
 
     cspec = _class_spec(config)
-    neutral = {} if cspec is None else {"rr_neutral_above": cspec.rr_neutral_above}
+    neutral = {} if cspec is None else {"classes": cspec, "signal": cfg}
     xs, keeps, clss, normals, offsets = [], [], [], [], [0]
     for n in names:
         d = recs[n]

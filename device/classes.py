@@ -38,6 +38,11 @@ RR_FEATURES = ("rr_prev/rr_local", "rr_next/rr_local", "rr_prev/rr_next", "rr_pr
 #: The RR ratios among them: set to 1 (no evidence) where the rhythm before the beat is irregular
 #: (ClassSpec.rr_neutral_above).
 RR_RATIOS = RR_FEATURES[:4]
+#: Supraventricular evidence appended after :data:`RR_FEATURES` by the ``wearer+rr+atrial`` input
+#: (:func:`atrial_features`): the local rate against the wearer's long-term one (a run of SVTA is
+#: regular beat to beat but fast against it), the following RR against the long-term RR, and the
+#: P-wave region against the wearer's template (an ectopic atrial focus changes or hides it).
+ATRIAL_FEATURES = ("rr_local/rr_long", "rr_next/rr_long", "p_correlation", "p_rms/template_p_rms")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,9 @@ class ClassSpec:
     s_threshold: float = 0.5  # p(S) above this -> S (withheld where the rhythm is irregular)
     f_threshold: float = 0.5  # p(F) above this -> F
     irregular_beats: int = 8  # RR intervals before a beat that judge the rhythm
-    long_rr_beats: int = 64  # RR intervals of the long-term RR (a model input)
+    # RR intervals of the long-term RR (a model input, and the second reference of the S
+    # prematurity rule): long enough that a run of SVTA does not become its own baseline
+    long_rr_beats: int = 64
     irregular_threshold: float = 0.1  # median |ΔRR| / median RR above this = irregular
     # Model inputs: the RR ratios are set to 1 (no evidence) where the irregularity is above
     # this (rr_features); >= 1 never (the irregularity is bounded by 1). Training uses the same.
@@ -83,6 +90,9 @@ class ClassSpec:
     v_baseline_beats: int = 0
     v_baseline_quantile: float = 0.25
     v_baseline_weight: float = 0.0
+    # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
+    # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
+    p_region_s: tuple[float, float] = (0.25, 0.07)
     chosen: str = ""  # how the thresholds were chosen (provenance)
 
     def __post_init__(self) -> None:
@@ -99,6 +109,7 @@ class ClassSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = list(self.labels)
+        d["p_region_s"] = list(self.p_region_s)
         return d
 
     @classmethod
@@ -107,7 +118,7 @@ class ClassSpec:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown classes keys: {sorted(unknown)}")
-        return cls(**{**d, **({"labels": tuple(d["labels"])} if "labels" in d else {})})
+        return cls(**{**d, **{k: tuple(d[k]) for k in ("labels", "p_region_s") if k in d}})
 
 
 @dataclass
@@ -237,6 +248,30 @@ def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> 
     return f.astype(np.float32)
 
 
+def atrial_features(beats: Beats, trend: np.ndarray, fs: float, before_s: float,
+                    region_s: tuple[float, float]) -> np.ndarray:
+    """(n, 4) float32 :data:`ATRIAL_FEATURES`: the local RR and the following RR over the
+    long-term RR (``trend`` from :class:`RRTrend`), the correlation of the beat's P-wave region
+    (``region_s`` seconds before the R peak, which sits ``before_s`` into the window at ``fs``)
+    with the same region of the wearer's template, and that region's RMS over the template's.
+    Against the wearer's own rate and P wave, not a population's (de Chazal 2004, Mar 2011).
+    Unknown values are 1; bounded as :func:`rr_features`."""
+    from ecg_edge.device.rhythm import p_wave_similarity
+
+    f = np.empty((len(beats), len(ATRIAL_FEATURES)), np.float64)
+    r = int(round(before_s * fs))
+    a, b = max(0, r - int(round(region_s[0] * fs))), max(1, r - int(round(region_s[1] * fs)))
+    w, t = beats.window[:, a:b], beats.template[:, a:b]
+    with np.errstate(all="ignore"):
+        f[:, 0] = beats.rr_local / trend[:, 1]
+        f[:, 1] = beats.rr_next / trend[:, 1]
+        f[:, 2] = p_wave_similarity(beats.window, beats.template, fs, before_s, region_s)
+        f[:, 3] = w.std(axis=1) / t.std(axis=1)
+    f[~np.isfinite(f)] = 1.0
+    np.clip(f, -1.0, 3.0, out=f)
+    return f.astype(np.float32)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Class probabilities of a classifier's (n, 4) logits. The model ends in logits, not a
     softmax: int8 probabilities of 1/256 steps tie most normal beats at 0 and lose the ranking,
@@ -345,6 +380,7 @@ def burden(counts: dict[str, int]) -> dict:
     return {"class_counts": counts, "pvc_burden_pct": pct("V"), "pac_burden_pct": pct("S")}
 
 
-__all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ClassSpec", "BeatCalls", "RRTrend",
+__all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
+           "ClassSpec", "BeatCalls", "RRTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
            "calls_from_probs", "calls_for_inputs", "calls_from_flags", "count_calls", "burden"]

@@ -15,7 +15,7 @@ from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
-INPUTS = ("wearer", "absolute", "wearer+rr", "wearer+rr+shape")
+INPUTS = ("wearer", "absolute", "wearer+rr", "wearer+rr+shape", "wearer+rr+atrial")
 COMBINE = ("model", "model+rr", "model+template+rr")
 #: ``classifier``: the model outputs class probabilities (:data:`device.classes.LABELS`), not a
 #: reconstruction; its score is their abnormal part (see :func:`classifier_score`).
@@ -61,7 +61,7 @@ class ScoreSpec:
 
 
 def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
-                 rr_neutral_above: float = 1.0) -> np.ndarray:
+                 rr_neutral_above: float = 1.0, classes=None, signal=None) -> np.ndarray:
     """(n, W, C) float32 model input.
 
     ``wearer``: channel 0 = beat − template, channel 1 = template, both in the wearer's units
@@ -78,7 +78,33 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     ``wearer+rr+shape``: ``wearer+rr`` plus one constant channel per shape feature against the
     wearer's template (:func:`device.morphology.shape_features`: correlation, QRS width, area
     and main-deflection ratios), after the rhythm features.
+    ``wearer+rr+atrial``: ``wearer+rr`` plus one constant channel per supraventricular feature
+    (:func:`device.classes.atrial_features`: local and next RR against the long-term RR, the
+    P-wave region against the template's), after the rhythm features.
+    ``classes`` (a :class:`device.classes.ClassSpec`, the bundle's) sets the RR trend's lengths,
+    ``rr_neutral_above`` and the P-wave region; ``signal`` (the bundle's SignalConfig) the
+    window's rate and R position. Training passes the same (:func:`train.classifier.
+    record_inputs`).
     """
+    if classes is not None:
+        rr_neutral_above = classes.rr_neutral_above
+        if trend is None and mode.startswith("wearer+rr"):
+            from ecg_edge.device.classes import RRTrend
+
+            trend = RRTrend(classes.irregular_beats, classes.long_rr_beats)(beats.rr_prev)
+    if mode == "wearer+rr+atrial":
+        from ecg_edge.device.classes import ClassSpec, RRTrend, atrial_features
+        from ecg_edge.device.config import SignalConfig
+
+        spec, sig = classes or ClassSpec(), signal or SignalConfig()
+        if trend is None:
+            trend = RRTrend(spec.irregular_beats, spec.long_rr_beats)(beats.rr_prev)
+        x = model_inputs(beats, "wearer+rr", trend, rr_neutral_above)
+        f = atrial_features(beats, trend, sig.fs, sig.window_before_s, spec.p_region_s)
+        out = np.empty((*x.shape[:2], x.shape[2] + f.shape[1]), np.float32)
+        out[..., : x.shape[2]] = x
+        out[..., x.shape[2] :] = f[:, None, :]
+        return out
     if mode == "wearer+rr+shape":
         from ecg_edge.device.morphology import shape_features
 

@@ -43,6 +43,7 @@ class ModelScorer:
                               f"(it has: {', '.join(have)})")
         self.variant = variant
         self.spec = ScoreSpec(**m.score)
+        self.signal = m.signal
         self.batch = 1 if edgetpu else batch
         self.interpreter, self.runtime = make_interpreter(
             bundle.path(model.file), threads=threads, runtime=runtime, edgetpu=edgetpu,
@@ -104,7 +105,8 @@ class ModelScorer:
         trend = self.trend(beats.rr_prev) if trend is None else trend
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
-        x = model_inputs(beats, self.spec.inputs, trend, self.classes.rr_neutral_above)
+        x = model_inputs(beats, self.spec.inputs, trend, classes=self.classes,
+                         signal=self.signal)
         probs = softmax(self.predict(x))
         base = (None if self.v_base is None
                 else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))

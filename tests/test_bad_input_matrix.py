@@ -212,6 +212,7 @@ CASES = {
                                          str(DATA / "nstdb_noise"), "--no-reference"),
     "bench-ds1-cv-missing": _bench("ds1-cv", "{d}/nope"),
     "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
+    "bench-ds1-cv-long-rr": _bench("ds1-cv", "{d}/emptydir", "--long-rr-beats", "2"),
     "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),
     "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
     "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),

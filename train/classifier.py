@@ -70,12 +70,16 @@ class ClassifierConfig:
     # Model inputs' RR ratios are neutral (1) where the RR irregularity before a beat is above
     # this (device.classes.rr_features; the bundle's classes.rr_neutral_above, >= 1 never).
     rr_neutral_above: float = 1.0
+    # RR intervals of the long-term RR the model sees and the S rule uses
+    # (device.classes.ClassSpec.long_rr_beats; the bundle carries it, training uses the same).
+    long_rr_beats: int = 64
     # Members trained with seeds seed, seed+1, ... whose logits are averaged inside one graph
     # (one TFLite model; weights and MACs grow by this factor, the 64 KB int8 budget bounds it):
     # a new patient's beats fall where single models disagree.
     ensemble: int = 1
-    # Model input (device.features.model_inputs): "wearer+rr", or "wearer+rr+shape" with the
-    # shape features against the wearer's template (device.morphology) as well.
+    # Model input (device.features.model_inputs): "wearer+rr", "wearer+rr+shape" with the
+    # shape features against the wearer's template (device.morphology) as well, or
+    # "wearer+rr+atrial" with the supraventricular features (device.classes.atrial_features).
     inputs: str = INPUTS
     seed: int = 0
 
@@ -116,8 +120,13 @@ def record_inputs(d: dict, cfg: ClassifierConfig | None = None) -> np.ndarray:
     from ecg_edge.train.protocols import as_beats
 
     cfg = cfg or ClassifierConfig()
-    return features.model_inputs(as_beats(d), cfg.inputs,
-                                 rr_neutral_above=cfg.rr_neutral_above)
+    return features.model_inputs(as_beats(d), cfg.inputs, classes=input_spec(cfg),
+                                 signal=SignalConfig())
+
+
+def input_spec(cfg: ClassifierConfig) -> ClassSpec:
+    """The ClassSpec settings that shape the model's inputs (the bundle carries the same)."""
+    return ClassSpec(rr_neutral_above=cfg.rr_neutral_above, long_rr_beats=cfg.long_rr_beats)
 
 
 def noise_segments(folder: str | Path, cfg: SignalConfig | None = None,

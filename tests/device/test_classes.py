@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 
 from ecg_edge.device import reference
 from ecg_edge.device.classes import (
+    ATRIAL_FEATURES,
     RR_FEATURES,
     RR_RATIOS,
     ClassSpec,
@@ -72,8 +75,8 @@ def test_v_needs_the_af_threshold_while_af_is_open():
 
 
 def test_class_spec_round_trip_and_refusals():
-    s = ClassSpec(v_threshold=0.3, chosen="cv")
-    assert ClassSpec.from_dict(s.to_dict()) == s
+    s = ClassSpec(v_threshold=0.3, chosen="cv", p_region_s=(0.2, 0.05))
+    assert ClassSpec.from_dict(json.loads(json.dumps(s.to_dict()))) == s
     with pytest.raises(ValueError, match="v_threshold"):
         ClassSpec(v_threshold=0.0)
     with pytest.raises(ValueError, match="unknown classes keys"):
@@ -107,6 +110,31 @@ def test_wearer_rr_inputs_carry_the_features(record_119):
     np.testing.assert_array_equal(x[:, 0, 2:], f)
     np.testing.assert_array_equal(x[:, -1, 2:], f)
     assert np.isfinite(x).all() and f.min() >= 0 and f.max() <= 3
+
+
+def test_atrial_inputs_block_by_block_equal_whole_and_separate_ectopy(record_119):
+    """The supraventricular inputs (long-term RR ratios, the P wave against the wearer's
+    template) follow the rhythm features; a stream's blocks give the whole record's values, and
+    119's PVCs (no P wave of their own) fall below its N beats' P-wave correlation."""
+    from ecg_edge.train.protocols import beat_classes
+
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    spec = ClassSpec(long_rr_beats=256)
+    x = model_inputs(beats, "wearer+rr+atrial", classes=spec, signal=CFG)
+    assert x.shape[2] == 2 + len(RR_FEATURES) + len(ATRIAL_FEATURES)
+    np.testing.assert_array_equal(x[:, :, : 2 + len(RR_FEATURES)],
+                                  model_inputs(beats, "wearer+rr", classes=spec))
+    trend, idx = RRTrend(spec.irregular_beats, spec.long_rr_beats), np.arange(len(beats))
+    parts = [model_inputs(beats.select((idx >= a) & (idx < a + 37)), "wearer+rr+atrial",
+                          trend(beats.rr_prev[a : a + 37]), classes=spec, signal=CFG)
+             for a in range(0, len(beats), 37)]
+    np.testing.assert_array_equal(np.concatenate(parts), x)
+    f = x[:, 0, 2 + len(RR_FEATURES) :]
+    assert np.isfinite(f).all() and f.min() >= -1 and f.max() <= 3
+    cls = beat_classes(beats, record_119.ann_samples, record_119.ann_symbols, record_119.fs)
+    p = f[:, ATRIAL_FEATURES.index("p_correlation")]
+    n, v = (cls == "N") & ~beats.learning, (cls == "V") & ~beats.learning
+    assert np.median(p[n]) > 0.8 and np.median(p[v]) < 0.2
 
 
 def test_rr_ratios_are_neutral_in_an_irregular_rhythm(record_119):

@@ -32,6 +32,25 @@ def test_training_labels_are_the_aami_classes(beats):
     assert clf.label_index(np.array(["F", "N", "V", "S"])).tolist() == [3, 0, 2, 1]
 
 
+def test_the_long_term_rr_length_reaches_the_inputs_and_the_s_rule(beats):
+    """ClassifierConfig.long_rr_beats sets the RR / long-term RR input (the median of that many
+    RR before the beat) and the ClassSpec the bundle carries, so the device computes the same."""
+    from ecg_edge.device.classes import RRTrend
+
+    d = beats["118"]
+    col = 2 + RR_FEATURES.index("rr_prev/rr_long")
+    for k in (64, 256):
+        cfg = clf.ClassifierConfig(long_rr_beats=k)
+        assert clf.input_spec(cfg).long_rr_beats == k
+        x = clf.record_inputs(d, cfg)[:, 0, col]
+        want = np.clip(d["rr_prev"] / RRTrend(8, k)(d["rr_prev"])[:, 1], 0, 3)
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(x[ok], want[ok], rtol=1e-5)
+    short = clf.record_inputs(d, clf.ClassifierConfig(long_rr_beats=64))[:, 0, col]
+    long_ = clf.record_inputs(d, clf.ClassifierConfig(long_rr_beats=256))[:, 0, col]
+    assert (short != long_).any()
+
+
 def test_augment_shifts_the_beat_not_the_template_or_features(beats):
     x = clf.record_inputs(beats["119"])[:200]
     cfg = clf.ClassifierConfig(max_shift=2, amplitude_jitter=0.2)
