@@ -36,6 +36,11 @@ class ECGModelSpec:
     weight: float = 0.5  # strip call: weight * ECG mean probability + (1 - weight) * RR one
     batch: int = 8  # windows per model call on a stream
     output_scale: float = 0.0
+    # A window's probability is the mean of the model on it and on its sign-flipped copy:
+    # electrode polarity differs between wearers and devices (the model is trained with random
+    # flips, yet answers the two polarities differently). False: the window alone (older
+    # bundles).
+    polarity_average: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,7 +110,17 @@ class ECGAFModel:
                              f"section says {spec.window_s:g} s at {spec.fs:g} Hz")
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
-        return self.runner(np.asarray(w, np.float32)).reshape(-1)
+        return run_windows(self.runner, w, self.spec.polarity_average)
+
+
+def run_windows(model, w: np.ndarray, polarity_average: bool) -> np.ndarray:
+    """(m,) probabilities of scaled windows through ``model`` (a callable on a batch); with
+    ``polarity_average`` the mean over each window and its sign-flipped copy, in one call."""
+    w = np.asarray(w, np.float32)
+    if not polarity_average:
+        return np.asarray(model(w)).reshape(-1)
+    p = np.asarray(model(np.concatenate([w, -w]))).reshape(-1)
+    return 0.5 * (p[: len(w)] + p[len(w):])
 
 
 class ECGFeed:

@@ -60,7 +60,7 @@ class RhythmModelConfig:
     folds: int = 5
     seed: int = 0
     ecg: bool = True  # also the ECG model (train/rhythm_ecg.py), combined for the strip call
-    ecg_epochs: int = 20
+    ecg_epochs: int = 30
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -353,7 +353,7 @@ def ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, rr_probs, m
     from ecg_edge.train import rhythm_ecg
 
     ecfg = replace(rhythm_ecg.ECGModelConfig(), epochs=mcfg.ecg_epochs, seed=mcfg.seed)
-    spec = rhythm_ecg.default_spec()
+    spec = rhythm_ecg.default_spec(ecfg.polarity_average)
     ws = rhythm_ecg.window_set(cinc, labels, strip_fold, mit, refs, rec_fold, spec, ecfg)
     ecg = rhythm_ecg.cross_validate(ws, mcfg.folds, ecfg, names, log)
     grid = [(w, float(t)) for w in rhythm_ecg.WEIGHTS for t in STRIP_GRID]
@@ -588,7 +588,8 @@ def train_ecg_final(cv: dict, threshold: float, log=print):
     ws, ecfg, spec, weight = cv["_ecg"]
     log(f"ECG model on all {len(ws.x)} windows")
     model = rhythm_ecg.fit(ws.x, ws.y, ecfg, ecfg.seed + 100)
-    data, parity = rhythm_ecg.convert_int8(model, ws, threshold, cv["_state"][5], weight)
+    data, parity = rhythm_ecg.convert_int8(model, ws, threshold, cv["_state"][5], weight,
+                                           polarity_average=spec.polarity_average)
     parity["passed"] = bool(parity["max_abs_error"] <= PARITY_MAX_ABS
                             and parity["decision_agreement"] >= PARITY_MIN_AGREEMENT
                             and parity["window_decision_agreement"] >= PARITY_MIN_AGREEMENT)

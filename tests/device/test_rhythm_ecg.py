@@ -90,3 +90,23 @@ def test_rhythm_strips_reports_the_learned_call():
     assert m["all"]["n"] == 7 and m["all"]["tp"] == 3 and m["all"]["fn"] == 0
     assert m["noisy"]["n"] == 1 and m["no_call"] == 0
     assert {"default", "cv"} <= set(out)
+
+
+def test_polarity_average_is_the_mean_over_both_signs(model, tap_201):
+    """With ``polarity_average`` a window's probability is the mean of the model on it and on
+    its sign-flipped copy (one runtime call); a window and its flipped copy then score the same,
+    which the plain model does not guarantee."""
+    from dataclasses import replace
+
+    from ecg_edge.device.rhythm_ecg import ECGAFModel, run_windows
+
+    spec = model.spec
+    w, _ = windows(decimate(tap_201, factor(SignalConfig().fs, spec.fs)), *spec.lengths(),
+                   spec.clip)
+    plain = run_windows(model.runner, w, False)
+    both = ECGAFModel(replace(spec, polarity_average=True), BUNDLE / spec.file)
+    avg = both(w)
+    flipped = run_windows(model.runner, -w, False)
+    assert np.allclose(avg, 0.5 * (plain + flipped), atol=1e-6)
+    assert np.allclose(both(-w), avg, atol=1e-6)
+    assert not np.allclose(plain, flipped, atol=1e-3)  # so the average is a real change

@@ -9,6 +9,7 @@ import pytest
 
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
+from ecg_edge.device.rhythm_ecg import ECGModelSpec
 from ecg_edge.device.rhythm_eval import read_reference
 from ecg_edge.device.rhythm_model import load_af_model
 from ecg_edge.device.selftest import selftest
@@ -86,7 +87,9 @@ def test_attach_from_puts_the_rhythm_model_back_into_a_remade_bundle(tmp_path):
     assert RhythmConfig.from_dict(after["rhythm"]) == RhythmConfig.from_dict(shipped["rhythm"])
     assert {k: v for k, v in after.items() if k not in ("rhythm", "rhythm_model")} == raw
     assert after["rhythm_model"]["sha256"] == shipped["rhythm_model"]["sha256"]
-    assert after["rhythm_model"].get("ecg") == shipped["rhythm_model"].get("ecg")
+    # The same ECG part (a setting the shipped manifest leaves out reads as its default).
+    assert (ECGModelSpec.from_dict(after["rhythm_model"]["ecg"])
+            == ECGModelSpec.from_dict(shipped["rhythm_model"]["ecg"]))
     assert load_af_model(load_bundle(dst)) is not None
 
 
@@ -111,7 +114,8 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
                            rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
     ws = rhythm_ecg.WindowSet(w[keep], lab[keep], np.zeros(keep.sum()),
                               np.array(["201"] * int(keep.sum()), dtype=object))
-    data, parity = rhythm_ecg.convert_int8(model, ws, 0.5, {"201": 0.8}, 0.4)
+    data, parity = rhythm_ecg.convert_int8(model, ws, 0.5, {"201": 0.8}, 0.4,
+                                           polarity_average=spec.polarity_average)
     assert parity["strips"] == 1 and parity["max_abs_error"] <= rm.PARITY_MAX_ABS
     dst = shutil.copytree(BUNDLE, tmp_path / "b")
     rr = load_bundle(dst).manifest.rhythm_model
@@ -122,4 +126,6 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
     bundle = load_bundle(dst)
     assert selftest(bundle)["rhythm_ecg_model"]["ok"]
     af = load_af_model(bundle)
-    np.testing.assert_allclose(af.ecg(w[:50]), rhythm_ecg.predict(model, w[:50]), atol=0.1)
+    assert af.ecg.spec.polarity_average  # the device averages both signs, as training did
+    np.testing.assert_allclose(af.ecg(w[:50]), rhythm_ecg.predict(model, w[:50], True),
+                               atol=0.1)
