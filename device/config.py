@@ -75,6 +75,14 @@ class QualityConfig:
     spread_noisy: float = 0.10
     spread_unreadable: float = 0.25
     flat_mv: float = 0.02  # peak-to-peak below this: a flat line (lead off, saturation)
+    # The slope measure counts as high-frequency noise only where the segment's median
+    # |second difference| is at least this fraction of its median |step|: muscle and electrode
+    # noise is rough (nstdb ma added to DS1, segments called noisy by slope: 1.0-1.55, 5th-95th
+    # percentile), wide ectopic beats, VT and flutter are steep but smooth (MIT-BIH 207's
+    # flutter, 223's VT: 0.3-1.15). A steep, smooth segment is organised activity: never
+    # unreadable, its peaks need no second detector, and a beat there whose QRS repeats a
+    # recent beat's is judged good (device.quality.BeatOrganisation). 0 turns this off.
+    noise_min_curvature: float = 0.9
     # A segment this concentrated in this band is a ventricular oscillation (flutter,
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.
     oscillation_band_hz: tuple[float, float] = (2.5, 7.5)

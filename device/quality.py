@@ -14,6 +14,14 @@ one lead and cost a few numpy reductions per segment:
   raise (P and T waves set its floor on a clean ECG).
 - *flat line*: almost no peak-to-peak at all (lead off, a saturated amplifier).
 
+The slope measure is counted as noise only where the segment is *rough*: its median absolute
+second difference at least ``noise_min_curvature`` of its median absolute step. Muscle and
+electrode noise is rough; a run of wide ectopic beats, VT or flutter is steep but smooth, and
+the same slope there is organised activity, not noise (MIT-BIH 207's flutter and 223's VT
+lost their V flags when it counted). A steep, smooth segment is never unreadable, its peaks
+need no confirmation by the second detector, and its beats that repeat a recent beat's QRS are
+judged good (:class:`BeatOrganisation`).
+
 A segment that would be unreadable but holds most of its power in a narrow 2.5-7.5 Hz band
 is a ventricular flutter or fibrillation wave, not noise (on MIT-BIH 207's flutter episodes
 that fraction is 0.7-0.98; on nstdb bw/ma noise added to DS1 records, below 0.67 in 99 % of
@@ -75,12 +83,15 @@ def _median(a: np.ndarray) -> np.ndarray:
     return 0.5 * (part[..., k - 1] + part[..., k])
 
 
-def measure(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(peak-to-peak, median |step|, median absolute deviation) per row of segments, mV."""
+def measure(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(peak-to-peak, median |step|, median absolute deviation, median |second difference| /
+    median |step|) per row of segments, mV (the last is scale-free)."""
     pp = segments.max(axis=-1) - segments.min(axis=-1)
-    step = _median(np.abs(np.diff(segments, axis=-1)))
+    d1 = np.diff(segments, axis=-1)
+    step = _median(np.abs(d1))
     mad = _median(np.abs(segments - _median(segments)[..., None]))
-    return pp, step, mad
+    curvature = _median(np.abs(np.diff(d1, axis=-1))) / np.maximum(step, 1e-12)
+    return pp, step, mad, curvature
 
 
 class SignalQuality:
@@ -100,7 +111,7 @@ class SignalQuality:
         self.partial = np.zeros(0)  # samples of the segment being filled
         # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude; mV)
         # of the segments beats still need
-        self.judged: list[tuple[int, int, int, float, float, float]] = []
+        self.judged: list[tuple[int, int, int, float, float, float, bool]] = []
 
     @property
     def decided_until(self) -> int:
@@ -125,13 +136,14 @@ class SignalQuality:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
         return self.judged_at(index)[0]
 
-    def judged_at(self, index: int) -> tuple[int, float, float, float]:
-        """(level, median |step|, median absolute deviation, wearer QRS amplitude; mV) of the
-        judged segment holding model-rate sample ``index`` (good, no noise, if none)."""
+    def judged_at(self, index: int) -> tuple[int, float, float, float, bool]:
+        """(level, median |step| counted as noise, median absolute deviation, wearer QRS
+        amplitude (mV), steep but smooth waves?) of the judged segment holding model-rate
+        sample ``index`` (good, no noise, if none)."""
         k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
         if k >= 0 and index < self.judged[k][1]:
             return self.judged[k][2:]
-        return GOOD, 0.0, 0.0, 1.0
+        return GOOD, 0.0, 0.0, 1.0, False
 
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
@@ -152,10 +164,17 @@ class SignalQuality:
 
     def _judge(self, segments: np.ndarray) -> list[Segment]:
         cfg = self.cfg
-        pps, steps, mads = measure(segments)
+        pps, steps, mads, curvatures = measure(segments)
+        # Steep but smooth waves (wide ectopic beats, VT, flutter) are no high-frequency noise:
+        # their steps are large, their second differences small against them.
+        rough = curvatures >= cfg.noise_min_curvature
         out = []
-        for x, pp, step, mad in zip(segments, pps.tolist(), steps.tolist(), mads.tolist()):
+        for x, pp, step, mad, r in zip(segments, pps.tolist(), steps.tolist(), mads.tolist(),
+                                       rough.tolist()):
             amp = max(statistics.median(self.amplitudes) if self.amplitudes else pp, 1e-9)
+            # steep, smooth waves: organised activity, not noise (see BeatOrganisation)
+            smooth = not r and step > cfg.slope_noisy * amp
+            step = step if r else 0.0
             slope, spread = step / amp, mad / amp
             if pp < cfg.flat_mv:
                 level, reason = UNREADABLE, "flat line"
@@ -171,6 +190,8 @@ class SignalQuality:
                 level, reason = GOOD, ""
             if level == UNREADABLE and pp >= cfg.flat_mv and self._oscillation(x):
                 level, reason = NOISY, "ventricular-like oscillation"
+            elif level == UNREADABLE and smooth:
+                level, reason = NOISY, "steep smooth waves"
             if level == GOOD and len(x) == self.length:
                 self.amplitudes.append(pp)
                 del self.amplitudes[: -cfg.reference_segments]
@@ -178,7 +199,7 @@ class SignalQuality:
             # A flat line relieves no beat: its noise is nil against any "beat" found in it.
             flat = reason == "flat line"
             self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
-                                np.inf if flat else mad, amp))
+                                np.inf if flat else mad, amp, smooth))
             self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
@@ -212,11 +233,11 @@ class BeatOrganisation:
         self.recent = []
         self.repeats = False  # the last beat (not in good signal) repeats a recent beat's QRS
 
-    def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
+    def level(self, judged: tuple[int, float, float, float, bool], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
-        deviation, wearer QRS amplitude) and its window (peak at ``peak_index``); remembers
-        the beat."""
-        level, step, mad, amp = judged
+        deviation, wearer QRS amplitude, steep but smooth?) and its window (peak at
+        ``peak_index``); remembers the beat."""
+        level, step, mad, amp, smooth = judged
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
@@ -230,6 +251,9 @@ class BeatOrganisation:
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
             if clear or self.repeats:
                 level = NOISY
+        if smooth and self.repeats:
+            # steep, smooth waves that repeat: a run of wide beats or VT, not noise
+            level = GOOD
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
         return level

@@ -144,21 +144,26 @@ def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_11
     pp = float(np.ptp(w[org.slice]))
     q = CFG.quality
     # Its segment unreadable against the wearer's amplitude, but not against this beat's.
-    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp), w) == NOISY
-    assert org.level((GOOD, 0.0, 0.0, pp), w) == GOOD
+    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp, False), w) == NOISY
+    assert org.level((GOOD, 0.0, 0.0, pp, False), w) == GOOD
     org.reset()
-    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp)
+    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp, False)
     assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
     assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
+    # In steep, smooth waves (a run of wide beats, VT) a repeated beat is judged good.
+    smooth = (NOISY, 0.0, 0.5 * q.spread_unreadable * pp, pp, True)
+    assert org.level(smooth, w) == GOOD
+    assert org.level(smooth[:4] + (False,), w) == NOISY  # the same in rough noise: noisy
     # A spike ten times the wearer's QRS is credited only twice it: still buried in the noise.
     org.reset()
-    assert org.level((UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp), w * 10) == UNREADABLE
+    spike = (UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp, False)
+    assert org.level(spike, w * 10) == UNREADABLE
     # Real muscle noise, band-passed, in the beat's place: not a beat.
     m = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
     assert len(m) > 5
     assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
     # A flat line relieves nothing (its measures are stored as infinite).
-    assert org.level((UNREADABLE, np.inf, np.inf, pp), w) == UNREADABLE
+    assert org.level((UNREADABLE, np.inf, np.inf, pp, False), w) == UNREADABLE
 
 
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
@@ -186,9 +191,12 @@ def test_ventricular_flutter_is_never_called_unreadable():
         return np.mean([s.level == UNREADABLE for s in inside])
 
     # Measured: 3 of 65 segments (two with artefact on the flutter wave) stay unreadable;
-    # without the oscillation rule 46 of them were.
-    off = replace(CFG, quality=replace(CFG.quality, oscillation_fraction=2.0))
+    # without the oscillation rule and the smooth-wave rule 46 of them were (6 with either).
+    q = CFG.quality
+    off = replace(CFG, quality=replace(q, oscillation_fraction=2.0, noise_min_curvature=0.0))
+    smooth_only = replace(CFG, quality=replace(q, oscillation_fraction=2.0))
     assert unreadable_share(CFG) < 0.1 < unreadable_share(off)
+    assert unreadable_share(smooth_only) < 0.1
 
 
 def test_lead_off_is_unreadable_time_and_a_quality_change(record_106):
