@@ -106,6 +106,15 @@ class QualityConfig:
     flag_min_noise_ratio: float = 3.0
     # ... and so does a beat in good signal this soon after an unreadable segment.
     recover_s: float = 10.0
+    # Where baseline wander or motion is large (a segment not good, its spread at least
+    # ``flag_timing_spread`` of the wearer's QRS amplitude) it distorts the QRS itself (nstdb
+    # bw at -6 dB: N beats flagged there differ from the template by 0.34 of the amplitude,
+    # as much as V beats do) but not the beat's timing: a noisy beat there keeps its flag only
+    # when it is premature (RR before it under ``flag_max_rr_ratio`` x the shorter of the
+    # local and long-term RR) or the rhythm is irregular. Chosen on DS1 + nstdb bw -6 dB,
+    # checked on ma and on the clean records.
+    flag_timing_spread: float = 0.15
+    flag_max_rr_ratio: float = 0.95
     # A beat found in an unreadable segment is dropped as inserted noise when the beats on
     # either side of it are closer than ``inserted_rr`` x the wearer's local RR, that RR is
     # regular, its QRS correlates with the wearer's template below ``inserted_correlation``

@@ -67,6 +67,7 @@ class Segment:
     slope: float  # median |step| / wearer QRS amplitude
     spread: float  # median |x - median| / wearer QRS amplitude
     amplitude_mv: float  # the wearer QRS amplitude used
+    smooth: bool = False  # steep but smooth waves (organised activity, not noise)
 
     @property
     def name(self) -> str:
@@ -195,7 +196,8 @@ class SignalQuality:
             if level == GOOD and len(x) == self.length:
                 self.amplitudes.append(pp)
                 del self.amplitudes[: -cfg.reference_segments]
-            seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
+            seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp,
+                          smooth)
             # A flat line relieves no beat: its noise is nil against any "beat" found in it.
             flat = reason == "flat line"
             self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
@@ -320,13 +322,21 @@ class FlagCredibility:
 
     The first ``recover_s`` seconds of good signal after an unreadable stretch are held to the
     same bar: beats were missed or invented in the noise, so the RR context and the
-    detector's levels are still settling there, and prematurity means little."""
+    detector's levels are still settling there, and prematurity means little.
+
+    Large baseline wander or motion (a segment's spread at least ``flag_timing_spread``, and
+    not steep, smooth waves: a run of wide beats or VT spreads a segment too)
+    distorts the QRS as much as an ectopic beat differs from the template, while the detector
+    still times the beats: a noisy beat there must also be premature, or the rhythm irregular
+    (``timing``, from the caller)."""
 
     def __init__(self, cfg: QualityConfig, fs: float, peak_index: int, fs_in: float):
         h = max(1, int(round(cfg.organised_half_window_s * fs)))
         self.cfg = cfg
         self.recover = int(round(cfg.recover_s * fs_in))  # front-end samples
         self.ends: list[int] = []  # ends of recent unreadable segments (front-end samples)
+        # [start, end) of recent noisy segments of large spread (front-end samples)
+        self.wander: list[tuple[int, int]] = []
         self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
         self.outside = (slice(0, self.qrs.start), slice(self.qrs.stop, None))
         n = self.qrs.stop - self.qrs.start
@@ -335,6 +345,28 @@ class FlagCredibility:
     def unreadable_until(self, end: int) -> None:
         """An unreadable segment ended at front-end sample ``end`` (segments come in order)."""
         self.ends.append(end)
+
+    def judged(self, start: int, end: int, segment: Segment) -> None:
+        """A judged segment, [start, end) in front-end samples (segments come in order)."""
+        if segment.level == UNREADABLE:
+            self.unreadable_until(end)
+        if segment.level != GOOD and not segment.smooth \
+                and segment.spread >= self.cfg.flag_timing_spread:
+            if self.wander and self.wander[-1][1] == start:
+                self.wander[-1] = (self.wander[-1][0], end)
+            else:
+                self.wander.append((start, end))
+
+    def _in_wander(self, sample: np.ndarray) -> np.ndarray:
+        """Beats in a noisy segment of large spread (baseline wander, motion)."""
+        if not self.wander or not len(sample):
+            return np.zeros(len(sample), dtype=bool)
+        bounds = np.asarray(self.wander)
+        k = np.searchsorted(bounds[:, 0], sample, side="right") - 1
+        out = (k >= 0) & (sample < bounds[np.maximum(k, 0), 1])
+        first = int(np.searchsorted(bounds[:, 1], int(sample.min()), side="right"))
+        del self.wander[: max(0, first - 1)]  # bounded memory: beats come in order
+        return out
 
     def _recovering(self, sample: np.ndarray) -> np.ndarray:
         if not self.ends or not len(sample):
@@ -347,8 +379,12 @@ class FlagCredibility:
         return out
 
     def __call__(self, window: np.ndarray, template: np.ndarray, amplitude: np.ndarray,
-                 quality: np.ndarray, sample: np.ndarray) -> np.ndarray:
-        """True where a flag may stand (beats in good signal, not just after unreadable)."""
+                 quality: np.ndarray, sample: np.ndarray,
+                 timing: np.ndarray | None = None) -> np.ndarray:
+        """True where a flag may stand (beats in good signal, not just after unreadable).
+        ``timing``: per beat, is its timing itself evidence (premature against the local RR,
+        or an irregular rhythm where prematurity means nothing)? A beat in noisy signal
+        without it keeps no flag (``flag_needs_timing``)."""
         quality = np.asarray(quality)
         ok = (quality != NOISY) & ~((quality == GOOD) & self._recovering(np.asarray(sample)))
         if ok.all():
@@ -367,4 +403,7 @@ class FlagCredibility:
         cfg = self.cfg
         ok[noisy] = (dev >= cfg.flag_min_deviation * amp) & (dev >= cfg.flag_min_noise_ratio
                                                               * noise)
+        if timing is not None:
+            ok &= ~((quality == NOISY) & self._in_wander(np.asarray(sample))) | np.asarray(
+                timing, bool)
         return ok

@@ -12,7 +12,15 @@ from ecg_edge.device.config import QualityConfig, SignalConfig
 from ecg_edge.device.context import WearerContext
 from ecg_edge.device.evaluation import match_beats
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
-from ecg_edge.device.quality import GOOD, LEVELS, NOISY, UNREADABLE, BeatOrganisation, SignalQuality
+from ecg_edge.device.quality import (
+    GOOD,
+    LEVELS,
+    NOISY,
+    UNREADABLE,
+    BeatOrganisation,
+    Segment,
+    SignalQuality,
+)
 from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.device.signal_path import Beats, SignalPath, process_signal
 from ecg_edge.firmware_bridge.records import read_record
@@ -289,6 +297,18 @@ def test_flag_credibility_on_real_beats(record_119):
     after = gate(fake, beats.template, beats.amplitude, good, beats.sample)
     soon = beats.sample - beats.sample[0] < 9 * 360
     assert not after[soon].any() and after[beats.sample - beats.sample[0] > 10 * 360].all()
+    # In a noisy segment of large spread (baseline wander) a flag needs timing evidence too.
+    late = beats.sample - beats.sample[0] > 10 * 360
+    start, end = int(beats.sample[late][0]), int(beats.sample[-1]) + 1
+    seg = Segment(0, 1, NOISY, "baseline or motion", 0.0, 2 * CFG.quality.flag_timing_spread,
+                  1.0)
+    gate.judged(start, end, seg)
+    premature = np.zeros(len(beats), bool)
+    premature[::2] = True
+    ok = gate(beats.window, beats.template, beats.amplitude, noisy, beats.sample, premature)
+    base = gate(beats.window, beats.template, beats.amplitude, noisy, beats.sample)
+    assert not ok[late & ~premature].any() and (ok == base)[~late | premature].all()
+    assert base[late & ~premature & (kind == "V")].any()  # a flag the rule takes away
 
 
 def test_inserted_noise_beats_are_dropped_the_same_in_chunks(ma_noise):
@@ -338,8 +358,13 @@ def test_repeated_beats_in_noise_teach_the_context(record_106):
         m = match_beats(det, ann, int(0.15 * rec.fs))
         return int(flag[m[m >= 0]].sum())
 
-    off = replace(CFG, quality=replace(CFG.quality, organised_teaches=False))
-    assert n_flagged(CFG) <= n_flagged(off) - 3  # measured: 12 -> 7 of 833
+    # (the timing rule for flags in large wander off, so the context's part is what is seen)
+    untimed = replace(CFG.quality, flag_timing_spread=np.inf)
+    off = replace(CFG, quality=replace(untimed, organised_teaches=False))
+    on = n_flagged(replace(CFG, quality=untimed))
+    assert on <= n_flagged(off) - 3  # measured: 12 -> 7 of 833
+    # Flags in large wander need timing evidence as well (FlagCredibility): fewer still.
+    assert n_flagged(CFG) <= on - 3
 
 
 def test_inserted_beat_rule_stays_out_of_af(ma_noise):
