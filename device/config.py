@@ -76,6 +76,14 @@ class QualityConfig:
     spread_noisy: float = 0.10
     spread_unreadable: float = 0.25
     flat_mv: float = 0.02  # peak-to-peak below this: a flat line (lead off, saturation)
+    # The slope measure counts as high-frequency noise only where the segment's median
+    # |second difference| is at least this fraction of its median |step|: muscle and electrode
+    # noise is rough (nstdb ma added to DS1, segments called noisy by slope: 1.0-1.55, 5th-95th
+    # percentile), wide ectopic beats, VT and flutter are steep but smooth (MIT-BIH 207's
+    # flutter, 223's VT: 0.3-1.15). A steep, smooth segment is organised activity: never
+    # unreadable, its peaks need no second detector, and a beat there whose QRS repeats a
+    # recent beat's is judged good (device.quality.BeatOrganisation). 0 turns this off.
+    noise_min_curvature: float = 0.9
     # A segment this concentrated in this band is a ventricular oscillation (flutter,
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.
     oscillation_band_hz: tuple[float, float] = (2.5, 7.5)
@@ -99,6 +107,15 @@ class QualityConfig:
     flag_min_noise_ratio: float = 3.0
     # ... and so does a beat in good signal this soon after an unreadable segment.
     recover_s: float = 10.0
+    # Where baseline wander or motion is large (a segment not good, its spread at least
+    # ``flag_timing_spread`` of the wearer's QRS amplitude) it distorts the QRS itself (nstdb
+    # bw at -6 dB: N beats flagged there differ from the template by 0.34 of the amplitude,
+    # as much as V beats do) but not the beat's timing: a noisy beat there keeps its flag only
+    # when it is premature (RR before it under ``flag_max_rr_ratio`` x the shorter of the
+    # local and long-term RR) or the rhythm is irregular. Chosen on DS1 + nstdb bw -6 dB,
+    # checked on ma and on the clean records.
+    flag_timing_spread: float = 0.15
+    flag_max_rr_ratio: float = 0.95
     # A beat found in an unreadable segment is dropped as inserted noise when the beats on
     # either side of it are closer than ``inserted_rr`` x the wearer's local RR, that RR is
     # regular, its QRS correlates with the wearer's template below ``inserted_correlation``

@@ -257,8 +257,12 @@ class Monitor:
         over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
         # Unreadable signal: no flag and no beat type (Q), but counted as withheld; noisy
         # signal: only a flag that stands clear of the noise (else withheld and typed Q too).
+        q = self.cfg.quality
+        with np.errstate(invalid="ignore"):
+            timing = irregular | (beats.rr_prev < q.flag_max_rr_ratio
+                                  * np.fmin(beats.rr_local, trend[:, 1]))
         readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
-                                                beats.quality, beats.sample)
+                                                beats.quality, beats.sample, timing)
         flags = over & readable
         self.stats.flags_withheld += int((over & ~readable).sum())
         if not isinstance(out, BeatCalls):
@@ -298,9 +302,9 @@ class Monitor:
         for span in spans:
             seg = span.segment
             seconds = (span.end - span.start) / self.fs
+            self.credible.judged(span.start + self.seg_sample, span.end + self.seg_sample, seg)
             if seg.name == "unreadable":
                 self.stats.unreadable_s += seconds
-                self.credible.unreadable_until(span.end + self.seg_sample)
             elif seg.name == "noisy":
                 self.stats.noisy_s += seconds
             self._quality_level(seg.name, seg.reason, span.start + self.seg_sample,

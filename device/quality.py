@@ -14,6 +14,14 @@ one lead and cost a few numpy reductions per segment:
   raise (P and T waves set its floor on a clean ECG).
 - *flat line*: almost no peak-to-peak at all (lead off, a saturated amplifier).
 
+The slope measure is counted as noise only where the segment is *rough*: its median absolute
+second difference at least ``noise_min_curvature`` of its median absolute step. Muscle and
+electrode noise is rough; a run of wide ectopic beats, VT or flutter is steep but smooth, and
+the same slope there is organised activity, not noise (MIT-BIH 207's flutter and 223's VT
+lost their V flags when it counted). A steep, smooth segment is never unreadable, its peaks
+need no confirmation by the second detector, and its beats that repeat a recent beat's QRS are
+judged good (:class:`BeatOrganisation`).
+
 A segment that would be unreadable but holds most of its power in a narrow 2.5-7.5 Hz band
 is a ventricular flutter or fibrillation wave, not noise (on MIT-BIH 207's flutter episodes
 that fraction is 0.7-0.98; on nstdb bw/ma noise added to DS1 records, below 0.67 in 99 % of
@@ -59,6 +67,7 @@ class Segment:
     slope: float  # median |step| / wearer QRS amplitude
     spread: float  # median |x - median| / wearer QRS amplitude
     amplitude_mv: float  # the wearer QRS amplitude used
+    smooth: bool = False  # steep but smooth waves (organised activity, not noise)
 
     @property
     def name(self) -> str:
@@ -75,12 +84,15 @@ def _median(a: np.ndarray) -> np.ndarray:
     return 0.5 * (part[..., k - 1] + part[..., k])
 
 
-def measure(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(peak-to-peak, median |step|, median absolute deviation) per row of segments, mV."""
+def measure(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(peak-to-peak, median |step|, median absolute deviation, median |second difference| /
+    median |step|) per row of segments, mV (the last is scale-free)."""
     pp = segments.max(axis=-1) - segments.min(axis=-1)
-    step = _median(np.abs(np.diff(segments, axis=-1)))
+    d1 = np.diff(segments, axis=-1)
+    step = _median(np.abs(d1))
     mad = _median(np.abs(segments - _median(segments)[..., None]))
-    return pp, step, mad
+    curvature = _median(np.abs(np.diff(d1, axis=-1))) / np.maximum(step, 1e-12)
+    return pp, step, mad, curvature
 
 
 class SignalQuality:
@@ -100,7 +112,7 @@ class SignalQuality:
         self.partial = np.zeros(0)  # samples of the segment being filled
         # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude; mV)
         # of the segments beats still need
-        self.judged: list[tuple[int, int, int, float, float, float]] = []
+        self.judged: list[tuple[int, int, int, float, float, float, bool]] = []
 
     @property
     def decided_until(self) -> int:
@@ -125,13 +137,14 @@ class SignalQuality:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
         return self.judged_at(index)[0]
 
-    def judged_at(self, index: int) -> tuple[int, float, float, float]:
-        """(level, median |step|, median absolute deviation, wearer QRS amplitude; mV) of the
-        judged segment holding model-rate sample ``index`` (good, no noise, if none)."""
+    def judged_at(self, index: int) -> tuple[int, float, float, float, bool]:
+        """(level, median |step| counted as noise, median absolute deviation, wearer QRS
+        amplitude (mV), steep but smooth waves?) of the judged segment holding model-rate
+        sample ``index`` (good, no noise, if none)."""
         k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
         if k >= 0 and index < self.judged[k][1]:
             return self.judged[k][2:]
-        return GOOD, 0.0, 0.0, 1.0
+        return GOOD, 0.0, 0.0, 1.0, False
 
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
@@ -152,10 +165,17 @@ class SignalQuality:
 
     def _judge(self, segments: np.ndarray) -> list[Segment]:
         cfg = self.cfg
-        pps, steps, mads = measure(segments)
+        pps, steps, mads, curvatures = measure(segments)
+        # Steep but smooth waves (wide ectopic beats, VT, flutter) are no high-frequency noise:
+        # their steps are large, their second differences small against them.
+        rough = curvatures >= cfg.noise_min_curvature
         out = []
-        for x, pp, step, mad in zip(segments, pps.tolist(), steps.tolist(), mads.tolist()):
+        for x, pp, step, mad, r in zip(segments, pps.tolist(), steps.tolist(), mads.tolist(),
+                                       rough.tolist()):
             amp = max(statistics.median(self.amplitudes) if self.amplitudes else pp, 1e-9)
+            # steep, smooth waves: organised activity, not noise (see BeatOrganisation)
+            smooth = not r and step > cfg.slope_noisy * amp
+            step = step if r else 0.0
             slope, spread = step / amp, mad / amp
             if pp < cfg.flat_mv:
                 level, reason = UNREADABLE, "flat line"
@@ -171,14 +191,17 @@ class SignalQuality:
                 level, reason = GOOD, ""
             if level == UNREADABLE and pp >= cfg.flat_mv and self._oscillation(x):
                 level, reason = NOISY, "ventricular-like oscillation"
+            elif level == UNREADABLE and smooth:
+                level, reason = NOISY, "steep smooth waves"
             if level == GOOD and len(x) == self.length:
                 self.amplitudes.append(pp)
                 del self.amplitudes[: -cfg.reference_segments]
-            seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp)
+            seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp,
+                          smooth)
             # A flat line relieves no beat: its noise is nil against any "beat" found in it.
             flat = reason == "flat line"
             self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
-                                np.inf if flat else mad, amp))
+                                np.inf if flat else mad, amp, smooth))
             self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
@@ -212,11 +235,11 @@ class BeatOrganisation:
         self.recent = []
         self.repeats = False  # the last beat (not in good signal) repeats a recent beat's QRS
 
-    def level(self, judged: tuple[int, float, float, float], window: np.ndarray) -> int:
+    def level(self, judged: tuple[int, float, float, float, bool], window: np.ndarray) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
-        deviation, wearer QRS amplitude) and its window (peak at ``peak_index``); remembers
-        the beat."""
-        level, step, mad, amp = judged
+        deviation, wearer QRS amplitude, steep but smooth?) and its window (peak at
+        ``peak_index``); remembers the beat."""
+        level, step, mad, amp, smooth = judged
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
@@ -230,6 +253,9 @@ class BeatOrganisation:
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
             if clear or self.repeats:
                 level = NOISY
+        if smooth and self.repeats:
+            # steep, smooth waves that repeat: a run of wide beats or VT, not noise
+            level = GOOD
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
         return level
@@ -296,13 +322,21 @@ class FlagCredibility:
 
     The first ``recover_s`` seconds of good signal after an unreadable stretch are held to the
     same bar: beats were missed or invented in the noise, so the RR context and the
-    detector's levels are still settling there, and prematurity means little."""
+    detector's levels are still settling there, and prematurity means little.
+
+    Large baseline wander or motion (a segment's spread at least ``flag_timing_spread``, and
+    not steep, smooth waves: a run of wide beats or VT spreads a segment too)
+    distorts the QRS as much as an ectopic beat differs from the template, while the detector
+    still times the beats: a noisy beat there must also be premature, or the rhythm irregular
+    (``timing``, from the caller)."""
 
     def __init__(self, cfg: QualityConfig, fs: float, peak_index: int, fs_in: float):
         h = max(1, int(round(cfg.organised_half_window_s * fs)))
         self.cfg = cfg
         self.recover = int(round(cfg.recover_s * fs_in))  # front-end samples
         self.ends: list[int] = []  # ends of recent unreadable segments (front-end samples)
+        # [start, end) of recent noisy segments of large spread (front-end samples)
+        self.wander: list[tuple[int, int]] = []
         self.qrs = slice(max(0, peak_index - h), peak_index + h + 1)
         self.outside = (slice(0, self.qrs.start), slice(self.qrs.stop, None))
         n = self.qrs.stop - self.qrs.start
@@ -311,6 +345,28 @@ class FlagCredibility:
     def unreadable_until(self, end: int) -> None:
         """An unreadable segment ended at front-end sample ``end`` (segments come in order)."""
         self.ends.append(end)
+
+    def judged(self, start: int, end: int, segment: Segment) -> None:
+        """A judged segment, [start, end) in front-end samples (segments come in order)."""
+        if segment.level == UNREADABLE:
+            self.unreadable_until(end)
+        if segment.level != GOOD and not segment.smooth \
+                and segment.spread >= self.cfg.flag_timing_spread:
+            if self.wander and self.wander[-1][1] == start:
+                self.wander[-1] = (self.wander[-1][0], end)
+            else:
+                self.wander.append((start, end))
+
+    def _in_wander(self, sample: np.ndarray) -> np.ndarray:
+        """Beats in a noisy segment of large spread (baseline wander, motion)."""
+        if not self.wander or not len(sample):
+            return np.zeros(len(sample), dtype=bool)
+        bounds = np.asarray(self.wander)
+        k = np.searchsorted(bounds[:, 0], sample, side="right") - 1
+        out = (k >= 0) & (sample < bounds[np.maximum(k, 0), 1])
+        first = int(np.searchsorted(bounds[:, 1], int(sample.min()), side="right"))
+        del self.wander[: max(0, first - 1)]  # bounded memory: beats come in order
+        return out
 
     def _recovering(self, sample: np.ndarray) -> np.ndarray:
         if not self.ends or not len(sample):
@@ -323,8 +379,12 @@ class FlagCredibility:
         return out
 
     def __call__(self, window: np.ndarray, template: np.ndarray, amplitude: np.ndarray,
-                 quality: np.ndarray, sample: np.ndarray) -> np.ndarray:
-        """True where a flag may stand (beats in good signal, not just after unreadable)."""
+                 quality: np.ndarray, sample: np.ndarray,
+                 timing: np.ndarray | None = None) -> np.ndarray:
+        """True where a flag may stand (beats in good signal, not just after unreadable).
+        ``timing``: per beat, is its timing itself evidence (premature against the local RR,
+        or an irregular rhythm where prematurity means nothing)? A beat in noisy signal
+        without it keeps no flag (``flag_needs_timing``)."""
         quality = np.asarray(quality)
         ok = (quality != NOISY) & ~((quality == GOOD) & self._recovering(np.asarray(sample)))
         if ok.all():
@@ -343,4 +403,7 @@ class FlagCredibility:
         cfg = self.cfg
         ok[noisy] = (dev >= cfg.flag_min_deviation * amp) & (dev >= cfg.flag_min_noise_ratio
                                                               * noise)
+        if timing is not None:
+            ok &= ~((quality == NOISY) & self._in_wander(np.asarray(sample))) | np.asarray(
+                timing, bool)
         return ok

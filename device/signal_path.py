@@ -216,12 +216,14 @@ class SignalPath:
                 else np.nan
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
             # distorts shapes and invents or hides beats, nor in an unreadable segment;
-            # baseline wander and wide complexes (noisy by spread) still teach it, and so does
+            # baseline wander and wide complexes (noisy by spread, or steep but smooth: their
+            # slope is not counted as noise) and a beat judged good on its own (repeating
+            # steep, smooth beats: VT, flutter) still teach it, and so does
             # a beat whose QRS repeats one of the few before it, whatever its segment: noise
             # did not distort it (else the template misses a new morphology, 207's LBBB after
             # its flutter, for as long as the noise lasts). Not a premature one: a run of
             # ectopic beats or VT in noise must not become the wearer's template.
-            learn = segment_level == GOOD or (
+            learn = level == GOOD or (
                 segment_level != UNREADABLE
                 and judged[1] <= self.cfg.quality.slope_noisy * judged[3]) or (
                 self.cfg.quality.organised_teaches and self.organisation.repeats
@@ -241,9 +243,11 @@ class SignalPath:
         return p < self.quality.decided_until and p < self.confirm.decided_until
 
     def _kept(self, p: int) -> bool:
-        """A detected peak stays a beat unless its segment is not good and the second detector
+        """A detected peak stays a beat unless its segment is not good (nor steep, smooth waves:
+        organised activity, see QualityConfig.noise_min_curvature) and the second detector
         saw no QRS there."""
-        return self.quality.judged_at(p)[0] == GOOD or self.confirm.confirms(p)
+        judged = self.quality.judged_at(p)
+        return judged[0] == GOOD or judged[4] or self.confirm.confirms(p)
 
     def _next_kept(self, p: int, final: bool) -> tuple[int | None, bool]:
         """(the first waiting peak after ``waiting[0]`` that will be kept, as beat ``p``'s

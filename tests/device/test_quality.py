@@ -12,7 +12,15 @@ from ecg_edge.device.config import QualityConfig, SignalConfig
 from ecg_edge.device.context import WearerContext
 from ecg_edge.device.evaluation import match_beats
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
-from ecg_edge.device.quality import GOOD, LEVELS, NOISY, UNREADABLE, BeatOrganisation, SignalQuality
+from ecg_edge.device.quality import (
+    GOOD,
+    LEVELS,
+    NOISY,
+    UNREADABLE,
+    BeatOrganisation,
+    Segment,
+    SignalQuality,
+)
 from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.device.signal_path import Beats, SignalPath, process_signal
 from ecg_edge.firmware_bridge.records import read_record
@@ -144,21 +152,26 @@ def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_11
     pp = float(np.ptp(w[org.slice]))
     q = CFG.quality
     # Its segment unreadable against the wearer's amplitude, but not against this beat's.
-    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp), w) == NOISY
-    assert org.level((GOOD, 0.0, 0.0, pp), w) == GOOD
+    assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp, False), w) == NOISY
+    assert org.level((GOOD, 0.0, 0.0, pp, False), w) == GOOD
     org.reset()
-    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp)
+    noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp, False)
     assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
     assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
+    # In steep, smooth waves (a run of wide beats, VT) a repeated beat is judged good.
+    smooth = (NOISY, 0.0, 0.5 * q.spread_unreadable * pp, pp, True)
+    assert org.level(smooth, w) == GOOD
+    assert org.level(smooth[:4] + (False,), w) == NOISY  # the same in rough noise: noisy
     # A spike ten times the wearer's QRS is credited only twice it: still buried in the noise.
     org.reset()
-    assert org.level((UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp), w * 10) == UNREADABLE
+    spike = (UNREADABLE, 3 * q.slope_unreadable * pp, 0.0, pp, False)
+    assert org.level(spike, w * 10) == UNREADABLE
     # Real muscle noise, band-passed, in the beat's place: not a beat.
     m = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
     assert len(m) > 5
     assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
     # A flat line relieves nothing (its measures are stored as infinite).
-    assert org.level((UNREADABLE, np.inf, np.inf, pp), w) == UNREADABLE
+    assert org.level((UNREADABLE, np.inf, np.inf, pp, False), w) == UNREADABLE
 
 
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
@@ -186,9 +199,12 @@ def test_ventricular_flutter_is_never_called_unreadable():
         return np.mean([s.level == UNREADABLE for s in inside])
 
     # Measured: 3 of 65 segments (two with artefact on the flutter wave) stay unreadable;
-    # without the oscillation rule 46 of them were.
-    off = replace(CFG, quality=replace(CFG.quality, oscillation_fraction=2.0))
+    # without the oscillation rule and the smooth-wave rule 46 of them were (6 with either).
+    q = CFG.quality
+    off = replace(CFG, quality=replace(q, oscillation_fraction=2.0, noise_min_curvature=0.0))
+    smooth_only = replace(CFG, quality=replace(q, oscillation_fraction=2.0))
     assert unreadable_share(CFG) < 0.1 < unreadable_share(off)
+    assert unreadable_share(smooth_only) < 0.1
 
 
 def test_lead_off_is_unreadable_time_and_a_quality_change(record_106):
@@ -281,6 +297,18 @@ def test_flag_credibility_on_real_beats(record_119):
     after = gate(fake, beats.template, beats.amplitude, good, beats.sample)
     soon = beats.sample - beats.sample[0] < 9 * 360
     assert not after[soon].any() and after[beats.sample - beats.sample[0] > 10 * 360].all()
+    # In a noisy segment of large spread (baseline wander) a flag needs timing evidence too.
+    late = beats.sample - beats.sample[0] > 10 * 360
+    start, end = int(beats.sample[late][0]), int(beats.sample[-1]) + 1
+    seg = Segment(0, 1, NOISY, "baseline or motion", 0.0, 2 * CFG.quality.flag_timing_spread,
+                  1.0)
+    gate.judged(start, end, seg)
+    premature = np.zeros(len(beats), bool)
+    premature[::2] = True
+    ok = gate(beats.window, beats.template, beats.amplitude, noisy, beats.sample, premature)
+    base = gate(beats.window, beats.template, beats.amplitude, noisy, beats.sample)
+    assert not ok[late & ~premature].any() and (ok == base)[~late | premature].all()
+    assert base[late & ~premature & (kind == "V")].any()  # a flag the rule takes away
 
 
 def test_inserted_noise_beats_are_dropped_the_same_in_chunks(ma_noise):
@@ -330,8 +358,13 @@ def test_repeated_beats_in_noise_teach_the_context(record_106):
         m = match_beats(det, ann, int(0.15 * rec.fs))
         return int(flag[m[m >= 0]].sum())
 
-    off = replace(CFG, quality=replace(CFG.quality, organised_teaches=False))
-    assert n_flagged(CFG) <= n_flagged(off) - 3  # measured: 12 -> 7 of 833
+    # (the timing rule for flags in large wander off, so the context's part is what is seen)
+    untimed = replace(CFG.quality, flag_timing_spread=np.inf)
+    off = replace(CFG, quality=replace(untimed, organised_teaches=False))
+    on = n_flagged(replace(CFG, quality=untimed))
+    assert on <= n_flagged(off) - 3  # measured: 12 -> 7 of 833
+    # Flags in large wander need timing evidence as well (FlagCredibility): fewer still.
+    assert n_flagged(CFG) <= on - 3
 
 
 def test_inserted_beat_rule_stays_out_of_af(ma_noise):
