@@ -191,11 +191,16 @@ class SignalPath:
             p = self.waiting[0]
             if not final and (self.x.end < p + n.after or not self._decided(p)):
                 break
-            dropped = not self._kept(p) or self._inserted(0, self.prev_peak, final)
+            unconfirmed = not self._kept(p)
+            dropped = unconfirmed or self._inserted(0, self.prev_peak, final)
             if dropped is None:
                 break  # not decidable yet
             if dropped:
                 self.unconfirmed += 1  # one detector alone, or inserted noise: no beat
+                # A peak one detector saw and the other did not may have been a beat: the
+                # interval across it is no RR (no pause, no rate, no prematurity from it). An
+                # inserted beat lay between two regular ones: the interval across it is.
+                self.prev_usable &= not unconfirmed
                 self.inserted.pop(self.waiting.pop(0), None)
                 continue
             # The next beat that will be kept: a dropped one must not end this beat's RR.
