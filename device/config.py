@@ -83,7 +83,11 @@ class QualityConfig:
     # flutter, 223's VT: 0.3-1.15). A steep, smooth segment is organised activity: never
     # unreadable, its peaks need no second detector, and a beat there whose QRS repeats a
     # recent beat's is judged good (device.quality.BeatOrganisation). 0 turns this off.
-    noise_min_curvature: float = 0.9
+    # Off by default: chosen at 0.9 on DS1 (clean V flags with the gate: -1.59 -> -0.34 point),
+    # it let motion through on data it was not chosen on (DS2 105: N flagged 1.85 -> 3.60 %;
+    # CinC 2017 normal strips: more false VT and tachycardia), and electrode motion is the
+    # hidden noise. A bundle may set it.
+    noise_min_curvature: float = 0.0
     # A segment this concentrated in this band is a ventricular oscillation (flutter,
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.
     oscillation_band_hz: tuple[float, float] = (2.5, 7.5)

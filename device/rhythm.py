@@ -248,6 +248,7 @@ class RhythmAnalyzer:
         self.af_on = self.af_off = 0
         self.af_peak = 0.0
         self.v_run: list[tuple[float, int, float]] = []  # (t, sample, rr) of the current V run
+        self.last_v: tuple[float, int] = (0.0, 0)  # the last V beat seen (where VT can end)
         self.rate_rr: list[float] = []
         self.rate_since: dict[str, tuple[float, int] | None] = {"BRADY": None, "TACHY": None}
         self.last_beat: tuple[float, int] | None = None
@@ -402,7 +403,10 @@ class RhythmAnalyzer:
         idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
         typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]
-        if cls == "V" and ok and r == r and self.episodes["VF"].open is None:
+        if cls == "V" and ok and self.episodes["VF"].open is None:
+            if r != r:  # no RR into this beat (a peak lost in noise): the rate run restarts
+                self.last_v = (t, s)
+                return
             self.v_run.append((t, s, r))
             last = self.v_run[-c.vt_beats:]
             rate = 60.0 * len(last) / sum(x[2] for x in last)
@@ -416,6 +420,7 @@ class RhythmAnalyzer:
                 del self.v_run[:-1]
             else:
                 ep.open["beats"] = len(self.v_run)
+            self.last_v = (t, s)
             return
         if ep.open is not None:
             self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
@@ -423,6 +428,11 @@ class RhythmAnalyzer:
         self.v_run.clear()
 
     def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
+        """End VT at the run's last V beat. The run can be empty while VT is open (an interval
+        that is no RR restarts it): then VT ends at the last V beat seen."""
+        if not run:
+            events.append(self.episodes["VT"].end(*self.last_v, reason))
+            return
         last = run[-1]
         rate = 60.0 * len(run) / sum(x[2] for x in run)
         events.append(self.episodes["VT"].end(last[0], last[1], reason, beats=len(run),

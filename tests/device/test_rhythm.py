@@ -148,3 +148,19 @@ def test_interrupt_closes_open_episodes_with_the_reason():
     assert an.state() == {"rhythms": []}
     summary = an.summary(t[399] + 1)
     assert summary["counts"]["AF"] == 1 and summary["af_burden_pct"] > 50
+
+
+@pytest.mark.parametrize("after", ["N", "V"])
+def test_vt_open_across_an_interval_that_is_no_rr_ends_cleanly(after):
+    """A VT run, then a V beat whose RR is unknown (a peak lost in noise before it: the rate
+    run restarts, VT goes on), then a non-V beat or a slow V beat: VT ends at the last V beat
+    of the run instead of failing on an empty run (found on DS1 with quality settings
+    varied)."""
+    rr = [0.8, 0.8, 0.45, 0.45, 0.45, 0.45, np.nan, 1.2 if after == "V" else 0.8]
+    cls = ["N", "N", "V", "V", "V", "V", "V", after]
+    t = np.cumsum(np.nan_to_num(rr, nan=0.45))
+    an = RhythmAnalyzer()
+    events = an.update(t, (t * 360).astype(int), np.array(rr), np.array(cls)).events
+    kinds = [(e["type"], e["rhythm"]) for e in events if e["rhythm"] == "VT"]
+    assert kinds == [("rhythm_start", "VT"), ("rhythm_end", "VT")], events
+    assert events[-1]["t"] == pytest.approx(t[-2], abs=1e-3)
