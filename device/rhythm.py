@@ -319,9 +319,10 @@ class RhythmAnalyzer:
         rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
                    usable_a.tolist(), p_ok.tolist(), skip.tolist())
         for i, (t, s, r, x, ok, p_gate, skipped) in enumerate(rows):
-            if r != r:  # NaN RR: a stream start or gap; nothing spans it
+            if r != r:  # NaN RR: a stream start, gap or lost beat; nothing spans it
                 self.v_run.clear()
                 self.rate_rr.clear()
+                self.rate_since = dict.fromkeys(self.rate_since)  # a rate must hold unbroken
             elif ok:
                 self._pause(t, s, r, events)
             self.recent.append((t, s))

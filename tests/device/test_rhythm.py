@@ -164,3 +164,14 @@ def test_vt_open_across_an_interval_that_is_no_rr_ends_cleanly(after):
     kinds = [(e["type"], e["rhythm"]) for e in events if e["rhythm"] == "VT"]
     assert kinds == [("rhythm_start", "VT"), ("rhythm_end", "VT")], events
     assert events[-1]["t"] == pytest.approx(t[-2], abs=1e-3)
+
+
+def test_a_rate_limit_must_hold_unbroken_across_an_interval_that_is_no_rr():
+    """Fast beats for 6 s, an interval that is no RR (a beat lost in noise), fast beats for
+    another 6 s: no 10 s of tachycardia were measured, so none opens; 12 s unbroken do."""
+    fast = [0.4] * 15  # 150 bpm, 6 s
+    for rr, opened in (([np.nan] + fast + [np.nan] + fast, []),
+                       ([np.nan] + fast + fast, ["TACHY"])):
+        t = np.cumsum(np.nan_to_num(rr, nan=0.4))
+        events = RhythmAnalyzer().update(t, (t * 360).astype(int), np.array(rr)).events
+        assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == opened
