@@ -257,10 +257,8 @@ class Monitor:
         over = (scores > self.threshold) & ~beats.learning & np.isfinite(scores)
         # Unreadable signal: no flag and no beat type (Q), but counted as withheld; noisy
         # signal: only a flag that stands clear of the noise (else withheld and typed Q too).
-        q = self.cfg.quality
-        with np.errstate(invalid="ignore"):
-            timing = irregular | (beats.rr_prev < q.flag_max_rr_ratio
-                                  * np.fmin(beats.rr_local, trend[:, 1]))
+        timing = self.credible.timing_evidence(beats.rr_prev,
+                                               np.fmin(beats.rr_local, trend[:, 1]), irregular)
         readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
                                                 beats.quality, beats.sample, timing)
         flags = over & readable

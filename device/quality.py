@@ -14,8 +14,9 @@ one lead and cost a few numpy reductions per segment:
   raise (P and T waves set its floor on a clean ECG).
 - *flat line*: almost no peak-to-peak at all (lead off, a saturated amplifier).
 
-The slope measure is counted as noise only where the segment is *rough*: its median absolute
-second difference at least ``noise_min_curvature`` of its median absolute step. Muscle and
+A bundle may count the slope measure as noise only where the segment is *rough* (off by
+default, ``noise_min_curvature`` = 0): its median absolute second difference at least
+``noise_min_curvature`` of its median absolute step. Muscle and
 electrode noise is rough; a run of wide ectopic beats, VT or flutter is steep but smooth, and
 the same slope there is organised activity, not noise (MIT-BIH 207's flutter and 223's VT
 lost their V flags when it counted). A steep, smooth segment is never unreadable, its peaks
@@ -110,8 +111,8 @@ class SignalQuality:
         self.origin = start  # segments lie on a grid from here
         self.recent: dict[int, bool] = {}  # start -> steep noise there? (for the detector)
         self.partial = np.zeros(0)  # samples of the segment being filled
-        # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude; mV)
-        # of the segments beats still need
+        # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude (mV),
+        # steep but smooth waves?) of the segments beats still need
         self.judged: list[tuple[int, int, int, float, float, float, bool]] = []
 
     @property
@@ -378,13 +379,19 @@ class FlagCredibility:
         del self.ends[: max(0, first - 1)]  # bounded memory: beats come in order
         return out
 
+    def timing_evidence(self, rr_prev: np.ndarray, rr_reference: np.ndarray,
+                        irregular: np.ndarray) -> np.ndarray:
+        """Per beat: premature (RR before it under ``flag_max_rr_ratio`` x ``rr_reference``,
+        the shorter of the local and long-term RR), or in an irregular rhythm."""
+        with np.errstate(invalid="ignore"):
+            return irregular | (rr_prev < self.cfg.flag_max_rr_ratio * rr_reference)
+
     def __call__(self, window: np.ndarray, template: np.ndarray, amplitude: np.ndarray,
                  quality: np.ndarray, sample: np.ndarray,
                  timing: np.ndarray | None = None) -> np.ndarray:
         """True where a flag may stand (beats in good signal, not just after unreadable).
-        ``timing``: per beat, is its timing itself evidence (premature against the local RR,
-        or an irregular rhythm where prematurity means nothing)? A beat in noisy signal
-        without it keeps no flag (``flag_needs_timing``)."""
+        ``timing``: per beat, is its timing itself evidence (:meth:`timing_evidence`)? A
+        noisy beat in large wander or motion without it keeps no flag."""
         quality = np.asarray(quality)
         ok = (quality != NOISY) & ~((quality == GOOD) & self._recovering(np.asarray(sample)))
         if ok.all():
