@@ -40,6 +40,11 @@ class DetectorConfig:
     confirm_offset: float = 0.15
     confirm_mean_s: float = 10.0
     confirm_tolerance_s: float = 0.1
+    # An interval longer than this that holds a QRS block of the second detector (later than
+    # t_wave_s after its first beat) is no RR: the first detector missed beats there (its
+    # threshold still high after an artifact), it was no pause. Real pauses on DS1 (201, 208)
+    # hold no block; 31 of the 38 false pauses on CinC 2017's normal strips did.
+    missed_beat_rr_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,7 @@ class SampleCounts:
     detector_learning: int
     rr_init: int
     max_next_rr: int
+    missed_beat_rr: int
     context_learning: int
     amplitude_half_width: int
 
@@ -212,6 +218,7 @@ class SampleCounts:
             detector_learning=n(d.learning_s),
             rr_init=n(d.rr_init_s),
             max_next_rr=n(c.max_next_rr_s),
+            missed_beat_rr=n(d.missed_beat_rr_s),
             context_learning=n(c.learning_s),
             amplitude_half_width=n(c.amplitude_half_width_s),
         )

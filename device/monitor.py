@@ -52,6 +52,8 @@ class MonitorStats:
     lead_off_samples: int = 0
     gaps: int = 0
     beats_unconfirmed: int = 0  # R peaks in noisy signal the second detector did not confirm
+    # Long intervals holding a QRS the first detector missed (the second saw it): no RR, no pause
+    intervals_missed_beats: int = 0
     beats: int = 0
     learning_beats: int = 0
     flagged: int = 0
@@ -147,6 +149,7 @@ class Monitor:
             beats = self.path.flush()
             self.stats.signal_s += time.perf_counter() - t0
             self.stats.beats_unconfirmed += self.path.unconfirmed
+            self.stats.intervals_missed_beats += self.path.missed_intervals
             self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
@@ -182,6 +185,7 @@ class Monitor:
         beats = self.path.flush()
         self.stats.signal_s += time.perf_counter() - t0
         self.stats.beats_unconfirmed += self.path.unconfirmed
+        self.stats.intervals_missed_beats += self.path.missed_intervals
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):

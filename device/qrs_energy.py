@@ -119,6 +119,10 @@ class EnergyBlocks:
         k = bisect.bisect_right(self.blocks, (index + self.tol, np.iinfo(np.int64).max)) - 1
         return k >= 0 and self.blocks[k][1] + self.tol >= index
 
+    def blocks_between(self, start: int, end: int) -> int:
+        """Closed blocks whose centre lies in [start, end)."""
+        return sum(start <= (a + b) // 2 < end for a, b in self.blocks)
+
     def forget_before(self, index: int) -> None:
         """No question about an index before this: bounded memory."""
         k = bisect.bisect_left(self.blocks, (index - self.tol, -1))

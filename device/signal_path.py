@@ -37,6 +37,8 @@ from ecg_edge.device.rpeaks import RPeakDetector
 
 #: Frequency at which the band-pass delay of the QRS is compensated (its energy peaks near it).
 QRS_FREQ_HZ = 12.0
+# How far back the second detector's blocks are kept for the missed-beat check (memory bound).
+MISSED_BEAT_MEMORY_S = 60.0
 
 
 @dataclass
@@ -98,6 +100,8 @@ class SignalPath:
         # Beats dropped in noisy signal: the second detector saw no QRS, or (unreadable signal)
         # a shape unlike the wearer's between two beats one RR apart (InsertedBeat).
         self.unconfirmed = 0
+        # Long intervals in which the second detector saw a QRS the first missed: no RR.
+        self.missed_intervals = 0
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.insertion = InsertedBeat(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
@@ -219,6 +223,10 @@ class SignalPath:
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
+            if rr_prev > n.missed_beat_rr and self.confirm.blocks_between(
+                    self.prev_peak + n.t_wave, p - self.confirm.tol):
+                rr_prev = np.nan
+                self.missed_intervals += 1
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
             # distorts shapes and invents or hides beats, nor in an unreadable segment;
             # baseline wander and wide complexes (noisy by spread, or steep but smooth: their
@@ -240,7 +248,10 @@ class SignalPath:
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         self.x.trim(min(keep, self.x.end))
         self.quality.forget_before(keep + n.before)
-        self.confirm.forget_before(keep + n.before)
+        # The second detector's blocks since the last beat stay (bounded) for the check above.
+        since = keep + n.before if self.prev_peak is None else self.prev_peak
+        self.confirm.forget_before(max(min(keep + n.before, since),
+                                       keep + n.before - MISSED_BEAT_MEMORY_S * self.cfg.fs))
         return self._pack(rows)
 
     def _decided(self, p: int) -> bool:

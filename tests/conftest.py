@@ -54,6 +54,12 @@ def record_100():
 
 
 @pytest.fixture(scope="session")
+def record_201():
+    """Atrial fibrillation, nodal rhythm and two real pauses (3.7 s)."""
+    return read_record(MITDB / "201")
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A real bundle: CNN-AE trained briefly on record 106, converted to int8 (needs TF)."""
     pytest.importorskip("tensorflow")

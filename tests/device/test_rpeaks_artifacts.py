@@ -44,3 +44,26 @@ def test_one_huge_peak_moves_the_signal_level_by_a_bounded_step(record_100):
     t = record_beats(rec, SignalConfig()).time_s
     lost = [x for x in native[(native > 30.3) & (native < 60)] if np.min(np.abs(t - x)) > 0.05]
     assert len(lost) <= 2, lost
+
+
+@pytest.mark.parametrize("name", ["A02793", "A03806"])
+def test_beats_missed_after_an_artifact_give_no_pause(name):
+    """After a start artifact the first detector still misses beats for seconds on these two
+    normal strips (the monitor called 4 and 3 pauses); the second detector sees QRS blocks in
+    those intervals, so they are no RR: no pause, and each one counted."""
+    rec = read_record(STRIPS / name)
+    beats = record_beats(rec, SignalConfig())
+    rr = beats.rr_prev
+    assert np.nanmax(rr) < SignalConfig().detector.missed_beat_rr_s, \
+        list(zip(beats.time_s.round(2).tolist(), rr.round(2).tolist()))
+    gaps = np.diff(beats.time_s)
+    assert np.count_nonzero(gaps > 2.5) >= 2  # the beats are still missed, not invented
+
+
+def test_real_pauses_hold_no_missed_beat(record_201):
+    """201's two annotated pauses (3.7 s, at 378 s and 1787 s) hold no QRS for either detector:
+    they stay RR intervals the rhythm analysis calls pauses."""
+    beats = record_beats(record_201, SignalConfig())
+    long = beats.time_s[beats.rr_prev > 3.5]
+    assert any(abs(t - 381.7) < 0.3 for t in long) and any(abs(t - 1790.5) < 0.3 for t in long), \
+        long.round(2).tolist()
