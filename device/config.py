@@ -41,9 +41,10 @@ class DetectorConfig:
     confirm_mean_s: float = 10.0
     confirm_tolerance_s: float = 0.1
     # An interval longer than this that holds a QRS block of the second detector (later than
-    # t_wave_s after its first beat) is no RR: the first detector missed beats there (its
-    # threshold still high after an artifact), it was no pause. Real pauses on DS1 (201, 208)
-    # hold no block; 31 of the 38 false pauses on CinC 2017's normal strips did.
+    # t_wave_s after its first beat), or signal unreadable for noise (not a flat line), is no
+    # RR: the first detector missed beats there (its threshold still high after an artifact)
+    # or noise hid them; it was no pause. Real pauses on DS1 (201, 208) hold neither; 36 of the
+    # 38 false pauses on CinC 2017's normal strips did.
     missed_beat_rr_s: float = 2.0
 
 

@@ -147,6 +147,11 @@ class SignalQuality:
             return self.judged[k][2:]
         return GOOD, 0.0, 0.0, 1.0, False
 
+    def unreadable_noise_between(self, start: int, end: int) -> bool:
+        """Does a segment judged unreadable for noise (not a flat line) overlap [start, end)?"""
+        return any(a < end and b > start and level == UNREADABLE and step != np.inf
+                   for a, b, level, step, *_ in self.judged)
+
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
         kind that makes false QRS candidates; baseline wander does not)? It is always judged

@@ -223,8 +223,9 @@ class SignalPath:
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
-            if rr_prev > n.missed_beat_rr and self.confirm.blocks_between(
-                    self.prev_peak + n.t_wave, p - self.confirm.tol):
+            if rr_prev > n.missed_beat_rr and (
+                    self.confirm.blocks_between(self.prev_peak + n.t_wave, p - self.confirm.tol)
+                    or self.quality.unreadable_noise_between(self.prev_peak, p)):
                 rr_prev = np.nan
                 self.missed_intervals += 1
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
@@ -247,11 +248,13 @@ class SignalPath:
             self.inserted.pop(self.waiting.pop(0), None)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         self.x.trim(min(keep, self.x.end))
-        self.quality.forget_before(keep + n.before)
-        # The second detector's blocks since the last beat stay (bounded) for the check above.
+        # Segments and the second detector's blocks since the last beat stay (bounded) for the
+        # missed-beat check above.
         since = keep + n.before if self.prev_peak is None else self.prev_peak
-        self.confirm.forget_before(max(min(keep + n.before, since),
-                                       keep + n.before - MISSED_BEAT_MEMORY_S * self.cfg.fs))
+        horizon = max(min(keep + n.before, since),
+                      keep + n.before - int(MISSED_BEAT_MEMORY_S * self.cfg.fs))
+        self.quality.forget_before(horizon)
+        self.confirm.forget_before(horizon)
         return self._pack(rows)
 
     def _decided(self, p: int) -> bool:
