@@ -52,7 +52,9 @@ class MonitorStats:
     lead_off_samples: int = 0
     gaps: int = 0
     beats_unconfirmed: int = 0  # R peaks in noisy signal the second detector did not confirm
-    # Long intervals holding a QRS the first detector missed (the second saw it): no RR, no pause
+    # Long intervals over 2 s holding a QRS only the second detector saw: in good signal its
+    # beats are taken (recovered), in noise the interval is no RR (no pause)
+    beats_recovered: int = 0
     intervals_missed_beats: int = 0
     beats: int = 0
     learning_beats: int = 0
@@ -150,6 +152,7 @@ class Monitor:
             self.stats.signal_s += time.perf_counter() - t0
             self.stats.beats_unconfirmed += self.path.unconfirmed
             self.stats.intervals_missed_beats += self.path.missed_intervals
+            self.stats.beats_recovered += self.path.recovered
             self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
@@ -186,6 +189,7 @@ class Monitor:
         self.stats.signal_s += time.perf_counter() - t0
         self.stats.beats_unconfirmed += self.path.unconfirmed
         self.stats.intervals_missed_beats += self.path.missed_intervals
+        self.stats.beats_recovered += self.path.recovered
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):

@@ -119,9 +119,9 @@ class EnergyBlocks:
         k = bisect.bisect_right(self.blocks, (index + self.tol, np.iinfo(np.int64).max)) - 1
         return k >= 0 and self.blocks[k][1] + self.tol >= index
 
-    def blocks_between(self, start: int, end: int) -> int:
+    def blocks_in(self, start: int, end: int) -> list[tuple[int, int]]:
         """Closed blocks whose centre lies in [start, end)."""
-        return sum(start <= (a + b) // 2 < end for a, b in self.blocks)
+        return [(a, b) for a, b in self.blocks if start <= (a + b) // 2 < end]
 
     def forget_before(self, index: int) -> None:
         """No question about an index before this: bounded memory."""

@@ -152,6 +152,10 @@ class SignalQuality:
         return any(a < end and b > start and level == UNREADABLE and step != np.inf
                    for a, b, level, step, *_ in self.judged)
 
+    def good_between(self, start: int, end: int) -> bool:
+        """Is every judged segment overlapping [start, end) good?"""
+        return all(level == GOOD for a, b, level, *_ in self.judged if a < end and b > start)
+
     def noisy_before(self, index: int) -> bool:
         """Did the segment before the one holding ``index`` carry high-frequency noise (the
         kind that makes false QRS candidates; baseline wander does not)? It is always judged

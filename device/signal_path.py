@@ -100,8 +100,10 @@ class SignalPath:
         # Beats dropped in noisy signal: the second detector saw no QRS, or (unreadable signal)
         # a shape unlike the wearer's between two beats one RR apart (InsertedBeat).
         self.unconfirmed = 0
-        # Long intervals in which the second detector saw a QRS the first missed: no RR.
+        # Long intervals in noise where beats were missed (no RR), and beats the second
+        # detector found in long intervals of good signal that the first missed.
         self.missed_intervals = 0
+        self.recovered = 0
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.insertion = InsertedBeat(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
@@ -207,6 +209,11 @@ class SignalPath:
                 self.prev_usable &= not unconfirmed
                 self.inserted.pop(self.waiting.pop(0), None)
                 continue
+            found = self._missed_beats(p)
+            if found:  # beats the first detector missed in good signal: they come first
+                self.waiting[0:0] = found
+                self.recovered += len(found)
+                continue
             # The next beat that will be kept: a dropped one must not end this beat's RR.
             nxt, ready = self._next_kept(p, final)
             if not final:
@@ -224,9 +231,9 @@ class SignalPath:
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
                 else np.nan
             if rr_prev > n.missed_beat_rr and (
-                    self.confirm.blocks_between(self.prev_peak + n.t_wave, p - self.confirm.tol)
+                    self.confirm.blocks_in(self.prev_peak + n.t_wave, p - self.confirm.tol)
                     or self.quality.unreadable_noise_between(self.prev_peak, p)):
-                rr_prev = np.nan
+                rr_prev = np.nan  # beats missed in noise: no pause, rate or prematurity
                 self.missed_intervals += 1
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
             # distorts shapes and invents or hides beats, nor in an unreadable segment;
@@ -247,15 +254,33 @@ class SignalPath:
             self.prev_peak, self.prev_usable = p, usable
             self.inserted.pop(self.waiting.pop(0), None)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
-        self.x.trim(min(keep, self.x.end))
-        # Segments and the second detector's blocks since the last beat stay (bounded) for the
-        # missed-beat check above.
+        # The signal, segments and second detector's blocks since the last beat stay (bounded)
+        # for the missed-beat check above.
         since = keep + n.before if self.prev_peak is None else self.prev_peak
         horizon = max(min(keep + n.before, since),
                       keep + n.before - int(MISSED_BEAT_MEMORY_S * self.cfg.fs))
+        self.x.trim(min(horizon - n.before, self.x.end))
         self.quality.forget_before(horizon)
         self.confirm.forget_before(horizon)
         return self._pack(rows)
+
+    def _missed_beats(self, p: int) -> list[int]:
+        """R peaks of the second detector's QRS blocks inside a long interval ending at ``p``
+        that the first detector missed (its threshold still high after an artifact), where
+        every segment of the interval is good; none elsewhere (in noise a lone block may be
+        noise: the interval is then no RR, see ``_emit``)."""
+        n, prev = self.n, self.prev_peak
+        if prev is None or not self.prev_usable or p - prev <= n.missed_beat_rr \
+                or not self.quality.good_between(prev, p):
+            return []
+        found: list[int] = []
+        for a, b in self.confirm.blocks_in(prev + n.t_wave, p - self.confirm.tol):
+            seg = self.x.get(max(a, self.x.start), b)
+            q = max(a, self.x.start) + int(np.argmax(np.abs(seg))) if len(seg) else -1
+            if q - max(prev, found[-1] if found else prev) >= n.refractory \
+                    and p - q >= n.refractory:
+                found.append(q)
+        return found
 
     def _decided(self, p: int) -> bool:
         """Quality and the second detector have both judged peak ``p``."""
