@@ -40,11 +40,12 @@ class DetectorConfig:
     confirm_offset: float = 0.15
     confirm_mean_s: float = 10.0
     confirm_tolerance_s: float = 0.1
-    # An interval longer than this that holds a QRS block of the second detector (later than
-    # t_wave_s after its first beat), or signal unreadable for noise (not a flat line), is no
-    # RR: the first detector missed beats there (its threshold still high after an artifact)
-    # or noise hid them; it was no pause. Real pauses on DS1 (201, 208) hold neither; 36 of the
-    # 38 false pauses on CinC 2017's normal strips did.
+    # In an interval longer than this the first detector may have missed beats (its threshold
+    # still high after an artifact): in good signal the second detector's QRS blocks there
+    # (later than t_wave_s after its first beat) become beats; where the signal is unreadable
+    # for noise (not a flat line), or noisy with such a block, the interval is no RR. Either
+    # way it was no pause. Real pauses on DS1 (201, 208) hold neither; 34 of the 38 false
+    # pauses on CinC 2017's normal strips did.
     missed_beat_rr_s: float = 2.0
 
 
