@@ -10,7 +10,9 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   lag-2/3 minimum), turning points and an ectopic-filtered variant: best ROC-AUC of AF beats
   against the rest on DS1 and of AF strips on cinc2017. Onset after ``af_onset_beats`` windows
   above ``af_enter``, offset after ``af_offset_beats`` below ``af_exit`` (hysteresis); the
-  reported times are set back by half a window, where the window's majority changed.
+  reported times are set back by half a window, where the window's majority changed (or to
+  the first beat of a stretch no window of which said "not AF": a recording that starts in
+  AF). AF yields to VT: its episode ends where VT starts and resumes where VT ends.
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
   classes); not while VF is open, and it ends when the V rhythm slows below the limit.
 - **VF / ventricular flutter**: from the band-passed signal, not from beats (an R-peak detector
@@ -79,6 +81,13 @@ class RhythmConfig:
     # path: it keeps the longer onset (the previous default, not re-chosen; DS1 201 from
     # annotated beats without classes: AF duration +P 57 % at 8 windows, above 90 % at 24).
     af_onset_beats_rr_only: int = 24
+    # An AF onset in a stretch of windows none of which said "not AF" (below af_exit) is
+    # dated from the stretch's first beat (a stream start, gap or unusable beat), not half a
+    # window back: a recording that starts in AF is AF from its start (DS1 201 and 203 lost
+    # their first 16 s). AF yields to VT: the AF episode ends where VT starts and resumes
+    # where it ends while the windows stay irregular (MIT-BIH annotates VT inside AF as VT).
+    af_undecided_onset: bool = True
+    af_yield_to_vt: bool = True
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -247,6 +256,15 @@ class RhythmAnalyzer:
         self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         self.af_on = self.af_off = 0
         self.af_peak = 0.0
+        # Where the current stretch of AF windows began (the beat after a stream start, gap
+        # or unusable beat) and whether any window since then said "not AF" (regular, or P
+        # waves): an onset in a stretch still undecided is dated from the stretch's start.
+        self.af_stretch: tuple[float, int] | None = None
+        self.af_decided = False
+        self.af_in_stretch = False
+        # AF is suspended while VT runs inside it (VT is the rhythm then, as annotated):
+        # the AF episode ends where VT starts and resumes where VT ends, if still irregular.
+        self.af_suspended = False
         self.v_run: list[tuple[float, int, float]] = []  # (t, sample, rr) of the current V run
         self.last_v: tuple[float, int] = (0.0, 0)  # the last V beat seen (where VT can end)
         self.rate_rr: list[float] = []
@@ -329,9 +347,12 @@ class RhythmAnalyzer:
             del self.recent[: -self.recent_max]
             if not skipped:
                 self._af(t, s, x, ok and p_gate, events)
-            irregular[i] = self.episodes["AF"].open is not None
+            irregular[i] = self.af_active()
             if cls is not None:
+                vt_was = self.episodes["VT"].open is not None
                 self._vt(t, s, r, cls[i], ok, events)
+                if vt_was != (self.episodes["VT"].open is not None):
+                    self._af_around_vt(events)
             if r == r:
                 self._rate(t, s, r, ok, events)
             self.last_beat = (t, s)
@@ -374,22 +395,54 @@ class RhythmAnalyzer:
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_on = 0
+            if not self.af_in_stretch:  # the first beat of a new stretch
+                self.af_stretch, self.af_decided, self.af_in_stretch = (t, s), False, True
             return
-        if ep.open is None:
+        self.af_in_stretch = False
+        if not self.af_active():
             self.af_on = self.af_on + 1 if x > enter and ok else 0
             self.af_peak = max(self.af_peak, x) if self.af_on else 0.0
             if self.af_on >= onset:
                 t0, s0 = self._back(onset - 1 + half)
+                if c.af_undecided_onset and not self.af_decided and self.af_stretch:
+                    # No window since the stretch began said "not AF": the irregular rhythm
+                    # was there from its first window (e.g. a recording that starts in AF).
+                    t0, s0 = min(self.af_stretch, (t0, s0))
                 events.append(ep.start(t0, s0, irregularity=round(self.af_peak, 4),
                                        detected_t=round(t, 4)))
                 self.af_off = 0
+            elif x < exit_:
+                self.af_decided = True
         else:
+            self.af_decided = True
             self.af_off = self.af_off + 1 if x < exit_ else 0
             if self.af_off >= offset:
                 t1, s1 = self._back(offset - 1 + half)
-                events.append(ep.end(t1, s1, "regular rhythm", irregularity=round(x, 4),
-                                     detected_t=round(t, 4)))
+                if self.af_suspended:
+                    self.af_suspended = False
+                else:
+                    events.append(ep.end(t1, s1, "regular rhythm", irregularity=round(x, 4),
+                                         detected_t=round(t, 4)))
                 self.af_on = 0
+
+    def af_active(self) -> bool:
+        """The AF state (hysteresis) is on: an episode open or suspended by VT."""
+        return self.episodes["AF"].open is not None or self.af_suspended
+
+    def _af_around_vt(self, events: list[dict]) -> None:
+        """VT just opened or closed: end AF where VT starts, resume it where VT ends."""
+        if not self.cfg.af_yield_to_vt:
+            return
+        af, vt = self.episodes["AF"], self.episodes["VT"]
+        if vt.open is not None and af.open is not None:
+            events.insert(len(events) - 1, af.end(vt.open["t"], vt.open["sample"], "VT"))
+            self.af_suspended = True
+        elif vt.open is None and self.af_suspended:
+            end = events[-1] if events and events[-1].get("rhythm") == "VT" else None
+            if end is not None:
+                events.append(af.start(end["t"], end["sample"], irregularity=round(
+                    self.af_peak, 4), after="VT"))
+                self.af_suspended = False
 
     def _pause(self, t: float, s: int, r: float, events: list[dict]) -> None:
         if r > self.cfg.pause_s and self.last_beat is not None:
@@ -511,6 +564,8 @@ class RhythmAnalyzer:
         self.rate_rr.clear()
         self.rate_since = dict.fromkeys(self.rate_since)
         self.af_on = self.af_off = 0
+        self.af_in_stretch = False
+        self.af_suspended = False
         self.last_beat = None
         self.vf.reset()
         return RhythmUpdate(events)

@@ -175,3 +175,41 @@ def test_a_rate_limit_must_hold_unbroken_across_an_interval_that_is_no_rr():
         t = np.cumsum(np.nan_to_num(rr, nan=0.4))
         events = RhythmAnalyzer().update(t, (t * 360).astype(int), np.array(rr)).events
         assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == opened
+
+
+def test_af_found_from_the_first_windows_is_dated_from_the_stretch_start():
+    """201 opens in AF ('(AFIB' at 0.2 s): no window before the onset said "not AF", so the
+    episode starts at the first beat, not half a window before the onset. Started at 380 s
+    (sinus and nodal rhythm, then AF at 477 s) the onset is set back half a window only."""
+    from dataclasses import replace
+
+    t, s, rr, cls = annotated_beats("201")
+    first = [e for e in analyze_beats(t, s, rr, classes=cls)[0] if e["rhythm"] == "AF"][0]
+    assert first["t"] == pytest.approx(t[0], abs=1e-3)
+    old = [e for e in analyze_beats(t, s, rr, replace(RhythmConfig(), af_undecided_onset=False),
+                                    classes=cls)[0] if e["rhythm"] == "AF"][0]
+    assert old["t"] > t[0] + 5 and old["detected_t"] == first["detected_t"]
+    late = t > 380
+    rr_late = rr[late].copy()
+    rr_late[0] = np.nan
+    onset = [e for e in analyze_beats(t[late], s[late], rr_late, classes=cls[late])[0]
+             if e["rhythm"] == "AF"][0]
+    assert 470 < onset["t"] < onset["detected_t"]
+
+
+def test_af_yields_to_vt_and_resumes_after_it():
+    """A fast V run inside 201's AF (its beats typed V and 150 bpm, as in 203's runs): AF ends
+    where VT starts and a new AF episode starts where VT ends."""
+    t, s, rr, cls = annotated_beats("201")
+    n = 400
+    rr, cls = rr[:n].copy(), cls[:n].copy()
+    rr[200:205], cls[200:205] = 0.4, "V"
+    t = np.r_[t[0], t[0] + np.cumsum(rr[1:])]
+    s = (t * 360).astype(int)
+    events = analyze_beats(t, s, rr, classes=cls)[0]
+    seq = [(e["type"], e["rhythm"], e.get("reason")) for e in events
+           if e["rhythm"] in ("AF", "VT")]
+    assert seq == [("rhythm_start", "AF", None), ("rhythm_end", "AF", "VT"),
+                   ("rhythm_start", "VT", None), ("rhythm_end", "VT", "non-V beat"),
+                   ("rhythm_start", "AF", None), ("rhythm_end", "AF", "end of input")], seq
+    assert events[1]["t"] == events[2]["t"] and events[3]["t"] == events[4]["t"]
