@@ -88,6 +88,11 @@ class RhythmConfig:
     # where it ends while the windows stay irregular (MIT-BIH annotates VT inside AF as VT).
     af_undecided_onset: bool = True
     af_yield_to_vt: bool = True
+    # A window whose P-wave region repeats the template (the P-wave gate above says "no
+    # onset") and whose irregularity is below af_enter counts toward offset like a regular
+    # one: P waves are back (201: AF ending into nodal and sinus rhythm with escape beats and
+    # pauses, irregular but not AF, stayed open 20 s). RR-only input has no P-wave evidence.
+    af_p_wave_offset: bool = True
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -415,7 +420,8 @@ class RhythmAnalyzer:
                 self.af_decided = True
         else:
             self.af_decided = True
-            self.af_off = self.af_off + 1 if x < exit_ else 0
+            self.af_off = self.af_off + 1 if x < exit_ or (
+                c.af_p_wave_offset and not ok and x < enter) else 0
             if self.af_off >= offset:
                 t1, s1 = self._back(offset - 1 + half)
                 if self.af_suspended:

@@ -213,3 +213,29 @@ def test_af_yields_to_vt_and_resumes_after_it():
                    ("rhythm_start", "VT", None), ("rhythm_end", "VT", "non-V beat"),
                    ("rhythm_start", "AF", None), ("rhythm_end", "AF", "end of input")], seq
     assert events[1]["t"] == events[2]["t"] and events[3]["t"] == events[4]["t"]
+
+
+def test_p_waves_back_close_af_sooner():
+    """201's device beats with their P-wave evidence: AF (477-514 s) ends into nodal rhythm and
+    sinus rhythm with escape beats, irregular but with P waves; counting windows with P waves
+    back toward offset ends that episode earlier, and no AF episode is lost."""
+    from dataclasses import replace
+
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.rhythm_features import atrial_evidence
+    from ecg_edge.device.signal_path import process_signal
+    from ecg_edge.firmware_bridge.records import read_record
+
+    rec, sig = read_record(MITDB / "201"), SignalConfig()
+    b = process_signal(rec.lead_mv(), rec.fs, sig)
+    cfg = RhythmConfig(af_onset_beats=8)
+    p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                        cfg.p_wave_region_s)
+    ends = {}
+    for rule in (False, True):
+        events, _ = analyze_beats(b.time_s, b.sample, b.rr_prev.astype(float),
+                                  replace(cfg, af_p_wave_offset=rule), p_wave=p)
+        ends[rule] = [e for e in events if e["rhythm"] == "AF" and e["type"] == "rhythm_end"]
+    assert len(ends[True]) == len(ends[False]) == 3
+    second = [[e["t"] for e in ends[r] if 500 < e["t"] < 600][0] for r in (False, True)]
+    assert second[1] < second[0] - 5 and second[1] > 514
