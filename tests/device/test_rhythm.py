@@ -239,3 +239,25 @@ def test_p_waves_back_close_af_sooner():
     assert len(ends[True]) == len(ends[False]) == 3
     second = [[e["t"] for e in ends[r] if 500 < e["t"] < 600][0] for r in (False, True)]
     assert second[1] < second[0] - 5 and second[1] > 514
+
+
+def test_a_usual_shaped_beat_after_odd_v_beats_ends_the_v_run():
+    """A couplet of odd-shaped V beats and then a beat typed V whose QRS matches the wearer's
+    template (DS1 208: a conducted beat after the couplet) opens no VT; the same run whose
+    third beat is odd-shaped too does; without shape evidence the calls alone decide."""
+    rr = np.array([np.nan, 0.8, 0.8, 0.45, 0.45, 0.45, 0.8, 0.8])
+    cls = np.array(["N", "N", "N", "V", "V", "V", "N", "N"])
+    t = np.cumsum(np.nan_to_num(rr, nan=0.8))
+    s = (t * 360).astype(int)
+
+    def vt(third_qrs):
+        atrial = np.zeros((len(t), 3))
+        atrial[:, 2] = [0.99, 0.99, 0.99, -0.7, -0.6, third_qrs, 0.99, 0.99]
+        an = RhythmAnalyzer()
+        events = an.update(t, s, rr, cls, p_wave=atrial).events
+        return [e["type"] for e in events if e["rhythm"] == "VT"]
+
+    assert vt(0.97) == []
+    assert vt(-0.5) == ["rhythm_start", "rhythm_end"]
+    events = RhythmAnalyzer().update(t, s, rr, cls).events
+    assert [e["type"] for e in events if e["rhythm"] == "VT"] == ["rhythm_start", "rhythm_end"]
