@@ -29,6 +29,7 @@ no evidence of an ectopic beat there.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -350,7 +351,8 @@ class RhythmAnalyzer:
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
         cls = np.asarray(classes).tolist() if classes is not None else None
-        qrs = atrial[:, 2].tolist() if atrial is not None else [float("nan")] * n
+        qrs = atrial[:, 2].tolist() if atrial is not None else itertools.repeat(float("nan"))
+        af_ep, vt_ep = self.episodes["AF"], self.episodes["VT"]
         rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
                    usable_a.tolist(), p_ok.tolist(), skip.tolist(), qrs)
         for i, (t, s, r, x, ok, p_gate, skipped, q) in enumerate(rows):
@@ -364,11 +366,11 @@ class RhythmAnalyzer:
             del self.recent[: -self.recent_max]
             if not skipped:
                 self._af(t, s, x, ok and p_gate, events)
-            irregular[i] = self.af_active()
+            irregular[i] = af_ep.open is not None or self.af_suspended
             if cls is not None:
-                vt_was = self.episodes["VT"].open is not None
+                vt_was = vt_ep.open
                 self._vt(t, s, r, cls[i], ok, events, q)
-                if vt_was != (self.episodes["VT"].open is not None):
+                if (vt_was is None) != (vt_ep.open is None):
                     self._af_around_vt(events)
             if r == r:
                 self._rate(t, s, r, ok, events)
