@@ -459,7 +459,9 @@ class RhythmAnalyzer:
             self.af_suspended = True
         elif vt.open is None and self.af_suspended:
             end = events[-1] if events and events[-1].get("rhythm") == "VT" else None
-            if end is not None:
+            if self.episodes["VF"].open is not None:  # VF is the rhythm now: AF must re-open
+                self.af_suspended, self.af_on = False, 0
+            elif end is not None:
                 events.append(af.start(end["t"], end["sample"], irregularity=round(
                     self.af_peak, 4), after="VT"))
                 self.af_suspended = False
