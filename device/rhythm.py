@@ -58,6 +58,9 @@ class RhythmConfig:
     # couplets followed by a usual-shaped beat typed V opened 5 false VT). Needs the beat
     # windows' shape evidence; RR-only input keeps the class calls alone.
     vt_usual_qrs: float = 0.9
+    # A V beat whose RR is unknown (a peak lost before it, e.g. in noise) may begin a V run;
+    # the rate comes from the run's known intervals (DS1 203: a run after unusable beats).
+    vt_run_after_no_rr: bool = True
     vf_window_s: float = 4.0  # VF-filter leakage window
     vf_leakage: float = 0.55  # leakage below this: sinusoid-like, unorganised (DS1: 207)
     vf_min_mv: float = 0.05  # mean absolute amplitude below this is asystole/lead noise, not VF
@@ -484,12 +487,12 @@ class RhythmAnalyzer:
                 x[3] < self.odd_qrs for x in self.v_run[1 - c.vt_beats:]):
             cls = "N"  # the wearer's usual QRS after odd-shaped V beats: a conducted beat
         if cls == "V" and ok and self.episodes["VF"].open is None:
-            if r != r:  # no RR into this beat (a peak lost in noise): the rate run restarts
+            if r != r and not c.vt_run_after_no_rr:  # the rate run restarts after this beat
                 self.last_v = (t, s)
                 return
             self.v_run.append((t, s, r, qrs))
             last = self.v_run[-c.vt_beats:]
-            rate = 60.0 * len(last) / sum(x[2] for x in last)
+            rate = _rate_bpm(last)
             if ep.open is None:
                 if len(last) >= c.vt_beats and rate > c.vt_rate_bpm:
                     events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
@@ -514,9 +517,9 @@ class RhythmAnalyzer:
             events.append(self.episodes["VT"].end(*self.last_v, reason))
             return
         last = run[-1]
-        rate = 60.0 * len(run) / sum(x[2] for x in run)
+        rate = _rate_bpm(run)
         events.append(self.episodes["VT"].end(last[0], last[1], reason, beats=len(run),
-                                              hr_bpm=round(rate, 1)))
+                                              hr_bpm=round(rate, 1) if rate == rate else None))
 
     def _rate(self, t: float, s: int, r: float, ok: bool, events: list[dict]) -> None:
         c = self.cfg
@@ -648,6 +651,13 @@ class RhythmAnalyzer:
         f = window_features(rr[-run:], atrial, run, self.cfg.af_tolerance_s)[-1:]
         p = self.af_model(f)
         return float(p[0]) if np.isfinite(p[0]) else None
+
+
+def _rate_bpm(run: list) -> float:
+    """Rate of a V run from its known RR intervals (a run may begin at a beat whose RR is
+    unknown: a peak lost before it); NaN without any."""
+    known = [x[2] for x in run if x[2] == x[2]]
+    return 60.0 * len(known) / sum(known) if known else float("nan")
 
 
 #: Fewest RR intervals a short strip's one window may have (Petrenas 2015 used 8 beats).

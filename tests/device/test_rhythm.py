@@ -261,3 +261,20 @@ def test_a_usual_shaped_beat_after_odd_v_beats_ends_the_v_run():
     assert vt(-0.5) == ["rhythm_start", "rhythm_end"]
     events = RhythmAnalyzer().update(t, s, rr, cls).events
     assert [e["type"] for e in events if e["rhythm"] == "VT"] == ["rhythm_start", "rhythm_end"]
+
+
+def test_a_v_run_may_begin_at_a_beat_whose_rr_is_unknown():
+    """A peak lost in noise before a fast V run (203 at 1153 s): the first V beat has no RR,
+    the rate comes from the run's known intervals; a run of two V beats after it is no VT."""
+    from dataclasses import replace
+
+    for cls, opened in ((["N", "N", "V", "V", "V", "N"], ["VT"]),
+                        (["N", "N", "V", "V", "N", "N"], [])):
+        rr = np.array([np.nan, 0.8, np.nan, 0.33, 0.36, 0.8])
+        t = np.cumsum(np.nan_to_num(rr, nan=0.6))
+        for rule, expect in ((True, opened), (False, [])):
+            an = RhythmAnalyzer(replace(RhythmConfig(), vt_run_after_no_rr=rule))
+            events = an.update(t, (t * 360).astype(int), rr, np.array(cls)).events
+            assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == expect
+            ends = [e for e in events if e["type"] == "rhythm_end"]
+            assert all(e["hr_bpm"] > 100 for e in ends)
