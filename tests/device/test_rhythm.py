@@ -175,3 +175,106 @@ def test_a_rate_limit_must_hold_unbroken_across_an_interval_that_is_no_rr():
         t = np.cumsum(np.nan_to_num(rr, nan=0.4))
         events = RhythmAnalyzer().update(t, (t * 360).astype(int), np.array(rr)).events
         assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == opened
+
+
+def test_af_found_from_the_first_windows_is_dated_from_the_stretch_start():
+    """201 opens in AF ('(AFIB' at 0.2 s): no window before the onset said "not AF", so the
+    episode starts at the first beat, not half a window before the onset. Started at 380 s
+    (sinus and nodal rhythm, then AF at 477 s) the onset is set back half a window only."""
+    from dataclasses import replace
+
+    t, s, rr, cls = annotated_beats("201")
+    first = [e for e in analyze_beats(t, s, rr, classes=cls)[0] if e["rhythm"] == "AF"][0]
+    assert first["t"] == pytest.approx(t[0], abs=1e-3)
+    old = [e for e in analyze_beats(t, s, rr, replace(RhythmConfig(), af_undecided_onset=False),
+                                    classes=cls)[0] if e["rhythm"] == "AF"][0]
+    assert old["t"] > t[0] + 5 and old["detected_t"] == first["detected_t"]
+    late = t > 380
+    rr_late = rr[late].copy()
+    rr_late[0] = np.nan
+    onset = [e for e in analyze_beats(t[late], s[late], rr_late, classes=cls[late])[0]
+             if e["rhythm"] == "AF"][0]
+    assert 470 < onset["t"] < onset["detected_t"]
+
+
+def test_af_yields_to_vt_and_resumes_after_it():
+    """A fast V run inside 201's AF (its beats typed V and 150 bpm, as in 203's runs): AF ends
+    where VT starts and a new AF episode starts where VT ends."""
+    t, s, rr, cls = annotated_beats("201")
+    n = 400
+    rr, cls = rr[:n].copy(), cls[:n].copy()
+    rr[200:205], cls[200:205] = 0.4, "V"
+    t = np.r_[t[0], t[0] + np.cumsum(rr[1:])]
+    s = (t * 360).astype(int)
+    events = analyze_beats(t, s, rr, classes=cls)[0]
+    seq = [(e["type"], e["rhythm"], e.get("reason")) for e in events
+           if e["rhythm"] in ("AF", "VT")]
+    assert seq == [("rhythm_start", "AF", None), ("rhythm_end", "AF", "VT"),
+                   ("rhythm_start", "VT", None), ("rhythm_end", "VT", "non-V beat"),
+                   ("rhythm_start", "AF", None), ("rhythm_end", "AF", "end of input")], seq
+    assert events[1]["t"] == events[2]["t"] and events[3]["t"] == events[4]["t"]
+
+
+def test_p_waves_back_close_af_sooner():
+    """201's device beats with their P-wave evidence: AF (477-514 s) ends into nodal rhythm and
+    sinus rhythm with escape beats, irregular but with P waves; counting windows with P waves
+    back toward offset ends that episode earlier, and no AF episode is lost."""
+    from dataclasses import replace
+
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.rhythm_features import atrial_evidence
+    from ecg_edge.device.signal_path import process_signal
+    from ecg_edge.firmware_bridge.records import read_record
+
+    rec, sig = read_record(MITDB / "201"), SignalConfig()
+    b = process_signal(rec.lead_mv(), rec.fs, sig)
+    cfg = RhythmConfig(af_onset_beats=8)
+    p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                        cfg.p_wave_region_s)
+    ends = {}
+    for rule in (False, True):
+        events, _ = analyze_beats(b.time_s, b.sample, b.rr_prev.astype(float),
+                                  replace(cfg, af_p_wave_offset=rule), p_wave=p)
+        ends[rule] = [e for e in events if e["rhythm"] == "AF" and e["type"] == "rhythm_end"]
+    assert len(ends[True]) == len(ends[False]) == 3
+    second = [[e["t"] for e in ends[r] if 500 < e["t"] < 600][0] for r in (False, True)]
+    assert second[1] < second[0] - 5 and second[1] > 514
+
+
+def test_a_usual_shaped_beat_after_odd_v_beats_ends_the_v_run():
+    """A couplet of odd-shaped V beats and then a beat typed V whose QRS matches the wearer's
+    template (DS1 208: a conducted beat after the couplet) opens no VT; the same run whose
+    third beat is odd-shaped too does; without shape evidence the calls alone decide."""
+    rr = np.array([np.nan, 0.8, 0.8, 0.45, 0.45, 0.45, 0.8, 0.8])
+    cls = np.array(["N", "N", "N", "V", "V", "V", "N", "N"])
+    t = np.cumsum(np.nan_to_num(rr, nan=0.8))
+    s = (t * 360).astype(int)
+
+    def vt(third_qrs):
+        atrial = np.zeros((len(t), 3))
+        atrial[:, 2] = [0.99, 0.99, 0.99, -0.7, -0.6, third_qrs, 0.99, 0.99]
+        an = RhythmAnalyzer()
+        events = an.update(t, s, rr, cls, p_wave=atrial).events
+        return [e["type"] for e in events if e["rhythm"] == "VT"]
+
+    assert vt(0.97) == []
+    assert vt(-0.5) == ["rhythm_start", "rhythm_end"]
+    events = RhythmAnalyzer().update(t, s, rr, cls).events
+    assert [e["type"] for e in events if e["rhythm"] == "VT"] == ["rhythm_start", "rhythm_end"]
+
+
+def test_a_v_run_may_begin_at_a_beat_whose_rr_is_unknown():
+    """A peak lost in noise before a fast V run (203 at 1153 s): the first V beat has no RR,
+    the rate comes from the run's known intervals; a run of two V beats after it is no VT."""
+    from dataclasses import replace
+
+    for cls, opened in ((["N", "N", "V", "V", "V", "N"], ["VT"]),
+                        (["N", "N", "V", "V", "N", "N"], [])):
+        rr = np.array([np.nan, 0.8, np.nan, 0.33, 0.36, 0.8])
+        t = np.cumsum(np.nan_to_num(rr, nan=0.6))
+        for rule, expect in ((True, opened), (False, [])):
+            an = RhythmAnalyzer(replace(RhythmConfig(), vt_run_after_no_rr=rule))
+            events = an.update(t, (t * 360).astype(int), rr, np.array(cls)).events
+            assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == expect
+            ends = [e for e in events if e["type"] == "rhythm_end"]
+            assert all(e["hr_bpm"] > 100 for e in ends)
