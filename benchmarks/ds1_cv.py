@@ -73,11 +73,13 @@ class Ds1CvConfig:
     v_baseline_quantile: float = 0.1
     v_template_weight: float = 1.0
     # Rules fixed here (device.classes.ClassSpec; 0: off), not searched per fold: chosen on
-    # DS1 leave-one-out over two seeds' out-of-fold probabilities (train/RESULTS.md, sixth
-    # pass). In AF a V call needs the shape away from the template (timing is no evidence
-    # there); the long-term S rule calls S on beats shaped like the wearer's own that came
-    # early against the wearer's RR of the last few minutes.
-    v_af_distance: float = 0.25
+    # DS1 leave-one-out over three models' out-of-fold probabilities (train/RESULTS.md, sixth
+    # pass). The long-term S rule calls S on beats shaped like the wearer's own that came
+    # early against the wearer's RR of the last few minutes (SVEB up on all three). The V
+    # rules stay off: in AF a V call that needs a shape away from the template, and outside
+    # it a V call close to the template that needs a PVC's timing, each traded VEB Se or the
+    # N flags in AF between the models rather than gaining.
+    v_af_distance: float = 0.0
     v_timing_below: float = 0.0
     s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75

@@ -37,8 +37,7 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024
     # The rules alone re-scored from the saved run (no retraining) give the run's own figures
     # and thresholds, and write those thresholds into the run's bundle.
-    rules = r["thresholds"]["int8"]
-    assert rules["s_long_rr_beats"] > 0 and rules["v_af_distance"] > 0
+    assert r["thresholds"]["int8"]["s_long_rr_beats"] > 0  # the long-term S rule is on
     again = rescore(tmp_path / "cv", mitdb_dir, tmp_path / "rs", Ds1CvConfig(boot=10), dest)
     assert again["thresholds"] == r["thresholds"]
     for set_name in ("ds1", "ds2"):
