@@ -323,6 +323,26 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
+@cli.command("ds1-rescore")
+@click.argument("cv_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default="runs/ds1rescore",
+              show_default=True)
+@click.option("--boot", default=300, show_default=True, help="Bootstrap resamples of records.")
+@click.option("--bundle", "bundle_path", type=click.Path(file_okay=False, exists=True),
+              default=None, help="Write the re-chosen int8 thresholds and rules into this "
+                                 "bundle's classes section (a bundle of the run's own model).")
+@click.option("--json", "as_json", is_flag=True)
+def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, as_json):
+    """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
+    (FOLDER: the records it ran on, for their rhythm annotations)."""
+    from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
+
+    result = rescore(Path(cv_dir), Path(folder), Path(out), Ds1CvConfig(boot=boot),
+                     Path(bundle_path) if bundle_path else None)
+    click.echo(json.dumps(result, indent=2) if as_json else render(result))
+
+
 @cli.command("strip-alarms")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,

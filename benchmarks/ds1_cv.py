@@ -33,7 +33,7 @@ from ecg_edge.device.records import read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import Progress
 from ecg_edge.train import classifier as clf
-from ecg_edge.train.protocols import as_beats, load_folder_beats
+from ecg_edge.train.protocols import as_beats, load_folder_beats, read_beats_cache
 from ecg_edge.train.rescore import record_bootstrap
 
 SCORERS = ("learned float", "learned int8", "reference combined",
@@ -72,6 +72,24 @@ class Ds1CvConfig:
     v_baseline_beats: int = 64
     v_baseline_quantile: float = 0.1
     v_template_weight: float = 1.0
+    # Rules fixed here (device.classes.ClassSpec; 0: off), not searched per fold: chosen on
+    # DS1 leave-one-out over three models' out-of-fold probabilities (train/RESULTS.md, sixth
+    # pass). The long-term S rule calls S on beats shaped like the wearer's own that came
+    # early against the wearer's RR of the last few minutes (SVEB up on all three). The V
+    # rules stay off: in AF a V call that needs a shape away from the template, and outside
+    # it a V call close to the template that needs a PVC's timing, each traded VEB Se or the
+    # N flags in AF between the models rather than gaining.
+    v_af_distance: float = 0.0
+    v_timing_below: float = 0.0
+    s_long_rr_beats: int = 256
+    s_long_rr_ratio: float = 0.75
+    s_max_distance: float = 0.2
+
+    def rules(self) -> dict:
+        """The ClassSpec settings of the rules above."""
+        return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
+                                              "s_long_rr_beats", "s_long_rr_ratio",
+                                              "s_max_distance")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -124,7 +142,8 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     """The calls with AF open where the annotations say AF/flutter (``af_ref``): a stand-in for
     the device's rhythm analysis, which is not run over the cached beats."""
     c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
-                         v_baseline=clf.record_v_baseline(d, probs, spec))
+                         v_baseline=clf.record_v_baseline(d, probs, spec),
+                         rr_long_s=clf.record_rr_long_s(d, spec))
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
@@ -140,11 +159,57 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
         spec = clf.choose_thresholds(*clf.pooled(others, data, probs, inputs), base,
                                      f"{variant} out-of-fold beats of DS1 records other than "
                                      f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
-                                     clf.pooled_v_baseline(others, data, probs, base))
+                                     clf.pooled_v_baseline(others, data, probs, base),
+                                     clf.pooled_rr_long_s(others, data, base))
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
     return tables, fold_specs
+
+
+def _prepare(data: dict, folder: Path, ccfg: clf.ClassifierConfig
+             ) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """DS1 and DS2 record names, annotated AF/flutter per beat (``af_ref``: chooses and applies
+    the AF V bar) and the classifier inputs of every record."""
+    ds1 = [n for n in clf.DS1 if n in data]
+    ds2 = [n for n in clf.DS2_VISIBLE if n in data]
+    for n in ds1 + ds2:
+        data[n]["af_ref"] = rhythm_of(data[n]["sample"], *read_rhythm(folder / n)) == "af"
+    return ds1, ds2, {n: clf.record_inputs(data[n], ccfg) for n in ds1 + ds2}
+
+
+def _base_spec(cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig) -> ClassSpec:
+    return ClassSpec(rr_neutral_above=ccfg.rr_neutral_above, long_rr_beats=ccfg.long_rr_beats,
+                     v_baseline_beats=cfg.v_baseline_beats,
+                     v_baseline_quantile=cfg.v_baseline_quantile,
+                     v_template_weight=cfg.v_template_weight, **cfg.rules())
+
+
+def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list[list[str]],
+           inputs: dict, probs: dict, final: dict, cfg: Ds1CvConfig,
+           ccfg: clf.ClassifierConfig) -> tuple[dict, list[dict], dict[str, ClassSpec]]:
+    """Tables of every scorer on DS1 (out-of-fold) and DS2 (``final``: the all-DS1 model's
+    probabilities), each fold's thresholds and those chosen on all out-of-fold beats."""
+    base = _base_spec(cfg, ccfg)
+    tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
+    fold_specs: list[dict] = []
+    for v in probs:
+        tables["ds1"][f"learned {v}"], specs_v = out_of_fold_tables(
+            data, ds1, folds, probs[v], inputs, folder, base, v)
+        fold_specs += specs_v
+    specs = {v: clf.choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
+                                      f"record-grouped {len(folds)}-fold CV on DS1: {v} "
+                                      "out-of-fold beats of all 22 records",
+                                      clf.pooled_mask(ds1, data, "af_ref"),
+                                      clf.pooled_v_baseline(ds1, data, probs[v], base),
+                                      clf.pooled_rr_long_s(ds1, data, base))
+             for v in probs}
+    for v in final:
+        tables["ds2"][f"learned {v}"] = {
+            n: learned_table(data[n], n, folder, final[v][n], inputs[n], specs[v]) for n in ds2}
+    tables["ds1"].update(reference_tables(data, ds1, folder, specs["float"]))
+    tables["ds2"].update(reference_tables(data, ds2, folder, specs["float"]))
+    return tables, fold_specs, specs
 
 
 def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig | None = None,
@@ -154,16 +219,12 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     ccfg = ccfg or clf.ClassifierConfig(seed=cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     data = load_folder_beats(folder, SignalConfig(), out / "cache", log=log)
-    ds1 = [n for n in clf.DS1 if n in data]
-    ds2 = [n for n in clf.DS2_VISIBLE if n in data]
-    for n in ds1 + ds2:  # annotated AF/flutter per beat: chooses (and applies) the AF V bar
-        data[n]["af_ref"] = rhythm_of(data[n]["sample"], *read_rhythm(folder / n)) == "af"
+    ds1, ds2, inputs = _prepare(data, folder, ccfg)
     if len(ds1) < cfg.folds:
         raise UserError(f"{folder}: {len(ds1)} DS1 records, {cfg.folds} folds need at least as "
                         "many; give the folder of all 22 DS1 records")
     variants = ("float", "int8") if cfg.int8 else ("float",)
     noise = clf.noise_segments(cfg.noise_dir) if cfg.noise_dir else None
-    inputs = {n: clf.record_inputs(data[n], ccfg) for n in ds1 + ds2}
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
     fold_info = []
@@ -184,40 +245,22 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
-    base = ClassSpec(rr_neutral_above=ccfg.rr_neutral_above, long_rr_beats=ccfg.long_rr_beats,
-                     v_baseline_beats=cfg.v_baseline_beats,
-                     v_baseline_quantile=cfg.v_baseline_quantile,
-                     v_template_weight=cfg.v_template_weight)
-    tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
-    fold_specs = []
-    for v in variants:
-        tables["ds1"][f"learned {v}"], specs_v = out_of_fold_tables(
-            data, ds1, folds, probs[v], inputs, folder, base, v)
-        fold_specs += specs_v
-    specs = {v: clf.choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
-                                      f"record-grouped {cfg.folds}-fold CV on DS1: {v} "
-                                      "out-of-fold beats of all 22 records",
-                                      clf.pooled_mask(ds1, data, "af_ref"),
-                                      clf.pooled_v_baseline(ds1, data, probs[v], base))
-             for v in variants}
     log(f"[final] training on all {len(ds1)} DS1 records")
     x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)
     model, hist = clf.fit_classifier(x, y, ccfg, log, noise)
-    # The bundle's class thresholds are those of the model the device runs (int8).
-    run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
-                    x.shape[1:])
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
     if cfg.int8:
         from ecg_edge.convert.export import tflite_predict
 
         q = to_int8(model, x, cfg.seed)
-        (out / "run" / "model.int8.tflite").write_bytes(q)
         final["int8"] = {n: softmax(tflite_predict(q, inputs[n])) for n in ds2}
-    for v in variants:
-        tables["ds2"][f"learned {v}"] = {
-            n: learned_table(data[n], n, folder, final[v][n], inputs[n], specs[v]) for n in ds2}
-    tables["ds1"].update(reference_tables(data, ds1, folder, specs["float"]))
-    tables["ds2"].update(reference_tables(data, ds2, folder, specs["float"]))
+    tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
+                                       cfg, ccfg)
+    # The bundle's class thresholds are those of the model the device runs (int8).
+    run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
+                    x.shape[1:])
+    if cfg.int8:
+        (out / "run" / "model.int8.tflite").write_bytes(q)
     result = {"config": asdict(cfg), "classifier": ccfg.to_dict(), "folder": str(folder),
               "folds": fold_info, "fold_thresholds": fold_specs,
               "thresholds": {v: s.to_dict() for v, s in specs.items()},
@@ -227,6 +270,52 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     result = to_jsonable(result)
     (out / "ds1_cv.json").write_text(json.dumps(result, indent=2))
     (out / "ds1_cv.md").write_text(render(result))
+    return result
+
+
+def rescore(cv_dir: Path, folder: Path, out: Path, cfg: Ds1CvConfig,
+            bundle: Path | None = None) -> dict:
+    """A finished ``ds1-cv`` run re-scored under ``cfg``'s rules without retraining: its saved
+    out-of-fold probabilities (``oof.npz``) on the beats they were computed from (its cache),
+    thresholds re-chosen per fold and on all of DS1; DS2 by its all-DS1 int8 model
+    (``run/model.int8.tflite``). A change of rules alone thus reaches the figures and, with
+    ``bundle`` (a bundle of that same model), the bundle's ``classes`` section."""
+    from ecg_edge.convert.export import tflite_predict
+
+    cv_dir, folder, out = Path(cv_dir), Path(folder), Path(out)
+    caches = sorted((cv_dir / "cache").glob("beats-*.npz"))
+    model = cv_dir / "run" / "model.int8.tflite"
+    if not (cv_dir / "oof.npz").is_file() or len(caches) != 1 or not model.is_file():
+        raise UserError(f"{cv_dir}: not a finished ds1-cv folder (oof.npz, run/model.int8.tflite "
+                        "and one cache/beats-*.npz); run `ecg-bench ds1-cv` first")
+    if bundle is not None:
+        manifest = Path(bundle) / "manifest.json"
+        m = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if Path(m.get("provenance", {}).get("run", "")).resolve() != (cv_dir / "run").resolve():
+            raise UserError(f"{bundle}: not a bundle of {cv_dir / 'run'} (its manifest's "
+                            "provenance.run); give the bundle shipped from this ds1-cv run")
+    prev = json.loads((cv_dir / "ds1_cv.json").read_text())
+    ccfg = clf.ClassifierConfig.from_dict(prev["classifier"])
+    data = read_beats_cache(caches[0])
+    ds1, ds2, inputs = _prepare(data, folder, ccfg)
+    with np.load(cv_dir / "oof.npz") as z:
+        probs = {v: {k.split("/")[1]: z[k] for k in z.files if k.startswith(v + "/")}
+                 for v in ("float", "int8")}
+    folds = clf.folds_by_record(ds1, prev["config"]["folds"])
+    final = {"int8": {n: softmax(tflite_predict(model, inputs[n])) for n in ds2}}
+    tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
+                                       cfg, ccfg)
+    result = to_jsonable({"config": {**asdict(cfg), "folds": len(folds)},
+                          "rescored": str(cv_dir.resolve()), "classifier": ccfg.to_dict(),
+                          "folder": str(folder), "fold_thresholds": fold_specs,
+                          "thresholds": {v: s.to_dict() for v, s in specs.items()},
+                          "sets": {k: report(t, cfg) for k, t in tables.items()}})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ds1_cv.json").write_text(json.dumps(result, indent=2))
+    (out / "ds1_cv.md").write_text(render(result))
+    if bundle is not None:
+        m["classes"] = specs["int8"].to_dict()
+        manifest.write_text(json.dumps(m, indent=2) + "\n")
     return result
 
 
@@ -366,5 +455,5 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Ds1CvConfig", "ds1_cv", "render", "ship_bundle", "SHIPPED", "SCORERS", "STATS",
-           "TARGETS"]
+__all__ = ["Ds1CvConfig", "ds1_cv", "rescore", "render", "ship_bundle", "SHIPPED", "SCORERS",
+           "STATS", "TARGETS"]

@@ -71,6 +71,16 @@ class ClassSpec:
     # the long-term RR (whichever is shorter). A supraventricular ectopic beat is early by
     # definition; without it a model's S probability follows other patients' morphology.
     s_max_rr_ratio: float = 0.9
+    # A second way to an S call, without the classifier: a beat in a regular rhythm, shaped
+    # like the wearer's own (template distance under ``s_max_distance``), that came before
+    # ``s_long_rr_ratio`` x the median of the ``s_long_rr_beats`` RR intervals before it (0:
+    # off), and that the classifier calls N. A run of atrial ectopy long or frequent enough to
+    # become the local and the 64-beat RR (record 209's SVTA) is still early against a few
+    # minutes of the wearer's RR; the model, trained on the 64-beat ratio, gives those beats a
+    # low p(S), so the long RR has to act outside it (train/RESULTS.md, sixth pass).
+    s_long_rr_beats: int = 0
+    s_long_rr_ratio: float = 0.75
+    s_max_distance: float = 0.2
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -90,6 +100,25 @@ class ClassSpec:
     v_baseline_beats: int = 0
     v_baseline_quantile: float = 0.25
     v_baseline_weight: float = 0.0
+    # A V call where the beat's shape stays close to the wearer's own recent beats (template
+    # distance at or below ``v_timing_below``, wearer amplitude units; 0: off) needs the timing
+    # a PVC shows and a conducted beat does not (:func:`v_timing`): early (RR before it under
+    # ``v_early_ratio`` x the shorter of the local and the long-term RR), followed by a
+    # compensatory pause (next RR over ``v_pause_ratio`` x the local RR) or late like an escape
+    # beat (RR before it over ``v_late_ratio`` x the local RR). In bundle-branch block the
+    # wearer's own wide beats reach p(V) ~ 1 at the wearer's own rate; a PVC with a shape close
+    # to theirs is still early. Without that timing the V evidence is scaled by
+    # ``v_untimed_scale`` (0: no V call, 1: the rule does nothing).
+    v_timing_below: float = 0.0
+    v_early_ratio: float = 0.9
+    v_pause_ratio: float = 1.1
+    v_late_ratio: float = 1.2
+    v_untimed_scale: float = 0.5
+    # While AF is open every beat looks early, so timing is no evidence there: a V call needs
+    # the shape to depart from the wearer's template by more than this (0: off). DS1's false V
+    # calls are mostly aberrantly conducted beats in AF (record 203), closer to the template
+    # than its PVCs. Scaled as above.
+    v_af_distance: float = 0.0
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)
@@ -142,25 +171,34 @@ class RRTrend:
       run still looks early.
     """
 
-    def __init__(self, k: int = 8, long_k: int = 64):
-        self.k, self.long_k = k, max(k, long_k)
-        self.history = np.full(self.long_k, np.nan)
+    def __init__(self, k: int = 8, long_k: int = 64, s_long_k: int = 0):
+        self.k, self.long_k, self.s_long_k = k, max(k, long_k), int(s_long_k)
+        self.m = max(self.long_k, self.s_long_k)
+        self.history = np.full(self.m, np.nan)
+
+    @classmethod
+    def for_spec(cls, spec: ClassSpec) -> RRTrend:
+        """The trend a :class:`ClassSpec` reads (its irregularity, long-term and S-rule RR)."""
+        return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats)
 
     def __call__(self, rr_prev: np.ndarray) -> np.ndarray:
-        """(n, 2) float64: irregularity, long-term RR (s) per beat."""
-        m, k = self.long_k, self.k
+        """(n, 3) float64: irregularity, long-term RR (s), and the median of the
+        ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0) per beat."""
+        m, k = self.m, self.k
         rr = np.concatenate([self.history, np.asarray(rr_prev, np.float64)])
         self.history = rr[-m:]
         n = len(rr) - m
         if n <= 0:
-            return np.zeros((0, 2))
-        win = np.lib.stride_tricks.sliding_window_view(rr[:-1], m)[:n]  # long_k before each
+            return np.zeros((0, 3))
+        win = np.lib.stride_tricks.sliding_window_view(rr[:-1], m)[:n]  # m before each
         short = win[:, -k:]
         with np.errstate(all="ignore"):
             irr = _nanmedian(np.abs(np.diff(short, axis=1))) / _nanmedian(short)
         enough = np.isfinite(short).sum(axis=1) >= 4
         irr = np.where(enough & np.isfinite(irr), irr, 0.0)
-        return np.stack([irr, _nanmedian(win)], axis=1)
+        s_long = (_nanmedian(win[:, -self.s_long_k:]) if self.s_long_k
+                  else np.full(n, np.nan))
+        return np.stack([irr, _nanmedian(win[:, -self.long_k:]), s_long], axis=1)
 
 
 def v_logit(p_v: np.ndarray) -> np.ndarray:
@@ -299,16 +337,32 @@ def v_evidence(p_v: np.ndarray, distance: np.ndarray | None, spec: ClassSpec,
     return p / (p + (1.0 - p) * np.exp(spec.v_baseline_weight * np.asarray(baseline)))
 
 
+def v_timing(f: np.ndarray, spec: ClassSpec) -> np.ndarray:
+    """Per beat, from its :data:`RR_FEATURES` rows ``f``: does its timing show what a PVC shows
+    and a beat conducted at the wearer's own rate does not (early against the shorter of the
+    local and long-term RR, a compensatory pause after it, or late like an escape beat)? See
+    :attr:`ClassSpec.v_timing_below`. Unknown ratios are 1 in ``f``: no evidence."""
+    ix = RR_FEATURES.index
+    early = np.minimum(f[:, ix("rr_prev/rr_local")], f[:, ix("rr_prev/rr_long")])
+    return ((early < spec.v_early_ratio) | (f[:, ix("rr_next/rr_local")] > spec.v_pause_ratio)
+            | (f[:, ix("rr_prev/rr_local")] > spec.v_late_ratio))
+
+
 def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, rr_ratio: np.ndarray | None = None,
                      af: np.ndarray | None = None, distance: np.ndarray | None = None,
-                     v_baseline: np.ndarray | None = None) -> BeatCalls:
+                     v_baseline: np.ndarray | None = None,
+                     v_untimed: np.ndarray | None = None,
+                     s_rule: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
     ``spec.s_max_rr_ratio``; V's threshold is ``spec.v_threshold_af`` where ``af`` (AF open in
     the rhythm analysis); with ``distance`` (template distance per beat) V's evidence is
-    :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`). The score is
+    :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`), scaled by
+    ``spec.v_untimed_scale`` where ``v_untimed`` (a V call would lack its timing). Where
+    ``s_rule`` (> 1: how far the beat passes the long-term S rule, :func:`s_long_rule`) and
+    neither V nor F is called, the beat is S with that ratio. The score is
     that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
     Beats of the learning period are Q (the wearer's template is not known yet)."""
     p = np.asarray(probs, np.float64)
@@ -318,9 +372,16 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     v_thr = np.full(len(p), spec.v_threshold)
     if af is not None and spec.v_threshold_af is not None:
         v_thr[np.asarray(af, bool)] = spec.v_threshold_af
-    ratios = np.stack([v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr,
+    v_ratio = v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr
+    if v_untimed is not None:
+        v_ratio = np.where(v_untimed, v_ratio * spec.v_untimed_scale, v_ratio)
+    ratios = np.stack([v_ratio,
                        np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
                        p[:, 3] / spec.f_threshold], axis=1)
+    if s_rule is not None:
+        free = (~np.asarray(irregular, bool) & (ratios[:, 0] <= 1.0) & (ratios[:, 2] <= 1.0)
+                & (s_rule > 1.0))
+        ratios[:, 1] = np.where(free, np.maximum(ratios[:, 1], s_rule), ratios[:, 1])
     best = ratios.argmax(axis=1)
     score = ratios[np.arange(len(p)), best] if len(p) else np.zeros(0)
     cls = np.where(score > 1.0, np.array(["V", "S", "F"])[best], "N").astype("<U1")
@@ -329,21 +390,45 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     return BeatCalls(score, cls)
 
 
+def s_long_rule(f: np.ndarray, rr_long_s: np.ndarray, spec: ClassSpec) -> np.ndarray:
+    """Per beat, from its :data:`RR_FEATURES` rows ``f`` and ``rr_long_s`` (RR before the beat
+    / the median of the ``spec.s_long_rr_beats`` RR before it): ``spec.s_long_rr_ratio`` /
+    that ratio where the beat's shape is the wearer's own (template distance under
+    ``spec.s_max_distance``), else 0. Above 1: early enough for an S call (see
+    :attr:`ClassSpec.s_long_rr_beats`; the caller checks the rhythm and the other classes)."""
+    r = np.asarray(rr_long_s, np.float64)
+    with np.errstate(all="ignore"):
+        out = spec.s_long_rr_ratio / r
+    near = f[:, RR_FEATURES.index("template_distance")] < spec.s_max_distance
+    return np.where(near & np.isfinite(out) & (r > 0), out, 0.0)
+
+
 def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, af: np.ndarray | None = None,
-                     v_baseline: np.ndarray | None = None) -> BeatCalls:
+                     v_baseline: np.ndarray | None = None,
+                     rr_long_s: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
-    the AF one; ``v_baseline``: the wearer's :class:`VBaseline` of the same beats."""
+    the AF one; ``v_baseline``: the wearer's :class:`VBaseline` of the same beats;
+    ``rr_long_s``: RR before each beat over the median of the ``spec.s_long_rr_beats`` RR
+    before it (:class:`RRTrend`'s third column), for the long-term S rule."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     irregular = own if af is None else own | np.asarray(af, bool)
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
-    return calls_from_probs(probs, irregular, spec, learning, rr, af=af,
-                            distance=f[:, RR_FEATURES.index("template_distance")],
-                            v_baseline=v_baseline)
+    distance = f[:, RR_FEATURES.index("template_distance")]
+    untimed = None
+    if spec.v_timing_below > 0:
+        untimed = (distance <= spec.v_timing_below) & ~v_timing(f, spec)
+    if spec.v_af_distance > 0 and af is not None:
+        in_af = np.asarray(af, bool) & (distance <= spec.v_af_distance)
+        untimed = in_af if untimed is None else untimed | in_af
+    s_rule = (s_long_rule(f, rr_long_s, spec)
+              if spec.s_long_rr_beats and rr_long_s is not None else None)
+    return calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
+                            v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule)
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -383,4 +468,5 @@ def burden(counts: dict[str, int]) -> dict:
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
            "ClassSpec", "BeatCalls", "RRTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
-           "calls_from_probs", "calls_for_inputs", "calls_from_flags", "count_calls", "burden"]
+           "calls_from_probs", "calls_for_inputs", "v_timing", "s_long_rule", "calls_from_flags",
+           "count_calls", "burden"]

@@ -91,7 +91,7 @@ class Monitor:
         # Beat types: a classifier scorer returns its own calls (rhythm-aware); any other
         # score's flags are typed here (no S call where the rhythm is irregular).
         self.classes = classes or ClassSpec()
-        self.rr_trend = RRTrend(self.classes.irregular_beats, self.classes.long_rr_beats)
+        self.rr_trend = RRTrend.for_spec(self.classes)
         # A classifier with the same RR settings takes this trend instead of computing its own
         # (two running medians per block were a tenth of the pipeline's CPU).
         self.shared_trend = getattr(scorer, "classes", None) == self.classes

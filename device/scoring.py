@@ -62,7 +62,7 @@ class ModelScorer:
                 raise BundleError(f"{bundle.root}: a classifier bundle without a 'classes' "
                                   "section; re-export it")
             self.classes = m.classes
-            self.trend = RRTrend(m.classes.irregular_beats, m.classes.long_rr_beats)
+            self.trend = RRTrend.for_spec(m.classes)
             # the wearer's baseline of V evidence, carried across blocks (None: off)
             self.v_base = (VBaseline(m.classes.v_baseline_beats, m.classes.v_baseline_quantile)
                            if m.classes.v_baseline_beats and m.classes.v_baseline_weight
@@ -110,7 +110,11 @@ class ModelScorer:
         probs = softmax(self.predict(x))
         base = (None if self.v_base is None
                 else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))
-        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base)
+        rr_long_s = None
+        if self.classes.s_long_rr_beats:
+            with np.errstate(all="ignore"):
+                rr_long_s = beats.rr_prev / trend[:, 2]
+        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base, rr_long_s)
 
 
 def reference_scorer(name: str) -> Scorer:

@@ -214,6 +214,8 @@ CASES = {
     "bench-ds1-cv-ensemble": _bench("ds1-cv", "{d}/emptydir", "--ensemble", "9"),
     "bench-ds1-cv-long-rr": _bench("ds1-cv", "{d}/emptydir", "--long-rr-beats", "2"),
     "bench-ds1-cv-noise-missing": _bench("ds1-cv", "{d}/emptydir", "--noise-dir", "{d}/nope"),
+    "bench-ds1-rescore-missing": _bench("ds1-rescore", "{d}/nope", "{d}/emptydir"),
+    "bench-ds1-rescore-not-a-run": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir"),
     "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
     "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),
     "bench-quality-cost-noise-missing": _bench("quality-cost", R, "--noise", "{d}/nope"),

@@ -24,6 +24,7 @@ from ecg_edge.device import features
 from ecg_edge.device.classes import (
     LABELS,
     ClassSpec,
+    RRTrend,
     VBaseline,
     baseline_valid,
     calls_for_inputs,
@@ -295,9 +296,21 @@ def record_v_baseline(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray
         v_logit(np.asarray(probs)[:, 2]), baseline_valid(as_beats(d)))
 
 
+def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:
+    """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it, over
+    one whole record, as the device computes it (:class:`device.classes.RRTrend`); None when
+    the spec has no long-term S rule."""
+    if not spec.s_long_rr_beats:
+        return None
+    rr = np.asarray(d["rr_prev"], np.float64)
+    with np.errstate(all="ignore"):
+        return rr / RRTrend.for_spec(spec)(rr)[:, 2]
+
+
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
                       chosen: str, af: np.ndarray | None = None,
-                      v_baseline: np.ndarray | None = None) -> ClassSpec:
+                      v_baseline: np.ndarray | None = None,
+                      rr_long_s: np.ndarray | None = None) -> ClassSpec:
     """Class thresholds from out-of-fold beats: V's and S's each maximise their F-score
     (:data:`F_BETA`), S's together with the prematurity an S call needs
     (:data:`S_MAX_RR_RATIOS`); F's threshold maximises F's own F1 at no less than
@@ -306,33 +319,35 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
     in annotated AF/flutter), V's threshold in AF then maximises VEB F1 over those beats alone
     (:func:`choose_af_v_threshold`). With ``v_baseline`` (the wearer's V baseline of each
     beat) and a base that keeps one, its weight is searched with V's threshold
-    (:data:`V_BASELINE_WEIGHTS`)."""
+    (:data:`V_BASELINE_WEIGHTS`). ``rr_long_s`` (:func:`record_rr_long_s` per beat): the
+    long-term S rule applies while the thresholds are searched, as it will on the device."""
     spec = base
     keep_baseline = v_baseline is not None and base.v_baseline_beats > 0
     weights = V_BASELINE_WEIGHTS if keep_baseline else (base.v_baseline_weight,)
     vb = v_baseline if keep_baseline else None
     for _ in range(2):
         spec = _best_pair(x, probs, cls, spec, "v_threshold", V_GRID, "v_baseline_weight",
-                          weights, vb)
+                          weights, vb, rr_long_s)
         spec = _best_pair(x, probs, cls, spec, "s_threshold", GRID, "s_max_rr_ratio",
-                          S_MAX_RR_RATIOS, vb)
-        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb)
+                          S_MAX_RR_RATIOS, vb, rr_long_s)
+        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb,
+                              rr_long_s)
               for t in GRID[GRID >= MIN_F_THRESHOLD]}
         best_f = max(f1, key=f1.get)
         # F calls that are mostly wrong only add false flags: off (threshold 1 is never passed)
         spec = _with(spec, "f_threshold", best_f if f1[best_f] >= MIN_F_F1 else 1.0)
     if af is not None:
-        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb)
+        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb, rr_long_s)
     return _with(spec, "chosen", chosen)
 
 
 def _best_pair(x, probs, cls, spec: ClassSpec, key: str, grid, other: str, others,
-               v_baseline) -> ClassSpec:
+               v_baseline, rr_long_s=None) -> ClassSpec:
     """``spec`` with the threshold ``key`` and the setting ``other`` that together maximise
     ``key``'s F-score (:data:`F_BETA`) on these beats."""
     stat, beta = F_BETA[key]
     res = {(float(t), o): _se_ppv(x, probs, cls, _with(_with(spec, key, float(t)), other, o),
-                                  stat, v_baseline=v_baseline)
+                                  stat, v_baseline=v_baseline, rr_long_s=rr_long_s)
            for t in grid for o in others}
     t, o = max(res, key=lambda k: _f_beta(*res[k], beta))
     return _with(_with(spec, key, t), other, o)
@@ -343,7 +358,8 @@ AF_V_GRID = np.unique(np.round(np.concatenate([V_GRID, [0.97, 0.98, 0.99]]), 6))
 
 
 def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af: np.ndarray,
-                          spec: ClassSpec, v_baseline: np.ndarray | None = None) -> ClassSpec:
+                          spec: ClassSpec, v_baseline: np.ndarray | None = None,
+                          rr_long_s: np.ndarray | None = None) -> ClassSpec:
     """V's threshold while AF is open, maximising VEB F1 over the beats in AF (the device
     applies it where its rhythm analysis has AF open). Unchanged (None) without V beats in AF:
     nothing to choose from."""
@@ -351,8 +367,9 @@ def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af:
         return _with(spec, "v_threshold_af", None)
     xa, pa, ca = x[af], probs[af], cls[af]
     vb = None if v_baseline is None else v_baseline[af]
+    rl = None if rr_long_s is None else rr_long_s[af]
     res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
-                             af=np.ones(len(ca), bool), v_baseline=vb)
+                             af=np.ones(len(ca), bool), v_baseline=vb, rr_long_s=rl)
            for t in AF_V_GRID[spec.v_threshold <= AF_V_GRID]}
     return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
@@ -361,10 +378,12 @@ def _with(spec: ClassSpec, field_: str, value) -> ClassSpec:
     return ClassSpec(**{**asdict(spec), field_: value})
 
 
-def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None) -> tuple[float, float]:
+def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None,
+            rr_long_s=None) -> tuple[float, float]:
     """VEB or SVEB (Se, +P) of the calls under ``spec``, counted as
     :func:`device.evaluation.class_statistics` counts them (lean: called thousands of times)."""
-    calls = calls_for_inputs(x, probs, spec, af=af, v_baseline=v_baseline).classes
+    calls = calls_for_inputs(x, probs, spec, af=af, v_baseline=v_baseline,
+                             rr_long_s=rr_long_s).classes
     c, ignore = ("V", ("F", "Q")) if stat == "veb" else ("S", ("Q",))
     is_c, called = cls == c, calls == c
     tp, pos = int((is_c & called).sum()), int(is_c.sum())
@@ -372,8 +391,8 @@ def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None) -> tuple[float,
     return (tp / pos if pos else float("nan")), (tp / n_called if n_called else float("nan"))
 
 
-def _f_f1(x, probs, cls, spec, v_baseline=None) -> float:
-    calls = calls_for_inputs(x, probs, spec, v_baseline=v_baseline).classes
+def _f_f1(x, probs, cls, spec, v_baseline=None, rr_long_s=None) -> float:
+    calls = calls_for_inputs(x, probs, spec, v_baseline=v_baseline, rr_long_s=rr_long_s).classes
     tp = int(((cls == "F") & (calls == "F")).sum())
     return 2 * tp / max(1, int((cls == "F").sum()) + int((calls == "F").sum()))
 
@@ -400,6 +419,14 @@ def pooled_v_baseline(names, data, probs, spec: ClassSpec) -> np.ndarray | None:
                            for n in names])
 
 
+def pooled_rr_long_s(names, data, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`record_rr_long_s` over the same beats as :func:`pooled`; None without the rule."""
+    if not spec.s_long_rr_beats:
+        return None
+    return np.concatenate([record_rr_long_s(data[n], spec)[settled_labelled(data[n])]
+                           for n in names])
+
+
 def pooled_mask(names, data, key: str) -> np.ndarray:
     """A per-beat boolean of ``data[n][key]`` over the same beats as :func:`pooled`."""
     return np.concatenate([np.asarray(data[n][key], bool)[settled_labelled(data[n])]
@@ -414,6 +441,7 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
            "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "pooled_v_baseline",
+           "pooled_rr_long_s", "record_rr_long_s",
            "record_v_baseline", "training_set",
            "record_inputs", "augment", "pooled",
            "folds_by_record"]

@@ -173,6 +173,15 @@ def _cache_key(folder: Path, cfg: SignalConfig) -> str:
     return h.hexdigest()[:12]
 
 
+def read_beats_cache(path: str | Path) -> dict[str, dict]:
+    """The per-record arrays :func:`load_folder_beats` cached in ``path`` (as they were made,
+    whatever the signal path's code is now: what saved out-of-fold probabilities belong to)."""
+    with np.load(path, allow_pickle=False) as z:
+        names = [str(n) for n in z["_records"]]
+        return {n: {k[len(n) + 1:]: z[k] for k in z.files if k.startswith(n + "/")}
+                for n in names}
+
+
 def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Path | None = None,
                       log=print) -> dict[str, dict]:
     """Per record: the Beats arrays, matched AAMI class, annotations; cached with np.savez.
@@ -190,10 +199,7 @@ def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Pa
     if cache_dir is not None:
         cache = Path(cache_dir) / f"beats-{_cache_key(folder, cfg)}.npz"
         if cache.exists():
-            with np.load(cache, allow_pickle=False) as z:
-                names = [str(n) for n in z["_records"]]
-                return {n: {k[len(n) + 1:]: z[k] for k in z.files if k.startswith(n + "/")}
-                        for n in names}
+            return read_beats_cache(cache)
     out: dict[str, dict] = {}
     for rb in iter_folder(folder, cfg):
         rec, b = rb.record, rb.beats
@@ -391,5 +397,5 @@ def _f(v: float) -> str:
     return "  n/a" if v != v else f"{v:.4f}"
 
 
-__all__ = ["split_ecg5000", "run_ecg5000", "load_folder_beats", "model_inputs",
+__all__ = ["split_ecg5000", "run_ecg5000", "load_folder_beats", "read_beats_cache", "model_inputs",
            "scores_from_error", "settled", "MitdbConfig", "run_mitdb", "beat_classes", "roc_auc"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ecg_edge.benchmarks.ds1_cv import SCORERS, STATS, Ds1CvConfig, ds1_cv, ship_bundle
+from ecg_edge.benchmarks.ds1_cv import SCORERS, STATS, Ds1CvConfig, ds1_cv, rescore, ship_bundle
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import PACED_RECORDS
 from ecg_edge.train.classifier import ClassifierConfig
@@ -35,3 +35,12 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     b = load_bundle(shipped["folder"])
     assert b.manifest.classes is not None and b.manifest.calibration["records"] == held
     assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024
+    # The rules alone re-scored from the saved run (no retraining) give the run's own figures
+    # and thresholds, and write those thresholds into the run's bundle.
+    assert r["thresholds"]["int8"]["s_long_rr_beats"] > 0  # the long-term S rule is on
+    again = rescore(tmp_path / "cv", mitdb_dir, tmp_path / "rs", Ds1CvConfig(boot=10), dest)
+    assert again["thresholds"] == r["thresholds"]
+    for set_name in ("ds1", "ds2"):
+        assert (again["sets"][set_name]["scorers"]["learned int8"]["gross"]
+                == r["sets"][set_name]["scorers"]["learned int8"]["gross"])
+    assert load_bundle(dest).manifest.classes.to_dict() == r["thresholds"]["int8"]

@@ -12,11 +12,14 @@ from ecg_edge.device.classes import (
     RRTrend,
     VBaseline,
     burden,
+    calls_for_inputs,
     calls_from_flags,
     calls_from_probs,
     count_calls,
     rr_features,
+    s_long_rule,
     v_evidence,
+    v_timing,
 )
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
@@ -33,7 +36,15 @@ def test_rr_trend_block_by_block_equals_whole_record(record_119):
     trend = RRTrend()
     parts = [trend(beats.rr_prev[a : a + 37]) for a in range(0, len(beats), 37)]
     np.testing.assert_allclose(np.concatenate(parts), whole)
-    assert whole.shape == (len(beats), 2)
+    assert whole.shape == (len(beats), 3) and np.isnan(whole[:, 2]).all()  # no S rule: NaN
+    spec = ClassSpec(s_long_rr_beats=256)
+    whole = RRTrend.for_spec(spec)(beats.rr_prev)
+    trend = RRTrend.for_spec(spec)
+    parts = [trend(beats.rr_prev[a : a + 37]) for a in range(0, len(beats), 37)]
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+    np.testing.assert_allclose(whole[:, :2], RRTrend()(beats.rr_prev)[:, :2])  # unchanged
+    i = 1000  # the median of the 256 RR before the beat
+    np.testing.assert_allclose(whole[i, 2], np.nanmedian(beats.rr_prev[i - 256 : i]))
 
 
 def test_irregularity_separates_alternating_from_regular_rr():
@@ -208,3 +219,63 @@ def test_v_evidence_is_taken_relative_to_the_wearers_baseline():
     assert old.v_baseline_beats == 0 and old.v_baseline_weight == 0.0  # older bundles: off
     with pytest.raises(ValueError, match="v_baseline_quantile"):
         ClassSpec(v_baseline_quantile=1.5)
+
+
+def _inputs(rows: list[dict]) -> np.ndarray:
+    """Classifier inputs (n, 4, 2 + 7) whose rhythm channels carry the given features (1 for
+    the RR ratios, 0 otherwise, where a row leaves one out)."""
+    f = np.array([[r.get(k, 1.0 if i < 4 else 0.0) for i, k in enumerate(RR_FEATURES)]
+                  for r in rows], np.float32)
+    x = np.zeros((len(rows), 4, 2 + len(RR_FEATURES)), np.float32)
+    x[:, :, 2:] = f[:, None, :]
+    return x
+
+
+def test_a_v_call_close_to_the_wearers_shape_needs_a_pvcs_timing():
+    near = {"template_distance": 0.15}
+    rows = [near,  # the wearer's own wide beat at the wearer's rate: no V
+            {**near, "rr_prev/rr_local": 0.7, "rr_prev/rr_long": 0.7},  # early
+            {**near, "rr_prev/rr_long": 0.8},  # early against the long-term RR only
+            {**near, "rr_next/rr_local": 1.3},  # compensatory pause
+            {**near, "rr_prev/rr_local": 1.4, "rr_prev/rr_long": 1.4},  # late: an escape beat
+            {"template_distance": 0.6}]  # far from the wearer's template: morphology suffices
+    x, p = _inputs(rows), np.tile([[0.01, 0.0, 0.99, 0.0]], (len(rows), 1))
+    spec = ClassSpec(v_threshold=0.5, v_timing_below=0.3, v_untimed_scale=0.5)
+    f = x[:, 0, 2:]
+    assert v_timing(f, spec).tolist() == [False, True, True, True, True, False]
+    c = calls_for_inputs(x, p, spec)
+    assert c.classes.tolist() == ["N", "V", "V", "V", "V", "V"]
+    assert c.score[0] == pytest.approx(0.99 / 0.5 * 0.5)  # scaled: still ranked for the AUCs
+    off = calls_for_inputs(x, p, ClassSpec(v_threshold=0.5))  # older bundles: the rule is off
+    assert off.classes.tolist() == ["V"] * len(rows)
+
+
+def test_in_af_a_v_call_needs_a_shape_away_from_the_template():
+    rows = [{"template_distance": 0.1, "rr_prev/rr_local": 0.6, "rr_prev/rr_long": 0.6},
+            {"template_distance": 0.5, "rr_prev/rr_local": 0.6, "rr_prev/rr_long": 0.6}]
+    x, p = _inputs(rows), np.tile([[0.01, 0.0, 0.99, 0.0]], (2, 1))
+    spec = ClassSpec(v_threshold=0.5, v_af_distance=0.25)
+    af = np.array([True, True])
+    assert calls_for_inputs(x, p, spec, af=af).classes.tolist() == ["N", "V"]
+    # outside AF the early beat keeps its V call (timing is evidence in a regular rhythm)
+    assert calls_for_inputs(x, p, spec, af=~af).classes.tolist() == ["V", "V"]
+
+
+def test_a_beat_shaped_like_the_wearers_and_early_against_minutes_of_rr_is_s():
+    """A run of SVTA long enough to become the local and 64-beat RR: the classifier calls
+    its beats N (p(S) low, RR ratios near 1), the long-term S rule calls them S."""
+    spec = ClassSpec(v_threshold=0.5, s_threshold=0.3, s_long_rr_beats=256,
+                     s_long_rr_ratio=0.75, s_max_distance=0.2)
+    rows = [{"template_distance": 0.1}, {"template_distance": 0.1},
+            {"template_distance": 0.4},  # another shape: not this rule's
+            {"template_distance": 0.1, "irregularity": 0.3}]  # irregular rhythm: withheld
+    x, p = _inputs(rows), np.tile([[0.98, 0.01, 0.01, 0.0]], (len(rows), 1))
+    rr_long_s = np.array([0.6, 0.9, 0.6, 0.6])  # RR before the beat / 256-beat median
+    f = x[:, 0, 2:]
+    np.testing.assert_allclose(s_long_rule(f, rr_long_s, spec), [1.25, 0.75 / 0.9, 0.0, 1.25])
+    c = calls_for_inputs(x, p, spec, rr_long_s=rr_long_s)
+    assert c.classes.tolist() == ["S", "N", "N", "N"]
+    assert c.score[0] == pytest.approx(1.25) and c.score[1] < 1.0
+    assert calls_for_inputs(x, p, spec).classes.tolist() == ["N"] * 4  # without the RR: off
+    p_v = np.tile([[0.01, 0.01, 0.98, 0.0]], (len(rows), 1))  # a V call stays V
+    assert calls_for_inputs(x, p_v, spec, rr_long_s=rr_long_s).classes[0] == "V"
