@@ -11,7 +11,8 @@ from ecg_edge.train.classifier import ClassifierConfig
 @pytest.mark.slow
 @pytest.mark.tensorflow
 def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
-    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10),
+    rule = {"s_long_rr_beats": 256}  # the long-term S rule (off by default) on
+    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10, **rule),
                ClassifierConfig(epochs=1), log=lambda *a: None)
     held = sorted(sum((f["held_out"] for f in r["folds"]), []))
     assert held == ["106", "118", "119"]  # DS1 only; 100 (DS2) is never in a fold
@@ -38,7 +39,8 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     # The rules alone re-scored from the saved run (no retraining) give the run's own figures
     # and thresholds, and write those thresholds into the run's bundle.
     assert r["thresholds"]["int8"]["s_long_rr_beats"] > 0  # the long-term S rule is on
-    again = rescore(tmp_path / "cv", mitdb_dir, tmp_path / "rs", Ds1CvConfig(boot=10), dest)
+    again = rescore(tmp_path / "cv", mitdb_dir, tmp_path / "rs", Ds1CvConfig(boot=10, **rule),
+                    dest)
     assert again["thresholds"] == r["thresholds"]
     for set_name in ("ds1", "ds2"):
         assert (again["sets"][set_name]["scorers"]["learned int8"]["gross"]
