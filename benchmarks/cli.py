@@ -279,6 +279,12 @@ def quality_cost_cmd(records, noise_path, snr, repeats, as_json):
                    f"{r['flag_credibility_us_per_s']:.1f} | {r['monitor_x_realtime']:.0f} |")
 
 
+def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None) -> dict:
+    """The long-term S rule's options that were given (the others keep Ds1CvConfig's)."""
+    given = {"s_long_rr_beats": s_long_rr_beats, "s_abrupt_ratio": s_abrupt_ratio}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 @cli.command("ds1-cv")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default="runs/ds1cv", show_default=True)
@@ -299,14 +305,17 @@ def quality_cost_cmd(records, noise_path, snr, repeats, as_json):
                    "RR against the long-term RR and the P wave against the template's.")
 @click.option("--long-rr-beats", default=None, type=click.IntRange(8, 4096),
               help="RR intervals of the wearer's long-term RR (default: the classifier's).")
-@click.option("--s-long-rr-beats", default=0, show_default=True, type=click.IntRange(0, 4096),
-              help="The long-term S rule over this many RR intervals (0: off).")
+@click.option("--s-long-rr-beats", default=None, type=click.IntRange(0, 4096),
+              help="The long-term S rule over this many RR intervals (0: off; default: 256).")
+@click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
+              help="The long-term S rule only in runs whose first RR fell below this fraction "
+                   "of the one before (0: no such guard; default: 0.9).")
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
-               long_rr_beats, s_long_rr_beats, ship, as_json):
+               long_rr_beats, s_long_rr_beats, s_abrupt_ratio, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -318,7 +327,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                             **({"long_rr_beats": long_rr_beats} if long_rr_beats else {}))
     result = ds1_cv(Path(folder), Path(out),
                     Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
-                                if noise_dir else "", s_long_rr_beats=s_long_rr_beats), ccfg,
+                                if noise_dir else "", **_s_rule(s_long_rr_beats, s_abrupt_ratio)),
+                    ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:
         result["shipped"] = ship_bundle(Path(result["run"]), Path(out) / "ship.log")
@@ -334,16 +344,20 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--bundle", "bundle_path", type=click.Path(file_okay=False, exists=True),
               default=None, help="Write the re-chosen int8 thresholds and rules into this "
                                  "bundle's classes section (a bundle of the run's own model).")
-@click.option("--s-long-rr-beats", default=0, show_default=True, type=click.IntRange(0, 4096),
-              help="The long-term S rule over this many RR intervals (0: off).")
+@click.option("--s-long-rr-beats", default=None, type=click.IntRange(0, 4096),
+              help="The long-term S rule over this many RR intervals (0: off; default: 256).")
+@click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
+              help="The long-term S rule only in runs whose first RR fell below this fraction "
+                   "of the one before (0: no such guard; default: 0.9).")
 @click.option("--json", "as_json", is_flag=True)
-def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, as_json):
+def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
+                    as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
 
     result = rescore(Path(cv_dir), Path(folder), Path(out),
-                     Ds1CvConfig(boot=boot, s_long_rr_beats=s_long_rr_beats),
+                     Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio)),
                      Path(bundle_path) if bundle_path else None)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 

@@ -72,27 +72,30 @@ class Ds1CvConfig:
     v_baseline_beats: int = 64
     v_baseline_quantile: float = 0.1
     v_template_weight: float = 1.0
-    # Rules fixed here (device.classes.ClassSpec; 0: off), not searched per fold, measured on
-    # DS1 leave-one-out over three models' out-of-fold probabilities (train/RESULTS.md, sixth
-    # pass). The long-term S rule (S on beats shaped like the wearer's own that came early
-    # against the wearer's RR of the last few minutes; ``--s-long-rr-beats 256``) raised SVEB
-    # on all three, but it has no guard against the wearer's own rate swings (sinus
-    # arrhythmia, a rate rising with activity: normal beats early against minutes of RR), which
-    # DS1's resting records hardly hold; on the visible DS2 record 113 it called 17 N beats S
-    # and 12 false episodes per hour. Off until it has one. The V rules stay off: in AF a V call
-    # that needs a shape away from the template, and outside it a V call close to the template
-    # that needs a PVC's timing, each traded VEB Se or the N flags in AF between the models.
+    # Rules fixed here (device.classes.ClassSpec; 0: off), not searched per fold, chosen on
+    # DS1 leave-one-out over the out-of-fold probabilities of several models (train/RESULTS.md,
+    # sixth pass). The long-term S rule calls S on beats shaped like the wearer's own that came
+    # early against the wearer's RR of the last few minutes, only inside a run of such beats
+    # that began with a step (``s_abrupt_ratio``): without that guard the rule raised SVEB
+    # more on DS1 but has no defence against the wearer's own rate swings (sinus arrhythmia, a
+    # rate rising with activity), which DS1's resting records hardly hold (the visible DS2
+    # record 113 showed it). The V rules stay off: in AF a V call that needs a shape away from
+    # the template, and outside it a V call close to the template that needs a PVC's timing,
+    # each traded VEB Se or the N flags in AF between the models rather than gaining.
     v_af_distance: float = 0.0
     v_timing_below: float = 0.0
-    s_long_rr_beats: int = 0
+    s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
+    s_abrupt_ratio: float = 0.9
+    s_abrupt_beats: int = 32
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
         return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
                                               "s_long_rr_beats", "s_long_rr_ratio",
-                                              "s_max_distance")}
+                                              "s_max_distance", "s_abrupt_ratio",
+                                              "s_abrupt_beats")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:

@@ -81,6 +81,12 @@ class ClassSpec:
     s_long_rr_beats: int = 0
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
+    # ... and only inside a run of such early beats that began abruptly: its first beat's RR
+    # below this fraction of the RR before it, within the last ``s_abrupt_beats`` beats (0:
+    # no guard). An ectopic run starts with a step; the wearer's own rate rising with breathing
+    # or activity shortens the RR a little beat by beat.
+    s_abrupt_ratio: float = 0.0
+    s_abrupt_beats: int = 32
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -171,19 +177,24 @@ class RRTrend:
       run still looks early.
     """
 
-    def __init__(self, k: int = 8, long_k: int = 64, s_long_k: int = 0):
+    def __init__(self, k: int = 8, long_k: int = 64, s_long_k: int = 0,
+                 abrupt: tuple[float, float, int] | None = None):
         self.k, self.long_k, self.s_long_k = k, max(k, long_k), int(s_long_k)
-        self.m = max(self.long_k, self.s_long_k)
+        self.abrupt = abrupt  # (early ratio, onset step ratio, beats): ClassSpec.s_abrupt_*
+        self.m = max(self.long_k, self.s_long_k, abrupt[2] if abrupt else 0)
         self.history = np.full(self.m, np.nan)
 
     @classmethod
     def for_spec(cls, spec: ClassSpec) -> RRTrend:
         """The trend a :class:`ClassSpec` reads (its irregularity, long-term and S-rule RR)."""
-        return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats)
+        abrupt = ((spec.s_long_rr_ratio, spec.s_abrupt_ratio, spec.s_abrupt_beats)
+                  if spec.s_long_rr_beats and spec.s_abrupt_ratio > 0 else None)
+        return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats, abrupt)
 
     def __call__(self, rr_prev: np.ndarray) -> np.ndarray:
         """(n, 3) float64: irregularity, long-term RR (s), and the median of the
-        ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0) per beat."""
+        ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt``
+        where the beat is not in an early run that began with a step, :meth:`_abrupt_run`)."""
         m, k = self.m, self.k
         rr = np.concatenate([self.history, np.asarray(rr_prev, np.float64)])
         self.history = rr[-m:]
@@ -198,7 +209,25 @@ class RRTrend:
         irr = np.where(enough & np.isfinite(irr), irr, 0.0)
         s_long = (_nanmedian(win[:, -self.s_long_k:]) if self.s_long_k
                   else np.full(n, np.nan))
+        if self.abrupt is not None:
+            s_long = np.where(self._abrupt_run(rr, s_long), s_long, np.nan)
         return np.stack([irr, _nanmedian(win[:, -self.long_k:]), s_long], axis=1)
+
+    def _abrupt_run(self, rr: np.ndarray, s_long: np.ndarray) -> np.ndarray:
+        """Per beat: is it the latest of a run of RR intervals (its own included) each below
+        ``early`` x its S-rule median, whose first one was below ``step`` x the interval before
+        it, within the last ``beats`` intervals?"""
+        early, step, beats = self.abrupt
+        n = len(s_long)
+        seq = np.lib.stride_tricks.sliding_window_view(rr, beats + 1)[self.m - beats:][:n]
+        with np.errstate(invalid="ignore"):
+            fast = seq < early * s_long[:, None]  # NaN: not early, so it ends a run
+        # The run's first interval: one after the last interval in the window that was not early.
+        onset = np.minimum(beats - np.argmax(~fast[:, ::-1], axis=1) + 1, beats)
+        rows = np.arange(n)
+        with np.errstate(invalid="ignore"):
+            stepped = seq[rows, onset] < step * seq[rows, onset - 1]
+        return ~fast.all(axis=1) & fast[:, -1] & stepped
 
 
 def v_logit(p_v: np.ndarray) -> np.ndarray:

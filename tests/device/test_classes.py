@@ -47,6 +47,30 @@ def test_rr_trend_block_by_block_equals_whole_record(record_119):
     np.testing.assert_allclose(whole[i, 2], np.nanmedian(beats.rr_prev[i - 256 : i]))
 
 
+def test_long_term_s_rule_needs_a_run_that_began_abruptly(record_100, record_119):
+    """The guard (``s_abrupt_ratio``) offers the long-term RR only inside an early run that
+    began with a step: a wearer's rate rising over a minute (record 100's own RR, shortened
+    gradually to 60 %) gets none, the same shortening in one step does; and it holds block by
+    block."""
+    spec = ClassSpec(s_long_rr_beats=256, s_abrupt_ratio=0.9)
+    beat = np.isin(record_100.ann_symbols, ["N", "A"])
+    samples, symbols = record_100.ann_samples[beat][:701], np.array(record_100.ann_symbols)[beat]
+    rr = np.diff(samples) / record_100.fs  # rr[i] ends at beat i + 1
+    gradual, step = rr.copy(), rr.copy()
+    gradual[400:] *= np.concatenate([np.linspace(1.0, 0.6, 80), np.full(len(rr) - 480, 0.6)])
+    step[400:] *= 0.6
+    offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(spec)(gradual)[400:, 2])) + 400
+    assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs, abrupt by nature
+    assert np.isfinite(RRTrend.for_spec(spec)(step)[400:430, 2]).all()
+    # without the guard the gradual rise is early against the long-term RR too
+    assert np.isfinite(RRTrend.for_spec(ClassSpec(s_long_rr_beats=256))(gradual)[470:, 2]).all()
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    whole = RRTrend.for_spec(spec)(beats.rr_prev)
+    trend = RRTrend.for_spec(spec)
+    parts = [trend(beats.rr_prev[a : a + 37]) for a in range(0, len(beats), 37)]
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+
+
 def test_irregularity_separates_alternating_from_regular_rr():
     regular = np.full(40, 0.8) + np.random.default_rng(0).normal(0, 0.01, 40)
     af = np.random.default_rng(1).uniform(0.4, 1.2, 40)
