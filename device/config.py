@@ -88,6 +88,18 @@ class QualityConfig:
     # CinC 2017 normal strips: more false VT and tachycardia), and electrode motion is the
     # hidden noise. A bundle may set it.
     noise_min_curvature: float = 0.0
+    # The narrow form, per beat: in a segment steep by slope but smooth (median |second
+    # difference| under this fraction of its median |step|), a beat is judged good when it
+    # and the ``organised_run_beats`` - 1 beats before it each repeat a recent beat's QRS
+    # (``organised_correlation``). The segment's level, the second detector's confirmation and
+    # the large-wander timing rule stay. 0 beats turns this off.
+    organised_max_curvature: float = 0.9
+    organised_run_beats: int = 3
+    organised_run_rr_spread: float = 0.15  # ... their RR each within this of the run's median
+    # ... and the run faster than this x the median of the wearer's last RR intervals (real
+    # beats distorted by motion come at the wearer's rate; VT and flutter runs do not)
+    organised_run_rate_ratio: float = 0.9
+    organised_long_rr_beats: int = 64
     # A segment this concentrated in this band is a ventricular oscillation (flutter,
     # fibrillation), not noise: it is never called unreadable, so it is never silenced.
     oscillation_band_hz: tuple[float, float] = (2.5, 7.5)
