@@ -379,14 +379,25 @@ def test_repeated_beats_in_noise_teach_the_context(record_106):
 
 def test_inserted_beat_rule_stays_out_of_af(ma_noise):
     """In AF real beats come as close together as inserted noise: the rule needs a regular
-    recent RR, so record 201's AF under the same noise keeps every beat it had."""
-    rec, _ = noisy_record(read_record(MITDB / "201"), ma_noise, 6.0, 300.0)
-    off = replace(CFG, quality=replace(CFG.quality, inserted_correlation=-np.inf))
-    spread = replace(CFG, quality=replace(CFG.quality, inserted_rr_spread=np.inf))
-    on = process_signal(rec.lead_mv(), rec.fs, CFG)
-    np.testing.assert_array_equal(on.sample, process_signal(rec.lead_mv(), rec.fs, off).sample)
-    # without the regularity condition the rule would drop beats there
-    assert len(process_signal(rec.lead_mv(), rec.fs, spread)) < len(on)
+    recent RR, so under the same noise record 201's AF loses few real beats to it, and far
+    fewer than false ones; without the regularity condition it would lose more real beats."""
+    r0 = read_record(MITDB / "201")
+    rec, _ = noisy_record(r0, ma_noise, 6.0, 300.0)
+    ref = r0.ann_samples[np.isin(r0.ann_symbols, list("NLRejAaJSVEF/fQ"))]
+
+    def true_false(quality):
+        beats = process_signal(rec.lead_mv(), rec.fs, replace(CFG, quality=quality))
+        m = match_beats(beats.sample, ref, int(0.15 * rec.fs))
+        return int((m >= 0).sum()), len(beats) - int((m >= 0).sum())
+
+    q = CFG.quality
+    tp_off, fp_off = true_false(replace(q, inserted_correlation=-np.inf))
+    tp, fp = true_false(q)
+    tp_any, _ = true_false(replace(q, inserted_rr_spread=np.inf))
+    # measured: off 1896 / 155, on 1896 / 148, without the regularity condition 1871 true
+    assert tp_off - tp <= 0.01 * tp_off
+    assert fp_off - fp >= 2 * (tp_off - tp)
+    assert tp_any < tp
 
 
 def test_a_fast_regular_run_of_repeating_beats_in_smooth_signal_is_judged_good(record_119):
