@@ -92,7 +92,10 @@ class QualityConfig:
     # difference| under this fraction of its median |step|), a beat is judged good when it
     # and the ``organised_run_beats`` - 1 beats before it each repeat a recent beat's QRS
     # (``organised_correlation``). The segment's level, the second detector's confirmation and
-    # the large-wander timing rule stay. 0 beats turns this off.
+    # the large-wander timing rule stay, and those beats skip the recovery bar after unreadable
+    # signal (FlagCredibility). 0 beats turns this off. Chosen on clean DS1 223 (its VT run,
+    # 578-633 s), checked where motion is: DS2 105 and 1300 + 138 CinC normal and noisy
+    # strips, unchanged (the segment-level rule above raised both).
     organised_max_curvature: float = 0.9
     organised_run_beats: int = 3
     organised_run_rr_spread: float = 0.15  # ... their RR each within this of the run's median

@@ -21,7 +21,9 @@ electrode noise is rough; a run of wide ectopic beats, VT or flutter is steep bu
 the same slope there is organised activity, not noise (MIT-BIH 207's flutter and 223's VT
 lost their V flags when it counted). A steep, smooth segment is never unreadable, its peaks
 need no confirmation by the second detector, and its beats that repeat a recent beat's QRS are
-judged good (:class:`BeatOrganisation`).
+judged good (:class:`BeatOrganisation`). The narrow form, on by default, keeps all of that and
+judges good only a beat that ends a regular run of repeating beats faster than the wearer's rate
+in good signal (a VT run): real beats in motion come at the wearer's own rate.
 
 A segment that would be unreadable but holds most of its power in a narrow 2.5-7.5 Hz band
 is a ventricular flutter or fibrillation wave, not noise (on MIT-BIH 207's flutter episodes
