@@ -268,7 +268,8 @@ class Monitor:
         timing = self.credible.timing_evidence(beats.rr_prev,
                                                np.fmin(beats.rr_local, trend[:, 1]), irregular)
         readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
-                                                beats.quality, beats.sample, timing)
+                                                beats.quality, beats.sample, timing,
+                                                self.path.take_organised())
         flags = over & readable
         self.stats.flags_withheld += int((over & ~readable).sum())
         if not isinstance(out, BeatCalls):

@@ -21,7 +21,9 @@ electrode noise is rough; a run of wide ectopic beats, VT or flutter is steep bu
 the same slope there is organised activity, not noise (MIT-BIH 207's flutter and 223's VT
 lost their V flags when it counted). A steep, smooth segment is never unreadable, its peaks
 need no confirmation by the second detector, and its beats that repeat a recent beat's QRS are
-judged good (:class:`BeatOrganisation`).
+judged good (:class:`BeatOrganisation`). The narrow form, on by default, keeps all of that and
+judges good only a beat that ends a regular run of repeating beats faster than the wearer's rate
+in good signal (a VT run): real beats in motion come at the wearer's own rate.
 
 A segment that would be unreadable but holds most of its power in a narrow 2.5-7.5 Hz band
 is a ventricular flutter or fibrillation wave, not noise (on MIT-BIH 207's flutter episodes
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import statistics
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +57,8 @@ import numpy as np
 from ecg_edge.device.config import QualityConfig
 
 GOOD, NOISY, UNREADABLE = 0, 1, 2
+#: Known RR intervals before a run can be compared with the wearer's long-term rate.
+MIN_LONG_RR = 8
 LEVELS = ("good", "noisy", "unreadable")
 
 
@@ -69,6 +74,7 @@ class Segment:
     spread: float  # median |x - median| / wearer QRS amplitude
     amplitude_mv: float  # the wearer QRS amplitude used
     smooth: bool = False  # steep but smooth waves (organised activity, not noise)
+    wavy: bool = False  # steep but smooth by organised_max_curvature (per-beat evidence only)
 
     @property
     def name(self) -> str:
@@ -112,8 +118,9 @@ class SignalQuality:
         self.recent: dict[int, bool] = {}  # start -> steep noise there? (for the detector)
         self.partial = np.zeros(0)  # samples of the segment being filled
         # (start, end, level, median |step|, median abs deviation, wearer QRS amplitude (mV),
-        # steep but smooth waves?) of the segments beats still need
-        self.judged: list[tuple[int, int, int, float, float, float, bool]] = []
+        # steep but smooth waves?, steep and smooth enough for a run of repeating beats to be
+        # judged good?) of the segments beats still need
+        self.judged: list[tuple[int, int, int, float, float, float, bool, bool]] = []
 
     @property
     def decided_until(self) -> int:
@@ -138,14 +145,15 @@ class SignalQuality:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""
         return self.judged_at(index)[0]
 
-    def judged_at(self, index: int) -> tuple[int, float, float, float, bool]:
+    def judged_at(self, index: int) -> tuple[int, float, float, float, bool, bool]:
         """(level, median |step| counted as noise, median absolute deviation, wearer QRS
-        amplitude (mV), steep but smooth waves?) of the judged segment holding model-rate
-        sample ``index`` (good, no noise, if none)."""
+        amplitude (mV), steep but smooth waves?, wavy: steep and smooth by
+        ``organised_max_curvature``?) of the judged segment holding model-rate sample
+        ``index`` (good, no noise, if none)."""
         k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
         if k >= 0 and index < self.judged[k][1]:
             return self.judged[k][2:]
-        return GOOD, 0.0, 0.0, 1.0, False
+        return GOOD, 0.0, 0.0, 1.0, False, False
 
     def unreadable_noise_between(self, start: int, end: int) -> bool:
         """Does a segment judged unreadable for noise (not a flat line) overlap [start, end)?"""
@@ -179,12 +187,14 @@ class SignalQuality:
         # Steep but smooth waves (wide ectopic beats, VT, flutter) are no high-frequency noise:
         # their steps are large, their second differences small against them.
         rough = curvatures >= cfg.noise_min_curvature
+        calm = curvatures < cfg.organised_max_curvature
         out = []
-        for x, pp, step, mad, r in zip(segments, pps.tolist(), steps.tolist(), mads.tolist(),
-                                       rough.tolist()):
+        for x, pp, step, mad, r, c in zip(segments, pps.tolist(), steps.tolist(), mads.tolist(),
+                                          rough.tolist(), calm.tolist()):
             amp = max(statistics.median(self.amplitudes) if self.amplitudes else pp, 1e-9)
             # steep, smooth waves: organised activity, not noise (see BeatOrganisation)
             smooth = not r and step > cfg.slope_noisy * amp
+            wavy = c and step > cfg.slope_noisy * amp
             step = step if r else 0.0
             slope, spread = step / amp, mad / amp
             if pp < cfg.flat_mv:
@@ -207,11 +217,11 @@ class SignalQuality:
                 self.amplitudes.append(pp)
                 del self.amplitudes[: -cfg.reference_segments]
             seg = Segment(self.start, self.start + len(x), level, reason, slope, spread, amp,
-                          smooth)
+                          smooth, wavy)
             # A flat line relieves no beat: its noise is nil against any "beat" found in it.
             flat = reason == "flat line"
             self.judged.append((seg.start, seg.end, level, np.inf if flat else step,
-                                np.inf if flat else mad, amp, smooth))
+                                np.inf if flat else mad, amp, smooth, wavy and not flat))
             self.recent[seg.start] = slope > cfg.slope_noisy
             self.start += len(x)
             out.append(seg)
@@ -233,23 +243,42 @@ class BeatOrganisation:
     unreadable thresholds) or whose QRS window repeats one of the recent beats' (Pearson
     correlation >= ``organised_correlation``) is a real beat, judged noisy.
 
+    The narrow smooth-wave rule (``organised_run_beats``): in a segment steep by slope but
+    smooth (``Segment.wavy``), a beat is judged good when it ends a run of beats that each
+    repeat a recent QRS, at a regular RR (``organised_run_rr_spread``), faster than the
+    wearer's rate in good signal (``organised_run_rate_ratio``): a VT run (MIT-BIH 223), whose
+    wide complexes raise the slope measure. Unlike the segment-level rule
+    (``noise_min_curvature``) it leaves the segment's level, the second detector's
+    confirmation and the timing rule in large wander as they are: real beats distorted by
+    motion come at the wearer's rate (DS2 105, CinC strips), invented ones neither repeat nor
+    keep a regular RR.
+
     Beats are seen in emission order, so streaming and whole-array runs judge alike."""
 
     def __init__(self, cfg: QualityConfig, fs: float, peak_index: int):
         h = max(1, int(round(cfg.organised_half_window_s * fs)))
         self.cfg = cfg
         self.slice = slice(max(0, peak_index - h), peak_index + h + 1)
-        self.recent: list[np.ndarray] = []  # normalised QRS windows of the latest beats
+        # RR before the recent beats in good signal (model samples): the wearer's rate, kept
+        # across gaps as the wearer's context is
+        self.long_rr: deque[float] = deque(maxlen=cfg.organised_long_rr_beats)
+        self.reset()
 
     def reset(self) -> None:
-        self.recent = []
+        """A new stretch of signal (stream start or after a gap)."""
+        self.recent: list[np.ndarray] = []  # normalised QRS windows of the latest beats
         self.repeats = False  # the last beat (not in good signal) repeats a recent beat's QRS
+        self.run = 0  # beats in a row, the last one included, that repeat a recent beat's QRS
+        self.organised = False  # the last beat was judged good as part of such a run
+        self.run_rr: list[float] = []  # RR before each beat of that run (model samples)
 
-    def level(self, judged: tuple[int, float, float, float, bool], window: np.ndarray) -> int:
+    def level(self, judged: tuple[int, float, float, float, bool, bool],
+              window: np.ndarray, rr_prev: float = float("nan")) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
-        deviation, wearer QRS amplitude, steep but smooth?) and its window (peak at
-        ``peak_index``); remembers the beat."""
-        level, step, mad, amp, smooth = judged
+        deviation, wearer QRS amplitude, steep but smooth?, wavy?), its window (peak at
+        ``peak_index``) and the RR before it (model samples, NaN if none); remembers the
+        beat. :attr:`organised` tells whether the narrow smooth-wave rule judged it good."""
+        level, step, mad, amp, smooth, wavy = judged
         qrs = window[self.slice]
         q = qrs - qrs.mean()
         q = q / max(float(np.sqrt(q @ q)), 1e-12)
@@ -263,12 +292,36 @@ class BeatOrganisation:
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
             if clear or self.repeats:
                 level = NOISY
+        self.run = self.run + 1 if self.repeats else 0
+        # the run's RR intervals (a beat lost or invented inside it breaks its regularity)
+        self.run_rr = ([*self.run_rr, rr_prev] if self.repeats else [])[-cfg.organised_run_beats:]
+        self.organised = False
         if smooth and self.repeats:
             # steep, smooth waves that repeat: a run of wide beats or VT, not noise
             level = GOOD
+        elif wavy and level != GOOD and 0 < cfg.organised_run_beats <= self.run \
+                and self._regular(self.run_rr) and self._fast(self.run_rr):
+            # the narrow form: a run of beats, each repeating a recent QRS, in steep but
+            # smooth signal (kept beats there were confirmed by the second detector)
+            level, self.organised = GOOD, True
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
+        if rr_prev == rr_prev and judged[0] == GOOD:
+            self.long_rr.append(rr_prev)  # the wearer's rate where the signal is good
         return level
+
+    def _fast(self, rr: list[float]) -> bool:
+        """Is the run faster than the wearer's long-term rate (``organised_run_rate_ratio`` x
+        the median of the last RR intervals)? Real beats in motion come at the wearer's rate."""
+        return len(self.long_rr) >= MIN_LONG_RR and statistics.median(rr) < (
+            self.cfg.organised_run_rate_ratio * statistics.median(self.long_rr))
+
+    def _regular(self, rr: list[float]) -> bool:
+        """Every RR of the run known and within ``organised_run_rr_spread`` of their median."""
+        if not rr or any(r != r for r in rr):
+            return False
+        m = statistics.median(rr)
+        return all(abs(r - m) <= self.cfg.organised_run_rr_spread * m for r in rr)
 
 
 def qrs_correlation(windows: np.ndarray, template: np.ndarray, qrs: slice) -> np.ndarray:
@@ -397,12 +450,18 @@ class FlagCredibility:
 
     def __call__(self, window: np.ndarray, template: np.ndarray, amplitude: np.ndarray,
                  quality: np.ndarray, sample: np.ndarray,
-                 timing: np.ndarray | None = None) -> np.ndarray:
+                 timing: np.ndarray | None = None,
+                 organised: np.ndarray | None = None) -> np.ndarray:
         """True where a flag may stand (beats in good signal, not just after unreadable).
         ``timing``: per beat, is its timing itself evidence (:meth:`timing_evidence`)? A
-        noisy beat in large wander or motion without it keeps no flag."""
+        noisy beat in large wander or motion without it keeps no flag. ``organised``: per
+        beat, judged good as part of a run of repeating beats (:class:`BeatOrganisation`):
+        no beat of the run was invented or lost, so the recovery bar does not apply."""
         quality = np.asarray(quality)
-        ok = (quality != NOISY) & ~((quality == GOOD) & self._recovering(np.asarray(sample)))
+        recovering = self._recovering(np.asarray(sample))
+        if organised is not None:
+            recovering &= ~np.asarray(organised, bool)
+        ok = (quality != NOISY) & ~((quality == GOOD) & recovering)
         if ok.all():
             return ok
         noisy = ~ok

@@ -107,6 +107,9 @@ class SignalPath:
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.insertion = InsertedBeat(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
+        # Per beat emitted and not yet taken: judged good as part of a run of repeating beats
+        # in steep, smooth signal (BeatOrganisation.organised), for FlagCredibility.
+        self.organised: list[np.ndarray] = []
         # Input samples by which a QRS comes out late: IIR group delay plus the FIR's.
         self.delay_in = (sos_group_delay_s(self.bandpass.sos, QRS_FREQ_HZ, fs_in) * fs_in
                          + self.resampler.delay_in)
@@ -224,8 +227,6 @@ class SignalPath:
             judged = self.quality.judged_at(p)
             segment_level = judged[0]
             window = self._window(p)
-            level = self.organisation.level(judged, window)
-            usable = level != UNREADABLE
             rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
             # No RR interval starts at a beat found in unreadable signal (it may be noise).
             rr_prev = p - self.prev_peak if self.prev_peak is not None and self.prev_usable \
@@ -235,6 +236,8 @@ class SignalPath:
                     or self.quality.unreadable_noise_between(self.prev_peak, p)):
                 rr_prev = np.nan  # beats missed in noise: no pause, rate or prematurity
                 self.missed_intervals += 1
+            level = self.organisation.level(judged, window, rr_prev)
+            usable = level != UNREADABLE
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
             # distorts shapes and invents or hides beats, nor in an unreadable segment;
             # baseline wander and wide complexes (noisy by spread, or steep but smooth: their
@@ -250,7 +253,7 @@ class SignalPath:
                 self.cfg.quality.organised_teaches and self.organisation.repeats
                 and not self.context.premature(rr_prev))
             ctx = self.context.observe(p, window, rr_prev, learn)
-            rows.append((p, window, ctx, rr_prev, rr_next, level))
+            rows.append((p, window, ctx, rr_prev, rr_next, level, self.organisation.organised))
             self.prev_peak, self.prev_usable = p, usable
             self.inserted.pop(self.waiting.pop(0), None)
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
@@ -363,6 +366,7 @@ class SignalPath:
         window = np.array([r[1] for r in rows])
         sample = self._to_input(peak)
         quality = np.array([r[5] for r in rows], dtype=np.int8)
+        self.organised.append(np.array([r[6] for r in rows], dtype=bool))
         return Beats(
             sample=sample,
             time_s=sample / self.fs_in,
@@ -392,6 +396,13 @@ class SignalPath:
         bounds = self._to_input(np.array([[s.start, s.end] for s in segments], dtype=np.int64))
         self.judged += [QualitySpan(int(a), int(b), s) for (a, b), s in zip(bounds.tolist(),
                                                                              segments)]
+
+    def take_organised(self) -> np.ndarray:
+        """Per beat returned since the last call, in order: judged good as part of a run of
+        repeating beats in steep, smooth signal (device.quality.BeatOrganisation)."""
+        out = np.concatenate(self.organised) if self.organised else np.zeros(0, bool)
+        self.organised = []
+        return out
 
     def take_quality(self) -> list[QualitySpan]:
         """Segments judged since the last call, in front-end samples (for events)."""
