@@ -44,7 +44,7 @@ class DetectorConfig:
     # still high after an artifact): in good signal the second detector's QRS blocks there
     # (later than t_wave_s after its first beat) become beats; where the signal is unreadable
     # for noise (not a flat line), or noisy with such a block, the interval is no RR. Either
-    # way it was no pause. Real pauses on DS1 (201, 208) hold neither; 34 of the 38 false
+    # way it was no pause. The real pauses on DS1 (201's two) hold neither; 34 of the 38 false
     # pauses on CinC 2017's normal strips did.
     missed_beat_rr_s: float = 2.0
 
