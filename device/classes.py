@@ -419,6 +419,16 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     return BeatCalls(score, cls)
 
 
+def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
+    """RR before each beat over its S-rule median (``trend``: :class:`RRTrend`'s output for
+    ``spec``; NaN where the guard offers none), or None when ``spec`` has no long-term S rule:
+    the ``rr_long_s`` of :func:`calls_for_inputs`, the same on the device and in training."""
+    if not spec.s_long_rr_beats:
+        return None
+    with np.errstate(all="ignore"):
+        return np.asarray(rr_prev, np.float64) / trend[:, 2]
+
+
 def s_long_rule(f: np.ndarray, rr_long_s: np.ndarray, spec: ClassSpec) -> np.ndarray:
     """Per beat, from its :data:`RR_FEATURES` rows ``f`` and ``rr_long_s`` (RR before the beat
     / the median of the ``spec.s_long_rr_beats`` RR before it): ``spec.s_long_rr_ratio`` /
@@ -497,5 +507,5 @@ def burden(counts: dict[str, int]) -> dict:
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
            "ClassSpec", "BeatCalls", "RRTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
-           "calls_from_probs", "calls_for_inputs", "v_timing", "s_long_rule", "calls_from_flags",
-           "count_calls", "burden"]
+           "calls_from_probs", "calls_for_inputs", "v_timing", "s_rule_rr", "s_long_rule",
+           "calls_from_flags", "count_calls", "burden"]

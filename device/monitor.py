@@ -147,12 +147,7 @@ class Monitor:
     def finish(self) -> dict:
         """End of stream: flush the path, close episodes, emit and return the summary."""
         if self.path is not None:
-            t0 = time.perf_counter()
-            beats = self.path.flush()
-            self.stats.signal_s += time.perf_counter() - t0
-            self.stats.beats_unconfirmed += self.path.unconfirmed
-            self.stats.intervals_missed_beats += self.path.missed_intervals
-            self.stats.beats_recovered += self.path.recovered
+            beats = self._flush_path()
             self._quality()
             self._beats(beats)
             for ev in self.episodes.interrupt(self._t(self.next_index), self.next_index,
@@ -181,15 +176,21 @@ class Monitor:
         self.emit({"type": "start", "fs": self.fs, "model_fs": self.cfg.fs,
                    "threshold": self.threshold, **burden(self.class_counts), **self.info})
 
-    def _new_rate(self, block: SampleBlock) -> None:
-        """The front-end changed its rate: close this segment, start one at the new rate."""
-        fs = check_front_end_rate(block.fs, self.cfg.fs)
+    def _flush_path(self) -> Beats:
+        """The path's last beats (end of stream or of a rate's segment), and its counts of what
+        it dropped, recovered or could not measure, which are kept for the whole path."""
         t0 = time.perf_counter()
         beats = self.path.flush()
         self.stats.signal_s += time.perf_counter() - t0
         self.stats.beats_unconfirmed += self.path.unconfirmed
         self.stats.intervals_missed_beats += self.path.missed_intervals
         self.stats.beats_recovered += self.path.recovered
+        return beats
+
+    def _new_rate(self, block: SampleBlock) -> None:
+        """The front-end changed its rate: close this segment, start one at the new rate."""
+        fs = check_front_end_rate(block.fs, self.cfg.fs)
+        beats = self._flush_path()
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):

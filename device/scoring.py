@@ -15,6 +15,7 @@ from ecg_edge.device.classes import (
     VBaseline,
     baseline_valid,
     calls_for_inputs,
+    s_rule_rr,
     softmax,
     v_logit,
 )
@@ -110,11 +111,8 @@ class ModelScorer:
         probs = softmax(self.predict(x))
         base = (None if self.v_base is None
                 else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))
-        rr_long_s = None
-        if self.classes.s_long_rr_beats:
-            with np.errstate(all="ignore"):
-                rr_long_s = beats.rr_prev / trend[:, 2]
-        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base, rr_long_s)
+        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
+                                s_rule_rr(beats.rr_prev, trend, self.classes))
 
 
 def reference_scorer(name: str) -> Scorer:

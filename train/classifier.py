@@ -28,6 +28,7 @@ from ecg_edge.device.classes import (
     VBaseline,
     baseline_valid,
     calls_for_inputs,
+    s_rule_rr,
     v_logit,
 )
 from ecg_edge.device.config import SignalConfig
@@ -300,11 +301,8 @@ def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it, over
     one whole record, as the device computes it (:class:`device.classes.RRTrend`); None when
     the spec has no long-term S rule."""
-    if not spec.s_long_rr_beats:
-        return None
     rr = np.asarray(d["rr_prev"], np.float64)
-    with np.errstate(all="ignore"):
-        return rr / RRTrend.for_spec(spec)(rr)[:, 2]
+    return s_rule_rr(rr, RRTrend.for_spec(spec)(rr), spec) if spec.s_long_rr_beats else None
 
 
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
