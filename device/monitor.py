@@ -191,6 +191,7 @@ class Monitor:
         """The front-end changed its rate: close this segment, start one at the new rate."""
         fs = check_front_end_rate(block.fs, self.cfg.fs)
         beats = self._flush_path()
+        self._quality()
         self._beats(beats)
         at, t = self.next_index, self._t(self.next_index)
         for ev in self.episodes.interrupt(t, at, "rate change"):

@@ -238,6 +238,24 @@ def test_a_rate_change_starts_a_new_segment_and_says_so(record_100):
     assert summary["duration_s"] == pytest.approx(120.0) and summary["samples_lost"] == 0
 
 
+def test_unreadable_signal_just_before_a_rate_change_is_reported_and_counted(record_100):
+    """The old segment's last judged span comes out of the path's flush: it must be reported
+    before the new segment starts, not dropped with the old path."""
+    rng = np.random.default_rng(0)
+    blocks = list(_resampled_blocks(record_100, 360.0, 61.3))
+    for i in (-2, -1):  # the last 1.3 s: loud broadband noise, as a loose electrode gives
+        b = blocks[i]
+        blocks[i] = SampleBlock(b.start, rng.normal(1024, 400, b.counts.shape).astype(np.int32),
+                                b.fs, b.uv_per_count)
+    blocks += list(_resampled_blocks(record_100, 250.0, 30, start=blocks[-1].end))
+    events = []
+    summary = run_blocks(_monitor(events), blocks)
+    levels = [(e["level"], e["t"]) for e in events if e["type"] == "quality"]
+    assert [lv for lv, _ in levels] == ["good", "unreadable", "good"]
+    assert 59.0 < levels[1][1] < 60.5 and levels[2][1] == pytest.approx(61.3)
+    assert summary["unreadable_s"] == pytest.approx(1.3, abs=0.15)
+
+
 def test_events_file_is_private_and_appended_never_truncated(tmp_path):
     path = tmp_path / "events.jsonl"
     old = os.umask(0o022)
