@@ -349,15 +349,19 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
               help="The long-term S rule only in runs whose first RR fell below this fraction "
                    "of the one before (0: no such guard; default: 0.9).")
+@click.option("--irregular-threshold", default=None, type=click.FloatRange(0, 1),
+              help="RR irregularity above which S calls are withheld (default: 0.2).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
-                    as_json):
+                    irregular_threshold, as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
 
     result = rescore(Path(cv_dir), Path(folder), Path(out),
-                     Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio)),
+                     Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio),
+                                 **({} if irregular_threshold is None
+                                    else {"irregular_threshold": irregular_threshold})),
                      Path(bundle_path) if bundle_path else None)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 

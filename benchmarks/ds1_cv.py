@@ -89,13 +89,20 @@ class Ds1CvConfig:
     s_max_distance: float = 0.2
     s_abrupt_ratio: float = 0.9
     s_abrupt_beats: int = 32
+    # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
+    # withheld. 0.1 withheld the S beats of DS1's ectopic stretches (209's SVTA, 220, 201's
+    # junctional runs) with AF's; 0.2 found 3.5-6 points more SVEB on three models' out-of-fold
+    # probabilities at equal or better +P (0.25 and 0.3 less;
+    # benchmarks/results/accuracy/ds1-irregular-threshold.md).
+    # AF itself is withheld by the rhythm analysis (annotated AF here).
+    irregular_threshold: float = 0.2
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
         return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
                                               "s_long_rr_beats", "s_long_rr_ratio",
                                               "s_max_distance", "s_abrupt_ratio",
-                                              "s_abrupt_beats")}
+                                              "s_abrupt_beats", "irregular_threshold")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:

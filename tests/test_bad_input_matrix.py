@@ -222,6 +222,8 @@ CASES = {
     "bench-ds1-cv-s-abrupt": _bench("ds1-cv", "{d}/emptydir", "--s-abrupt-ratio", "1.5"),
     "bench-ds1-rescore-s-abrupt": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir",
                                          "--s-abrupt-ratio", "nan"),
+    "bench-ds1-rescore-irregular": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir",
+                                          "--irregular-threshold", "2"),
     "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
     "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),
     "bench-quality-cost-noise-missing": _bench("quality-cost", R, "--noise", "{d}/nope"),
