@@ -12,7 +12,9 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   above ``af_enter``, offset after ``af_offset_beats`` below ``af_exit`` (hysteresis); the
   reported times are set back by half a window, where the window's majority changed (or to
   the first beat of a stretch no window of which said "not AF": a recording that starts in
-  AF). AF yields to VT: its episode ends where VT starts and resumes where VT ends.
+  AF). AF yields to VT: its episode ends where VT starts and resumes where VT ends. A pause
+  longer than ``af_pause_s`` ends AF at the beat before it (AF's ventricular response does
+  not pause that long; the sinus node recovering where AF stops does).
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
   classes); not while VF is open, and it ends when the V rhythm slows below the limit. A beat
   typed V but shaped like the wearer's usual QRS right after odd-shaped V beats ends the run.
