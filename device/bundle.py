@@ -235,6 +235,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "window_after_s": Rule(gt=0, le=5)},
     DetectorConfig: {"qrs_band_hz": _POS, "integration_s": _SECONDS,
                      "peak_half_window_s": _SECONDS, "refractory_s": _SECONDS,
+                     "steeper_beat_s": _SECONDS, "steeper_beat_ratio": Rule(gt=0, le=10),
                      "t_wave_s": _SECONDS, "learning_s": Rule(gt=0, le=600),
                      "searchback_factor": Rule(gt=1, le=10), "rr_init_s": _SECONDS,
                      "level_cap": Rule(ge=1, le=1e6),

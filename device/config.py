@@ -18,6 +18,14 @@ class DetectorConfig:
     integration_s: float = 0.12  # moving-window integration of the squared slope
     peak_half_window_s: float = 0.1  # a candidate is the largest value within ± this (look-ahead)
     refractory_s: float = 0.25
+    # Inside the refractory period a larger candidate replaces the last beat (that was its P
+    # wave or Q/S slope), except one at least steeper_beat_s after it that is also steeper,
+    # after a last beat steeper_beat_ratio x steeper than the beat before it (a P wave is
+    # not), both clearing the threshold: a beat of its own (DS1 203's ventricular salvos at
+    # 240 bpm lost one beat each; 108's tall P waves 0.2 s before the QRS must stay out).
+    # steeper_beat_s at refractory_s or more: off.
+    steeper_beat_s: float = 0.2
+    steeper_beat_ratio: float = 1.25
     t_wave_s: float = 0.36  # a peak closer than this to the last beat may be a T wave
     learning_s: float = 2.0  # initial threshold estimate
     searchback_factor: float = 1.66  # search back when no beat in this multiple of mean RR

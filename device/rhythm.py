@@ -12,7 +12,9 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   above ``af_enter``, offset after ``af_offset_beats`` below ``af_exit`` (hysteresis); the
   reported times are set back by half a window, where the window's majority changed (or to
   the first beat of a stretch no window of which said "not AF": a recording that starts in
-  AF). AF yields to VT: its episode ends where VT starts and resumes where VT ends.
+  AF). AF yields to VT: its episode ends where VT starts and resumes where VT ends. A pause
+  longer than ``af_pause_s`` ends AF at the beat before it (AF's ventricular response does
+  not pause that long; the sinus node recovering where AF stops does).
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
   classes); not while VF is open, and it ends when the V rhythm slows below the limit. A beat
   typed V but shaped like the wearer's usual QRS right after odd-shaped V beats ends the run.
@@ -105,6 +107,12 @@ class RhythmConfig:
     # one: P waves are back (201: AF ending into nodal and sinus rhythm with escape beats and
     # pauses, irregular but not AF, stayed open 20 s). RR-only input has no P-wave evidence.
     af_p_wave_offset: bool = True
+    # An RR interval longer than this ends an open AF episode at the beat before it and breaks
+    # the irregularity windows (as a gap does): AF's ventricular response does not pause that
+    # long (DS1 201 and 203: longest RR in AF 1.5 and 1.9 s), but the sinus node recovering
+    # when AF stops does (201: 3.7 s pauses at two of its three AF ends, where AF stayed open
+    # 18-22 s longer). 0: off.
+    af_pause_s: float = 2.5
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -308,7 +316,10 @@ class RhythmAnalyzer:
         usable_a = np.ones(n, bool) if usable is None else np.asarray(usable, dtype=bool)
         # A beat after an unusable one has an untrustworthy RR: it breaks the window.
         rr_used = np.where(usable_a, rr, np.nan)
-        full = np.concatenate([self.rr_hist, rr_used])
+        # A pause breaks the AF windows; the learned model's own rows keep it (rr_used).
+        rr_af = np.where(rr_used > self.cfg.af_pause_s, np.nan, rr_used) if (
+            self.cfg.af_pause_s > 0) else rr_used
+        full = np.concatenate([self.rr_hist, rr_af])
         irr = irregularity(full, self.cfg.af_window_beats,
                            self.cfg.af_tolerance_s)[len(self.rr_hist):]
         self.rr_hist = full[-self.keep:]
@@ -333,7 +344,7 @@ class RhythmAnalyzer:
         skip = np.zeros(n, dtype=bool)
         irr_ep = irr
         if self.cfg.af_skip_odd_beats:
-            irr_ep, skip = self._clean_irregularity(rr_used, atrial, classes)
+            irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes)
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
@@ -365,6 +376,9 @@ class RhythmAnalyzer:
                 self.rate_since = dict.fromkeys(self.rate_since)  # a rate must hold unbroken
             elif ok:
                 self._pause(t, s, r, events)
+            if r > self.cfg.af_pause_s > 0 and af_ep.open is not None and self.last_beat:
+                events.append(af_ep.end(*self.last_beat, "pause", rr_s=round(r, 3)))
+                self.af_off = self.af_on = 0
             self.recent.append((t, s))
             del self.recent[: -self.recent_max]
             if not skipped:

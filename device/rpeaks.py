@@ -33,6 +33,7 @@ class RPeakDetector:
         self.qrs_filter = SosFilter(bandpass_sos(*cfg.qrs_band_hz, order=1, fs=fs))
         self.slope_filter = FirFilter(np.array([1.0, 0.0, -1.0]) * (fs / 2.0))
         self.mwi = FirFilter(np.ones(counts.integration) / counts.integration)
+        self.steeper_beat = int(round(cfg.steeper_beat_s * fs))
         # Is the signal before sample i noisy? (the signal path's quality; None: never)
         self.noisy_before: Callable[[int], bool] | None = None
         self.reset()
@@ -58,6 +59,7 @@ class RPeakDetector:
         self.provisional: _Candidate | None = None
         self._prev_final: int | None = None
         self._spk_before = 0.0
+        self._slope_before = 0.0  # the beat before the provisional one
 
     # -- thresholds ------------------------------------------------------------------------
     @property
@@ -96,6 +98,7 @@ class RPeakDetector:
             self.rr.append(c.index - self.last)
             del self.rr[:-8]
         self._spk_before = self.spk
+        self._slope_before = self.last_slope
         self.spk = weight * self._peak(c.value) + (1 - weight) * self.spk
         self.provisional = c
         self.last, self.last_slope = c.index, c.slope
@@ -155,8 +158,14 @@ class RPeakDetector:
         self._catch_up(c.index, out)
         since = None if self.last is None else c.index - self.last
         if since is not None and since < self.n.refractory:
-            if self.provisional is not None and c.value > self.provisional.value:
-                self._replace(c)
+            old = self.provisional
+            if old is not None and c.value > old.value:
+                if since >= self.steeper_beat and c.slope > old.slope \
+                        and old.slope > self.cfg.steeper_beat_ratio * self._slope_before > 0 \
+                        and old.value > self.threshold and c.value > self.threshold_at(c.index):
+                    self._accept(c, 0.125, out)  # a beat of its own: a fast ventricular run
+                else:
+                    self._replace(c)
             else:
                 self.npk = 0.125 * self._peak(c.value) + 0.875 * self.npk
             return

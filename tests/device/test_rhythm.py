@@ -278,3 +278,24 @@ def test_a_v_run_may_begin_at_a_beat_whose_rr_is_unknown():
             assert [e["rhythm"] for e in events if e["type"] == "rhythm_start"] == expect
             ends = [e for e in events if e["type"] == "rhythm_end"]
             assert all(e["hr_bpm"] > 100 for e in ends)
+
+
+def test_a_pause_ends_af_where_the_sinus_node_recovers():
+    """201's AF ends twice into a 3.7 s pause (378 s, 1787 s: '(NOD' after '(AFIB'); without
+    the rule AF stays open over the irregular nodal and escape beats after it. AF's own RR
+    intervals never pause that long, so no AF episode is lost."""
+    from dataclasses import replace
+
+    t, s, rr, cls = annotated_beats("201")
+    ends = {}
+    for pause in (0.0, RhythmConfig().af_pause_s):
+        events = analyze_beats(t, s, rr, replace(RhythmConfig(), af_pause_s=pause),
+                               classes=cls)[0]
+        ends[pause] = [e for e in events if e["rhythm"] == "AF" and e["type"] == "rhythm_end"]
+    on = ends[RhythmConfig().af_pause_s]
+    assert len(on) == len(ends[0.0])
+    at_pause = [e["t"] for e in on if e["reason"] == "pause"]
+    assert len(at_pause) == 2
+    assert at_pause[0] == pytest.approx(378.0, abs=0.1)
+    assert at_pause[1] == pytest.approx(1786.8, abs=0.1)
+    assert sum(e["duration_s"] for e in on) < sum(e["duration_s"] for e in ends[0.0]) - 15
