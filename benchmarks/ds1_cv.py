@@ -89,13 +89,25 @@ class Ds1CvConfig:
     s_max_distance: float = 0.2
     s_abrupt_ratio: float = 0.9
     s_abrupt_beats: int = 32
+    # ... or whose first beat's P wave differs from the wearer's (correlation of the P-wave
+    # region with the template's below this; 0: off; ClassSpec.s_onset_p_below)
+    s_onset_p_below: float = 0.0
+    # RR irregularity withholds no S call where the wearer's P waves are there (median P-wave
+    # correlation of the previous beats at or above this; 0: off; ClassSpec.s_sinus_p_above)
+    s_sinus_p_above: float = 0.0
+    s_sinus_p_beats: int = 16
+    # the long-term S rule only where the beat's own P wave is not the wearer's (correlation
+    # with the template's below this; 0: off; ClassSpec.s_long_p_below)
+    s_long_p_below: float = 0.0
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
         return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
                                               "s_long_rr_beats", "s_long_rr_ratio",
                                               "s_max_distance", "s_abrupt_ratio",
-                                              "s_abrupt_beats")}
+                                              "s_abrupt_beats", "s_onset_p_below",
+                                              "s_sinus_p_above", "s_sinus_p_beats",
+                                              "s_long_p_below")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -149,7 +161,8 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     the device's rhythm analysis, which is not run over the cached beats."""
     c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
                          v_baseline=clf.record_v_baseline(d, probs, spec),
-                         rr_long_s=clf.record_rr_long_s(d, spec))
+                         rr_long_s=clf.record_rr_long_s(d, spec),
+                         p_wave=clf.record_p_wave(d, spec))
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
@@ -166,7 +179,8 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                                      f"{variant} out-of-fold beats of DS1 records other than "
                                      f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
                                      clf.pooled_v_baseline(others, data, probs, base),
-                                     clf.pooled_rr_long_s(others, data, base))
+                                     clf.pooled_rr_long_s(others, data, base),
+                                     clf.pooled_p_wave(others, data, base))
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
@@ -208,7 +222,8 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
                                       "out-of-fold beats of all 22 records",
                                       clf.pooled_mask(ds1, data, "af_ref"),
                                       clf.pooled_v_baseline(ds1, data, probs[v], base),
-                                      clf.pooled_rr_long_s(ds1, data, base))
+                                      clf.pooled_rr_long_s(ds1, data, base),
+                                      clf.pooled_p_wave(ds1, data, base))
              for v in probs}
     for v in final:
         tables["ds2"][f"learned {v}"] = {

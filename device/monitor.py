@@ -25,6 +25,7 @@ from ecg_edge.device.classes import (
     burden,
     calls_from_flags,
     count_calls,
+    s_p_wave,
 )
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
@@ -251,7 +252,8 @@ class Monitor:
         # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
         # or AF already open in the rhythm analysis.
         in_af = np.full(len(beats), self.rhythm.in_af())
-        trend = self.rr_trend(beats.rr_prev)
+        trend = self.rr_trend(beats.rr_prev, s_p_wave(beats, self.classes, self.cfg.fs,
+                                                       self.cfg.window_before_s))
         irregular = (trend[:, 0] > self.classes.irregular_threshold) | in_af
         t0 = time.perf_counter()
         if getattr(self.scorer, "classes", None) is None:
