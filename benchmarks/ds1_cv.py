@@ -87,18 +87,23 @@ class Ds1CvConfig:
     s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
+    # The guard's window: 64 RR intervals (seventh pass; 32 before). 209's SVTA runs outlast
+    # 32 beats, and the guard then dropped their later beats although the run began with a
+    # step (DS1 LOO SVEB Se +6 points on three models, N flags unchanged).
     s_abrupt_ratio: float = 0.9
-    s_abrupt_beats: int = 32
-    # ... or whose first beat's P wave differs from the wearer's (correlation of the P-wave
-    # region with the template's below this; 0: off; ClassSpec.s_onset_p_below)
+    s_abrupt_beats: int = 64
+    # Measured, off: the run's first P wave unlike the wearer's as the onset evidence beside
+    # the step (ClassSpec.s_onset_p_below: the step already finds DS1's onsets; it only added
+    # N beats), and the long-term rule only for a beat whose own P wave is not the wearer's
+    # (ClassSpec.s_long_p_below: at 0.95 it cost DS1 2 points of SVEB Se on three models).
     s_onset_p_below: float = 0.0
-    # RR irregularity withholds no S call where the wearer's P waves are there (median P-wave
-    # correlation of the previous beats at or above this; 0: off; ClassSpec.s_sinus_p_above)
-    s_sinus_p_above: float = 0.0
-    s_sinus_p_beats: int = 16
-    # the long-term S rule only where the beat's own P wave is not the wearer's (correlation
-    # with the template's below this; 0: off; ClassSpec.s_long_p_below)
     s_long_p_below: float = 0.0
+    # RR irregularity withholds no S call where the wearer's P waves are there (median P-wave
+    # correlation of the previous 16 beats at or above 0.7; ClassSpec.s_sinus_p_above): the
+    # irregularity of frequent APCs (220, 209, 201 between its AF episodes) is not AF, which
+    # has no P waves (seventh pass: DS1 LOO SVEB Se +6 to +10 points on three models).
+    s_sinus_p_above: float = 0.7
+    s_sinus_p_beats: int = 16
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""

@@ -63,9 +63,11 @@ def test_long_term_s_rule_needs_a_run_that_began_abruptly(record_100, record_119
     gradual, step = rr.copy(), rr.copy()
     gradual[400:] *= np.concatenate([np.linspace(1.0, 0.6, 80), np.full(len(rr) - 480, 0.6)])
     step[400:] *= 0.6
-    offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(spec)(gradual)[400:, 2])) + 400
-    assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs, abrupt by nature
-    assert np.isfinite(RRTrend.for_spec(spec)(step)[400:430, 2]).all()
+    for beats_ in (32, 64):  # the guard's window: the code's default, the shipped bundle's
+        s = ClassSpec(s_long_rr_beats=256, s_abrupt_ratio=0.9, s_abrupt_beats=beats_)
+        offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(s)(gradual)[400:, 2])) + 400
+        assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs (abrupt)
+        assert np.isfinite(RRTrend.for_spec(s)(step)[400 : 400 + beats_, 2]).all()
     # without the guard the gradual rise is early against the long-term RR too
     assert np.isfinite(RRTrend.for_spec(ClassSpec(s_long_rr_beats=256))(gradual)[470:, 2]).all()
     beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
