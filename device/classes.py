@@ -274,19 +274,24 @@ class RRTrend:
 class PWaveTrend:
     """Causal median of the P-wave correlations (:func:`s_p_wave`) of the previous ``k`` beats,
     NaN ignored (NaN before any), carried across blocks (block-by-block equals whole-array):
-    are the wearer's sinus P waves there? See :attr:`ClassSpec.s_sinus_p_above`."""
+    are the wearer's sinus P waves there? See :attr:`ClassSpec.s_sinus_p_above`. The device
+    calls it with one or two beats at a time: a few list operations per beat, as
+    :class:`VBaseline`, where numpy's per-call overhead would cost more."""
 
     def __init__(self, k: int = 16):
         self.k = max(1, int(k))
-        self.history = np.full(self.k, np.nan)
+        self.recent: deque[float] = deque(maxlen=self.k)
 
     def __call__(self, p_wave: np.ndarray) -> np.ndarray:
-        p = np.concatenate([self.history, np.asarray(p_wave, np.float64)])
-        self.history = p[-self.k:]
-        n = len(p) - self.k
-        if n <= 0:
-            return np.zeros(0)
-        return _nanmedian(np.lib.stride_tricks.sliding_window_view(p[:-1], self.k)[:n])
+        out = np.full(len(p_wave), np.nan)
+        recent = self.recent
+        for i, x in enumerate(np.asarray(p_wave, np.float64).tolist()):
+            s = sorted(v for v in recent if v == v)  # NaN left out
+            if s:
+                h = len(s) // 2
+                out[i] = s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])
+            recent.append(x)
+        return out
 
 
 def v_logit(p_v: np.ndarray) -> np.ndarray:

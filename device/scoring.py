@@ -102,13 +102,16 @@ class ModelScorer:
         return scores
 
     def classify(self, beats: Beats, af: np.ndarray | None = None,
-                 trend: np.ndarray | None = None) -> BeatCalls:
+                 trend: np.ndarray | None = None,
+                 p_own: np.ndarray | None = None) -> BeatCalls:
         """Class calls of a classifier bundle. The RR irregularity is carried across blocks
         (a model input); ``af`` (AF open in the rhythm analysis, per beat) adds to the
         bundle's own irregularity rule for withholding S calls and raises the V threshold to
         the bundle's AF one. ``trend``: the same RRTrend output computed by the caller (then
-        the caller must pass it for every block)."""
-        p_wave = s_p_wave(beats, self.classes, self.signal.fs, self.signal.window_before_s)
+        the caller must pass it for every block); ``p_own``: the beats' :func:`s_p_wave`,
+        computed by the caller (None: computed here)."""
+        p_wave = (s_p_wave(beats, self.classes, self.signal.fs, self.signal.window_before_s)
+                  if p_own is None else p_own)
         if trend is None:
             trend = self.trend(beats.rr_prev, p_wave)
         p_wave = None if p_wave is None else p_wave_evidence(p_wave, self.p_trend)
