@@ -279,9 +279,15 @@ def quality_cost_cmd(records, noise_path, snr, repeats, as_json):
                    f"{r['flag_credibility_us_per_s']:.1f} | {r['monitor_x_realtime']:.0f} |")
 
 
-def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None) -> dict:
-    """The long-term S rule's options that were given (the others keep Ds1CvConfig's)."""
-    given = {"s_long_rr_beats": s_long_rr_beats, "s_abrupt_ratio": s_abrupt_ratio}
+def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None,
+            s_onset_p_below: float | None = None, s_sinus_p_above: float | None = None,
+            s_abrupt_beats: int | None = None, s_long_p_below: float | None = None,
+            irregular_threshold: float | None = None) -> dict:
+    """The S rules' options that were given (the others keep Ds1CvConfig's)."""
+    given = {"s_long_rr_beats": s_long_rr_beats, "s_abrupt_ratio": s_abrupt_ratio,
+             "s_onset_p_below": s_onset_p_below, "s_sinus_p_above": s_sinus_p_above,
+             "s_abrupt_beats": s_abrupt_beats, "s_long_p_below": s_long_p_below,
+             "irregular_threshold": irregular_threshold}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -349,19 +355,33 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
               help="The long-term S rule only in runs whose first RR fell below this fraction "
                    "of the one before (0: no such guard; default: 0.9).")
+@click.option("--s-abrupt-beats", default=None, type=click.IntRange(1, 4096),
+              help="... within this many RR intervals (default: Ds1CvConfig's).")
+@click.option("--s-onset-p-below", default=None, type=click.FloatRange(0, 1),
+              help="... or whose first beat's P wave correlates with the wearer's below this "
+                   "(0: off; default: Ds1CvConfig's).")
+@click.option("--s-long-p-below", default=None, type=click.FloatRange(0, 1),
+              help="The long-term S rule only where the beat's P wave correlates with the "
+                   "wearer's below this (0: off; default: Ds1CvConfig's).")
+@click.option("--s-sinus-p-above", default=None, type=click.FloatRange(0, 1),
+              help="RR irregularity withholds no S call where the previous beats' median P-wave "
+                   "correlation with the wearer's is at least this (0: off; default: "
+                   "Ds1CvConfig's).")
 @click.option("--irregular-threshold", default=None, type=click.FloatRange(0, 1),
               help="RR irregularity above which S calls are withheld (default: 0.2).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
+                    s_abrupt_beats, s_onset_p_below, s_long_p_below, s_sinus_p_above,
                     irregular_threshold, as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
 
     result = rescore(Path(cv_dir), Path(folder), Path(out),
-                     Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio),
-                                 **({} if irregular_threshold is None
-                                    else {"irregular_threshold": irregular_threshold})),
+                     Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio,
+                                                         s_onset_p_below, s_sinus_p_above,
+                                                         s_abrupt_beats, s_long_p_below,
+                                                         irregular_threshold)),
                      Path(bundle_path) if bundle_path else None)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 

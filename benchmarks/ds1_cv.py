@@ -87,8 +87,23 @@ class Ds1CvConfig:
     s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
+    # The guard's window: 64 RR intervals (seventh pass; 32 before). 209's SVTA runs outlast
+    # 32 beats, and the guard then dropped their later beats although the run began with a
+    # step (DS1 LOO SVEB Se +6 points on three models, N flags unchanged).
     s_abrupt_ratio: float = 0.9
-    s_abrupt_beats: int = 32
+    s_abrupt_beats: int = 64
+    # Measured, off: the run's first P wave unlike the wearer's as the onset evidence beside
+    # the step (ClassSpec.s_onset_p_below: the step already finds DS1's onsets; it only added
+    # N beats), and the long-term rule only for a beat whose own P wave is not the wearer's
+    # (ClassSpec.s_long_p_below: at 0.95 it cost DS1 2 points of SVEB Se on three models).
+    s_onset_p_below: float = 0.0
+    s_long_p_below: float = 0.0
+    # RR irregularity withholds no S call where the wearer's P waves are there (median P-wave
+    # correlation of the previous 16 beats at or above 0.7; ClassSpec.s_sinus_p_above): the
+    # irregularity of frequent APCs (220, 209, 201 between its AF episodes) is not AF, which
+    # has no P waves (seventh pass: DS1 LOO SVEB Se +6 to +10 points on three models).
+    s_sinus_p_above: float = 0.7
+    s_sinus_p_beats: int = 16
     # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
     # withheld. 0.1 withheld the S beats of DS1's ectopic stretches (209's SVTA, 220, 201's
     # junctional runs) with AF's; 0.2 found 3.5-6 points more SVEB on three models' out-of-fold
@@ -102,7 +117,9 @@ class Ds1CvConfig:
         return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
                                               "s_long_rr_beats", "s_long_rr_ratio",
                                               "s_max_distance", "s_abrupt_ratio",
-                                              "s_abrupt_beats", "irregular_threshold")}
+                                              "s_abrupt_beats", "s_onset_p_below",
+                                              "s_sinus_p_above", "s_sinus_p_beats",
+                                              "s_long_p_below", "irregular_threshold")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -156,7 +173,8 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     the device's rhythm analysis, which is not run over the cached beats."""
     c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
                          v_baseline=clf.record_v_baseline(d, probs, spec),
-                         rr_long_s=clf.record_rr_long_s(d, spec))
+                         rr_long_s=clf.record_rr_long_s(d, spec),
+                         p_wave=clf.record_p_wave(d, spec))
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
@@ -173,7 +191,8 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                                      f"{variant} out-of-fold beats of DS1 records other than "
                                      f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
                                      clf.pooled_v_baseline(others, data, probs, base),
-                                     clf.pooled_rr_long_s(others, data, base))
+                                     clf.pooled_rr_long_s(others, data, base),
+                                     clf.pooled_p_wave(others, data, base))
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
@@ -215,7 +234,8 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
                                       "out-of-fold beats of all 22 records",
                                       clf.pooled_mask(ds1, data, "af_ref"),
                                       clf.pooled_v_baseline(ds1, data, probs[v], base),
-                                      clf.pooled_rr_long_s(ds1, data, base))
+                                      clf.pooled_rr_long_s(ds1, data, base),
+                                      clf.pooled_p_wave(ds1, data, base))
              for v in probs}
     for v in final:
         tables["ds2"][f"learned {v}"] = {

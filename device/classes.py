@@ -87,6 +87,24 @@ class ClassSpec:
     # or activity shortens the RR a little beat by beat.
     s_abrupt_ratio: float = 0.0
     s_abrupt_beats: int = 32
+    # ... or (the other evidence of an ectopic onset) whose first beat's P wave differs from
+    # the wearer's: the correlation of its P-wave region (``p_region_s``) with the template's
+    # below this (0: off). An atrial ectopic focus changes the P wave, or hides it in the T
+    # wave; a sinus rate swing keeps the wearer's P wave. Inside an SVT run the later P waves
+    # hide in the T waves, so the run's first beat carries the evidence for the run.
+    s_onset_p_below: float = 0.0
+    # Where the RR intervals before a beat are irregular but the wearer's P waves are there (the
+    # median P-wave correlation of the previous ``s_sinus_p_beats`` beats with the template at
+    # or above this; 0: off), the irregularity is ectopy (frequent APCs, short runs), not AF,
+    # which has no P waves: S calls are not withheld for it. AF open in the rhythm analysis
+    # still withholds them.
+    s_sinus_p_above: float = 0.0
+    s_sinus_p_beats: int = 16
+    # The long-term S rule calls S only where the beat's own P wave is not the wearer's: its
+    # correlation with the template's below this (0: off; unknown P wave: no evidence either
+    # way). A sinus rate swing keeps the sinus P wave beat by beat; an atrial ectopic beat's
+    # differs or hides in the T wave.
+    s_long_p_below: float = 0.0
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -178,26 +196,43 @@ class RRTrend:
     """
 
     def __init__(self, k: int = 8, long_k: int = 64, s_long_k: int = 0,
-                 abrupt: tuple[float, float, int] | None = None):
+                 abrupt: tuple[float, float, int] | tuple[float, float, int, float] | None = None):
         self.k, self.long_k, self.s_long_k = k, max(k, long_k), int(s_long_k)
-        self.abrupt = abrupt  # (early ratio, onset step ratio, beats): ClassSpec.s_abrupt_*
+        # (early ratio, onset step ratio, beats[, onset P-wave correlation below]):
+        # ClassSpec.s_abrupt_* and s_onset_p_below
+        self.abrupt = None if abrupt is None else (*abrupt[:3], (abrupt[3:] or (0.0,))[0])
         self.m = max(self.long_k, self.s_long_k, abrupt[2] if abrupt else 0)
         self.history = np.full(self.m, np.nan)
+        self.p_history = np.full(self.m, np.nan)  # P-wave correlations of the same beats
+
+    @property
+    def needs_p_wave(self) -> bool:
+        """Does the guard read the beats' P-wave correlation (``p_wave`` of __call__)?"""
+        return self.abrupt is not None and self.abrupt[3] > 0
 
     @classmethod
     def for_spec(cls, spec: ClassSpec) -> RRTrend:
         """The trend a :class:`ClassSpec` reads (its irregularity, long-term and S-rule RR)."""
-        abrupt = ((spec.s_long_rr_ratio, spec.s_abrupt_ratio, spec.s_abrupt_beats)
-                  if spec.s_long_rr_beats and spec.s_abrupt_ratio > 0 else None)
+        guarded = spec.s_abrupt_ratio > 0 or spec.s_onset_p_below > 0
+        abrupt = ((spec.s_long_rr_ratio, spec.s_abrupt_ratio, spec.s_abrupt_beats,
+                   spec.s_onset_p_below) if spec.s_long_rr_beats and guarded else None)
         return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats, abrupt)
 
-    def __call__(self, rr_prev: np.ndarray) -> np.ndarray:
+    def __call__(self, rr_prev: np.ndarray, p_wave: np.ndarray | None = None) -> np.ndarray:
         """(n, 3) float64: irregularity, long-term RR (s), and the median of the
         ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt``
-        where the beat is not in an early run that began with a step, :meth:`_abrupt_run`)."""
+        where the beat is not in an early run that began with a step or with a changed P wave,
+        :meth:`_abrupt_run`). ``p_wave``: each beat's P-wave correlation with the wearer's
+        template (:func:`s_p_wave`; NaN or None: unknown, no evidence)."""
         m, k = self.m, self.k
         rr = np.concatenate([self.history, np.asarray(rr_prev, np.float64)])
         self.history = rr[-m:]
+        p = None
+        if self.needs_p_wave:
+            new = (np.full(len(rr) - m, np.nan) if p_wave is None
+                   else np.asarray(p_wave, np.float64))
+            p = np.concatenate([self.p_history, new])
+            self.p_history = p[-m:]
         n = len(rr) - m
         if n <= 0:
             return np.zeros((0, 3))
@@ -210,14 +245,16 @@ class RRTrend:
         s_long = (_nanmedian(win[:, -self.s_long_k:]) if self.s_long_k
                   else np.full(n, np.nan))
         if self.abrupt is not None:
-            s_long = np.where(self._abrupt_run(rr, s_long), s_long, np.nan)
+            s_long = np.where(self._abrupt_run(rr, s_long, p), s_long, np.nan)
         return np.stack([irr, _nanmedian(win[:, -self.long_k:]), s_long], axis=1)
 
-    def _abrupt_run(self, rr: np.ndarray, s_long: np.ndarray) -> np.ndarray:
+    def _abrupt_run(self, rr: np.ndarray, s_long: np.ndarray,
+                    p: np.ndarray | None = None) -> np.ndarray:
         """Per beat: is it the latest of a run of RR intervals (its own included) each below
-        ``early`` x its S-rule median, whose first one was below ``step`` x the interval before
-        it, within the last ``beats`` intervals?"""
-        early, step, beats = self.abrupt
+        ``early`` x its S-rule median, within the last ``beats`` intervals, whose first one
+        was below ``step`` x the interval before it, or whose first beat's P-wave correlation
+        ``p`` (aligned with ``rr``: rr[j] ends at beat j) was below ``p_below``?"""
+        early, step, beats, p_below = self.abrupt
         n = len(s_long)
         seq = np.lib.stride_tricks.sliding_window_view(rr, beats + 1)[self.m - beats:][:n]
         with np.errstate(invalid="ignore"):
@@ -227,7 +264,34 @@ class RRTrend:
         rows = np.arange(n)
         with np.errstate(invalid="ignore"):
             stepped = seq[rows, onset] < step * seq[rows, onset - 1]
+            if p is not None and p_below > 0:
+                first = np.lib.stride_tricks.sliding_window_view(p, beats + 1)[self.m - beats:]
+                changed = first[:n][rows, onset] < p_below
+                stepped = (stepped | changed) if step > 0 else changed
         return ~fast.all(axis=1) & fast[:, -1] & stepped
+
+
+class PWaveTrend:
+    """Causal median of the P-wave correlations (:func:`s_p_wave`) of the previous ``k`` beats,
+    NaN ignored (NaN before any), carried across blocks (block-by-block equals whole-array):
+    are the wearer's sinus P waves there? See :attr:`ClassSpec.s_sinus_p_above`. The device
+    calls it with one or two beats at a time: a few list operations per beat, as
+    :class:`VBaseline`, where numpy's per-call overhead would cost more."""
+
+    def __init__(self, k: int = 16):
+        self.k = max(1, int(k))
+        self.recent: deque[float] = deque(maxlen=self.k)
+
+    def __call__(self, p_wave: np.ndarray) -> np.ndarray:
+        out = np.full(len(p_wave), np.nan)
+        recent = self.recent
+        for i, x in enumerate(np.asarray(p_wave, np.float64).tolist()):
+            s = sorted(v for v in recent if v == v)  # NaN left out
+            if s:
+                h = len(s) // 2
+                out[i] = s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])
+            recent.append(x)
+        return out
 
 
 def v_logit(p_v: np.ndarray) -> np.ndarray:
@@ -419,6 +483,32 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     return BeatCalls(score, cls)
 
 
+def s_p_wave_needed(spec: ClassSpec) -> bool:
+    """Do the spec's S rules read the beats' P waves (:func:`s_p_wave`)?"""
+    return bool((spec.s_long_rr_beats and (spec.s_onset_p_below > 0 or spec.s_long_p_below > 0))
+                or spec.s_sinus_p_above > 0)
+
+
+def s_p_wave(beats: Beats, spec: ClassSpec, fs: float, before_s: float) -> np.ndarray | None:
+    """Per beat, the correlation of its P-wave region (``spec.p_region_s`` before the R peak,
+    which sits ``before_s`` into the window at the model rate ``fs``) with the wearer's
+    template's (NaN where flat or unknown), or None when the spec's rules do not read it: the
+    S rules' evidence that an atrial beat did not come from the sinus node."""
+    if not s_p_wave_needed(spec):
+        return None
+    from ecg_edge.device.rhythm import p_wave_similarity
+
+    return p_wave_similarity(beats.window, beats.template, fs, before_s, spec.p_region_s)
+
+
+def p_wave_evidence(own: np.ndarray, trend: PWaveTrend) -> np.ndarray:
+    """(n, 2): each beat's P-wave correlation (:func:`s_p_wave`) and the median of the
+    previous beats' (``trend``, carried across blocks): the ``p_wave`` of
+    :func:`calls_for_inputs`."""
+    own = np.asarray(own, np.float64)
+    return np.stack([own, trend(own)], axis=1) if len(own) else np.zeros((0, 2))
+
+
 def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
     """RR before each beat over its S-rule median (``trend``: :class:`RRTrend`'s output for
     ``spec``; NaN where the guard offers none), or None when ``spec`` has no long-term S rule:
@@ -429,31 +519,45 @@ def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.nda
         return np.asarray(rr_prev, np.float64) / trend[:, 2]
 
 
-def s_long_rule(f: np.ndarray, rr_long_s: np.ndarray, spec: ClassSpec) -> np.ndarray:
+def s_long_rule(f: np.ndarray, rr_long_s: np.ndarray, spec: ClassSpec,
+                p_own: np.ndarray | None = None) -> np.ndarray:
     """Per beat, from its :data:`RR_FEATURES` rows ``f`` and ``rr_long_s`` (RR before the beat
     / the median of the ``spec.s_long_rr_beats`` RR before it): ``spec.s_long_rr_ratio`` /
     that ratio where the beat's shape is the wearer's own (template distance under
-    ``spec.s_max_distance``), else 0. Above 1: early enough for an S call (see
-    :attr:`ClassSpec.s_long_rr_beats`; the caller checks the rhythm and the other classes)."""
+    ``spec.s_max_distance``) and, with ``spec.s_long_p_below`` and ``p_own`` (the beat's
+    P-wave correlation with the template's), its P wave is not the wearer's sinus one; else 0.
+    Above 1: early enough for an S call (see :attr:`ClassSpec.s_long_rr_beats`; the caller
+    checks the rhythm and the other classes)."""
     r = np.asarray(rr_long_s, np.float64)
     with np.errstate(all="ignore"):
         out = spec.s_long_rr_ratio / r
     near = f[:, RR_FEATURES.index("template_distance")] < spec.s_max_distance
+    if p_own is not None and spec.s_long_p_below > 0:
+        with np.errstate(invalid="ignore"):
+            near = near & ~(np.asarray(p_own) >= spec.s_long_p_below)  # NaN: no evidence
     return np.where(near & np.isfinite(out) & (r > 0), out, 0.0)
 
 
 def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, af: np.ndarray | None = None,
                      v_baseline: np.ndarray | None = None,
-                     rr_long_s: np.ndarray | None = None) -> BeatCalls:
+                     rr_long_s: np.ndarray | None = None,
+                     p_wave: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
     the AF one; ``v_baseline``: the wearer's :class:`VBaseline` of the same beats;
     ``rr_long_s``: RR before each beat over the median of the ``spec.s_long_rr_beats`` RR
-    before it (:class:`RRTrend`'s third column), for the long-term S rule."""
+    before it (:class:`RRTrend`'s third column), for the long-term S rule; ``p_wave``
+    (:func:`p_wave_evidence`): each beat's P-wave correlation with the template's (the
+    long-term rule's ``spec.s_long_p_below``) and the median of the previous beats' (where it
+    is at or above ``spec.s_sinus_p_above`` the RR irregularity does not withhold S)."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
+    pw = None if p_wave is None else np.asarray(p_wave, np.float64)
+    if pw is not None and spec.s_sinus_p_above > 0:
+        with np.errstate(invalid="ignore"):
+            own &= ~(pw[:, 1] >= spec.s_sinus_p_above)
     irregular = own if af is None else own | np.asarray(af, bool)
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
@@ -464,7 +568,7 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     if spec.v_af_distance > 0 and af is not None:
         in_af = np.asarray(af, bool) & (distance <= spec.v_af_distance)
         untimed = in_af if untimed is None else untimed | in_af
-    s_rule = (s_long_rule(f, rr_long_s, spec)
+    s_rule = (s_long_rule(f, rr_long_s, spec, None if pw is None else pw[:, 0])
               if spec.s_long_rr_beats and rr_long_s is not None else None)
     return calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
                             v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule)
@@ -505,7 +609,9 @@ def burden(counts: dict[str, int]) -> dict:
 
 
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
-           "ClassSpec", "BeatCalls", "RRTrend",
+           "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
-           "calls_from_probs", "calls_for_inputs", "v_timing", "s_rule_rr", "s_long_rule",
+           "calls_from_probs", "calls_for_inputs", "v_timing", "s_rule_rr", "s_p_wave",
+           "s_p_wave_needed", "p_wave_evidence",
+           "s_long_rule",
            "calls_from_flags", "count_calls", "burden"]

@@ -25,6 +25,8 @@ from ecg_edge.device.classes import (
     burden,
     calls_from_flags,
     count_calls,
+    s_p_wave,
+    s_p_wave_needed,
 )
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
@@ -252,13 +254,21 @@ class Monitor:
         # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
         # or AF already open in the rhythm analysis.
         in_af = np.full(len(beats), self.rhythm.in_af())
-        trend = self.rr_trend(beats.rr_prev)
+        rc = self.rhythm.cfg
+        atrial = atrial_evidence(beats.window, beats.template, beats.amplitude, self.cfg.fs,
+                                 self.cfg.window_before_s, rc.p_wave_region_s)
+        # the S rules' P waves: the rhythm analysis's where the regions agree (computed once)
+        p_own = (atrial[:, 0] if tuple(self.classes.p_region_s) == tuple(rc.p_wave_region_s)
+                 and s_p_wave_needed(self.classes)
+                 else s_p_wave(beats, self.classes, self.cfg.fs, self.cfg.window_before_s))
+        trend = self.rr_trend(beats.rr_prev, p_own)
         irregular = (trend[:, 0] > self.classes.irregular_threshold) | in_af
         t0 = time.perf_counter()
         if getattr(self.scorer, "classes", None) is None:
             out = self.scorer(beats)
         else:
-            out = self.scorer.classify(beats, in_af, trend if self.shared_trend else None)
+            out = (self.scorer.classify(beats, in_af, trend, p_own) if self.shared_trend
+                   else self.scorer.classify(beats, in_af))
         self.stats.score_s += time.perf_counter() - t0
         if isinstance(out, BeatCalls):
             scores, calls = np.asarray(out.score, dtype=np.float64), out.classes
@@ -280,11 +290,8 @@ class Monitor:
         count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
-        rc = self.rhythm.cfg
         rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
-                                    usable=beats.usable, p_wave=(
-            atrial_evidence(beats.window, beats.template, beats.amplitude, self.cfg.fs,
-                            self.cfg.window_before_s, rc.p_wave_region_s)))
+                                    usable=beats.usable, p_wave=atrial)
         self.stats.rhythm_s += time.perf_counter() - t0
         irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev

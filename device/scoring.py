@@ -11,10 +11,13 @@ from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
 from ecg_edge.device.classes import (
     BeatCalls,
     ClassSpec,
+    PWaveTrend,
     RRTrend,
     VBaseline,
     baseline_valid,
     calls_for_inputs,
+    p_wave_evidence,
+    s_p_wave,
     s_rule_rr,
     softmax,
     v_logit,
@@ -68,6 +71,8 @@ class ModelScorer:
             self.v_base = (VBaseline(m.classes.v_baseline_beats, m.classes.v_baseline_quantile)
                            if m.classes.v_baseline_beats and m.classes.v_baseline_weight
                            else None)
+            # the previous beats' P waves (are the wearer's sinus P waves there?)
+            self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -97,13 +102,19 @@ class ModelScorer:
         return scores
 
     def classify(self, beats: Beats, af: np.ndarray | None = None,
-                 trend: np.ndarray | None = None) -> BeatCalls:
+                 trend: np.ndarray | None = None,
+                 p_own: np.ndarray | None = None) -> BeatCalls:
         """Class calls of a classifier bundle. The RR irregularity is carried across blocks
         (a model input); ``af`` (AF open in the rhythm analysis, per beat) adds to the
         bundle's own irregularity rule for withholding S calls and raises the V threshold to
         the bundle's AF one. ``trend``: the same RRTrend output computed by the caller (then
-        the caller must pass it for every block)."""
-        trend = self.trend(beats.rr_prev) if trend is None else trend
+        the caller must pass it for every block); ``p_own``: the beats' :func:`s_p_wave`,
+        computed by the caller (None: computed here)."""
+        p_wave = (s_p_wave(beats, self.classes, self.signal.fs, self.signal.window_before_s)
+                  if p_own is None else p_own)
+        if trend is None:
+            trend = self.trend(beats.rr_prev, p_wave)
+        p_wave = None if p_wave is None else p_wave_evidence(p_wave, self.p_trend)
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
         x = model_inputs(beats, self.spec.inputs, trend, classes=self.classes,
@@ -112,7 +123,7 @@ class ModelScorer:
         base = (None if self.v_base is None
                 else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
-                                s_rule_rr(beats.rr_prev, trend, self.classes))
+                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave)
 
 
 def reference_scorer(name: str) -> Scorer:

@@ -9,6 +9,7 @@ from ecg_edge.device.classes import (
     RR_FEATURES,
     RR_RATIOS,
     ClassSpec,
+    PWaveTrend,
     RRTrend,
     VBaseline,
     burden,
@@ -16,8 +17,10 @@ from ecg_edge.device.classes import (
     calls_from_flags,
     calls_from_probs,
     count_calls,
+    p_wave_evidence,
     rr_features,
     s_long_rule,
+    s_p_wave,
     v_evidence,
     v_timing,
 )
@@ -26,6 +29,7 @@ from ecg_edge.device.evaluation import aami_class, class_statistics, evaluate_re
 from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.signal_path import process_signal
+from tests.conftest import MITDB
 
 CFG = SignalConfig()
 
@@ -59,9 +63,11 @@ def test_long_term_s_rule_needs_a_run_that_began_abruptly(record_100, record_119
     gradual, step = rr.copy(), rr.copy()
     gradual[400:] *= np.concatenate([np.linspace(1.0, 0.6, 80), np.full(len(rr) - 480, 0.6)])
     step[400:] *= 0.6
-    offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(spec)(gradual)[400:, 2])) + 400
-    assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs, abrupt by nature
-    assert np.isfinite(RRTrend.for_spec(spec)(step)[400:430, 2]).all()
+    for beats_ in (32, 64):  # the guard's window: the code's default, the shipped bundle's
+        s = ClassSpec(s_long_rr_beats=256, s_abrupt_ratio=0.9, s_abrupt_beats=beats_)
+        offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(s)(gradual)[400:, 2])) + 400
+        assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs (abrupt)
+        assert np.isfinite(RRTrend.for_spec(s)(step)[400 : 400 + beats_, 2]).all()
     # without the guard the gradual rise is early against the long-term RR too
     assert np.isfinite(RRTrend.for_spec(ClassSpec(s_long_rr_beats=256))(gradual)[470:, 2]).all()
     beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
@@ -303,3 +309,74 @@ def test_a_beat_shaped_like_the_wearers_and_early_against_minutes_of_rr_is_s():
     assert calls_for_inputs(x, p, spec).classes.tolist() == ["N"] * 4  # without the RR: off
     p_v = np.tile([[0.01, 0.01, 0.98, 0.0]], (len(rows), 1))  # a V call stays V
     assert calls_for_inputs(x, p_v, spec, rr_long_s=rr_long_s).classes[0] == "V"
+
+
+def test_wearers_p_waves_are_there_in_sinus_rhythm_not_in_af(record_201):
+    """The median P-wave correlation of the previous 16 beats with the wearer's template
+    (:class:`PWaveTrend`) on record 201: at or above 0.7 for almost every beat in sinus
+    rhythm, for almost none in AF (no P waves: f waves or a flat baseline); block by block
+    equal to the whole record."""
+    from ecg_edge.device.records import read_rhythm
+
+    spec = ClassSpec(s_sinus_p_above=0.7)
+    beats = process_signal(record_201.lead_mv(), record_201.fs, CFG)
+    own = s_p_wave(beats, spec, CFG.fs, CFG.window_before_s)
+    whole = p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats))
+    trend = PWaveTrend(spec.s_sinus_p_beats)
+    parts = [p_wave_evidence(own[a : a + 5], trend) for a in range(0, len(own), 5)]
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+    rhythm = rhythm_of(beats.sample, *read_rhythm(MITDB / "201"))
+    there = whole[:, 1] >= spec.s_sinus_p_above
+    assert there[rhythm == "af"].mean() < 0.05 and (rhythm == "af").sum() > 500
+    assert there[rhythm == "sinus"].mean() > 0.85
+    assert s_p_wave(beats, ClassSpec(), CFG.fs, CFG.window_before_s) is None  # rules off
+
+
+def test_irregular_rr_with_the_wearers_p_waves_does_not_withhold_s():
+    """Frequent APCs make the RR irregular; with the wearer's P waves there (median of the
+    previous beats' correlation >= s_sinus_p_above) that is ectopy, not AF: the S call stands.
+    Without P waves (AF), or with AF open in the rhythm analysis, it is withheld."""
+    spec = ClassSpec(v_threshold=0.5, s_threshold=0.3, s_max_rr_ratio=0.9, s_sinus_p_above=0.7)
+    row = {"rr_prev/rr_local": 0.6, "rr_prev/rr_long": 0.6, "irregularity": 0.3}
+    x, p = _inputs([row] * 3), np.tile([[0.3, 0.6, 0.1, 0.0]], (3, 1))
+    pw = np.array([[0.2, 0.95], [0.2, 0.3], [0.2, np.nan]])  # own, previous beats' median
+    assert calls_for_inputs(x, p, spec, p_wave=pw).classes.tolist() == ["S", "N", "N"]
+    assert calls_for_inputs(x, p, spec).classes.tolist() == ["N"] * 3  # no P waves known
+    af = np.array([True, False, False])
+    assert calls_for_inputs(x, p, spec, af=af, p_wave=pw).classes.tolist() == ["N"] * 3
+    off = ClassSpec(v_threshold=0.5, s_threshold=0.3, s_max_rr_ratio=0.9)
+    assert calls_for_inputs(x, p, off, p_wave=pw).classes.tolist() == ["N"] * 3
+
+
+def test_long_term_s_rule_with_a_p_wave_test_spares_sinus_beats():
+    """With s_long_p_below, a beat early against minutes of RR is S only when its own P wave
+    is not the wearer's (a sinus rate swing keeps it); an unknown P wave is no evidence."""
+    spec = ClassSpec(v_threshold=0.5, s_threshold=0.3, s_long_rr_beats=256, s_long_p_below=0.9)
+    x = _inputs([{"template_distance": 0.1}] * 3)
+    p = np.tile([[0.98, 0.01, 0.01, 0.0]], (3, 1))
+    rr_long_s = np.full(3, 0.6)
+    pw = np.array([[0.3, 0.95], [0.97, 0.95], [np.nan, 0.95]])
+    c = calls_for_inputs(x, p, spec, rr_long_s=rr_long_s, p_wave=pw)
+    assert c.classes.tolist() == ["S", "N", "S"]
+    f = x[:, 0, 2:]
+    np.testing.assert_allclose(s_long_rule(f, rr_long_s, spec, pw[:, 0]), [1.25, 0.0, 1.25])
+
+
+def test_long_term_rr_is_offered_to_a_run_whose_first_p_wave_differs():
+    """s_onset_p_below: a run of early beats whose first beat's P wave is not the wearer's
+    gets the long-term RR even without a step in RR; the same run with sinus P waves, or
+    with P waves unknown, does not."""
+    spec = ClassSpec(s_long_rr_beats=256, s_abrupt_ratio=0.0, s_onset_p_below=0.5)
+    rr = 0.8 + np.random.default_rng(0).normal(0, 0.005, 600)
+    rr[400:] *= np.concatenate([np.linspace(1.0, 0.6, 20), np.full(180, 0.6)])  # no step
+    onset = int(np.argmax(rr < 0.75 * 0.8))  # the run's first early beat
+    sinus = np.full(len(rr), 0.95)
+    assert not np.isfinite(RRTrend.for_spec(spec)(rr, sinus)[:, 2]).any()
+    assert not np.isfinite(RRTrend.for_spec(spec)(rr, np.full(len(rr), np.nan))[:, 2]).any()
+    changed = sinus.copy()
+    changed[onset] = 0.1
+    got = np.isfinite(RRTrend.for_spec(spec)(rr, changed)[:, 2])
+    assert got[onset : onset + 20].all() and not got[:onset].any()
+    trend = RRTrend.for_spec(spec)  # block by block equals whole
+    parts = [trend(rr[a : a + 7], changed[a : a + 7]) for a in range(0, len(rr), 7)]
+    np.testing.assert_array_equal(np.isfinite(np.concatenate(parts)[:, 2]), got)

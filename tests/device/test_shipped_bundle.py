@@ -65,13 +65,17 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     parts = [stream.classify(beats.select((idx >= a) & (idx < a + 3)))
              for a in range(0, len(beats), 3)]
     whole_scorer = ModelScorer(shipped, "int8")
-    trend = C.RRTrend.for_spec(spec)(beats.rr_prev)
+    sig = shipped.manifest.signal
+    p_own = C.s_p_wave(beats, spec, sig.fs, sig.window_before_s)  # the S rules' P waves
+    trend = C.RRTrend.for_spec(spec)(beats.rr_prev, p_own)
     x = model_inputs(beats, shipped.manifest.score["inputs"], trend, spec.rr_neutral_above)
     probs = C.softmax(whole_scorer.predict(x))
     base = C.VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
         C.v_logit(probs[:, 2]), C.baseline_valid(beats))
     rr_long_s = beats.rr_prev / trend[:, 2] if spec.s_long_rr_beats else None
-    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s)
+    p_wave = (None if p_own is None
+              else C.p_wave_evidence(p_own, C.PWaveTrend(spec.s_sinus_p_beats)))
+    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave)
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
     np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)
