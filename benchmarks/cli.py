@@ -368,7 +368,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                    "correlation with the wearer's is at least this (0: off; default: "
                    "Ds1CvConfig's).")
 @click.option("--irregular-threshold", default=None, type=click.FloatRange(0, 1),
-              help="RR irregularity above which S calls are withheld (default: 0.2).")
+              help="RR irregularity above which S calls are withheld (default: 0.1).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
                     s_abrupt_beats, s_onset_p_below, s_long_p_below, s_sinus_p_above,

@@ -105,12 +105,11 @@ class Ds1CvConfig:
     s_sinus_p_above: float = 0.7
     s_sinus_p_beats: int = 16
     # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
-    # withheld. 0.1 withheld the S beats of DS1's ectopic stretches (209's SVTA, 220, 201's
-    # junctional runs) with AF's; 0.2 found 3.5-6 points more SVEB on three models' out-of-fold
-    # probabilities at equal or better +P (0.25 and 0.3 less;
-    # benchmarks/results/accuracy/ds1-irregular-threshold.md).
-    # AF itself is withheld by the rhythm analysis (annotated AF here).
-    irregular_threshold: float = 0.2
+    # withheld (unless the wearer's P waves are there, above). Alone, 0.2 found 3.5-6 points
+    # more SVEB than 0.1 on three models; with the P-wave rule it gained nothing beyond the
+    # models' spread (−1.1, 0, +1.3), so the stricter 0.1 stays, which also withholds S calls
+    # in a sinus rhythm that swings (benchmarks/results/accuracy/ds1-irregular-threshold.md).
+    irregular_threshold: float = 0.1
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
