@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ecg_edge.device.quality import GOOD
 from ecg_edge.device.signal_path import Beats
 
 #: Output order of a classifier model (softmax over these).
@@ -124,6 +125,9 @@ class ClassSpec:
     v_baseline_beats: int = 0
     v_baseline_quantile: float = 0.25
     v_baseline_weight: float = 0.0
+    # ... learned from beats in good signal only (not noisy ones), as the wearer's template
+    # is: noise-distorted beats' logits are not the wearer's. Off: from every readable beat.
+    v_baseline_good_only: bool = False
     # A V call where the beat's shape stays close to the wearer's own recent beats (template
     # distance at or below ``v_timing_below``, wearer amplitude units; 0: off) needs the timing
     # a PVC shows and a conducted beat does not (:func:`v_timing`): early (RR before it under
@@ -332,10 +336,12 @@ class VBaseline:
         return out
 
 
-def baseline_valid(beats: Beats) -> np.ndarray:
+def baseline_valid(beats: Beats, good_only: bool = False) -> np.ndarray:
     """Beats whose V logit may enter the wearer's :class:`VBaseline`: a template is known
-    (the model's inputs are meaningful) and the signal is readable."""
-    return ~np.isnan(beats.template).any(axis=1) & np.asarray(beats.usable, bool)
+    (the model's inputs are meaningful) and the signal is readable (good, with
+    ``good_only``: :attr:`ClassSpec.v_baseline_good_only`)."""
+    ok = np.asarray(beats.quality) == GOOD if good_only else np.asarray(beats.usable, bool)
+    return ~np.isnan(beats.template).any(axis=1) & ok
 
 
 def _nanmedian(a: np.ndarray) -> np.ndarray:

@@ -55,6 +55,23 @@ class DetectorConfig:
     # way it was no pause. The real pauses on DS1 (201's two) hold neither; 34 of the 38 false
     # pauses on CinC 2017's normal strips did.
     missed_beat_rr_s: float = 2.0
+    # Where no block of the second detector fills such an interval of good signal (after an
+    # artifact of several mV its offset, a share of the last confirm_mean_s of energy, hides a
+    # QRS of 0.2 mV: CinC A01818, A02569; an amplifier recovering from a baseline jump shrinks
+    # the QRS to a fifth: MIT-BIH 208 at 1384-1388 s), the interval's own peaks become beats
+    # when they reach this fraction of the band-passed peak of the beat that closes the
+    # interval and their QRS (± half of missed_beat_qrs_s) correlates with that beat's at
+    # least this well: beats like the next one. A real pause closes on a QRS that its P and T
+    # waves do not approach (201's two: nothing above 0.15 of it).
+    # An interval longer than missed_beat_rr_s that ends on a QRS smaller than this fraction
+    # of the wearer's QRS amplitude is no RR either: the signal had shrunk and beats stayed
+    # under the threshold (MIT-BIH 208 at 1388 s: 0.18; 116 at 1362 s: 0.19; CinC A01818:
+    # 0.22). 201's real pauses end on QRS of 1.01 and 1.03 x the wearer's, 207's escape beats
+    # after its flutter (RR 2.2-2.6 s) on 0.33-0.4. 0: off.
+    missed_beat_shrunk: float = 0.3
+    missed_beat_amplitude: float = 0.4
+    missed_beat_correlation: float = 0.8
+    missed_beat_qrs_s: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -225,6 +242,7 @@ class SampleCounts:
     rr_init: int
     max_next_rr: int
     missed_beat_rr: int
+    missed_beat_half_qrs: int
     context_learning: int
     amplitude_half_width: int
 
@@ -247,6 +265,7 @@ class SampleCounts:
             rr_init=n(d.rr_init_s),
             max_next_rr=n(c.max_next_rr_s),
             missed_beat_rr=n(d.missed_beat_rr_s),
+            missed_beat_half_qrs=n(d.missed_beat_qrs_s / 2),
             context_learning=n(c.learning_s),
             amplitude_half_width=n(c.amplitude_half_width_s),
         )

@@ -75,6 +75,13 @@ class WearerContext:
         """The wearer's median beat so far (None before the first learned beat)."""
         return median_rows(self.windows[: self.filled]) if self.filled else None
 
+    def amplitude(self) -> float:
+        """The wearer's running QRS amplitude (mV): the median of the recent beats' (NaN
+        before any)."""
+        if not self.filled:
+            return float("nan")
+        return statistics.median(self.amplitudes[: self.filled].tolist())
+
     def rr_local(self) -> float:
         """Mean of the recent regular RR intervals, model samples (NaN before any)."""
         return sum(self.rr) / len(self.rr) if self.rr else float("nan")
@@ -92,7 +99,7 @@ class WearerContext:
         amp = float(beat_amplitude(window, self.counts))
         template = self.template()
         if template is not None:
-            amplitude = statistics.median(self.amplitudes[: self.filled].tolist())
+            amplitude = self.amplitude()
         else:
             template = np.full(self.counts.window, np.nan)
             amplitude = amp

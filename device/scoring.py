@@ -121,7 +121,8 @@ class ModelScorer:
                          signal=self.signal)
         probs = softmax(self.predict(x))
         base = (None if self.v_base is None
-                else self.v_base(v_logit(probs[:, 2]), baseline_valid(beats)))
+                else self.v_base(v_logit(probs[:, 2]),
+                                 baseline_valid(beats, self.classes.v_baseline_good_only)))
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
                                 s_rule_rr(beats.rr_prev, trend, self.classes), p_wave)
 

@@ -233,7 +233,8 @@ class SignalPath:
                 else np.nan
             if rr_prev > n.missed_beat_rr and (
                     self.confirm.blocks_in(self.prev_peak + n.t_wave, p - self.confirm.tol)
-                    or self.quality.unreadable_noise_between(self.prev_peak, p)):
+                    or self.quality.unreadable_noise_between(self.prev_peak, p)
+                    or self._shrunk(window)):
                 rr_prev = np.nan  # beats missed in noise: no pause, rate or prematurity
                 self.missed_intervals += 1
             level = self.organisation.level(judged, window, rr_prev)
@@ -268,10 +269,12 @@ class SignalPath:
         return self._pack(rows)
 
     def _missed_beats(self, p: int) -> list[int]:
-        """R peaks of the second detector's QRS blocks inside a long interval ending at ``p``
-        that the first detector missed (its threshold still high after an artifact), where
-        every segment of the interval is good; none elsewhere (in noise a lone block may be
-        noise: the interval is then no RR, see ``_emit``)."""
+        """R peaks of beats inside a long interval ending at ``p`` that the first detector
+        missed (its threshold still high after an artifact), where every segment of the
+        interval is good: the second detector's QRS blocks, then, in what is still a long gap,
+        peaks like beat ``p`` (:func:`peaks_like`: the second detector's offset, a share of the
+        last seconds of energy, is blind to them after a large artifact). None elsewhere (in
+        noise a lone block may be noise: the interval is then no RR, see ``_emit``)."""
         n, prev = self.n, self.prev_peak
         if prev is None or not self.prev_usable or p - prev <= n.missed_beat_rr \
                 or not self.quality.good_between(prev, p):
@@ -283,7 +286,29 @@ class SignalPath:
             if q - max(prev, found[-1] if found else prev) >= n.refractory \
                     and p - q >= n.refractory:
                 found.append(q)
-        return found
+        d, h = self.cfg.detector, n.missed_beat_half_qrs
+        if p + h >= self.x.end or p - h < self.x.start:
+            return found
+        ref = self.x.get(p - h, p + h + 1)
+        out: list[int] = []
+        for a, b in zip([prev, *found], [*found, p]):
+            if b - a > n.missed_beat_rr:
+                lo = max(a + n.t_wave, self.x.start + h)
+                out += peaks_like(self.x.get(lo - h, b - n.refractory + h), ref, h,
+                                  n.refractory, d.missed_beat_amplitude,
+                                  d.missed_beat_correlation, lo)
+            if b != p:
+                out.append(b)
+        return sorted(out)
+
+    def _shrunk(self, window: np.ndarray) -> bool:
+        """Does the beat closing a long interval have a QRS far smaller than the wearer's
+        (``DetectorConfig.missed_beat_shrunk``)? Then the signal had shrunk (an amplifier
+        recovering from saturation, the tail of a contact artifact) and the beats in the
+        interval stayed under the detector's threshold: it was no pause."""
+        wearer = self.context.amplitude()
+        return bool(wearer == wearer and float(beat_amplitude(window, self.n))
+                    < self.cfg.detector.missed_beat_shrunk * wearer)
 
     def _decided(self, p: int) -> bool:
         """Quality and the second detector have both judged peak ``p``."""
@@ -430,3 +455,31 @@ def process_signal(x_mv: np.ndarray, fs_in: float, cfg: SignalConfig,
 
 
 __all__ = ["Beats", "SignalPath", "process_signal", "centred"]
+
+
+def peaks_like(x: np.ndarray, ref: np.ndarray, h: int, refractory: int, amplitude: float,
+               correlation: float, offset: int) -> list[int]:
+    """Indices (``offset`` + position in ``x`` - ``h``) of peaks of the band-passed ``x`` that
+    look like the QRS ``ref`` (2h + 1 samples centred on its R peak): of ref's polarity at
+    its centre, at least ``amplitude`` x that peak, at least ``refractory`` apart (largest
+    first), and the 2h + 1 samples around each correlating with ``ref`` at least
+    ``correlation``. Peaks are sought only where the whole window lies inside ``x``. Rare
+    (long intervals of good signal only), so a loop over the few candidates is cheap."""
+    sign = 1.0 if ref[h] >= 0 else -1.0
+    bar = amplitude * abs(float(ref[h]))
+    if len(x) <= 2 * h or bar <= 0:
+        return []
+    r = ref - ref.mean()
+    rn = float(np.sqrt(r @ r))
+    inner = sign * x[h: len(x) - h]
+    out: list[int] = []
+    for _ in range(len(inner) // max(refractory, 1) + 1):
+        i = int(np.argmax(inner))
+        if inner[i] < bar:
+            break
+        inner[max(0, i - refractory + 1): i + refractory] = -np.inf
+        w = x[i: i + 2 * h + 1] - x[i: i + 2 * h + 1].mean()
+        wn = float(np.sqrt(w @ w))
+        if wn > 0 and rn > 0 and float(w @ r) / (wn * rn) >= correlation:
+            out.append(offset + i)
+    return sorted(out)

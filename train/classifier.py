@@ -298,7 +298,7 @@ def record_v_baseline(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray
     if not spec.v_baseline_beats:
         return None
     return VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
-        v_logit(np.asarray(probs)[:, 2]), baseline_valid(as_beats(d)))
+        v_logit(np.asarray(probs)[:, 2]), baseline_valid(as_beats(d), spec.v_baseline_good_only))
 
 
 def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:

@@ -12,6 +12,7 @@ from ecg_edge.device.classes import (
     PWaveTrend,
     RRTrend,
     VBaseline,
+    baseline_valid,
     burden,
     calls_for_inputs,
     calls_from_flags,
@@ -236,6 +237,21 @@ def test_v_baseline_block_by_block_equals_whole_and_skips_invalid_beats():
     for i in (5, 40, 499):
         before = logits[:i][valid[:i]][-32:]
         assert whole[i] == pytest.approx(np.quantile(before, 0.25))
+
+
+def test_v_baseline_learns_from_good_signal_only_when_the_bundle_says(record_100):
+    """Readable beats (good or noisy) enter the baseline by default; with
+    ``v_baseline_good_only`` the noisy ones do not, and unreadable ones never do."""
+    from dataclasses import replace
+
+    beats = process_signal(record_100.lead_mv()[: 360 * 60], record_100.fs, CFG)
+    quality = np.resize(np.array([0, 1, 2], np.int8), len(beats))
+    beats = replace(beats, quality=quality, usable=quality != 2)
+    known = ~np.isnan(beats.template).any(axis=1)
+    assert known.sum() > 30
+    np.testing.assert_array_equal(baseline_valid(beats), known & (quality != 2))
+    np.testing.assert_array_equal(baseline_valid(beats, good_only=True), known & (quality == 0))
+    assert ClassSpec.from_dict({"v_baseline_good_only": True}).v_baseline_good_only
 
 
 def test_v_evidence_is_taken_relative_to_the_wearers_baseline():

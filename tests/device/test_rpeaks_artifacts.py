@@ -78,3 +78,41 @@ def test_recovered_beats_are_real_and_real_pauses_stay(record_201):
     long = beats.time_s[beats.rr_prev > 3.5]
     assert any(abs(t - 381.7) < 0.3 for t in long) and any(abs(t - 1790.5) < 0.3 for t in long), \
         long.round(2).tolist()
+
+
+@pytest.mark.parametrize(("name", "off"), [
+    ("A02569", replace(SignalConfig().detector, missed_beat_amplitude=1e9, missed_beat_shrunk=0.0)),
+    ("A01818", replace(SignalConfig().detector, missed_beat_shrunk=0.0)),
+])
+def test_no_pause_where_the_second_detector_is_blinded_too(name, off):
+    """After a 6 mV artifact the QRS is 0.2 mV and the second detector's offset (a share of the
+    last 10 s of energy) hides it as well; the monitor called a pause on both strips. A02569:
+    peaks shaped like the beat that ends the interval become beats. A01818: its QRS stay
+    buried in the artifact's tail, and the beat ending the interval is a fifth of the wearer's
+    QRS: the signal had shrunk, so the interval is no RR."""
+    rec = read_record(STRIPS / name)
+    before = record_beats(rec, replace(SignalConfig(), detector=off)).rr_prev
+    assert np.nanmax(before) > 2.5
+    assert np.nanmax(record_beats(rec, SignalConfig()).rr_prev) < 2.5
+
+
+def test_peaks_like_finds_beats_of_the_closing_shape_only(record_100):
+    """Inside 6 s of record 100 the peaks like one of its beats are its annotated beats; with
+    the correlation bar above 1 none are."""
+    from ecg_edge.device.signal_path import SignalPath, peaks_like
+
+    cfg = SignalConfig()
+    path, ys = SignalPath(cfg, record_100.fs), []
+    path.on_output = lambda y, i: ys.append(y.copy())
+    path.push(record_100.lead_mv()[: int(20 * record_100.fs)])
+    path.flush()
+    y, n = np.concatenate(ys), cfg.samples()
+    beats = record_beats(record_100, cfg)
+    peaks = beats.peak[(beats.time_s > 5) & (beats.time_s < 12)]
+    h, ref_at = n.missed_beat_half_qrs, int(peaks[-1])
+    ref = y[ref_at - h: ref_at + h + 1]
+    lo, hi = int(peaks[0]) - n.refractory, ref_at - n.refractory
+    found = peaks_like(y[lo - h: hi + h], ref, h, n.refractory, 0.4, 0.8, lo)
+    assert len(found) == len(peaks) - 1
+    assert np.abs(np.array(found) - peaks[:-1]).max() <= 2, (found, peaks.tolist())
+    assert peaks_like(y[lo - h: hi + h], ref, h, n.refractory, 0.4, 1.01, lo) == []
