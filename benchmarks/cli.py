@@ -369,10 +369,15 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                    "Ds1CvConfig's).")
 @click.option("--irregular-threshold", default=None, type=click.FloatRange(0, 1),
               help="RR irregularity above which S calls are withheld (default: 0.1).")
+@click.option("--v-far-distance", default=None, type=click.FloatRange(0, 3),
+              help="V call for a beat further than this from the wearer's template, whatever "
+                   "p(V) (wearer amplitude units; 0: off; default: Ds1CvConfig's).")
+@click.option("--v-far-in-af/--v-far-outside-af", default=None,
+              help="... also while AF is open (default: Ds1CvConfig's).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
                     s_abrupt_beats, s_onset_p_below, s_long_p_below, s_sinus_p_above,
-                    irregular_threshold, as_json):
+                    irregular_threshold, v_far_distance, v_far_in_af, as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
@@ -381,7 +386,10 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
                      Ds1CvConfig(boot=boot, **_s_rule(s_long_rr_beats, s_abrupt_ratio,
                                                          s_onset_p_below, s_sinus_p_above,
                                                          s_abrupt_beats, s_long_p_below,
-                                                         irregular_threshold)),
+                                                         irregular_threshold),
+                                 **{k: v for k, v in (("v_far_distance", v_far_distance),
+                                                      ("v_far_in_af", v_far_in_af))
+                                    if v is not None}),
                      Path(bundle_path) if bundle_path else None)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 

@@ -72,6 +72,7 @@ class Ds1CvConfig:
     v_baseline_beats: int = 64
     v_baseline_quantile: float = 0.1
     v_template_weight: float = 1.0
+    v_template_floor: float = 0.1
     # Rules fixed here (device.classes.ClassSpec; 0: off), not searched per fold, chosen on
     # DS1 leave-one-out over the out-of-fold probabilities of several models (train/RESULTS.md,
     # sixth pass). The long-term S rule calls S on beats shaped like the wearer's own that came
@@ -110,6 +111,10 @@ class Ds1CvConfig:
     # models' spread (−1.1, 0, +1.3), so the stricter 0.1 stays, which also withholds S calls
     # in a sinus rhythm that swings (benchmarks/results/accuracy/ds1-irregular-threshold.md).
     irregular_threshold: float = 0.1
+    # A V call for a beat further than this from the wearer's template whatever p(V) (0: off;
+    # ClassSpec.v_far_distance; eighth pass).
+    v_far_distance: float = 0.0
+    v_far_in_af: bool = True
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -118,7 +123,8 @@ class Ds1CvConfig:
                                               "s_max_distance", "s_abrupt_ratio",
                                               "s_abrupt_beats", "s_onset_p_below",
                                               "s_sinus_p_above", "s_sinus_p_beats",
-                                              "s_long_p_below", "irregular_threshold")}
+                                              "s_long_p_below", "irregular_threshold",
+                                              "v_far_distance", "v_far_in_af")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -213,7 +219,8 @@ def _base_spec(cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig) -> ClassSpec:
     return ClassSpec(rr_neutral_above=ccfg.rr_neutral_above, long_rr_beats=ccfg.long_rr_beats,
                      v_baseline_beats=cfg.v_baseline_beats,
                      v_baseline_quantile=cfg.v_baseline_quantile,
-                     v_template_weight=cfg.v_template_weight, **cfg.rules())
+                     v_template_weight=cfg.v_template_weight,
+                     v_template_floor=cfg.v_template_floor, **cfg.rules())
 
 
 def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list[list[str]],

@@ -147,6 +147,13 @@ class ClassSpec:
     # calls are mostly aberrantly conducted beats in AF (record 203), closer to the template
     # than its PVCs. Scaled as above.
     v_af_distance: float = 0.0
+    # A V call for a beat whose shape departs from the wearer's template by more than this
+    # (wearer amplitude units; 0: off), whatever p(V) says: its V evidence is at least
+    # distance / this. DS1's missed PVCs that are far from the template (203 in AF, 207, 215,
+    # 223) get a p(V) just under the bar; the template distance alone ranks them (the
+    # non-learned reference's evidence), and few normal beats reach that far.
+    v_far_distance: float = 0.0
+    v_far_in_af: bool = True  # ... also while AF is open
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)
@@ -160,6 +167,8 @@ class ClassSpec:
                 raise ValueError(f"{f} must be in (0, 1], got {getattr(self, f)}")
         if not 0.0 <= self.v_baseline_quantile <= 1.0 or self.v_baseline_beats < 0:
             raise ValueError("v_baseline_quantile must be in [0, 1] and v_baseline_beats >= 0")
+        if self.v_far_distance < 0:
+            raise ValueError(f"v_far_distance must be >= 0, got {self.v_far_distance}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
 
@@ -452,14 +461,16 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
                      af: np.ndarray | None = None, distance: np.ndarray | None = None,
                      v_baseline: np.ndarray | None = None,
                      v_untimed: np.ndarray | None = None,
-                     s_rule: np.ndarray | None = None) -> BeatCalls:
+                     s_rule: np.ndarray | None = None,
+                     v_far: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
     ``spec.s_max_rr_ratio``; V's threshold is ``spec.v_threshold_af`` where ``af`` (AF open in
     the rhythm analysis); with ``distance`` (template distance per beat) V's evidence is
     :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`), scaled by
-    ``spec.v_untimed_scale`` where ``v_untimed`` (a V call would lack its timing). Where
+    ``spec.v_untimed_scale`` where ``v_untimed`` (a V call would lack its timing), and at
+    least ``v_far`` (the template distance rule, :attr:`ClassSpec.v_far_distance`). Where
     ``s_rule`` (> 1: how far the beat passes the long-term S rule, :func:`s_long_rule`) and
     neither V nor F is called, the beat is S with that ratio. The score is
     that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
@@ -474,6 +485,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     v_ratio = v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr
     if v_untimed is not None:
         v_ratio = np.where(v_untimed, v_ratio * spec.v_untimed_scale, v_ratio)
+    if v_far is not None:
+        v_ratio = np.maximum(v_ratio, v_far)
     ratios = np.stack([v_ratio,
                        np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
                        p[:, 3] / spec.f_threshold], axis=1)
@@ -576,8 +589,14 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         untimed = in_af if untimed is None else untimed | in_af
     s_rule = (s_long_rule(f, rr_long_s, spec, None if pw is None else pw[:, 0])
               if spec.s_long_rr_beats and rr_long_s is not None else None)
+    v_far = None
+    if spec.v_far_distance > 0:  # only beyond the bar: below it p(V) alone ranks the beats
+        v_far = np.where(distance > spec.v_far_distance, distance / spec.v_far_distance, 0.0)
+        if af is not None and not spec.v_far_in_af:
+            v_far[np.asarray(af, bool)] = 0.0
     return calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
-                            v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule)
+                            v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule,
+                            v_far=v_far)
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,

@@ -232,6 +232,8 @@ CASES = {
                                          "--s-long-p-below", "-0.1"),
     "bench-ds1-rescore-s-sinus-p": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir",
                                           "--s-sinus-p-above", "x"),
+    "bench-ds1-rescore-v-far": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir",
+                                      "--v-far-distance", "-1"),
     "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
     "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),
     "bench-quality-cost-noise-missing": _bench("quality-cost", R, "--noise", "{d}/nope"),

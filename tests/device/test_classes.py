@@ -396,3 +396,34 @@ def test_long_term_rr_is_offered_to_a_run_whose_first_p_wave_differs():
     trend = RRTrend.for_spec(spec)  # block by block equals whole
     parts = [trend(rr[a : a + 7], changed[a : a + 7]) for a in range(0, len(rr), 7)]
     np.testing.assert_array_equal(np.isfinite(np.concatenate(parts)[:, 2]), got)
+
+
+def test_a_beat_far_from_the_wearers_template_is_v_whatever_p_v(record_119):
+    """``v_far_distance``: record 119's PVCs, which a classifier here misjudges (p(V) 0.01 on
+    every beat), are called V by their distance from the wearer's template alone; its normal
+    beats stay N, and a V call of the rule is withdrawn in AF where the bundle says so."""
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    trend = RRTrend()(beats.rr_prev)
+    x = model_inputs(beats, "wearer+rr", trend)
+    p = np.tile([[0.99, 0.0, 0.01, 0.0]], (len(beats), 1))
+    settled = ~beats.learning
+    off = calls_for_inputs(x, p, ClassSpec(), beats.learning)
+    assert not (off.classes[settled] == "V").any()  # the rule is off by default
+    on = calls_for_inputs(x, p, ClassSpec(v_far_distance=0.3), beats.learning)
+    t = evaluate_record(beats.sample, on.score, on.score > 1.0, record_119.ann_samples,
+                        record_119.ann_symbols, record_119.fs, calls=on.classes)
+    veb, conf = t.metrics()["ec57"]["veb"], t.metrics()["ec57"]["confusion"]
+    assert veb["se"] > 0.95 and veb["ppv"] > 0.95, veb  # its PVCs sit at distance ~0.34
+    assert conf["N"]["V"] < 0.01 * sum(conf["N"].values())
+    assert not (on.score[settled & ~(on.classes == "V")] > 1.0).any()
+    # the score ranks the rule's calls by distance; below the bar p(V) alone ranks them
+    far = x[:, 0, 2 + RR_FEATURES.index("template_distance")] > 0.3
+    np.testing.assert_allclose(on.score[far & settled],
+                               x[far & settled, 0, 2 + RR_FEATURES.index("template_distance")]
+                               / 0.3, rtol=1e-6)
+    af = np.ones(len(beats), bool)
+    in_af = calls_for_inputs(x, p, ClassSpec(v_far_distance=0.3, v_far_in_af=False),
+                             beats.learning, af=af)
+    assert not (in_af.classes[settled] == "V").any()
+    with pytest.raises(ValueError, match="v_far_distance"):
+        ClassSpec(v_far_distance=-0.1)
