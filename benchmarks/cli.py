@@ -291,6 +291,16 @@ def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None,
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _s_long_rule_options(fn):
+    """The long-term S rule's options, shared by ds1-cv and ds1-rescore."""
+    fn = click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
+                      help="The long-term S rule only in runs whose first RR fell below this "
+                           "fraction of the one before (0: no such guard; default: 0.9).")(fn)
+    return click.option("--s-long-rr-beats", default=None, type=click.IntRange(0, 4096),
+                        help="The long-term S rule over this many RR intervals (0: off; "
+                             "default: 256).")(fn)
+
+
 @cli.command("ds1-cv")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default="runs/ds1cv", show_default=True)
@@ -311,11 +321,7 @@ def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None,
                    "RR against the long-term RR and the P wave against the template's.")
 @click.option("--long-rr-beats", default=None, type=click.IntRange(8, 4096),
               help="RR intervals of the wearer's long-term RR (default: the classifier's).")
-@click.option("--s-long-rr-beats", default=None, type=click.IntRange(0, 4096),
-              help="The long-term S rule over this many RR intervals (0: off; default: 256).")
-@click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
-              help="The long-term S rule only in runs whose first RR fell below this fraction "
-                   "of the one before (0: no such guard; default: 0.9).")
+@_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
@@ -350,11 +356,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--bundle", "bundle_path", type=click.Path(file_okay=False, exists=True),
               default=None, help="Write the re-chosen int8 thresholds and rules into this "
                                  "bundle's classes section (a bundle of the run's own model).")
-@click.option("--s-long-rr-beats", default=None, type=click.IntRange(0, 4096),
-              help="The long-term S rule over this many RR intervals (0: off; default: 256).")
-@click.option("--s-abrupt-ratio", default=None, type=click.FloatRange(0, 1),
-              help="The long-term S rule only in runs whose first RR fell below this fraction "
-                   "of the one before (0: no such guard; default: 0.9).")
+@_s_long_rule_options
 @click.option("--s-abrupt-beats", default=None, type=click.IntRange(1, 4096),
               help="... within this many RR intervals (default: Ds1CvConfig's).")
 @click.option("--s-onset-p-below", default=None, type=click.FloatRange(0, 1),
