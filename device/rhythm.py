@@ -383,7 +383,7 @@ class RhythmAnalyzer:
             del self.recent[: -self.recent_max]
             if not skipped:
                 self._af(t, s, x, ok and p_gate, events)
-            irregular[i] = af_ep.open is not None or self.af_suspended
+            irregular[i] = self.af_active()
             if cls is not None:
                 vt_was = vt_ep.open
                 self._vt(t, s, r, cls[i], ok, events, q)

@@ -305,25 +305,26 @@ def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it, over
     one whole record, as the device computes it (:class:`device.classes.RRTrend`); None when
     the spec has no long-term S rule."""
-    from ecg_edge.train.protocols import as_beats
-
     if not spec.s_long_rr_beats:
         return None
     rr = np.asarray(d["rr_prev"], np.float64)
-    sig = SignalConfig()  # the cached beats' (load_folder_beats)
-    p = s_p_wave(as_beats(d), spec, sig.fs, sig.window_before_s)
-    return s_rule_rr(rr, RRTrend.for_spec(spec)(rr, p), spec)
+    return s_rule_rr(rr, RRTrend.for_spec(spec)(rr, _record_p_own(d, spec)), spec)
 
 
 def record_p_wave(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """(n, 2) per beat of one whole record, as the device computes them: its P-wave
     correlation with the wearer's template and the median of the previous beats'
     (:func:`device.classes.p_wave_evidence`); None when the spec's S rules read neither."""
+    own = _record_p_own(d, spec)
+    return None if own is None else p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats))
+
+
+def _record_p_own(d: dict, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`device.classes.s_p_wave` of one whole record's cached beats."""
     from ecg_edge.train.protocols import as_beats
 
     sig = SignalConfig()  # the cached beats' (load_folder_beats)
-    own = s_p_wave(as_beats(d), spec, sig.fs, sig.window_before_s)
-    return None if own is None else p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats))
+    return s_p_wave(as_beats(d), spec, sig.fs, sig.window_before_s)
 
 
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
