@@ -214,9 +214,13 @@ class RRTrend:
         # (early ratio, onset step ratio, beats[, onset P-wave correlation below]):
         # ClassSpec.s_abrupt_* and s_onset_p_below
         self.abrupt = None if abrupt is None else (*abrupt[:3], (abrupt[3:] or (0.0,))[0])
-        self.m = max(self.long_k, self.s_long_k, abrupt[2] if abrupt else 0)
-        self.history = np.full(self.m, np.nan)
-        self.p_history = np.full(self.m, np.nan)  # P-wave correlations of the same beats
+        # the last s_abrupt_beats + 1 RR (the beat's own last) and their P-wave correlations
+        run = (abrupt[2] if abrupt else 0) + 1
+        self.run_rr: deque[float] = deque([math.nan] * run, maxlen=run)
+        self.run_p: deque[float] = deque([math.nan] * run, maxlen=run)
+        self.short: deque[float] = deque([math.nan] * k, maxlen=k)
+        self.long = _RunningMedian(self.long_k)
+        self.s_long = _RunningMedian(self.s_long_k) if self.s_long_k else None
 
     @property
     def needs_p_wave(self) -> bool:
@@ -236,52 +240,50 @@ class RRTrend:
         ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt``
         where the beat is not in an early run that began with a step or with a changed P wave,
         :meth:`_abrupt_run`). ``p_wave``: each beat's P-wave correlation with the wearer's
-        template (:func:`s_p_wave`; NaN or None: unknown, no evidence)."""
-        m, k = self.m, self.k
-        rr = np.concatenate([self.history, np.asarray(rr_prev, np.float64)])
-        self.history = rr[-m:]
-        p = None
-        if self.needs_p_wave:
-            new = (np.full(len(rr) - m, np.nan) if p_wave is None
-                   else np.asarray(p_wave, np.float64))
-            p = np.concatenate([self.p_history, new])
-            self.p_history = p[-m:]
-        n = len(rr) - m
-        if n <= 0:
-            return np.zeros((0, 3))
-        win = np.lib.stride_tricks.sliding_window_view(rr[:-1], m)[:n]  # m before each
-        short = win[:, -k:]
-        with np.errstate(all="ignore"):
-            irr = _nanmedian(np.abs(np.diff(short, axis=1))) / _nanmedian(short)
-        enough = np.isfinite(short).sum(axis=1) >= 4
-        irr = np.where(enough & np.isfinite(irr), irr, 0.0)
-        s_long = (_nanmedian(win[:, -self.s_long_k:]) if self.s_long_k
-                  else np.full(n, np.nan))
-        if self.abrupt is not None:
-            s_long = np.where(self._abrupt_run(rr, s_long, p), s_long, np.nan)
-        return np.stack([irr, _nanmedian(win[:, -self.long_k:]), s_long], axis=1)
+        template (:func:`s_p_wave`; NaN or None: unknown, no evidence).
 
-    def _abrupt_run(self, rr: np.ndarray, s_long: np.ndarray,
-                    p: np.ndarray | None = None) -> np.ndarray:
-        """Per beat: is it the latest of a run of RR intervals (its own included) each below
-        ``early`` x its S-rule median, within the last ``beats`` intervals, whose first one
-        was below ``step`` x the interval before it, or whose first beat's P-wave correlation
-        ``p`` (aligned with ``rr``: rr[j] ends at beat j) was below ``p_below``?"""
+        The device calls it with a few beats at a time, so the medians are kept sorted and
+        updated per beat (:class:`_RunningMedian`): sorting 256-beat windows per block cost
+        about 7 % of the pipeline."""
+        rr_new = np.asarray(rr_prev, np.float64)
+        n = len(rr_new)
+        out = np.empty((n, 3))
+        short, long, s_long = self.short, self.long, self.s_long
+        ps = (np.full(n, math.nan) if p_wave is None or not self.needs_p_wave
+              else np.asarray(p_wave, np.float64)).tolist()
+        for i, (x, p) in enumerate(zip(rr_new.tolist(), ps)):
+            out[i, 0] = _irregularity(short)
+            out[i, 1] = long.median()
+            out[i, 2] = s_long.median() if s_long is not None else math.nan
+            short.append(x)
+            long.push(x)
+            if s_long is not None:
+                s_long.push(x)
+            if self.abrupt is not None:
+                self.run_rr.append(x)
+                self.run_p.append(p)
+                if not self._abrupt_run(out[i, 2]):
+                    out[i, 2] = math.nan
+        return out
+
+    def _abrupt_run(self, s_long: float) -> bool:
+        """Is the latest beat the latest of a run of RR intervals (its own included) each below
+        ``early`` x its S-rule median ``s_long``, within the last ``beats`` intervals, whose
+        first one was below ``step`` x the interval before it, or whose first beat's P-wave
+        correlation was below ``p_below``? A beat at the wearer's own rate (the usual case)
+        ends at the first comparison."""
         early, step, beats, p_below = self.abrupt
-        n = len(s_long)
-        seq = np.lib.stride_tricks.sliding_window_view(rr, beats + 1)[self.m - beats:][:n]
-        with np.errstate(invalid="ignore"):
-            fast = seq < early * s_long[:, None]  # NaN: not early, so it ends a run
-        # The run's first interval: one after the last interval in the window that was not early.
-        onset = np.minimum(beats - np.argmax(~fast[:, ::-1], axis=1) + 1, beats)
-        rows = np.arange(n)
-        with np.errstate(invalid="ignore"):
-            stepped = seq[rows, onset] < step * seq[rows, onset - 1]
-            if p is not None and p_below > 0:
-                first = np.lib.stride_tricks.sliding_window_view(p, beats + 1)[self.m - beats:]
-                changed = first[:n][rows, onset] < p_below
-                stepped = (stepped | changed) if step > 0 else changed
-        return ~fast.all(axis=1) & fast[:, -1] & stepped
+        rr = self.run_rr
+        bar = early * s_long  # NaN: nothing is early
+        if not rr[-1] < bar:
+            return False
+        onset = beats  # index of the run's first interval in rr (length beats + 1)
+        while onset > 0 and rr[onset - 1] < bar:
+            onset -= 1
+        if onset == 0:  # the whole window is early: not a run that began within it
+            return False
+        return (step > 0 and rr[onset] < step * rr[onset - 1]) or (
+            p_below > 0 and self.run_p[onset] < p_below)
 
 
 class PWaveTrend:
@@ -299,10 +301,7 @@ class PWaveTrend:
         out = np.full(len(p_wave), np.nan)
         recent = self.recent
         for i, x in enumerate(np.asarray(p_wave, np.float64).tolist()):
-            s = sorted(v for v in recent if v == v)  # NaN left out
-            if s:
-                h = len(s) // 2
-                out[i] = s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])
+            out[i] = _median_of_sorted(sorted(v for v in recent if v == v))  # NaN left out
             recent.append(x)
         return out
 
@@ -353,14 +352,47 @@ def baseline_valid(beats: Beats, good_only: bool = False) -> np.ndarray:
     return ~np.isnan(beats.template).any(axis=1) & ok
 
 
-def _nanmedian(a: np.ndarray) -> np.ndarray:
-    """Row medians ignoring NaN; NaN for an all-NaN row (np.nanmedian without its warning)."""
-    s = np.sort(a, axis=1)  # NaNs sort last
-    n = np.isfinite(a).sum(axis=1)
-    lo = np.clip((n - 1) // 2, 0, a.shape[1] - 1)
-    hi = np.clip(n // 2, 0, a.shape[1] - 1)
-    rows = np.arange(len(a))
-    return np.where(n > 0, 0.5 * (s[rows, lo] + s[rows, hi]), np.nan)
+class _RunningMedian:
+    """Median of the last ``k`` values pushed, NaN ignored (NaN while none is known): the
+    values in arrival order and sorted (bisect), as :class:`VBaseline` keeps them."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.recent: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def push(self, x: float) -> None:
+        self.recent.append(x)
+        if x == x:
+            insort(self.sorted, x)
+        if len(self.recent) > self.k:
+            old = self.recent.popleft()
+            if old == old:
+                del self.sorted[bisect_left(self.sorted, old)]
+
+    def median(self) -> float:
+        return _median_of_sorted(self.sorted)
+
+
+def _median_of_sorted(s: list[float]) -> float:
+    if not s:
+        return math.nan
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])
+
+
+def _irregularity(short: deque[float]) -> float:
+    """Median |successive difference| of ``short``'s RR over their median, NaN left out; 0
+    with fewer than 4 known intervals or where it is not finite (:class:`RRTrend`)."""
+    known = sorted(v for v in short if v == v)
+    if len(known) < 4:
+        return 0.0
+    steps = sorted(abs(b - a) for a, b in zip(short, list(short)[1:]) if a == a and b == b)
+    mid = _median_of_sorted(known)
+    if not steps or not mid:
+        return 0.0
+    irr = _median_of_sorted(steps) / mid
+    return irr if math.isfinite(irr) else 0.0
 
 
 def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> np.ndarray:
