@@ -115,6 +115,11 @@ class Ds1CvConfig:
     # ClassSpec.v_far_distance; eighth pass).
     v_far_distance: float = 0.0
     v_far_in_af: bool = True
+    # Aberrantly conducted APCs (device.aberrancy; ClassSpec.v_aberrant_*; 0: off): a V call
+    # becomes S where the QRS onset is the wearer's and the pause after it is not compensatory
+    # (ninth pass (b)).
+    v_aberrant_pause_below: float = 0.0
+    v_aberrant_onset_above: float = 0.95
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -124,7 +129,9 @@ class Ds1CvConfig:
                                               "s_abrupt_beats", "s_onset_p_below",
                                               "s_sinus_p_above", "s_sinus_p_beats",
                                               "s_long_p_below", "irregular_threshold",
-                                              "v_far_distance", "v_far_in_af")}
+                                              "v_far_distance", "v_far_in_af",
+                                              "v_aberrant_pause_below",
+                                              "v_aberrant_onset_above")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:

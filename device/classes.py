@@ -158,6 +158,14 @@ class ClassSpec:
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)
     chosen: str = ""  # how the thresholds were chosen (provenance)
+    # Aberrantly conducted atrial premature beats (device.aberrancy): a V call becomes S where
+    # the beat's QRS onset (``v_aberrant_onset_s`` seconds before the R peak, from, to)
+    # correlates with the wearer's template at or above ``v_aberrant_onset_above`` and the RR
+    # before plus the RR after it, over the local RR, stay under ``v_aberrant_pause_below`` (no
+    # compensatory pause: the atrial beat reset the sinus node), outside AF (0: off).
+    v_aberrant_pause_below: float = 0.0
+    v_aberrant_onset_above: float = 0.95
+    v_aberrant_onset_s: tuple[float, float] = (0.07, 0.0)
 
     def __post_init__(self) -> None:
         if tuple(self.labels) != LABELS:
@@ -171,11 +179,17 @@ class ClassSpec:
             raise ValueError(f"v_far_distance must be >= 0, got {self.v_far_distance}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
+        a, b = self.v_aberrant_onset_s
+        if self.v_aberrant_pause_below < 0 or not a > b >= 0:
+            raise ValueError("v_aberrant_pause_below must be >= 0 and v_aberrant_onset_s "
+                             f"(from, to) seconds before the R peak with from > to >= 0, got "
+                             f"{self.v_aberrant_pause_below}, {list(self.v_aberrant_onset_s)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = list(self.labels)
         d["p_region_s"] = list(self.p_region_s)
+        d["v_aberrant_onset_s"] = list(self.v_aberrant_onset_s)
         return d
 
     @classmethod
@@ -184,7 +198,11 @@ class ClassSpec:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown classes keys: {sorted(unknown)}")
-        return cls(**{**d, **{k: tuple(d[k]) for k in ("labels", "p_region_s") if k in d}})
+        return cls(**{**d, **{k: tuple(d[k]) for k in _TUPLES if k in d}})
+
+
+#: ClassSpec fields that are tuples (lists in a bundle's JSON).
+_TUPLES = ("labels", "p_region_s", "v_aberrant_onset_s")
 
 
 @dataclass
@@ -537,7 +555,7 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
 def s_p_wave_needed(spec: ClassSpec) -> bool:
     """Do the spec's S rules read the beats' P waves (:func:`s_p_wave`)?"""
     return bool((spec.s_long_rr_beats and (spec.s_onset_p_below > 0 or spec.s_long_p_below > 0))
-                or spec.s_sinus_p_above > 0)
+                or spec.s_sinus_p_above > 0 or spec.v_aberrant_pause_below > 0)
 
 
 def s_p_wave(beats: Beats, spec: ClassSpec, fs: float, before_s: float) -> np.ndarray | None:
@@ -552,12 +570,15 @@ def s_p_wave(beats: Beats, spec: ClassSpec, fs: float, before_s: float) -> np.nd
     return p_wave_similarity(beats.window, beats.template, fs, before_s, spec.p_region_s)
 
 
-def p_wave_evidence(own: np.ndarray, trend: PWaveTrend) -> np.ndarray:
+def p_wave_evidence(own: np.ndarray, trend: PWaveTrend,
+                    onset: np.ndarray | None = None) -> np.ndarray:
     """(n, 2): each beat's P-wave correlation (:func:`s_p_wave`) and the median of the
     previous beats' (``trend``, carried across blocks): the ``p_wave`` of
-    :func:`calls_for_inputs`."""
+    :func:`calls_for_inputs`; (n, 3) with ``onset``, the beats' QRS-onset correlation with the
+    template (:func:`device.aberrancy.onset_similarity`), the aberrancy rule's evidence."""
     own = np.asarray(own, np.float64)
-    return np.stack([own, trend(own)], axis=1) if len(own) else np.zeros((0, 2))
+    cols = [own, trend(own)] + ([] if onset is None else [np.asarray(onset, np.float64)])
+    return np.stack(cols, axis=1) if len(own) else np.zeros((0, len(cols)))
 
 
 def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
@@ -602,7 +623,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     before it (:class:`RRTrend`'s third column), for the long-term S rule; ``p_wave``
     (:func:`p_wave_evidence`): each beat's P-wave correlation with the template's (the
     long-term rule's ``spec.s_long_p_below``) and the median of the previous beats' (where it
-    is at or above ``spec.s_sinus_p_above`` the RR irregularity does not withhold S)."""
+    is at or above ``spec.s_sinus_p_above`` the RR irregularity does not withhold S), and
+    a third column, the QRS-onset correlation, for the aberrancy rule (a V call withdrawn to S,
+    :func:`device.aberrancy.aberrant`)."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -626,9 +649,13 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         v_far = np.where(distance > spec.v_far_distance, distance / spec.v_far_distance, 0.0)
         if af is not None and not spec.v_far_in_af:
             v_far[np.asarray(af, bool)] = 0.0
-    return calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
-                            v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule,
-                            v_far=v_far)
+    out = calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
+                           v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule, v_far=v_far)
+    if spec.v_aberrant_pause_below > 0 and pw is not None and pw.shape[1] > 2:
+        from ecg_edge.device.aberrancy import aberrant
+
+        out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, af)] = "S"
+    return out
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ecg_edge.device import reference
+from ecg_edge.device.aberrancy import onset_similarity
 from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
 from ecg_edge.device.classes import (
     BeatCalls,
@@ -114,7 +115,9 @@ class ModelScorer:
                   if p_own is None else p_own)
         if trend is None:
             trend = self.trend(beats.rr_prev, p_wave)
-        p_wave = None if p_wave is None else p_wave_evidence(p_wave, self.p_trend)
+        p_wave = None if p_wave is None else p_wave_evidence(
+            p_wave, self.p_trend, onset_similarity(beats, self.classes, self.signal.fs,
+                                                   self.signal.window_before_s))
         if not len(beats):
             return BeatCalls(np.zeros(0), np.zeros(0, "<U1"))
         x = model_inputs(beats, self.spec.inputs, trend, classes=self.classes,

@@ -314,9 +314,17 @@ def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:
 def record_p_wave(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """(n, 2) per beat of one whole record, as the device computes them: its P-wave
     correlation with the wearer's template and the median of the previous beats'
-    (:func:`device.classes.p_wave_evidence`); None when the spec's S rules read neither."""
+    (:func:`device.classes.p_wave_evidence`), and with the aberrancy rule on a third column,
+    the QRS-onset correlation; None when the spec's rules read none of them."""
     own = _record_p_own(d, spec)
-    return None if own is None else p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats))
+    if own is None:
+        return None
+    from ecg_edge.device.aberrancy import onset_similarity
+    from ecg_edge.train.protocols import as_beats
+
+    sig = SignalConfig()  # the cached beats' (load_folder_beats)
+    onset = onset_similarity(as_beats(d), spec, sig.fs, sig.window_before_s)
+    return p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats), onset)
 
 
 def _record_p_own(d: dict, spec: ClassSpec) -> np.ndarray | None:

@@ -1,0 +1,74 @@
+"""The aberrancy rule (device.aberrancy): a V call withdrawn to S for an atrial premature beat
+conducted aberrantly, on MIT-BIH records with annotated aberrant APCs and with PVCs."""
+
+import numpy as np
+import pytest
+
+from ecg_edge.device.aberrancy import aberrant, onset_similarity
+from ecg_edge.device.classes import (
+    RR_FEATURES,
+    ClassSpec,
+    PWaveTrend,
+    RRTrend,
+    calls_for_inputs,
+    p_wave_evidence,
+    s_p_wave,
+)
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.evaluation import evaluate_record, rhythm_of
+from ecg_edge.device.features import model_inputs
+from ecg_edge.device.records import read_rhythm
+from ecg_edge.device.signal_path import process_signal
+from tests.conftest import MITDB
+
+CFG = SignalConfig()
+SPEC = ClassSpec(v_threshold=0.5, v_aberrant_pause_below=1.5)
+
+
+def _confusion(record, name: str, spec: ClassSpec) -> dict:
+    """True AAMI class -> call of every settled beat, with a "classifier" that calls every beat
+    V (p(V) 0.99): what the aberrancy rule alone withdraws to S. AF from the annotations."""
+    beats = process_signal(record.lead_mv(), record.fs, CFG)
+    x = model_inputs(beats, "wearer+rr", RRTrend()(beats.rr_prev))
+    own = s_p_wave(beats, spec, CFG.fs, CFG.window_before_s)  # None: the rules are off
+    pw = None if own is None else p_wave_evidence(
+        own, PWaveTrend(16), onset_similarity(beats, spec, CFG.fs, CFG.window_before_s))
+    af = rhythm_of(beats.sample, *read_rhythm(MITDB / name)) == "af"
+    p = np.tile([[0.01, 0.0, 0.99, 0.0]], (len(beats), 1))
+    c = calls_for_inputs(x, p, spec, beats.learning, af=af, p_wave=pw)
+    assert (c.score[~beats.learning] > 1.0).all()  # a withdrawn call is still no N
+    t = evaluate_record(beats.sample, c.score, c.score > 1.0, record.ann_samples,
+                        record.ann_symbols, record.fs, calls=c.classes)
+    return t.metrics()["ec57"]["confusion"]
+
+
+@pytest.mark.slow
+def test_aberrant_apcs_of_201_are_s_its_pvcs_and_119s_stay_v(record_201, record_119):
+    """Record 201's aberrated APCs keep the wearer's QRS onset and reset the sinus node: about
+    half of its 91 S beats (all called V by the "classifier") are withdrawn to S; none of its
+    198 PVCs nor of record 119's 364 (bigeminy, compensatory pauses) is. Off by default."""
+    conf = _confusion(record_201, "201", SPEC)
+    s, v = conf["S"], conf["V"]
+    assert s["S"] >= 0.4 * (s["S"] + s["V"]) and s["S"] + s["V"] > 80, s
+    assert v["S"] <= 0.01 * (v["S"] + v["V"]) and v["V"] > 150, v
+    conf = _confusion(record_119, "119", SPEC)
+    assert conf["V"]["S"] <= 0.01 * conf["V"]["V"] and conf["V"]["V"] > 300, conf["V"]
+    off = _confusion(record_201, "201", ClassSpec(v_threshold=0.5))
+    assert off["S"]["S"] == 0 and off["V"]["S"] == 0
+
+
+def test_aberrant_needs_both_signs_and_no_af():
+    """The onset alone, the short pause alone, AF open or an unknown onset: no withdrawal."""
+    f = np.ones((5, len(RR_FEATURES)))
+    f[:, RR_FEATURES.index("rr_prev/rr_local")] = [0.4, 0.4, 0.9, 0.4, 0.4]
+    f[:, RR_FEATURES.index("rr_next/rr_local")] = [0.9, 0.9, 1.2, 0.9, 0.9]
+    onset = np.array([0.99, 0.5, 0.99, 0.99, np.nan])
+    af = np.array([False, False, False, True, False])
+    assert aberrant(f, onset, SPEC, af).tolist() == [True, False, False, False, False]
+    assert aberrant(f, onset, SPEC).tolist() == [True, False, False, True, False]
+    spec = ClassSpec.from_dict(SPEC.to_dict())
+    assert spec == SPEC and spec.v_aberrant_onset_s == (0.07, 0.0)
+    with pytest.raises(ValueError, match="v_aberrant"):
+        ClassSpec(v_aberrant_pause_below=-1)
+    with pytest.raises(ValueError, match="v_aberrant"):
+        ClassSpec(v_aberrant_onset_s=(0.0, 0.07))
