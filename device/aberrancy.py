@@ -14,8 +14,10 @@ device and both relative to the wearer:
   alone and the pair is about 2 x RR. Alone the pause does not separate (couplets, runs and AF
   make short pairs too), so it is only the second condition.
 
-Where both hold, outside AF (where neither the onset nor the pause is evidence of an atrial
-origin), a V call becomes S (:attr:`ClassSpec.v_aberrant_pause_below`, off by default).
+Where both hold, a V call becomes S (:attr:`ClassSpec.v_aberrant_pause_below`, off by
+default) — but not where S calls are withheld (AF open, or RR irregular without the wearer's P
+waves, :func:`device.classes.calls_for_inputs`): in an AF-like rhythm neither the onset nor the
+pause is evidence of an atrial origin (DS1: record 203's PVCs there reach both signs).
 """
 
 from __future__ import annotations
@@ -46,19 +48,20 @@ def onset_similarity(beats: Beats, spec: ClassSpec, fs: float, before_s: float
 
 
 def aberrant(f: np.ndarray, onset: np.ndarray, spec: ClassSpec,
-             af: np.ndarray | None = None) -> np.ndarray:
+             withheld: np.ndarray | None = None) -> np.ndarray:
     """Per beat, from its :data:`device.classes.RR_FEATURES` rows ``f`` and its QRS-onset
     correlation ``onset`` (:func:`onset_similarity`; NaN: unknown, no evidence): does it show an
     aberrantly conducted atrial beat's signs — the onset the wearer's (correlation at or above
     ``spec.v_aberrant_onset_above``) and no compensatory pause (RR before plus RR after, over
-    the local RR, under ``spec.v_aberrant_pause_below``) — outside ``af`` (AF open)?"""
+    the local RR, under ``spec.v_aberrant_pause_below``) — outside ``withheld`` (where the
+    rhythm withholds S calls: AF open, or irregular without the wearer's P waves)?"""
     ix = RR_FEATURES.index
     pause = f[:, ix("rr_prev/rr_local")] + f[:, ix("rr_next/rr_local")]
     with np.errstate(invalid="ignore"):
         out = (np.asarray(onset, np.float64) >= spec.v_aberrant_onset_above) & (
             pause < spec.v_aberrant_pause_below)
-    if af is not None:
-        out &= ~np.asarray(af, bool)
+    if withheld is not None:
+        out &= ~np.asarray(withheld, bool)
     return out
 
 

@@ -654,7 +654,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     if spec.v_aberrant_pause_below > 0 and pw is not None and pw.shape[1] > 2:
         from ecg_edge.device.aberrancy import aberrant
 
-        out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, af)] = "S"
+        # not where S is withheld (AF open, or an irregular rhythm without the wearer's P
+        # waves): there neither the onset nor the pause is evidence of an atrial beat
+        out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
     return out
 
 
