@@ -116,9 +116,11 @@ class Ds1CvConfig:
     v_far_distance: float = 0.0
     v_far_in_af: bool = True
     # Aberrantly conducted APCs (device.aberrancy; ClassSpec.v_aberrant_*; 0: off): a V call
-    # becomes S where the QRS onset is the wearer's and the pause after it is not compensatory
-    # (ninth pass (b)).
-    v_aberrant_pause_below: float = 0.0
+    # becomes S where the QRS onset is the wearer's (correlation >= 0.95) and the RR before
+    # plus after it stay under 1.5 x the local RR, where S is not withheld; applied after the
+    # threshold search (_choose_thresholds). DS1 LOO on three models: SVEB Se +1.6 to +3.1,
+    # VEB +P +0.6 to +1.1, N flagged unchanged (train/RESULTS.md, ninth pass (b)).
+    v_aberrant_pause_below: float = 1.5
     v_aberrant_onset_above: float = 0.95
 
     def rules(self) -> dict:
