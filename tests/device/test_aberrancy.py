@@ -42,7 +42,6 @@ def _confusion(record, name: str, spec: ClassSpec) -> dict:
     return t.metrics()["ec57"]["confusion"]
 
 
-@pytest.mark.slow
 def test_aberrant_apcs_of_201_are_s_its_pvcs_and_119s_stay_v(record_201, record_119):
     """Record 201's aberrated APCs keep the wearer's QRS onset and reset the sinus node: 42 of
     its 91 S beats (all called V by the "classifier") are withdrawn to S (measured); none of its
@@ -73,3 +72,35 @@ def test_aberrant_needs_both_signs_where_s_is_not_withheld():
         ClassSpec(v_aberrant_pause_below=-1)
     with pytest.raises(ValueError, match="v_aberrant"):
         ClassSpec(v_aberrant_onset_s=(0.0, 0.07))
+
+
+def test_the_device_scorer_reads_the_onset_block_by_block(record_106):
+    """The shipped bundle's streaming scorer (its classes section has the rule on) computes the
+    QRS onset itself (ModelScorer.classify): in blocks of 3 beats it makes the calls it makes
+    over the whole record, and against the rule off it only turns V calls into S. The shipped
+    model trained on the repo's DS1 records (201's aberrant APCs are mostly S for it already),
+    so the rule is widened here (onset >= 0.5, pause < 1.9) to reach beats of record 106 (17 in
+    its first 15 minutes, measured): the plumbing, not the rule's accuracy (the test above)."""
+    from dataclasses import replace
+
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.scoring import ModelScorer
+
+    bundle = load_bundle(SHIPPED_BUNDLE)
+    assert bundle.manifest.classes.v_aberrant_pause_below > 0  # shipped on
+    beats = process_signal(record_106.lead_mv()[: int(900 * record_106.fs)], record_106.fs,
+                           bundle.manifest.signal)
+    idx = np.arange(len(beats))
+
+    def calls(pause: float, block: int) -> np.ndarray:
+        scorer = ModelScorer(bundle, "int8")
+        scorer.classes = replace(scorer.classes, v_aberrant_pause_below=pause,
+                                 v_aberrant_onset_above=0.5)
+        return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + block))
+                                               ).classes for a in range(0, len(beats), block)])
+
+    on, off = calls(1.9, 3), calls(0.0, len(beats))
+    np.testing.assert_array_equal(on, calls(1.9, len(beats)))
+    changed = on != off
+    assert changed.sum() >= 5 and (off[changed] == "V").all() and (on[changed] == "S").all()

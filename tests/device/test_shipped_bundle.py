@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ecg_edge.device import classes as C
+from ecg_edge.device.aberrancy import onset_similarity
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE
@@ -73,8 +74,9 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     base = C.VBaseline(spec.v_baseline_beats, spec.v_baseline_quantile)(
         C.v_logit(probs[:, 2]), C.baseline_valid(beats))
     rr_long_s = beats.rr_prev / trend[:, 2] if spec.s_long_rr_beats else None
-    p_wave = (None if p_own is None
-              else C.p_wave_evidence(p_own, C.PWaveTrend(spec.s_sinus_p_beats)))
+    p_wave = (None if p_own is None  # with the aberrancy rule's QRS onset (None: rule off)
+              else C.p_wave_evidence(p_own, C.PWaveTrend(spec.s_sinus_p_beats),
+                                     onset_similarity(beats, spec, sig.fs, sig.window_before_s)))
     whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave)
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
