@@ -162,7 +162,8 @@ class ClassSpec:
     # the beat's QRS onset (``v_aberrant_onset_s`` seconds before the R peak, from, to)
     # correlates with the wearer's template at or above ``v_aberrant_onset_above`` and the RR
     # before plus the RR after it, over the local RR, stay under ``v_aberrant_pause_below`` (no
-    # compensatory pause: the atrial beat reset the sinus node), outside AF (0: off).
+    # compensatory pause: the atrial beat reset the sinus node), where S calls are not withheld
+    # (AF open, irregular RR without the wearer's P waves) (0: off). DS1: 201's aberrant APCs.
     v_aberrant_pause_below: float = 0.0
     v_aberrant_onset_above: float = 0.95
     v_aberrant_onset_s: tuple[float, float] = (0.07, 0.0)
