@@ -587,7 +587,8 @@ def train_ecg_final(cv: dict, threshold: float, log=print):
 
     ws, ecfg, spec, weight = cv["_ecg"]
     log(f"ECG model on all {len(ws.x)} windows")
-    model = rhythm_ecg.fit(ws.x, ws.y, ecfg, ecfg.seed + 100)
+    x, y, crops = ws.train_on(None, ecfg.random_crops)
+    model = rhythm_ecg.fit(x, y, ecfg, ecfg.seed + 100, crops=crops)
     data, parity = rhythm_ecg.convert_int8(model, ws, threshold, cv["_state"][5], weight,
                                            polarity_average=spec.polarity_average)
     parity["passed"] = bool(parity["max_abs_error"] <= PARITY_MAX_ABS

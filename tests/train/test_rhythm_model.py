@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
 from ecg_edge.device.rhythm_ecg import ECGModelSpec
 from ecg_edge.device.rhythm_eval import read_reference
@@ -15,7 +16,7 @@ from ecg_edge.device.rhythm_model import load_af_model
 from ecg_edge.device.selftest import selftest
 from ecg_edge.train import rhythm_ecg
 from ecg_edge.train import rhythm_model as rm
-from ecg_edge.train.rhythm_data import beat_series, window_labels
+from ecg_edge.train.rhythm_data import BeatSeries, beat_series, window_labels
 from tests.conftest import DATA, MITDB
 
 BUNDLE = DATA.parent / "device" / "bundles" / "ds1"
@@ -129,3 +130,35 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
     assert af.ecg.spec.polarity_average  # the device averages both signs, as training did
     np.testing.assert_allclose(af.ecg(w[:50]), rhythm_ecg.predict(model, w[:50], True),
                                atol=0.1)
+
+
+def _strip(name: str, seconds: float, seed: int) -> BeatSeries:
+    fs = SignalConfig().fs
+    sig = np.random.default_rng(seed).normal(size=int(seconds * fs)).astype(np.float32)
+    e = np.zeros(0)
+    return BeatSeries(name, seconds, e, e.astype(int), e, e.astype(bool), np.zeros((0, 3)),
+                         np.zeros((0, 1)), sig)
+
+
+def test_random_crops_replace_the_strips_grid_windows_in_training():
+    """Training with random crops: a fold's strips come as windows at random offsets inside
+    each training strip (as many per strip as its grid has, with its label), never the held-out
+    fold's, and each crop is a window of the strip's own signal, scaled as the device scales."""
+    cinc = {"A1": _strip("A1", 30.0, 0), "N1": _strip("N1", 20.0, 1), "N2": _strip("N2", 5.0, 2)}
+    labels, folds = {"A1": "A", "N1": "N", "N2": "N"}, {"A1": 0, "N1": 1, "N2": 0}
+    spec = rhythm_ecg.default_spec()
+    ws = rhythm_ecg.window_set(cinc, labels, folds, {}, {}, {}, spec, rhythm_ecg.ECGModelConfig())
+    length = spec.lengths()[0]
+    assert ws.crops.count.tolist() == [6, 4, 0]  # 8 s windows, 4 s hop; N2 is too short
+    x, y, crops = ws.train_on(1, random_crops=True)
+    assert len(x) == 0 and crops.y.tolist() == [1.0, 0.0] and crops.fold.tolist() == [0, 0]
+    cx, cy = crops.sample(np.random.default_rng(0))
+    assert cx.shape == (6, length) and cy.tolist() == [1.0] * 6
+    raw = rhythm_ecg.decimate(cinc["A1"].signal, 2)
+    every = np.stack([raw[a:a + length] for a in range(len(raw) - length + 1)])
+    scaled = rhythm_ecg.scale(every, spec.clip)
+    for w in cx:  # each crop is one of A1's windows
+        assert np.abs(scaled - w).max(axis=1).min() < 1e-5
+    assert len({w.tobytes() for w in cx}) == 6
+    fixed, fy, none = ws.train_on(1, random_crops=False)
+    assert none is None and len(fixed) == 6 and fy.tolist() == [1.0] * 6
