@@ -21,6 +21,7 @@ from ecg_edge.device.classes import (
     s_rule_rr,
     softmax,
     v_logit,
+    v_width,
 )
 from ecg_edge.device.features import ScoreSpec, model_inputs
 from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
@@ -124,7 +125,9 @@ class ModelScorer:
                 else self.v_base(v_logit(probs[:, 2]),
                                  baseline_valid(beats, self.classes.v_baseline_good_only)))
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
-                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave)
+                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
+                                v_width(beats, self.classes, self.signal.fs,
+                                        self.signal.window_before_s))
 
 
 def reference_scorer(name: str) -> Scorer:
