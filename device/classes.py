@@ -633,12 +633,16 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                             v_far=v_far, v_wide=wide)
 
 
-def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float) -> np.ndarray | None:
+def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
+            distance: np.ndarray | None = None) -> np.ndarray | None:
     """Per beat, its QRS width over the wearer's (:func:`device.morphology.qrs_width_ratio`
     over ``spec.qrs_region_s``; the R peak ``before_s`` into the window at the model rate
     ``fs``), NaN outside good signal with ``spec.v_wide_good_only``; None when the spec's
-    wide-QRS rule is off: the ``width`` of :func:`calls_for_inputs`."""
-    if not spec.v_wide_ratio > 0:
+    wide-QRS rule is off, or when no beat's template ``distance`` (if given) is beyond
+    ``spec.v_wide_distance``, where the rule cannot act (the device skips the measure for
+    most blocks): the ``width`` of :func:`calls_for_inputs`."""
+    if not spec.v_wide_ratio > 0 or (distance is not None
+                                     and not (distance > spec.v_wide_distance).any()):
         return None
     from ecg_edge.device.morphology import qrs_width_ratio
 

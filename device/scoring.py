@@ -9,6 +9,7 @@ import numpy as np
 from ecg_edge.device import reference
 from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
 from ecg_edge.device.classes import (
+    RR_FEATURES,
     BeatCalls,
     ClassSpec,
     PWaveTrend,
@@ -28,6 +29,8 @@ from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpret
 from ecg_edge.device.signal_path import Beats
 
 Scorer = Callable[[Beats], np.ndarray]
+#: The template distance among a classifier's input channels (the wide-QRS rule reads it).
+DISTANCE = 2 + RR_FEATURES.index("template_distance")
 
 
 class ModelScorer:
@@ -127,7 +130,7 @@ class ModelScorer:
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
                                 s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
                                 v_width(beats, self.classes, self.signal.fs,
-                                        self.signal.window_before_s))
+                                        self.signal.window_before_s, x[:, 0, DISTANCE]))
 
 
 def reference_scorer(name: str) -> Scorer:

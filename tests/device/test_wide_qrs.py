@@ -77,6 +77,10 @@ def test_the_wide_qrs_rule_lifts_pvcs_just_under_the_v_bar(record_119):
     on = ClassSpec(v_threshold=0.5, v_wide_ratio=1.3, v_wide_scale=1.1)
     w = v_width(beats, on, CFG.fs, CFG.window_before_s)
     assert np.isnan(w[beats.quality != GOOD]).all()
+    # the device skips the measure for a block where no beat is away from the template
+    assert v_width(beats, on, CFG.fs, CFG.window_before_s, np.zeros(len(beats))) is None
+    np.testing.assert_array_equal(
+        v_width(beats, on, CFG.fs, CFG.window_before_s, np.full(len(beats), 0.2)), w)
     calls = calls_for_inputs(x, p, on, beats.learning, width=w).classes
     good = settled & (beats.quality == GOOD)
     v, n = good & (label == "V"), good & (label == "N")
