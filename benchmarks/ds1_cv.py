@@ -122,6 +122,7 @@ class Ds1CvConfig:
     v_wide_scale: float = 1.1
     v_wide_distance: float = 0.1
     v_wide_in_af: bool = True
+    v_af_floor: bool = True
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -133,7 +134,8 @@ class Ds1CvConfig:
                                               "s_long_p_below", "irregular_threshold",
                                               "v_far_distance", "v_far_in_af",
                                               "v_wide_ratio", "v_wide_scale",
-                                              "v_wide_distance", "v_wide_in_af")}
+                                              "v_wide_distance", "v_wide_in_af",
+                                              "v_af_floor")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:

@@ -168,6 +168,11 @@ class ClassSpec:
     # ... also while AF is open. Off: DS1's aberrantly conducted N beats in AF (203) are as
     # wide against its template as its PVCs (ninth pass).
     v_wide_in_af: bool = True
+    # The threshold search keeps the V threshold in AF at or above the sinus one (False: it
+    # may go lower). With the wide-QRS rule outside AF only, the sinus threshold is chosen on
+    # raised V evidence that beats in AF do not get (ninth pass; a search setting, no effect
+    # on the device's calls).
+    v_af_floor: bool = True
     qrs_region_s: tuple[float, float] = (0.1, 0.12)  # seconds before, after the R peak
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)

@@ -240,6 +240,8 @@ CASES = {
                                              "--v-wide-scale", "0.5"),
     "bench-ds1-rescore-v-wide-distance": _bench("ds1-rescore", "{d}/emptydir",
                                                 "{d}/emptydir", "--v-wide-distance", "x"),
+    "bench-ds1-rescore-af-v-floor": _bench("ds1-rescore", "{d}/emptydir", "{d}/emptydir",
+                                           "--no-af-v-floor", "--v-wide-ratio", "nan"),
     "bench-quality-cost-missing": _bench("quality-cost", "{d}/nope"),
     "bench-quality-cost-garbage": _bench("quality-cost", "{d}/garbage.hea"),
     "bench-quality-cost-noise-missing": _bench("quality-cost", R, "--noise", "{d}/nope"),

@@ -403,6 +403,8 @@ def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af:
     nothing to choose from."""
     if not ((cls[af] == "V").any()):
         return _with(spec, "v_threshold_af", None)
+    # never below the sinus threshold, unless the spec lets it go (ClassSpec.v_af_floor)
+    floor = spec.v_threshold if spec.v_af_floor else 0.0
     xa, pa, ca = x[af], probs[af], cls[af]
     vb = None if v_baseline is None else v_baseline[af]
     rl = None if rr_long_s is None else rr_long_s[af]
@@ -411,7 +413,7 @@ def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af:
     res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
                              af=np.ones(len(ca), bool), v_baseline=vb, rr_long_s=rl,
                              p_wave=ps, width=wa)
-           for t in AF_V_GRID[spec.v_threshold <= AF_V_GRID]}
+           for t in AF_V_GRID[floor <= AF_V_GRID]}
     return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
 
