@@ -89,3 +89,42 @@ def test_the_wide_qrs_rule_lifts_pvcs_just_under_the_v_bar(record_119):
     with pytest.raises(ValueError, match="v_wide"):
         ClassSpec(v_wide_ratio=1.3, v_wide_scale=0.9)
     assert ClassSpec.from_dict(on.to_dict()) == on
+
+
+def test_the_device_applies_the_wide_qrs_rule_as_the_threshold_search_does(record_119):
+    """The shipped bundle's scorer with the rule switched on, streaming blocks of 3 beats (and
+    skipping the measure for blocks with no beat away from the template), scores every beat
+    as calls_for_inputs does over the whole record with v_width of all beats; the rule moves
+    the scores of record 119's wide beats."""
+    from dataclasses import replace
+
+    from ecg_edge.device import classes as C
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.scoring import ModelScorer
+
+    shipped = load_bundle(SHIPPED_BUNDLE)
+    sig = shipped.manifest.signal
+    wide = replace(shipped.manifest.classes, v_wide_ratio=1.3, v_wide_scale=1.1)
+    beats = process_signal(record_119.lead_mv()[: int(900 * record_119.fs)], record_119.fs, sig)
+    stream = ModelScorer(shipped, "int8")
+    stream.classes = wide
+    idx = np.arange(len(beats))
+    parts = [stream.classify(beats.select((idx >= a) & (idx < a + 3)))
+             for a in range(0, len(beats), 3)]
+    p_own = C.s_p_wave(beats, wide, sig.fs, sig.window_before_s)
+    trend = C.RRTrend.for_spec(wide)(beats.rr_prev, p_own)
+    x = model_inputs(beats, shipped.manifest.score["inputs"], trend, wide.rr_neutral_above)
+    probs = C.softmax(ModelScorer(shipped, "int8").predict(x))
+    base = C.VBaseline(wide.v_baseline_beats, wide.v_baseline_quantile)(
+        C.v_logit(probs[:, 2]), C.baseline_valid(beats))
+    args = (x, probs, wide, beats.learning, None, base, beats.rr_prev / trend[:, 2],
+            C.p_wave_evidence(p_own, C.PWaveTrend(wide.s_sinus_p_beats)))
+    whole = C.calls_for_inputs(*args, C.v_width(beats, wide, sig.fs, sig.window_before_s))
+    np.testing.assert_array_equal(np.concatenate([p.classes for p in parts]), whole.classes)
+    np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score,
+                               rtol=1e-9)
+    without = C.calls_for_inputs(*args)
+    moved = ~np.isclose(whole.score, without.score)
+    assert moved.sum() > 50, moved.sum()
+    np.testing.assert_allclose(whole.score[moved], 1.1 * without.score[moved], rtol=1e-9)
