@@ -383,11 +383,24 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--v-aberrant-onset-above", default=None, type=click.FloatRange(-1, 1),
               help="... the QRS onset's correlation with the wearer's template at least this "
                    "(default: Ds1CvConfig's).")
+@click.option("--v-wide-ratio", default=None, type=click.FloatRange(0, 3),
+              help="V evidence x --v-wide-scale for a beat in good signal whose QRS is wider "
+                   "than this x the wearer's (0: off; default: Ds1CvConfig's).")
+@click.option("--v-wide-scale", default=None, type=click.FloatRange(1, 3),
+              help="... the factor (default: Ds1CvConfig's).")
+@click.option("--v-wide-distance", default=None, type=click.FloatRange(0, 3),
+              help="... only beyond this template distance (default: Ds1CvConfig's).")
+@click.option("--v-wide-in-af/--v-wide-outside-af", default=None,
+              help="... also while AF is open (default: Ds1CvConfig's).")
+@click.option("--af-v-floor/--no-af-v-floor", "v_af_floor", default=None,
+              help="Keep the V threshold in AF at or above the sinus one (default: "
+                   "Ds1CvConfig's).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
                     s_abrupt_beats, s_onset_p_below, s_long_p_below, s_sinus_p_above,
                     irregular_threshold, v_far_distance, v_far_in_af, v_aberrant_pause_below,
-                    v_aberrant_onset_above, as_json):
+                    v_aberrant_onset_above, v_wide_ratio, v_wide_scale, v_wide_distance,
+                    v_wide_in_af, v_af_floor, as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
@@ -402,7 +415,12 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
                                                       ("v_aberrant_pause_below",
                                                        v_aberrant_pause_below),
                                                       ("v_aberrant_onset_above",
-                                                       v_aberrant_onset_above))
+                                                       v_aberrant_onset_above),
+                                                      ("v_wide_ratio", v_wide_ratio),
+                                                      ("v_wide_scale", v_wide_scale),
+                                                      ("v_wide_distance", v_wide_distance),
+                                                      ("v_wide_in_af", v_wide_in_af),
+                                                      ("v_af_floor", v_af_floor))
                                     if v is not None}),
                      Path(bundle_path) if bundle_path else None)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))

@@ -122,6 +122,14 @@ class Ds1CvConfig:
     # VEB +P +0.6 to +1.1, N flagged unchanged (train/RESULTS.md, ninth pass (b)).
     v_aberrant_pause_below: float = 1.5
     v_aberrant_onset_above: float = 0.95
+    # V evidence x ``v_wide_scale`` for a beat in good signal whose QRS is wider than this x
+    # the wearer's and further than ``v_wide_distance`` from the template (0: off;
+    # ClassSpec.v_wide_ratio; ninth pass).
+    v_wide_ratio: float = 0.0
+    v_wide_scale: float = 1.1
+    v_wide_distance: float = 0.1
+    v_wide_in_af: bool = True
+    v_af_floor: bool = True
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -133,7 +141,10 @@ class Ds1CvConfig:
                                               "s_long_p_below", "irregular_threshold",
                                               "v_far_distance", "v_far_in_af",
                                               "v_aberrant_pause_below",
-                                              "v_aberrant_onset_above")}
+                                              "v_aberrant_onset_above",
+                                              "v_wide_ratio", "v_wide_scale",
+                                              "v_wide_distance", "v_wide_in_af",
+                                              "v_af_floor")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -188,7 +199,7 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
                          v_baseline=clf.record_v_baseline(d, probs, spec),
                          rr_long_s=clf.record_rr_long_s(d, spec),
-                         p_wave=clf.record_p_wave(d, spec))
+                         p_wave=clf.record_p_wave(d, spec), width=clf.record_width(d, spec))
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
@@ -216,7 +227,8 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                                   f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
                                   clf.pooled_v_baseline(others, data, probs, base),
                                   clf.pooled_rr_long_s(others, data, base),
-                                  clf.pooled_p_wave(others, data, base))
+                                  clf.pooled_p_wave(others, data, base),
+                                  clf.pooled_width(others, data, base))
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
@@ -260,7 +272,8 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
                                    clf.pooled_mask(ds1, data, "af_ref"),
                                    clf.pooled_v_baseline(ds1, data, probs[v], base),
                                    clf.pooled_rr_long_s(ds1, data, base),
-                                   clf.pooled_p_wave(ds1, data, base))
+                                   clf.pooled_p_wave(ds1, data, base),
+                                   clf.pooled_width(ds1, data, base))
              for v in probs}
     for v in final:
         tables["ds2"][f"learned {v}"] = {

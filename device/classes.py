@@ -154,6 +154,26 @@ class ClassSpec:
     # non-learned reference's evidence), and few normal beats reach that far.
     v_far_distance: float = 0.0
     v_far_in_af: bool = True  # ... also while AF is open
+    # V evidence (p(V) over its bar) multiplied by ``v_wide_scale`` for a beat whose QRS is
+    # wider than this x the wearer's (device.morphology.qrs_width_ratio over ``qrs_region_s``;
+    # 0: off) and whose shape departs from the template by more than ``v_wide_distance``, in
+    # good signal only with ``v_wide_good_only`` (noise widens the slope energy). A PVC is
+    # wide against the wearer's own QRS even where its shape stays close to the template
+    # (DS1's missed PVCs of 223, 215, 106 sit just under the V bar: ninth pass); a wide
+    # bundle-branch beat is no wider than the wearer's wide template.
+    v_wide_ratio: float = 0.0
+    v_wide_scale: float = 1.1
+    v_wide_distance: float = 0.1
+    v_wide_good_only: bool = True
+    # ... also while AF is open. Off: DS1's aberrantly conducted N beats in AF (203) are as
+    # wide against its template as its PVCs (ninth pass).
+    v_wide_in_af: bool = True
+    # The threshold search keeps the V threshold in AF at or above the sinus one (False: it
+    # may go lower). With the wide-QRS rule outside AF only, the sinus threshold is chosen on
+    # raised V evidence that beats in AF do not get (ninth pass; a search setting, no effect
+    # on the device's calls).
+    v_af_floor: bool = True
+    qrs_region_s: tuple[float, float] = (0.1, 0.12)  # seconds before, after the R peak
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)
@@ -178,6 +198,9 @@ class ClassSpec:
             raise ValueError("v_baseline_quantile must be in [0, 1] and v_baseline_beats >= 0")
         if self.v_far_distance < 0:
             raise ValueError(f"v_far_distance must be >= 0, got {self.v_far_distance}")
+        if self.v_wide_ratio < 0 or self.v_wide_scale < 1:
+            raise ValueError(f"v_wide_ratio must be >= 0 and v_wide_scale >= 1, got "
+                             f"{self.v_wide_ratio}, {self.v_wide_scale}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
         a, b = self.v_aberrant_onset_s
@@ -191,6 +214,7 @@ class ClassSpec:
         d["labels"] = list(self.labels)
         d["p_region_s"] = list(self.p_region_s)
         d["v_aberrant_onset_s"] = list(self.v_aberrant_onset_s)
+        d["qrs_region_s"] = list(self.qrs_region_s)
         return d
 
     @classmethod
@@ -203,7 +227,7 @@ class ClassSpec:
 
 
 #: ClassSpec fields that are tuples (lists in a bundle's JSON).
-_TUPLES = ("labels", "p_region_s", "v_aberrant_onset_s")
+_TUPLES = ("labels", "p_region_s", "v_aberrant_onset_s", "qrs_region_s")
 
 
 @dataclass
@@ -513,7 +537,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
                      v_baseline: np.ndarray | None = None,
                      v_untimed: np.ndarray | None = None,
                      s_rule: np.ndarray | None = None,
-                     v_far: np.ndarray | None = None) -> BeatCalls:
+                     v_far: np.ndarray | None = None,
+                     v_wide: np.ndarray | None = None) -> BeatCalls:
     """Class calls from (n, 4) probabilities: the class whose probability exceeds its threshold
     by the largest ratio, N when none does; S is not available where ``irregular`` nor where
     ``rr_ratio`` (RR before the beat / the shorter of local and long-term RR) is above
@@ -521,7 +546,9 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     the rhythm analysis); with ``distance`` (template distance per beat) V's evidence is
     :func:`v_evidence` (with ``v_baseline``, the wearer's :class:`VBaseline`), scaled by
     ``spec.v_untimed_scale`` where ``v_untimed`` (a V call would lack its timing), and at
-    least ``v_far`` (the template distance rule, :attr:`ClassSpec.v_far_distance`). Where
+    least ``v_far`` (the template distance rule, :attr:`ClassSpec.v_far_distance`), and
+    multiplied by ``spec.v_wide_scale`` where ``v_wide`` (a wide QRS,
+    :attr:`ClassSpec.v_wide_ratio`). Where
     ``s_rule`` (> 1: how far the beat passes the long-term S rule, :func:`s_long_rule`) and
     neither V nor F is called, the beat is S with that ratio. The score is
     that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
@@ -536,6 +563,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     v_ratio = v_evidence(p[:, 2], distance, spec, v_baseline) / v_thr
     if v_untimed is not None:
         v_ratio = np.where(v_untimed, v_ratio * spec.v_untimed_scale, v_ratio)
+    if v_wide is not None:
+        v_ratio = np.where(v_wide, v_ratio * spec.v_wide_scale, v_ratio)
     if v_far is not None:
         v_ratio = np.maximum(v_ratio, v_far)
     ratios = np.stack([v_ratio,
@@ -615,7 +644,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      learning: np.ndarray | None = None, af: np.ndarray | None = None,
                      v_baseline: np.ndarray | None = None,
                      rr_long_s: np.ndarray | None = None,
-                     p_wave: np.ndarray | None = None) -> BeatCalls:
+                     p_wave: np.ndarray | None = None,
+                     width: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
@@ -626,7 +656,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     long-term rule's ``spec.s_long_p_below``) and the median of the previous beats' (where it
     is at or above ``spec.s_sinus_p_above`` the RR irregularity does not withhold S), and
     a third column, the QRS-onset correlation, for the aberrancy rule (a V call withdrawn to S,
-    :func:`device.aberrancy.aberrant`)."""
+    :func:`device.aberrancy.aberrant`);
+    ``width`` (:func:`v_width`): each beat's QRS width over the wearer's, NaN where unknown or
+    not in good signal (the rule of :attr:`ClassSpec.v_wide_ratio`)."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -650,8 +682,15 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         v_far = np.where(distance > spec.v_far_distance, distance / spec.v_far_distance, 0.0)
         if af is not None and not spec.v_far_in_af:
             v_far[np.asarray(af, bool)] = 0.0
+    wide = None
+    if spec.v_wide_ratio > 0 and width is not None:
+        with np.errstate(invalid="ignore"):
+            wide = (np.asarray(width) > spec.v_wide_ratio) & (distance > spec.v_wide_distance)
+        if af is not None and not spec.v_wide_in_af:
+            wide &= ~np.asarray(af, bool)
     out = calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
-                           v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule, v_far=v_far)
+                           v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule, v_far=v_far,
+                           v_wide=wide)
     if spec.v_aberrant_pause_below > 0 and pw is not None and pw.shape[1] > 2:
         from ecg_edge.device.aberrancy import aberrant
 
@@ -659,6 +698,25 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
     return out
+
+
+def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
+            distance: np.ndarray | None = None) -> np.ndarray | None:
+    """Per beat, its QRS width over the wearer's (:func:`device.morphology.qrs_width_ratio`
+    over ``spec.qrs_region_s``; the R peak ``before_s`` into the window at the model rate
+    ``fs``), NaN outside good signal with ``spec.v_wide_good_only``; None when the spec's
+    wide-QRS rule is off, or when no beat's template ``distance`` (if given) is beyond
+    ``spec.v_wide_distance``, where the rule cannot act (the device skips the measure for
+    most blocks): the ``width`` of :func:`calls_for_inputs`."""
+    if not spec.v_wide_ratio > 0 or (distance is not None
+                                     and not (distance > spec.v_wide_distance).any()):
+        return None
+    from ecg_edge.device.morphology import qrs_width_ratio
+
+    w = qrs_width_ratio(beats, fs, before_s, spec.qrs_region_s)
+    if spec.v_wide_good_only:
+        w[np.asarray(beats.quality) != GOOD] = np.nan
+    return w
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -698,7 +756,7 @@ def burden(counts: dict[str, int]) -> dict:
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
-           "calls_from_probs", "calls_for_inputs", "v_timing", "s_rule_rr", "s_p_wave",
+           "calls_from_probs", "calls_for_inputs", "v_timing", "v_width", "s_rule_rr", "s_p_wave",
            "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "calls_from_flags", "count_calls", "burden"]

@@ -10,6 +10,7 @@ from ecg_edge.device import reference
 from ecg_edge.device.aberrancy import onset_similarity
 from ecg_edge.device.bundle import Bundle, BundleError, check_quantization
 from ecg_edge.device.classes import (
+    RR_FEATURES,
     BeatCalls,
     ClassSpec,
     PWaveTrend,
@@ -22,12 +23,15 @@ from ecg_edge.device.classes import (
     s_rule_rr,
     softmax,
     v_logit,
+    v_width,
 )
 from ecg_edge.device.features import ScoreSpec, model_inputs
 from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
 from ecg_edge.device.signal_path import Beats
 
 Scorer = Callable[[Beats], np.ndarray]
+#: The template distance among a classifier's input channels (the wide-QRS rule reads it).
+DISTANCE = 2 + RR_FEATURES.index("template_distance")
 
 
 class ModelScorer:
@@ -127,7 +131,9 @@ class ModelScorer:
                 else self.v_base(v_logit(probs[:, 2]),
                                  baseline_valid(beats, self.classes.v_baseline_good_only)))
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
-                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave)
+                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
+                                v_width(beats, self.classes, self.signal.fs,
+                                        self.signal.window_before_s, x[:, 0, DISTANCE]))
 
 
 def reference_scorer(name: str) -> Scorer:

@@ -34,6 +34,7 @@ from ecg_edge.device.classes import (
     s_p_wave_needed,
     s_rule_rr,
     v_logit,
+    v_width,
 )
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import EC57_START_S
@@ -327,6 +328,15 @@ def record_p_wave(d: dict, spec: ClassSpec) -> np.ndarray | None:
     return p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats), onset)
 
 
+def record_width(d: dict, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`device.classes.v_width` of one whole record's cached beats (QRS width over the
+    wearer's); None when the spec's wide-QRS rule is off."""
+    from ecg_edge.train.protocols import as_beats
+
+    sig = SignalConfig()  # the cached beats' (load_folder_beats)
+    return v_width(as_beats(d), spec, sig.fs, sig.window_before_s)
+
+
 def _record_p_own(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """:func:`device.classes.s_p_wave` of one whole record's cached beats."""
     from ecg_edge.train.protocols import as_beats
@@ -339,7 +349,8 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
                       chosen: str, af: np.ndarray | None = None,
                       v_baseline: np.ndarray | None = None,
                       rr_long_s: np.ndarray | None = None,
-                      p_wave: np.ndarray | None = None) -> ClassSpec:
+                      p_wave: np.ndarray | None = None,
+                      width: np.ndarray | None = None) -> ClassSpec:
     """Class thresholds from out-of-fold beats: V's and S's each maximise their F-score
     (:data:`F_BETA`), S's together with the prematurity an S call needs
     (:data:`S_MAX_RR_RATIOS`); F's threshold maximises F's own F1 at no less than
@@ -350,36 +361,37 @@ def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: C
     beat) and a base that keeps one, its weight is searched with V's threshold
     (:data:`V_BASELINE_WEIGHTS`). ``rr_long_s`` (:func:`record_rr_long_s` per beat): the
     long-term S rule applies while the thresholds are searched, as it will on the device;
-    ``p_wave`` (:func:`record_p_wave` per beat) likewise the P-wave rules."""
+    ``p_wave`` (:func:`record_p_wave` per beat) likewise the P-wave rules, ``width``
+    (:func:`record_width` per beat) the wide-QRS V rule."""
     spec = base
     keep_baseline = v_baseline is not None and base.v_baseline_beats > 0
     weights = V_BASELINE_WEIGHTS if keep_baseline else (base.v_baseline_weight,)
     vb = v_baseline if keep_baseline else None
     for _ in range(2):
         spec = _best_pair(x, probs, cls, spec, "v_threshold", V_GRID, "v_baseline_weight",
-                          weights, vb, rr_long_s, p_wave)
+                          weights, vb, rr_long_s, p_wave, width)
         spec = _best_pair(x, probs, cls, spec, "s_threshold", GRID, "s_max_rr_ratio",
-                          S_MAX_RR_RATIOS, vb, rr_long_s, p_wave)
+                          S_MAX_RR_RATIOS, vb, rr_long_s, p_wave, width)
         f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb,
-                              rr_long_s, p_wave)
+                              rr_long_s, p_wave, width)
               for t in GRID[GRID >= MIN_F_THRESHOLD]}
         best_f = max(f1, key=f1.get)
         # F calls that are mostly wrong only add false flags: off (threshold 1 is never passed)
         spec = _with(spec, "f_threshold", best_f if f1[best_f] >= MIN_F_F1 else 1.0)
     if af is not None:
         spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb, rr_long_s,
-                                     p_wave)
+                                     p_wave, width)
     return _with(spec, "chosen", chosen)
 
 
 def _best_pair(x, probs, cls, spec: ClassSpec, key: str, grid, other: str, others,
-               v_baseline, rr_long_s=None, p_wave=None) -> ClassSpec:
+               v_baseline, rr_long_s=None, p_wave=None, width=None) -> ClassSpec:
     """``spec`` with the threshold ``key`` and the setting ``other`` that together maximise
     ``key``'s F-score (:data:`F_BETA`) on these beats."""
     stat, beta = F_BETA[key]
     res = {(float(t), o): _se_ppv(x, probs, cls, _with(_with(spec, key, float(t)), other, o),
                                   stat, v_baseline=v_baseline, rr_long_s=rr_long_s,
-                                  p_wave=p_wave)
+                                  p_wave=p_wave, width=width)
            for t in grid for o in others}
     t, o = max(res, key=lambda k: _f_beta(*res[k], beta))
     return _with(_with(spec, key, t), other, o)
@@ -392,20 +404,24 @@ AF_V_GRID = np.unique(np.round(np.concatenate([V_GRID, [0.97, 0.98, 0.99]]), 6))
 def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af: np.ndarray,
                           spec: ClassSpec, v_baseline: np.ndarray | None = None,
                           rr_long_s: np.ndarray | None = None,
-                          p_wave: np.ndarray | None = None) -> ClassSpec:
+                          p_wave: np.ndarray | None = None,
+                          width: np.ndarray | None = None) -> ClassSpec:
     """V's threshold while AF is open, maximising VEB F1 over the beats in AF (the device
     applies it where its rhythm analysis has AF open). Unchanged (None) without V beats in AF:
     nothing to choose from."""
     if not ((cls[af] == "V").any()):
         return _with(spec, "v_threshold_af", None)
+    # never below the sinus threshold, unless the spec lets it go (ClassSpec.v_af_floor)
+    floor = spec.v_threshold if spec.v_af_floor else 0.0
     xa, pa, ca = x[af], probs[af], cls[af]
     vb = None if v_baseline is None else v_baseline[af]
     rl = None if rr_long_s is None else rr_long_s[af]
     ps = None if p_wave is None else p_wave[af]
+    wa = None if width is None else width[af]
     res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
                              af=np.ones(len(ca), bool), v_baseline=vb, rr_long_s=rl,
-                             p_wave=ps)
-           for t in AF_V_GRID[spec.v_threshold <= AF_V_GRID]}
+                             p_wave=ps, width=wa)
+           for t in AF_V_GRID[floor <= AF_V_GRID]}
     return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
 
@@ -414,11 +430,11 @@ def _with(spec: ClassSpec, field_: str, value) -> ClassSpec:
 
 
 def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None,
-            rr_long_s=None, p_wave=None) -> tuple[float, float]:
+            rr_long_s=None, p_wave=None, width=None) -> tuple[float, float]:
     """VEB or SVEB (Se, +P) of the calls under ``spec``, counted as
     :func:`device.evaluation.class_statistics` counts them (lean: called thousands of times)."""
     calls = calls_for_inputs(x, probs, spec, af=af, v_baseline=v_baseline,
-                             rr_long_s=rr_long_s, p_wave=p_wave).classes
+                             rr_long_s=rr_long_s, p_wave=p_wave, width=width).classes
     c, ignore = ("V", ("F", "Q")) if stat == "veb" else ("S", ("Q",))
     is_c, called = cls == c, calls == c
     tp, pos = int((is_c & called).sum()), int(is_c.sum())
@@ -426,9 +442,10 @@ def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None,
     return (tp / pos if pos else float("nan")), (tp / n_called if n_called else float("nan"))
 
 
-def _f_f1(x, probs, cls, spec, v_baseline=None, rr_long_s=None, p_wave=None) -> float:
+def _f_f1(x, probs, cls, spec, v_baseline=None, rr_long_s=None, p_wave=None,
+          width=None) -> float:
     calls = calls_for_inputs(x, probs, spec, v_baseline=v_baseline, rr_long_s=rr_long_s,
-                             p_wave=p_wave).classes
+                             p_wave=p_wave, width=width).classes
     tp = int(((cls == "F") & (calls == "F")).sum())
     return 2 * tp / max(1, int((cls == "F").sum()) + int((calls == "F").sum()))
 
@@ -471,6 +488,14 @@ def pooled_p_wave(names, data, spec: ClassSpec) -> np.ndarray | None:
                            for n in names])
 
 
+def pooled_width(names, data, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`record_width` over the same beats as :func:`pooled`; None without the rule."""
+    if not spec.v_wide_ratio > 0:
+        return None
+    return np.concatenate([record_width(data[n], spec)[settled_labelled(data[n])]
+                           for n in names])
+
+
 def pooled_mask(names, data, key: str) -> np.ndarray:
     """A per-beat boolean of ``data[n][key]`` over the same beats as :func:`pooled`."""
     return np.concatenate([np.asarray(data[n][key], bool)[settled_labelled(data[n])]
@@ -486,6 +511,7 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
            "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "pooled_v_baseline",
            "pooled_rr_long_s", "record_rr_long_s", "pooled_p_wave", "record_p_wave",
+           "pooled_width", "record_width",
            "record_v_baseline", "training_set",
            "record_inputs", "augment", "pooled",
            "folds_by_record"]

@@ -139,6 +139,12 @@ def test_af_v_threshold_rises_above_normal_beats_that_look_ventricular_in_af():
     calls = calls_for_inputs(x, p, spec, af=af).classes
     assert (calls[cls == "V"] == "V").all() and not (calls[cls == "N"] == "V").any()
     assert clf.choose_af_v_threshold(x, p, cls, np.zeros(n, bool), spec).v_threshold_af is None
+    # the sinus threshold is a floor (0.99 here, above these V beats), unless the spec lets
+    # it go (v_af_floor: the wide-QRS rule outside AF puts the sinus one on another scale)
+    high = ClassSpec(v_threshold=0.99)
+    assert clf.choose_af_v_threshold(x, p, cls, af, high).v_threshold_af >= 0.99
+    free = clf.choose_af_v_threshold(x, p, cls, af, ClassSpec(v_threshold=0.99, v_af_floor=False))
+    assert 0.85 <= free.v_threshold_af < 0.95
 
 
 @pytest.mark.tensorflow
