@@ -46,7 +46,9 @@ class FitResult:
 
 
 def set_seed(seed: int) -> None:
-    """Python, numpy and TensorFlow seeds in one call; op determinism for repeatable runs."""
+    """Python, numpy and TensorFlow seeds in one call. Runs repeat bit for bit on one machine
+    (seventh pass: two 22-fold runs alike), not across CPUs: the float kernels differ
+    (train/RESULTS.md, "At the session-26 merge")."""
     import keras
 
     keras.utils.set_random_seed(int(seed))
