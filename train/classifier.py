@@ -321,28 +321,33 @@ def record_p_wave(d: dict, spec: ClassSpec) -> np.ndarray | None:
     if own is None:
         return None
     from ecg_edge.device.aberrancy import onset_similarity
-    from ecg_edge.train.protocols import as_beats
 
-    sig = SignalConfig()  # the cached beats' (load_folder_beats)
-    onset = onset_similarity(as_beats(d), spec, sig.fs, sig.window_before_s)
+    beats, fs, before_s = _cached_beats(d)
+    onset = onset_similarity(beats, spec, fs, before_s)
     return p_wave_evidence(own, PWaveTrend(spec.s_sinus_p_beats), onset)
 
 
 def record_width(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """:func:`device.classes.v_width` of one whole record's cached beats (QRS width over the
     wearer's); None when the spec's wide-QRS rule is off."""
-    from ecg_edge.train.protocols import as_beats
-
-    sig = SignalConfig()  # the cached beats' (load_folder_beats)
-    return v_width(as_beats(d), spec, sig.fs, sig.window_before_s)
+    beats, fs, before_s = _cached_beats(d)
+    return v_width(beats, spec, fs, before_s)
 
 
 def _record_p_own(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """:func:`device.classes.s_p_wave` of one whole record's cached beats."""
+    beats, fs, before_s = _cached_beats(d)
+    return s_p_wave(beats, spec, fs, before_s)
+
+
+def _cached_beats(d: dict):
+    """One record's cached beats as :class:`device.signal_path.Beats`, with the model rate and
+    the R peak's offset into the window they were cut at (``load_folder_beats``: the default
+    :class:`SignalConfig`), as the device's per-beat evidence functions take them."""
     from ecg_edge.train.protocols import as_beats
 
-    sig = SignalConfig()  # the cached beats' (load_folder_beats)
-    return s_p_wave(as_beats(d), spec, sig.fs, sig.window_before_s)
+    sig = SignalConfig()
+    return as_beats(d), sig.fs, sig.window_before_s
 
 
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
