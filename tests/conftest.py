@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,20 @@ def copy_records(dest: Path, *names: str) -> Path:
         for ext in ("hea", "dat", "atr"):
             shutil.copy(MITDB / f"{name}.{ext}", dest / f"{name}.{ext}")
     return dest
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per usable core, at most four (each worker may load TensorFlow)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Long tests first: the suite's wall time is then close to its CPU time over the workers.
+
+    Run last, the README test (minutes on CI's two cores) would add its whole length at the end.
+    """
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
+                                 item.path.name != "test_readme.py"))
 
 
 @pytest.fixture(scope="session")

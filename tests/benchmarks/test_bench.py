@@ -207,6 +207,7 @@ print(json.dumps(doc))
 """
 
 
+@pytest.mark.slow
 def test_run_without_tensorflow_measures_everything_else(tf_free_bundle, tmp_path):
     out = subprocess.run([sys.executable, "-c", RUN_TF_FREE, str(tf_free_bundle)], cwd=REPO,
                          capture_output=True, text=True, timeout=180)

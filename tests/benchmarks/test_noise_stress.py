@@ -87,6 +87,7 @@ def test_noise_stress_command(tmp_path):
 
 
 @pytest.mark.tensorflow
+@pytest.mark.slow
 def test_noise_stress_with_a_bundle(tiny_bundle):
     out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
                                    str(DATA / "nstdb_noise"), "--records", "119", "--noises",

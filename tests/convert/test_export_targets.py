@@ -107,6 +107,7 @@ def test_tflite_micro_gets_the_dynamic_batch_graph_wrong(tcn, ecg):
     assert not tflm_check(dyn, x, litert_reference(dyn, x))["agrees"]
 
 
+@pytest.mark.slow
 def test_lstm_full_int8_is_isolated_and_dynamic_range_converts(ecg):
     from ecg_edge.convert.export import ConversionError, QuantOptions, tflite_predict, to_tflite
 

@@ -19,6 +19,7 @@ def _convert(*args):
                           capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_conversion_output_is_the_tool_s_own(tiny_bundle, tmp_path):
     run = tiny_bundle.parent / "run"
     out = _convert("bundle", str(run), "--out", str(tmp_path / "b"), "--static-batch",
