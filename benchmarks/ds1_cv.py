@@ -197,38 +197,37 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
     """The calls with AF open where the annotations say AF/flutter (``af_ref``): a stand-in for
     the device's rhythm analysis, which is not run over the cached beats."""
     c = calls_for_inputs(x, probs, spec, d["learning"], af=d["af_ref"],
-                         v_baseline=clf.record_v_baseline(d, probs, spec),
-                         rr_long_s=clf.record_rr_long_s(d, spec),
-                         p_wave=clf.record_p_wave(d, spec), width=clf.record_width(d, spec))
+                         **clf.record_evidence(d, probs, spec).kwargs())
     return _table(d, name, folder, c.score, (c.score > 1.0) & ~d["learning"], c.classes)
 
 
-def _choose_thresholds(x, probs, cls, base: ClassSpec, *args) -> ClassSpec:
+def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarray,
+                       evidence: clf.BeatEvidence) -> ClassSpec:
     """:func:`train.classifier.choose_thresholds` with the aberrancy rule (ClassSpec.v_aberrant_*)
     off during the search and on in the spec it returns: the search picks the model's V and S
     operating points, the rule then only re-labels V calls as S. Inside the search the rule
     moved the re-chosen thresholds of other records (DS1: 108, 118, 209), and with them N beats
     flagged, as much as the rule itself moved the calls (train/RESULTS.md, ninth pass (b))."""
-    spec = clf.choose_thresholds(x, probs, cls, replace(base, v_aberrant_pause_below=0.0), *args)
+    spec = clf.choose_thresholds(x, probs, cls, replace(base, v_aberrant_pause_below=0.0), chosen,
+                                 af, evidence)
     return replace(spec, v_aberrant_pause_below=base.v_aberrant_pause_below)
 
 
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                        probs: dict[str, np.ndarray], inputs: dict[str, np.ndarray], folder: Path,
-                       base: ClassSpec, variant: str) -> tuple[dict[str, BeatTable], list[dict]]:
+                       base: ClassSpec, variant: str, cache: dict | None = None
+                       ) -> tuple[dict[str, BeatTable], list[dict]]:
     """Each held-out fold's beat tables under thresholds chosen on the *other* records'
     out-of-fold beats (``probs``), and those thresholds: the DS1 figures. Also what re-scores a
-    saved ``oof.npz`` under another ClassSpec rule without retraining."""
+    saved ``oof.npz`` under another ClassSpec rule without retraining. ``cache``:
+    :func:`train.classifier.pooled_evidence`'s."""
     tables, fold_specs = {}, []
     for i, held in enumerate(folds):
         others = [n for n in ds1 if n not in held]
         spec = _choose_thresholds(*clf.pooled(others, data, probs, inputs), base,
                                   f"{variant} out-of-fold beats of DS1 records other than "
                                   f"fold {i}", clf.pooled_mask(others, data, "af_ref"),
-                                  clf.pooled_v_baseline(others, data, probs, base),
-                                  clf.pooled_rr_long_s(others, data, base),
-                                  clf.pooled_p_wave(others, data, base),
-                                  clf.pooled_width(others, data, base))
+                                  clf.pooled_evidence(others, data, probs, base, cache))
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
@@ -262,18 +261,16 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
     base = _base_spec(cfg, ccfg)
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs: list[dict] = []
+    cache: dict = {}
     for v in probs:
         tables["ds1"][f"learned {v}"], specs_v = out_of_fold_tables(
-            data, ds1, folds, probs[v], inputs, folder, base, v)
+            data, ds1, folds, probs[v], inputs, folder, base, v, cache)
         fold_specs += specs_v
     specs = {v: _choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
                                    f"record-grouped {len(folds)}-fold CV on DS1: {v} "
                                    "out-of-fold beats of all 22 records",
                                    clf.pooled_mask(ds1, data, "af_ref"),
-                                   clf.pooled_v_baseline(ds1, data, probs[v], base),
-                                   clf.pooled_rr_long_s(ds1, data, base),
-                                   clf.pooled_p_wave(ds1, data, base),
-                                   clf.pooled_width(ds1, data, base))
+                                   clf.pooled_evidence(ds1, data, probs[v], base, cache))
              for v in probs}
     for v in final:
         tables["ds2"][f"learned {v}"] = {

@@ -15,7 +15,7 @@ shipped model is trained on all of DS1 with the thresholds of all out-of-fold be
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ from ecg_edge.device.classes import (
     calls_for_inputs,
     p_wave_evidence,
     s_p_wave,
-    s_p_wave_needed,
     s_rule_rr,
     v_logit,
     v_width,
@@ -350,53 +349,95 @@ def _cached_beats(d: dict):
     return as_beats(d), sig.fs, sig.window_before_s
 
 
+@dataclass(frozen=True)
+class BeatEvidence:
+    """What the class rules read per beat beside the model's probabilities, as the device
+    computes it beat by beat (each None where the spec's rules read none): the wearer's V
+    baseline (:func:`record_v_baseline`), the long-term S rule's RR (:func:`record_rr_long_s`),
+    the P-wave evidence (:func:`record_p_wave`) and the QRS width (:func:`record_width`). One
+    object, so the threshold search passes it on whole as rules are added."""
+
+    v_baseline: np.ndarray | None = None
+    rr_long_s: np.ndarray | None = None
+    p_wave: np.ndarray | None = None
+    width: np.ndarray | None = None
+
+    def kwargs(self) -> dict[str, np.ndarray | None]:
+        """The keyword arguments of :func:`device.classes.calls_for_inputs`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def where(self, mask: np.ndarray) -> BeatEvidence:
+        return BeatEvidence(**{k: None if v is None else v[mask]
+                               for k, v in self.kwargs().items()})
+
+
+def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence:
+    """:class:`BeatEvidence` over one whole record's beats."""
+    return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec))
+
+
+def _record_fixed_evidence(d: dict, spec: ClassSpec) -> BeatEvidence:
+    """The part of :func:`record_evidence` that does not depend on the model's probabilities."""
+    return BeatEvidence(rr_long_s=record_rr_long_s(d, spec), p_wave=record_p_wave(d, spec),
+                        width=record_width(d, spec))
+
+
+def pooled_evidence(names, data, probs, spec: ClassSpec, cache: dict | None = None
+                    ) -> BeatEvidence:
+    """:func:`record_evidence` over the same beats as :func:`pooled`. ``cache`` (a dict the
+    caller keeps) holds each record's probability-free evidence per spec: a 22-fold CV pools
+    each record 21 times, and the P-wave and width evidence cost far more than the search."""
+    cache = {} if cache is None else cache
+    parts = []
+    for n in names:
+        keep = settled_labelled(data[n])
+        if (n, spec) not in cache:
+            cache[n, spec] = _record_fixed_evidence(data[n], spec).where(keep)
+        vb = record_v_baseline(data[n], probs[n], spec)
+        parts.append(replace(cache[n, spec], v_baseline=None if vb is None else vb[keep]))
+    return BeatEvidence(**{k: None if parts[0].kwargs()[k] is None
+                           else np.concatenate([p.kwargs()[k] for p in parts])
+                           for k in parts[0].kwargs()})
+
+
 def choose_thresholds(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, base: ClassSpec,
                       chosen: str, af: np.ndarray | None = None,
-                      v_baseline: np.ndarray | None = None,
-                      rr_long_s: np.ndarray | None = None,
-                      p_wave: np.ndarray | None = None,
-                      width: np.ndarray | None = None) -> ClassSpec:
+                      evidence: BeatEvidence = BeatEvidence()) -> ClassSpec:
     """Class thresholds from out-of-fold beats: V's and S's each maximise their F-score
     (:data:`F_BETA`), S's together with the prematurity an S call needs
     (:data:`S_MAX_RR_RATIOS`); F's threshold maximises F's own F1 at no less than
     :data:`MIN_F_THRESHOLD`, and F is never called when that F1 stays below :data:`MIN_F_F1`.
     Each is searched with the others at their current value, twice round. With ``af`` (beats
     in annotated AF/flutter), V's threshold in AF then maximises VEB F1 over those beats alone
-    (:func:`choose_af_v_threshold`). With ``v_baseline`` (the wearer's V baseline of each
-    beat) and a base that keeps one, its weight is searched with V's threshold
-    (:data:`V_BASELINE_WEIGHTS`). ``rr_long_s`` (:func:`record_rr_long_s` per beat): the
-    long-term S rule applies while the thresholds are searched, as it will on the device;
-    ``p_wave`` (:func:`record_p_wave` per beat) likewise the P-wave rules, ``width``
-    (:func:`record_width` per beat) the wide-QRS V rule."""
+    (:func:`choose_af_v_threshold`). The rules read ``evidence`` while the thresholds are
+    searched, as they will on the device; with its V baseline and a base that keeps one, the
+    baseline's weight is searched with V's threshold (:data:`V_BASELINE_WEIGHTS`)."""
     spec = base
-    keep_baseline = v_baseline is not None and base.v_baseline_beats > 0
+    keep_baseline = evidence.v_baseline is not None and base.v_baseline_beats > 0
     weights = V_BASELINE_WEIGHTS if keep_baseline else (base.v_baseline_weight,)
-    vb = v_baseline if keep_baseline else None
+    ev = evidence if keep_baseline else replace(evidence, v_baseline=None)
     for _ in range(2):
         spec = _best_pair(x, probs, cls, spec, "v_threshold", V_GRID, "v_baseline_weight",
-                          weights, vb, rr_long_s, p_wave, width)
+                          weights, ev)
         spec = _best_pair(x, probs, cls, spec, "s_threshold", GRID, "s_max_rr_ratio",
-                          S_MAX_RR_RATIOS, vb, rr_long_s, p_wave, width)
-        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), vb,
-                              rr_long_s, p_wave, width)
+                          S_MAX_RR_RATIOS, ev)
+        f1 = {float(t): _f_f1(x, probs, cls, _with(spec, "f_threshold", float(t)), ev)
               for t in GRID[GRID >= MIN_F_THRESHOLD]}
         best_f = max(f1, key=f1.get)
         # F calls that are mostly wrong only add false flags: off (threshold 1 is never passed)
         spec = _with(spec, "f_threshold", best_f if f1[best_f] >= MIN_F_F1 else 1.0)
     if af is not None:
-        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, vb, rr_long_s,
-                                     p_wave, width)
+        spec = choose_af_v_threshold(x, probs, cls, np.asarray(af, bool), spec, ev)
     return _with(spec, "chosen", chosen)
 
 
 def _best_pair(x, probs, cls, spec: ClassSpec, key: str, grid, other: str, others,
-               v_baseline, rr_long_s=None, p_wave=None, width=None) -> ClassSpec:
+               ev: BeatEvidence) -> ClassSpec:
     """``spec`` with the threshold ``key`` and the setting ``other`` that together maximise
     ``key``'s F-score (:data:`F_BETA`) on these beats."""
     stat, beta = F_BETA[key]
     res = {(float(t), o): _se_ppv(x, probs, cls, _with(_with(spec, key, float(t)), other, o),
-                                  stat, v_baseline=v_baseline, rr_long_s=rr_long_s,
-                                  p_wave=p_wave, width=width)
+                                  stat, ev=ev)
            for t in grid for o in others}
     t, o = max(res, key=lambda k: _f_beta(*res[k], beta))
     return _with(_with(spec, key, t), other, o)
@@ -407,10 +448,7 @@ AF_V_GRID = np.unique(np.round(np.concatenate([V_GRID, [0.97, 0.98, 0.99]]), 6))
 
 
 def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af: np.ndarray,
-                          spec: ClassSpec, v_baseline: np.ndarray | None = None,
-                          rr_long_s: np.ndarray | None = None,
-                          p_wave: np.ndarray | None = None,
-                          width: np.ndarray | None = None) -> ClassSpec:
+                          spec: ClassSpec, evidence: BeatEvidence = BeatEvidence()) -> ClassSpec:
     """V's threshold while AF is open, maximising VEB F1 over the beats in AF (the device
     applies it where its rhythm analysis has AF open). Unchanged (None) without V beats in AF:
     nothing to choose from."""
@@ -418,14 +456,9 @@ def choose_af_v_threshold(x: np.ndarray, probs: np.ndarray, cls: np.ndarray, af:
         return _with(spec, "v_threshold_af", None)
     # never below the sinus threshold, unless the spec lets it go (ClassSpec.v_af_floor)
     floor = spec.v_threshold if spec.v_af_floor else 0.0
-    xa, pa, ca = x[af], probs[af], cls[af]
-    vb = None if v_baseline is None else v_baseline[af]
-    rl = None if rr_long_s is None else rr_long_s[af]
-    ps = None if p_wave is None else p_wave[af]
-    wa = None if width is None else width[af]
+    xa, pa, ca, ev = x[af], probs[af], cls[af], evidence.where(af)
     res = {float(t): _se_ppv(xa, pa, ca, _with(spec, "v_threshold_af", float(t)), "veb",
-                             af=np.ones(len(ca), bool), v_baseline=vb, rr_long_s=rl,
-                             p_wave=ps, width=wa)
+                             af=np.ones(len(ca), bool), ev=ev)
            for t in AF_V_GRID[floor <= AF_V_GRID]}
     return _with(spec, "v_threshold_af", max(res, key=lambda t: _f_beta(*res[t], 1.0)))
 
@@ -434,12 +467,11 @@ def _with(spec: ClassSpec, field_: str, value) -> ClassSpec:
     return ClassSpec(**{**asdict(spec), field_: value})
 
 
-def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None,
-            rr_long_s=None, p_wave=None, width=None) -> tuple[float, float]:
+def _se_ppv(x, probs, cls, spec, stat, af=None, ev: BeatEvidence = BeatEvidence()
+            ) -> tuple[float, float]:
     """VEB or SVEB (Se, +P) of the calls under ``spec``, counted as
     :func:`device.evaluation.class_statistics` counts them (lean: called thousands of times)."""
-    calls = calls_for_inputs(x, probs, spec, af=af, v_baseline=v_baseline,
-                             rr_long_s=rr_long_s, p_wave=p_wave, width=width).classes
+    calls = calls_for_inputs(x, probs, spec, af=af, **ev.kwargs()).classes
     c, ignore = ("V", ("F", "Q")) if stat == "veb" else ("S", ("Q",))
     is_c, called = cls == c, calls == c
     tp, pos = int((is_c & called).sum()), int(is_c.sum())
@@ -447,10 +479,8 @@ def _se_ppv(x, probs, cls, spec, stat, af=None, v_baseline=None,
     return (tp / pos if pos else float("nan")), (tp / n_called if n_called else float("nan"))
 
 
-def _f_f1(x, probs, cls, spec, v_baseline=None, rr_long_s=None, p_wave=None,
-          width=None) -> float:
-    calls = calls_for_inputs(x, probs, spec, v_baseline=v_baseline, rr_long_s=rr_long_s,
-                             p_wave=p_wave, width=width).classes
+def _f_f1(x, probs, cls, spec, ev: BeatEvidence = BeatEvidence()) -> float:
+    calls = calls_for_inputs(x, probs, spec, **ev.kwargs()).classes
     tp = int(((cls == "F") & (calls == "F")).sum())
     return 2 * tp / max(1, int((cls == "F").sum()) + int((calls == "F").sum()))
 
@@ -468,39 +498,6 @@ def pooled(names, data, probs, inputs):
             np.concatenate([data[n]["cls"][keep[n]] for n in names]))
 
 
-def pooled_v_baseline(names, data, probs, spec: ClassSpec) -> np.ndarray | None:
-    """Each beat's wearer V baseline (:func:`record_v_baseline`, over the whole record) over
-    the same beats as :func:`pooled`; None when the spec keeps none."""
-    if not spec.v_baseline_beats:
-        return None
-    return np.concatenate([record_v_baseline(data[n], probs[n], spec)[settled_labelled(data[n])]
-                           for n in names])
-
-
-def pooled_rr_long_s(names, data, spec: ClassSpec) -> np.ndarray | None:
-    """:func:`record_rr_long_s` over the same beats as :func:`pooled`; None without the rule."""
-    if not spec.s_long_rr_beats:
-        return None
-    return np.concatenate([record_rr_long_s(data[n], spec)[settled_labelled(data[n])]
-                           for n in names])
-
-
-def pooled_p_wave(names, data, spec: ClassSpec) -> np.ndarray | None:
-    """:func:`record_p_wave` over the same beats as :func:`pooled`; None without the rules."""
-    if not s_p_wave_needed(spec):
-        return None
-    return np.concatenate([record_p_wave(data[n], spec)[settled_labelled(data[n])]
-                           for n in names])
-
-
-def pooled_width(names, data, spec: ClassSpec) -> np.ndarray | None:
-    """:func:`record_width` over the same beats as :func:`pooled`; None without the rule."""
-    if not spec.v_wide_ratio > 0:
-        return None
-    return np.concatenate([record_width(data[n], spec)[settled_labelled(data[n])]
-                           for n in names])
-
-
 def pooled_mask(names, data, key: str) -> np.ndarray:
     """A per-beat boolean of ``data[n][key]`` over the same beats as :func:`pooled`."""
     return np.concatenate([np.asarray(data[n][key], bool)[settled_labelled(data[n])]
@@ -514,9 +511,8 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 
 
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
-           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "pooled_v_baseline",
-           "pooled_rr_long_s", "record_rr_long_s", "pooled_p_wave", "record_p_wave",
-           "pooled_width", "record_width",
-           "record_v_baseline", "training_set",
+           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "BeatEvidence",
+           "record_evidence", "pooled_evidence", "record_rr_long_s", "record_p_wave",
+           "record_width", "record_v_baseline", "training_set",
            "record_inputs", "augment", "pooled",
            "folds_by_record"]

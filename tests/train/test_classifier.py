@@ -193,9 +193,34 @@ def test_a_wearer_baseline_of_v_evidence_separates_two_differently_calibrated_we
     x[:, 0, -1] = 0.0
     base = np.concatenate([VBaseline(32, 0.25)(logits[:n], np.ones(n, bool)),
                            VBaseline(32, 0.25)(logits[n:], np.ones(n, bool))])
+    ev = clf.BeatEvidence(v_baseline=base)
     off = clf.choose_thresholds(x, p, cls2, ClassSpec(), "off")
-    on = clf.choose_thresholds(x, p, cls2, ClassSpec(v_baseline_beats=32), "on", v_baseline=base)
+    on = clf.choose_thresholds(x, p, cls2, ClassSpec(v_baseline_beats=32), "on",
+                               evidence=ev)
     assert on.v_baseline_weight in clf.V_BASELINE_WEIGHTS and off.v_baseline_weight == 0.0
     f_off = clf._f_beta(*clf._se_ppv(x, p, cls2, off, "veb"), 1.0)
-    f_on = clf._f_beta(*clf._se_ppv(x, p, cls2, on, "veb", v_baseline=base), 1.0)
+    f_on = clf._f_beta(*clf._se_ppv(x, p, cls2, on, "veb", ev=ev), 1.0)
     assert f_off < 0.9 < 0.98 < f_on
+
+
+def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(beats):
+    """The threshold search's per-beat evidence is the device's over each whole record, cut to
+    the settled labelled beats; the cache a CV keeps across folds returns the same arrays."""
+    spec = ClassSpec(v_baseline_beats=64, s_long_rr_beats=64, s_sinus_p_above=0.7,
+                     v_wide_ratio=1.3, v_aberrant_pause_below=1.5)
+    names = ["106", "119"]
+    rng = np.random.default_rng(0)
+    probs = {n: rng.dirichlet(np.ones(4), len(beats[n]["cls"])) for n in names}
+    cache: dict = {}
+    first = clf.pooled_evidence(names, beats, probs, spec, cache)
+    assert set(cache) == {(n, spec) for n in names}
+    again = clf.pooled_evidence(names, beats, probs, spec, cache)
+    n_pooled = sum(int(clf.settled_labelled(beats[n]).sum()) for n in names)
+    for key, value in first.kwargs().items():
+        want = np.concatenate([clf.record_evidence(beats[n], probs[n], spec).kwargs()[key]
+                               [clf.settled_labelled(beats[n])] for n in names])
+        assert len(want) == n_pooled
+        np.testing.assert_array_equal(value, want)
+        np.testing.assert_array_equal(again.kwargs()[key], want)
+    off = clf.pooled_evidence(names, beats, probs, ClassSpec())
+    assert all(v is None for v in off.kwargs().values())
