@@ -301,22 +301,26 @@ def record_v_baseline(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray
         v_logit(np.asarray(probs)[:, 2]), baseline_valid(as_beats(d), spec.v_baseline_good_only))
 
 
-def record_rr_long_s(d: dict, spec: ClassSpec) -> np.ndarray | None:
+def record_rr_long_s(d: dict, spec: ClassSpec, own: np.ndarray | None = None
+                     ) -> np.ndarray | None:
     """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it, over
     one whole record, as the device computes it (:class:`device.classes.RRTrend`); None when
-    the spec has no long-term S rule."""
+    the spec has no long-term S rule. ``own``: :func:`_record_p_own`, if the caller has it."""
     if not spec.s_long_rr_beats:
         return None
     rr = np.asarray(d["rr_prev"], np.float64)
-    return s_rule_rr(rr, RRTrend.for_spec(spec)(rr, _record_p_own(d, spec)), spec)
+    own = _record_p_own(d, spec) if own is None else own
+    return s_rule_rr(rr, RRTrend.for_spec(spec)(rr, own), spec)
 
 
-def record_p_wave(d: dict, spec: ClassSpec) -> np.ndarray | None:
+def record_p_wave(d: dict, spec: ClassSpec, own: np.ndarray | None = None
+                  ) -> np.ndarray | None:
     """(n, 2) per beat of one whole record, as the device computes them: its P-wave
     correlation with the wearer's template and the median of the previous beats'
     (:func:`device.classes.p_wave_evidence`), and with the aberrancy rule on a third column,
-    the QRS-onset correlation; None when the spec's rules read none of them."""
-    own = _record_p_own(d, spec)
+    the QRS-onset correlation; None when the spec's rules read none of them. ``own``:
+    :func:`_record_p_own`, if the caller has it."""
+    own = _record_p_own(d, spec) if own is None else own
     if own is None:
         return None
     from ecg_edge.device.aberrancy import onset_similarity
@@ -377,9 +381,11 @@ def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence
 
 
 def _record_fixed_evidence(d: dict, spec: ClassSpec) -> BeatEvidence:
-    """The part of :func:`record_evidence` that does not depend on the model's probabilities."""
-    return BeatEvidence(rr_long_s=record_rr_long_s(d, spec), p_wave=record_p_wave(d, spec),
-                        width=record_width(d, spec))
+    """The part of :func:`record_evidence` that does not depend on the model's probabilities
+    (the beats' P-wave correlation computed once for the S-rule RR and the P-wave evidence)."""
+    own = _record_p_own(d, spec)
+    return BeatEvidence(rr_long_s=record_rr_long_s(d, spec, own),
+                        p_wave=record_p_wave(d, spec, own), width=record_width(d, spec))
 
 
 def pooled_evidence(names, data, probs, spec: ClassSpec, cache: dict | None = None
