@@ -95,6 +95,11 @@ def read_header(path: Path) -> Header:
     return Header(name, n_sig, fs, n_samples, signals)
 
 
+#: Signal-file bytes decoded per step: a 24 h Holter record is read in slices this size, so
+#: reading it costs its int32 samples and no more (decoding it whole took five times that).
+CHUNK_BYTES = 1 << 22
+
+
 def _decode(raw: bytes, fmt: int) -> np.ndarray:
     if fmt == 16:
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int32)
@@ -111,12 +116,50 @@ def _decode(raw: bytes, fmt: int) -> np.ndarray:
     raise UnsupportedFormat(f"WFDB format {fmt} needs the wfdb package (pip install wfdb)")
 
 
-def read_signals(base: Path, header: Header) -> np.ndarray:
+def _frame_bytes(fmt: int, n_channels: int) -> tuple[int, int]:
+    """(bytes, values) of the smallest step that holds whole frames and, in format 212, whole
+    3-byte pairs, so a file decoded in such steps equals the file decoded at once."""
+    if fmt == 16:
+        return 2 * n_channels, n_channels
+    if fmt == 80:
+        return n_channels, n_channels
+    if fmt == 212:
+        return 3 * n_channels, 2 * n_channels
+    raise UnsupportedFormat(f"WFDB format {fmt} needs the wfdb package (pip install wfdb)")
+
+
+def _n_values(size: int, fmt: int) -> int:
+    """Values a signal file of ``size`` bytes holds (as :func:`_decode` counts them)."""
+    return {16: size // 2, 80: size, 212: size // 3 * 2}[fmt]
+
+
+def _file_frames(path: Path, sig: Signal, n_channels: int, n: int, chunk_bytes: int):
+    """The first ``n`` frames of a format 16/80/212 file, as (start frame, (k, channels) int32)
+    slices: the file is read a slice at a time, never whole."""
+    step_bytes, step_values = _frame_bytes(sig.fmt, n_channels)
+    per_chunk = max(1, chunk_bytes // step_bytes)
+    frames_per_step = step_values // n_channels
+    with path.open("rb") as fh:
+        fh.seek(sig.offset)
+        start = 0
+        while start < n:
+            steps = min(per_chunk, -(-(n - start) // frames_per_step))
+            flat = _decode(fh.read(steps * step_bytes), sig.fmt)
+            k = min(len(flat) // n_channels, n - start)
+            if k == 0:
+                raise RecordError(f"{path}: signal file ended early (changed while read?); "
+                                  "copy the record again")
+            yield start, flat[: k * n_channels].reshape(k, n_channels)
+            start += k
+
+
+def read_signals(base: Path, header: Header, chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
     """Digital samples (n, channels) minus each channel's baseline."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(header.signals):
         groups.setdefault(s.file, []).append(i)
-    columns: dict[int, np.ndarray] = {}
+    mats: dict[str, np.ndarray] = {}
+    available: dict[str, int] = {}
     for file, idx in groups.items():
         sig = header.signals[idx[0]]
         if any(header.signals[i].fmt != sig.fmt for i in idx):
@@ -125,21 +168,29 @@ def read_signals(base: Path, header: Header) -> np.ndarray:
         if not path.exists():
             raise RecordError(f"{path}: signal file not found")
         if path.suffix.lower() == ".mat":
-            flat = read_mat_v4(path, len(idx), sig.fmt, sig.offset)
+            mats[file] = read_mat_v4(path, len(idx), sig.fmt, sig.offset)
+            available[file] = len(mats[file]) // len(idx)
         else:
-            flat = _decode(path.read_bytes()[sig.offset :], sig.fmt)
-        n = len(flat) // len(idx)
-        frames = flat[: n * len(idx)].reshape(n, len(idx))
-        for k, i in enumerate(idx):
-            columns[i] = frames[:, k]
-    n = min(len(c) for c in columns.values())
+            _frame_bytes(sig.fmt, len(idx))  # an unknown format falls back to wfdb here
+            size = max(0, path.stat().st_size - sig.offset)
+            available[file] = _n_values(size, sig.fmt) // len(idx)
+    n = min(available.values())
     if header.n_samples:
         if n < header.n_samples:
             raise RecordError(f"{base}.hea: signal file holds {n} samples, the header says "
                               f"{header.n_samples}: truncated; download the record again")
         n = header.n_samples
-    data = np.stack([columns[i][:n] for i in range(header.n_signals)], axis=1)
-    return data - np.array([s.baseline for s in header.signals], dtype=np.int32)[None, :]
+    data = np.empty((n, header.n_signals), dtype=np.int32)
+    for file, idx in groups.items():
+        base_values = np.array([header.signals[i].baseline for i in idx], dtype=np.int32)
+        if file in mats:
+            slices = [(0, mats[file][: n * len(idx)].reshape(n, len(idx)))]
+        else:
+            slices = _file_frames(base.parent / file, header.signals[idx[0]], len(idx), n,
+                                  chunk_bytes)
+        for start, frames in slices:
+            data[start : start + len(frames), idx] = frames - base_values
+    return data
 
 
 #: MATLAB v4 precision digit (the P of the MOPT type word) -> (numpy dtype, WFDB format).

@@ -36,3 +36,23 @@ def test_truncated_signal_file(tmp_path, mitdb_dir):
     (tmp_path / "106.dat").write_bytes((mitdb_dir / "106.dat").read_bytes()[:30000])
     with pytest.raises(RecordError, match="truncated"):
         read_record(tmp_path / "106")
+
+
+@pytest.mark.parametrize("fmt", ["212", "16", "80"])
+def test_a_record_read_in_small_slices_equals_it_read_at_once(tmp_path, record_100, fmt):
+    """Long Holter records are read a slice at a time; slices that split frames or format
+    212's byte pairs anywhere must not change a sample."""
+    from ecg_edge.firmware_bridge import wfdb_io
+
+    d = record_100.counts[:4001].astype(np.int32)
+    if fmt == "80":
+        d = np.clip(d, -128, 127)
+    wfdb.wrsamp("rec", fs=360, units=["mV", "mV"], sig_name=["MLII", "V5"], d_signal=d,
+                fmt=[fmt, fmt], adc_gain=[200.0, 200.0], baseline=[7, -3],
+                write_dir=str(tmp_path))
+    header = wfdb_io.read_header(tmp_path / "rec.hea")
+    whole = wfdb_io.read_signals(tmp_path / "rec", header, chunk_bytes=1 << 30)
+    np.testing.assert_array_equal(whole, d - np.array([7, -3]))
+    for chunk in (1, 5, 6, 7, 1000):
+        np.testing.assert_array_equal(
+            wfdb_io.read_signals(tmp_path / "rec", header, chunk_bytes=chunk), whole)
