@@ -417,16 +417,20 @@ def report_cmd(events_path, record, out, lead, bundle_path):
               help="Write the rhythm events (JSON lines) to this file.")
 @click.option("--no-classes", is_flag=True,
               help="Ignore annotated beat classes (RR only; no VT without classes).")
+@click.option("--annotator", default=None,
+              help="WFDB beat annotation file to read, e.g. qrs (default: the first of atr, "
+                   "qrsc, qrs that holds beats).")
 @click.option("--json", "as_json", is_flag=True, help="Print events and summary as JSON.")
-def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
+def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_json):
     """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
     t_s (s) or rr_ms (ms) column."""
     bundle = load_bundle(bundle_path) if bundle_path else None
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes,
-                                   af_model=load_af_model(bundle) if bundle else None)
+                                   af_model=load_af_model(bundle) if bundle else None,
+                                   annotator=annotator)
     if events_path:
-        with open(events_path, "w") as fh:
+        with open_events_file(events_path, append=False) as fh:
             writer = EventWriter(fh)
             for ev in [*events, summary]:
                 writer(ev)
@@ -438,7 +442,10 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, as_json):
     counts = ", ".join(f"{r} {n}" for r, n in summary["counts"].items() if n) or "none"
     click.echo(f"{summary['source']}: {summary['beats']} beats, {summary['monitored_s']:.0f} s; "
                f"AF burden {summary['af_burden_pct']:.1f} %; episodes: {counts}; "
-               f"{summary['beats_per_s']} beats/s", err=True)
+               f"{summary['beats_per_s']} beats/s"
+               + (f"; {summary['rr_refused']} intervals outside "
+                  f"{cfg.rr_valid_s[0]:g}-{cfg.rr_valid_s[1]:g} s taken as gaps"
+                  if summary["rr_refused"] else ""), err=True)
 
 
 @cli.command("rhythm-evaluate")

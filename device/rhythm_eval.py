@@ -17,6 +17,7 @@ import numpy as np
 
 from ecg_edge.device.evaluation import AAMI
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
+from ecg_edge.device.rhythm_input import annotated_intervals, beat_annotations
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
@@ -43,7 +44,8 @@ class ReferenceRecord:
 
 
 def read_reference(base: str | Path) -> ReferenceRecord:
-    """Beat annotations and rhythm intervals of a WFDB record (``.hea`` + ``.atr``)."""
+    """Beat annotations and rhythm intervals of a WFDB record (``.hea`` + ``.atr``; beats from
+    ``.qrsc`` or ``.qrs`` where the ``.atr`` holds rhythm changes only)."""
     base = Path(base)
     header = read_header(base.with_suffix(".hea"))
     atr = base.with_suffix(".atr")
@@ -73,8 +75,11 @@ def read_reference(base: str | Path) -> ReferenceRecord:
     rhythms = {k: merge(v) for k, v in rhythms.items()}
     cls = np.array([AAMI.get(s, "") for s in symbols])
     beat = cls != ""
-    return ReferenceRecord(base.name, fs, duration, samples[beat] / fs, samples[beat],
-                           cls[beat], rhythms, base)
+    if beat.any():
+        sample, cls = samples[beat], cls[beat]
+    else:  # the AF database: rhythm in .atr, beats in .qrsc / .qrs
+        _, sample, cls = beat_annotations(base)
+    return ReferenceRecord(base.name, fs, duration, sample / fs, sample, cls, rhythms, base)
 
 
 def merge(iv: Intervals) -> Intervals:
@@ -239,7 +244,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     for p in progress(paths, "record", lambda p: p.name):
         ref = read_reference(p)
         if source == "annotations":
-            rr = np.r_[np.nan, np.diff(ref.time_s)]
+            rr, _ = annotated_intervals(ref.time_s, cfg or RhythmConfig())
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
                                       classes=ref.classes if vt_classes else None,
                                       monitored_s=ref.duration_s, af_model=af_model)

@@ -32,43 +32,81 @@ class BeatInput:
     fs: float  # rate of ``sample``
     time_s: np.ndarray
     sample: np.ndarray
-    rr_s: np.ndarray  # NaN before the first interval
+    rr_s: np.ndarray  # NaN before the first interval and across refused intervals
     classes: np.ndarray | None  # AAMI class per beat, from annotations only
+    annotator: str | None = None  # the WFDB annotation file the beats came from
+    rr_refused: int = 0  # intervals outside the valid range, taken as gaps (annotations only)
 
 
-def read_beats(path: str | Path, cfg: RhythmConfig | None = None) -> BeatInput:
-    """Beats of a WFDB record (its ``.atr`` beat annotations) or a ``t_s`` / ``rr_ms`` CSV."""
+#: Beat annotation files tried in order: the reference, then the AF database's manually
+#: corrected and automatic QRS annotations (its .atr holds rhythm changes only).
+BEAT_ANNOTATORS = ("atr", "qrsc", "qrs")
+
+
+def beat_annotations(base: Path, annotator: str | None = None
+                     ) -> tuple[str, np.ndarray, np.ndarray]:
+    """(annotator, samples, AAMI classes) of a WFDB record's beats: from ``annotator``, or from
+    the first of :data:`BEAT_ANNOTATORS` that holds beats."""
+    tried = []
+    for name in (annotator,) if annotator else BEAT_ANNOTATORS:
+        f = base.with_suffix(f".{name}")
+        if not f.exists():
+            tried.append(f"no .{name}")
+            continue
+        samples, symbols, _ = read_annotations_aux(f)
+        cls = np.array([AAMI.get(sym, "") for sym in symbols])
+        keep = cls != ""
+        if keep.any():
+            if np.any(np.diff(samples[keep]) <= 0):
+                raise UserError(f"{f}: beat annotations are not in time order")
+            return name, samples[keep], cls[keep]
+        tried.append(f".{name} holds no beats")
+    raise UserError(f"{base}: no beat annotations ({', '.join(tried)}); give the annotation "
+                    "file's name (--annotator) or a CSV of beat times")
+
+
+def read_beats(path: str | Path, cfg: RhythmConfig | None = None,
+               annotator: str | None = None) -> BeatInput:
+    """Beats of a WFDB record (its beat annotations: ``annotator``, else .atr, .qrsc or .qrs)
+    or a ``t_s`` / ``rr_ms`` CSV."""
     path = Path(path)
     cfg = cfg or RhythmConfig()
     if path.suffix.lower() == ".csv":
         beats = _read_csv(path)
-    elif path.suffix.lower() in ("", ".hea", ".atr", ".dat") or path.with_suffix(".hea").exists():
-        beats = _read_annotations(path)
+        _check_intervals(beats, cfg)
+    elif (path.suffix.lower() in ("", ".hea", ".dat", *(f".{a}" for a in BEAT_ANNOTATORS))
+          or path.with_suffix(".hea").exists()):
+        beats = _read_annotations(path, cfg, annotator)
     else:
-        raise UserError(f"{path}: give a WFDB record (with .atr beat annotations) or a CSV "
+        raise UserError(f"{path}: give a WFDB record (with beat annotations) or a CSV "
                         "with a t_s or rr_ms column")
-    _check_intervals(beats, cfg)
     return beats
 
 
-def _read_annotations(path: Path) -> BeatInput:
-    base = path.with_suffix("") if path.suffix in (".hea", ".atr", ".dat") else path
-    hea, atr = base.with_suffix(".hea"), base.with_suffix(".atr")
-    for f in (hea, atr):
-        if not f.exists():
-            raise UserError(f"{f}: not found; a WFDB record needs its header and .atr beat "
-                            "annotations")
+def _read_annotations(path: Path, cfg: RhythmConfig, annotator: str | None) -> BeatInput:
+    suffixes = (".hea", ".dat", *(f".{a}" for a in BEAT_ANNOTATORS))
+    base = path.with_suffix("") if path.suffix in suffixes else path
+    hea = base.with_suffix(".hea")
+    if not hea.exists():
+        raise UserError(f"{hea}: not found; a WFDB record needs its header and beat annotations")
     fs = read_header(hea).fs
-    samples, symbols, _ = read_annotations_aux(atr)
-    cls = np.array([AAMI.get(s, "") for s in symbols])
-    keep = cls != ""
-    if not keep.any():
-        raise UserError(f"{atr}: no beat annotations in it")
-    sample = samples[keep]
-    if np.any(np.diff(sample) <= 0):
-        raise UserError(f"{atr}: beat annotations are not in time order")
+    name, sample, cls = beat_annotations(base, annotator)
     t = sample / fs
-    return BeatInput(base.name, fs, t, sample, np.r_[np.nan, np.diff(t)], cls[keep])
+    rr, refused = annotated_intervals(t, cfg)
+    return BeatInput(base.name, fs, t, sample, rr, cls, name, refused)
+
+
+def annotated_intervals(time_s: np.ndarray, cfg: RhythmConfig) -> tuple[np.ndarray, int]:
+    """RR intervals of annotated beat times (NaN before the first), and how many were refused.
+
+    A long recording's annotations hold signal loss and, from a QRS detector, double
+    detections: an interval outside ``cfg.rr_valid_s`` is no RR (a gap, as in the signal
+    path), counted, not fatal as it is in a CSV someone wrote."""
+    rr = np.r_[np.nan, np.diff(time_s)]
+    lo, hi = cfg.rr_valid_s
+    refused = np.isfinite(rr) & ((rr < lo) | (rr > hi))
+    rr[refused] = np.nan
+    return rr, int(refused.sum())
 
 
 def _read_csv(path: Path) -> BeatInput:
@@ -130,17 +168,23 @@ def _check_intervals(beats: BeatInput, cfg: RhythmConfig) -> None:
 
 
 def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
-                 use_classes: bool = True, af_model=None) -> tuple[list[dict], dict]:
+                 use_classes: bool = True, af_model=None,
+                 annotator: str | None = None) -> tuple[list[dict], dict]:
     """Rhythm events and summary of a beat file, with the analysis throughput (beats/s)."""
-    beats = read_beats(path, cfg)
+    cfg = cfg or RhythmConfig()
+    beats = read_beats(path, cfg, annotator)
+    # Intervals refused as too long are signal loss: not monitored time.
+    dt = np.diff(beats.time_s)
+    lost = float(dt[np.isnan(beats.rr_s[1:]) & (dt > cfg.rr_valid_s[1])].sum())
     t0 = time.perf_counter()
     events, summary = analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
                                     classes=beats.classes if use_classes else None,
-                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]),
+                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]) - lost,
                                     af_model=af_model)
     elapsed = time.perf_counter() - t0
     summary.update(type="summary", source=beats.source, fs=beats.fs, beats=len(beats.time_s),
                    classes=beats.classes is not None and use_classes,
+                   annotator=beats.annotator, rr_refused=beats.rr_refused,
                    analysis_s=round(elapsed, 4),
                    beats_per_s=round(len(beats.time_s) / elapsed) if elapsed > 0 else None)
     return events, summary

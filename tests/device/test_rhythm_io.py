@@ -204,3 +204,41 @@ def test_leave_one_record_out_af_settings():
     assert held["201"]["AF"]["ref_s"] > 500 and held["100"]["AF"]["ref_s"] == 0
     # Tuned on 201, sinus record 100 held out stays free of AF.
     assert held["100"]["AF"]["det_s"] == 0
+
+
+def _af_database_copy(tmp_path):
+    """Record 201 laid out as the AF database ships its records: rhythm changes only in .atr,
+    beats (all 'N') in .qrs, from an automatic detector: one double detection (0.1 s after a
+    beat) and 30 s of signal loss without beats."""
+    wfdb = pytest.importorskip("wfdb")
+    for ext in ("hea", "dat"):
+        (tmp_path / f"201.{ext}").write_bytes((MITDB / f"201.{ext}").read_bytes())
+    ann = wfdb.rdann(str(MITDB / "201"), "atr")
+    rhythm = [i for i, note in enumerate(ann.aux_note) if note.startswith("(")]
+    wfdb.wrann("201", "atr", np.asarray(ann.sample)[rhythm], ["+"] * len(rhythm),
+               aux_note=[ann.aux_note[i] for i in rhythm], write_dir=str(tmp_path))
+    beats = read_beats(MITDB / "201").sample
+    beats = beats[(beats < 100 * 360) | (beats > 130 * 360)]
+    beats = np.sort(np.r_[beats, beats[500] + 36])
+    wfdb.wrann("201", "qrs", beats, ["N"] * len(beats), write_dir=str(tmp_path))
+    return tmp_path / "201"
+
+
+def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps(tmp_path):
+    record = _af_database_copy(tmp_path)
+    events = tmp_path / "ev.jsonl"
+    out = device_cli("rhythm", str(record), "--json", "--events", str(events))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)["summary"]
+    assert summary["annotator"] == "qrs" and summary["rr_refused"] == 2
+    assert summary["counts"]["AF"] >= 1
+    span = read_beats(record).time_s
+    assert summary["monitored_s"] == pytest.approx(span[-1] - span[0] - 30, abs=2)
+    assert events.stat().st_mode & 0o077 == 0  # heart data: owner-only
+    # The evaluation takes the same beats, and its rhythm reference from the .atr.
+    ref = read_reference(record)
+    assert len(ref.sample) == len(span) and ref.rhythms["AF"][0][1] == pytest.approx(378.4, 0.1)
+    # Naming an annotation file without beats is one line that says where to look.
+    bad = device_cli("rhythm", str(record), "--annotator", "atr")
+    assert bad.returncode == 2 and ".atr holds no beats" in bad.stderr
+    assert "Traceback" not in bad.stderr
