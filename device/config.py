@@ -179,6 +179,19 @@ class QualityConfig:
     inserted_rr_spread: float = 0.08  # ... only where the recent RR is this regular (not AF)
     inserted_correlation: float = 0.7
     inserted_margin: float = 0.1
+    # A beat found in an unreadable segment is moved to where, within ± ``realign_s`` (and a
+    # refractory period from its neighbours), the signal's QRS (± organised_half_window_s)
+    # matches the wearer's template best, when the match there is at least
+    # ``realign_correlation``, ``realign_margin`` better than at the detected peak, and the
+    # QRS there at least ``realign_amplitude`` x as large: in muscle noise the detector takes a
+    # smaller burst beside a QRS for it (a missed beat and a false one at once); an ectopic
+    # beat is as large as the wearer's QRS, so it stays. Chosen on DS1 + nstdb ma / ma:1 at
+    # 0-12 dB (session 28: 0.3 s, 0.7, 0.15 against 0.3 / 0.8 / 0.2 and 0.2 s; without the
+    # amplitude condition 203's, 207's and 223's wide beats moved); 0 turns it off.
+    realign_s: float = 0.3
+    realign_correlation: float = 0.7
+    realign_margin: float = 0.15
+    realign_amplitude: float = 1.0
 
 
 @dataclass(frozen=True)

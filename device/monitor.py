@@ -58,6 +58,7 @@ class MonitorStats:
     # beats are taken (recovered), in noise the interval is no RR (no pause)
     beats_recovered: int = 0
     intervals_missed_beats: int = 0
+    beats_realigned: int = 0  # beats in unreadable signal moved onto the QRS beside them
     beats: int = 0
     learning_beats: int = 0
     flagged: int = 0
@@ -187,6 +188,7 @@ class Monitor:
         self.stats.beats_unconfirmed += self.path.unconfirmed
         self.stats.intervals_missed_beats += self.path.missed_intervals
         self.stats.beats_recovered += self.path.recovered
+        self.stats.beats_realigned += self.path.realigned
         return beats
 
     def _new_rate(self, block: SampleBlock) -> None:

@@ -104,6 +104,7 @@ class SignalPath:
         # detector found in long intervals of good signal that the first missed.
         self.missed_intervals = 0
         self.recovered = 0
+        self.realigned = 0  # beats in unreadable signal moved onto the QRS that matches
         self.organisation = BeatOrganisation(cfg.quality, cfg.fs, self.n.before)
         self.insertion = InsertedBeat(cfg.quality, cfg.fs, self.n.before)
         self.judged: list[QualitySpan] = []  # judged segments the caller has not taken yet
@@ -140,6 +141,7 @@ class SignalPath:
         self.x = Tail(start=out0)
         self.waiting: list[int] = []
         self.inserted: dict[int, bool] = {}  # peak -> dropped as inserted noise (decided once)
+        self.moved: dict[int, int] = {}  # peak in unreadable signal -> where its beat is
         self.prev_peak: int | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class SignalPath:
                 # interval across it is no RR (no pause, no rate, no prematurity from it). An
                 # inserted beat lay between two regular ones: the interval across it is.
                 self.prev_usable &= not unconfirmed
-                self.inserted.pop(self.waiting.pop(0), None)
+                self._done_with_first()
                 continue
             found = self._missed_beats(p)
             if found:  # beats the first detector missed in good signal: they come first
@@ -224,6 +226,20 @@ class SignalPath:
                     break
                 if not ready:
                     break
+            # Where this beat and the next are (moved in unreadable signal, see _position):
+            # the next one's place ends this one's RR.
+            q = self._position(p, self.prev_peak, final)
+            if q is None:
+                break
+            if nxt is not None:
+                nxt = self._position(nxt, q, final)
+                if nxt is None:
+                    break
+            if q != p:
+                if not final and self.x.end < q + n.after:
+                    break
+                self.realigned += 1
+                p = q
             judged = self.quality.judged_at(p)
             segment_level = judged[0]
             window = self._window(p)
@@ -256,7 +272,7 @@ class SignalPath:
             ctx = self.context.observe(p, window, rr_prev, learn)
             rows.append((p, window, ctx, rr_prev, rr_next, level, self.organisation.organised))
             self.prev_peak, self.prev_usable = p, usable
-            self.inserted.pop(self.waiting.pop(0), None)
+            self._done_with_first()
         keep = (self.waiting[0] if self.waiting else self.detector.decided_until) - n.before
         # The signal, segments and second detector's blocks since the last beat stay (bounded)
         # for the missed-beat check above.
@@ -267,6 +283,12 @@ class SignalPath:
         self.quality.forget_before(horizon)
         self.confirm.forget_before(horizon)
         return self._pack(rows)
+
+    def _done_with_first(self) -> None:
+        """The first waiting peak is emitted or dropped: forget what was decided about it."""
+        q = self.waiting.pop(0)
+        self.inserted.pop(q, None)
+        self.moved.pop(q, None)
 
     def _missed_beats(self, p: int) -> list[int]:
         """R peaks of beats inside a long interval ending at ``p`` that the first detector
@@ -300,6 +322,53 @@ class SignalPath:
             if b != p:
                 out.append(b)
         return sorted(out)
+
+    def _position(self, p: int, prev: int | None, final: bool) -> int | None:
+        """Where the kept peak ``p`` becomes a beat, the previous beat at ``prev``: ``p``
+        itself, or in unreadable signal where the wearer's QRS matches (:meth:`_realigned`).
+        Decided once per peak, so the beat before (its RR to this one) and this beat agree;
+        None while that is not decidable."""
+        if p in self.moved:
+            return self.moved[p]
+        q_cfg = self.cfg.quality
+        if q_cfg.realign_s <= 0 or self.quality.judged_at(p)[0] != UNREADABLE:
+            return p
+        d = int(round(q_cfg.realign_s * self.cfg.fs))
+        h = max(1, int(round(q_cfg.organised_half_window_s * self.cfg.fs)))
+        if not final and (self.x.end < p + d + h + 1
+                          or self.detector.decided_until <= p + d + self.n.refractory):
+            return None
+        self.moved[p] = q = self._realigned(p, prev, d, h)
+        return q
+
+    def _realigned(self, p: int, prev: int | None, d: int, h: int) -> int:
+        """Where, within ± ``d`` of peak ``p`` and a refractory period from the beat before
+        and the next detected peak, the signal's QRS (± ``h``) matches the wearer's template
+        best (``QualityConfig.realign_*``); ``p`` itself when nowhere clearly better."""
+        template = self.context.template()
+        if template is None:
+            return p
+        q_cfg, n = self.cfg.quality, self.n
+        later = [w for w in self.waiting if w > p]
+        lo = p - d if prev is None else max(p - d, prev + n.refractory)
+        hi = p + d if not later else min(p + d, later[0] - n.refractory)
+        lo, hi = max(lo, self.x.start + h), min(hi, self.x.end - h - 1)
+        if hi <= lo or not lo <= p <= hi:
+            return p
+        seg = self.x.get(lo - h, hi + h + 1)
+        w = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1)
+        t = template[n.before - h : n.before + h + 1]
+        w = w - w.mean(axis=1, keepdims=True)
+        t = t - t.mean()
+        c = (w @ t) / np.maximum(np.sqrt((w * w).sum(axis=1) * (t @ t)), 1e-12)
+        best = int(np.argmax(c))
+        if c[best] < q_cfg.realign_correlation or c[best] - c[p - lo] < q_cfg.realign_margin:
+            return p
+        # An ectopic beat's QRS is as large as the wearer's or larger; the burst the detector
+        # took beside a QRS is smaller than the QRS the template matches there.
+        here = np.ptp(seg[p - lo : p - lo + 2 * h + 1])
+        there = np.ptp(seg[best : best + 2 * h + 1])
+        return lo + best if there >= q_cfg.realign_amplitude * here else p
 
     def _shrunk(self, window: np.ndarray) -> bool:
         """Does the beat closing a long interval have a QRS far smaller than the wearer's
