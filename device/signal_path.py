@@ -32,6 +32,7 @@ from ecg_edge.device.quality import (
     InsertedBeat,
     Segment,
     SignalQuality,
+    qrs_correlation,
 )
 from ecg_edge.device.rpeaks import RPeakDetector
 
@@ -356,11 +357,8 @@ class SignalPath:
         if hi <= lo or not lo <= p <= hi:
             return p
         seg = self.x.get(lo - h, hi + h + 1)
-        w = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1)
-        t = template[n.before - h : n.before + h + 1]
-        w = w - w.mean(axis=1, keepdims=True)
-        t = t - t.mean()
-        c = (w @ t) / np.maximum(np.sqrt((w * w).sum(axis=1) * (t @ t)), 1e-12)
+        c = qrs_correlation(np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1),
+                            template[n.before - h : n.before + h + 1], slice(None))
         best = int(np.argmax(c))
         if c[best] < q_cfg.realign_correlation or c[best] - c[p - lo] < q_cfg.realign_margin:
             return p
