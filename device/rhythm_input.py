@@ -72,6 +72,9 @@ def read_beats(path: str | Path, cfg: RhythmConfig | None = None,
     path = Path(path)
     cfg = cfg or RhythmConfig()
     if path.suffix.lower() == ".csv":
+        if annotator:
+            raise UserError(f"{path}: --annotator names a WFDB annotation file; a CSV holds "
+                            "its beats itself")
         beats = _read_csv(path)
         _check_intervals(beats, cfg)
     elif (path.suffix.lower() in ("", ".hea", ".dat", *(f".{a}" for a in BEAT_ANNOTATORS))

@@ -242,3 +242,6 @@ def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps
     bad = device_cli("rhythm", str(record), "--annotator", "atr")
     assert bad.returncode == 2 and ".atr holds no beats" in bad.stderr
     assert "Traceback" not in bad.stderr
+    (tmp_path / "t.csv").write_text("t_s\n1.0\n2.0\n")
+    with pytest.raises(UserError, match="a CSV holds its beats itself"):
+        read_beats(tmp_path / "t.csv", annotator="qrs")
