@@ -17,7 +17,11 @@ import numpy as np
 
 from ecg_edge.device.evaluation import AAMI
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
-from ecg_edge.device.rhythm_input import annotated_intervals, beat_annotations
+from ecg_edge.device.rhythm_input import (
+    BEAT_ANNOTATORS,
+    annotated_intervals,
+    beat_annotations,
+)
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
@@ -78,7 +82,7 @@ def read_reference(base: str | Path) -> ReferenceRecord:
     if beat.any():
         sample, cls = samples[beat], cls[beat]
     else:  # the AF database: rhythm in .atr, beats in .qrsc / .qrs
-        _, sample, cls = beat_annotations(base)
+        _, sample, cls = beat_annotations(base, BEAT_ANNOTATORS[1:])
     return ReferenceRecord(base.name, fs, duration, sample / fs, sample, cls, rhythms, base)
 
 

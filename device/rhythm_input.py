@@ -43,12 +43,12 @@ class BeatInput:
 BEAT_ANNOTATORS = ("atr", "qrsc", "qrs")
 
 
-def beat_annotations(base: Path, annotator: str | None = None
+def beat_annotations(base: Path, annotators: tuple[str, ...] = BEAT_ANNOTATORS
                      ) -> tuple[str, np.ndarray, np.ndarray]:
-    """(annotator, samples, AAMI classes) of a WFDB record's beats: from ``annotator``, or from
-    the first of :data:`BEAT_ANNOTATORS` that holds beats."""
+    """(annotator, samples, AAMI classes) of a WFDB record's beats: from the first of
+    ``annotators`` that holds beats."""
     tried = []
-    for name in (annotator,) if annotator else BEAT_ANNOTATORS:
+    for name in annotators:
         f = base.with_suffix(f".{name}")
         if not f.exists():
             tried.append(f"no .{name}")
@@ -93,7 +93,7 @@ def _read_annotations(path: Path, cfg: RhythmConfig, annotator: str | None) -> B
     if not hea.exists():
         raise UserError(f"{hea}: not found; a WFDB record needs its header and beat annotations")
     fs = read_header(hea).fs
-    name, sample, cls = beat_annotations(base, annotator)
+    name, sample, cls = beat_annotations(base, (annotator,) if annotator else BEAT_ANNOTATORS)
     t = sample / fs
     rr, refused = annotated_intervals(t, cfg)
     return BeatInput(base.name, fs, t, sample, rr, cls, name, refused)

@@ -229,7 +229,8 @@ class SignalPath:
                     break
             # Where this beat and the next are (moved in unreadable signal, see _position):
             # the next one's place ends this one's RR.
-            q = self._position(p, self.prev_peak, final)
+            judged = self.quality.judged_at(p)
+            q = self._position(p, self.prev_peak, final, judged[0])
             if q is None:
                 break
             if nxt is not None:
@@ -241,7 +242,7 @@ class SignalPath:
                     break
                 self.realigned += 1
                 p = q
-            judged = self.quality.judged_at(p)
+                judged = self.quality.judged_at(p)
             segment_level = judged[0]
             window = self._window(p)
             rr_next = nxt - p if nxt is not None and nxt - p <= n.max_next_rr else np.nan
@@ -324,15 +325,18 @@ class SignalPath:
                 out.append(b)
         return sorted(out)
 
-    def _position(self, p: int, prev: int | None, final: bool) -> int | None:
-        """Where the kept peak ``p`` becomes a beat, the previous beat at ``prev``: ``p``
-        itself, or in unreadable signal where the wearer's QRS matches (:meth:`_realigned`).
-        Decided once per peak, so the beat before (its RR to this one) and this beat agree;
-        None while that is not decidable."""
+    def _position(self, p: int, prev: int | None, final: bool,
+                  level: int | None = None) -> int | None:
+        """Where the kept peak ``p`` (its segment's ``level``, if the caller has it) becomes a
+        beat, the previous beat at ``prev``: ``p`` itself, or in unreadable signal where the
+        wearer's QRS matches (:meth:`_realigned`). Decided once per peak, so the beat before
+        (its RR to this one) and this beat agree; None while that is not decidable."""
         if p in self.moved:
             return self.moved[p]
         q_cfg = self.cfg.quality
-        if q_cfg.realign_s <= 0 or self.quality.judged_at(p)[0] != UNREADABLE:
+        if level is None:
+            level = self.quality.judged_at(p)[0]
+        if q_cfg.realign_s <= 0 or level != UNREADABLE:
             return p
         d = int(round(q_cfg.realign_s * self.cfg.fs))
         h = max(1, int(round(q_cfg.organised_half_window_s * self.cfg.fs)))
@@ -350,9 +354,9 @@ class SignalPath:
         if template is None:
             return p
         q_cfg, n = self.cfg.quality, self.n
-        later = [w for w in self.waiting if w > p]
+        later = next((w for w in self.waiting if w > p), None)
         lo = p - d if prev is None else max(p - d, prev + n.refractory)
-        hi = p + d if not later else min(p + d, later[0] - n.refractory)
+        hi = p + d if later is None else min(p + d, later - n.refractory)
         lo, hi = max(lo, self.x.start + h), min(hi, self.x.end - h - 1)
         if hi <= lo or not lo <= p <= hi:
             return p

@@ -130,7 +130,8 @@ def _frame_bytes(fmt: int, n_channels: int) -> tuple[int, int]:
 
 def _n_values(size: int, fmt: int) -> int:
     """Values a signal file of ``size`` bytes holds (as :func:`_decode` counts them)."""
-    return {16: size // 2, 80: size, 212: size // 3 * 2}[fmt]
+    step_bytes, step_values = _frame_bytes(fmt, 1)
+    return size // step_bytes * step_values
 
 
 def _file_frames(path: Path, sig: Signal, n_channels: int, n: int, chunk_bytes: int):
@@ -171,8 +172,8 @@ def read_signals(base: Path, header: Header, chunk_bytes: int = CHUNK_BYTES) -> 
             mats[file] = read_mat_v4(path, len(idx), sig.fmt, sig.offset)
             available[file] = len(mats[file]) // len(idx)
         else:
-            _frame_bytes(sig.fmt, len(idx))  # an unknown format falls back to wfdb here
             size = max(0, path.stat().st_size - sig.offset)
+            # (an unknown format raises UnsupportedFormat here: the wfdb package reads it)
             available[file] = _n_values(size, sig.fmt) // len(idx)
     n = min(available.values())
     if header.n_samples:
