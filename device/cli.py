@@ -26,7 +26,7 @@ from ecg_edge.device.install import install_bundle
 from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
 from ecg_edge.device.live import Tee, maybe_view
 from ecg_edge.device.monitor import Monitor, bundle_settings, paced, record_blocks, run_blocks
-from ecg_edge.device.records import evaluate_folder, read_rhythm
+from ecg_edge.device.records import evaluate_folder, folder_records, read_rhythm, warn_skipped
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
 from ecg_edge.device.rhythm_input import analyze_file
@@ -41,7 +41,7 @@ from ecg_edge.firmware_bridge.errors import (
     positive_number,
     run_cli,
 )
-from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
+from ecg_edge.firmware_bridge.records import read_record
 from ecg_edge.firmware_bridge.transport import open_stream
 
 
@@ -274,14 +274,17 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
     """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
     bundle = load_bundle(bundle_path)
     names = records.split(",") if records else None
+    if names is None:  # skipped records are reported once, not once per variant
+        paths, skipped = folder_records(folder)
+        warn_skipped(skipped)
+        names = [p.name for p in paths]
     if exclude_trained:
         m = bundle.manifest
         trained = set(m.calibration.get("records") or m.provenance.get("records") or [])
         if not trained:
             raise UserError(f"{bundle_path}: the manifest does not say which records the model "
                             "was trained on; give --records instead")
-        names = [p.name for p in list_wfdb_records(folder)
-                 if p.name not in trained and (names is None or p.name in names)]
+        names = [n for n in names if n not in trained]
     out = {}
     for variant in variants:
         scorer = ModelScorer(bundle, variant, threads=threads)

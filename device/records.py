@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +14,16 @@ from ecg_edge.device.events import episode_spans
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
-from ecg_edge.firmware_bridge.records import Record, list_wfdb_records, read_record
+from ecg_edge.firmware_bridge.records import (
+    Record,
+    list_wfdb_records,
+    missing_signal_files,
+    read_record,
+)
+from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
-           "record_beats", "resample_record", "evaluate_folder"]
+           "record_beats", "resample_record", "evaluate_folder", "folder_records"]
 
 
 @dataclass
@@ -58,20 +65,14 @@ def resample_record(record: Record, fs: float) -> Record:
 
 def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
     """Rhythm-change annotations of a WFDB record: (samples, aux notes such as '(AFIB');
-    empty when the record has none. wfdb is imported here only (evaluation, never streaming)."""
+    empty when the record has none. The device's own reader: a Pi evaluates without wfdb."""
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (".hea", ".dat", f".{annotator}") else path
     if not base.with_suffix(f".{annotator}").exists():
         return np.zeros(0, np.int64), []
-    try:
-        import wfdb
-    except ImportError:
-        raise UserError("reading rhythm annotations needs the wfdb package "
-                        "(pip install wfdb)") from None
-    ann = wfdb.rdann(str(base), annotator)
-    keep = [i for i, note in enumerate(ann.aux_note) if note.startswith("(")]
-    return (np.asarray(ann.sample, np.int64)[keep],
-            [ann.aux_note[i].rstrip("\x00") for i in keep])
+    samples, _, aux = read_annotations_aux(base.with_suffix(f".{annotator}"))
+    keep = [i for i, note in enumerate(aux) if note.startswith("(")]
+    return samples[keep].astype(np.int64), [aux[i] for i in keep]
 
 
 def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = False):
@@ -83,6 +84,43 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
         if not rec.has_annotations:
             continue
         yield RecordBeats(rec, record_beats(rec, cfg))
+
+
+def folder_records(folder: str | Path, names: list[str] | None = None, signal: bool = True,
+                   annotator: str | None = "atr") -> tuple[list[Path], dict[str, str]]:
+    """The records of a folder an evaluation can use, and why each other one cannot (name ->
+    reason). Records named by the caller must all be usable (an error names the one that is
+    not); the rest of a listed folder is skipped and reported, not fatal: a database folder may
+    hold records published without signals (the AF database) or without annotations."""
+    if names is None:
+        paths = list_wfdb_records(folder)
+    else:
+        paths = [Path(folder) / n for n in names]
+        missing = [p.name for p in paths if not p.with_suffix(".hea").exists()]
+        if missing:
+            raise UserError(f"{folder}: no record(s) {', '.join(missing)} (no .hea file)")
+    keep, skipped = [], {}
+    for path in paths:
+        lost = missing_signal_files(path) if signal else []
+        why = (f"signal file {', '.join(lost)} not found" if lost else
+               f"no reference annotations (.{annotator})"
+               if annotator and not path.with_suffix(f".{annotator}").exists() else None)
+        if why is None:
+            keep.append(path)
+        elif names is not None:
+            raise UserError(f"{path}: {why}; leave it out of the records named")
+        else:
+            skipped[path.name] = why
+    if not keep:
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise UserError(f"{folder}: no record left to evaluate" + (f" ({why})" if why else ""))
+    return keep, skipped
+
+
+def warn_skipped(skipped: dict[str, str]) -> None:
+    """One stderr line per record a folder evaluation left out, so none goes missing unseen."""
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
 
 
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
@@ -99,11 +137,13 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     if resample_hz is not None:
         _check_rate(resample_hz)
     tables = {}
-    paths = [p for p in list_wfdb_records(folder)
-             if p.name not in PACED_RECORDS and (records is None or p.name in records)]
-    for path in progress(paths, "record", lambda p: p.name):
+    paths, skipped = folder_records(folder, records)
+    paced = [p.name for p in paths if p.name in PACED_RECORDS]
+    warn_skipped({**skipped, **{n: "paced (EC57 leaves paced records out)" for n in paced}})
+    for path in progress([p for p in paths if p.name not in paced], "record", lambda p: p.name):
         rec = read_record(path)
         if not rec.has_annotations:
+            warn_skipped({rec.name: "its annotation file holds no beats"})
             continue
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if resample_hz is not None:

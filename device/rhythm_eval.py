@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.records import folder_records, warn_skipped
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
 from ecg_edge.device.rhythm_input import (
     BEAT_ANNOTATORS,
@@ -235,15 +236,8 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal)."""
-    from ecg_edge.firmware_bridge.records import list_wfdb_records
-
-    if names is None:
-        paths = list_wfdb_records(folder)
-    else:
-        paths = [Path(folder) / n for n in names]
-        missing = [p.name for p in paths if not p.with_suffix(".hea").exists()]
-        if missing:
-            raise UserError(f"{folder}: no record(s) {', '.join(missing)} (no .hea file)")
+    paths, skipped = folder_records(folder, names, signal=source != "annotations")
+    warn_skipped(skipped)
     per = []
     for p in progress(paths, "record", lambda p: p.name):
         ref = read_reference(p)
@@ -258,7 +252,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                                                make_monitor=make_monitor)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
-    out.update(source=source, config=(cfg or RhythmConfig()).to_dict())
+    out.update(source=source, skipped=skipped, config=(cfg or RhythmConfig()).to_dict())
     return out
 
 

@@ -233,3 +233,11 @@ def list_wfdb_records(directory: str | Path) -> list[Path]:
     if not names:
         raise RecordError(f"{directory}: no WFDB records (.hea files) found")
     return [directory / n for n in names]
+
+
+def missing_signal_files(path: str | Path) -> list[str]:
+    """Signal files a WFDB record's header names that are not beside it. The AF database
+    lists two records whose signals were never published (annotations only)."""
+    path = Path(path)
+    header = wfdb_io.read_header(path.with_suffix(".hea"))
+    return sorted({s.file for s in header.signals if not (path.parent / s.file).exists()})

@@ -30,7 +30,7 @@ from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.firmware_bridge.errors import RecordError, UserError
 from ecg_edge.firmware_bridge.records import read_record
 from ecg_edge.firmware_bridge.wfdb_io import read_mat_v4
-from tests.conftest import DATA, MITDB, device_cli
+from tests.conftest import DATA, MITDB, copy_records, device_cli
 
 CINC = DATA / "cinc2017"
 
@@ -245,3 +245,30 @@ def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps
     (tmp_path / "t.csv").write_text("t_s\n1.0\n2.0\n")
     with pytest.raises(UserError, match="a CSV holds its beats itself"):
         read_beats(tmp_path / "t.csv", annotator="qrs")
+
+
+def test_a_database_folder_with_records_published_without_signals(tmp_path):
+    """The AF database lists two records as annotations only: a folder evaluation replays the
+    rest and names the record it left out; a record the user names must be there whole."""
+    folder = copy_records(tmp_path / "db", "201", "100")
+    (folder / "100.dat").unlink()
+    out = device_cli("rhythm-evaluate", str(folder), "--beats", "signal", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert [r["record"] for r in result["records"]] == ["201"]
+    assert result["skipped"] == {"100": "signal file 100.dat not found"}
+    assert "skipped 100: signal file 100.dat not found" in out.stderr
+    # RR-only evaluation needs no signal: both records take part.
+    out = device_cli("rhythm-evaluate", str(folder), "--beats", "annotations", "--json")
+    assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100", "201"]
+    # The beat evaluation leaves it out the same way; naming it is one line and exit 2.
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+
+    out = device_cli("evaluate-folder", str(folder), "--bundle", str(SHIPPED_BUNDLE),
+                     "--variant", "int8", "--json")
+    assert out.returncode == 0 and "skipped 100" in out.stderr
+    assert list(json.loads(out.stdout)["int8"]["records"]) == ["201"]
+    bad = device_cli("evaluate-folder", str(folder), "--bundle", str(SHIPPED_BUNDLE),
+                     "--records", "100")
+    assert bad.returncode == 2 and "100.dat not found" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ecg_edge.device.records import read_rhythm
 from ecg_edge.firmware_bridge.errors import RecordError
 from ecg_edge.firmware_bridge.records import list_wfdb_records, read_record
 from tests.conftest import MITDB
@@ -20,6 +21,11 @@ def test_format_212_and_annotations_match_wfdb(path):
     assert ours.channels == ref.sig_name and ours.fs == ref.fs
     np.testing.assert_array_equal(ours.ann_samples, ann.sample)
     assert ours.ann_symbols == ann.symbol
+    # Rhythm changes: the device reads them itself, so a Pi evaluates without wfdb.
+    rhythm = [i for i, note in enumerate(ann.aux_note) if note.startswith("(")]
+    samples, notes = read_rhythm(path)
+    np.testing.assert_array_equal(samples, ann.sample[rhythm])
+    assert notes == [ann.aux_note[i].rstrip("\x00") for i in rhythm]
 
 
 def test_format_16_written_by_wfdb(tmp_path, record_100):
