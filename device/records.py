@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, evaluate_record
+from ecg_edge.device.evaluation import AAMI, PACED_RECORDS, BeatTable, evaluate_record
 from ecg_edge.device.events import episode_spans
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
@@ -20,7 +20,7 @@ from ecg_edge.firmware_bridge.records import (
     missing_signal_files,
     read_record,
 )
-from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
+from ecg_edge.firmware_bridge.wfdb_io import read_annotations, read_annotations_aux
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
            "record_beats", "resample_record", "evaluate_folder", "folder_records"]
@@ -87,11 +87,13 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
 
 
 def folder_records(folder: str | Path, names: list[str] | None = None, signal: bool = True,
-                   annotator: str | None = "atr") -> tuple[list[Path], dict[str, str]]:
+                   beat_labels: bool = True) -> tuple[list[Path], dict[str, str]]:
     """The records of a folder an evaluation can use, and why each other one cannot (name ->
     reason). Records named by the caller must all be usable (an error names the one that is
     not); the rest of a listed folder is skipped and reported, not fatal: a database folder may
-    hold records published without signals (the AF database) or without annotations."""
+    hold records published without signals or without beat labels (the AF database has both)
+    or without annotations at all. ``beat_labels``: the ``.atr`` must label beats (a
+    beat-by-beat comparison), not only rhythm changes."""
     if names is None:
         paths = list_wfdb_records(folder)
     else:
@@ -102,9 +104,13 @@ def folder_records(folder: str | Path, names: list[str] | None = None, signal: b
     keep, skipped = [], {}
     for path in paths:
         lost = missing_signal_files(path) if signal else []
+        atr = path.with_suffix(".atr")
         why = (f"signal file {', '.join(lost)} not found" if lost else
-               f"no reference annotations (.{annotator})"
-               if annotator and not path.with_suffix(f".{annotator}").exists() else None)
+               "no reference annotations (.atr)" if not atr.exists() else
+               "its .atr labels no beats (rhythm changes only, as in the AF database: "
+               "rhythm-evaluate compares those)"
+               if beat_labels and not any(s in AAMI for s in read_annotations(atr)[1])
+               else None)
         if why is None:
             keep.append(path)
         elif names is not None:
@@ -142,9 +148,6 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     warn_skipped({**skipped, **{n: "paced (EC57 leaves paced records out)" for n in paced}})
     for path in progress([p for p in paths if p.name not in paced], "record", lambda p: p.name):
         rec = read_record(path)
-        if not rec.has_annotations:
-            warn_skipped({rec.name: "its annotation file holds no beats"})
-            continue
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if resample_hz is not None:
             fs_was, rec = rec.fs, resample_record(rec, resample_hz)

@@ -236,7 +236,8 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal)."""
-    paths, skipped = folder_records(folder, names, signal=source != "annotations")
+    paths, skipped = folder_records(folder, names, signal=source != "annotations",
+                                    beat_labels=False)
     warn_skipped(skipped)
     per = []
     for p in progress(paths, "record", lambda p: p.name):

@@ -272,3 +272,13 @@ def test_a_database_folder_with_records_published_without_signals(tmp_path):
                      "--records", "100")
     assert bad.returncode == 2 and "100.dat not found" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    # A record whose .atr holds rhythm changes only has no beats to compare: the beat table
+    # leaves it out (it used to give QRS +P 0 and every episode "false"), the rhythm one not.
+    afdb = tmp_path / "afdb"
+    afdb.mkdir()
+    copy_records(_af_database_copy(afdb).parent, "100")
+    out = device_cli("reference", str(afdb), "--json")
+    assert out.returncode == 0 and "skipped 201: its .atr labels no beats" in out.stderr
+    assert list(json.loads(out.stdout)["records"]) == ["100"]
+    out = device_cli("rhythm-evaluate", str(afdb), "--json")
+    assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100", "201"]
