@@ -76,13 +76,27 @@ def test_bad_streams_are_refused(record_100):
 
 
 def test_episode_hysteresis():
-    tr = EpisodeTracker(EpisodeConfig(enter=2, window=3, exit=2))
+    tr = EpisodeTracker(EpisodeConfig(enter=2, window=3, exit=2, exit_s=0))
     flags = [1, 0, 0, 1, 0, 1, 1, 0, 0, 1]
     out = []
     for i, f in enumerate(flags):
         out += tr.beat(bool(f), float(i), i, float(f))
     kinds = [(e["type"], e["t"]) for e in out]
     assert kinds == [("episode_start", 3.0), ("episode_end", 8.0)]
+
+
+def test_an_episode_stays_open_through_a_short_pause_in_the_ectopy():
+    """Bigeminy that pauses for a few sinus beats is one episode, not one per run: it ends
+    only after ``exit`` unflagged beats that also span ``exit_s`` seconds."""
+    bigeminy = [1, 0] * 5
+    beats = bigeminy + [0] * 5 + bigeminy + [0] * 12  # 0.8 s per beat
+    for exit_s, expected in ((0.0, 2), (6.0, 1)):
+        tr = EpisodeTracker(EpisodeConfig(enter=2, window=4, exit=4, exit_s=exit_s))
+        out = [e for i, f in enumerate(beats) for e in tr.beat(bool(f), 0.8 * i, i, 1.0)]
+        ends = [e for e in out if e["type"] == "episode_end"]
+        assert sum(e["type"] == "episode_start" for e in out) == len(ends) == expected
+        # It ends on the first unflagged beat at least exit_s after the last flagged one.
+        assert ends[-1]["t"] - 0.8 * 23 >= max(exit_s, 4 * 0.8 - 1e-9)
 
 
 def test_event_writer_writes_flushed_json_lines(tmp_path):
