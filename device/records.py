@@ -76,13 +76,14 @@ def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, l
 
 
 def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = False):
-    """(Record, Beats) for every annotated record of a folder, paced records skipped."""
-    for path in list_wfdb_records(folder):
+    """(Record, Beats) for every record of a folder with beat labels (:func:`folder_records`,
+    the others named on stderr), paced records skipped."""
+    paths, skipped = folder_records(folder)
+    warn_skipped(skipped)
+    for path in paths:
         if not include_paced and path.name in PACED_RECORDS:
             continue
         rec = read_record(path)
-        if not rec.has_annotations:
-            continue
         yield RecordBeats(rec, record_beats(rec, cfg))
 
 
@@ -119,7 +120,7 @@ def folder_records(folder: str | Path, names: list[str] | None = None, signal: b
             skipped[path.name] = why
     if not keep:
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
-        raise UserError(f"{folder}: no record left to evaluate" + (f" ({why})" if why else ""))
+        raise UserError(f"{folder}: none of its records can be used" + (f" ({why})" if why else ""))
     return keep, skipped
 
 
