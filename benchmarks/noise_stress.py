@@ -132,6 +132,7 @@ class Tally:
     n_readable: int = 0  # matched normal beats not in unreadable signal
     n_readable_flagged: int = 0
     flags_in_noise: int = 0
+    episodes_in_noise: int = 0  # anomaly episodes that opened in a noisy stretch: alarms
     flags_unreadable: int = 0  # flagged beats whose quality is unreadable (must stay 0)
     noise_s: float = 0.0
     clean_s: float = 0.0
@@ -159,6 +160,8 @@ class Tally:
             "normal_flagged_pct": pct(self.n_flagged, self.n_beats),
             "normal_flagged_readable_pct": pct(self.n_readable_flagged, self.n_readable),
             "flags_per_hour_in_noise": self.flags_in_noise / self.noise_s * 3600.0
+            if self.noise_s else float("nan"),
+            "episodes_per_hour_in_noise": self.episodes_in_noise / self.noise_s * 3600.0
             if self.noise_s else float("nan"),
             "unreadable_in_noise_pct": pct(self.unreadable_noise_s, self.noise_s),
             "unreadable_in_clean_pct": pct(self.unreadable_clean_s, self.clean_s),
@@ -229,6 +232,8 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     det_in_noise = mask[np.clip(det, 0, n - 1)] & in_det
     t.flags_in_noise = int((flag & det_in_noise).sum())
     t.flags_unreadable = int((flag & unread & (det >= lo)).sum())
+    opened = np.array([e["sample"] for e in events if e["type"] == "episode_start"], np.int64)
+    t.episodes_in_noise = int((mask[np.clip(opened, 0, n - 1)] & (opened >= lo)).sum())
     after = np.arange(n) >= lo
     t.noise_s = float((mask & after).sum()) / fs
     t.clean_s = float((~mask & after).sum()) / fs
@@ -385,9 +390,10 @@ def render(doc: dict) -> str:
         lines += [f"### {sname} (VEB call: beat {first['v_source']})", "",
                   "| noise | SNR dB | QRS Se % | QRS +P % | VEB Se % | VEB +P % | V flagged % "
                   "| N flagged % "
-                  "| N flagged % (readable) | flags/h in noise | unreadable % in noise "
-                  "| unreadable % in clean | flags in unreadable | withheld |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| N flagged % (readable) | flags/h in noise | episodes/h in noise "
+                  "| unreadable % in noise | unreadable % in clean | flags in unreadable "
+                  "| withheld |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for nname, rows in by_noise.items():
             if nname == "clean_check":
                 continue
@@ -397,8 +403,10 @@ def render(doc: dict) -> str:
                     f"{_f(r['veb_se'])} | {_f(r['veb_ppv'])} | {_f(r.get('v_flagged_pct'))} | "
                     f"{_f(r['normal_flagged_pct'], 2)} | "
                     f"{_f(r['normal_flagged_readable_pct'], 2)} | "
-                    f"{_f(r['flags_per_hour_in_noise'], 0)} | {_f(r['unreadable_in_noise_pct'])} "
-                    f"| {_f(r['unreadable_in_clean_pct'])} | {r['flags_in_unreadable']} | "
+                    f"{_f(r['flags_per_hour_in_noise'], 0)} | "
+                    f"{_f(r.get('episodes_per_hour_in_noise'))} | "
+                    f"{_f(r['unreadable_in_noise_pct'])} | {_f(r['unreadable_in_clean_pct'])} | "
+                    f"{r['flags_in_unreadable']} | "
                     f"{r['flags_withheld']} |")
         lines.append("")
         check = by_noise.get("clean_check")

@@ -17,6 +17,7 @@ from ecg_edge.benchmarks.noise_stress import (
     noisy_mask,
     noisy_record,
     qrs_amplitude,
+    score_events,
     unreadable_intervals,
 )
 from ecg_edge.device.cli import SHIPPED_BUNDLE
@@ -67,6 +68,19 @@ def test_unreadable_intervals_from_events():
           {"type": "quality", "level": "noisy", "sample": 20},
           {"type": "quality", "level": "unreadable", "sample": 30}]
     assert unreadable_intervals(ev, 50) == [(10, 20), (30, 50)]
+
+
+def test_alarms_in_noise_are_the_episodes_that_open_there(record_119):
+    """An anomaly episode is what the wearer is told: one opening in a noisy stretch after the
+    start counts, one in a clean stretch or before the start does not."""
+    fs = record_119.fs
+    mask = noisy_mask(record_119.n_samples, fs)
+    at = [int(s * fs) for s in (200.0, 310.0, 430.0, 560.0)]  # before, noisy, clean, noisy
+    events = [{"type": "episode_start", "sample": s, "t": s / fs} for s in at]
+    tally = score_events(events, record_119, mask, 300.0)
+    assert tally.episodes_in_noise == 2
+    noise_h = mask[int(300 * fs):].sum() / fs / 3600
+    assert tally.row()["episodes_per_hour_in_noise"] == pytest.approx(2 / noise_h)
 
 
 def test_noise_stress_command(tmp_path):
