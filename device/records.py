@@ -79,10 +79,10 @@ def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = Fal
     """(Record, Beats) for every record of a folder with beat labels (:func:`folder_records`,
     the others named on stderr), paced records skipped."""
     paths, skipped = folder_records(folder)
+    if not include_paced:
+        paths, skipped = _unpaced(paths, skipped)
     warn_skipped(skipped)
     for path in paths:
-        if not include_paced and path.name in PACED_RECORDS:
-            continue
         rec = read_record(path)
         yield RecordBeats(rec, record_beats(rec, cfg))
 
@@ -124,6 +124,14 @@ def folder_records(folder: str | Path, names: list[str] | None = None, signal: b
     return keep, skipped
 
 
+def _unpaced(paths: list[Path], skipped: dict[str, str]
+             ) -> tuple[list[Path], dict[str, str]]:
+    """The paths without paced records, which EC57 leaves out, and those added to skipped."""
+    paced = {p.name: "paced (EC57 leaves paced records out)" for p in paths
+             if p.name in PACED_RECORDS}
+    return [p for p in paths if p.name not in paced], {**skipped, **paced}
+
+
 def warn_skipped(skipped: dict[str, str]) -> None:
     """One stderr line per record a folder evaluation left out, so none goes missing unseen."""
     for name, why in skipped.items():
@@ -144,10 +152,9 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     if resample_hz is not None:
         _check_rate(resample_hz)
     tables = {}
-    paths, skipped = folder_records(folder, records)
-    paced = [p.name for p in paths if p.name in PACED_RECORDS]
-    warn_skipped({**skipped, **{n: "paced (EC57 leaves paced records out)" for n in paced}})
-    for path in progress([p for p in paths if p.name not in paced], "record", lambda p: p.name):
+    paths, skipped = _unpaced(*folder_records(folder, records))
+    warn_skipped(skipped)
+    for path in progress(paths, "record", lambda p: p.name):
         rec = read_record(path)
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if resample_hz is not None:
