@@ -23,9 +23,9 @@ import numpy as np
 
 from ecg_edge.device.config import QualityConfig, SignalConfig
 from ecg_edge.device.evaluation import (
-    AAMI,
     EC57_START_S,
     MATCH_WINDOW_S,
+    aami_class,
     in_intervals,
     match_beats,
     vf_episodes,
@@ -202,8 +202,7 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     called_v = (np.array([e.get("class") == "V" for e in beats], dtype=bool) if has_class
                 else flag)
     unread = np.array([e.get("quality") == "unreadable" for e in beats], dtype=bool)
-    sym = np.array([AAMI.get(s, "") for s in rec.ann_symbols])
-    is_beat = sym != ""
+    is_beat, sym = aami_class(rec.ann_symbols)
     ref, cls = np.asarray(rec.ann_samples, np.int64)[is_beat], sym[is_beat]
     lo = int(round(start_s * fs))
     match = match_beats(det, ref, int(round(MATCH_WINDOW_S * fs)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import AAMI, PACED_RECORDS, BeatTable, evaluate_record
+from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, aami_class, evaluate_record
 from ecg_edge.device.events import episode_spans
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
@@ -110,7 +110,7 @@ def folder_records(folder: str | Path, names: list[str] | None = None, signal: b
                "no reference annotations (.atr)" if not atr.exists() else
                "its .atr labels no beats (rhythm changes only, as in the AF database: "
                "rhythm-evaluate compares those)"
-               if beat_labels and not any(s in AAMI for s in read_annotations(atr)[1])
+               if beat_labels and not aami_class(read_annotations(atr)[1])[0].any()
                else None)
         if why is None:
             keep.append(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.records import folder_records, warn_skipped
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
 from ecg_edge.device.rhythm_input import (
@@ -78,8 +78,7 @@ def read_reference(base: str | Path) -> ReferenceRecord:
     if vf_open is not None:
         rhythms.setdefault("VF", []).append((vf_open, duration))
     rhythms = {k: merge(v) for k, v in rhythms.items()}
-    cls = np.array([AAMI.get(s, "") for s in symbols])
-    beat = cls != ""
+    beat, cls = aami_class(symbols)
     if beat.any():
         sample, cls = samples[beat], cls[beat]
     else:  # the AF database: rhythm in .atr, beats in .qrsc / .qrs

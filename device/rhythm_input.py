@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
@@ -54,8 +54,7 @@ def beat_annotations(base: Path, annotators: tuple[str, ...] = BEAT_ANNOTATORS
             tried.append(f"no .{name}")
             continue
         samples, symbols, _ = read_annotations_aux(f)
-        cls = np.array([AAMI.get(sym, "") for sym in symbols])
-        keep = cls != ""
+        keep, cls = aami_class(symbols)
         if keep.any():
             if np.any(np.diff(samples[keep]) <= 0):
                 raise UserError(f"{f}: beat annotations are not in time order")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ecg_edge.device.evaluation import AAMI
+from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, irregularity
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
 from tests.conftest import MITDB
@@ -12,8 +12,7 @@ from tests.conftest import MITDB
 def annotated_beats(name: str, folder=MITDB):
     """(times s, samples, RR s, AAMI classes) of a record's reference beats."""
     samples, symbols, _ = read_annotations_aux(folder / f"{name}.atr")
-    cls = np.array([AAMI.get(s, "") for s in symbols])
-    keep = cls != ""
+    keep, cls = aami_class(symbols)
     sample = samples[keep]
     t = sample / 360.0
     return t, sample, np.r_[np.nan, np.diff(t)], cls[keep]
