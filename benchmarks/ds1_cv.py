@@ -130,6 +130,21 @@ class Ds1CvConfig:
     v_wide_distance: float = 0.1
     v_wide_in_af: bool = True
     v_af_floor: bool = True
+    # V evidence from the wearer's own confidently called V beats (ClassSpec.v_like_*;
+    # device.ectopy; 0: off), applied after the threshold search (_choose_thresholds): up to 6
+    # templates of beats with p(V) >= 0.9 in good signal; a beat correlating above 0.95 with
+    # one made of at least 5 beats, twice as near it as the normal template, with p(V) >=
+    # 0.03, outside AF. DS1 LOO on three models: VEB Se +1.9 / +2.9 / +1.0, +P -0.1 / -0.1 /
+    # -0.5, N flagged in sinus +0.01 / +0.01 / +0.06 (train/RESULTS.md, tenth pass).
+    v_like_corr: float = 0.95
+    v_like_rel: float = 0.35
+    v_like_enter: float = 0.9
+    v_like_distance: float = 0.1
+    v_like_in_af: bool = False
+    v_like_nearer: float = 0.5
+    v_like_floor: float = 0.03
+    v_like_support: int = 5
+    v_like_templates: int = 6
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -144,7 +159,11 @@ class Ds1CvConfig:
                                               "v_aberrant_onset_above",
                                               "v_wide_ratio", "v_wide_scale",
                                               "v_wide_distance", "v_wide_in_af",
-                                              "v_af_floor")}
+                                              "v_af_floor", "v_like_corr", "v_like_rel",
+                                              "v_like_enter", "v_like_distance",
+                                              "v_like_in_af", "v_like_nearer",
+                                              "v_like_floor", "v_like_support",
+                                              "v_like_templates")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -204,13 +223,17 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
 def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarray,
                        evidence: clf.BeatEvidence) -> ClassSpec:
     """:func:`train.classifier.choose_thresholds` with the aberrancy rule (ClassSpec.v_aberrant_*)
-    off during the search and on in the spec it returns: the search picks the model's V and S
-    operating points, the rule then only re-labels V calls as S. Inside the search the rule
-    moved the re-chosen thresholds of other records (DS1: 108, 118, 209), and with them N beats
-    flagged, as much as the rule itself moved the calls (train/RESULTS.md, ninth pass (b))."""
-    spec = clf.choose_thresholds(x, probs, cls, replace(base, v_aberrant_pause_below=0.0), chosen,
-                                 af, evidence)
-    return replace(spec, v_aberrant_pause_below=base.v_aberrant_pause_below)
+    and the ectopic-template rule (ClassSpec.v_like_*) off during the search and on in the spec
+    it returns: the search picks the model's V and S operating points, the rules then only
+    re-label V calls as S, or add V calls where the wearer's own PVCs vouch for them. Inside
+    the search the aberrancy rule moved the re-chosen thresholds of other records (DS1: 108,
+    118, 209), and with them N beats flagged, as much as the rule itself moved the calls
+    (train/RESULTS.md, ninth pass (b)); a bundle's thresholds also stay valid when a rule is
+    switched on or off in it."""
+    spec = clf.choose_thresholds(x, probs, cls, replace(base, v_aberrant_pause_below=0.0,
+                                                        v_like_corr=0.0), chosen, af, evidence)
+    return replace(spec, v_aberrant_pause_below=base.v_aberrant_pause_below,
+                   v_like_corr=base.v_like_corr)
 
 
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ecg_edge.device.ectopy import EctopicTemplates
 from ecg_edge.device.quality import GOOD
 from ecg_edge.device.signal_path import Beats
 
@@ -174,6 +175,24 @@ class ClassSpec:
     # on the device's calls).
     v_af_floor: bool = True
     qrs_region_s: tuple[float, float] = (0.1, 0.12)  # seconds before, after the R peak
+    # V evidence from the wearer's own ectopic beats (device.ectopy; 0: off): beats called
+    # with p(V) at or above ``v_like_enter``, in good signal and further than
+    # ``v_like_distance`` from the template, make up to ``v_like_templates`` templates (over
+    # ``v_like_region_s`` around the R peak); a later beat as far from the template that
+    # correlates above ``v_like_corr`` with one of them, with an RMS difference within
+    # ``v_like_rel`` of it, has V evidence at least correlation / ``v_like_corr``.
+    v_like_corr: float = 0.0
+    v_like_rel: float = 0.35
+    v_like_enter: float = 0.9
+    v_like_distance: float = 0.1
+    v_like_templates: int = 3
+    v_like_region_s: tuple[float, float] = (0.1, 0.3)
+    v_like_in_af: bool = True  # ... also while AF is open
+    # ... and only where the difference to the ectopic template is at most this x the
+    # difference to the normal one (1: nearer the ectopic one)
+    v_like_nearer: float = 1.0
+    v_like_floor: float = 0.0  # ... and a p(V) of at least this
+    v_like_support: int = 1  # ... and a template made of at least this many beats
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)
@@ -201,6 +220,11 @@ class ClassSpec:
         if self.v_wide_ratio < 0 or self.v_wide_scale < 1:
             raise ValueError(f"v_wide_ratio must be >= 0 and v_wide_scale >= 1, got "
                              f"{self.v_wide_ratio}, {self.v_wide_scale}")
+        if not 0.0 <= self.v_like_corr < 1.0 or self.v_like_templates < 1 or not (
+                0.0 < self.v_like_enter <= 1.0):
+            raise ValueError("v_like_corr must be in [0, 1), v_like_templates >= 1 and "
+                             f"v_like_enter in (0, 1], got {self.v_like_corr}, "
+                             f"{self.v_like_templates}, {self.v_like_enter}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
         a, b = self.v_aberrant_onset_s
@@ -215,6 +239,7 @@ class ClassSpec:
         d["p_region_s"] = list(self.p_region_s)
         d["v_aberrant_onset_s"] = list(self.v_aberrant_onset_s)
         d["qrs_region_s"] = list(self.qrs_region_s)
+        d["v_like_region_s"] = list(self.v_like_region_s)
         return d
 
     @classmethod
@@ -227,7 +252,7 @@ class ClassSpec:
 
 
 #: ClassSpec fields that are tuples (lists in a bundle's JSON).
-_TUPLES = ("labels", "p_region_s", "v_aberrant_onset_s", "qrs_region_s")
+_TUPLES = ("labels", "p_region_s", "v_aberrant_onset_s", "qrs_region_s", "v_like_region_s")
 
 
 @dataclass
@@ -645,7 +670,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      v_baseline: np.ndarray | None = None,
                      rr_long_s: np.ndarray | None = None,
                      p_wave: np.ndarray | None = None,
-                     width: np.ndarray | None = None) -> BeatCalls:
+                     width: np.ndarray | None = None,
+                     ectopic: np.ndarray | None = None) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
@@ -658,7 +684,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     a third column, the QRS-onset correlation, for the aberrancy rule (a V call withdrawn to S,
     :func:`device.aberrancy.aberrant`);
     ``width`` (:func:`v_width`): each beat's QRS width over the wearer's, NaN where unknown or
-    not in good signal (the rule of :attr:`ClassSpec.v_wide_ratio`)."""
+    not in good signal (the rule of :attr:`ClassSpec.v_wide_ratio`);
+    ``ectopic`` (:func:`ectopic_match`): each beat's match with the wearer's ectopic
+    templates (the rule of :attr:`ClassSpec.v_like_corr`)."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -682,6 +710,15 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         v_far = np.where(distance > spec.v_far_distance, distance / spec.v_far_distance, 0.0)
         if af is not None and not spec.v_far_in_af:
             v_far[np.asarray(af, bool)] = 0.0
+    if spec.v_like_corr > 0 and ectopic is not None:
+        from ecg_edge.device.ectopy import v_like
+
+        like = v_like(ectopic, distance, np.asarray(probs)[:, 2], spec.v_like_corr,
+                      spec.v_like_rel, spec.v_like_distance, spec.v_like_nearer,
+                      spec.v_like_floor, spec.v_like_support)
+        if af is not None and not spec.v_like_in_af:
+            like[np.asarray(af, bool)] = 0.0
+        v_far = like if v_far is None else np.maximum(v_far, like)
     wide = None
     if spec.v_wide_ratio > 0 and width is not None:
         with np.errstate(invalid="ignore"):
@@ -717,6 +754,32 @@ def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
     if spec.v_wide_good_only:
         w[np.asarray(beats.quality) != GOOD] = np.nan
     return w
+
+
+def ectopic_match(beats: Beats, p_v: np.ndarray, spec: ClassSpec, fs: float, before_s: float,
+                  templates: EctopicTemplates | None = None,
+                  distance: np.ndarray | None = None
+                  ) -> tuple[np.ndarray | None, EctopicTemplates | None]:
+    """(Each beat's match with the wearer's ectopic templates, the templates carried on), or
+    (None, None) when the spec's rule is off: the ``ectopic`` of :func:`calls_for_inputs`.
+    Beats called V with ``p_v`` at or above ``spec.v_like_enter``, in good signal, with a
+    template known and further than ``spec.v_like_distance`` from it (``distance``: the
+    beats' template distance, if the caller has it) join the templates."""
+    if not spec.v_like_corr > 0:
+        return None, None
+    from ecg_edge.device.reference import template_distance
+
+    if distance is None:
+        distance = np.nan_to_num(template_distance(beats))
+    if templates is None:
+        r = int(round(before_s * fs))
+        a, b = spec.v_like_region_s
+        templates = EctopicTemplates(spec.v_like_templates,
+                                     (max(0, r - int(round(a * fs))), r + int(round(b * fs))))
+    with np.errstate(invalid="ignore"):
+        enter = ((np.asarray(p_v) >= spec.v_like_enter) & (np.asarray(beats.quality) == GOOD)
+                 & (np.asarray(distance) > spec.v_like_distance))
+    return templates(beats.window, np.nan_to_num(beats.template), enter), templates
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -759,4 +822,4 @@ __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "at
            "calls_from_probs", "calls_for_inputs", "v_timing", "v_width", "s_rule_rr", "s_p_wave",
            "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
-           "calls_from_flags", "count_calls", "burden"]
+           "ectopic_match", "calls_from_flags", "count_calls", "burden"]

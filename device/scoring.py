@@ -18,6 +18,7 @@ from ecg_edge.device.classes import (
     VBaseline,
     baseline_valid,
     calls_for_inputs,
+    ectopic_match,
     p_wave_evidence,
     s_p_wave,
     s_rule_rr,
@@ -25,6 +26,7 @@ from ecg_edge.device.classes import (
     v_logit,
     v_width,
 )
+from ecg_edge.device.ectopy import EctopicTemplates
 from ecg_edge.device.features import ScoreSpec, model_inputs
 from ecg_edge.device.interpreter import ModelRunner, RuntimeInfo, make_interpreter
 from ecg_edge.device.signal_path import Beats
@@ -78,6 +80,7 @@ class ModelScorer:
                            else None)
             # the previous beats' P waves (are the wearer's sinus P waves there?)
             self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
+        self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
 
     @property
     def info(self) -> RuntimeInfo:
@@ -130,10 +133,13 @@ class ModelScorer:
         base = (None if self.v_base is None
                 else self.v_base(v_logit(probs[:, 2]),
                                  baseline_valid(beats, self.classes.v_baseline_good_only)))
+        fs, before_s = self.signal.fs, self.signal.window_before_s
+        ectopic, self.ectopic = ectopic_match(beats, probs[:, 2], self.classes, fs, before_s,
+                                              self.ectopic, x[:, 0, DISTANCE])
         return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
                                 s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
-                                v_width(beats, self.classes, self.signal.fs,
-                                        self.signal.window_before_s, x[:, 0, DISTANCE]))
+                                v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
+                                ectopic)
 
 
 def reference_scorer(name: str) -> Scorer:

@@ -29,6 +29,7 @@ from ecg_edge.device.classes import (
     VBaseline,
     baseline_valid,
     calls_for_inputs,
+    ectopic_match,
     p_wave_evidence,
     s_p_wave,
     s_rule_rr,
@@ -365,6 +366,7 @@ class BeatEvidence:
     rr_long_s: np.ndarray | None = None
     p_wave: np.ndarray | None = None
     width: np.ndarray | None = None
+    ectopic: np.ndarray | None = None
 
     def kwargs(self) -> dict[str, np.ndarray | None]:
         """The keyword arguments of :func:`device.classes.calls_for_inputs`."""
@@ -377,7 +379,15 @@ class BeatEvidence:
 
 def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence:
     """:class:`BeatEvidence` over one whole record's beats."""
-    return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec))
+    return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
+                   ectopic=record_ectopic(d, probs, spec))
+
+
+def record_ectopic(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`device.classes.ectopic_match` over one whole record's cached beats, as the
+    device computes it beat by beat; None when the spec's rule is off."""
+    beats, fs, before_s = _cached_beats(d)
+    return ectopic_match(beats, np.asarray(probs)[:, 2], spec, fs, before_s)[0]
 
 
 def _record_fixed_evidence(d: dict, spec: ClassSpec) -> BeatEvidence:
@@ -400,7 +410,14 @@ def pooled_evidence(names, data, probs, spec: ClassSpec, cache: dict | None = No
         if (n, spec) not in cache:
             cache[n, spec] = _record_fixed_evidence(data[n], spec).where(keep)
         vb = record_v_baseline(data[n], probs[n], spec)
-        parts.append(replace(cache[n, spec], v_baseline=None if vb is None else vb[keep]))
+        ec = None
+        if spec.v_like_corr > 0:  # the same out-of-fold probabilities are pooled in every fold
+            key = (n, spec, hash(np.asarray(probs[n]).tobytes()))
+            if key not in cache:
+                cache[key] = record_ectopic(data[n], probs[n], spec)
+            ec = cache[key]
+        parts.append(replace(cache[n, spec], v_baseline=None if vb is None else vb[keep],
+                             ectopic=None if ec is None else ec[keep]))
     return BeatEvidence(**{k: None if parts[0].kwargs()[k] is None
                            else np.concatenate([p.kwargs()[k] for p in parts])
                            for k in parts[0].kwargs()})

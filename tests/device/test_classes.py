@@ -18,6 +18,7 @@ from ecg_edge.device.classes import (
     calls_from_flags,
     calls_from_probs,
     count_calls,
+    ectopic_match,
     p_wave_evidence,
     rr_features,
     s_long_rule,
@@ -26,7 +27,13 @@ from ecg_edge.device.classes import (
     v_timing,
 )
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import aami_class, class_statistics, evaluate_record, rhythm_of
+from ecg_edge.device.evaluation import (
+    aami_class,
+    class_statistics,
+    evaluate_record,
+    match_beats,
+    rhythm_of,
+)
 from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.signal_path import process_signal
@@ -427,3 +434,44 @@ def test_a_beat_far_from_the_wearers_template_is_v_whatever_p_v(record_119):
     assert not (in_af.classes[settled] == "V").any()
     with pytest.raises(ValueError, match="v_far_distance"):
         ClassSpec(v_far_distance=-0.1)
+
+
+def test_a_beat_shaped_like_the_wearers_confident_pvcs_is_v(record_119):
+    """``v_like_corr``: a classifier here is confident (p(V) 0.95) on record 119's first 20
+    PVCs after the learning period and unsure (0.05) on every other beat. The rule calls the
+    later PVCs V by their match with the templates those 20 made, and not its normal beats,
+    which get the same p(V); block by block equals the whole record; a p(V) under the rule's
+    floor is no evidence."""
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    x = model_inputs(beats, "wearer+rr", RRTrend()(beats.rr_prev))
+    is_beat, cls = aami_class(record_119.ann_symbols)
+    ref = match_beats(beats.sample, record_119.ann_samples[is_beat], int(0.15 * record_119.fs))
+    v_ann = np.zeros(len(beats), bool)
+    v_ann[ref[(ref >= 0) & (cls[is_beat] == "V")]] = True
+    settled = ~beats.learning
+    confident = np.flatnonzero(v_ann & settled)[:20]
+    later = v_ann & settled & (np.arange(len(beats)) > confident[-1])
+    pv = np.full(len(beats), 0.05)
+    pv[confident] = 0.95
+    p = np.stack([1 - pv, np.zeros_like(pv), pv, np.zeros_like(pv)], axis=1)
+    spec = ClassSpec(v_like_corr=0.95, v_like_nearer=0.5, v_like_floor=0.03)
+    whole, _ = ectopic_match(beats, pv, spec, CFG.fs, CFG.window_before_s)
+    templates, parts = None, []
+    for a in range(0, len(beats), 5):
+        block = beats.select(np.arange(len(beats)) // 5 == a // 5)
+        part, templates = ectopic_match(block, pv[a : a + 5], spec, CFG.fs, CFG.window_before_s,
+                                        templates)
+        parts.append(part)
+    # the same up to rounding (a block's beats are matched in one product)
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-12, atol=1e-12)
+    off = calls_for_inputs(x, p, ClassSpec(), beats.learning)
+    on = calls_for_inputs(x, p, spec, beats.learning, ectopic=whole)
+    assert (off.classes[later] == "V").mean() < 0.05  # p(V) 0.05 alone calls none of them
+    assert (on.classes[later] == "V").mean() > 0.9, (on.classes[later] == "V").mean()
+    normal = settled & ~v_ann
+    assert (on.classes[normal] == "V").mean() < 0.005
+    floor = calls_for_inputs(x, p, ClassSpec(v_like_corr=0.95, v_like_nearer=0.5,
+                                             v_like_floor=0.1), beats.learning, ectopic=whole)
+    assert (floor.classes[later] == "V").mean() < 0.05
+    with pytest.raises(ValueError, match="v_like_corr"):
+        ClassSpec(v_like_corr=1.0)

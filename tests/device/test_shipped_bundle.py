@@ -55,8 +55,9 @@ def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
 def test_device_calls_equal_the_training_definition(shipped, record_119):
     """The streaming scorer (blocks of 3 beats, its own carried RR trend and V baseline) makes
     the calls that ds1-cv computes over the whole record (train.classifier.record_v_baseline:
-    the same VBaseline over all beats at once): one definition of the wearer-relative V
-    evidence for the figures and the device."""
+    the same VBaseline over all beats at once; train.classifier.record_ectopic: the same
+    ectopic templates): one definition of the wearer-relative V evidence for the figures and
+    the device."""
     spec = shipped.manifest.classes
     assert spec.v_baseline_beats > 0 and spec.v_baseline_weight > 0  # the shipped rule uses it
     rec = record_119
@@ -77,7 +78,11 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     p_wave = (None if p_own is None  # with the aberrancy rule's QRS onset (None: rule off)
               else C.p_wave_evidence(p_own, C.PWaveTrend(spec.s_sinus_p_beats),
                                      onset_similarity(beats, spec, sig.fs, sig.window_before_s)))
-    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave)
+    assert spec.v_like_corr > 0  # the wearer's ectopic templates, carried across blocks too
+    ectopic = C.ectopic_match(beats, probs[:, 2], spec, sig.fs, sig.window_before_s)[0]
+    assert (ectopic[:, 3] >= spec.v_like_support).sum() > 100  # 119's PVCs made templates
+    whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave,
+                               ectopic=ectopic)
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
     np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)

@@ -105,7 +105,8 @@ def test_the_device_applies_the_wide_qrs_rule_as_the_threshold_search_does(recor
 
     shipped = load_bundle(SHIPPED_BUNDLE)
     sig = shipped.manifest.signal
-    wide = replace(shipped.manifest.classes, v_wide_ratio=1.3, v_wide_scale=1.1)
+    wide = replace(shipped.manifest.classes, v_wide_ratio=1.3, v_wide_scale=1.1,
+                   v_like_corr=0.0)  # the wide-QRS rule alone
     beats = process_signal(record_119.lead_mv()[: int(900 * record_119.fs)], record_119.fs, sig)
     stream = ModelScorer(shipped, "int8")
     stream.classes = wide

@@ -207,20 +207,21 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
     """The threshold search's per-beat evidence is the device's over each whole record, cut to
     the settled labelled beats; the cache a CV keeps across folds returns the same arrays."""
     spec = ClassSpec(v_baseline_beats=64, s_long_rr_beats=64, s_sinus_p_above=0.7,
-                     v_wide_ratio=1.3, v_aberrant_pause_below=1.5)
+                     v_wide_ratio=1.3, v_aberrant_pause_below=1.5, v_like_corr=0.95)
     names = ["106", "119"]
     rng = np.random.default_rng(0)
     probs = {n: rng.dirichlet(np.ones(4), len(beats[n]["cls"])) for n in names}
     cache: dict = {}
     first = clf.pooled_evidence(names, beats, probs, spec, cache)
-    assert set(cache) == {(n, spec) for n in names}
+    assert {k[:2] for k in cache} == {(n, spec) for n in names}  # + the probabilities' hash
     again = clf.pooled_evidence(names, beats, probs, spec, cache)
     n_pooled = sum(int(clf.settled_labelled(beats[n]).sum()) for n in names)
     def alone(n: str) -> dict:  # each piece on its own, as the device's functions give it
         d = beats[n]
         return {"v_baseline": clf.record_v_baseline(d, probs[n], spec),
                 "rr_long_s": clf.record_rr_long_s(d, spec), "p_wave": clf.record_p_wave(d, spec),
-                "width": clf.record_width(d, spec)}
+                "width": clf.record_width(d, spec),
+                "ectopic": clf.record_ectopic(d, probs[n], spec)}
 
     for key, value in first.kwargs().items():
         want = np.concatenate([alone(n)[key][clf.settled_labelled(beats[n])] for n in names])
