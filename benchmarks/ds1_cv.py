@@ -80,11 +80,16 @@ class Ds1CvConfig:
     # that began with a step (``s_abrupt_ratio``): without that guard the rule raised SVEB
     # more on DS1 but has no defence against the wearer's own rate swings (sinus arrhythmia, a
     # rate rising with activity), which DS1's resting records hardly hold (the visible DS2
-    # record 113 showed it). The V rules stay off: in AF a V call that needs a shape away from
-    # the template, and outside it a V call close to the template that needs a PVC's timing,
-    # each traded VEB Se or the N flags in AF between the models rather than gaining.
+    # record 113 showed it). The V in AF rule stays off: a V call that needs a shape away from
+    # the template traded VEB Se or the N flags in AF between the models rather than gaining;
+    # so did the timing rule below inside the threshold search (sixth pass).
     v_af_distance: float = 0.0
-    v_timing_below: float = 0.0
+    # The V timing rule (ClassSpec.v_timing_below; 0: off), applied after the threshold search
+    # and beside the ectopic-template rule below, which keeps the untimed PVCs that match the
+    # wearer's confident ones: DS1 LOO on three models VEB +P +4.6 / +2.2 / +3.0, Se +0.9 /
+    # +0.7 / -0.9, N flagged in sinus -0.39 / -0.25 / -0.33 against neither rule; alone, after
+    # the search, it cost 4-5 points of VEB Se (train/RESULTS.md, tenth pass (b)).
+    v_timing_below: float = 0.3
     s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
@@ -222,18 +227,19 @@ def learned_table(d, name, folder, probs, x, spec: ClassSpec) -> BeatTable:
 
 def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarray,
                        evidence: clf.BeatEvidence) -> ClassSpec:
-    """:func:`train.classifier.choose_thresholds` with the aberrancy rule (ClassSpec.v_aberrant_*)
-    and the ectopic-template rule (ClassSpec.v_like_*) off during the search and on in the spec
-    it returns: the search picks the model's V and S operating points, the rules then only
-    re-label V calls as S, or add V calls where the wearer's own PVCs vouch for them. Inside
-    the search the aberrancy rule moved the re-chosen thresholds of other records (DS1: 108,
-    118, 209), and with them N beats flagged, as much as the rule itself moved the calls
-    (train/RESULTS.md, ninth pass (b)); a bundle's thresholds also stay valid when a rule is
-    switched on or off in it."""
-    spec = clf.choose_thresholds(x, probs, cls, replace(base, v_aberrant_pause_below=0.0,
-                                                        v_like_corr=0.0), chosen, af, evidence)
-    return replace(spec, v_aberrant_pause_below=base.v_aberrant_pause_below,
-                   v_like_corr=base.v_like_corr)
+    """:func:`train.classifier.choose_thresholds` with the aberrancy rule (ClassSpec.v_aberrant_*),
+    the ectopic-template rule (ClassSpec.v_like_*) and the V timing rule
+    (ClassSpec.v_timing_below) off during the search and on in the spec it returns: the search
+    picks the model's V and S operating points, the rules then only re-label V calls as S, add
+    V calls where the wearer's own PVCs vouch for them, or withhold V calls close to the
+    wearer's template without a PVC's timing. Inside the search the aberrancy rule moved the
+    re-chosen thresholds of other records (DS1: 108, 118, 209), and with them N beats flagged,
+    as much as the rule itself moved the calls (train/RESULTS.md, ninth pass (b)), and the
+    timing rule lowered the V bar until it cost VEB Se (sixth pass); a bundle's thresholds also
+    stay valid when a rule is switched on or off in it."""
+    off = {"v_aberrant_pause_below": 0.0, "v_like_corr": 0.0, "v_timing_below": 0.0}
+    spec = clf.choose_thresholds(x, probs, cls, replace(base, **off), chosen, af, evidence)
+    return replace(spec, **{k: getattr(base, k) for k in off})
 
 
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],

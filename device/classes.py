@@ -137,7 +137,8 @@ class ClassSpec:
     # beat (RR before it over ``v_late_ratio`` x the local RR). In bundle-branch block the
     # wearer's own wide beats reach p(V) ~ 1 at the wearer's own rate; a PVC with a shape close
     # to theirs is still early. Without that timing the V evidence is scaled by
-    # ``v_untimed_scale`` (0: no V call, 1: the rule does nothing).
+    # ``v_untimed_scale`` (0: no V call, 1: the rule does nothing). A beat that matches one of
+    # the wearer's ectopic templates (``v_like_*``) needs no timing: its shape is the evidence.
     v_timing_below: float = 0.0
     v_early_ratio: float = 0.9
     v_pause_ratio: float = 1.1
@@ -700,6 +701,10 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     untimed = None
     if spec.v_timing_below > 0:
         untimed = (distance <= spec.v_timing_below) & ~v_timing(f, spec)
+        if ectopic is not None and spec.v_like_corr > 0:  # shaped like the wearer's PVCs:
+            m = np.asarray(ectopic)  # shape evidence enough (a VT run's beats are not early)
+            with np.errstate(invalid="ignore"):
+                untimed &= ~((m[:, 0] > spec.v_like_corr) & (m[:, 3] >= spec.v_like_support))
     if spec.v_af_distance > 0 and af is not None:
         in_af = np.asarray(af, bool) & (distance <= spec.v_af_distance)
         untimed = in_af if untimed is None else untimed | in_af

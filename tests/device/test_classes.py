@@ -473,5 +473,16 @@ def test_a_beat_shaped_like_the_wearers_confident_pvcs_is_v(record_119):
     floor = calls_for_inputs(x, p, ClassSpec(v_like_corr=0.95, v_like_nearer=0.5,
                                              v_like_floor=0.1), beats.learning, ectopic=whole)
     assert (floor.classes[later] == "V").mean() < 0.05
+    # the timing rule withholds V calls close to the template without a PVC's timing; a beat
+    # shaped like the wearer's confident PVCs needs none (here no beat has timing)
+    sure = np.where(later, 0.95, pv)
+    p2 = np.stack([1 - sure, np.zeros_like(sure), sure, np.zeros_like(sure)], axis=1)
+    timing = {"v_timing_below": 5.0, "v_early_ratio": 0.0, "v_pause_ratio": 99.0,
+              "v_late_ratio": 99.0}
+    untimed = calls_for_inputs(x, p2, ClassSpec(**timing), beats.learning)
+    assert (untimed.classes[later] == "V").mean() < 0.05
+    vouched = calls_for_inputs(x, p2, ClassSpec(v_like_corr=0.95, v_like_nearer=0.0, **timing),
+                               beats.learning, ectopic=whole)  # nearer 0: the match alone
+    assert (vouched.classes[later] == "V").mean() > 0.9
     with pytest.raises(ValueError, match="v_like_corr"):
         ClassSpec(v_like_corr=1.0)
