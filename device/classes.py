@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ecg_edge.device.ectopy import EctopicTemplates
+from ecg_edge.device.ectopy import EctopicTemplates, v_like
 from ecg_edge.device.quality import GOOD
 from ecg_edge.device.signal_path import Beats
 
@@ -221,11 +221,13 @@ class ClassSpec:
         if self.v_wide_ratio < 0 or self.v_wide_scale < 1:
             raise ValueError(f"v_wide_ratio must be >= 0 and v_wide_scale >= 1, got "
                              f"{self.v_wide_ratio}, {self.v_wide_scale}")
-        if not 0.0 <= self.v_like_corr < 1.0 or self.v_like_templates < 1 or not (
-                0.0 < self.v_like_enter <= 1.0):
-            raise ValueError("v_like_corr must be in [0, 1), v_like_templates >= 1 and "
-                             f"v_like_enter in (0, 1], got {self.v_like_corr}, "
-                             f"{self.v_like_templates}, {self.v_like_enter}")
+        if (not 0.0 <= self.v_like_corr < 1.0 or min(self.v_like_templates,
+                                                     self.v_like_support) < 1
+                or not 0.0 < self.v_like_enter <= 1.0):
+            raise ValueError("v_like_corr must be in [0, 1), v_like_templates and "
+                             "v_like_support >= 1 and v_like_enter in (0, 1], got "
+                             f"{self.v_like_corr}, {self.v_like_templates}, "
+                             f"{self.v_like_support}, {self.v_like_enter}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
         a, b = self.v_aberrant_onset_s
@@ -716,8 +718,6 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         if af is not None and not spec.v_far_in_af:
             v_far[np.asarray(af, bool)] = 0.0
     if spec.v_like_corr > 0 and ectopic is not None:
-        from ecg_edge.device.ectopy import v_like
-
         like = v_like(ectopic, distance, np.asarray(probs)[:, 2], spec.v_like_corr,
                       spec.v_like_rel, spec.v_like_distance, spec.v_like_nearer,
                       spec.v_like_floor, spec.v_like_support)
