@@ -135,21 +135,16 @@ class Ds1CvConfig:
     v_wide_distance: float = 0.1
     v_wide_in_af: bool = True
     v_af_floor: bool = True
-    # V evidence from the wearer's own confidently called V beats (ClassSpec.v_like_*;
-    # device.ectopy; 0: off), applied after the threshold search (_choose_thresholds): up to 6
-    # templates of beats with p(V) >= 0.9 in good signal; a beat correlating above 0.95 with
-    # one made of at least 5 beats, twice as near it as the normal template, with p(V) >=
-    # 0.03, outside AF. DS1 LOO on three models: VEB Se +1.9 / +2.9 / +1.0, +P -0.1 / -0.1 /
-    # -0.5, N flagged in sinus +0.01 / +0.01 / +0.06 (train/RESULTS.md, tenth pass).
+    # V evidence from the wearer's own confidently called V beats (ClassSpec.v_like_*, whose
+    # other settings keep ClassSpec's defaults; device.ectopy; 0: off), applied after the
+    # threshold search (_choose_thresholds): up to 6 templates of beats with p(V) >= 0.9 in
+    # good signal; a beat correlating above 0.95 with one made of at least 5 beats, twice as
+    # near it as the normal template, with p(V) >= 0.03, outside AF. DS1 LOO on three models:
+    # VEB Se +1.9 / +2.9 / +1.0, +P -0.1 / -0.1 / -0.5, N flagged in sinus +0.01 / +0.01 /
+    # +0.06 (train/RESULTS.md, tenth pass).
     v_like_corr: float = 0.95
-    v_like_rel: float = 0.35
-    v_like_enter: float = 0.9
-    v_like_distance: float = 0.1
     v_like_in_af: bool = False
-    v_like_nearer: float = 0.5
-    v_like_floor: float = 0.03
     v_like_support: int = 5
-    v_like_templates: int = 6
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
@@ -164,11 +159,8 @@ class Ds1CvConfig:
                                               "v_aberrant_onset_above",
                                               "v_wide_ratio", "v_wide_scale",
                                               "v_wide_distance", "v_wide_in_af",
-                                              "v_af_floor", "v_like_corr", "v_like_rel",
-                                              "v_like_enter", "v_like_distance",
-                                              "v_like_in_af", "v_like_nearer",
-                                              "v_like_floor", "v_like_support",
-                                              "v_like_templates")}
+                                              "v_af_floor", "v_like_corr", "v_like_in_af",
+                                              "v_like_support")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:

@@ -181,19 +181,20 @@ class ClassSpec:
     # ``v_like_distance`` from the template, make up to ``v_like_templates`` templates (over
     # ``v_like_region_s`` around the R peak); a later beat as far from the template that
     # correlates above ``v_like_corr`` with one of them, with an RMS difference within
-    # ``v_like_rel`` of it, has V evidence at least correlation / ``v_like_corr``.
+    # ``v_like_rel`` of it, has V evidence at least correlation / ``v_like_corr``. The other
+    # settings' defaults are those chosen on DS1 (train/RESULTS.md, tenth pass).
     v_like_corr: float = 0.0
     v_like_rel: float = 0.35
     v_like_enter: float = 0.9
     v_like_distance: float = 0.1
-    v_like_templates: int = 3
+    v_like_templates: int = 6
     v_like_region_s: tuple[float, float] = (0.1, 0.3)
-    v_like_in_af: bool = True  # ... also while AF is open
+    v_like_in_af: bool = False  # ... also while AF is open (203's aberrant beats match)
     # ... and only where the difference to the ectopic template is at most this x the
     # difference to the normal one (1: nearer the ectopic one)
-    v_like_nearer: float = 1.0
-    v_like_floor: float = 0.0  # ... and a p(V) of at least this
-    v_like_support: int = 1  # ... and a template made of at least this many beats
+    v_like_nearer: float = 0.5
+    v_like_floor: float = 0.03  # ... and a p(V) of at least this
+    v_like_support: int = 5  # ... and a template made of at least this many beats
     # The P-wave region of the ``wearer+rr+atrial`` input: seconds before the R peak (from, to),
     # as the rhythm analysis's (device.rhythm.RhythmConfig.p_wave_region_s)
     p_region_s: tuple[float, float] = (0.25, 0.07)

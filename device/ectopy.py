@@ -48,16 +48,19 @@ class EctopicTemplates:
         start = 0  # beats between two that join are matched in one pass
         for e in [*np.flatnonzero(enter & (norm > 0)).tolist(), len(x)]:
             stop = min(e + 1, len(x))
-            self._match(x[start:stop], norm[start:stop], to_normal[start:stop], out[start:stop])
-            if e < len(x):
-                self._join(x[e], out[e, 0])
+            j = self._match(x[start:stop], norm[start:stop], to_normal[start:stop],
+                            out[start:stop])
+            if e < len(x):  # the entering beat is the last matched: its nearest template
+                self._join(x[e], out[e, 0], None if j is None else int(j[-1]))
             start = stop
         return out
 
     def _match(self, x: np.ndarray, norm: np.ndarray, to_normal: np.ndarray,
-               out: np.ndarray) -> None:
+               out: np.ndarray) -> np.ndarray | None:
+        """Fill ``out`` for beats ``x``; the index of each one's nearest template (None
+        before any)."""
         if not len(self.bank) or not len(x):
-            return
+            return None
         tn = np.linalg.norm(self.bank, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             c = (x @ self.bank.T) / (norm[:, None] * tn[None, :] + 1e-12)
@@ -66,11 +69,10 @@ class EctopicTemplates:
         ok = norm > 0
         out[ok] = np.stack([c[np.arange(len(x)), j], d / (tn[j] + 1e-12),
                             d / (to_normal + 1e-12), self.count[j]], axis=1)[ok]
+        return j
 
-    def _join(self, x: np.ndarray, corr: float) -> None:
-        if len(self.bank) and corr >= JOIN:
-            tn = np.linalg.norm(self.bank, axis=1)
-            j = int(np.argmax(self.bank @ x / (tn * np.linalg.norm(x) + 1e-12)))
+    def _join(self, x: np.ndarray, corr: float, j: int | None) -> None:
+        if j is not None and corr >= JOIN:
             self.bank[j] += ALPHA * (x - self.bank[j])
             self.count[j] += 1
         else:
