@@ -90,6 +90,9 @@ class Ds1CvConfig:
     # +0.7 / -0.9, N flagged in sinus -0.39 / -0.25 / -0.33 against neither rule; alone, after
     # the search, it cost 4-5 points of VEB Se (train/RESULTS.md, tenth pass (b)).
     v_timing_below: float = 0.3
+    # ... not for a beat within 0.75 s (80 bpm) of a V call (ClassSpec.v_run_rr_s): a VT run's
+    # beats (the rule split 223's VT into every other beat; eleventh pass).
+    v_run_rr_s: float = 0.75
     s_long_rr_beats: int = 256
     s_long_rr_ratio: float = 0.75
     s_max_distance: float = 0.2
@@ -148,7 +151,7 @@ class Ds1CvConfig:
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""
-        return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below",
+        return {k: getattr(self, k) for k in ("v_af_distance", "v_timing_below", "v_run_rr_s",
                                               "s_long_rr_beats", "s_long_rr_ratio",
                                               "s_max_distance", "s_abrupt_ratio",
                                               "s_abrupt_beats", "s_onset_p_below",

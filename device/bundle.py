@@ -258,6 +258,7 @@ RULES: dict[type, dict[str, Rule]] = {
                 "long_rr_beats": _COUNT, "irregular_threshold": _POS,
                 "s_max_rr_ratio": Rule(gt=0, le=2), "v_shape": _POS,
                 "rr_neutral_above": _POS, "v_timing_below": _NONNEG,
+                "v_run_rr_s": _NONNEG,
                 "v_like_corr": Rule(ge=0, le=0.999), "v_like_rel": _POS,
                 "v_like_enter": Rule(gt=0, le=1), "v_like_distance": _NONNEG,
                 "v_like_templates": _COUNT, "v_like_nearer": _NONNEG,

@@ -144,6 +144,10 @@ class ClassSpec:
     v_pause_ratio: float = 1.1
     v_late_ratio: float = 1.2
     v_untimed_scale: float = 0.5
+    # ... nor does a beat that follows a V call within this RR (s; 0: off): a run of PVCs (VT)
+    # goes at its own steady rate, so after its first beats none is early against the local
+    # RR nor followed by a pause, and the rule split 223's VT into every other beat.
+    v_run_rr_s: float = 0.0
     # While AF is open every beat looks early, so timing is no evidence there: a V call needs
     # the shape to depart from the wearer's template by more than this (0: off). DS1's false V
     # calls are mostly aberrantly conducted beats in AF (record 203), closer to the template
@@ -265,6 +269,9 @@ class BeatCalls:
 
     score: np.ndarray  # float64, higher = more abnormal; > 1 is a call other than N
     classes: np.ndarray  # '<U1', one of CALLS
+    # the block's last beat is a V call (before the aberrancy rule): the next block's
+    # ``v_before`` (:attr:`ClassSpec.v_run_rr_s`)
+    v_last: bool = False
 
 
 class RRTrend:
@@ -675,7 +682,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      rr_long_s: np.ndarray | None = None,
                      p_wave: np.ndarray | None = None,
                      width: np.ndarray | None = None,
-                     ectopic: np.ndarray | None = None) -> BeatCalls:
+                     ectopic: np.ndarray | None = None,
+                     rr_prev_s: np.ndarray | None = None,
+                     v_before: bool = False) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
@@ -690,7 +699,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     ``width`` (:func:`v_width`): each beat's QRS width over the wearer's, NaN where unknown or
     not in good signal (the rule of :attr:`ClassSpec.v_wide_ratio`);
     ``ectopic`` (:func:`ectopic_match`): each beat's match with the wearer's ectopic
-    templates (the rule of :attr:`ClassSpec.v_like_corr`)."""
+    templates (the rule of :attr:`ClassSpec.v_like_corr`); ``rr_prev_s``: RR before each beat
+    (s) of consecutive beats, and ``v_before``: was the beat before the block a V call (the
+    previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`)."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -731,9 +742,15 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
             wide = (np.asarray(width) > spec.v_wide_ratio) & (distance > spec.v_wide_distance)
         if af is not None and not spec.v_wide_in_af:
             wide &= ~np.asarray(af, bool)
-    out = calls_from_probs(probs, irregular, spec, learning, rr, af=af, distance=distance,
-                           v_baseline=v_baseline, v_untimed=untimed, s_rule=s_rule, v_far=v_far,
-                           v_wide=wide)
+    kw = dict(af=af, distance=distance, v_baseline=v_baseline, s_rule=s_rule, v_far=v_far,
+              v_wide=wide)
+    out = calls_from_probs(probs, irregular, spec, learning, rr, v_untimed=untimed, **kw)
+    if untimed is not None and spec.v_run_rr_s > 0 and rr_prev_s is not None:
+        with np.errstate(invalid="ignore"):  # NaN RR (a gap): no run
+            fast = untimed & (np.asarray(rr_prev_s, np.float64) < spec.v_run_rr_s)
+        free = (calls_from_probs(probs, irregular, spec, learning, rr, **kw) if fast.any()
+                else None)
+        out = v_runs(out, free, fast, v_before)
     if spec.v_aberrant_pause_below > 0 and pw is not None and pw.shape[1] > 2:
         from ecg_edge.device.aberrancy import aberrant
 
@@ -741,6 +758,22 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
     return out
+
+
+def v_runs(timed: BeatCalls, free: BeatCalls | None, fast: np.ndarray,
+           v_before: bool) -> BeatCalls:
+    """The calls ``timed`` (with the V timing rule) where a V call the rule withheld (one in
+    ``free``, the calls without it) stands again: the beat came ``fast`` after a V call
+    (:attr:`ClassSpec.v_run_rr_s`; ``v_before``: the beat before the block was V). A run
+    continues beat by beat from a V call that stood on its own, so the loop runs over the
+    withheld beats only (a few per block)."""
+    cls, score = timed.classes, timed.score
+    if free is not None:
+        cls, score = cls.copy(), score.copy()
+        for i in np.flatnonzero(fast & (free.classes == "V") & (cls != "V")):
+            if cls[i - 1] == "V" if i else v_before:
+                cls[i], score[i] = "V", free.score[i]
+    return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
 
 
 def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
@@ -825,7 +858,8 @@ def burden(counts: dict[str, int]) -> dict:
 __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "atrial_features",
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
-           "calls_from_probs", "calls_for_inputs", "v_timing", "v_width", "s_rule_rr", "s_p_wave",
+           "calls_from_probs", "calls_for_inputs", "v_timing", "v_runs", "v_width", "s_rule_rr",
+           "s_p_wave",
            "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "ectopic_match", "calls_from_flags", "count_calls", "burden"]

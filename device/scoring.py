@@ -81,6 +81,7 @@ class ModelScorer:
             # the previous beats' P waves (are the wearer's sinus P waves there?)
             self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
         self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
+        self.v_last = False  # the last beat was a V call before the timing rule
 
     @property
     def info(self) -> RuntimeInfo:
@@ -136,10 +137,12 @@ class ModelScorer:
         fs, before_s = self.signal.fs, self.signal.window_before_s
         ectopic, self.ectopic = ectopic_match(beats, probs[:, 2], self.classes, fs, before_s,
                                               self.ectopic, x[:, 0, DISTANCE])
-        return calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
-                                s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
-                                v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
-                                ectopic)
+        calls = calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
+                                 s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
+                                 v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
+                                 ectopic, beats.rr_prev, self.v_last)
+        self.v_last = calls.v_last
+        return calls
 
 
 def reference_scorer(name: str) -> Scorer:

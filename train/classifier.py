@@ -367,6 +367,7 @@ class BeatEvidence:
     p_wave: np.ndarray | None = None
     width: np.ndarray | None = None
     ectopic: np.ndarray | None = None
+    rr_prev_s: np.ndarray | None = None  # consecutive beats only: not in pooled evidence
 
     def kwargs(self) -> dict[str, np.ndarray | None]:
         """The keyword arguments of :func:`device.classes.calls_for_inputs`."""
@@ -380,7 +381,8 @@ class BeatEvidence:
 def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence:
     """:class:`BeatEvidence` over one whole record's beats."""
     return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
-                   ectopic=record_ectopic(d, probs, spec))
+                   ectopic=record_ectopic(d, probs, spec),
+                   rr_prev_s=np.asarray(d["rr_prev"], np.float64) if spec.v_run_rr_s else None)
 
 
 def record_ectopic(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:

@@ -8,6 +8,7 @@ from ecg_edge.device.classes import (
     ATRIAL_FEATURES,
     RR_FEATURES,
     RR_RATIOS,
+    BeatCalls,
     ClassSpec,
     PWaveTrend,
     RRTrend,
@@ -24,6 +25,7 @@ from ecg_edge.device.classes import (
     s_long_rule,
     s_p_wave,
     v_evidence,
+    v_runs,
     v_timing,
 )
 from ecg_edge.device.config import SignalConfig
@@ -486,3 +488,20 @@ def test_a_beat_shaped_like_the_wearers_confident_pvcs_is_v(record_119):
     assert (vouched.classes[later] == "V").mean() > 0.9
     with pytest.raises(ValueError, match="v_like_corr"):
         ClassSpec(v_like_corr=1.0)
+
+
+def test_a_run_continues_only_from_a_v_call_that_stands():
+    """:func:`v_runs`: a V call the timing rule withheld stands again right after a V call (as
+    called with the rule, or the previous block's last one), beat by beat along the run; not
+    after a beat that stayed N, nor where the RR is not fast (a gap's NaN RR is not)."""
+    def calls(c):
+        return BeatCalls(np.arange(len(c), dtype=float), np.array(list(c), "<U1"))
+
+    fast = np.array([False, True, True, True, True, True])
+    out = v_runs(calls("VNNNNN"), calls("VVVNVV"), fast, False)
+    assert "".join(out.classes) == "VVVNNN" and not out.v_last
+    assert out.score[1] == 1.0  # the score without the rule
+    assert "".join(v_runs(calls("NN"), calls("VV"), np.array([True, True]), True).classes) == "VV"
+    assert "".join(v_runs(calls("NN"), calls("VV"), np.array([False, True]), True).classes) == "NN"
+    assert v_runs(calls("NV"), None, fast[:2], False).v_last
+    assert v_runs(calls(""), None, fast[:0], True).v_last  # an empty block keeps the state

@@ -1,5 +1,7 @@
 """The DS1 beat classifier shipped in the package: what the device runs without --bundle."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,10 +10,13 @@ from ecg_edge.device.aberrancy import onset_similarity
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE
+from ecg_edge.device.evaluation import aami_class, match_beats
 from ecg_edge.device.features import model_inputs
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.device.signal_path import process_signal
+from ecg_edge.firmware_bridge.records import read_record
+from tests.conftest import MITDB
 
 DS1 = {"101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
        "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"}
@@ -82,10 +87,44 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     ectopic = C.ectopic_match(beats, probs[:, 2], spec, sig.fs, sig.window_before_s)[0]
     assert (ectopic[:, 3] >= spec.v_like_support).sum() > 100  # 119's PVCs made templates
     whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave,
-                               ectopic=ectopic)
+                               ectopic=ectopic, rr_prev_s=beats.rr_prev)
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
     np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)
     assert (calls == "V").sum() > 100
     plain = C.calls_for_inputs(x, probs, spec, beats.learning)  # without the wearer's baseline
     assert not np.allclose(plain.score, whole.score)  # the baseline enters the evidence
+
+
+def test_a_vt_runs_beats_stay_v_under_the_timing_rule(shipped):
+    """Record 223's first VT (9.6-10 min, ~90 bpm): the V timing rule withholds a V call close
+    to the wearer's template without a PVC's timing, and inside a run, once the local RR has
+    followed the run's rate, no beat shows any; it halved the run. A beat within
+    ``v_run_rr_s`` of a V call needs none: the rule adds only annotated PVCs here, each right
+    after a V call, and streaming 3 beats at a time carries the last call across blocks."""
+    spec = shipped.manifest.classes
+    assert spec.v_timing_below > 0 and spec.v_run_rr_s > 0
+    rec = read_record(MITDB / "223")
+    beats = process_signal(rec.lead_mv()[: int(620 * rec.fs)], rec.fs, shipped.manifest.signal)
+    idx = np.arange(len(beats))
+
+    def stream(rule_spec):
+        scorer = ModelScorer(shipped, "int8")
+        scorer.classes = rule_spec
+        return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + 3))).classes
+                               for a in range(0, len(beats), 3)])
+
+    on = stream(spec)
+    off = stream(replace(spec, v_run_rr_s=0.0))
+    added = np.flatnonzero(on != off)
+    assert (on[added] == "V").all()
+    assert (on[added - 1] == "V").all() and (beats.rr_prev[added] < spec.v_run_rr_s).all()
+    is_beat, cls = aami_class(rec.ann_symbols)
+    keep = rec.ann_samples[is_beat] < 620 * rec.fs
+    ref = match_beats(beats.sample, rec.ann_samples[is_beat][keep], int(0.15 * rec.fs))
+    v_ann = np.zeros(len(beats), bool)
+    v_ann[ref[(ref >= 0) & (cls[is_beat][keep] == "V")]] = True
+    vt = (beats.time_s > 575) & (beats.time_s < 590) & v_ann
+    assert v_ann[added].all()
+    assert (on[vt] == "V").mean() > 0.9 and (off[vt] == "V").mean() < 0.6, (
+        (on[vt] == "V").mean(), (off[vt] == "V").mean())
