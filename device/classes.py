@@ -751,19 +751,25 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     kw = dict(af=af, distance=distance, v_baseline=v_baseline, s_rule=s_rule, v_far=v_far,
               v_wide=wide)
     out = calls_from_probs(probs, irregular, spec, learning, rr, v_untimed=untimed, **kw)
-    if spec.v_run_rr_s > 0 and rr_prev_s is not None:
+    if spec.v_run_rr_s > 0 and rr_prev_s is not None and len(out.classes):
         with np.errstate(invalid="ignore"):  # NaN RR (a gap): no run
             fast = np.asarray(rr_prev_s, np.float64) < spec.v_run_rr_s
         withheld = fast & untimed if untimed is not None else np.zeros(len(fast), bool)
-        free = (calls_from_probs(probs, irregular, spec, learning, rr, **kw)
-                if withheld.any() else None)
         like = None
         if matched is not None:
             like = fast & matched & (out.classes == "N")
             if af is not None and not spec.v_like_in_af:
                 like &= ~np.asarray(af, bool)
             like = np.where(like, np.asarray(ectopic)[:, 0] / spec.v_like_corr, 0.0)
-        out = v_runs(out, free, withheld, v_before, like)
+        # a run can only start at a candidate right after a V call: most blocks have none
+        after_v = np.concatenate([[v_before], out.classes[:-1] == "V"])
+        if (after_v & (withheld | (like is not None and like > 1.0))).any():
+            free = (calls_from_probs(probs, irregular, spec, learning, rr, **kw)
+                    if withheld.any() else None)
+            out = v_runs(out, free, withheld, v_before, like)
+        out.v_last = bool(out.classes[-1] == "V")
+    elif spec.v_run_rr_s > 0:
+        out.v_last = v_before
     if spec.v_aberrant_pause_below > 0 and pw is not None and pw.shape[1] > 2:
         from ecg_edge.device.aberrancy import aberrant
 
