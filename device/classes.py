@@ -146,9 +146,7 @@ class ClassSpec:
     v_untimed_scale: float = 0.5
     # ... nor does a beat that follows a V call within this RR (s; 0: off): a run of PVCs (VT)
     # goes at its own steady rate, so after its first beats none is early against the local
-    # RR nor followed by a pause, and the rule split 223's VT into every other beat. Such a
-    # beat is also V where it matches one of the wearer's ectopic templates (``v_like_*``),
-    # though nearer the wearer's own template: a long VT teaches that template its shape
+    # RR nor followed by a pause, and the rule split 223's VT into every other beat
     # (:func:`v_runs`).
     v_run_rr_s: float = 0.0
     # While AF is open every beat looks early, so timing is no evidence there: a V call needs
@@ -715,16 +713,13 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
                     f[:, RR_FEATURES.index("rr_prev/rr_long")])
     distance = f[:, RR_FEATURES.index("template_distance")]
-    matched = None  # shaped like one of the wearer's PVCs (its ectopic templates)
-    if ectopic is not None and spec.v_like_corr > 0:
-        m = np.asarray(ectopic)
-        with np.errstate(invalid="ignore"):
-            matched = (m[:, 0] > spec.v_like_corr) & (m[:, 3] >= spec.v_like_support)
     untimed = None
     if spec.v_timing_below > 0:
         untimed = (distance <= spec.v_timing_below) & ~v_timing(f, spec)
-        if matched is not None:  # shape evidence enough (a VT run's beats are not early)
-            untimed &= ~matched
+        if ectopic is not None and spec.v_like_corr > 0:  # shaped like the wearer's PVCs:
+            m = np.asarray(ectopic)  # shape evidence enough (a VT run's beats are not early)
+            with np.errstate(invalid="ignore"):
+                untimed &= ~((m[:, 0] > spec.v_like_corr) & (m[:, 3] >= spec.v_like_support))
     if spec.v_af_distance > 0 and af is not None:
         in_af = np.asarray(af, bool) & (distance <= spec.v_af_distance)
         untimed = in_af if untimed is None else untimed | in_af
@@ -751,22 +746,14 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     kw = dict(af=af, distance=distance, v_baseline=v_baseline, s_rule=s_rule, v_far=v_far,
               v_wide=wide)
     out = calls_from_probs(probs, irregular, spec, learning, rr, v_untimed=untimed, **kw)
-    if spec.v_run_rr_s > 0 and rr_prev_s is not None and len(out.classes):
+    if spec.v_run_rr_s > 0 and untimed is not None and rr_prev_s is not None and len(out.classes):
         with np.errstate(invalid="ignore"):  # NaN RR (a gap): no run
-            fast = np.asarray(rr_prev_s, np.float64) < spec.v_run_rr_s
-        withheld = fast & untimed if untimed is not None else np.zeros(len(fast), bool)
-        like = None
-        if matched is not None:
-            like = fast & matched & (out.classes == "N")
-            if af is not None and not spec.v_like_in_af:
-                like &= ~np.asarray(af, bool)
-            like = np.where(like, np.asarray(ectopic)[:, 0] / spec.v_like_corr, 0.0)
-        # a run can only start at a candidate right after a V call: most blocks have none
+            withheld = untimed & (np.asarray(rr_prev_s, np.float64) < spec.v_run_rr_s)
+        # a run can only start at a withheld call right after a V call: most blocks have none
         after_v = np.concatenate([[v_before], out.classes[:-1] == "V"])
-        if (after_v & (withheld | (like is not None and like > 1.0))).any():
-            free = (calls_from_probs(probs, irregular, spec, learning, rr, **kw)
-                    if withheld.any() else None)
-            out = v_runs(out, free, withheld, v_before, like)
+        if (after_v & withheld).any():
+            out = v_runs(out, calls_from_probs(probs, irregular, spec, learning, rr, **kw),
+                         withheld, v_before)
         out.v_last = bool(out.classes[-1] == "V")
     elif spec.v_run_rr_s > 0:
         out.v_last = v_before
@@ -779,25 +766,17 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     return out
 
 
-def v_runs(timed: BeatCalls, free: BeatCalls | None, withheld: np.ndarray, v_before: bool,
-           like: np.ndarray | None = None) -> BeatCalls:
+def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
+           v_before: bool) -> BeatCalls:
     """The calls ``timed`` (with the V timing rule) where a beat right after a V call (within
     :attr:`ClassSpec.v_run_rr_s`; ``v_before``: the beat before the block was V) is V too when
-    the rule ``withheld`` its V call (one in ``free``, the calls without the rule), or when
-    ``like`` (> 1: how far its match with one of the wearer's ectopic templates passes
-    ``v_like_corr``; for beats called N) says its shape is one of the wearer's PVCs even
-    though it lies nearer the wearer's template: a long VT teaches that template its own
-    shape, and its beats then look "normal". A run continues beat by beat from a V call that
-    stood on its own, so the loop runs over the candidates only (a few per block)."""
-    cls, score = timed.classes, timed.score
-    back = (np.zeros(len(cls), bool) if free is None
-            else withheld & (free.classes == "V") & (cls != "V"))
-    shaped = np.zeros(len(cls), bool) if like is None else like > 1.0
-    if (back | shaped).any():
-        cls, score = cls.copy(), score.copy()
-        for i in np.flatnonzero(back | shaped):
-            if cls[i - 1] == "V" if i else v_before:
-                cls[i], score[i] = "V", free.score[i] if back[i] else like[i]
+    the rule ``withheld`` its V call (one in ``free``, the calls without the rule). A run
+    continues beat by beat from a V call that stood on its own, so the loop runs over the
+    withheld beats only (a few per block)."""
+    cls, score = timed.classes.copy(), timed.score.copy()
+    for i in np.flatnonzero(withheld & (free.classes == "V") & (cls != "V")):
+        if cls[i - 1] == "V" if i else v_before:
+            cls[i], score[i] = "V", free.score[i]
     return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
 
 
@@ -884,7 +863,6 @@ __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "at
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
            "calls_from_probs", "calls_for_inputs", "v_timing", "v_runs", "v_width", "s_rule_rr",
-           "s_p_wave",
-           "s_p_wave_needed", "p_wave_evidence",
+           "s_p_wave", "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "ectopic_match", "calls_from_flags", "count_calls", "burden"]

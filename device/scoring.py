@@ -81,7 +81,7 @@ class ModelScorer:
             # the previous beats' P waves (are the wearer's sinus P waves there?)
             self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
         self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
-        self.v_last = False  # the last beat was a V call before the timing rule
+        self.v_last = False  # the last beat was a V call (ClassSpec.v_run_rr_s)
 
     @property
     def info(self) -> RuntimeInfo:
