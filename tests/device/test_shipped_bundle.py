@@ -1,5 +1,7 @@
 """The DS1 beat classifier shipped in the package: what the device runs without --bundle."""
 
+import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +18,7 @@ from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.device.signal_path import process_signal
 from ecg_edge.firmware_bridge.records import read_record
-from tests.conftest import MITDB
+from tests.conftest import MITDB, device_cli
 
 DS1 = {"101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
        "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"}
@@ -128,3 +130,20 @@ def test_a_vt_runs_beats_stay_v_under_the_timing_rule(shipped):
     assert v_ann[added].all()
     assert (on[vt] == "V").mean() > 0.9 and (off[vt] == "V").mean() < 0.6, (
         (on[vt] == "V").mean(), (off[vt] == "V").mean())
+
+
+@pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
+                                        ("v_like_support", 0)])
+def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
+    """A tampered or hand-edited bundle whose class rules are out of range is refused before it
+    runs: one line naming the key, exit 2, no traceback."""
+    root = tmp_path / "b"
+    shutil.copytree(SHIPPED_BUNDLE, root)
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["classes"][key] = value
+    path.write_text(json.dumps(manifest))
+    run = device_cli("selftest", str(root))
+    assert run.returncode == 2
+    assert f"classes.{key}" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
