@@ -301,6 +301,12 @@ def _s_long_rule_options(fn):
                              "default: 256).")(fn)
 
 
+def _in_af_option(rule: str):
+    """``--RULE-in-af/--RULE-outside-af``: whether a V rule also acts while AF is open."""
+    return click.option(f"--{rule}-in-af/--{rule}-outside-af", default=None,
+                        help="... also while AF is open (default: Ds1CvConfig's).")
+
+
 @cli.command("ds1-cv")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default="runs/ds1cv", show_default=True)
@@ -374,8 +380,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--v-far-distance", default=None, type=click.FloatRange(0, 3),
               help="V call for a beat further than this from the wearer's template, whatever "
                    "p(V) (wearer amplitude units; 0: off; default: Ds1CvConfig's).")
-@click.option("--v-far-in-af/--v-far-outside-af", default=None,
-              help="... also while AF is open (default: Ds1CvConfig's).")
+@_in_af_option("v-far")
 @click.option("--v-aberrant-pause-below", default=None, type=click.FloatRange(0, 4),
               help="A V call becomes S where the RR before plus the RR after the beat, over the "
                    "local RR, stay under this (no compensatory pause) and its QRS onset is the "
@@ -390,8 +395,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
               help="... the factor (default: Ds1CvConfig's).")
 @click.option("--v-wide-distance", default=None, type=click.FloatRange(0, 3),
               help="... only beyond this template distance (default: Ds1CvConfig's).")
-@click.option("--v-wide-in-af/--v-wide-outside-af", default=None,
-              help="... also while AF is open (default: Ds1CvConfig's).")
+@_in_af_option("v-wide")
 @click.option("--v-like-corr", default=None, type=click.FloatRange(0, 0.999),
               help="V evidence for a beat that correlates above this with the wearer's own "
                    "confidently called V beats (device.ectopy; 0: off; default: "
@@ -399,8 +403,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 @click.option("--v-like-support", default=None, type=click.IntRange(1),
               help="... with a template made of at least this many beats (default: "
                    "Ds1CvConfig's).")
-@click.option("--v-like-in-af/--v-like-outside-af", default=None,
-              help="... also while AF is open (default: Ds1CvConfig's).")
+@_in_af_option("v-like")
 @click.option("--v-run-rr-s", default=None, type=click.FloatRange(0, 3),
               help="A beat within this RR (s) of a V call needs no PVC timing for its own V "
                    "call (a VT run's beats; 0: off; default: Ds1CvConfig's).")
