@@ -462,10 +462,16 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
               help="Take the rhythm settings from this bundle.")
 @click.option("--cv", is_flag=True,
               help="Leave-one-record-out CV of the AF settings instead (tune on the others).")
+@click.option("--resample-to", "resample_hz", type=float, default=None,
+              help="With --beats signal: replay each record as a front-end at this rate (Hz) "
+                   "would give it (e.g. 128 or 250, the rates of other Holter databases).")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF). With a
     bundle that carries a rhythm model, AF comes from that model."""
+    if resample_hz is not None and (source != "signal" or cv):
+        raise UserError("--resample-to replays the signal: use it with --beats signal, "
+                        "without --cv")
     bundle = load_bundle(bundle_path) if bundle_path else None
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     af_model = load_af_model(bundle) if bundle else None
@@ -480,7 +486,8 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, as_json):
     scoring = _scoring(bundle_path, "int8", None, None, 1, False) if bundle else None
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
-        make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None)
+        make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
+        resample_hz=resample_hz)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

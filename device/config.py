@@ -88,6 +88,15 @@ class ContextConfig:
     rate_change_beats: int = 8
     rate_change_tolerance: float = 0.15
     amplitude_half_width_s: float = 0.1  # QRS region (± around the fiducial) for amplitude
+    # A beat on time whose QRS differs from the template by more than this (RMS over the QRS
+    # region, in the wearer's amplitude) teaches the context nothing: a PVC that is not early
+    # (late-coupled, or a slow VT's beats) would otherwise become part of what is "normal"
+    # (on DS1 208 taught its template 383 PVCs, 223 130 VT beats). Unless this many such beats
+    # come in a row: then the wearer's QRS itself changed (electrodes moved). 0: off, as
+    # shipped: at 0.2, retrained by record on DS1, VEB Se fell on three seeds (train/RESULTS.md,
+    # twelfth pass) though it kept 223's VT from becoming the template.
+    learn_max_distance: float = 0.0
+    learn_far_beats: int = 16
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class WearerContext:
         self.rr: list[float] = []
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
+        self.far_run = 0  # beats in a row on time but far from the template
 
     def template(self) -> np.ndarray | None:
         """The wearer's median beat so far (None before the first learned beat)."""
@@ -118,6 +119,8 @@ class WearerContext:
             premature = False
         elif not premature:
             self.early_run.clear()
+        if not premature and not learning and self._far(window, template, amplitude):
+            premature = True  # neither its shape nor the pause after it is the wearer's
         if not premature:
             self.windows[:, self.head] = centred(window)
             self.amplitudes[self.head] = amp
@@ -128,6 +131,22 @@ class WearerContext:
                 del self.rr[: -self.cfg.rr_beats]
         self.prev_premature = premature
         return out
+
+    def _far(self, window: np.ndarray, template: np.ndarray, amplitude: float) -> bool:
+        """Is this beat's QRS too far from the template to learn, and not yet a lasting
+        change of the wearer's QRS (``learn_far_beats`` such beats in a row)?"""
+        limit = self.cfg.learn_max_distance
+        if limit <= 0:
+            return False
+        c, h = self.counts.before, self.counts.amplitude_half_width
+        a = window[max(0, c - h) : c + h + 1]
+        t = template[max(0, c - h) : c + h + 1]
+        diff = (a - median_last(a)) - (t - median_last(t))
+        if float(np.sqrt(diff @ diff / len(diff))) <= limit * max(amplitude, 1e-6):
+            self.far_run = 0
+            return False
+        self.far_run += 1
+        return self.far_run < self.cfg.learn_far_beats
 
     def _rate_changed(self, rr_prev: float) -> bool:
         """Track runs of premature beats; a steady run becomes the new local RR."""

@@ -1,5 +1,7 @@
 """The wearer's rhythm context: a rise in rate is learnt, ectopy is not."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,8 @@ from ecg_edge.device.context import WearerContext
 from ecg_edge.device.signal_path import process_signal
 
 CFG = SignalConfig()
+#: The guard against learning far beats (off by default: measured, not shipped).
+GUARD = replace(CFG.context, learn_max_distance=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +51,58 @@ def test_an_irregular_early_run_is_not_taken_for_a_new_rate(windows):
     assert rr_local_over(windows, irregular)[-1] == pytest.approx(1.0)
     off = ContextConfig(rate_change_beats=10_000)  # without the rule the old rate sticks
     assert rr_local_over(windows, [1.0] * 40 + [0.7] * 40, off)[-1] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def beats_119(record_119):
+    """Record 119's beat windows (real bigeminy) with the AAMI class of each."""
+    from ecg_edge.device.evaluation import aami_class, match_beats
+
+    beats = process_signal(record_119.lead_mv()[: 360 * 600], 360.0, CFG)
+    is_beat, cls = aami_class(record_119.ann_symbols)
+    match = match_beats(beats.sample, record_119.ann_samples[is_beat], 54)
+    out = np.full(len(beats), "", "<U1")
+    out[match[match >= 0]] = cls[is_beat][match >= 0]
+    return beats.window, out
+
+
+def template_after(windows, cfg: ContextConfig) -> tuple[np.ndarray, WearerContext]:
+    """Feed windows at a steady 1 s (none premature); the context's template afterwards."""
+    ctx = WearerContext(cfg, CFG.samples())
+    for i, w in enumerate(windows):
+        ctx.observe((i + 1) * int(CFG.fs), w, CFG.fs)
+    return ctx.template(), ctx
+
+
+def qrs_gap(a: np.ndarray, b: np.ndarray) -> float:
+    n = CFG.samples()
+    sl = slice(n.before - n.amplitude_half_width, n.before + n.amplitude_half_width + 1)
+    return float(np.abs((a - np.median(a))[sl] - (b - np.median(b))[sl]).max())
+
+
+def test_pvcs_on_time_do_not_become_the_wearers_template(beats_119):
+    # 119's PVCs delivered on time (a slow VT, late-coupled PVCs): they are not premature, so
+    # only their shape can keep them out of what the context takes for normal.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    normal, _ = template_after(n[:40], GUARD)
+    mixed = np.concatenate([n[:40]] + [np.stack([a, b, c]) for a, b, c in zip(v[:30], v[30:60],
+                                                                             n[40:70])])
+    guarded, ctx = template_after(mixed, GUARD)
+    unguarded, _ = template_after(mixed, ContextConfig(learn_max_distance=0.0))
+    amp = ctx.amplitude()
+    assert qrs_gap(guarded, normal) < 0.1 * amp  # two PVCs in every three beats, none learnt
+    assert qrs_gap(unguarded, normal) > 0.5 * amp  # without the guard the template is a PVC
+
+
+def test_a_lasting_change_of_the_wearers_qrs_is_learnt(beats_119):
+    # The same far shape without a normal beat between: after learn_far_beats in a row it is
+    # the wearer's QRS now (electrodes moved), and the template follows it.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    k = GUARD.learn_far_beats
+    first, _ = template_after(np.concatenate([n[:40], v[: k - 1]]), GUARD)
+    later, ctx = template_after(np.concatenate([n[:40], v[: k + 40]]), GUARD)
+    normal, _ = template_after(n[:40], GUARD)
+    assert qrs_gap(first, normal) < 0.1 * ctx.amplitude()
+    assert qrs_gap(later, v[k + 20 : k + 40].mean(axis=0)) < 0.3 * qrs_gap(normal, v[0])
