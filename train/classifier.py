@@ -23,6 +23,7 @@ import numpy as np
 from ecg_edge.device import features
 from ecg_edge.device.classes import (
     LABELS,
+    RR_FEATURES,
     ClassSpec,
     PWaveTrend,
     RRTrend,
@@ -46,6 +47,8 @@ DS1 = ("101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "12
 DS2_VISIBLE = ("100", "103", "105", "111", "113", "117")
 INPUTS = "wearer+rr"
 ARCH = "beat_cnn"
+#: The ``wearer+rr`` input channel holding the template distance (after beat and template).
+TEMPLATE_DISTANCE_CHANNEL = 2 + RR_FEATURES.index("template_distance")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class ClassifierConfig:
     # only where a noise folder is given (train/classifier.noise_segments).
     noise_fraction: float = 0.5
     noise_snr_db: tuple[float, float] = (12.0, 24.0)
+    # This fraction of the beats per epoch sees a template moved towards the beat by a share
+    # drawn up to template_mix_max (and the template distance shrunk with it): a wearer with
+    # frequent PVCs, VT or an escape rhythm has them in the running template, which then looks
+    # less unlike them; the model must know a PVC by its own shape as well. 0: off.
+    template_mix_fraction: float = 0.0
+    template_mix_max: float = 0.5
     # Model inputs' RR ratios are neutral (1) where the RR irregularity before a beat is above
     # this (device.classes.rr_features; the bundle's classes.rr_neutral_above, >= 1 never).
     rr_neutral_above: float = 1.0
@@ -169,6 +178,13 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: ClassifierConfig,
     beats at an SNR in ``noise_snr_db``: a new wearer's recording is not as clean as DS1's best
     records."""
     x = x.copy()
+    if cfg.template_mix_fraction > 0:
+        pick = np.flatnonzero(rng.random(len(x)) < cfg.template_mix_fraction)
+        a = rng.uniform(0.0, cfg.template_mix_max, len(pick)).astype(np.float32)
+        x[pick, :, 1] += a[:, None] * x[pick, :, 0]  # the template, part of the beat in it
+        x[pick, :, 0] *= (1.0 - a)[:, None]  # the beat's difference from it
+        if x.shape[2] > TEMPLATE_DISTANCE_CHANNEL:
+            x[pick, :, TEMPLATE_DISTANCE_CHANNEL] *= (1.0 - a)[:, None]
     beat = x[..., 0] + x[..., 1]
     shifts = rng.integers(-cfg.max_shift, cfg.max_shift + 1, len(x))
     gain = 1.0 + rng.uniform(-cfg.amplitude_jitter, cfg.amplitude_jitter, len(x))

@@ -69,6 +69,25 @@ def test_augment_shifts_the_beat_not_the_template_or_features(beats):
         assert err < 1e-4 and 0.8 - 1e-6 <= gain <= 1.2 + 1e-6
 
 
+def test_a_template_with_the_beat_in_it_keeps_the_beat(beats):
+    """ClassifierConfig.template_mix_fraction: the template moves towards the beat (a wearer's
+    PVCs in the running template), the beat stays itself, its difference and distance shrink
+    by the same share; the RR features stay."""
+    x = clf.record_inputs(beats["119"])[:2000]
+    cfg = clf.ClassifierConfig(max_shift=0, amplitude_jitter=0.0, template_mix_fraction=0.3)
+    a = clf.augment(x, np.random.default_rng(0), cfg)
+    np.testing.assert_allclose(a[..., 0] + a[..., 1], x[..., 0] + x[..., 1], atol=1e-5)
+    d = clf.TEMPLATE_DISTANCE_CHANNEL
+    moved = ~np.isclose(a[:, 0, d], x[:, 0, d]) & (x[:, 0, d] > 0.01)
+    assert 0.2 < moved.mean() < 0.4
+    share = 1 - a[moved, 0, d] / x[moved, 0, d]
+    assert share.max() <= cfg.template_mix_max + 1e-6
+    np.testing.assert_allclose(a[moved, :, 0], x[moved, :, 0] * (1 - share[:, None]),
+                               rtol=1e-4, atol=1e-5)
+    others = [c for c in range(2, x.shape[2]) if c != d]
+    np.testing.assert_array_equal(a[..., others], x[..., others])
+
+
 def test_real_noise_goes_into_the_beat_at_the_stated_snr(beats, mitdb_dir, tmp_path):
 
     for name in ("ma", "bw"):  # any WFDB record stands in for NST's noise files here
