@@ -330,13 +330,17 @@ def _in_af_option(rule: str):
 @click.option("--template-mix", default=None, type=click.FloatRange(0, 1),
               help="Fraction of training beats per epoch whose template is moved towards the "
                    "beat (a template with the wearer's PVCs in it; default: the classifier's).")
+@click.option("--record-weight", default=None, type=click.FloatRange(0, 2),
+              help="Within each class a record's beats weigh (its count) ** -this, so a few "
+                   "PVC-rich records do not teach most of V (default: the classifier's).")
 @_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
-               long_rr_beats, template_mix, s_long_rr_beats, s_abrupt_ratio, ship, as_json):
+               long_rr_beats, template_mix, record_weight, s_long_rr_beats, s_abrupt_ratio, ship,
+               as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -347,7 +351,9 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                             **({"inputs": inputs} if inputs else {}),
                             **({"long_rr_beats": long_rr_beats} if long_rr_beats else {}),
                             **({"template_mix_fraction": template_mix}
-                               if template_mix is not None else {}))
+                               if template_mix is not None else {}),
+                            **({"record_weight_power": record_weight}
+                               if record_weight is not None else {}))
     result = ds1_cv(Path(folder), Path(out),
                     Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
                                 if noise_dir else "", **_s_rule(s_long_rr_beats, s_abrupt_ratio)),

@@ -304,6 +304,14 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
     return tables, fold_specs, specs
 
 
+def _weights(data: dict, names: list[str], y: np.ndarray, ccfg: clf.ClassifierConfig
+             ) -> np.ndarray | None:
+    """The training beats' record weights, or None where the classifier keeps every beat
+    alike (then the training is bit for bit the one before the option existed)."""
+    return (clf.record_weights(data, names, y, ccfg.record_weight_power)
+            if ccfg.record_weight_power else None)
+
+
 def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig | None = None,
            log=print) -> dict:
     folder, out = Path(folder).resolve(), Path(out).resolve()  # stages run inside out
@@ -325,7 +333,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         train = [n for n in ds1 if n not in held]
         x, y = clf.training_set(data, train, inputs, ccfg.fusion_as)
         fold_progress.step(f"held out {', '.join(held)}: {len(x)} training beats")
-        model, hist = clf.fit_classifier(x, y, ccfg, log, noise)
+        model, hist = clf.fit_classifier(x, y, ccfg, log, noise, _weights(data, train, y, ccfg))
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
         if cfg.int8:
@@ -339,7 +347,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                                              for n, p in probs[v].items()})
     log(f"[final] training on all {len(ds1)} DS1 records")
     x, y = clf.training_set(data, ds1, inputs, ccfg.fusion_as)
-    model, hist = clf.fit_classifier(x, y, ccfg, log, noise)
+    model, hist = clf.fit_classifier(x, y, ccfg, log, noise, _weights(data, ds1, y, ccfg))
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
     if cfg.int8:
         from ecg_edge.convert.export import tflite_predict

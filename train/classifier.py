@@ -83,6 +83,12 @@ class ClassifierConfig:
     # less unlike them; the model must know a PVC by its own shape as well. 0: off.
     template_mix_fraction: float = 0.0
     template_mix_max: float = 0.5
+    # Within each class, a record's beats weigh (its count of that class) ** -power, the class
+    # keeping its total: DS1's PVCs are mostly 208's, 106's, 119's, 223's and 203's, and a model
+    # that learns their shapes best meets other wearers' PVCs worse. 0: every beat alike. At
+    # 0.5, DS1 by record, three seeds: VEB Se 82.4 / 87.2 / 82.2 -> 86.3 / 87.1 / 87.0, +P
+    # 91.6 / 90.7 / 87.7 -> 92.0 / 90.1 / 90.2, SVEB Se -1.5 / -2.5 / +2.1 (RESULTS.md, 12th).
+    record_weight_power: float = 0.5
     # Model inputs' RR ratios are neutral (1) where the RR irregularity before a beat is above
     # this (device.classes.rr_features; the bundle's classes.rr_neutral_above, >= 1 never).
     rr_neutral_above: float = 1.0
@@ -206,11 +212,13 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: ClassifierConfig,
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
-                   noise: np.ndarray | None = None):
+                   noise: np.ndarray | None = None, weights: np.ndarray | None = None):
     """Train on windows ``x`` with integer labels ``y`` (index into LABELS); returns the model
-    and its per-epoch loss (of each member, one after the other, for an ensemble)."""
+    and its per-epoch loss (of each member, one after the other, for an ensemble).
+    ``weights``: per beat, beside the class weights (:func:`record_weights`)."""
+    kw = {} if weights is None else {"weights": weights}
     if cfg.ensemble <= 1:
-        return _fit_one(x, y, cfg, log, noise)
+        return _fit_one(x, y, cfg, log, noise, **kw)
     import keras
     from keras import layers
 
@@ -218,7 +226,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
     for i in range(cfg.ensemble):
         log(f"  member {i + 1}/{cfg.ensemble}")
         m, h = _fit_one(x, y, replace(cfg, seed=cfg.seed + i, ensemble=1), log, noise,
-                        f"{ARCH}_{i}")
+                        f"{ARCH}_{i}", **kw)
         members.append(m)
         hists.append(h)
     inp = keras.Input(x.shape[1:])
@@ -230,7 +238,8 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
 
 
 def _fit_one(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
-             noise: np.ndarray | None = None, name: str = ARCH):
+             noise: np.ndarray | None = None, name: str = ARCH,
+             weights: np.ndarray | None = None):
     import keras
 
     from ecg_edge.train.fit import set_seed
@@ -246,8 +255,11 @@ def _fit_one(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
     losses = []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
+        # per-beat weights carry the class weights with them (Keras takes one or the other)
+        weighting = ({"class_weight": dict(enumerate(w.tolist()))} if weights is None else
+                     {"sample_weight": (w[y] * weights).astype(np.float32)})
         h = model.fit(augment(x, rng, cfg, noise), y, batch_size=cfg.batch_size, epochs=1,
-                      shuffle=True, verbose=0, class_weight=dict(enumerate(w.tolist())))
+                      shuffle=True, verbose=0, **weighting)
         losses.append(float(h.history["loss"][0]))
         log(f"  epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f} "
             f"({time.perf_counter() - t0:.0f} s)")
@@ -272,6 +284,23 @@ def training_set(data: dict[str, dict], names: list[str], inputs: dict[str, np.n
         cls = data[n]["cls"][keep]
         ys.append(label_index(np.where(cls == "F", fusion_as, cls)))
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def record_weights(data: dict[str, dict], names: list[str], y: np.ndarray,
+                   power: float) -> np.ndarray:
+    """Per beat of :func:`training_set` (same records, same order, its labels ``y``): within
+    each class, (the beat's record's count of that class) ** -``power``, scaled so the class
+    keeps its total weight (:attr:`ClassifierConfig.record_weight_power`)."""
+    rec = np.concatenate([np.full(int(labelled(data[n]).sum()), i) for i, n in enumerate(names)])
+    if len(rec) != len(y):
+        raise ValueError("record_weights: y is not training_set's labels of these records")
+    out = np.ones(len(y))
+    for c in np.unique(y):
+        m = y == c
+        _, inverse, counts = np.unique(rec[m], return_inverse=True, return_counts=True)
+        raw = counts[inverse].astype(np.float64) ** -power
+        out[m] = raw * m.sum() / raw.sum()
+    return out
 
 
 # -- operating points ---------------------------------------------------------------------------
@@ -552,8 +581,7 @@ def folds_by_record(names: list[str], k: int) -> list[list[str]]:
 
 
 __all__ = ["DS1", "DS2_VISIBLE", "ClassifierConfig", "build_classifier", "fit_classifier",
-           "choose_thresholds", "choose_af_v_threshold", "pooled_mask", "BeatEvidence",
-           "record_evidence", "pooled_evidence", "record_rr_long_s", "record_p_wave",
-           "record_width", "record_v_baseline", "training_set",
-           "record_inputs", "augment", "pooled",
-           "folds_by_record"]
+           "record_weights", "choose_thresholds", "choose_af_v_threshold", "pooled_mask",
+           "BeatEvidence", "record_evidence", "pooled_evidence", "record_rr_long_s",
+           "record_p_wave", "record_width", "record_v_baseline", "training_set",
+           "record_inputs", "augment", "pooled", "folds_by_record"]

@@ -254,3 +254,27 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
         np.testing.assert_array_equal(again.kwargs()[key], want)
     off = clf.pooled_evidence(names, beats, probs, ClassSpec())
     assert all(v is None for v in off.kwargs().values())
+
+
+def test_record_weights_spread_a_class_over_its_records(beats):
+    """ClassifierConfig.record_weight_power: 106's and 119's PVCs weigh alike in total at
+    power 1, each class keeps its total weight, and power 0 weighs every beat alike."""
+    names = ["106", "119", "100"]
+    inputs = {n: clf.record_inputs(beats[n]) for n in names}
+    x, y = clf.training_set(beats, names, inputs)
+    rec = np.concatenate([np.full(int(clf.labelled(beats[n]).sum()), n) for n in names])
+    v = LABELS.index("V")
+    for power in (0.5, 1.0):
+        w = clf.record_weights(beats, names, y, power)
+        for c in np.unique(y):
+            assert w[y == c].sum() == pytest.approx((y == c).sum())
+        counts = {n: ((y == v) & (rec == n)).sum() for n in names}
+        counts = {n: k for n, k in counts.items() if k}
+        per_record = {n: w[(y == v) & (rec == n)].sum() for n in counts}
+        big, small = max(counts, key=counts.get), min(counts, key=counts.get)
+        assert counts[big] > counts[small]
+        ratio = per_record[big] / per_record[small]
+        assert ratio == pytest.approx((counts[big] / counts[small]) ** (1 - power), rel=1e-6)
+    np.testing.assert_allclose(clf.record_weights(beats, names, y, 0.0), 1.0)
+    with pytest.raises(ValueError, match="not training_set's labels"):
+        clf.record_weights(beats, names, y[:-1], 0.5)
