@@ -216,9 +216,8 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
     """Train on windows ``x`` with integer labels ``y`` (index into LABELS); returns the model
     and its per-epoch loss (of each member, one after the other, for an ensemble).
     ``weights``: per beat, beside the class weights (:func:`record_weights`)."""
-    kw = {} if weights is None else {"weights": weights}
     if cfg.ensemble <= 1:
-        return _fit_one(x, y, cfg, log, noise, **kw)
+        return _fit_one(x, y, cfg, log, noise, weights=weights)
     import keras
     from keras import layers
 
@@ -226,7 +225,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=prin
     for i in range(cfg.ensemble):
         log(f"  member {i + 1}/{cfg.ensemble}")
         m, h = _fit_one(x, y, replace(cfg, seed=cfg.seed + i, ensemble=1), log, noise,
-                        f"{ARCH}_{i}", **kw)
+                        f"{ARCH}_{i}", weights)
         members.append(m)
         hists.append(h)
     inp = keras.Input(x.shape[1:])
@@ -252,12 +251,12 @@ def _fit_one(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
     model = build_classifier(x.shape[1], x.shape[2], cfg, name)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # per-beat weights carry the class weights with them (Keras takes one or the other)
+    weighting = ({"class_weight": dict(enumerate(w.tolist()))} if weights is None else
+                 {"sample_weight": (w[y] * weights).astype(np.float32)})
     losses = []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
-        # per-beat weights carry the class weights with them (Keras takes one or the other)
-        weighting = ({"class_weight": dict(enumerate(w.tolist()))} if weights is None else
-                     {"sample_weight": (w[y] * weights).astype(np.float32)})
         h = model.fit(augment(x, rng, cfg, noise), y, batch_size=cfg.batch_size, epochs=1,
                       shuffle=True, verbose=0, **weighting)
         losses.append(float(h.history["loss"][0]))
