@@ -241,6 +241,10 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal)."""
+    if resample_hz is not None:  # a wrong rate is said before any record is read
+        from ecg_edge.device.records import _check_rate
+
+        _check_rate(resample_hz)
     paths, skipped = folder_records(folder, names, signal=source != "annotations",
                                     beat_labels=False)
     warn_skipped(skipped)
