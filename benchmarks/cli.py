@@ -333,14 +333,20 @@ def _in_af_option(rule: str):
 @click.option("--record-weight", default=None, type=click.FloatRange(0, 2),
               help="Within each class a record's beats weigh (its count) ** -this, so a few "
                    "PVC-rich records do not teach most of V (default: the classifier's).")
+@click.option("--deploy-guard", default=None, type=click.FloatRange(0, 10),
+              help="The device's context keeps on-time beats further than this from the "
+                   "wearer's template out of it; held-out records, thresholds, DS2 and the "
+                   "shipped bundle use it, training does not (0: off; default: Ds1CvConfig's).")
+@click.option("--deploy-guard-beats", default=None, type=click.IntRange(1, 4096),
+              help="... unless this many such beats come in a row (default: Ds1CvConfig's).")
 @_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
                    "(int8 behind the parity gate).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
-               long_rr_beats, template_mix, record_weight, s_long_rr_beats, s_abrupt_ratio, ship,
-               as_json):
+               long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
+               s_long_rr_beats, s_abrupt_ratio, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -356,7 +362,10 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                if record_weight is not None else {}))
     result = ds1_cv(Path(folder), Path(out),
                     Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
-                                if noise_dir else "", **_s_rule(s_long_rr_beats, s_abrupt_ratio)),
+                                if noise_dir else "", **_s_rule(s_long_rr_beats, s_abrupt_ratio),
+                                **{k: v for k, v in (("deploy_guard", deploy_guard),
+                                                     ("deploy_guard_beats", deploy_guard_beats))
+                                   if v is not None}),
                     ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:

@@ -92,9 +92,10 @@ class ContextConfig:
     # region, in the wearer's amplitude) teaches the context nothing: a PVC that is not early
     # (late-coupled, or a slow VT's beats) would otherwise become part of what is "normal"
     # (on DS1 208 taught its template 383 PVCs, 223 130 VT beats). Unless this many such beats
-    # come in a row: then the wearer's QRS itself changed (electrodes moved). 0: off, as
-    # shipped: at 0.2, retrained by record on DS1, VEB Se fell on three seeds (train/RESULTS.md,
-    # twelfth pass) though it kept 223's VT from becoming the template.
+    # come in a row: then the wearer's QRS itself changed (electrodes moved). 0: off here (the
+    # reference and the classifier's training inputs); the shipped bundle's signal sets 0.2 and
+    # 8 (benchmarks.ds1_cv.Ds1CvConfig.deploy_guard: its classifier trains beside the unguarded
+    # context and runs beside the guarded one; train/RESULTS.md, thirteenth pass).
     learn_max_distance: float = 0.0
     learn_far_beats: int = 16
 

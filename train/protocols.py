@@ -173,6 +173,11 @@ def _cache_key(folder: Path, cfg: SignalConfig) -> str:
     return h.hexdigest()[:12]
 
 
+def beats_cache_path(folder: str | Path, cfg: SignalConfig, cache_dir: str | Path) -> Path:
+    """Where :func:`load_folder_beats` caches ``folder``'s beats under ``cfg``."""
+    return Path(cache_dir) / f"beats-{_cache_key(Path(folder), cfg)}.npz"
+
+
 def read_beats_cache(path: str | Path) -> dict[str, dict]:
     """The per-record arrays :func:`load_folder_beats` cached in ``path`` (as they were made,
     whatever the signal path's code is now: what saved out-of-fold probabilities belong to)."""
@@ -197,7 +202,7 @@ def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Pa
         raise UserError(f"{folder}: not a folder of WFDB records")
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"beats-{_cache_key(folder, cfg)}.npz"
+        cache = beats_cache_path(folder, cfg, cache_dir)
         if cache.exists():
             return read_beats_cache(cache)
     out: dict[str, dict] = {}

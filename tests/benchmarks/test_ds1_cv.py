@@ -36,6 +36,12 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     b = load_bundle(shipped["folder"])
     assert b.manifest.classes is not None and b.manifest.calibration["records"] == held
     assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024
+    # the device runs the guarded context; the classifier trained beside the unguarded one
+    ctx = b.manifest.signal.context
+    assert ctx.learn_max_distance == Ds1CvConfig().deploy_guard > 0
+    assert ctx.learn_far_beats == Ds1CvConfig().deploy_guard_beats
+    caches = sorted(p.name for p in (tmp_path / "cv" / "cache").glob("beats-*.npz"))
+    assert len(caches) == 2 and r["beats_cache"] in caches
     # The rules alone re-scored from the saved run (no retraining) give the run's own figures
     # and thresholds, and write those thresholds into the run's bundle.
     assert r["thresholds"]["int8"]["s_long_rr_beats"] > 0  # the long-term S rule is on
