@@ -417,8 +417,8 @@ def rescore(cv_dir: Path, folder: Path, out: Path, cfg: Ds1CvConfig,
     caches = ([cv_dir / "cache" / prev["beats_cache"]] if "beats_cache" in prev
               else sorted((cv_dir / "cache").glob("beats-*.npz")))
     model = cv_dir / "run" / "model.int8.tflite"
-    if not (cv_dir / "oof.npz").is_file() or len(caches) != 1 or not caches[0].is_file() \
-            or not model.is_file():
+    if not prev or not (cv_dir / "oof.npz").is_file() or len(caches) != 1 \
+            or not caches[0].is_file() or not model.is_file():
         raise UserError(f"{cv_dir}: not a finished ds1-cv folder (ds1_cv.json, oof.npz, "
                         "run/model.int8.tflite and its cache/beats-*.npz); run `ecg-bench "
                         "ds1-cv` first")

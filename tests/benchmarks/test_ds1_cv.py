@@ -52,3 +52,16 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
         assert (again["sets"][set_name]["scorers"]["learned int8"]["gross"]
                 == r["sets"][set_name]["scorers"]["learned int8"]["gross"])
     assert load_bundle(dest).manifest.classes.to_dict() == r["thresholds"]["int8"]
+
+
+def test_rescore_refuses_a_run_without_its_report(tmp_path):
+    """Out-of-fold probabilities, a cache and a model but no ds1_cv.json (which names the
+    cache they belong to and the classifier): one clear error, not a KeyError."""
+    from ecg_edge.firmware_bridge.errors import UserError
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "run").mkdir()
+    for f in ("oof.npz", "cache/beats-0123456789ab.npz", "run/model.int8.tflite"):
+        (tmp_path / f).write_bytes(b"")
+    with pytest.raises(UserError, match="not a finished ds1-cv folder"):
+        rescore(tmp_path, tmp_path, tmp_path / "out", Ds1CvConfig())
