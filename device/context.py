@@ -30,10 +30,15 @@ class BeatContext:
     learning: bool
 
 
+def qrs_region(counts: SampleCounts) -> slice:
+    """The QRS region around the fiducial (± ``amplitude_half_width``) within a window."""
+    c, h = counts.before, counts.amplitude_half_width
+    return slice(max(0, c - h), c + h + 1)
+
+
 def beat_amplitude(windows: np.ndarray, counts: SampleCounts) -> np.ndarray:
     """Peak-to-peak of the QRS region around the fiducial (last axis = time)."""
-    c, h = counts.before, counts.amplitude_half_width
-    seg = windows[..., max(0, c - h) : c + h + 1]
+    seg = windows[..., qrs_region(counts)]
     return seg.max(axis=-1) - seg.min(axis=-1)
 
 
@@ -138,9 +143,8 @@ class WearerContext:
         limit = self.cfg.learn_max_distance
         if limit <= 0:
             return False
-        c, h = self.counts.before, self.counts.amplitude_half_width
-        a = window[max(0, c - h) : c + h + 1]
-        t = template[max(0, c - h) : c + h + 1]
+        qrs = qrs_region(self.counts)
+        a, t = window[qrs], template[qrs]
         diff = (a - median_last(a)) - (t - median_last(t))
         if float(np.sqrt(diff @ diff / len(diff))) <= limit * max(amplitude, 1e-6):
             self.far_run = 0

@@ -10,7 +10,7 @@ from ecg_edge.device.context import WearerContext
 from ecg_edge.device.signal_path import process_signal
 
 CFG = SignalConfig()
-#: The guard against learning far beats (off by default: measured, not shipped).
+#: The guard against learning far beats (off by default; the shipped bundle's signal sets it).
 GUARD = replace(CFG.context, learn_max_distance=0.2)
 
 
