@@ -115,6 +115,13 @@ class Ds1CvConfig:
     # has no P waves (seventh pass: DS1 LOO SVEB Se +6 to +10 points on three models).
     s_sinus_p_above: float = 0.7
     s_sinus_p_beats: int = 16
+    # An S call carries over to the next beat that keeps its RR within 15 %, shaped like the
+    # wearer's, before 0.9 x the 256-RR median, where S is not withheld (ClassSpec.s_run_*;
+    # 0: off), applied after the threshold search (the pooled beats are not consecutive, as
+    # for v_run_rr_s): the SVTA runs of 207 and 209 once they slow below the long-term
+    # rule's bar. Chosen by SVEB F1 over DS1's out-of-fold calls (fourteenth pass).
+    s_run_rr_tolerance: float = 0.15
+    s_run_long_ratio: float = 0.9
     # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
     # withheld (unless the wearer's P waves are there, above). Alone, 0.2 found 3.5-6 points
     # more SVEB than 0.1 on three models; with the P-wave rule it gained nothing beyond the
@@ -177,6 +184,7 @@ class Ds1CvConfig:
                                               "s_max_distance", "s_abrupt_ratio",
                                               "s_abrupt_beats", "s_onset_p_below",
                                               "s_sinus_p_above", "s_sinus_p_beats",
+                                              "s_run_rr_tolerance", "s_run_long_ratio",
                                               "s_long_p_below", "irregular_threshold",
                                               "v_far_distance", "v_far_in_af",
                                               "v_aberrant_pause_below",
@@ -406,8 +414,9 @@ def rescore(cv_dir: Path, folder: Path, out: Path, cfg: Ds1CvConfig,
     """A finished ``ds1-cv`` run re-scored under ``cfg``'s rules without retraining: its saved
     out-of-fold probabilities (``oof.npz``) on the beats they were computed from (its cache),
     thresholds re-chosen per fold and on all of DS1; DS2 by its all-DS1 int8 model
-    (``run/model.int8.tflite``). A change of rules alone thus reaches the figures and, with
-    ``bundle`` (a bundle of that same model), the bundle's ``classes`` section."""
+    (``run/model.int8.tflite``), and by the float one where ``run/model.keras`` is there. A
+    change of rules alone thus reaches the figures and, with ``bundle`` (a bundle of that same
+    model), the bundle's ``classes`` section."""
     from ecg_edge.convert.export import tflite_predict
 
     cv_dir, folder, out = Path(cv_dir), Path(folder), Path(out)
@@ -436,6 +445,11 @@ def rescore(cv_dir: Path, folder: Path, out: Path, cfg: Ds1CvConfig,
                  for v in ("float", "int8")}
     folds = clf.folds_by_record(ds1, prev["config"]["folds"])
     final = {"int8": {n: softmax(tflite_predict(model, inputs[n])) for n in ds2}}
+    if (cv_dir / "run" / "model.keras").is_file():  # the float row of DS2 as ds1-cv gave it
+        from ecg_edge.convert.export import load_keras
+
+        keras_model = load_keras(cv_dir / "run" / "model.keras")
+        final = {"float": {n: _predict(keras_model, inputs[n]) for n in ds2}, **final}
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
                                        cfg, ccfg)
     result = to_jsonable({"config": {**asdict(cfg), "folds": len(folds)},

@@ -107,6 +107,17 @@ class ClassSpec:
     # way). A sinus rate swing keeps the sinus P wave beat by beat; an atrial ectopic beat's
     # differs or hides in the T wave.
     s_long_p_below: float = 0.0
+    # An S call carries over to the next beat (0: off) where that beat keeps the run's rate
+    # (its RR within this fraction of the RR before the S call), is shaped like the wearer's
+    # own (template distance under ``s_max_distance``), comes before ``s_run_long_ratio`` x
+    # the median of the ``s_long_rr_beats`` RR before it and S is not withheld there (an
+    # irregular rhythm, AF open), in a run whose first S call came before
+    # ``s_long_rr_ratio`` x that median. Inside an SVT run the beats after its first few are no
+    # longer early against the local RR, and the long-term rule's bar drops them as soon as the
+    # run slows a little or the long median follows it (207's and 209's SVTA); a run goes on
+    # at its own steady rate (:func:`s_runs`, the counterpart of :func:`v_runs`).
+    s_run_rr_tolerance: float = 0.0
+    s_run_long_ratio: float = 0.9
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -236,6 +247,9 @@ class ClassSpec:
                              f"{self.v_like_support}, {self.v_like_enter}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
+        if self.s_run_rr_tolerance < 0 or self.s_run_long_ratio <= 0:
+            raise ValueError("s_run_rr_tolerance must be >= 0 and s_run_long_ratio > 0, got "
+                             f"{self.s_run_rr_tolerance}, {self.s_run_long_ratio}")
         a, b = self.v_aberrant_onset_s
         if self.v_aberrant_pause_below < 0 or not a > b >= 0:
             raise ValueError("v_aberrant_pause_below must be >= 0 and v_aberrant_onset_s "
@@ -273,6 +287,9 @@ class BeatCalls:
     # the block's last beat is a V call (before the aberrancy rule): the next block's
     # ``v_before`` (:attr:`ClassSpec.v_run_rr_s`)
     v_last: bool = False
+    # is the block's last beat an S call, and the RR (s) before it where its run began early
+    # enough (else NaN): the next block's ``s_before`` (:attr:`ClassSpec.s_run_rr_tolerance`)
+    s_last: tuple[bool, float] = (False, math.nan)
 
 
 class RRTrend:
@@ -316,25 +333,26 @@ class RRTrend:
         return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats, abrupt)
 
     def __call__(self, rr_prev: np.ndarray, p_wave: np.ndarray | None = None) -> np.ndarray:
-        """(n, 3) float64: irregularity, long-term RR (s), and the median of the
-        ``s_long_k`` RR before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt``
-        where the beat is not in an early run that began with a step or with a changed P wave,
-        :meth:`_abrupt_run`). ``p_wave``: each beat's P-wave correlation with the wearer's
-        template (:func:`s_p_wave`; NaN or None: unknown, no evidence).
+        """(n, 4) float64: irregularity, long-term RR (s), the median of the ``s_long_k`` RR
+        before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt`` where the beat is
+        not in an early run that began with a step or with a changed P wave,
+        :meth:`_abrupt_run`), and that median without the guard (the S-run rule's reference).
+        ``p_wave``: each beat's P-wave correlation with the wearer's template
+        (:func:`s_p_wave`; NaN or None: unknown, no evidence).
 
         The device calls it with a few beats at a time, so the medians are kept sorted and
         updated per beat (:class:`_RunningMedian`): sorting 256-beat windows per block cost
         about 7 % of the pipeline."""
         rr_new = np.asarray(rr_prev, np.float64)
         n = len(rr_new)
-        out = np.empty((n, 3))
+        out = np.empty((n, 4))
         short, long, s_long = self.short, self.long, self.s_long
         ps = (np.full(n, math.nan) if p_wave is None or not self.needs_p_wave
               else np.asarray(p_wave, np.float64)).tolist()
         for i, (x, p) in enumerate(zip(rr_new.tolist(), ps)):
             out[i, 0] = _irregularity(short)
             out[i, 1] = long.median()
-            out[i, 2] = s_long.median() if s_long is not None else math.nan
+            out[i, 2] = out[i, 3] = s_long.median() if s_long is not None else math.nan
             short.append(x)
             long.push(x)
             if s_long is not None:
@@ -685,7 +703,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      width: np.ndarray | None = None,
                      ectopic: np.ndarray | None = None,
                      rr_prev_s: np.ndarray | None = None,
-                     v_before: bool = False) -> BeatCalls:
+                     v_before: bool = False,
+                     s_run_rr: np.ndarray | None = None,
+                     s_before: tuple[bool, float] = (False, math.nan)) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
@@ -702,7 +722,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     ``ectopic`` (:func:`ectopic_match`): each beat's match with the wearer's ectopic
     templates (the rule of :attr:`ClassSpec.v_like_corr`); ``rr_prev_s``: RR before each beat
     (s) of consecutive beats, and ``v_before``: was the beat before the block a V call (the
-    previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`)."""
+    previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`);
+    ``s_run_rr`` (:func:`s_run_rr`) and ``s_before`` (the previous block's ``s_last``) for
+    :attr:`ClassSpec.s_run_rr_tolerance` (:func:`s_runs`), which also reads ``rr_prev_s``."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -763,6 +785,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # not where S is withheld (AF open, or an irregular rhythm without the wearer's P
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
+    if spec.s_run_rr_tolerance > 0 and s_run_rr is not None and rr_prev_s is not None:
+        out = s_runs(out, rr_prev_s, s_run_rr, ~irregular & (distance < spec.s_max_distance),
+                     spec, s_before)
     return out
 
 
@@ -778,6 +803,53 @@ def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
         if cls[i - 1] == "V" if i else v_before:
             cls[i], score[i] = "V", free.score[i]
     return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
+
+
+def s_run_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
+    """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it
+    (``trend``: :class:`RRTrend`'s output for ``spec``, its unguarded fourth column), or None
+    when the spec's S-run rule is off: the ``s_run_rr`` of :func:`calls_for_inputs`."""
+    if not (spec.s_run_rr_tolerance > 0 and spec.s_long_rr_beats):
+        return None
+    with np.errstate(all="ignore"):
+        return np.asarray(rr_prev, np.float64) / trend[:, 3]
+
+
+def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray, open_: np.ndarray,
+           spec: ClassSpec, s_before: tuple[bool, float]) -> BeatCalls:
+    """``calls`` where an N call right after an S call is S too when the beat may carry one
+    (``open_``: S not withheld, the wearer's shape), comes before
+    :attr:`ClassSpec.s_run_long_ratio` x the long-term RR (``run_rr``: :func:`s_run_rr`) and
+    keeps the rate of the S call (its RR within :attr:`ClassSpec.s_run_rr_tolerance` of the
+    RR before it), in a run whose first S call came before :attr:`ClassSpec.s_long_rr_ratio`
+    x the long-term RR: an ectopic run starts clearly early, a false S call on the wearer's
+    own rising rate does not, and must not drag the following beats with it (DS1: 5 N beats
+    called S instead of 30). ``s_before``: was the beat before the block an S call, and the
+    RR before it where its run began early enough (else NaN). Runs continue beat by beat, so
+    the loop runs over the S calls and the candidates only; the score of a call made here is
+    how far under the bar the beat came (> 1, as every call's)."""
+    cls, score = calls.classes.copy(), calls.score.copy()
+    rr = np.asarray(rr_prev_s, np.float64)
+    r = np.asarray(run_rr, np.float64)
+    with np.errstate(invalid="ignore"):  # NaN RR (a gap, no long-term RR yet): no run
+        ok = open_ & (cls == "N") & (r < spec.s_run_long_ratio)
+    prev_s, prev_rr = s_before
+    last = -1
+    for i in np.flatnonzero((cls == "S") | ok):
+        if i != last + 1:  # a beat that is neither S nor a candidate came between
+            prev_s, prev_rr = False, math.nan
+        if cls[i] == "S":
+            early = (math.isfinite(prev_rr) if prev_s else bool(r[i] < spec.s_long_rr_ratio))
+            prev_s, prev_rr = True, (float(rr[i]) if early else math.nan)
+        elif prev_s and abs(rr[i] - prev_rr) <= spec.s_run_rr_tolerance * prev_rr:
+            cls[i], score[i] = "S", max(score[i], spec.s_run_long_ratio / r[i])
+            prev_s, prev_rr = True, float(rr[i])
+        else:
+            prev_s, prev_rr = False, math.nan
+        last = i
+    state = s_before if not len(cls) else (prev_s, prev_rr) if last == len(cls) - 1 \
+        else (False, math.nan)
+    return BeatCalls(score, cls, calls.v_last, state)
 
 
 def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
@@ -863,6 +935,7 @@ __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "at
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
            "calls_from_probs", "calls_for_inputs", "v_timing", "v_runs", "v_width", "s_rule_rr",
+           "s_run_rr", "s_runs",
            "s_p_wave", "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "ectopic_match", "calls_from_flags", "count_calls", "burden"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from ecg_edge.device.classes import (
     p_wave_evidence,
     s_p_wave,
     s_rule_rr,
+    s_run_rr,
     softmax,
     v_logit,
     v_width,
@@ -82,6 +84,8 @@ class ModelScorer:
             self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
         self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
         self.v_last = False  # the last beat was a V call (ClassSpec.v_run_rr_s)
+        # the last beat was an S call, and the RR before it in an early run (s_runs)
+        self.s_last: tuple[bool, float] = (False, math.nan)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -140,8 +144,9 @@ class ModelScorer:
         calls = calls_for_inputs(x, probs, self.classes, beats.learning, af, base,
                                  s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
                                  v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
-                                 ectopic, beats.rr_prev, self.v_last)
-        self.v_last = calls.v_last
+                                 ectopic, beats.rr_prev, self.v_last,
+                                 s_run_rr(beats.rr_prev, trend, self.classes), self.s_last)
+        self.v_last, self.s_last = calls.v_last, calls.s_last
         return calls
 
 

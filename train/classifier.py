@@ -34,6 +34,7 @@ from ecg_edge.device.classes import (
     p_wave_evidence,
     s_p_wave,
     s_rule_rr,
+    s_run_rr,
     v_logit,
     v_width,
 )
@@ -412,6 +413,7 @@ class BeatEvidence:
     width: np.ndarray | None = None
     ectopic: np.ndarray | None = None
     rr_prev_s: np.ndarray | None = None  # consecutive beats only: not in pooled evidence
+    s_run_rr: np.ndarray | None = None  # the same (device.classes.s_run_rr)
 
     def kwargs(self) -> dict[str, np.ndarray | None]:
         """The keyword arguments of :func:`device.classes.calls_for_inputs`."""
@@ -424,9 +426,11 @@ class BeatEvidence:
 
 def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence:
     """:class:`BeatEvidence` over one whole record's beats."""
+    rr = np.asarray(d["rr_prev"], np.float64)
+    runs = s_run_rr(rr, RRTrend.for_spec(spec)(rr), spec)
     return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
-                   ectopic=record_ectopic(d, probs, spec),
-                   rr_prev_s=np.asarray(d["rr_prev"], np.float64) if spec.v_run_rr_s else None)
+                   ectopic=record_ectopic(d, probs, spec), s_run_rr=runs,
+                   rr_prev_s=rr if spec.v_run_rr_s or runs is not None else None)
 
 
 def record_ectopic(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:

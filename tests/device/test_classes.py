@@ -24,6 +24,7 @@ from ecg_edge.device.classes import (
     rr_features,
     s_long_rule,
     s_p_wave,
+    s_runs,
     v_evidence,
     v_runs,
     v_timing,
@@ -50,7 +51,7 @@ def test_rr_trend_block_by_block_equals_whole_record(record_119):
     trend = RRTrend()
     parts = [trend(beats.rr_prev[a : a + 37]) for a in range(0, len(beats), 37)]
     np.testing.assert_allclose(np.concatenate(parts), whole)
-    assert whole.shape == (len(beats), 3) and np.isnan(whole[:, 2]).all()  # no S rule: NaN
+    assert whole.shape == (len(beats), 4) and np.isnan(whole[:, 2:]).all()  # no S rule: NaN
     spec = ClassSpec(s_long_rr_beats=256)
     whole = RRTrend.for_spec(spec)(beats.rr_prev)
     trend = RRTrend.for_spec(spec)
@@ -59,6 +60,7 @@ def test_rr_trend_block_by_block_equals_whole_record(record_119):
     np.testing.assert_allclose(whole[:, :2], RRTrend()(beats.rr_prev)[:, :2])  # unchanged
     i = 1000  # the median of the 256 RR before the beat
     np.testing.assert_allclose(whole[i, 2], np.nanmedian(beats.rr_prev[i - 256 : i]))
+    np.testing.assert_allclose(whole[:, 3], whole[:, 2])  # unguarded: the same here
 
 
 def test_long_term_s_rule_needs_a_run_that_began_abruptly(record_100, record_119):
@@ -78,6 +80,8 @@ def test_long_term_s_rule_needs_a_run_that_began_abruptly(record_100, record_119
         offered = np.flatnonzero(np.isfinite(RRTrend.for_spec(s)(gradual)[400:, 2])) + 400
         assert set(symbols[offered + 1]) <= {"A"}  # only the record's own APCs (abrupt)
         assert np.isfinite(RRTrend.for_spec(s)(step)[400 : 400 + beats_, 2]).all()
+        # the S-run rule's reference is the median without the guard: offered everywhere
+        assert np.isfinite(RRTrend.for_spec(s)(gradual)[1:, 3]).all()
     # without the guard the gradual rise is early against the long-term RR too
     assert np.isfinite(RRTrend.for_spec(ClassSpec(s_long_rr_beats=256))(gradual)[470:, 2]).all()
     beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
@@ -505,3 +509,39 @@ def test_a_run_continues_only_from_a_v_call_that_stands():
     assert "".join(v_runs(calls("NN"), calls("VV"), np.array([False, True]), True).classes) == "NN"
     assert v_runs(calls("NV"), calls("NV"), fast[:2], False).v_last
     assert v_runs(calls(""), calls(""), fast[:0], True).v_last  # an empty block keeps the state
+
+
+def test_an_s_run_goes_on_at_its_rate_only_after_an_early_s_call():
+    """:func:`s_runs`: an N call right after an S call becomes S while it keeps the run's RR
+    (within the tolerance), stays under the run bar against the long-term RR and may carry S;
+    only in a run whose first S call was early against the long-term RR (the long-term rule's
+    bar), so a false S call on a rising sinus rate does not drag the next beats along. Split
+    into blocks with the carried state, the calls are the same."""
+    spec = ClassSpec(s_run_rr_tolerance=0.15, s_run_long_ratio=0.9, s_long_rr_ratio=0.75)
+
+    def run(c, rr, ratio, open_=None, before=(False, np.nan)):
+        n = len(c)
+        base = BeatCalls(np.where(np.array(list(c)) == "N", 0.5, 2.0), np.array(list(c), "<U1"))
+        o = np.ones(n, bool) if open_ is None else np.asarray(open_)
+        return s_runs(base, np.asarray(rr, float), np.asarray(ratio, float), o, spec, before)
+
+    rr = [0.8, 0.5, 0.52, 0.5, 0.7, 0.5]
+    ratio = [1.0, 0.62, 0.65, 0.62, 0.87, 0.62]
+    out = run("NSNNNN", rr, ratio)
+    assert "".join(out.classes) == "NSSSNN"  # 0.7 s is off the run's rate: the run ends
+    assert out.score[2] == pytest.approx(0.9 / 0.65) and out.score[0] == 0.5
+    assert out.s_last == (False, pytest.approx(np.nan, nan_ok=True))
+    # a first S call that was not early (0.8 of the long-term RR) starts no run
+    assert "".join(run("NSNN", rr[:4], [1.0, 0.8, 0.65, 0.62]).classes) == "NSNN"
+    # withheld (irregular rhythm, not the wearer's shape) or not under the bar: no S
+    assert "".join(run("NSNN", rr[:4], ratio[:4], [1, 1, 0, 1]).classes) == "NSNN"
+    assert "".join(run("NSNN", rr[:4], [1.0, 0.62, 0.95, 0.62]).classes) == "NSNN"
+    assert "".join(run("NSNN", [0.8, 0.5, np.nan, 0.5], ratio[:4]).classes) == "NSNN"  # a gap
+    # block by block, the state carried, equals the whole
+    a = run("NS", rr[:2], ratio[:2])
+    assert a.s_last == (True, 0.5)
+    b = run("NNNN", rr[2:], ratio[2:], before=a.s_last)
+    assert "".join(a.classes) + "".join(b.classes) == "".join(out.classes)
+    assert run("", [], [], before=(True, 0.5)).s_last == (True, 0.5)  # an empty block keeps it
+    with pytest.raises(ValueError, match="s_run_rr_tolerance"):
+        ClassSpec(s_run_rr_tolerance=-0.1)

@@ -89,7 +89,8 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     ectopic = C.ectopic_match(beats, probs[:, 2], spec, sig.fs, sig.window_before_s)[0]
     assert (ectopic[:, 3] >= spec.v_like_support).sum() > 100  # 119's PVCs made templates
     whole = C.calls_for_inputs(x, probs, spec, beats.learning, None, base, rr_long_s, p_wave,
-                               ectopic=ectopic, rr_prev_s=beats.rr_prev)
+                               ectopic=ectopic, rr_prev_s=beats.rr_prev,
+                               s_run_rr=C.s_run_rr(beats.rr_prev, trend, spec))
     calls = np.concatenate([p.classes for p in parts])
     np.testing.assert_array_equal(calls, whole.classes)
     np.testing.assert_allclose(np.concatenate([p.score for p in parts]), whole.score, rtol=1e-9)
@@ -132,8 +133,42 @@ def test_a_vt_runs_beats_stay_v_under_the_timing_rule(shipped):
         (on[vt] == "V").mean(), (off[vt] == "V").mean())
 
 
+def test_an_svt_runs_beats_stay_s_after_an_early_s_call(shipped):
+    """Record 209's SVTA runs: once a run slows a little, its beats are early neither against
+    the local RR nor enough against the long-term RR for the long-term rule, and the run broke
+    off. ``s_run_rr_tolerance`` carries an S call on to the next beat at the run's rate, only
+    in a run that began clearly early: the rule adds only annotated S beats here, each right
+    after an S call at its rate, and 3-beat blocks make the calls of one whole block."""
+    spec = shipped.manifest.classes
+    assert spec.s_run_rr_tolerance > 0 and spec.s_long_rr_beats > 0
+    rec = read_record(MITDB / "209")
+    beats = process_signal(rec.lead_mv()[: int(700 * rec.fs)], rec.fs, shipped.manifest.signal)
+    idx = np.arange(len(beats))
+
+    def stream(rule_spec, block):
+        scorer = ModelScorer(shipped, "int8")
+        scorer.classes = rule_spec
+        return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + block)))
+                               .classes for a in range(0, len(beats), block)])
+
+    on = stream(spec, 3)
+    np.testing.assert_array_equal(on, stream(spec, len(beats)))
+    off = stream(replace(spec, s_run_rr_tolerance=0.0), 3)
+    added = np.flatnonzero(on != off)
+    assert len(added) >= 5 and (on[added] == "S").all() and (on[added - 1] == "S").all()
+    rr = beats.rr_prev
+    assert (np.abs(rr[added] - rr[added - 1]) <= spec.s_run_rr_tolerance * rr[added - 1]).all()
+    is_beat, cls = aami_class(rec.ann_symbols)
+    keep = rec.ann_samples[is_beat] < 700 * rec.fs
+    ref = match_beats(beats.sample, rec.ann_samples[is_beat][keep], int(0.15 * rec.fs))
+    s_ann = np.zeros(len(beats), bool)
+    s_ann[ref[(ref >= 0) & (cls[is_beat][keep] == "S")]] = True
+    assert s_ann[added].all()
+    assert ((on == "S") & ~s_ann).sum() == ((off == "S") & ~s_ann).sum()  # no N beat added
+
+
 @pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
-                                        ("v_like_support", 0)])
+                                        ("v_like_support", 0), ("s_run_rr_tolerance", -0.1)])
 def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
     """A tampered or hand-edited bundle whose class rules are out of range is refused before it
     runs: one line naming the key, exit 2, no traceback."""

@@ -227,7 +227,7 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
     the settled labelled beats; the cache a CV keeps across folds returns the same arrays."""
     spec = ClassSpec(v_baseline_beats=64, s_long_rr_beats=64, s_sinus_p_above=0.7,
                      v_wide_ratio=1.3, v_aberrant_pause_below=1.5, v_like_corr=0.95,
-                     v_run_rr_s=0.75)
+                     v_run_rr_s=0.75, s_run_rr_tolerance=0.15)
     names = ["106", "119"]
     rng = np.random.default_rng(0)
     probs = {n: rng.dirichlet(np.ones(4), len(beats[n]["cls"])) for n in names}
@@ -244,9 +244,9 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
                 "ectopic": clf.record_ectopic(d, probs[n], spec)}
 
     for key, value in first.kwargs().items():
-        if key == "rr_prev_s":  # the V run rule reads consecutive beats: not in a pool
-            assert value is None and clf.record_evidence(beats["106"], probs["106"], spec
-                                                         ).rr_prev_s is not None
+        if key in ("rr_prev_s", "s_run_rr"):  # the run rules read consecutive beats: not
+            assert value is None and getattr(  # in a pool
+                clf.record_evidence(beats["106"], probs["106"], spec), key) is not None
             continue
         want = np.concatenate([alone(n)[key][clf.settled_labelled(beats[n])] for n in names])
         assert len(want) == n_pooled
