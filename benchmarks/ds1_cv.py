@@ -122,6 +122,14 @@ class Ds1CvConfig:
     # rule's bar. Chosen by SVEB F1 over DS1's out-of-fold calls (fourteenth pass).
     s_run_rr_tolerance: float = 0.15
     s_run_long_ratio: float = 0.9
+    # An S call right after an N call needs its RR below 0.9 x that N beat's (ClassSpec.
+    # s_onset_step; 0: off; the long-term rule's own step, s_abrupt_ratio) unless it came
+    # before 0.7 x the 256-RR median (s_onset_early_ratio), applied after the threshold search
+    # as the S runs: on three models' out-of-fold calls 49 / 27 / 38 N beats fewer called S
+    # (115, 208, 230), 0 / 1 / 0 S beats lost (without the exemption 4 / 5 / 4, and on the
+    # device in-sample 207's SVTA, whose first beats are called N; fourteenth pass).
+    s_onset_step: float = 0.9
+    s_onset_early_ratio: float = 0.7
     # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
     # withheld (unless the wearer's P waves are there, above). Alone, 0.2 found 3.5-6 points
     # more SVEB than 0.1 on three models; with the P-wave rule it gained nothing beyond the
@@ -185,6 +193,7 @@ class Ds1CvConfig:
                                               "s_abrupt_beats", "s_onset_p_below",
                                               "s_sinus_p_above", "s_sinus_p_beats",
                                               "s_run_rr_tolerance", "s_run_long_ratio",
+                                              "s_onset_step", "s_onset_early_ratio",
                                               "s_long_p_below", "irregular_threshold",
                                               "v_far_distance", "v_far_in_af",
                                               "v_aberrant_pause_below",

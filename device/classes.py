@@ -118,6 +118,16 @@ class ClassSpec:
     # at its own steady rate (:func:`s_runs`, the counterpart of :func:`v_runs`).
     s_run_rr_tolerance: float = 0.0
     s_run_long_ratio: float = 0.9
+    # An S call right after an N call needs a step (0: off): its RR below this fraction of that
+    # N beat's RR. An atrial premature beat comes earlier than the sinus beat before it; the
+    # wearer's own rate rising beat by beat does not step, yet the model's p(S) follows the RR
+    # against the local RR, which lags a steady rise (DS1: 115's, 208's and 230's N beats
+    # called S). After an S, V, F or unknown beat the RR before is no sinus reference, and the
+    # rule does not ask (:func:`s_runs`). Nor where the beat came before this fraction of the
+    # median of the ``s_long_rr_beats`` RR before it (0: always asks): clearly early against
+    # the wearer's last minutes, as an SVT run is whose first beats were missed (207's).
+    s_onset_step: float = 0.0
+    s_onset_early_ratio: float = 0.0
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -247,9 +257,12 @@ class ClassSpec:
                              f"{self.v_like_support}, {self.v_like_enter}")
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
-        if self.s_run_rr_tolerance < 0 or self.s_run_long_ratio <= 0:
-            raise ValueError("s_run_rr_tolerance must be >= 0 and s_run_long_ratio > 0, got "
-                             f"{self.s_run_rr_tolerance}, {self.s_run_long_ratio}")
+        if self.s_run_rr_tolerance < 0 or self.s_run_long_ratio <= 0 or not \
+                0 <= self.s_onset_step <= 1 or not 0 <= self.s_onset_early_ratio <= 1:
+            raise ValueError("s_run_rr_tolerance must be >= 0, s_run_long_ratio > 0 and "
+                             "s_onset_step and s_onset_early_ratio in [0, 1], got "
+                             f"{self.s_run_rr_tolerance}, {self.s_run_long_ratio}, "
+                             f"{self.s_onset_step}, {self.s_onset_early_ratio}")
         a, b = self.v_aberrant_onset_s
         if self.v_aberrant_pause_below < 0 or not a > b >= 0:
             raise ValueError("v_aberrant_pause_below must be >= 0 and v_aberrant_onset_s "
@@ -287,9 +300,9 @@ class BeatCalls:
     # the block's last beat is a V call (before the aberrancy rule): the next block's
     # ``v_before`` (:attr:`ClassSpec.v_run_rr_s`)
     v_last: bool = False
-    # is the block's last beat an S call, and the RR (s) before it where its run began early
-    # enough (else NaN): the next block's ``s_before`` (:attr:`ClassSpec.s_run_rr_tolerance`)
-    s_last: tuple[bool, float] = (False, math.nan)
+    # the block's last call, the RR (s) before it and, where it is an S call of a run that
+    # began early enough, that RR again (else NaN): the next block's ``s_before`` (s_runs)
+    s_last: tuple[str, float, float] = ("", math.nan, math.nan)
 
 
 class RRTrend:
@@ -705,7 +718,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      rr_prev_s: np.ndarray | None = None,
                      v_before: bool = False,
                      s_run_rr: np.ndarray | None = None,
-                     s_before: tuple[bool, float] = (False, math.nan)) -> BeatCalls:
+                     s_before: tuple[str, float, float] = ("", math.nan, math.nan)
+                     ) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
     analyser's per-beat AF verdict) adds to the irregularity rule and sets the V threshold to
@@ -724,7 +738,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     (s) of consecutive beats, and ``v_before``: was the beat before the block a V call (the
     previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`);
     ``s_run_rr`` (:func:`s_run_rr`) and ``s_before`` (the previous block's ``s_last``) for
-    :attr:`ClassSpec.s_run_rr_tolerance` (:func:`s_runs`), which also reads ``rr_prev_s``."""
+    :attr:`ClassSpec.s_run_rr_tolerance` and :attr:`ClassSpec.s_onset_step` (:func:`s_runs`),
+    which also read ``rr_prev_s``."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -785,7 +800,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # not where S is withheld (AF open, or an irregular rhythm without the wearer's P
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
-    if spec.s_run_rr_tolerance > 0 and s_run_rr is not None and rr_prev_s is not None:
+    if rr_prev_s is not None and (spec.s_onset_step > 0 or (spec.s_run_rr_tolerance > 0
+                                                            and s_run_rr is not None)):
         out = s_runs(out, rr_prev_s, s_run_rr, ~irregular & (distance < spec.s_max_distance),
                      spec, s_before)
     return out
@@ -808,48 +824,59 @@ def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
 def s_run_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
     """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it
     (``trend``: :class:`RRTrend`'s output for ``spec``, its unguarded fourth column), or None
-    when the spec's S-run rule is off: the ``s_run_rr`` of :func:`calls_for_inputs`."""
-    if not (spec.s_run_rr_tolerance > 0 and spec.s_long_rr_beats):
+    when no S rule of :func:`s_runs` reads it: the ``s_run_rr`` of :func:`calls_for_inputs`."""
+    if not ((spec.s_run_rr_tolerance > 0 or spec.s_onset_early_ratio > 0)
+            and spec.s_long_rr_beats):
         return None
     with np.errstate(all="ignore"):
         return np.asarray(rr_prev, np.float64) / trend[:, 3]
 
 
-def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray, open_: np.ndarray,
-           spec: ClassSpec, s_before: tuple[bool, float]) -> BeatCalls:
-    """``calls`` where an N call right after an S call is S too when the beat may carry one
-    (``open_``: S not withheld, the wearer's shape), comes before
-    :attr:`ClassSpec.s_run_long_ratio` x the long-term RR (``run_rr``: :func:`s_run_rr`) and
-    keeps the rate of the S call (its RR within :attr:`ClassSpec.s_run_rr_tolerance` of the
-    RR before it), in a run whose first S call came before :attr:`ClassSpec.s_long_rr_ratio`
-    x the long-term RR: an ectopic run starts clearly early, a false S call on the wearer's
-    own rising rate does not, and must not drag the following beats with it (DS1: 5 N beats
-    called S instead of 30). ``s_before``: was the beat before the block an S call, and the
-    RR before it where its run began early enough (else NaN). Runs continue beat by beat, so
-    the loop runs over the S calls and the candidates only; the score of a call made here is
-    how far under the bar the beat came (> 1, as every call's)."""
+def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray | None,
+           open_: np.ndarray, spec: ClassSpec, s_before: tuple[str, float, float]) -> BeatCalls:
+    """``calls`` with the S rules that read the beat before, beat by beat:
+
+    * an S call right after an N call whose RR is not below :attr:`ClassSpec.s_onset_step` x
+      that N beat's RR is N (its score capped under 1, scaled by how far it missed the step),
+      unless it came before :attr:`ClassSpec.s_onset_early_ratio` x the long-term RR;
+    * an N call right after an S call is S where the beat may carry one (``open_``: S not
+      withheld, the wearer's shape), comes before :attr:`ClassSpec.s_run_long_ratio` x the
+      long-term RR (``run_rr``: :func:`s_run_rr`; None: no runs) and keeps the rate of the S
+      call (its RR within :attr:`ClassSpec.s_run_rr_tolerance` of the RR before it), in a run
+      whose first S call came before :attr:`ClassSpec.s_long_rr_ratio` x the long-term RR: an
+      ectopic run starts clearly early, a false S call on the wearer's own rising rate does
+      not, and must not drag the following beats with it (DS1: 5 N beats called S instead of
+      30). Its score is how far under the bar the beat came (> 1, as every call's).
+
+    ``s_before``: the call of the beat before the block, the RR before it and, where it is an
+    S call of a run that began early enough, that RR again (else NaN). The loop runs over the
+    S calls and the run candidates only (a few per block)."""
     cls, score = calls.classes.copy(), calls.score.copy()
     rr = np.asarray(rr_prev_s, np.float64)
-    r = np.asarray(run_rr, np.float64)
+    r = np.full(len(cls), np.nan) if run_rr is None else np.asarray(run_rr, np.float64)
     with np.errstate(invalid="ignore"):  # NaN RR (a gap, no long-term RR yet): no run
-        ok = open_ & (cls == "N") & (r < spec.s_run_long_ratio)
-    prev_s, prev_rr = s_before
-    last = -1
+        ok = open_ & (cls == "N") & (r < spec.s_run_long_ratio) & (spec.s_run_rr_tolerance > 0)
+    step, run = spec.s_onset_step, s_before[2]
     for i in np.flatnonzero((cls == "S") | ok):
-        if i != last + 1:  # a beat that is neither S nor a candidate came between
-            prev_s, prev_rr = False, math.nan
+        prev_call, prev_rr = (cls[i - 1], rr[i - 1]) if i else s_before[:2]
+        if prev_call != "S":
+            run = math.nan
         if cls[i] == "S":
-            early = (math.isfinite(prev_rr) if prev_s else bool(r[i] < spec.s_long_rr_ratio))
-            prev_s, prev_rr = True, (float(rr[i]) if early else math.nan)
-        elif prev_s and abs(rr[i] - prev_rr) <= spec.s_run_rr_tolerance * prev_rr:
+            if step > 0 and prev_call == "N" and not rr[i] < step * prev_rr \
+                    and not r[i] < spec.s_onset_early_ratio:
+                with np.errstate(all="ignore"):
+                    miss = step * prev_rr / rr[i]
+                cls[i], score[i] = "N", min(score[i] * miss, 1.0) if miss == miss else 1.0
+                continue
+            early = math.isfinite(run) if prev_call == "S" else bool(r[i] < spec.s_long_rr_ratio)
+            run = float(rr[i]) if early else math.nan
+        elif prev_call == "S" and abs(rr[i] - run) <= spec.s_run_rr_tolerance * run:
             cls[i], score[i] = "S", max(score[i], spec.s_run_long_ratio / r[i])
-            prev_s, prev_rr = True, float(rr[i])
-        else:
-            prev_s, prev_rr = False, math.nan
-        last = i
-    state = s_before if not len(cls) else (prev_s, prev_rr) if last == len(cls) - 1 \
-        else (False, math.nan)
-    return BeatCalls(score, cls, calls.v_last, state)
+            run = float(rr[i])
+    if not len(cls):
+        return BeatCalls(score, cls, calls.v_last, s_before)
+    return BeatCalls(score, cls, calls.v_last,
+                     (str(cls[-1]), float(rr[-1]), run if cls[-1] == "S" else math.nan))
 
 
 def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,

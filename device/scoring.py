@@ -84,8 +84,8 @@ class ModelScorer:
             self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
         self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
         self.v_last = False  # the last beat was a V call (ClassSpec.v_run_rr_s)
-        # the last beat was an S call, and the RR before it in an early run (s_runs)
-        self.s_last: tuple[bool, float] = (False, math.nan)
+        # the last beat's call, the RR before it and its run's (s_runs)
+        self.s_last: tuple[str, float, float] = ("", math.nan, math.nan)
 
     @property
     def info(self) -> RuntimeInfo:

@@ -430,7 +430,8 @@ def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence
     runs = s_run_rr(rr, RRTrend.for_spec(spec)(rr), spec)
     return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
                    ectopic=record_ectopic(d, probs, spec), s_run_rr=runs,
-                   rr_prev_s=rr if spec.v_run_rr_s or runs is not None else None)
+                   rr_prev_s=rr if spec.v_run_rr_s or runs is not None or spec.s_onset_step
+                   else None)
 
 
 def record_ectopic(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:

@@ -511,6 +511,13 @@ def test_a_run_continues_only_from_a_v_call_that_stands():
     assert v_runs(calls(""), calls(""), fast[:0], True).v_last  # an empty block keeps the state
 
 
+def _s_runs(spec, c, rr, ratio, open_=None, before=("", np.nan, np.nan)):
+    n = len(c)
+    base = BeatCalls(np.where(np.array(list(c)) == "N", 0.5, 2.0), np.array(list(c), "<U1"))
+    o = np.ones(n, bool) if open_ is None else np.asarray(open_)
+    return s_runs(base, np.asarray(rr, float), np.asarray(ratio, float), o, spec, before)
+
+
 def test_an_s_run_goes_on_at_its_rate_only_after_an_early_s_call():
     """:func:`s_runs`: an N call right after an S call becomes S while it keeps the run's RR
     (within the tolerance), stays under the run bar against the long-term RR and may carry S;
@@ -519,18 +526,15 @@ def test_an_s_run_goes_on_at_its_rate_only_after_an_early_s_call():
     into blocks with the carried state, the calls are the same."""
     spec = ClassSpec(s_run_rr_tolerance=0.15, s_run_long_ratio=0.9, s_long_rr_ratio=0.75)
 
-    def run(c, rr, ratio, open_=None, before=(False, np.nan)):
-        n = len(c)
-        base = BeatCalls(np.where(np.array(list(c)) == "N", 0.5, 2.0), np.array(list(c), "<U1"))
-        o = np.ones(n, bool) if open_ is None else np.asarray(open_)
-        return s_runs(base, np.asarray(rr, float), np.asarray(ratio, float), o, spec, before)
+    def run(*a, **k):
+        return _s_runs(spec, *a, **k)
 
     rr = [0.8, 0.5, 0.52, 0.5, 0.7, 0.5]
     ratio = [1.0, 0.62, 0.65, 0.62, 0.87, 0.62]
     out = run("NSNNNN", rr, ratio)
     assert "".join(out.classes) == "NSSSNN"  # 0.7 s is off the run's rate: the run ends
     assert out.score[2] == pytest.approx(0.9 / 0.65) and out.score[0] == 0.5
-    assert out.s_last == (False, pytest.approx(np.nan, nan_ok=True))
+    assert out.s_last[:2] == ("N", 0.5) and np.isnan(out.s_last[2])
     # a first S call that was not early (0.8 of the long-term RR) starts no run
     assert "".join(run("NSNN", rr[:4], [1.0, 0.8, 0.65, 0.62]).classes) == "NSNN"
     # withheld (irregular rhythm, not the wearer's shape) or not under the bar: no S
@@ -539,9 +543,37 @@ def test_an_s_run_goes_on_at_its_rate_only_after_an_early_s_call():
     assert "".join(run("NSNN", [0.8, 0.5, np.nan, 0.5], ratio[:4]).classes) == "NSNN"  # a gap
     # block by block, the state carried, equals the whole
     a = run("NS", rr[:2], ratio[:2])
-    assert a.s_last == (True, 0.5)
+    assert a.s_last == ("S", 0.5, 0.5)
     b = run("NNNN", rr[2:], ratio[2:], before=a.s_last)
     assert "".join(a.classes) + "".join(b.classes) == "".join(out.classes)
-    assert run("", [], [], before=(True, 0.5)).s_last == (True, 0.5)  # an empty block keeps it
+    assert run("", [], [], before=a.s_last).s_last == a.s_last  # an empty block keeps it
     with pytest.raises(ValueError, match="s_run_rr_tolerance"):
         ClassSpec(s_run_rr_tolerance=-0.1)
+
+
+def test_an_s_call_after_an_n_call_needs_a_step():
+    """:attr:`ClassSpec.s_onset_step`: an S call right after an N call whose RR is not below
+    the step x that N beat's RR is N again (score capped under 1); after an S, V or unknown
+    beat no step is asked; a demoted beat is N for the beat after it too; across blocks the
+    same."""
+    spec = ClassSpec(s_onset_step=0.9)
+    rr = [0.8, 0.7, 0.66, 0.5, 0.48, 0.8]
+    out = _s_runs(spec, "NSSSSN", rr, np.full(6, np.nan))
+    # 0.7 < 0.9 x 0.8: a step; the S calls after it ask for none
+    assert "".join(out.classes) == "NSSSSN"
+    out = _s_runs(spec, "NSSN", [0.8, 0.76, 0.7, 0.8], np.full(4, np.nan))
+    # 0.76 is no step from 0.8: N; then 0.7 is no step from 0.76 either
+    assert "".join(out.classes) == "NNNN" and (out.score <= 1.0).all()
+    assert out.score[1] == pytest.approx(min(2.0 * 0.9 * 0.8 / 0.76, 1.0))
+    assert "".join(_s_runs(spec, "VS", [0.5, 0.5], np.full(2, np.nan)).classes) == "VS"
+    assert "".join(_s_runs(spec, "S", [0.5], [np.nan], before=("N", 0.52, np.nan)).classes) \
+        == "N"
+    assert "".join(_s_runs(spec, "S", [0.5], [np.nan], before=("N", 0.8, np.nan)).classes) \
+        == "S"
+    assert "".join(_s_runs(spec, "S", [0.5], [np.nan]).classes) == "S"  # nothing before
+    # clearly early against the long-term RR (an SVT run whose first beats were missed): kept
+    early = ClassSpec(s_onset_step=0.9, s_onset_early_ratio=0.7)
+    assert "".join(_s_runs(early, "NS", [0.5, 0.5], [1.0, 0.65]).classes) == "NS"
+    assert "".join(_s_runs(early, "NS", [0.5, 0.5], [1.0, 0.75]).classes) == "NN"
+    with pytest.raises(ValueError, match="s_onset_step"):
+        ClassSpec(s_onset_step=1.5)

@@ -99,6 +99,25 @@ def test_device_calls_equal_the_training_definition(shipped, record_119):
     assert not np.allclose(plain.score, whole.score)  # the baseline enters the evidence
 
 
+def _stream_calls(bundle, beats, spec, block: int = 3) -> np.ndarray:
+    """The device scorer's calls under ``spec``, ``block`` beats at a time."""
+    scorer = ModelScorer(bundle, "int8")
+    scorer.classes = spec
+    idx = np.arange(len(beats))
+    return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + block))).classes
+                           for a in range(0, len(beats), block)])
+
+
+def _annotated(rec, beats, label: str, before_s: float = np.inf) -> np.ndarray:
+    """Per detected beat: is it matched to an annotated beat of AAMI class ``label``?"""
+    is_beat, cls = aami_class(rec.ann_symbols)
+    keep = rec.ann_samples[is_beat] < before_s * rec.fs
+    ref = match_beats(beats.sample, rec.ann_samples[is_beat][keep], int(0.15 * rec.fs))
+    out = np.zeros(len(beats), bool)
+    out[ref[(ref >= 0) & (cls[is_beat][keep] == label)]] = True
+    return out
+
+
 def test_a_vt_runs_beats_stay_v_under_the_timing_rule(shipped):
     """Record 223's first VT (9.6-10.5 min, 90-115 bpm): the V timing rule withholds a V call
     close to the wearer's template without a PVC's timing, and inside a run, once the local RR
@@ -109,24 +128,12 @@ def test_a_vt_runs_beats_stay_v_under_the_timing_rule(shipped):
     assert spec.v_timing_below > 0 and spec.v_run_rr_s > 0
     rec = read_record(MITDB / "223")
     beats = process_signal(rec.lead_mv()[: int(620 * rec.fs)], rec.fs, shipped.manifest.signal)
-    idx = np.arange(len(beats))
-
-    def stream(rule_spec):
-        scorer = ModelScorer(shipped, "int8")
-        scorer.classes = rule_spec
-        return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + 3))).classes
-                               for a in range(0, len(beats), 3)])
-
-    on = stream(spec)
-    off = stream(replace(spec, v_run_rr_s=0.0))
+    on = _stream_calls(shipped, beats, spec)
+    off = _stream_calls(shipped, beats, replace(spec, v_run_rr_s=0.0))
     added = np.flatnonzero(on != off)
     assert (on[added] == "V").all()
     assert (on[added - 1] == "V").all() and (beats.rr_prev[added] < spec.v_run_rr_s).all()
-    is_beat, cls = aami_class(rec.ann_symbols)
-    keep = rec.ann_samples[is_beat] < 620 * rec.fs
-    ref = match_beats(beats.sample, rec.ann_samples[is_beat][keep], int(0.15 * rec.fs))
-    v_ann = np.zeros(len(beats), bool)
-    v_ann[ref[(ref >= 0) & (cls[is_beat][keep] == "V")]] = True
+    v_ann = _annotated(rec, beats, "V", 620)
     vt = (beats.time_s > 575) & (beats.time_s < 590) & v_ann
     assert v_ann[added].all()
     assert (on[vt] == "V").mean() > 0.9 and (off[vt] == "V").mean() < 0.6, (
@@ -143,32 +150,46 @@ def test_an_svt_runs_beats_stay_s_after_an_early_s_call(shipped):
     assert spec.s_run_rr_tolerance > 0 and spec.s_long_rr_beats > 0
     rec = read_record(MITDB / "209")
     beats = process_signal(rec.lead_mv()[: int(700 * rec.fs)], rec.fs, shipped.manifest.signal)
-    idx = np.arange(len(beats))
-
-    def stream(rule_spec, block):
-        scorer = ModelScorer(shipped, "int8")
-        scorer.classes = rule_spec
-        return np.concatenate([scorer.classify(beats.select((idx >= a) & (idx < a + block)))
-                               .classes for a in range(0, len(beats), block)])
-
-    on = stream(spec, 3)
-    np.testing.assert_array_equal(on, stream(spec, len(beats)))
-    off = stream(replace(spec, s_run_rr_tolerance=0.0), 3)
+    on = _stream_calls(shipped, beats, spec)
+    np.testing.assert_array_equal(on, _stream_calls(shipped, beats, spec, len(beats)))
+    off = _stream_calls(shipped, beats, replace(spec, s_run_rr_tolerance=0.0))
     added = np.flatnonzero(on != off)
     assert len(added) >= 5 and (on[added] == "S").all() and (on[added - 1] == "S").all()
     rr = beats.rr_prev
     assert (np.abs(rr[added] - rr[added - 1]) <= spec.s_run_rr_tolerance * rr[added - 1]).all()
-    is_beat, cls = aami_class(rec.ann_symbols)
-    keep = rec.ann_samples[is_beat] < 700 * rec.fs
-    ref = match_beats(beats.sample, rec.ann_samples[is_beat][keep], int(0.15 * rec.fs))
-    s_ann = np.zeros(len(beats), bool)
-    s_ann[ref[(ref >= 0) & (cls[is_beat][keep] == "S")]] = True
+    s_ann = _annotated(rec, beats, "S", 700)
     assert s_ann[added].all()
     assert ((on == "S") & ~s_ann).sum() == ((off == "S") & ~s_ann).sum()  # no N beat added
 
 
+def test_an_s_call_needs_a_step_after_an_n_call(shipped):
+    """``s_onset_step``: records 201 and 203 (AF, flutter and sinus stretches) get S calls on
+    N beats that come no earlier than the N beat before them; the rule turns only such calls
+    back to N (and not where the beat is clearly early against the long-term RR), and none of
+    them is an annotated S beat here."""
+    spec = shipped.manifest.classes
+    assert spec.s_onset_step > 0 and spec.s_onset_early_ratio > 0
+    withdrawn = 0
+    for name in ("201", "203"):
+        rec = read_record(MITDB / name)
+        beats = process_signal(rec.lead_mv(), rec.fs, shipped.manifest.signal)
+        on = _stream_calls(shipped, beats, spec)
+        off = _stream_calls(shipped, beats, replace(spec, s_onset_step=0.0))
+        changed = np.flatnonzero(on != off)
+        assert (off[changed] == "S").all() and (on[changed] == "N").all()
+        assert (on[changed - 1] == "N").all()
+        rr = beats.rr_prev
+        assert (rr[changed] >= spec.s_onset_step * rr[changed - 1]).all()
+        long_rr = C.RRTrend.for_spec(spec)(rr)[:, 3]  # not clearly early against it either
+        assert (rr[changed] >= spec.s_onset_early_ratio * long_rr[changed]).all()
+        assert not _annotated(rec, beats, "S")[changed].any()
+        withdrawn += len(changed)
+    assert withdrawn >= 2
+
+
 @pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
-                                        ("v_like_support", 0), ("s_run_rr_tolerance", -0.1)])
+                                        ("v_like_support", 0), ("s_run_rr_tolerance", -0.1),
+                                        ("s_onset_step", 1.5)])
 def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
     """A tampered or hand-edited bundle whose class rules are out of range is refused before it
     runs: one line naming the key, exit 2, no traceback."""
