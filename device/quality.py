@@ -390,8 +390,8 @@ class FlagCredibility:
     Large baseline wander or motion (a segment's spread at least ``flag_timing_spread``, and
     not steep, smooth waves: a run of wide beats or VT spreads a segment too)
     distorts the QRS as much as an ectopic beat differs from the template, while the detector
-    still times the beats: a noisy beat there must also be premature, or the rhythm irregular
-    (``timing``, from the caller)."""
+    still times the beats: a noisy beat there must also be premature, or the rhythm irregular,
+    or a V call deep in a run of them at a ventricular rate (``timing``, from the caller)."""
 
     def __init__(self, cfg: QualityConfig, fs: float, peak_index: int, fs_in: float):
         h = max(1, int(round(cfg.organised_half_window_s * fs)))
