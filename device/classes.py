@@ -821,12 +821,17 @@ def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
     return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
 
 
+def s_run_rr_needed(spec: ClassSpec) -> bool:
+    """Does an S rule of :func:`s_runs` read the beats' RR over the long-term median?"""
+    return bool((spec.s_run_rr_tolerance > 0 or spec.s_onset_early_ratio > 0)
+                and spec.s_long_rr_beats)
+
+
 def s_run_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
     """RR before each beat over the median of the ``spec.s_long_rr_beats`` RR before it
     (``trend``: :class:`RRTrend`'s output for ``spec``, its unguarded fourth column), or None
     when no S rule of :func:`s_runs` reads it: the ``s_run_rr`` of :func:`calls_for_inputs`."""
-    if not ((spec.s_run_rr_tolerance > 0 or spec.s_onset_early_ratio > 0)
-            and spec.s_long_rr_beats):
+    if not s_run_rr_needed(spec):
         return None
     with np.errstate(all="ignore"):
         return np.asarray(rr_prev, np.float64) / trend[:, 3]
@@ -962,7 +967,7 @@ __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "at
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
            "calls_from_probs", "calls_for_inputs", "v_timing", "v_runs", "v_width", "s_rule_rr",
-           "s_run_rr", "s_runs",
+           "s_run_rr", "s_run_rr_needed", "s_runs",
            "s_p_wave", "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "ectopic_match", "calls_from_flags", "count_calls", "burden"]

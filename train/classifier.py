@@ -35,6 +35,7 @@ from ecg_edge.device.classes import (
     s_p_wave,
     s_rule_rr,
     s_run_rr,
+    s_run_rr_needed,
     v_logit,
     v_width,
 )
@@ -427,7 +428,8 @@ class BeatEvidence:
 def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence:
     """:class:`BeatEvidence` over one whole record's beats."""
     rr = np.asarray(d["rr_prev"], np.float64)
-    runs = s_run_rr(rr, RRTrend.for_spec(spec)(rr), spec)
+    # the rules' long-term RR only where they read it: RRTrend is a per-beat pass
+    runs = s_run_rr(rr, RRTrend.for_spec(spec)(rr), spec) if s_run_rr_needed(spec) else None
     return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
                    ectopic=record_ectopic(d, probs, spec), s_run_rr=runs,
                    rr_prev_s=rr if spec.v_run_rr_s or runs is not None or spec.s_onset_step
