@@ -156,6 +156,15 @@ class QualityConfig:
     organised_half_window_s: float = 0.12
     organised_correlation: float = 0.95
     organised_recent_beats: int = 8
+    # ... or with one of the wearer's ectopic QRS shapes seen in good signal (shapes that
+    # correlate with the normal template under ``organised_shape_join``): at most this many
+    # (0: off), a beat joining the shape it correlates with at least ``organised_shape_join``.
+    # Multiform PVCs in noise repeat no recent beat but one of these (DS1 + nstdb ma/bw/ma:1,
+    # `ecg-bench noise-stress`: VEB Se +0.1 to +4.8 points per cell, +P -1.1 to +0.3, N
+    # flagged in readable signal at most 0.72 %, no flag in unreadable signal; the clean
+    # check's V-flag gap -0.22 -> -0.09 point; DS2 105's motion: one more N beat called V).
+    organised_shapes: int = 8
+    organised_shape_join: float = 0.9
     # ... a beat's QRS counts for at most this multiple of the wearer's QRS amplitude there.
     clear_max_amplitude: float = 2.0
     # A beat whose QRS repeats one of the recent beats' (that correlation) teaches the wearer's

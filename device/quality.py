@@ -48,8 +48,10 @@ against QRS peak-to-peak), so the thresholds are amplitude-free.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +61,8 @@ from ecg_edge.device.config import QualityConfig
 GOOD, NOISY, UNREADABLE = 0, 1, 2
 #: Known RR intervals before a run can be compared with the wearer's long-term rate.
 MIN_LONG_RR = 8
+#: How far one of the wearer's QRS shapes moves towards each new beat of it.
+SHAPE_ALPHA = 0.2
 LEVELS = ("good", "noisy", "unreadable")
 
 
@@ -253,6 +257,10 @@ class BeatOrganisation:
     motion come at the wearer's rate (DS2 105, CinC strips), invented ones neither repeat nor
     keep a regular RR.
 
+    A beat in an unreadable segment whose QRS repeats one of the wearer's ectopic shapes seen
+    in good signal (``organised_shapes``, shapes unlike the normal template) is judged noisy
+    too: a multiform PVC in noise repeats no recent beat but a morphology the wearer showed.
+
     Beats are seen in emission order, so streaming and whole-array runs judge alike."""
 
     def __init__(self, cfg: QualityConfig, fs: float, peak_index: int):
@@ -262,6 +270,11 @@ class BeatOrganisation:
         # RR before the recent beats in good signal (model samples): the wearer's rate, kept
         # across gaps as the wearer's context is
         self.long_rr: deque[float] = deque(maxlen=cfg.organised_long_rr_beats)
+        # The wearer's QRS shapes seen in good signal (normalised, one row per morphology;
+        # kept across gaps too) and when each was last seen.
+        self.shapes = np.zeros((0, self.slice.stop - self.slice.start))
+        self.shape_seen: list[int] = []
+        self.beats = 0
         self.reset()
 
     def reset(self) -> None:
@@ -273,11 +286,13 @@ class BeatOrganisation:
         self.run_rr: list[float] = []  # RR before each beat of that run (model samples)
 
     def level(self, judged: tuple[int, float, float, float, bool, bool],
-              window: np.ndarray, rr_prev: float = float("nan")) -> int:
+              window: np.ndarray, rr_prev: float = float("nan"),
+              template: Callable[[], np.ndarray | None] | None = None) -> int:
         """The beat's level given its segment's (level, median |step|, median absolute
         deviation, wearer QRS amplitude, steep but smooth?, wavy?), its window (peak at
-        ``peak_index``) and the RR before it (model samples, NaN if none); remembers the
-        beat. :attr:`organised` tells whether the narrow smooth-wave rule judged it good."""
+        ``peak_index``), the RR before it (model samples, NaN if none) and the wearer's
+        normal beat (``template()``, None before there is one); remembers the beat.
+        :attr:`organised` tells whether the narrow smooth-wave rule judged it good."""
         level, step, mad, amp, smooth, wavy = judged
         qrs = window[self.slice]
         q = qrs - qrs.mean()
@@ -290,7 +305,7 @@ class BeatOrganisation:
             # A noise spike is no clearer a beat for being large: at most this much is credited.
             pp = max(min(float(qrs.max() - qrs.min()), cfg.clear_max_amplitude * amp), 1e-9)
             clear = step / pp <= cfg.slope_unreadable and mad / pp <= cfg.spread_unreadable
-            if clear or self.repeats:
+            if clear or self.repeats or self._known_shape(q, template):
                 level = NOISY
         self.run = self.run + 1 if self.repeats else 0
         # the run's RR intervals (a beat lost or invented inside it breaks its regularity)
@@ -306,9 +321,58 @@ class BeatOrganisation:
             level, self.organised = GOOD, True
         self.recent.append(q)
         del self.recent[: -self.cfg.organised_recent_beats]
+        if judged[0] == GOOD:
+            self._learn_shape(q)
         if rr_prev == rr_prev and judged[0] == GOOD:
             self.long_rr.append(rr_prev)  # the wearer's rate where the signal is good
         return level
+
+    def _known_shape(self, q: np.ndarray,
+                     template: Callable[[], np.ndarray | None] | None) -> bool:
+        """Does this normalised QRS repeat one of the wearer's ectopic shapes seen in good
+        signal? A multiform PVC in noise repeats no recent beat but one of the wearer's
+        morphologies (MIT-BIH 203, 223); noise repeats neither. The shape must differ from the
+        wearer's normal one (``template()``'s, asked only here: a median over the context;
+        correlation under ``organised_shape_join``): a normal beat in unreadable signal has no
+        flag to keep, and the noise beside its QRS can still make it look ectopic to the
+        classifier (DS2 105's motion: two more N beats called V when normal shapes counted)."""
+        cfg = self.cfg
+        if not len(self.shapes):
+            return False
+        m = self.shapes @ q
+        j = int(np.argmax(m))
+        if m[j] < cfg.organised_correlation:
+            return False
+        normal = None if template is None else template()
+        if normal is None:
+            return False
+        t = np.asarray(normal, np.float64)[self.slice]
+        t = t - t.mean()
+        return float(self.shapes[j] @ t) < cfg.organised_shape_join * max(
+            float(np.sqrt(t @ t)), 1e-12)
+
+    def _learn_shape(self, q: np.ndarray) -> None:
+        """A beat in good signal joins the shape it correlates with at least
+        ``organised_shape_join`` (an exponential average), else it starts a new one in place of
+        the one seen least recently (at most ``organised_shapes``)."""
+        k = self.cfg.organised_shapes
+        if k <= 0 or len(q) != self.shapes.shape[1]:
+            return
+        self.beats += 1
+        if len(self.shapes):
+            c = self.shapes @ q
+            j = int(c.argmax())
+            if c[j] >= self.cfg.organised_shape_join:
+                s = (1 - SHAPE_ALPHA) * self.shapes[j] + SHAPE_ALPHA * q  # both zero-mean
+                self.shapes[j] = s / max(math.sqrt(float(s @ s)), 1e-12)
+                self.shape_seen[j] = self.beats
+                return
+        if len(self.shapes) < k:
+            self.shapes = np.vstack([self.shapes, q])
+            self.shape_seen.append(self.beats)
+        else:
+            j = int(np.argmin(self.shape_seen))
+            self.shapes[j], self.shape_seen[j] = q, self.beats
 
     def _fast(self, rr: list[float]) -> bool:
         """Is the run faster than the wearer's long-term rate (``organised_run_rate_ratio`` x

@@ -255,7 +255,7 @@ class SignalPath:
                     or self._shrunk(window)):
                 rr_prev = np.nan  # beats missed in noise: no pause, rate or prematurity
                 self.missed_intervals += 1
-            level = self.organisation.level(judged, window, rr_prev)
+            level = self.organisation.level(judged, window, rr_prev, self.context.template)
             usable = level != UNREADABLE
             # The wearer's context learns nothing where high-frequency noise (muscle, electrode)
             # distorts shapes and invents or hides beats, nor in an unreadable segment;

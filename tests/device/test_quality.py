@@ -161,7 +161,7 @@ def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_11
     assert org.level((UNREADABLE, 0.5 * q.slope_unreadable * pp, 0.0, pp, False, False),
                      w) == NOISY
     assert org.level((GOOD, 0.0, 0.0, pp, False, False), w) == GOOD
-    org.reset()
+    org = BeatOrganisation(q, CFG.fs, CFG.samples().before)  # (reset keeps learnt shapes)
     noisy = (UNREADABLE, 2 * q.slope_unreadable * pp, 0.0, pp, False, False)
     assert org.level(noisy, w) == UNREADABLE  # the first of its kind: no evidence
     assert org.level(noisy, w * 1.3 + 0.1) == NOISY  # the same beat again: organised
@@ -179,6 +179,55 @@ def test_clear_or_repeated_beats_in_unreadable_signal_keep_their_flags(record_11
     assert all(org.level(noisy, x.astype(np.float64)) == UNREADABLE for x in m[:5])
     # A flat line relieves nothing (its measures are stored as infinite).
     assert org.level((UNREADABLE, np.inf, np.inf, pp, False, False), w) == UNREADABLE
+
+
+def test_a_beat_in_unreadable_signal_with_one_of_the_wearers_shapes_is_readable(record_119,
+                                                                              ma_noise):
+    """A multiform PVC in noise repeats none of the few beats before it, but it repeats a shape
+    the wearer showed in good signal (MIT-BIH 203's and 223's PVCs): it is readable (noisy, its
+    flag kept). The shapes outlive the recent beats and a gap; real noise matches none of them;
+    ``organised_shapes`` 0 turns this off."""
+    beats = process_signal(record_119.lead_mv()[: 360 * 120], record_119.fs, CFG)
+    ann, sym = np.asarray(record_119.ann_samples), np.asarray(record_119.ann_symbols)
+    m = match_beats(beats.sample, ann, int(0.1 * record_119.fs))
+    is_v = np.zeros(len(beats), bool)
+    is_v[m[(m >= 0) & (sym == "V")]] = True
+    assert is_v.sum() > 10 and (~is_v).sum() > 10
+    win = beats.window.astype(np.float64)
+    pvc = win[np.flatnonzero(is_v)[-1]]
+    q = CFG.quality
+
+    def judged(level, w):
+        pp = float(np.ptp(w[BeatOrganisation(q, CFG.fs, CFG.samples().before).slice]))
+        return (level, 2 * q.slope_unreadable * pp, 0.0, pp, False, False)
+
+    def after_good_signal(cfg):
+        org = BeatOrganisation(cfg, CFG.fs, CFG.samples().before)
+        for w in win[:-1]:  # the wearer's beats, PVCs among them, in good signal
+            org.level(judged(GOOD, w), w)
+        for w in win[~is_v][-q.organised_recent_beats:]:  # then only normal beats
+            org.level(judged(GOOD, w), w)
+        org.reset()  # a gap
+        return org
+
+    def normal():
+        return np.median(win[~is_v], axis=0)
+
+    org = after_good_signal(q)
+    assert 1 < len(org.shapes) <= q.organised_shapes
+    assert org.level(judged(UNREADABLE, pvc), pvc, template=normal) == NOISY
+    assert not org.repeats  # by the wearer's shapes, not by the recent beats
+    # not before the wearer has a normal template, nor where that shape is the normal one
+    for other in (lambda: None, lambda: pvc):
+        assert after_good_signal(q).level(judged(UNREADABLE, pvc), pvc,
+                                          template=other) == UNREADABLE
+    noise = process_signal(ma_noise.lead_mv()[: 360 * 20] * 3, ma_noise.fs, CFG).window
+    assert len(noise) > 5
+    assert all(org.level(judged(UNREADABLE, x), x, template=normal) == UNREADABLE
+               for x in noise[:5].astype(np.float64))
+    off = after_good_signal(replace(q, organised_shapes=0))
+    assert len(off.shapes) == 0
+    assert off.level(judged(UNREADABLE, pvc), pvc, template=normal) == UNREADABLE
 
 
 SHARED_207 = DATA.parents[1] / "shared" / "data" / "mitdb" / "207"
