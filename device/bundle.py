@@ -261,7 +261,7 @@ RULES: dict[type, dict[str, Rule]] = {
                 "rr_neutral_above": _POS, "v_timing_below": _NONNEG,
                 "v_run_rr_s": _NONNEG, "s_run_rr_tolerance": Rule(ge=0, le=1),
                 "s_run_long_ratio": Rule(gt=0, le=2), "s_onset_step": Rule(ge=0, le=1),
-                "s_onset_early_ratio": Rule(ge=0, le=1),
+                "s_onset_early_ratio": Rule(ge=0, le=1), "s_pace_tolerance": Rule(ge=0, le=2),
                 "v_like_corr": Rule(ge=0, le=0.999), "v_like_rel": _POS,
                 "v_like_enter": Rule(gt=0, le=1), "v_like_distance": _NONNEG,
                 "v_like_templates": _COUNT, "v_like_nearer": _NONNEG,

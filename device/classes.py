@@ -128,6 +128,12 @@ class ClassSpec:
     # the wearer's last minutes, as an SVT run is whose first beats were missed (207's).
     s_onset_step: float = 0.0
     s_onset_early_ratio: float = 0.0
+    # An S call right after an S call must keep the pace (0: off): its RR at most (1 + this) x
+    # that call's RR. The beat after an isolated APC, or after a false S call, comes at the
+    # wearer's sinus rate, and the model's p(S) can stay high there (DS2 117: one early beat,
+    # then ten sinus beats called S); an SVT run keeps its rate. Not where the beat came
+    # before ``s_onset_early_ratio`` x the long-term RR, as for the onset step.
+    s_pace_tolerance: float = 0.0
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -258,10 +264,12 @@ class ClassSpec:
         if self.irregular_beats < 3:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
         if self.s_run_rr_tolerance < 0 or self.s_run_long_ratio <= 0 or not \
-                0 <= self.s_onset_step <= 1 or not 0 <= self.s_onset_early_ratio <= 1:
-            raise ValueError("s_run_rr_tolerance must be >= 0, s_run_long_ratio > 0 and "
-                             "s_onset_step and s_onset_early_ratio in [0, 1], got "
-                             f"{self.s_run_rr_tolerance}, {self.s_run_long_ratio}, "
+                0 <= self.s_onset_step <= 1 or not 0 <= self.s_onset_early_ratio <= 1 \
+                or self.s_pace_tolerance < 0:
+            raise ValueError("s_run_rr_tolerance and s_pace_tolerance must be >= 0, "
+                             "s_run_long_ratio > 0 and s_onset_step and s_onset_early_ratio "
+                             f"in [0, 1], got {self.s_run_rr_tolerance}, "
+                             f"{self.s_pace_tolerance}, {self.s_run_long_ratio}, "
                              f"{self.s_onset_step}, {self.s_onset_early_ratio}")
         a, b = self.v_aberrant_onset_s
         if self.v_aberrant_pause_below < 0 or not a > b >= 0:
@@ -800,8 +808,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # not where S is withheld (AF open, or an irregular rhythm without the wearer's P
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
-    if rr_prev_s is not None and (spec.s_onset_step > 0 or (spec.s_run_rr_tolerance > 0
-                                                            and s_run_rr is not None)):
+    if rr_prev_s is not None and (spec.s_onset_step > 0 or spec.s_pace_tolerance > 0 or (
+            spec.s_run_rr_tolerance > 0 and s_run_rr is not None)):
         out = s_runs(out, rr_prev_s, s_run_rr, ~irregular & (distance < spec.s_max_distance),
                      spec, s_before)
     return out
@@ -844,6 +852,8 @@ def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray | None,
     * an S call right after an N call whose RR is not below :attr:`ClassSpec.s_onset_step` x
       that N beat's RR is N (its score capped under 1, scaled by how far it missed the step),
       unless it came before :attr:`ClassSpec.s_onset_early_ratio` x the long-term RR;
+    * so is an S call right after an S call whose RR is above (1 +
+      :attr:`ClassSpec.s_pace_tolerance`) x that call's RR (the same exemption);
     * an N call right after an S call is S where the beat may carry one (``open_``: S not
       withheld, the wearer's shape), comes before :attr:`ClassSpec.s_run_long_ratio` x the
       long-term RR (``run_rr``: :func:`s_run_rr`; None: no runs) and keeps the rate of the S
@@ -861,16 +871,21 @@ def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray | None,
     r = np.full(len(cls), np.nan) if run_rr is None else np.asarray(run_rr, np.float64)
     with np.errstate(invalid="ignore"):  # NaN RR (a gap, no long-term RR yet): no run
         ok = open_ & (cls == "N") & (r < spec.s_run_long_ratio) & (spec.s_run_rr_tolerance > 0)
-    step, run = spec.s_onset_step, s_before[2]
+    step, run, pace = spec.s_onset_step, s_before[2], 1.0 + spec.s_pace_tolerance
     for i in np.flatnonzero((cls == "S") | ok):
         prev_call, prev_rr = (cls[i - 1], rr[i - 1]) if i else s_before[:2]
         if prev_call != "S":
             run = math.nan
         if cls[i] == "S":
-            if step > 0 and prev_call == "N" and not rr[i] < step * prev_rr \
-                    and not r[i] < spec.s_onset_early_ratio:
+            if step > 0 and prev_call == "N":
+                bar = step * prev_rr  # (an unknown RR takes no step)
+            elif pace > 1 and prev_call == "S" and prev_rr == prev_rr:
+                bar = pace * prev_rr
+            else:
+                bar = None
+            if bar is not None and not rr[i] < bar and not r[i] < spec.s_onset_early_ratio:
                 with np.errstate(all="ignore"):
-                    miss = step * prev_rr / rr[i]
+                    miss = bar / rr[i]
                 cls[i], score[i] = "N", min(score[i] * miss, 1.0) if miss == miss else 1.0
                 continue
             early = math.isfinite(run) if prev_call == "S" else bool(r[i] < spec.s_long_rr_ratio)

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -577,3 +578,33 @@ def test_an_s_call_after_an_n_call_needs_a_step():
     assert "".join(_s_runs(early, "NS", [0.5, 0.5], [1.0, 0.75]).classes) == "NN"
     with pytest.raises(ValueError, match="s_onset_step"):
         ClassSpec(s_onset_step=1.5)
+
+
+def test_an_s_call_after_an_s_call_keeps_the_pace():
+    """:attr:`ClassSpec.s_pace_tolerance`: an S call right after an S call whose RR is above
+    (1 + tolerance) x that call's RR is N (score capped under 1), so one early beat does not
+    carry S onto the sinus beats after it; an SVT run at its rate, or faster, stays S; a beat
+    clearly early against the long-term RR is exempt; an unknown RR before asks nothing; across
+    blocks the same; off at 0. (With the onset step, as shipped: the beat after a demoted one
+    is an S call after an N call.)"""
+    spec = ClassSpec(s_pace_tolerance=0.1, s_onset_step=0.9)
+    none = np.full(5, np.nan)
+    # one early beat (0.6 s), then the wearer's 0.95 s: the chain ends at the first of them
+    out = _s_runs(spec, "NSSSS", [0.95, 0.6, 0.95, 0.94, 0.96], none)
+    assert "".join(out.classes) == "NSNNN" and (out.score[2:] <= 1.0).all()
+    assert out.score[2] == pytest.approx(min(2.0 * 1.1 * 0.6 / 0.95, 1.0))
+    # an SVT run within 10 % of the beat before, or speeding up: kept
+    assert "".join(_s_runs(spec, "NSSSS", [0.95, 0.5, 0.54, 0.5, 0.45], none).classes) \
+        == "NSSSS"
+    assert "".join(_s_runs(spec, "NSS", [0.95, 0.5, 0.6], none[:3]).classes) == "NSN"
+    early = replace(spec, s_onset_early_ratio=0.7)
+    assert "".join(_s_runs(early, "NSS", [0.95, 0.5, 0.6], [1.0, 0.55, 0.65]).classes) == "NSS"
+    assert "".join(_s_runs(spec, "SS", [np.nan, 0.9], none[:2]).classes) == "SS"
+    a = _s_runs(spec, "NS", [0.95, 0.6], none[:2])
+    b = _s_runs(spec, "SSS", [0.95, 0.94, 0.96], none[:3], before=a.s_last)
+    assert "".join(a.classes) + "".join(b.classes) == "NSNNN"
+    off = _s_runs(replace(spec, s_pace_tolerance=0.0), "NSSSS", [0.95, 0.6, 0.95, 0.94, 0.96],
+                  none)
+    assert "".join(off.classes) == "NSSSS"
+    with pytest.raises(ValueError, match="s_pace_tolerance"):
+        ClassSpec(s_pace_tolerance=-0.1)
