@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.classes import ClassSpec
-from ecg_edge.device.config import ContextConfig, DetectorConfig, SignalConfig
+from ecg_edge.device.config import ContextConfig, DetectorConfig, QualityConfig, SignalConfig
 from ecg_edge.device.events import EpisodeConfig
 from ecg_edge.device.features import ScoreSpec
 from ecg_edge.device.rhythm import RhythmConfig
@@ -248,6 +248,8 @@ RULES: dict[type, dict[str, Rule]] = {
                     "rate_change_tolerance": Rule(gt=0, le=1),
                     "amplitude_half_width_s": _SECONDS,
                     "learn_max_distance": Rule(ge=0, le=10), "learn_far_beats": _COUNT},
+    QualityConfig: {"organised_shapes": Rule(ge=0, le=64),
+                    "organised_shape_join": Rule(gt=0, le=1)},
     Scaling: {"mode": Rule(choices=("robust", "wearer", "stored"))},
     EpisodeConfig: {"enter": _COUNT, "window": _COUNT, "exit": _COUNT,
                     "exit_s": Rule(ge=0, le=600)},

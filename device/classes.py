@@ -746,8 +746,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     (s) of consecutive beats, and ``v_before``: was the beat before the block a V call (the
     previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`);
     ``s_run_rr`` (:func:`s_run_rr`) and ``s_before`` (the previous block's ``s_last``) for
-    :attr:`ClassSpec.s_run_rr_tolerance` and :attr:`ClassSpec.s_onset_step` (:func:`s_runs`),
-    which also read ``rr_prev_s``."""
+    :attr:`ClassSpec.s_run_rr_tolerance`, :attr:`ClassSpec.s_onset_step` and
+    :attr:`ClassSpec.s_pace_tolerance` (:func:`s_runs`), which also read ``rr_prev_s``."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -808,8 +808,7 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         # not where S is withheld (AF open, or an irregular rhythm without the wearer's P
         # waves): there neither the onset nor the pause is evidence of an atrial beat
         out.classes[(out.classes == "V") & aberrant(f, pw[:, 2], spec, irregular)] = "S"
-    if rr_prev_s is not None and (spec.s_onset_step > 0 or spec.s_pace_tolerance > 0 or (
-            spec.s_run_rr_tolerance > 0 and s_run_rr is not None)):
+    if rr_prev_s is not None and s_runs_on(spec):
         out = s_runs(out, rr_prev_s, s_run_rr, ~irregular & (distance < spec.s_max_distance),
                      spec, s_before)
     return out
@@ -827,6 +826,12 @@ def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
         if cls[i - 1] == "V" if i else v_before:
             cls[i], score[i] = "V", free.score[i]
     return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
+
+
+def s_runs_on(spec: ClassSpec) -> bool:
+    """Is a rule of :func:`s_runs` on (they read the RR before each beat of consecutive
+    beats)?"""
+    return spec.s_onset_step > 0 or spec.s_pace_tolerance > 0 or spec.s_run_rr_tolerance > 0
 
 
 def s_run_rr_needed(spec: ClassSpec) -> bool:
@@ -982,7 +987,7 @@ __all__ = ["LABELS", "CALLS", "RR_FEATURES", "RR_RATIOS", "ATRIAL_FEATURES", "at
            "ClassSpec", "BeatCalls", "RRTrend", "PWaveTrend",
            "VBaseline", "v_logit", "baseline_valid", "rr_features", "softmax", "v_evidence",
            "calls_from_probs", "calls_for_inputs", "v_timing", "v_runs", "v_width", "s_rule_rr",
-           "s_run_rr", "s_run_rr_needed", "s_runs",
+           "s_run_rr", "s_run_rr_needed", "s_runs", "s_runs_on",
            "s_p_wave", "s_p_wave_needed", "p_wave_evidence",
            "s_long_rule",
            "ectopic_match", "calls_from_flags", "count_calls", "burden"]

@@ -36,6 +36,7 @@ from ecg_edge.device.classes import (
     s_rule_rr,
     s_run_rr,
     s_run_rr_needed,
+    s_runs_on,
     v_logit,
     v_width,
 )
@@ -432,8 +433,7 @@ def record_evidence(d: dict, probs: np.ndarray, spec: ClassSpec) -> BeatEvidence
     runs = s_run_rr(rr, RRTrend.for_spec(spec)(rr), spec) if s_run_rr_needed(spec) else None
     return replace(_record_fixed_evidence(d, spec), v_baseline=record_v_baseline(d, probs, spec),
                    ectopic=record_ectopic(d, probs, spec), s_run_rr=runs,
-                   rr_prev_s=rr if spec.v_run_rr_s or runs is not None or spec.s_onset_step
-                   else None)
+                   rr_prev_s=rr if spec.v_run_rr_s or s_runs_on(spec) else None)
 
 
 def record_ectopic(d: dict, probs: np.ndarray, spec: ClassSpec) -> np.ndarray | None:

@@ -120,6 +120,8 @@ def test_installed_bundle_is_readable_by_all_writable_by_owner_only(tmp_path, re
     (lambda m: m.update(extra=1), "unknown key"),
     (lambda m: m["model"].update(file="../../etc/passwd"), "expected form"),
     (lambda m: m.update(episodes={"enter": 0}), "episodes.enter"),
+    (lambda m: m["signal"]["quality"].update(organised_shapes=-1),
+     "signal.quality.organised_shapes: -1 must be >= 0"),
 ])
 def test_manifest_validator_refuses_with_one_line(tmp_path, record_106, edit, message):
     root = tmp_path / "b"

@@ -254,6 +254,11 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
         np.testing.assert_array_equal(again.kwargs()[key], want)
     off = clf.pooled_evidence(names, beats, probs, ClassSpec())
     assert all(v is None for v in off.kwargs().values())
+    # each rule that reads the beat before gets the RR of consecutive beats, on its own too
+    for rule in ({"v_run_rr_s": 0.75}, {"s_onset_step": 0.9}, {"s_pace_tolerance": 0.1}):
+        assert clf.record_evidence(beats["106"], probs["106"], ClassSpec(**rule)
+                                   ).rr_prev_s is not None
+    assert clf.record_evidence(beats["106"], probs["106"], ClassSpec()).rr_prev_s is None
 
 
 def test_record_weights_spread_a_class_over_its_records(beats):
