@@ -284,11 +284,12 @@ def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None,
             s_abrupt_beats: int | None = None, s_long_p_below: float | None = None,
             irregular_threshold: float | None = None,
             s_run_rr_tolerance: float | None = None,
-            s_onset_step: float | None = None, s_pace_tolerance: float | None = None) -> dict:
+            s_onset_step: float | None = None, s_pace_tolerance: float | None = None,
+            s_far_distance: float | None = None) -> dict:
     """The S rules' options that were given (the others keep Ds1CvConfig's)."""
     given = {"s_long_rr_beats": s_long_rr_beats, "s_abrupt_ratio": s_abrupt_ratio,
              "s_run_rr_tolerance": s_run_rr_tolerance, "s_onset_step": s_onset_step,
-             "s_pace_tolerance": s_pace_tolerance,
+             "s_pace_tolerance": s_pace_tolerance, "s_far_distance": s_far_distance,
              "s_onset_p_below": s_onset_p_below, "s_sinus_p_above": s_sinus_p_above,
              "s_abrupt_beats": s_abrupt_beats, "s_long_p_below": s_long_p_below,
              "irregular_threshold": irregular_threshold}
@@ -297,6 +298,9 @@ def _s_rule(s_long_rr_beats: int | None, s_abrupt_ratio: float | None,
 
 def _s_long_rule_options(fn):
     """The long-term S rule's options, shared by ds1-cv and ds1-rescore."""
+    fn = click.option("--s-far-distance", default=None, type=click.FloatRange(0, 10),
+                      help="An S call further than this from the wearer's template is V (0: "
+                           "off; default: Ds1CvConfig's).")(fn)
     fn = click.option("--s-pace-tolerance", default=None, type=click.FloatRange(0, 2),
                       help="An S call right after an S call needs its RR at most (1 + this) x "
                            "that call's, unless clearly early against the long-term RR (0: "
@@ -363,7 +367,7 @@ def _in_af_option(rule: str):
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
                s_long_rr_beats, s_abrupt_ratio, s_run_rr_tolerance, s_onset_step,
-               s_pace_tolerance, ship, as_json):
+               s_pace_tolerance, s_far_distance, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -383,7 +387,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                 **_s_rule(s_long_rr_beats, s_abrupt_ratio,
                                           s_run_rr_tolerance=s_run_rr_tolerance,
                                           s_onset_step=s_onset_step,
-                                          s_pace_tolerance=s_pace_tolerance),
+                                          s_pace_tolerance=s_pace_tolerance,
+                                          s_far_distance=s_far_distance),
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
                                                      ("deploy_guard_beats", deploy_guard_beats))
                                    if v is not None}),
@@ -453,7 +458,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                    "Ds1CvConfig's).")
 @click.option("--json", "as_json", is_flag=True)
 def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_abrupt_ratio,
-                    s_run_rr_tolerance, s_onset_step, s_pace_tolerance, s_abrupt_beats,
+                    s_run_rr_tolerance, s_onset_step, s_pace_tolerance, s_far_distance,
+                    s_abrupt_beats,
                     s_onset_p_below,
                     s_long_p_below, s_sinus_p_above, irregular_threshold, v_far_distance,
                     v_far_in_af, v_aberrant_pause_below, v_aberrant_onset_above, v_wide_ratio,
@@ -469,7 +475,7 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
                                                          s_abrupt_beats, s_long_p_below,
                                                          irregular_threshold,
                                                          s_run_rr_tolerance, s_onset_step,
-                                                         s_pace_tolerance),
+                                                         s_pace_tolerance, s_far_distance),
                                  **{k: v for k, v in (("v_far_distance", v_far_distance),
                                                       ("v_far_in_af", v_far_in_af),
                                                       ("v_aberrant_pause_below",

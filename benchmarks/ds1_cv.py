@@ -137,6 +137,11 @@ class Ds1CvConfig:
     # / +0.17 points; on the visible DS2 117 it withdraws 10 of its 11 false S calls, sinus
     # beats after one early beat (fifteenth pass).
     s_pace_tolerance: float = 0.1
+    # An S call further than this from the wearer's template is V (ClassSpec.s_far_distance;
+    # 0: off), searched with the thresholds. Chosen by VEB and SVEB on three models'
+    # out-of-fold calls (0.2 / 0.25 / 0.3 on the first): at 0.25 VEB Se +0.35 / 0 / +0.09
+    # points, SVEB +P +1.77 / +0.06 / +0.73, the rest within 0.13 (sixteenth pass).
+    s_far_distance: float = 0.25
     # Where the 8-RR irregularity (median |ΔRR| / median RR) is above this, S calls are
     # withheld (unless the wearer's P waves are there, above). Alone, 0.2 found 3.5-6 points
     # more SVEB than 0.1 on three models; with the P-wave rule it gained nothing beyond the
@@ -201,7 +206,7 @@ class Ds1CvConfig:
                                               "s_sinus_p_above", "s_sinus_p_beats",
                                               "s_run_rr_tolerance", "s_run_long_ratio",
                                               "s_onset_step", "s_onset_early_ratio",
-                                              "s_pace_tolerance",
+                                              "s_pace_tolerance", "s_far_distance",
                                               "s_long_p_below", "irregular_threshold",
                                               "v_far_distance", "v_far_in_af",
                                               "v_aberrant_pause_below",

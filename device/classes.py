@@ -134,6 +134,11 @@ class ClassSpec:
     # then ten sinus beats called S); an SVT run keeps its rate. Not where the beat came
     # before ``s_onset_early_ratio`` x the long-term RR, as for the onset step.
     s_pace_tolerance: float = 0.0
+    # An S call whose QRS lies further than this from the wearer's template (wearer amplitude
+    # units; 0: off) is V: an atrial beat conducts through the wearer's own QRS, and V beats
+    # the model calls S are mostly the first of a couplet or run, wide (DS1 215, 106). Applied
+    # before the aberrancy rule, which gives an aberrant APC back to S.
+    s_far_distance: float = 0.0
     # Calls of scorers without a classifier (calls_from_flags): template distance (wearer
     # amplitude units) above which a flagged beat is V rather than S.
     v_shape: float = 0.2
@@ -265,11 +270,13 @@ class ClassSpec:
             raise ValueError(f"irregular_beats must be >= 3, got {self.irregular_beats}")
         if self.s_run_rr_tolerance < 0 or self.s_run_long_ratio <= 0 or not \
                 0 <= self.s_onset_step <= 1 or not 0 <= self.s_onset_early_ratio <= 1 \
-                or self.s_pace_tolerance < 0:
-            raise ValueError("s_run_rr_tolerance and s_pace_tolerance must be >= 0, "
+                or self.s_pace_tolerance < 0 or self.s_far_distance < 0:
+            raise ValueError("s_run_rr_tolerance, s_pace_tolerance and s_far_distance must be "
+                             ">= 0, "
                              "s_run_long_ratio > 0 and s_onset_step and s_onset_early_ratio "
                              f"in [0, 1], got {self.s_run_rr_tolerance}, "
-                             f"{self.s_pace_tolerance}, {self.s_run_long_ratio}, "
+                             f"{self.s_pace_tolerance}, {self.s_far_distance}, "
+                             f"{self.s_run_long_ratio}, "
                              f"{self.s_onset_step}, {self.s_onset_early_ratio}")
         a, b = self.v_aberrant_onset_s
         if self.v_aberrant_pause_below < 0 or not a > b >= 0:
@@ -627,7 +634,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     :attr:`ClassSpec.v_wide_ratio`). Where
     ``s_rule`` (> 1: how far the beat passes the long-term S rule, :func:`s_long_rule`) and
     neither V nor F is called, the beat is S with that ratio. The score is
-    that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use.
+    that largest ratio (> 1 exactly when the call is not N), a ranking every AUC can use. An
+    S call further than ``spec.s_far_distance`` from the template is V.
     Beats of the learning period are Q (the wearer's template is not known yet)."""
     p = np.asarray(probs, np.float64)
     no_s = np.asarray(irregular, bool)
@@ -653,6 +661,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
     best = ratios.argmax(axis=1)
     score = ratios[np.arange(len(p)), best] if len(p) else np.zeros(0)
     cls = np.where(score > 1.0, np.array(["V", "S", "F"])[best], "N").astype("<U1")
+    if distance is not None and spec.s_far_distance > 0:
+        cls[(cls == "S") & (np.asarray(distance) > spec.s_far_distance)] = "V"
     if learning is not None:
         cls[np.asarray(learning, bool)] = "Q"
     return BeatCalls(score, cls)

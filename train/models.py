@@ -151,11 +151,13 @@ def macs_per_window(model: keras.Model) -> int:
     """Multiply-accumulates for one window, from each weight layer's input/output shapes.
 
     Elementwise work (bias, ReLU, Add) is left out, as is usual for MAC counts; it is a few
-    percent here.
+    percent here. Models inside the model (an ensemble's members) count with their layers.
     """
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv1D):
+        if isinstance(layer, keras.Model):
+            total += macs_per_window(layer)
+        elif isinstance(layer, layers.Conv1D):
             k, cin, cout = layer.kernel_size[0], layer.input.shape[-1], layer.filters
             total += layer.output.shape[1] * k * cin * cout // max(1, layer.groups)
         elif isinstance(layer, layers.Dense):

@@ -443,6 +443,30 @@ def test_a_beat_far_from_the_wearers_template_is_v_whatever_p_v(record_119):
         ClassSpec(v_far_distance=-0.1)
 
 
+def test_an_s_call_far_from_the_wearers_template_is_v(record_119):
+    """``s_far_distance``: a classifier here calls every beat of record 119 S (p(S) 0.9, S
+    never withheld). Its PVCs (distance ~0.34 from the wearer's template) become V at 0.25,
+    its normal beats stay S, and the rule is off at 0 and refused below it."""
+    beats = process_signal(record_119.lead_mv(), record_119.fs, CFG)
+    x = model_inputs(beats, "wearer+rr", RRTrend()(beats.rr_prev))
+    p = np.tile([[0.05, 0.9, 0.05, 0.0]], (len(beats), 1))
+    settled = ~beats.learning
+    spec = ClassSpec(s_max_rr_ratio=2.0, irregular_threshold=100.0)
+    off = calls_for_inputs(x, p, spec, beats.learning)
+    assert (off.classes[settled] == "S").all()
+    on = calls_for_inputs(x, p, replace(spec, s_far_distance=0.25), beats.learning)
+    t = evaluate_record(beats.sample, on.score, on.score > 1.0, record_119.ann_samples,
+                        record_119.ann_symbols, record_119.fs, calls=on.classes)
+    conf = t.metrics()["ec57"]["confusion"]
+    assert conf["V"]["V"] > 0.95 * sum(conf["V"].values()), conf
+    assert conf["N"]["V"] < 0.01 * sum(conf["N"].values()), conf
+    far = x[:, 0, 2 + RR_FEATURES.index("template_distance")] > 0.25
+    assert ((on.classes == "V") == (settled & far & (off.classes == "S"))).all()
+    assert (on.score == off.score).all()  # the call moves, not the score
+    with pytest.raises(ValueError, match="s_far_distance"):
+        ClassSpec(s_far_distance=-0.1)
+
+
 def test_a_beat_shaped_like_the_wearers_confident_pvcs_is_v(record_119):
     """``v_like_corr``: a classifier here is confident (p(V) 0.95) on record 119's first 20
     PVCs after the learning period and unsure (0.05) on every other beat. The rule calls the

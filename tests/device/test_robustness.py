@@ -122,6 +122,11 @@ def test_installed_bundle_is_readable_by_all_writable_by_owner_only(tmp_path, re
     (lambda m: m.update(episodes={"enter": 0}), "episodes.enter"),
     (lambda m: m["signal"]["quality"].update(organised_shapes=-1),
      "signal.quality.organised_shapes: -1 must be >= 0"),
+    (lambda m: m["signal"]["quality"].update(segment_s=0),
+     "signal.quality.segment_s: 0 must be > 0"),
+    (lambda m: m["signal"]["detector"].update(missed_beat_correlation=2),
+     "signal.detector.missed_beat_correlation: 2 must be <= 1"),
+    (lambda m: m.update(rhythm={"vt_rate_bpm": -5}), "rhythm.vt_rate_bpm: -5 must be > 0"),
 ])
 def test_manifest_validator_refuses_with_one_line(tmp_path, record_106, edit, message):
     root = tmp_path / "b"
@@ -133,6 +138,23 @@ def test_manifest_validator_refuses_with_one_line(tmp_path, record_106, edit, me
     with pytest.raises(BundleError, match=message):  # install uses the same validator
         install_bundle(root, tmp_path / "pi", run_golden=False)
     assert not (tmp_path / "pi" / "current").exists()
+
+
+def test_every_numeric_manifest_setting_has_a_rule_its_default_passes():
+    """A setting without a range loads whatever a tampered or mistyped manifest says (a
+    segment of 0 s divides by zero on the device); a new field must come with its rule."""
+    from dataclasses import MISSING, fields
+
+    from ecg_edge.device.bundle import RULES, SECTIONS
+
+    for cls in {*RULES, *SECTIONS.values()}:
+        rules = RULES.get(cls, {})
+        for f in fields(cls):
+            if "bool" in str(f.type) or not any(t in str(f.type) for t in ("int", "float")):
+                continue
+            assert f.name in rules, f"{cls.__name__}.{f.name} has no rule in device.bundle.RULES"
+            if f.default is not MISSING and f.default is not None:
+                assert rules[f.name].problems(f.default) is None, f"{cls.__name__}.{f.name}"
 
 
 def test_new_manifest_sections_register_in_one_call(tmp_path, record_106):

@@ -75,6 +75,16 @@ def test_macs_of_the_cnn_ae_by_hand():
     assert macs_per_window(m) == by_hand
     lstm = build_model(ModelConfig(arch="lstm_ae", lstm_units=4, bottleneck=3), 20)
     assert macs_per_window(lstm) == 20 * 4 * (1 + 4) * 4 + 4 * 3 + 20 * 4 * (3 + 4) * 4 + 20 * 4
+    # an ensemble (members as models inside the model, as `ds1-cv --ensemble` builds it)
+    # costs its members' MACs, not 0
+    import keras
+
+    inp = keras.Input((96, 2))
+    members = [build_model(cfg, 96, 2) for _ in range(2)]
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    pair = keras.Model(inp, keras.layers.Average()([member(inp) for member in members]))
+    assert macs_per_window(pair) == 2 * by_hand
 
 
 def test_tcn_is_causal_with_the_stated_receptive_field(beats):
