@@ -59,6 +59,20 @@ def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
     assert summary["class_counts"]["V"] > 50 and summary["pvc_burden_pct"] > 5
 
 
+def test_a_few_beats_run_in_a_small_batch_with_the_same_outputs(shipped, record_119):
+    """A block's few beats are padded to the next power of two, not to the full batch of 32:
+    the outputs are those of the beats run one by one, whatever the padded size."""
+    beats = process_signal(record_119.lead_mv()[: int(120 * record_119.fs)], record_119.fs,
+                           shipped.manifest.signal)
+    x = model_inputs(beats, ModelScorer(shipped, "int8").spec.inputs)[:40]
+    one = ModelScorer(shipped, "int8", batch=1)
+    alone = np.concatenate([one.predict(x[i : i + 1]) for i in range(len(x))])
+    scorer = ModelScorer(shipped, "int8")
+    for n in (1, 3, 5, 17, 33, 40):
+        np.testing.assert_array_equal(scorer.predict(x[:n]), alone[:n])
+    assert sorted(scorer._runners) == [1, 4, 8, 32]  # 33 and 40: 32 and then 1 or 8
+
+
 def test_device_calls_equal_the_training_definition(shipped, record_119):
     """The streaming scorer (blocks of 3 beats, its own carried RR trend and V baseline) makes
     the calls that ds1-cv computes over the whole record (train.classifier.record_v_baseline:
