@@ -272,8 +272,7 @@ class ClassSpec:
                 0 <= self.s_onset_step <= 1 or not 0 <= self.s_onset_early_ratio <= 1 \
                 or self.s_pace_tolerance < 0 or self.s_far_distance < 0:
             raise ValueError("s_run_rr_tolerance, s_pace_tolerance and s_far_distance must be "
-                             ">= 0, "
-                             "s_run_long_ratio > 0 and s_onset_step and s_onset_early_ratio "
+                             ">= 0, s_run_long_ratio > 0 and s_onset_step and s_onset_early_ratio "
                              f"in [0, 1], got {self.s_run_rr_tolerance}, "
                              f"{self.s_pace_tolerance}, {self.s_far_distance}, "
                              f"{self.s_run_long_ratio}, "

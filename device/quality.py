@@ -66,6 +66,13 @@ SHAPE_ALPHA = 0.2
 LEVELS = ("good", "noisy", "unreadable")
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit norm: dot products of two such QRS shapes are their correlation.
+    (np.mean's wrapper costs more than the sum here, once per beat.)"""
+    c = x - x.sum() / x.size
+    return c / max(math.sqrt(c @ c), 1e-12)
+
+
 @dataclass(frozen=True)
 class Segment:
     """One judged segment at the model rate: [start, end) sample indices."""
@@ -295,8 +302,7 @@ class BeatOrganisation:
         :attr:`organised` tells whether the narrow smooth-wave rule judged it good."""
         level, step, mad, amp, smooth, wavy = judged
         qrs = window[self.slice]
-        q = qrs - qrs.sum() / qrs.size  # (np.mean's wrapper costs more than the sum here)
-        q = q / max(math.sqrt(q @ q), 1e-12)
+        q = _unit(qrs)
         cfg = self.cfg
         # Only asked where the segment is not good (a good one teaches the context anyway).
         self.repeats = level != GOOD and bool(self.recent) and math.isfinite(step) and float(
@@ -346,10 +352,8 @@ class BeatOrganisation:
         normal = None if template is None else template()
         if normal is None:
             return False
-        t = np.asarray(normal, np.float64)[self.slice]
-        t = t - t.mean()
-        return float(self.shapes[j] @ t) < cfg.organised_shape_join * max(
-            float(np.sqrt(t @ t)), 1e-12)
+        return float(self.shapes[j] @ _unit(np.asarray(normal, np.float64)[self.slice])) \
+            < cfg.organised_shape_join
 
     def _learn_shape(self, q: np.ndarray) -> None:
         """A beat in good signal joins the shape it correlates with at least
