@@ -246,6 +246,39 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     return t
 
 
+#: Why a V beat flagged with the quality gate off is not flagged with it on (clean check).
+GATE_REASONS = ("unreadable", "noisy", "not detected", "good signal")
+
+
+def v_flag_changes(on: list[dict], off: list[dict], rec: Record, start_s: float,
+                   exclude: list[tuple[int, int]] = ()) -> dict:
+    """The clean check's V flags, beat by beat: of the reference V beats flagged with the
+    gate off, how many lost their flag with it on, by where the gate put them (withheld in
+    unreadable or noisy signal, where it is meant to, not detected, or in good signal, where
+    only a changed context can have moved the call), and how many gained one. A V-flag
+    difference in points says nothing about which of these it is."""
+    is_beat, sym = aami_class(rec.ann_symbols)
+    ref = np.asarray(rec.ann_samples, np.int64)[is_beat]
+    lo = int(round(start_s * rec.fs))
+    ref = ref[(sym[is_beat] == "V") & (ref >= lo) & ~in_intervals(ref, list(exclude))]
+    tol = int(round(MATCH_WINDOW_S * rec.fs))
+
+    def flags(events: list[dict]) -> tuple[np.ndarray, list[str | None]]:
+        beats = [e for e in events if e["type"] == "beat"]
+        j = match_beats(np.array([e["sample"] for e in beats], np.int64), ref, tol)
+        return (np.array([k >= 0 and bool(beats[k]["flag"]) for k in j], dtype=bool),
+                [beats[k].get("quality", "good") if k >= 0 else None for k in j])
+
+    f_on, q_on = flags(on)
+    f_off, _ = flags(off)
+    lost = dict.fromkeys(GATE_REASONS, 0)
+    for k in np.flatnonzero(f_off & ~f_on):
+        q = q_on[k]
+        lost["not detected" if q is None else q if q in ("unreadable", "noisy")
+             else "good signal"] += 1
+    return {"lost": lost, "gained": int((f_on & ~f_off).sum())}
+
+
 def load_noise(noise_dir: str | Path, spec: str) -> Record:
     """A noise recording by name, or a stand-in for noise the settings were not chosen on:
 
@@ -328,6 +361,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
     noises = {n: load_noise(noise_dir, n) for n in settings.noises}
     table: dict = {}
     for sname, (factory, threshold, cfg, extra) in scorers.items():
+        clean_events: dict[str, list[dict]] = {}  # the gate on, per record (clean check)
         for nname, noise in noises.items():
             for snr in (None, *settings.snrs):
                 cell = Tally()
@@ -338,6 +372,8 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                     else:
                         r, mask = noisy_record(rec, noise, snr, settings.start_s)
                     events = replay(r, cfg, factory(), threshold, settings.block_s, extra)
+                    if snr is None and settings.clean_check:
+                        clean_events[rec.name] = events
                     one = score_events(events, r, mask, settings.start_s, excluded[rec.name])
                     cell.add(one)
                     cell.per_record[rec.name] = one.row()
@@ -348,6 +384,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                 log(f"{sname} {nname} {key} dB: {cell.seconds:.1f} s")
         if settings.clean_check:
             cell = Tally()
+            lost, gained, changed = dict.fromkeys(GATE_REASONS, 0), 0, {}
             for rec in recs:
                 events = replay(rec, quality_off(cfg), factory(), threshold, settings.block_s,
                                 extra)
@@ -356,11 +393,20 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                                    settings.start_s, excluded[rec.name])
                 cell.add(one)
                 cell.per_record[rec.name] = one.row()
+                ch = v_flag_changes(clean_events[rec.name], events, rec, settings.start_s,
+                                    excluded[rec.name])
+                for k, v in ch["lost"].items():
+                    lost[k] += v
+                gained += ch["gained"]
+                if ch["gained"] or any(ch["lost"].values()):
+                    changed[rec.name] = ch
             on = next(iter(table[sname].values()))["clean"]
             table[sname]["clean_check"] = {"quality_off": {**cell.row(),
                                                            "per_record": cell.per_record},
                                            "quality_on": {k: v for k, v in on.items()
-                                                          if k != "per_record"}}
+                                                          if k != "per_record"},
+                                           "v_flags": {"lost": lost, "gained": gained,
+                                                       "per_record": changed}}
             log(f"{sname} clean check done")
     return {"records": list(settings.records), "snrs_db": list(settings.snrs),
             "noises": list(settings.noises), "start_s": settings.start_s,
@@ -427,6 +473,14 @@ def render(doc: dict) -> str:
                                  f"{_f(r['v_flagged_pct'], 2)} | {_f(r['veb_se'], 2)} | "
                                  f"{_f(r['veb_ppv'], 2)} | "
                                  f"{_f(r['normal_flagged_pct'], 2)} | {r['detections']} |")
+            vf = check.get("v_flags")
+            if vf:
+                why = ", ".join(f"{k} {v}" for k, v in vf["lost"].items())
+                lines += ["", f"V beats flagged with the gate off but not on: "
+                          f"{sum(vf['lost'].values())} ({why}); flagged on but not off: "
+                          f"{vf['gained']}. Per record: " + ("; ".join(
+                              f"{k} -{sum(v['lost'].values())} +{v['gained']}"
+                              for k, v in vf["per_record"].items()) or "none") + "."]
             lines.append("")
     return "\n".join(lines)
 

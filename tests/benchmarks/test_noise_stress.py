@@ -19,6 +19,7 @@ from ecg_edge.benchmarks.noise_stress import (
     qrs_amplitude,
     score_events,
     unreadable_intervals,
+    v_flag_changes,
 )
 from ecg_edge.device.cli import SHIPPED_BUNDLE
 from ecg_edge.firmware_bridge.errors import UserError
@@ -86,9 +87,17 @@ def test_alarms_in_noise_are_the_episodes_that_open_there(record_119):
 def test_noise_stress_command(tmp_path):
     out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
                                    str(DATA / "nstdb_noise"), "--records", "119", "--noises",
-                                   "ma", "--snrs", "0", "--json", "--out-dir", str(tmp_path)])
+                                   "ma", "--snrs", "0", "--clean-check", "--json", "--out-dir",
+                                   str(tmp_path)])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
+    check = doc["results"]["reference:combined"]["clean_check"]
+    lost = sum(check["v_flags"]["lost"].values())
+    flagged = {k: round(check[k]["v_flagged_pct"] * check[k]["v_beats"] / 100)
+               for k in ("quality_on", "quality_off")}
+    assert flagged["quality_on"] - flagged["quality_off"] == check["v_flags"]["gained"] - lost
+    assert "V beats flagged with the gate off but not on" in (
+        tmp_path / "noise_stress.md").read_text()
     rows = doc["results"]["reference:combined"]["ma"]
     assert set(rows) == {"clean", "0"}
     assert rows["0"]["unreadable_in_noise_pct"] > 70
@@ -160,3 +169,24 @@ def test_stand_in_noises_other_channel_and_equal_power_mix():
     for bad, msg in (("ma:7", "channels 0..1"), ("ma:x", "must be a number")):
         with pytest.raises(UserError, match=msg):
             load_noise(nd, bad)
+
+
+def test_clean_check_says_where_the_gate_took_a_v_flag(record_119):
+    """The clean check's V flags beat by beat: each V beat flagged with the gate off and not
+    with it on is put where the gate left it; beats flagged only with it on count apart."""
+    is_v = np.isin(np.asarray(record_119.ann_symbols), ["V"])
+    v = np.asarray(record_119.ann_samples)[is_v]
+    v = v[v > 400 * record_119.fs][:6]
+    off = [{"type": "beat", "sample": int(s), "flag": k < 5, "quality": "good"}
+           for k, s in enumerate(v)]
+    on = [{"type": "beat", "sample": int(v[1]) + 3, "flag": False, "quality": "unreadable"},
+          {"type": "beat", "sample": int(v[2]), "flag": False, "quality": "noisy"},
+          {"type": "beat", "sample": int(v[3]), "flag": False, "quality": "good"},
+          {"type": "beat", "sample": int(v[4]), "flag": True, "quality": "good"},
+          {"type": "beat", "sample": int(v[5]), "flag": True, "quality": "good"}]
+    out = v_flag_changes(on, off, record_119, 300.0)
+    assert out == {"lost": {"unreadable": 1, "noisy": 1, "not detected": 1, "good signal": 1},
+                   "gained": 1}
+    # a flag lost inside annotated ventricular flutter is not counted (EC57 leaves it out)
+    cut = v_flag_changes(on, off, record_119, 300.0, [(int(v[0]) - 5, int(v[1]) + 5)])
+    assert cut["lost"] == {"unreadable": 0, "noisy": 1, "not detected": 0, "good signal": 1}
