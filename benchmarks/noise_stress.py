@@ -133,6 +133,10 @@ class Tally:
     n_readable_flagged: int = 0
     flags_in_noise: int = 0
     episodes_in_noise: int = 0  # anomaly episodes that opened in a noisy stretch: alarms
+    # rhythm episodes (AF, VT, VF, PAUSE, ...) by type that opened in a noisy / a clean
+    # stretch: noise must not invent rhythm alarms either (a real day is mostly not noisy)
+    rhythm_in_noise: dict = field(default_factory=dict)
+    rhythm_in_clean: dict = field(default_factory=dict)
     flags_unreadable: int = 0  # flagged beats whose quality is unreadable (must stay 0)
     noise_s: float = 0.0
     clean_s: float = 0.0
@@ -147,6 +151,10 @@ class Tally:
         for k, v in vars(other).items():
             if isinstance(v, int | float) and not isinstance(v, bool):
                 setattr(self, k, getattr(self, k) + v)
+        for mine, theirs in ((self.rhythm_in_noise, other.rhythm_in_noise),
+                             (self.rhythm_in_clean, other.rhythm_in_clean)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
         self.v_source = other.v_source
 
     def row(self) -> dict:
@@ -163,6 +171,8 @@ class Tally:
             if self.noise_s else float("nan"),
             "episodes_per_hour_in_noise": self.episodes_in_noise / self.noise_s * 3600.0
             if self.noise_s else float("nan"),
+            "rhythm_in_noise": dict(sorted(self.rhythm_in_noise.items())),
+            "rhythm_in_clean": dict(sorted(self.rhythm_in_clean.items())),
             "unreadable_in_noise_pct": pct(self.unreadable_noise_s, self.noise_s),
             "unreadable_in_clean_pct": pct(self.unreadable_clean_s, self.clean_s),
             "flags_in_unreadable": self.flags_unreadable, "flags_withheld": self.withheld,
@@ -233,6 +243,10 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     t.flags_unreadable = int((flag & unread & (det >= lo)).sum())
     opened = np.array([e["sample"] for e in events if e["type"] == "episode_start"], np.int64)
     t.episodes_in_noise = int((mask[np.clip(opened, 0, n - 1)] & (opened >= lo)).sum())
+    for e in events:
+        if e["type"] == "rhythm_start" and e["sample"] >= lo:
+            where = t.rhythm_in_noise if mask[min(int(e["sample"]), n - 1)] else t.rhythm_in_clean
+            where[e["rhythm"]] = where.get(e["rhythm"], 0) + 1
     after = np.arange(n) >= lo
     t.noise_s = float((mask & after).sum()) / fs
     t.clean_s = float((~mask & after).sum()) / fs
@@ -419,6 +433,13 @@ def _f(v, digits=1) -> str:
         else f"{v:.{digits}f}"
 
 
+def _rhythms(counts: dict | None) -> str:
+    """Rhythm episodes by type, e.g. ``AF 1, VT 5`` (``none``; ``n/a`` in older results)."""
+    if counts is None:
+        return "n/a"
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
 def render(doc: dict) -> str:
     """One markdown table per scorer: rows noise x SNR."""
     lines = [f"EC57 noise stress: records {' '.join(doc['records'])}; noise from "
@@ -436,9 +457,9 @@ def render(doc: dict) -> str:
                   "| noise | SNR dB | QRS Se % | QRS +P % | VEB Se % | VEB +P % | V flagged % "
                   "| N flagged % "
                   "| N flagged % (readable) | flags/h in noise | episodes/h in noise "
-                  "| unreadable % in noise | unreadable % in clean | flags in unreadable "
-                  "| withheld |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| rhythm episodes opened in noise | unreadable % in noise "
+                  "| unreadable % in clean | flags in unreadable | withheld |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for nname, rows in by_noise.items():
             if nname == "clean_check":
                 continue
@@ -450,6 +471,7 @@ def render(doc: dict) -> str:
                     f"{_f(r['normal_flagged_readable_pct'], 2)} | "
                     f"{_f(r['flags_per_hour_in_noise'], 0)} | "
                     f"{_f(r.get('episodes_per_hour_in_noise'))} | "
+                    f"{_rhythms(r.get('rhythm_in_noise'))} | "
                     f"{_f(r['unreadable_in_noise_pct'])} | {_f(r['unreadable_in_clean_pct'])} | "
                     f"{r['flags_in_unreadable']} | "
                     f"{r['flags_withheld']} |")

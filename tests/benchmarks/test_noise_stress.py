@@ -84,6 +84,22 @@ def test_alarms_in_noise_are_the_episodes_that_open_there(record_119):
     assert tally.row()["episodes_per_hour_in_noise"] == pytest.approx(2 / noise_h)
 
 
+def test_rhythm_episodes_are_counted_where_they_open(record_119):
+    """Rhythm alarms in noise, by type, apart from those in clean stretches (the same
+    stretches of the clean replay are the baseline); none before the start."""
+    fs = record_119.fs
+    mask = noisy_mask(record_119.n_samples, fs)
+    starts = [(200.0, "AF"), (310.0, "AF"), (320.0, "VT"), (430.0, "VT"), (560.0, "PAUSE")]
+    events = [{"type": "rhythm_start", "rhythm": r, "sample": int(t * fs), "t": t}
+              for t, r in starts] + [{"type": "rhythm_end", "rhythm": "AF",
+                                      "sample": int(330 * fs), "t": 330.0}]
+    one = score_events(events, record_119, mask, 300.0)
+    assert one.rhythm_in_noise == {"AF": 1, "VT": 1, "PAUSE": 1}
+    assert one.rhythm_in_clean == {"VT": 1}
+    one.add(score_events(events[2:3], record_119, mask, 300.0))
+    assert one.row()["rhythm_in_noise"] == {"AF": 1, "PAUSE": 1, "VT": 2}
+
+
 def test_noise_stress_command(tmp_path):
     out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
                                    str(DATA / "nstdb_noise"), "--records", "119", "--noises",
