@@ -79,6 +79,11 @@ class RhythmConfig:
     # window, is below af_p_wave_max (sinus P waves repeat; AF has none, only f waves).
     af_p_wave_max: float = 0.6
     p_wave_region_s: tuple[float, float] = (0.25, 0.07)  # before the R peak: from, to
+    # The gate's P-wave similarity on a moving mean over this many seconds (0: off; the
+    # model's atrial inputs and the S rules keep the raw one): light muscle noise alone made
+    # DS1 220's sinus P waves with frequent APCs look absent and opened a false AF at 24 dB
+    # (noise-stress; p_wave_similarity).
+    p_wave_smooth_s: float = 0.0
     # Windows where more than this share of QRS complexes differ in shape from the wearer's
     # template (correlation below rhythm_features.ODD_QRS) are no AF evidence: ventricular
     # flutter's "beats" and ventricular runs are irregular too (DS1 207's false AF was all
@@ -196,20 +201,37 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
-                      region_s: tuple[float, float]) -> np.ndarray:
+                      region_s: tuple[float, float], smooth_s: float = 0.0) -> np.ndarray:
     """Per beat: correlation of the P-wave region (``region_s`` seconds before the R peak) of
     the beat window with the same region of the wearer's template (both band-passed, at the
     model rate ``fs``; the R peak sits ``before_s`` into the window). Near 1 where a sinus P
-    wave repeats, low in AF. NaN for a flat region."""
+    wave repeats, low in AF. NaN for a flat region. With ``smooth_s``, both are first averaged
+    over that many seconds (a moving mean): a P wave lies below 10 Hz, muscle noise mostly
+    above, and a single beat's region carries all of it where the template (a median of many
+    beats) carries little, so light noise alone pulls a sinus P wave's correlation down to
+    AF's (DS1 220 with 24 dB muscle noise: median 0.84 -> 0.54)."""
     r = int(round(before_s * fs))
     a, b = max(0, r - int(round(region_s[0] * fs))), max(1, r - int(round(region_s[1] * fs)))
-    w = np.asarray(window[:, a:b], dtype=np.float64)
-    t = np.asarray(template[:, a:b], dtype=np.float64)
+    k = int(round(smooth_s * fs))
+    if k > 1:  # the mean of the k samples centred on each of the region's
+        h = k // 2
+        a = max(a, h)
+        w, t = (_moving_mean(np.asarray(x[:, a - h : b - h + k - 1], np.float64), k)
+                for x in (window, template))
+    else:
+        w = np.asarray(window[:, a:b], dtype=np.float64)
+        t = np.asarray(template[:, a:b], dtype=np.float64)
     w = w - w.mean(axis=1, keepdims=True)
     t = t - t.mean(axis=1, keepdims=True)
     den = np.sqrt((w * w).sum(axis=1) * (t * t).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (w * t).sum(axis=1) / den, np.nan)
+
+
+def _moving_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving mean over ``k`` samples along the last axis, 'valid' part only."""
+    c = np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1)
+    return (c[:, k:] - c[:, :-k]) / k
 
 
 class _Episode:
@@ -304,10 +326,12 @@ class RhythmAnalyzer:
     # -- beats -----------------------------------------------------------------------------
     def update(self, time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                classes: np.ndarray | None = None, usable: np.ndarray | None = None,
-               p_wave: np.ndarray | None = None) -> RhythmUpdate:
+               p_wave: np.ndarray | None = None,
+               p_gate: np.ndarray | None = None) -> RhythmUpdate:
         """Beats in stream order: times (s), samples (front-end rate), RR (s; NaN after a
         stream start or gap), optional AAMI class per beat, optional usable mask, optional
-        P-wave similarity per beat (:func:`p_wave_similarity`; RR-only input has none)."""
+        P-wave similarity per beat (:func:`p_wave_similarity`; RR-only input has none), and
+        optionally the one the P-wave gate reads instead (``p_wave_smooth_s``)."""
         time_s = np.asarray(time_s, dtype=np.float64)
         n = len(time_s)
         rr = np.asarray(rr_s, dtype=np.float64)
@@ -330,7 +354,9 @@ class RhythmAnalyzer:
             if p_wave.ndim == 2:  # the full atrial evidence (the model's features use it)
                 atrial = p_wave
                 full_a = np.concatenate([self.a_hist, atrial])
-            full_p = np.concatenate([self.p_hist, p_wave if p_wave.ndim == 1 else p_wave[:, 0]])
+            own = p_wave if p_wave.ndim == 1 else p_wave[:, 0]
+            full_p = np.concatenate([self.p_hist, own if p_gate is None
+                                     else np.asarray(p_gate, dtype=np.float64)])
             p_med = rolling_median(full_p, self.cfg.af_window_beats)[len(self.p_hist):]
             self.p_hist = full_p[-self.keep:]
         p_ok = ~(p_med >= self.cfg.af_p_wave_max)  # NaN (no evidence) does not veto
@@ -797,17 +823,20 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
 def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                   cfg: RhythmConfig | None = None, classes: np.ndarray | None = None,
                   monitored_s: float | None = None, block: int = 256,
-                  p_wave: np.ndarray | None = None, af_model=None) -> tuple[list[dict], dict]:
+                  p_wave: np.ndarray | None = None, af_model=None,
+                  p_gate: np.ndarray | None = None) -> tuple[list[dict], dict]:
     """RR-only analysis of a whole beat sequence (fed in blocks, as a stream would be):
     (rhythm events, summary). ``p_wave``: per-beat P-wave similarity, or (n, 2) atrial
-    evidence (:func:`device.rhythm_features.atrial_evidence`)."""
+    evidence (:func:`device.rhythm_features.atrial_evidence`); ``p_gate``: the similarity
+    the P-wave gate reads instead (:attr:`RhythmConfig.p_wave_smooth_s`)."""
     an = RhythmAnalyzer(cfg, af_model)
     events: list[dict] = []
     for a in range(0, len(time_s), block):
         sl = slice(a, a + block)
         events += an.update(time_s[sl], sample[sl], rr_s[sl],
                             None if classes is None else classes[sl],
-                            p_wave=None if p_wave is None else p_wave[sl]).events
+                            p_wave=None if p_wave is None else p_wave[sl],
+                            p_gate=None if p_gate is None else p_gate[sl]).events
     t_end = float(time_s[-1]) if len(time_s) else 0.0
     s_end = int(sample[-1]) if len(sample) else 0
     events += an.interrupt(t_end, s_end, "end of input").events

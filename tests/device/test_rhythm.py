@@ -6,7 +6,7 @@ import pytest
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, irregularity
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
-from tests.conftest import MITDB
+from tests.conftest import DATA, MITDB
 
 
 def annotated_beats(name: str, folder=MITDB):
@@ -298,3 +298,49 @@ def test_a_pause_ends_af_where_the_sinus_node_recovers():
     assert at_pause[0] == pytest.approx(378.0, abs=0.1)
     assert at_pause[1] == pytest.approx(1786.8, abs=0.1)
     assert sum(e["duration_s"] for e in on) < sum(e["duration_s"] for e in ends[0.0]) - 15
+
+
+def test_the_gates_p_waves_survive_light_noise_and_stay_absent_in_af():
+    """The P-wave gate's similarity on a moving mean (p_wave_smooth_s): muscle noise at 18 dB
+    pulls record 100's sinus P waves down to where AF opens (raw), not the smoothed ones;
+    203's atrial fibrillation and flutter still have none."""
+    from ecg_edge.benchmarks.noise_stress import load_noise, noisy_record
+    from ecg_edge.device.config import SignalConfig
+    from ecg_edge.device.rhythm import p_wave_similarity
+    from ecg_edge.device.signal_path import process_signal
+    from ecg_edge.firmware_bridge.records import read_record
+
+    sig, region = SignalConfig(), RhythmConfig().p_wave_region_s
+
+    def medians(rec, lo=0.0, hi=1e9):
+        b = process_signal(rec.lead_mv(), rec.fs, sig)
+        sel = (b.time_s >= lo) & (b.time_s < hi)
+        return [float(np.nanmedian(p_wave_similarity(b.window, b.template, sig.fs,
+                                                     sig.window_before_s, region, s)[sel]))
+                for s in (0.0, 0.04)]
+
+    clean = read_record(MITDB / "100")
+    noisy, _ = noisy_record(clean, load_noise(DATA / "nstdb_noise", "ma"), 18.0,
+                            300.0)
+    (raw0, smooth0), (raw, smooth) = medians(clean, 300, 420), medians(noisy, 300, 420)
+    assert raw < 0.85 and raw0 - raw > 0.1  # the noise's doing, in its first 2-minute burst
+    assert smooth > 0.9 and smooth0 - smooth < 0.05
+    assert max(medians(read_record(MITDB / "203"))) < 0.5
+
+
+def test_the_gate_reads_p_gate_where_given():
+    """An irregular rhythm with the wearer's P waves in ``p_wave`` opens no AF; the same beats
+    with ``p_gate`` saying none are there do, and the other way round."""
+    rng = np.random.default_rng(3)
+    rr = rng.uniform(0.45, 1.05, 300)
+    t = np.cumsum(rr)
+    s = (t * 360).astype(int)
+    high, low = np.full(300, 0.95), np.full(300, 0.1)
+    cfg = RhythmConfig(af_onset_beats=8)
+
+    def af(**p):
+        events, _ = analyze_beats(t, s, rr, cfg, **p)
+        return [e for e in events if e["rhythm"] == "AF"]
+
+    assert not af(p_wave=high) and af(p_wave=low)
+    assert af(p_wave=high, p_gate=low) and not af(p_wave=low, p_gate=high)
