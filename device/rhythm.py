@@ -63,6 +63,11 @@ class RhythmConfig:
     # A V beat whose RR is unknown (a peak lost before it, e.g. in noise) may begin a V run;
     # the rate comes from the run's known intervals (DS1 203: a run after unusable beats).
     vt_run_after_no_rr: bool = True
+    # An open VT goes on through a beat whose type noise withheld (Q) or that was found in
+    # unreadable signal: neither evidence of VT nor of its end (DS1 223's 48 s VT in 24 dB
+    # muscle noise broke into 6 episodes, 6 alarms for one run). A typed non-V beat still
+    # ends it.
+    vt_hold_through_noise: bool = True
     vf_window_s: float = 4.0  # VF-filter leakage window
     vf_leakage: float = 0.55  # leakage below this: sinusoid-like, unorganised (DS1: 207)
     vf_min_mv: float = 0.05  # mean absolute amplitude below this is asystole/lead noise, not VF
@@ -526,6 +531,9 @@ class RhythmAnalyzer:
         if cls == "V" and qrs >= c.vt_usual_qrs and len(self.v_run) >= c.vt_beats - 1 and all(
                 x[3] < self.odd_qrs for x in self.v_run[1 - c.vt_beats:]):
             cls = "N"  # the wearer's usual QRS after odd-shaped V beats: a conducted beat
+        if (ep.open is not None and c.vt_hold_through_noise and (cls == "Q" or not ok)
+                and self.episodes["VF"].open is None):
+            return
         if cls == "V" and ok and self.episodes["VF"].open is None:
             if r != r and not c.vt_run_after_no_rr:  # the rate run restarts after this beat
                 self.last_v = (t, s)

@@ -344,3 +344,28 @@ def test_the_gate_reads_p_gate_where_given():
 
     assert not af(p_wave=high) and af(p_wave=low)
     assert af(p_wave=high, p_gate=low) and not af(p_wave=low, p_gate=high)
+
+
+def test_vt_goes_on_through_a_beat_the_noise_hid():
+    """A beat whose type noise withheld (Q) or found in unreadable signal neither extends VT
+    nor ends it; a typed non-V beat does (vt_hold_through_noise)."""
+    from dataclasses import replace
+
+    cls = np.array(list("NNNVVVVQVVVVVVVNNN"))
+    usable = np.ones(len(cls), bool)
+    usable[12] = False  # a V beat found in unreadable signal
+    rr = np.full(len(cls), 0.4)  # 150 bpm
+    t = np.cumsum(rr)
+    s = (t * 360).astype(int)
+
+    def vt(cfg):
+        an = RhythmAnalyzer(cfg)
+        events = an.update(t, s, rr, cls, usable).events
+        return [(e["type"], round(e["t"], 1)) for e in events if e["rhythm"] == "VT"]
+
+    assert vt(RhythmConfig()) == [("rhythm_start", round(t[3], 1)),
+                                  ("rhythm_end", round(t[14], 1))]
+    off = vt(replace(RhythmConfig(), vt_hold_through_noise=False))
+    # with the hold off: 3-6 and 8-11 (13-14 are two V beats, no VT)
+    assert off == [("rhythm_start", round(t[3], 1)), ("rhythm_end", round(t[6], 1)),
+                   ("rhythm_start", round(t[8], 1)), ("rhythm_end", round(t[11], 1))]
