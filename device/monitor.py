@@ -32,7 +32,7 @@ from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
 from ecg_edge.device.quality import LEVELS, FlagCredibility
-from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, p_wave_similarity
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, gate_p_waves
 from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
 from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
@@ -313,11 +313,11 @@ class Monitor:
         count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
-        p_gate = (p_wave_similarity(beats.window, beats.template, self.cfg.fs,
-                                    self.cfg.window_before_s, rc.p_wave_region_s,
-                                    rc.p_wave_smooth_s) if rc.p_wave_smooth_s > 0 else None)
         rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
-                                    usable=beats.usable, p_wave=atrial, p_gate=p_gate)
+                                    usable=beats.usable, p_wave=atrial,
+                                    p_gate=gate_p_waves(beats.window, beats.template,
+                                                        self.cfg.fs, self.cfg.window_before_s,
+                                                        rc))
         self.stats.rhythm_s += time.perf_counter() - t0
         irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev

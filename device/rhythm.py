@@ -234,6 +234,17 @@ def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, befor
         return np.where(den > 0, (w * t).sum(axis=1) / den, np.nan)
 
 
+def gate_p_waves(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
+                 cfg: RhythmConfig) -> np.ndarray | None:
+    """The P-wave similarity the AF gate reads (``p_gate`` of :meth:`RhythmAnalyzer.update`):
+    on the moving mean of ``cfg.p_wave_smooth_s``; None where that is off (the gate then reads
+    the raw similarity it is given)."""
+    if cfg.p_wave_smooth_s <= 0:
+        return None
+    return p_wave_similarity(window, template, fs, before_s, cfg.p_wave_region_s,
+                             cfg.p_wave_smooth_s)
+
+
 def _moving_mean(x: np.ndarray, k: int) -> np.ndarray:
     """Moving mean over ``k`` samples along the last axis, 'valid' part only: a sum of k
     shifted slices (k is a few samples; cheaper per block than a cumulative sum)."""

@@ -17,7 +17,12 @@ import numpy as np
 
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.records import folder_records, warn_skipped
-from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, p_wave_similarity
+from ecg_edge.device.rhythm import (
+    RhythmConfig,
+    analyze_beats,
+    gate_p_waves,
+    p_wave_similarity,
+)
 from ecg_edge.device.rhythm_input import (
     BEAT_ANNOTATORS,
     annotated_intervals,
@@ -478,11 +483,8 @@ def cross_validate_af(folder: str | Path, names: list[str],
         # The atrial evidence the monitor computes (P wave, and QRS shape for the odd-beat gate).
         p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
                             cfg.p_wave_region_s)
-        gate = (p_wave_similarity(b.window, b.template, sig.fs, sig.window_before_s,
-                                  cfg.p_wave_region_s, cfg.p_wave_smooth_s)
-                if cfg.p_wave_smooth_s > 0 else None)
         data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p,
-                   gate)
+                   gate_p_waves(b.window, b.template, sig.fs, sig.window_before_s, cfg))
     g = HOLTER_GRID
     keys = [(e, o, p, k) for e in g["af_enter"] for o in g["af_onset_beats"]
             for p in g["af_p_wave_max"] for k in g["af_skip_odd_beats"]]
