@@ -375,7 +375,9 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
     noises = {n: load_noise(noise_dir, n) for n in settings.noises}
     table: dict = {}
     for sname, (factory, threshold, cfg, extra) in scorers.items():
-        clean_events: dict[str, list[dict]] = {}  # the gate on, per record (clean check)
+        # The clean replay is the same for every noise (and the clean check's gate-on run):
+        # made once per record.
+        clean_events: dict[str, list[dict]] = {}
         for nname, noise in noises.items():
             for snr in (None, *settings.snrs):
                 cell = Tally()
@@ -385,9 +387,13 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                         r, mask = rec, noisy_mask(rec.n_samples, rec.fs, settings.start_s)
                     else:
                         r, mask = noisy_record(rec, noise, snr, settings.start_s)
-                    events = replay(r, cfg, factory(), threshold, settings.block_s, extra)
-                    if snr is None and settings.clean_check:
-                        clean_events[rec.name] = events
+                    if snr is not None:
+                        events = replay(r, cfg, factory(), threshold, settings.block_s, extra)
+                    elif rec.name in clean_events:
+                        events = clean_events[rec.name]
+                    else:
+                        events = clean_events[rec.name] = replay(r, cfg, factory(), threshold,
+                                                                 settings.block_s, extra)
                     one = score_events(events, r, mask, settings.start_s, excluded[rec.name])
                     cell.add(one)
                     cell.per_record[rec.name] = one.row()
