@@ -32,7 +32,7 @@ from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
 from ecg_edge.device.quality import LEVELS, FlagCredibility
-from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, gate_p_waves
+from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, gate_evidence
 from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
 from ecg_edge.firmware_bridge.blocks import LinkEvent, SampleBlock
@@ -312,12 +312,12 @@ class Monitor:
         calls = np.where(beats.usable & (readable | ~over), calls, "Q")
         count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
+        p_gate, qrs_gate = gate_evidence(beats.window, beats.template, self.cfg.fs,
+                                         self.cfg.window_before_s, rc)
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
-                                    usable=beats.usable, p_wave=atrial,
-                                    p_gate=gate_p_waves(beats.window, beats.template,
-                                                        self.cfg.fs, self.cfg.window_before_s,
-                                                        rc))
+                                    usable=beats.usable, p_wave=atrial, p_gate=p_gate,
+                                    qrs_gate=qrs_gate)
         self.stats.rhythm_s += time.perf_counter() - t0
         irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev

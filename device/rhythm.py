@@ -89,14 +89,24 @@ class RhythmConfig:
     # DS1 220's sinus P waves with frequent APCs look absent and opened a false AF at 24 dB
     # (noise-stress; p_wave_similarity).
     p_wave_smooth_s: float = 0.0
+    # The AF gate's P waves and the odd-QRS test that keeps ectopic beats out of the COSEn
+    # window read each beat window moved (within +/- this many seconds) to where its QRS best
+    # matches the wearer's template (0: off). The detector's fiducial is the largest
+    # |band-passed ECG|, and on a biphasic QRS (R and S of like size, common on single-lead
+    # handheld strips) it lands on R for one beat and S for the next: those beats then looked
+    # ectopic (QRS correlation -0.5) and starved the AF windows (CinC AF strips). The beat
+    # path and the learned models' atrial inputs keep the fiducial as it is.
+    align_lag_s: float = 0.0
     # Windows where more than this share of QRS complexes differ in shape from the wearer's
     # template (correlation below rhythm_features.ODD_QRS) are no AF evidence: ventricular
     # flutter's "beats" and ventricular runs are irregular too (DS1 207's false AF was all
     # ventricular flutter). 1 = off. Chosen by leave-one-record-out CV on DS1.
     af_max_odd_qrs: float = 1.0
     # Ectopy-aware irregularity for AF episodes (as Petrenas 2015 / Sarkar 2008 remove ectopic
-    # beats): RR intervals that start or end at an odd-shaped QRS (ventricular ectopy; by the
-    # class call where there is no signal) are left out of the COSEn window, which then spans
+    # beats): RR intervals that start or end at an odd-shaped QRS or at a beat typed V or F
+    # (ventricular ectopy; aligned to the template, a PVC can match it well enough: DS1 106
+    # and 223 opened false AF with align_lag_s 0.04 until the type counted too) are left out
+    # of the COSEn window, which then spans
     # the last af_window_beats intervals between usual beats. Frequent PVCs (couplets,
     # trigeminy) made sinus rhythm look random (DS1 208). Such beats neither count toward nor
     # reset onset / offset.
@@ -234,15 +244,58 @@ def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, befor
         return np.where(den > 0, (w * t).sum(axis=1) / den, np.nan)
 
 
-def gate_p_waves(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
-                 cfg: RhythmConfig) -> np.ndarray | None:
-    """The P-wave similarity the AF gate reads (``p_gate`` of :meth:`RhythmAnalyzer.update`):
-    on the moving mean of ``cfg.p_wave_smooth_s``; None where that is off (the gate then reads
-    the raw similarity it is given)."""
-    if cfg.p_wave_smooth_s <= 0:
-        return None
+def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
+                  max_lag_s: float) -> np.ndarray:
+    """Each beat window moved by the lag (within +/- ``max_lag_s``) at which its QRS region
+    (+/- rhythm_features.QRS_HALF_S around the fiducial) correlates best with the template's;
+    the window's ends are repeated where the move runs past them. A window with no better
+    lag, or a flat one, stays where it is; the lag is capped where the QRS region would
+    leave the window."""
+    from ecg_edge.device.rhythm_features import QRS_HALF_S
+
+    window = np.asarray(window, dtype=np.float64)
+    n, width = window.shape
+    r, h = int(round(before_s * fs)), int(round(QRS_HALF_S * fs))
+    # no further than the QRS region stays inside the window
+    lag = min(int(round(max_lag_s * fs)), r - h, width - r - h - 1)
+    if lag < 1 or not n:
+        return window
+    lags = np.arange(-lag, lag + 1)
+    t = np.asarray(template[:, r - h : r + h + 1], dtype=np.float64)
+    t = t - t.mean(axis=1, keepdims=True)
+    # (n, lags, 2h + 1): the QRS region at each lag
+    seg = window[:, r - h + lags[:, None] + np.arange(2 * h + 1)]
+    seg = seg - seg.mean(axis=2, keepdims=True)
+    num = (seg * t[:, None, :]).sum(axis=2)
+    den = np.sqrt((seg * seg).sum(axis=2) * (t * t).sum(axis=1)[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(den > 0, num / den, -np.inf)
+    best = np.argmax(corr, axis=1)  # ties: the first, so prefer lag 0 where it ties
+    zero = corr[:, lag]
+    best = np.where(corr[np.arange(n), best] > zero, best, lag) - lag
+    idx = np.clip(np.arange(width) + best[:, None], 0, width - 1)
+    return np.take_along_axis(window, idx, axis=1)
+
+
+def gate_evidence(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
+                  cfg: RhythmConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What the AF gate reads instead of the beat path's atrial evidence, where the config
+    asks for it (None where not): the P-wave similarity (``p_gate`` of
+    :meth:`RhythmAnalyzer.update`; on the moving mean of ``cfg.p_wave_smooth_s``) and the QRS
+    correlation that decides which beats are ectopic (``qrs_gate``), both on the windows
+    aligned to the template (``cfg.align_lag_s``)."""
+    if cfg.align_lag_s > 0:
+        from ecg_edge.device.rhythm_features import QRS_HALF_S
+
+        window = align_windows(window, template, fs, before_s, cfg.align_lag_s)
+        qrs = p_wave_similarity(window, template, fs, before_s + QRS_HALF_S,
+                                (2 * QRS_HALF_S, 0.0))
+    elif cfg.p_wave_smooth_s <= 0:
+        return None, None
+    else:
+        qrs = None
     return p_wave_similarity(window, template, fs, before_s, cfg.p_wave_region_s,
-                             cfg.p_wave_smooth_s)
+                             cfg.p_wave_smooth_s), qrs
 
 
 def _moving_mean(x: np.ndarray, k: int) -> np.ndarray:
@@ -347,12 +400,13 @@ class RhythmAnalyzer:
     # -- beats -----------------------------------------------------------------------------
     def update(self, time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                classes: np.ndarray | None = None, usable: np.ndarray | None = None,
-               p_wave: np.ndarray | None = None,
-               p_gate: np.ndarray | None = None) -> RhythmUpdate:
+               p_wave: np.ndarray | None = None, p_gate: np.ndarray | None = None,
+               qrs_gate: np.ndarray | None = None) -> RhythmUpdate:
         """Beats in stream order: times (s), samples (front-end rate), RR (s; NaN after a
         stream start or gap), optional AAMI class per beat, optional usable mask, optional
         P-wave similarity per beat (:func:`p_wave_similarity`; RR-only input has none), and
-        optionally the one the P-wave gate reads instead (``p_wave_smooth_s``)."""
+        optionally the one the P-wave gate reads instead and the QRS correlation that tells
+        ectopic beats (:func:`gate_evidence`)."""
         time_s = np.asarray(time_s, dtype=np.float64)
         n = len(time_s)
         rr = np.asarray(rr_s, dtype=np.float64)
@@ -391,7 +445,7 @@ class RhythmAnalyzer:
         skip = np.zeros(n, dtype=bool)
         irr_ep = irr
         if self.cfg.af_skip_odd_beats:
-            irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes)
+            irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes, qrs_gate)
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
@@ -442,14 +496,20 @@ class RhythmAnalyzer:
         return RhythmUpdate(events, irregular)
 
     def _clean_irregularity(self, rr: np.ndarray, atrial: np.ndarray | None,
-                            classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                            classes: np.ndarray | None, qrs: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
         """(COSEn over the intervals between usual-shaped beats, per beat; beats whose
-        interval was left out). Without shape evidence or classes nothing is left out."""
+        interval was left out). Odd: a QRS unlike the template (``qrs`` where given, else
+        the atrial evidence's QRS column) or a beat typed V or F; without shape evidence or
+        classes nothing is left out."""
         from ecg_edge.device.rhythm_features import ODD_QRS
 
         n = len(rr)
-        if atrial is not None:
-            odd = ~(np.nan_to_num(atrial[:, 2], nan=0.0) >= ODD_QRS)
+        if qrs is not None or atrial is not None:
+            qrs = atrial[:, 2] if qrs is None else np.asarray(qrs, dtype=np.float64)
+            odd = ~(np.nan_to_num(qrs, nan=0.0) >= ODD_QRS)
+            if classes is not None:  # a beat typed V is ectopic whatever lag matches best
+                odd |= np.isin(np.asarray(classes), ("V", "F"))
         elif classes is not None:
             odd = np.isin(np.asarray(classes), ("V", "F"))
         else:
@@ -848,11 +908,12 @@ def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                   cfg: RhythmConfig | None = None, classes: np.ndarray | None = None,
                   monitored_s: float | None = None, block: int = 256,
                   p_wave: np.ndarray | None = None, af_model=None,
-                  p_gate: np.ndarray | None = None) -> tuple[list[dict], dict]:
+                  p_gate: np.ndarray | None = None, qrs_gate: np.ndarray | None = None
+                  ) -> tuple[list[dict], dict]:
     """RR-only analysis of a whole beat sequence (fed in blocks, as a stream would be):
     (rhythm events, summary). ``p_wave``: per-beat P-wave similarity, or (n, 2) atrial
-    evidence (:func:`device.rhythm_features.atrial_evidence`); ``p_gate``: the similarity
-    the P-wave gate reads instead (:attr:`RhythmConfig.p_wave_smooth_s`)."""
+    evidence (:func:`device.rhythm_features.atrial_evidence`); ``p_gate``, ``qrs_gate``: what
+    the AF gate reads instead (:func:`gate_evidence`)."""
     an = RhythmAnalyzer(cfg, af_model)
     events: list[dict] = []
     for a in range(0, len(time_s), block):
@@ -860,7 +921,8 @@ def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
         events += an.update(time_s[sl], sample[sl], rr_s[sl],
                             None if classes is None else classes[sl],
                             p_wave=None if p_wave is None else p_wave[sl],
-                            p_gate=None if p_gate is None else p_gate[sl]).events
+                            p_gate=None if p_gate is None else p_gate[sl],
+                            qrs_gate=None if qrs_gate is None else qrs_gate[sl]).events
     t_end = float(time_s[-1]) if len(time_s) else 0.0
     s_end = int(sample[-1]) if len(sample) else 0
     events += an.interrupt(t_end, s_end, "end of input").events

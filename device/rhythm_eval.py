@@ -20,7 +20,7 @@ from ecg_edge.device.records import folder_records, warn_skipped
 from ecg_edge.device.rhythm import (
     RhythmConfig,
     analyze_beats,
-    gate_p_waves,
+    gate_evidence,
     p_wave_similarity,
 )
 from ecg_edge.device.rhythm_input import (
@@ -484,7 +484,7 @@ def cross_validate_af(folder: str | Path, names: list[str],
         p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
                             cfg.p_wave_region_s)
         data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p,
-                   gate_p_waves(b.window, b.template, sig.fs, sig.window_before_s, cfg))
+                   gate_evidence(b.window, b.template, sig.fs, sig.window_before_s, cfg))
     g = HOLTER_GRID
     keys = [(e, o, p, k) for e in g["af_enter"] for o in g["af_onset_beats"]
             for p in g["af_p_wave_max"] for k in g["af_skip_odd_beats"]]
@@ -494,7 +494,8 @@ def cross_validate_af(folder: str | Path, names: list[str],
                     af_onset_beats=o, af_p_wave_max=p, af_skip_odd_beats=k)
         counts[(e, o, p, k)] = {}
         for n, (ref, t, s, rr, dur, pw, gate) in data.items():
-            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw, p_gate=gate)
+            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw, p_gate=gate[0],
+                                      qrs_gate=gate[1])
             counts[(e, o, p, k)][n] = evaluate_record(ref, events, dur)
 
     def summed(key, records):
