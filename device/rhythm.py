@@ -89,13 +89,14 @@ class RhythmConfig:
     # DS1 220's sinus P waves with frequent APCs look absent and opened a false AF at 24 dB
     # (noise-stress; p_wave_similarity).
     p_wave_smooth_s: float = 0.0
-    # The AF gate's P waves and the odd-QRS test that keeps ectopic beats out of the COSEn
-    # window read each beat window moved (within +/- this many seconds) to where its QRS best
-    # matches the wearer's template (0: off). The detector's fiducial is the largest
-    # |band-passed ECG|, and on a biphasic QRS (R and S of like size, common on single-lead
-    # handheld strips) it lands on R for one beat and S for the next: those beats then looked
-    # ectopic (QRS correlation -0.5) and starved the AF windows (CinC AF strips). The beat
-    # path and the learned models' atrial inputs keep the fiducial as it is.
+    # The odd-QRS test that keeps ectopic beats out of the COSEn window reads a beat whose
+    # fiducial sits on the other wave than the template's moved (within +/- this many
+    # seconds) to where its QRS best matches the template (0: off). The detector's fiducial
+    # is the largest |band-passed ECG|, and on a biphasic QRS (R and S of like size, common
+    # on single-lead handheld strips) it lands on R for one beat and S for the next: those
+    # beats then looked ectopic (QRS correlation -0.5) and starved the AF windows (CinC AF
+    # strips). The P-wave gate, the beat path and the learned models' atrial inputs keep the
+    # fiducial as it is.
     align_lag_s: float = 0.0
     # Windows where more than this share of QRS complexes differ in shape from the wearer's
     # template (correlation below rhythm_features.ODD_QRS) are no AF evidence: ventricular
@@ -246,56 +247,64 @@ def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, befor
 
 def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
                   max_lag_s: float) -> np.ndarray:
-    """Each beat window moved by the lag (within +/- ``max_lag_s``) at which its QRS region
-    (+/- rhythm_features.QRS_HALF_S around the fiducial) correlates best with the template's;
-    the window's ends are repeated where the move runs past them. A window with no better
-    lag, or a flat one, stays where it is; the lag is capped where the QRS region would
-    leave the window."""
+    """A beat window whose fiducial sits on a wave of the other sign than the template's
+    (the detector took S where the template has R, or R where it has S) moved by the lag
+    (within +/- ``max_lag_s``) at which its QRS region (+/- rhythm_features.QRS_HALF_S around
+    the fiducial) correlates best with the template's; the window's ends are repeated where
+    the move runs past them. Every other window, and one with no better lag, stays where it
+    is; the lag is capped where the QRS region would leave the window. Where nothing moves
+    the very array given comes back."""
     from ecg_edge.device.rhythm_features import QRS_HALF_S
 
-    window = np.asarray(window, dtype=np.float64)
     n, width = window.shape
     r, h = int(round(before_s * fs)), int(round(QRS_HALF_S * fs))
     # no further than the QRS region stays inside the window
     lag = min(int(round(max_lag_s * fs)), r - h, width - r - h - 1)
-    if lag < 1 or not n:
-        return window
+    # only a fiducial on the other wave than the template's (R against S) moves: the
+    # detector's flip; a beat of the template's polarity keeps its place (letting every beat
+    # find its best lag also let PVCs at 128 Hz match, DS1 208, and moved 203's AF ends)
+    flipped = np.flatnonzero(np.sign(window[:, r]) != np.sign(template[:, r])) if (
+        lag >= 1 and n) else np.zeros(0, dtype=np.int64)
+    if not len(flipped):  # the usual block: nothing to move, nothing computed
+        return window  # the very object given
+    window = np.asarray(window, dtype=np.float64)
     lags = np.arange(-lag, lag + 1)
-    t = np.asarray(template[:, r - h : r + h + 1], dtype=np.float64)
+    t = np.asarray(template[flipped, r - h : r + h + 1], dtype=np.float64)
     t = t - t.mean(axis=1, keepdims=True)
-    # (n, lags, 2h + 1): the QRS region at each lag
-    seg = window[:, r - h + lags[:, None] + np.arange(2 * h + 1)]
+    # (flipped, lags, 2h + 1): the QRS region at each lag
+    seg = window[flipped][:, r - h + lags[:, None] + np.arange(2 * h + 1)]
     seg = seg - seg.mean(axis=2, keepdims=True)
     num = (seg * t[:, None, :]).sum(axis=2)
     den = np.sqrt((seg * seg).sum(axis=2) * (t * t).sum(axis=1)[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.where(den > 0, num / den, -np.inf)
     best = np.argmax(corr, axis=1)  # ties: the first, so prefer lag 0 where it ties
-    zero = corr[:, lag]
-    best = np.where(corr[np.arange(n), best] > zero, best, lag) - lag
+    best = np.where(corr[np.arange(len(flipped)), best] > corr[:, lag], best, lag) - lag
+    out = window.copy()
     idx = np.clip(np.arange(width) + best[:, None], 0, width - 1)
-    return np.take_along_axis(window, idx, axis=1)
+    out[flipped] = np.take_along_axis(window[flipped], idx, axis=1)
+    return out
 
 
 def gate_evidence(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
                   cfg: RhythmConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
     """What the AF gate reads instead of the beat path's atrial evidence, where the config
-    asks for it (None where not): the P-wave similarity (``p_gate`` of
-    :meth:`RhythmAnalyzer.update`; on the moving mean of ``cfg.p_wave_smooth_s``) and the QRS
-    correlation that decides which beats are ectopic (``qrs_gate``), both on the windows
-    aligned to the template (``cfg.align_lag_s``)."""
+    asks for it (None where not): the P-wave similarity on the moving mean of
+    ``cfg.p_wave_smooth_s`` (``p_gate`` of :meth:`RhythmAnalyzer.update`) and the QRS
+    correlation that decides which beats are ectopic, on the windows aligned to the template
+    (``qrs_gate``; ``cfg.align_lag_s``). The P waves stay at the fiducial: read aligned, 203's
+    flutter waves at 250 Hz matched the template's P waves and cut its AF short."""
+    qrs = None
     if cfg.align_lag_s > 0:
         from ecg_edge.device.rhythm_features import QRS_HALF_S
 
-        window = align_windows(window, template, fs, before_s, cfg.align_lag_s)
-        qrs = p_wave_similarity(window, template, fs, before_s + QRS_HALF_S,
-                                (2 * QRS_HALF_S, 0.0))
-    elif cfg.p_wave_smooth_s <= 0:
-        return None, None
-    else:
-        qrs = None
-    return p_wave_similarity(window, template, fs, before_s, cfg.p_wave_region_s,
-                             cfg.p_wave_smooth_s), qrs
+        aligned = align_windows(window, template, fs, before_s, cfg.align_lag_s)
+        if aligned is not window:  # else the atrial evidence's own QRS column is the same
+            qrs = p_wave_similarity(aligned, template, fs, before_s + QRS_HALF_S,
+                                    (2 * QRS_HALF_S, 0.0))
+    p = (p_wave_similarity(window, template, fs, before_s, cfg.p_wave_region_s,
+                           cfg.p_wave_smooth_s) if cfg.p_wave_smooth_s > 0 else None)
+    return p, qrs
 
 
 def _moving_mean(x: np.ndarray, k: int) -> np.ndarray:
