@@ -105,12 +105,11 @@ class RhythmConfig:
     af_max_odd_qrs: float = 1.0
     # Ectopy-aware irregularity for AF episodes (as Petrenas 2015 / Sarkar 2008 remove ectopic
     # beats): RR intervals that start or end at an odd-shaped QRS or at a beat typed V or F
-    # (ventricular ectopy; aligned to the template, a PVC can match it well enough: DS1 106
-    # and 223 opened false AF with align_lag_s 0.04 until the type counted too) are left out
-    # of the COSEn window, which then spans
-    # the last af_window_beats intervals between usual beats. Frequent PVCs (couplets,
-    # trigeminy) made sinus rhythm look random (DS1 208). Such beats neither count toward nor
-    # reset onset / offset.
+    # (ventricular ectopy) are left out of the COSEn window, which then spans the last
+    # af_window_beats intervals between usual beats. Frequent PVCs (couplets, trigeminy) made
+    # sinus rhythm look random (DS1 208). The type counts as well as the shape because an
+    # aligned PVC (align_lag_s) can match the template: with every beat aligned, DS1 106 and
+    # 223 opened false AF. Such beats neither count toward nor reset onset / offset.
     af_skip_odd_beats: bool = True
     # RR-only input has no P-wave gate, which is what makes a short onset safe on the ECG
     # path: it keeps the longer onset (the previous default, not re-chosen; DS1 201 from
