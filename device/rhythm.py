@@ -295,12 +295,11 @@ def gate_evidence(window: np.ndarray, template: np.ndarray, fs: float, before_s:
     flutter waves at 250 Hz matched the template's P waves and cut its AF short."""
     qrs = None
     if cfg.align_lag_s > 0:
-        from ecg_edge.device.rhythm_features import QRS_HALF_S
+        from ecg_edge.device.rhythm_features import qrs_similarity
 
         aligned = align_windows(window, template, fs, before_s, cfg.align_lag_s)
         if aligned is not window:  # else the atrial evidence's own QRS column is the same
-            qrs = p_wave_similarity(aligned, template, fs, before_s + QRS_HALF_S,
-                                    (2 * QRS_HALF_S, 0.0))
+            qrs = qrs_similarity(aligned, template, fs, before_s)
     p = (p_wave_similarity(window, template, fs, before_s, cfg.p_wave_region_s,
                            cfg.p_wave_smooth_s) if cfg.p_wave_smooth_s > 0 else None)
     return p, qrs
@@ -513,15 +512,12 @@ class RhythmAnalyzer:
         from ecg_edge.device.rhythm_features import ODD_QRS
 
         n = len(rr)
+        odd = np.zeros(n, dtype=bool)
         if qrs is not None or atrial is not None:
             qrs = atrial[:, 2] if qrs is None else np.asarray(qrs, dtype=np.float64)
             odd = ~(np.nan_to_num(qrs, nan=0.0) >= ODD_QRS)
-            if classes is not None:  # a beat typed V is ectopic whatever lag matches best
-                odd |= np.isin(np.asarray(classes), ("V", "F"))
-        elif classes is not None:
-            odd = np.isin(np.asarray(classes), ("V", "F"))
-        else:
-            odd = np.zeros(n, dtype=bool)
+        if classes is not None:  # a beat typed V is ectopic whatever lag matches best
+            odd |= np.isin(np.asarray(classes), ("V", "F"))
         before = np.concatenate([[self.prev_odd], odd[:-1]])
         self.prev_odd = bool(odd[-1])
         skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window

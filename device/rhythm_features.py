@@ -52,9 +52,16 @@ def atrial_evidence(window: np.ndarray, template: np.ndarray, amplitude: np.ndar
     amp = np.asarray(amplitude, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         energy = np.where(amp > 0, rms / amp, np.nan)
-    qrs = p_wave_similarity(window, template, fs, before_s + QRS_HALF_S,
-                            (2 * QRS_HALF_S, 0.0))
-    return np.stack([sim, energy, qrs], axis=1)
+    return np.stack([sim, energy, qrs_similarity(window, template, fs, before_s)], axis=1)
+
+
+def qrs_similarity(window: np.ndarray, template: np.ndarray, fs: float,
+                   before_s: float) -> np.ndarray:
+    """Per beat: the QRS region's (+/- QRS_HALF_S around the fiducial) correlation with the
+    template's: below ODD_QRS the beat is odd-shaped (ectopic ventricular, or flutter)."""
+    from ecg_edge.device.rhythm import p_wave_similarity
+
+    return p_wave_similarity(window, template, fs, before_s + QRS_HALF_S, (2 * QRS_HALF_S, 0.0))
 
 
 def _rows(x: np.ndarray, window: int) -> np.ndarray:
