@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,8 +136,8 @@ class Tally:
     episodes_in_noise: int = 0  # anomaly episodes that opened in a noisy stretch: alarms
     # rhythm episodes (AF, VT, VF, PAUSE, ...) by type that opened in a noisy / a clean
     # stretch: noise must not invent rhythm alarms either (a real day is mostly not noisy)
-    rhythm_in_noise: dict = field(default_factory=dict)
-    rhythm_in_clean: dict = field(default_factory=dict)
+    rhythm_in_noise: Counter = field(default_factory=Counter)
+    rhythm_in_clean: Counter = field(default_factory=Counter)
     flags_unreadable: int = 0  # flagged beats whose quality is unreadable (must stay 0)
     noise_s: float = 0.0
     clean_s: float = 0.0
@@ -151,10 +152,8 @@ class Tally:
         for k, v in vars(other).items():
             if isinstance(v, int | float) and not isinstance(v, bool):
                 setattr(self, k, getattr(self, k) + v)
-        for mine, theirs in ((self.rhythm_in_noise, other.rhythm_in_noise),
-                             (self.rhythm_in_clean, other.rhythm_in_clean)):
-            for k, v in theirs.items():
-                mine[k] = mine.get(k, 0) + v
+        self.rhythm_in_noise.update(other.rhythm_in_noise)
+        self.rhythm_in_clean.update(other.rhythm_in_clean)
         self.v_source = other.v_source
 
     def row(self) -> dict:
@@ -246,7 +245,7 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     for e in events:
         if e["type"] == "rhythm_start" and e["sample"] >= lo:
             where = t.rhythm_in_noise if mask[min(int(e["sample"]), n - 1)] else t.rhythm_in_clean
-            where[e["rhythm"]] = where.get(e["rhythm"], 0) + 1
+            where[e["rhythm"]] += 1
     after = np.arange(n) >= lo
     t.noise_s = float((mask & after).sum()) / fs
     t.clean_s = float((~mask & after).sum()) / fs
@@ -285,12 +284,10 @@ def v_flag_changes(on: list[dict], off: list[dict], rec: Record, start_s: float,
 
     f_on, q_on = flags(on)
     f_off, _ = flags(off)
-    lost = dict.fromkeys(GATE_REASONS, 0)
-    for k in np.flatnonzero(f_off & ~f_on):
-        q = q_on[k]
-        lost["not detected" if q is None else q if q in ("unreadable", "noisy")
-             else "good signal"] += 1
-    return {"lost": lost, "gained": int((f_on & ~f_off).sum())}
+    lost = Counter(dict.fromkeys(GATE_REASONS, 0))
+    lost.update("not detected" if q is None else q if q in ("unreadable", "noisy")
+                else "good signal" for q in (q_on[k] for k in np.flatnonzero(f_off & ~f_on)))
+    return {"lost": dict(lost), "gained": int((f_on & ~f_off).sum())}
 
 
 def load_noise(noise_dir: str | Path, spec: str) -> Record:
@@ -404,7 +401,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                 log(f"{sname} {nname} {key} dB: {cell.seconds:.1f} s")
         if settings.clean_check:
             cell = Tally()
-            lost, gained, changed = dict.fromkeys(GATE_REASONS, 0), 0, {}
+            lost, gained, changed = Counter(dict.fromkeys(GATE_REASONS, 0)), 0, {}
             for rec in recs:
                 events = replay(rec, quality_off(cfg), factory(), threshold, settings.block_s,
                                 extra)
@@ -415,8 +412,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                 cell.per_record[rec.name] = one.row()
                 ch = v_flag_changes(clean_events[rec.name], events, rec, settings.start_s,
                                     excluded[rec.name])
-                for k, v in ch["lost"].items():
-                    lost[k] += v
+                lost.update(ch["lost"])
                 gained += ch["gained"]
                 if ch["gained"] or any(ch["lost"].values()):
                     changed[rec.name] = ch
@@ -425,7 +421,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                                                            "per_record": cell.per_record},
                                            "quality_on": {k: v for k, v in on.items()
                                                           if k != "per_record"},
-                                           "v_flags": {"lost": lost, "gained": gained,
+                                           "v_flags": {"lost": dict(lost), "gained": gained,
                                                        "per_record": changed}}
             log(f"{sname} clean check done")
     return {"records": list(settings.records), "snrs_db": list(settings.snrs),
