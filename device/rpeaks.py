@@ -138,6 +138,7 @@ class RPeakDetector:
             p for p in self.pending
             if p.index < before and p.value > 0.5 * self.threshold_at(p.index)
             and (self.last is None or p.index - self.last >= self.n.refractory)
+            and not self._t_wave(p)
         ]
         if pool:
             best = max(pool, key=lambda p: p.value)
@@ -154,6 +155,14 @@ class RPeakDetector:
         while self._searchback_at() < upto:
             self._searchback(self._searchback_at(), out)
 
+    def _t_wave(self, c: _Candidate) -> bool:
+        """Slow and soon after the last beat: its T wave. Search-back asks it too: a tall T
+        wave rejected here and revived there once the threshold waited one interval set the
+        interval to half, so every T wave came back (handheld lead-I strips with tall T waves,
+        CinC 2017: 17-50 T waves per strip)."""
+        since = None if self.last is None else c.index - self.last
+        return since is not None and since < self.n.t_wave and c.slope < 0.5 * self.last_slope
+
     def _decide(self, c: _Candidate, out: list[int]) -> None:
         self._catch_up(c.index, out)
         since = None if self.last is None else c.index - self.last
@@ -169,11 +178,7 @@ class RPeakDetector:
             else:
                 self.npk = 0.125 * self._peak(c.value) + 0.875 * self.npk
             return
-        is_beat = c.value > self.threshold_at(c.index)
-        if is_beat and since is not None and since < self.n.t_wave and (
-            c.slope < 0.5 * self.last_slope
-        ):
-            is_beat = False  # a T wave: slow and soon after a beat
+        is_beat = c.value > self.threshold_at(c.index) and not self._t_wave(c)
         if is_beat:
             self._accept(c, 0.125, out)
         else:
