@@ -5,12 +5,15 @@ Each strip of a labelled folder (CinC 2017: N normal, A AF, O other rhythm, ~ no
 through the device's default monitor as its own stream, as a handheld recording is; every
 ``rhythm_start`` is counted per type and per strip label, and scaled to 24 h of such strips. On
 normal strips every episode is false; on the others only AF is checkable against the label.
+The beats' class calls after the learning period are counted too: on normal strips a V or S
+call is a false beat alarm unless the strip holds a real ectopic beat (the labels do not say).
 Strips start cold (no learning period behind them), so a detector that loses its first beats
 to a contact artifact shows here as false pauses.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from ecg_edge.device.bundle import load_bundle
@@ -25,7 +28,9 @@ from ecg_edge.firmware_bridge.records import read_record
 
 def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O,~",
                  limit: int | None = None, variant: str = "int8") -> dict:
-    """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h."""
+    """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h, and the
+    class calls of the beats after the learning period (``beat_calls``, with V and S as % of
+    those beats)."""
     folder = Path(folder)
     ref = read_strip_labels(folder)
     wanted = [x.strip() for x in labels.split(",") if x.strip()]
@@ -39,6 +44,7 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
     for label in wanted:
         names = sorted(n for n, lab in ref.items() if lab == label)[:limit]
         counts = dict.fromkeys(RHYTHMS, 0)
+        calls: Counter[str] = Counter()
         strips_with = 0
         seconds = 0.0
         for name in progress(names, f"strip {label}", every_s=10.0):
@@ -48,22 +54,30 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
                               events.append, **settings)
             run_blocks(monitor, record_blocks(rec, None, 10.0))
             opened = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
+            calls.update(str(e.get("class")) for e in events
+                         if e["type"] == "beat" and not e.get("learning"))
             for r in opened:
                 counts[r] += 1
             strips_with += bool(opened)
             seconds += rec.duration_s
         day = seconds / 86400.0
+        beats = sum(calls.values())
         out["labels"][label] = {
             "strips": len(names), "hours": seconds / 3600.0, "strips_with_an_episode": strips_with,
             "episodes": counts,
-            "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()}}
+            "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()},
+            "beat_calls": dict(sorted(calls.items())),
+            **{f"{k}_pct": 100.0 * calls[k] / beats if beats else float("nan")
+               for k in ("V", "S")}}
     return out
 
 
 def table(out: dict) -> str:
-    head = "| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in RHYTHMS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(RHYTHMS))]
+    head = ("| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in RHYTHMS)
+            + " | beats after learning | V % | S % |")
+    lines = [head, "|" + "---|" * (6 + len(RHYTHMS))]
     for label, m in out["labels"].items():
         lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | " + " | ".join(
-            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in RHYTHMS) + " |")
+            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in RHYTHMS)
+            + f" | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | {m['S_pct']:.2f} |")
     return "\n".join(lines)

@@ -23,3 +23,16 @@ def test_strip_alarms_count_what_the_monitor_opens():
     a = out["labels"]["A"]
     assert a["strips"] == 3 and a["episodes"]["AF"] >= 1
     assert a["per_24h"]["AF"] == a["episodes"]["AF"] / (a["hours"] / 24)
+
+
+def test_beat_calls_after_learning_are_counted_per_label():
+    """Normal strips with T waves taller than their QRS: before search-back asked the T-wave
+    test, every T wave was a beat and A02608 alone had 27 beats typed V after the learning
+    period. The calls add up to the beats after learning, and the table shows the V share."""
+    out = strip_alarms(DATA / "cinc2017_tall_t", SHIPPED_BUNDLE, labels="N")
+    n = out["labels"]["N"]
+    beats = sum(n["beat_calls"].values())
+    assert 20 <= beats <= 40, n["beat_calls"]  # A02608's 30 s after learning at 57 bpm
+    assert n["beat_calls"].get("V", 0) <= 2 and n["beat_calls"].get("S", 0) <= 2, n["beat_calls"]
+    assert n["V_pct"] == 100.0 * n["beat_calls"].get("V", 0) / beats
+    assert f"| {beats} | {n['V_pct']:.2f} |" in table(out)
