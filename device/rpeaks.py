@@ -156,10 +156,10 @@ class RPeakDetector:
             self._searchback(self._searchback_at(), out)
 
     def _t_wave(self, c: _Candidate) -> bool:
-        """Slow and soon after the last beat: its T wave. Search-back asks it too: a tall T
-        wave rejected here and revived there once the threshold waited one interval set the
-        interval to half, so every T wave came back (handheld lead-I strips with tall T waves,
-        CinC 2017: 17-50 T waves per strip)."""
+        """Slow and soon after the last beat: its T wave. Search-back asks this too: it used to
+        take a tall T wave the threshold path had rejected, which halved the mean interval, so
+        search-back came due every cycle and every T wave became a beat (handheld lead-I
+        strips with tall T waves, CinC 2017: 17-50 per strip)."""
         since = None if self.last is None else c.index - self.last
         return since is not None and since < self.n.t_wave and c.slope < 0.5 * self.last_slope
 
