@@ -484,7 +484,7 @@ def cross_validate_af(folder: str | Path, names: list[str],
         p = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
                             cfg.p_wave_region_s)
         data[n] = (ref, b.time_s, b.sample, b.rr_prev.astype(np.float64), rec.duration_s, p,
-                   gate_evidence(b.window, b.template, sig.fs, sig.window_before_s, cfg))
+                   *gate_evidence(b.window, b.template, sig.fs, sig.window_before_s, cfg))
     g = HOLTER_GRID
     keys = [(e, o, p, k) for e in g["af_enter"] for o in g["af_onset_beats"]
             for p in g["af_p_wave_max"] for k in g["af_skip_odd_beats"]]
@@ -493,9 +493,9 @@ def cross_validate_af(folder: str | Path, names: list[str],
         c = replace(cfg, af_enter=e, af_exit=e - (cfg.af_enter - cfg.af_exit),
                     af_onset_beats=o, af_p_wave_max=p, af_skip_odd_beats=k)
         counts[(e, o, p, k)] = {}
-        for n, (ref, t, s, rr, dur, pw, gate) in data.items():
-            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw, p_gate=gate[0],
-                                      qrs_gate=gate[1])
+        for n, (ref, t, s, rr, dur, pw, p_gate, qrs_gate) in data.items():
+            events, _ = analyze_beats(t, s, rr, c, monitored_s=dur, p_wave=pw, p_gate=p_gate,
+                                      qrs_gate=qrs_gate)
             counts[(e, o, p, k)][n] = evaluate_record(ref, events, dur)
 
     def summed(key, records):
