@@ -124,6 +124,7 @@ class Tally:
     tp: int = 0
     fp: int = 0
     detections: int = 0  # beats the monitor reported (after start_s, outside VF)
+    flagged: int = 0  # ... of them flagged, whatever the reference says (the clean check)
     v_ref: int = 0
     v_tp: int = 0  # V beats called V
     v_flagged: int = 0  # V beats flagged (the flag, whatever the call)
@@ -177,6 +178,7 @@ class Tally:
             "flags_in_unreadable": self.flags_unreadable, "flags_withheld": self.withheld,
             "beats": self.n_ref, "v_beats": self.v_ref, "v_source": self.v_source,
             "detections": self.detections,
+            "beats_flagged_pct": pct(self.flagged, self.detections),
         }
 
 
@@ -224,6 +226,7 @@ def score_events(events: list[dict], rec: Record, mask: np.ndarray, start_s: flo
     t.tp = int((in_ref & (match >= 0)).sum())
     t.fp = int((in_det & ~used).sum())
     t.detections = int(in_det.sum())
+    t.flagged = int((flag & in_det).sum())
     keep = in_ref & (match >= 0)
     j = match[keep]
     kc = cls[keep]
@@ -483,20 +486,16 @@ def render(doc: dict) -> str:
             off, on = check["quality_off"], check["quality_on"]
             lines += ["Clean records, quality gate off -> on (must stay within 0.1 point):", "",
                       "| | QRS Se % | QRS +P % | V flagged % | VEB Se % | VEB +P % | N flagged % |"
-                      " detected beats |", "|---|---|---|---|---|---|---|---|"]
-            for name, r in (("off", off), ("on", on), ("on - off", None)):
-                if r is None:
-                    d = {k: on[k] - off[k] for k in ("qrs_se", "qrs_ppv", "v_flagged_pct",
-                                                     "veb_se", "veb_ppv", "normal_flagged_pct")}
-                    lines.append(f"| on - off | {d['qrs_se']:+.2f} | {d['qrs_ppv']:+.2f} | "
-                                 f"{d['v_flagged_pct']:+.2f} | {d['veb_se']:+.2f} | "
-                                 f"{d['veb_ppv']:+.2f} | {d['normal_flagged_pct']:+.2f} | "
-                                 f"{on['detections'] - off['detections']:+d} |")
-                else:
-                    lines.append(f"| {name} | {_f(r['qrs_se'], 2)} | {_f(r['qrs_ppv'], 2)} | "
-                                 f"{_f(r['v_flagged_pct'], 2)} | {_f(r['veb_se'], 2)} | "
-                                 f"{_f(r['veb_ppv'], 2)} | "
-                                 f"{_f(r['normal_flagged_pct'], 2)} | {r['detections']} |")
+                      " beats flagged % | detected beats |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            keys = ("qrs_se", "qrs_ppv", "v_flagged_pct", "veb_se", "veb_ppv",
+                    "normal_flagged_pct", "beats_flagged_pct")
+            for name, r in (("off", off), ("on", on)):
+                lines.append(f"| {name} | " + " | ".join(_f(r.get(k), 2) for k in keys)
+                             + f" | {r['detections']} |")
+            lines.append("| on - off | " + " | ".join(
+                f"{on[k] - off[k]:+.2f}" if k in on and k in off else "-" for k in keys)
+                + f" | {on['detections'] - off['detections']:+d} |")
             vf = check.get("v_flags")
             if vf:
                 why = ", ".join(f"{k} {v}" for k, v in vf["lost"].items())

@@ -112,6 +112,9 @@ def test_noise_stress_command(tmp_path):
     flagged = {k: round(check[k]["v_flagged_pct"] * check[k]["v_beats"] / 100)
                for k in ("quality_on", "quality_off")}
     assert flagged["quality_on"] - flagged["quality_off"] == check["v_flags"]["gained"] - lost
+    for k in ("quality_on", "quality_off"):  # every flagged V beat is a flagged detection
+        all_flags = round(check[k]["beats_flagged_pct"] * check[k]["detections"] / 100)
+        assert flagged[k] <= all_flags < check[k]["detections"]
     assert "V beats flagged with the gate off but not on" in (
         tmp_path / "noise_stress.md").read_text()
     rows = doc["results"]["reference:combined"]["ma"]
