@@ -491,11 +491,10 @@ def render(doc: dict) -> str:
             keys = ("qrs_se", "qrs_ppv", "v_flagged_pct", "veb_se", "veb_ppv",
                     "normal_flagged_pct", "beats_flagged_pct")
             for name, r in (("off", off), ("on", on)):
-                lines.append(f"| {name} | " + " | ".join(_f(r.get(k), 2) for k in keys)
+                lines.append(f"| {name} | " + " | ".join(_f(r[k], 2) for k in keys)
                              + f" | {r['detections']} |")
-            lines.append("| on - off | " + " | ".join(
-                f"{on[k] - off[k]:+.2f}" if k in on and k in off else "-" for k in keys)
-                + f" | {on['detections'] - off['detections']:+d} |")
+            lines.append("| on - off | " + " | ".join(f"{on[k] - off[k]:+.2f}" for k in keys)
+                         + f" | {on['detections'] - off['detections']:+d} |")
             vf = check.get("v_flags")
             if vf:
                 why = ", ".join(f"{k} {v}" for k, v in vf["lost"].items())
