@@ -420,12 +420,21 @@ class InsertedBeat:
 
     def regular(self, rr: list[float]) -> bool:
         """Is the wearer's recent rhythm regular enough (mean absolute deviation of the RR
-        intervals against their mean) for one RR to say where the next beat belongs? In AF it
-        is not, and real beats come as close together as inserted noise."""
+        intervals against their mean, or failing that the median step between successive
+        intervals) for one RR to say where the next beat belongs? In AF it is not, and real
+        beats come as close together as inserted noise. A few intervals out of line (around
+        ectopic beats, a beat lost in noise) spread the RR but leave most steps small; AF's
+        steps are large."""
         if not rr:
             return False
+        cfg = self.cfg
         m = sum(rr) / len(rr)
-        return sum(abs(r - m) for r in rr) / len(rr) <= self.cfg.inserted_rr_spread * m
+        if sum(abs(r - m) for r in rr) / len(rr) <= cfg.inserted_rr_spread * m:
+            return True
+        if cfg.inserted_rr_step <= 0 or len(rr) < 4:
+            return False
+        steps = [abs(b - a) for a, b in zip(rr, rr[1:])]
+        return statistics.median(steps) <= cfg.inserted_rr_step * statistics.median(rr)
 
     def close(self, prev: int, nxt: int, rr_local: float) -> bool:
         """Are the beats on either side (model samples) closer than one local RR allows?"""
