@@ -339,10 +339,15 @@ class RRTrend:
         # ClassSpec.s_abrupt_* and s_onset_p_below
         self.abrupt = None if abrupt is None else (*abrupt[:3], (abrupt[3:] or (0.0,))[0])
         # the last s_abrupt_beats + 1 RR (the beat's own last) and their P-wave correlations
-        run = (abrupt[2] if abrupt else 0) + 1
+        self._forget()
+
+    def _forget(self) -> None:
+        """No RR history: a new wearer, or one whose rate may have moved while no beat could
+        be read."""
+        run = (self.abrupt[2] if self.abrupt else 0) + 1
         self.run_rr: deque[float] = deque([math.nan] * run, maxlen=run)
         self.run_p: deque[float] = deque([math.nan] * run, maxlen=run)
-        self.short: deque[float] = deque([math.nan] * k, maxlen=k)
+        self.short: deque[float] = deque([math.nan] * self.k, maxlen=self.k)
         self.long = _RunningMedian(self.long_k)
         self.s_long = _RunningMedian(self.s_long_k) if self.s_long_k else None
 
@@ -359,13 +364,15 @@ class RRTrend:
                    spec.s_onset_p_below) if spec.s_long_rr_beats and guarded else None)
         return cls(spec.irregular_beats, spec.long_rr_beats, spec.s_long_rr_beats, abrupt)
 
-    def __call__(self, rr_prev: np.ndarray, p_wave: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, rr_prev: np.ndarray, p_wave: np.ndarray | None = None,
+                 restart: np.ndarray | None = None) -> np.ndarray:
         """(n, 4) float64: irregularity, long-term RR (s), the median of the ``s_long_k`` RR
         before the beat (s; NaN when ``s_long_k`` is 0, and with ``abrupt`` where the beat is
         not in an early run that began with a step or with a changed P wave,
         :meth:`_abrupt_run`), and that median without the guard (the S-run rule's reference).
         ``p_wave``: each beat's P-wave correlation with the wearer's template
-        (:func:`s_p_wave`; NaN or None: unknown, no evidence).
+        (:func:`s_p_wave`; NaN or None: unknown, no evidence). ``restart``: beats before which
+        the history is forgotten (:meth:`_forget`).
 
         The device calls it with a few beats at a time, so the medians are kept sorted and
         updated per beat (:class:`_RunningMedian`): sorting 256-beat windows per block cost
@@ -373,10 +380,14 @@ class RRTrend:
         rr_new = np.asarray(rr_prev, np.float64)
         n = len(rr_new)
         out = np.empty((n, 4))
-        short, long, s_long = self.short, self.long, self.s_long
         ps = (np.full(n, math.nan) if p_wave is None or not self.needs_p_wave
               else np.asarray(p_wave, np.float64)).tolist()
+        fresh = set() if restart is None else set(np.flatnonzero(restart).tolist())
+        short, long, s_long = self.short, self.long, self.s_long
         for i, (x, p) in enumerate(zip(rr_new.tolist(), ps)):
+            if i in fresh:
+                self._forget()
+                short, long, s_long = self.short, self.long, self.s_long
             out[i, 0] = _irregularity(short)
             out[i, 1] = long.median()
             out[i, 2] = out[i, 3] = s_long.median() if s_long is not None else math.nan

@@ -186,6 +186,12 @@ class QualityConfig:
     # checked on ma and on the clean records.
     flag_timing_spread: float = 0.15
     flag_max_rr_ratio: float = 0.95
+    # After this long without a usable beat (s; 0: off) the RR history of the beat types
+    # (classes.RRTrend) is forgotten: the wearer's rate may have moved meanwhile. DS1 118's
+    # rate rose 17 % during a 2-minute EC57 burst at 0 dB; measured against the rate from
+    # before it, its first 17 beats after it were typed S (N flagged in readable signal 1.62 %
+    # -> 0.00 %; DS1 under ma/bw/ma:1, every SNR: at most 0.52 %; clean records unchanged).
+    rr_stale_s: float = 10.0
     # A beat found in an unreadable segment is dropped as inserted noise when the beats on
     # either side of it are closer than ``inserted_rr`` x the wearer's local RR, that RR is
     # regular, its QRS correlates with the wearer's template below ``inserted_correlation``

@@ -89,6 +89,7 @@ class Monitor:
         self.next_index = 0
         self.lead_off = False
         self.quality: str | None = None  # last quality level reported
+        self.last_usable_t: float | None = None  # stream time of the last usable beat
         self.stats = MonitorStats()
         self.seg_sample, self.seg_t = 0, 0.0  # where the current rate's segment starts
         # Beat types: a classifier scorer returns its own calls (rhythm-aware); any other
@@ -266,6 +267,21 @@ class Monitor:
             self.v_run_length = int(length[-1])
         return length >= self.rhythm.cfg.vt_beats
 
+    def _after_unreadable(self, beats: Beats) -> np.ndarray:
+        """Per beat: the first usable one after more than ``quality.rr_stale_s`` without one.
+        The wearer's rate may have moved while nothing could be read (118's rose 17 % in the
+        2 minutes of an EC57 burst), so RR history from before it would make every beat after
+        it look premature."""
+        out = np.zeros(len(beats), bool)
+        limit = self.cfg.quality.rr_stale_s
+        last = self.last_usable_t
+        for i in np.flatnonzero(beats.usable).tolist():
+            t = float(beats.time_s[i])
+            out[i] = limit > 0 and last is not None and t - last > limit
+            last = t
+        self.last_usable_t = last
+        return out
+
     def _beats(self, beats: Beats) -> None:
         if not len(beats):
             return
@@ -282,7 +298,7 @@ class Monitor:
         p_own = (atrial[:, 0] if tuple(self.classes.p_region_s) == tuple(rc.p_wave_region_s)
                  and s_p_wave_needed(self.classes)
                  else s_p_wave(beats, self.classes, self.cfg.fs, self.cfg.window_before_s))
-        trend = self.rr_trend(beats.rr_prev, p_own)
+        trend = self.rr_trend(beats.rr_prev, p_own, self._after_unreadable(beats))
         irregular = (trend[:, 0] > self.classes.irregular_threshold) | in_af
         t0 = time.perf_counter()
         if getattr(self.scorer, "classes", None) is None:

@@ -583,3 +583,36 @@ def test_a_burst_beside_the_qrs_gives_way_to_the_qrs_but_an_ectopic_beat_stays(m
         tp_any, _, _ = true_false(name, 12.0, replace(q, realign_amplitude=0.0))
         # measured: 203 2406 -> 2402 (2325 without it), 223 2193 -> 2193 (2160)
         assert tp >= tp0 - 6 and tp_any <= tp - 25
+
+
+def test_beat_types_forget_the_rr_history_after_signal_nobody_could_read(ma_noise):
+    """Record 118's rate rises from 0.80 to 0.68 s RR during an EC57 burst of muscle noise at
+    0 dB (300-420 s), where nothing is readable for up to 24 s at a time. With the RR history
+    from before it, the first 17 beats after it were typed S and flagged; forgotten after
+    ``quality.rr_stale_s`` without a usable beat, none is. Shipped bundle."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.evaluation import aami_class
+    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.scoring import ModelScorer
+
+    bundle = load_bundle(SHIPPED_BUNDLE)
+    m = bundle.manifest
+    rec, _ = noisy_record(read_record(MITDB / "118"), ma_noise, 0.0, 300.0)
+    is_beat, cls = aami_class(rec.ann_symbols)
+    normal = rec.ann_samples[is_beat & (cls == "N")]
+
+    def normal_flagged(stale_s):
+        events: list[dict] = []
+        cfg = replace(m.signal, quality=replace(m.signal.quality, rr_stale_s=stale_s))
+        run_blocks(Monitor(cfg, ModelScorer(bundle, "int8"), bundle.threshold("int8").value,
+                           events.append, **bundle_settings(bundle)),
+                   record_blocks(rec, None, 10.0))
+        beats = [e for e in events if e["type"] == "beat" and e["quality"] != "unreadable"
+                 and 420 <= e["t"] < 540]
+        m_ = match_beats(np.array([e["sample"] for e in beats]), normal, int(0.15 * rec.fs))
+        return sum(beats[j]["flag"] for j in m_[m_ >= 0])  # m_: per normal beat, its detection
+
+    assert m.signal.quality.rr_stale_s > 0
+    before, after = normal_flagged(0.0), normal_flagged(m.signal.quality.rr_stale_s)
+    assert before >= 10 and after == 0  # measured: 17 -> 0
