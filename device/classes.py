@@ -388,7 +388,7 @@ class RRTrend:
             if i in fresh:
                 self._forget()
                 short, long, s_long = self.short, self.long, self.s_long
-            out[i, 0] = _irregularity(short)
+            out[i, 0] = rr_irregularity(short)
             out[i, 1] = long.median()
             out[i, 2] = out[i, 3] = s_long.median() if s_long is not None else math.nan
             short.append(x)
@@ -517,9 +517,10 @@ def _median_of_sorted(s: list[float]) -> float:
     return s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])
 
 
-def _irregularity(short: deque[float]) -> float:
+def rr_irregularity(short: deque[float] | list[float]) -> float:
     """Median |successive difference| of ``short``'s RR over their median, NaN left out; 0
-    with fewer than 4 known intervals or where it is not finite (:class:`RRTrend`)."""
+    with fewer than 4 known intervals or where it is not finite (:class:`RRTrend`,
+    :meth:`device.quality.InsertedBeat.regular`)."""
     known = sorted(v for v in short if v == v)
     if len(known) < 4:
         return 0.0

@@ -433,8 +433,9 @@ class InsertedBeat:
             return True
         if cfg.inserted_rr_step <= 0 or len(rr) < 4:
             return False
-        steps = [abs(b - a) for a, b in zip(rr, rr[1:])]
-        return statistics.median(steps) <= cfg.inserted_rr_step * statistics.median(rr)
+        from ecg_edge.device.classes import rr_irregularity  # classes imports this module
+
+        return rr_irregularity(rr) <= cfg.inserted_rr_step
 
     def close(self, prev: int, nxt: int, rr_local: float) -> bool:
         """Are the beats on either side (model samples) closer than one local RR allows?"""
