@@ -15,6 +15,7 @@ from ecg_edge.benchmarks.signal_path import as_dict, measure, pin_one_core
 from ecg_edge.benchmarks.suite import DEFAULT_RECORD, Settings, compare, load_results, run_all
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import to_jsonable
+from ecg_edge.device.features import INPUTS
 from ecg_edge.firmware_bridge.errors import BoundaryGroup, UserError, run_cli
 from ecg_edge.firmware_bridge.records import list_wfdb_records
 
@@ -340,11 +341,13 @@ def _in_af_option(rule: str):
               help="Members (seeds) averaged in one graph (default: the classifier's).")
 @click.option("--noise-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="MIT-BIH NST noise records (ma, bw) added to training beats at 12-24 dB.")
-@click.option("--inputs", type=click.Choice(["wearer+rr", "wearer+rr+shape", "wearer+rr+atrial"]),
+@click.option("--inputs", type=click.Choice([m for m in INPUTS if m.startswith("wearer+rr")]),
               default=None,
               help="Model input (default: the classifier's); +shape adds the beat's shape "
                    "against the wearer's template (device.morphology), +atrial the local/next "
-                   "RR against the long-term RR and the P wave against the template's.")
+                   "RR against the long-term RR and the P wave against the template's; "
+                   "+upright turns every beat's QRS the way the wearer's template points up "
+                   "(an inverted lead gives the same inputs).")
 @click.option("--long-rr-beats", default=None, type=click.IntRange(8, 4096),
               help="RR intervals of the wearer's long-term RR (default: the classifier's).")
 @click.option("--template-mix", default=None, type=click.FloatRange(0, 1),
@@ -359,6 +362,12 @@ def _in_af_option(rule: str):
                    "shipped bundle use it, training does not (0: off; default: Ds1CvConfig's).")
 @click.option("--deploy-guard-beats", default=None, type=click.IntRange(1, 4096),
               help="... unless this many such beats come in a row (default: Ds1CvConfig's).")
+@click.option("--polarity-flip", default=None, type=click.FloatRange(0, 1),
+              help="Fraction of training beats per epoch seen on an inverted lead (default: "
+                   "the classifier's).")
+@click.option("--lead-inverted", is_flag=True,
+              help="Also score every held-out record and the visible DS2 records on their "
+                   "inverted lead, under the same thresholds.")
 @_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
@@ -366,8 +375,9 @@ def _in_af_option(rule: str):
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
-               s_long_rr_beats, s_abrupt_ratio, s_run_rr_tolerance, s_onset_step,
-               s_pace_tolerance, s_far_distance, ship, as_json):
+               polarity_flip, lead_inverted, s_long_rr_beats, s_abrupt_ratio,
+               s_run_rr_tolerance, s_onset_step, s_pace_tolerance, s_far_distance, ship,
+               as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -380,7 +390,9 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                             **({"template_mix_fraction": template_mix}
                                if template_mix is not None else {}),
                             **({"record_weight_power": record_weight}
-                               if record_weight is not None else {}))
+                               if record_weight is not None else {}),
+                            **({"polarity_flip": polarity_flip}
+                               if polarity_flip is not None else {}))
     result = ds1_cv(Path(folder), Path(out),
                     Ds1CvConfig(folds, boot, seed, noise_dir=str(Path(noise_dir).resolve())
                                 if noise_dir else "",
@@ -391,7 +403,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                           s_far_distance=s_far_distance),
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
                                                      ("deploy_guard_beats", deploy_guard_beats))
-                                   if v is not None}),
+                                   if v is not None}, lead_inverted=lead_inverted),
                     ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:

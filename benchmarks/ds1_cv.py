@@ -31,6 +31,7 @@ from ecg_edge.device import reference
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import BeatTable, evaluate_record, rhythm_of, summarize, to_jsonable
+from ecg_edge.device.features import inverted_lead
 from ecg_edge.device.records import read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import Progress
@@ -190,6 +191,10 @@ class Ds1CvConfig:
     # fell on all three (twelfth pass).
     deploy_guard: float = 0.2
     deploy_guard_beats: int = 8
+    # Also score every held-out record (and the visible DS2 records) on its inverted lead
+    # (device.features.inverted_lead), under the same thresholds: does the model know a PVC
+    # that points the other way?
+    lead_inverted: bool = False
 
     def signal(self) -> SignalConfig:
         """The signal path as the device runs it (the shipped bundle's ``signal``)."""
@@ -290,13 +295,16 @@ def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarr
 
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                        probs: dict[str, np.ndarray], inputs: dict[str, np.ndarray], folder: Path,
-                       base: ClassSpec, variant: str, cache: dict | None = None
-                       ) -> tuple[dict[str, BeatTable], list[dict]]:
+                       base: ClassSpec, variant: str, cache: dict | None = None,
+                       inverted: dict[str, np.ndarray] | None = None
+                       ) -> tuple[dict[str, BeatTable], list[dict], dict[str, BeatTable]]:
     """Each held-out fold's beat tables under thresholds chosen on the *other* records'
     out-of-fold beats (``probs``), and those thresholds: the DS1 figures. Also what re-scores a
     saved ``oof.npz`` under another ClassSpec rule without retraining. ``cache``:
-    :func:`train.classifier.pooled_evidence`'s."""
-    tables, fold_specs = {}, []
+    :func:`train.classifier.pooled_evidence`'s. ``inverted``: the same models' probabilities
+    for the held-out records on their inverted lead, scored under the same thresholds (the
+    third value; empty without)."""
+    tables, fold_specs, inv_tables = {}, [], {}
     for i, held in enumerate(folds):
         others = [n for n in ds1 if n not in held]
         spec = _choose_thresholds(*clf.pooled(others, data, probs, inputs), base,
@@ -306,7 +314,10 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
-    return tables, fold_specs
+            if inverted is not None:
+                inv_tables[n] = learned_table(data[n], n, folder, inverted[n],
+                                              inverted_lead(inputs[n]), spec)
+    return tables, fold_specs, inv_tables
 
 
 def _prepare(data: dict, folder: Path, ccfg: clf.ClassifierConfig
@@ -330,16 +341,22 @@ def _base_spec(cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig) -> ClassSpec:
 
 def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list[list[str]],
            inputs: dict, probs: dict, final: dict, cfg: Ds1CvConfig,
-           ccfg: clf.ClassifierConfig) -> tuple[dict, list[dict], dict[str, ClassSpec]]:
+           ccfg: clf.ClassifierConfig, inverted: dict | None = None
+           ) -> tuple[dict, list[dict], dict[str, ClassSpec]]:
     """Tables of every scorer on DS1 (out-of-fold) and DS2 (``final``: the all-DS1 model's
-    probabilities), each fold's thresholds and those chosen on all out-of-fold beats."""
+    probabilities), each fold's thresholds and those chosen on all out-of-fold beats.
+    ``inverted``: ``probs`` and ``final`` of the same beats on an inverted lead (keys
+    ``ds1`` and ``ds2``), scored as the learned models ", lead inverted"."""
     base = _base_spec(cfg, ccfg)
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs: list[dict] = []
     cache: dict = {}
     for v in probs:
-        tables["ds1"][f"learned {v}"], specs_v = out_of_fold_tables(
-            data, ds1, folds, probs[v], inputs, folder, base, v, cache)
+        inv = inverted["ds1"][v] if inverted else None
+        tables["ds1"][f"learned {v}"], specs_v, inv_tables = out_of_fold_tables(
+            data, ds1, folds, probs[v], inputs, folder, base, v, cache, inv)
+        if inv:
+            tables["ds1"][f"learned {v}, lead inverted"] = inv_tables
         fold_specs += specs_v
     specs = {v: _choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
                                    f"record-grouped {len(folds)}-fold CV on DS1: {v} "
@@ -350,6 +367,10 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
     for v in final:
         tables["ds2"][f"learned {v}"] = {
             n: learned_table(data[n], n, folder, final[v][n], inputs[n], specs[v]) for n in ds2}
+        if inverted:
+            tables["ds2"][f"learned {v}, lead inverted"] = {
+                n: learned_table(data[n], n, folder, inverted["ds2"][v][n],
+                                 inverted_lead(inputs[n]), specs[v]) for n in ds2}
     tables["ds1"].update(reference_tables(data, ds1, folder, specs["float"]))
     tables["ds2"].update(reference_tables(data, ds2, folder, specs["float"]))
     return tables, fold_specs, specs
@@ -383,6 +404,8 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     noise = clf.noise_segments(cfg.noise_dir) if cfg.noise_dir else None
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
+    # the same beats on an inverted lead (cfg.lead_inverted): out of fold, then the final model
+    inv: dict = {"ds1": {v: {} for v in variants}, "ds2": {}} if cfg.lead_inverted else None
     fold_info = []
     fold_progress = Progress(len(folds), "fold")
     for i, held in enumerate(folds):
@@ -393,12 +416,16 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                                          _weights(train_data, train, y, ccfg))
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
+            if inv:
+                inv["ds1"]["float"][n] = _predict(model, inverted_lead(inputs[n]))
         if cfg.int8:
             from ecg_edge.convert.export import tflite_predict
 
             q = to_int8(model, x, cfg.seed)
             for n in held:
                 probs["int8"][n] = softmax(tflite_predict(q, inputs[n]))
+                if inv:
+                    inv["ds1"]["int8"][n] = softmax(tflite_predict(q, inverted_lead(inputs[n])))
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
@@ -406,13 +433,18 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     x, y = clf.training_set(train_data, ds1, train_inputs, ccfg.fusion_as)
     model, hist = clf.fit_classifier(x, y, ccfg, log, noise, _weights(train_data, ds1, y, ccfg))
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
+    if inv:
+        inv["ds2"]["float"] = {n: _predict(model, inverted_lead(inputs[n])) for n in ds2}
     if cfg.int8:
         from ecg_edge.convert.export import tflite_predict
 
         q = to_int8(model, x, cfg.seed)
         final["int8"] = {n: softmax(tflite_predict(q, inputs[n])) for n in ds2}
+        if inv:
+            inv["ds2"]["int8"] = {n: softmax(tflite_predict(q, inverted_lead(inputs[n])))
+                                  for n in ds2}
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
-                                       cfg, ccfg)
+                                       cfg, ccfg, inv)
     # The bundle's class thresholds are those of the model the device runs (int8).
     run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
                     x.shape[1:], signal)

@@ -268,9 +268,12 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
 @click.option("--resample-to", "resample_hz", type=float, default=None,
               help="Replay each record as a front-end at this rate (Hz) would give it, "
                    "annotations moved with it: does the bundle hold at your front-end's rate?")
+@click.option("--invert-lead", is_flag=True,
+              help="Replay each record with its lead inverted (electrodes swapped): does the "
+                   "bundle hold on a lead whose QRS points the other way?")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained, start_s,
-                        threads, resample_hz, as_json):
+                        threads, resample_hz, invert_lead, as_json):
     """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
     bundle = load_bundle(bundle_path)
     names = records.split(",") if records else None
@@ -290,15 +293,17 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
         scorer = ModelScorer(bundle, variant, threads=threads)
         tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
                                  bundle.threshold(variant).value, start_s, names,
-                                 settings=bundle_settings(bundle), resample_hz=resample_hz)
+                                 settings=bundle_settings(bundle), resample_hz=resample_hz,
+                                 invert_lead=invert_lead)
         out[variant] = summarize(tables)
         out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s,
-                            resampled_to_hz=resample_hz)
+                            resampled_to_hz=resample_hz, lead_inverted=invert_lead)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
         return
     for variant, summary in out.items():
-        rate = f", records resampled to {resample_hz:g} Hz" if resample_hz else ""
+        rate = (f", records resampled to {resample_hz:g} Hz" if resample_hz else "") + (
+            ", lead inverted" if invert_lead else "")
         click.echo(f"\n{bundle.manifest.architecture} {variant}, threshold "
                    f"{summary['threshold']:.4g}, beats after {start_s:g} s{rate}\n")
         click.echo(beat_table(summary))

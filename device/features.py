@@ -15,7 +15,11 @@ from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
-INPUTS = ("wearer", "absolute", "wearer+rr", "wearer+rr+shape", "wearer+rr+atrial")
+#: A ``wearer*`` mode with this suffix turns each beat's wearer channels upright
+#: (:func:`upright_sign`): the model sees every lead's QRS pointing the same way.
+UPRIGHT = "+upright"
+_WEARER_INPUTS = ("wearer", "wearer+rr", "wearer+rr+shape", "wearer+rr+atrial")
+INPUTS = (*_WEARER_INPUTS, "absolute", *(m + UPRIGHT for m in _WEARER_INPUTS))
 COMBINE = ("model", "model+rr", "model+template+rr")
 #: ``classifier``: the model outputs class probabilities (:data:`device.classes.LABELS`), not a
 #: reconstruction; its score is their abnormal part (see :func:`classifier_score`).
@@ -81,11 +85,17 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     ``wearer+rr+atrial``: ``wearer+rr`` plus one constant channel per supraventricular feature
     (:func:`device.classes.atrial_features`: local and next RR against the long-term RR, the
     P-wave region against the template's), after the rhythm features.
+    Any ``wearer*`` mode + :data:`UPRIGHT`: the same, each beat's wearer channels times
+    :func:`upright_sign`, so an inverted lead gives the very inputs of the lead as recorded.
     ``classes`` (a :class:`device.classes.ClassSpec`, the bundle's) sets the RR trend's lengths,
     ``rr_neutral_above`` and the P-wave region; ``signal`` (the bundle's SignalConfig) the
     window's rate and R position. Training passes the same (:func:`train.classifier.
     record_inputs`).
     """
+    if mode.endswith(UPRIGHT):
+        x = model_inputs(beats, mode[: -len(UPRIGHT)], trend, rr_neutral_above, classes, signal)
+        x[..., :WEARER_CHANNELS] *= upright_sign(beats, signal)[:, None, None]
+        return x
     if classes is not None:
         rr_neutral_above = classes.rr_neutral_above
         if trend is None and mode.startswith("wearer+rr"):
@@ -130,6 +140,38 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")
+
+
+#: The wearer-relative channels (beat − template, template) at the front of every ``wearer*``
+#: input: the only ones an inverted lead changes.
+WEARER_CHANNELS = 2
+
+
+def upright_sign(beats: Beats, signal=None) -> np.ndarray:
+    """Per beat, -1 where the wearer's template points down at the fiducial (the R peak sits
+    ``signal.window_before_s`` into the window; default: SignalConfig's), else 1; before the
+    first template, the beat's own fiducial decides. The detector's fiducial is the QRS's
+    largest deflection whatever its sign, so this is the lead's polarity as this wearer's QRS
+    shows it; inverting the lead flips both the beat and this sign, and their product stays."""
+    if signal is None:
+        from ecg_edge.device.config import SignalConfig
+
+        signal = SignalConfig()
+    r = int(round(signal.window_before_s * signal.fs))
+    t = beats.template[:, r]
+    return np.where(np.where(np.isnan(t), beats.window[:, r], t) < 0, -1.0, 1.0).astype(
+        np.float32)
+
+
+def inverted_lead(x: np.ndarray) -> np.ndarray:
+    """The ``wearer*`` model inputs ``x`` (n, W, C) of the same beats on an inverted lead
+    (electrodes swapped, or a lead whose QRS points down): the band-pass is linear and the
+    detector's fiducial is the largest deflection whatever its sign, so the windows and the
+    template change sign and nothing else does; the RR features, the template distance, the
+    amplitude ratio and the P-wave correlations are the same."""
+    out = np.array(x, dtype=np.float32, copy=True)
+    out[..., :WEARER_CHANNELS] *= -1.0
+    return out
 
 
 def classifier_score(pred: np.ndarray) -> np.ndarray:

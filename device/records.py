@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,12 +141,14 @@ def warn_skipped(skipped: dict[str, str]) -> None:
 def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: float,
                     start_s: float, records: list[str] | None = None,
                     block_s: float = 10.0, settings: dict | None = None,
-                    resample_hz: float | None = None) -> dict[str, BeatTable]:
+                    resample_hz: float | None = None,
+                    invert_lead: bool = False) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
     measured is the one the device runs. ``resample_hz``: replay each record as a front-end at
-    that rate would have sampled it (:func:`resample_record`)."""
+    that rate would have sampled it (:func:`resample_record`). ``invert_lead``: replay each
+    record with its lead inverted (electrodes swapped, or a lead whose QRS points down)."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     if resample_hz is not None:
@@ -157,6 +159,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     for path in progress(paths, "record", lambda p: p.name):
         rec = read_record(path)
         rhythm_samples, rhythm_notes = read_rhythm(path)
+        if invert_lead:
+            rec = replace(rec, counts=-rec.counts)
         if resample_hz is not None:
             fs_was, rec = rec.fs, resample_record(rec, resample_hz)
             rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)

@@ -123,7 +123,7 @@ class ModelScorer:
             return self.classify(beats)
         if not len(beats):
             return np.zeros(0)
-        x = model_inputs(beats, self.spec.inputs)
+        x = model_inputs(beats, self.spec.inputs, signal=self.signal)
         scores, self.history = self.spec.score_stream(beats, x, self.predict(x), self.history)
         return scores
 

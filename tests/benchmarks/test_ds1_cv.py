@@ -12,17 +12,22 @@ from ecg_edge.train.classifier import ClassifierConfig
 @pytest.mark.tensorflow
 def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     rule = {"s_long_rr_beats": 256}  # the long-term S rule (off by default) on
-    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10, **rule),
-               ClassifierConfig(epochs=1), log=lambda *a: None)
+    r = ds1_cv(mitdb_dir, tmp_path / "cv",
+               Ds1CvConfig(folds=3, boot=10, lead_inverted=True, **rule),
+               ClassifierConfig(epochs=1, polarity_flip=0.5), log=lambda *a: None)
     held = sorted(sum((f["held_out"] for f in r["folds"]), []))
     assert held == ["106", "118", "119"]  # DS1 only; 100 (DS2) is never in a fold
     assert r["sets"]["ds2"]["records"] == ["100"] and not set(held) & set(PACED_RECORDS)
+    inverted = {f"learned {v}, lead inverted" for v in ("float", "int8")}
     for set_name in ("ds1", "ds2"):
         scorers = r["sets"][set_name]["scorers"]
-        assert set(scorers) == set(SCORERS)
+        assert set(scorers) == set(SCORERS) | inverted
         for e in scorers.values():
             assert set(e["ci95"]) == set(STATS)
         assert set(scorers["learned int8"]["minus_reference"]) == set(STATS)
+        # the same beats, detected once, scored on the lead as recorded and inverted
+        up, down = (scorers[k]["gross"] for k in ("learned int8", "learned int8, lead inverted"))
+        assert up["qrs"] == down["qrs"] and up["classes"]["V"]["n"] == down["classes"]["V"]["n"]
     g = r["sets"]["ds1"]["scorers"]["reference combined"]["gross"]
     assert g["ec57"]["veb"]["se"] > 0.5 and g["n_flagged_by_rhythm"]["sinus"]["n"] > 3000
     assert (tmp_path / "cv" / "ds1_cv.md").read_text().startswith("# Inter-patient protocol")

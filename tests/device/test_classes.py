@@ -168,6 +168,42 @@ def test_wearer_rr_inputs_carry_the_features(record_119):
     assert np.isfinite(x).all() and f.min() >= 0 and f.max() <= 3
 
 
+def test_an_inverted_lead_changes_only_the_sign_of_the_wearer_channels(record_119):
+    """features.inverted_lead, which the training's polarity augmentation and ds1-cv's
+    inverted-lead check rely on, is what the signal path makes of the same record with its
+    lead inverted, bit for bit: every input but the two wearer channels is the same."""
+    from ecg_edge.device.features import inverted_lead
+
+    x_mv = record_119.lead_mv()[: int(240 * record_119.fs)]
+    spec = ClassSpec(long_rr_beats=256)
+    up, down = (model_inputs(process_signal(sign * x_mv, record_119.fs, CFG),
+                             "wearer+rr+atrial", classes=spec, signal=CFG) for sign in (1, -1))
+    assert up.shape == down.shape and len(up) > 250
+    np.testing.assert_array_equal(down, inverted_lead(up))
+    assert (down[..., :2] != up[..., :2]).any() and (down[..., 2:] == up[..., 2:]).all()
+
+
+def test_upright_inputs_are_the_same_on_an_inverted_lead():
+    """A ``+upright`` input mode: record 118's QRS points down in MLII (its template's fiducial
+    is negative), and its inputs are those of the same record inverted, bit for bit, from the
+    first beat on; a record that points up keeps its plain inputs."""
+    from ecg_edge.device.features import inverted_lead, upright_sign
+    from ecg_edge.device.records import read_record
+
+    spec = ClassSpec()
+    for name, down in (("118", True), ("119", False)):
+        rec = read_record(MITDB / name)
+        x_mv = rec.lead_mv()[: int(240 * rec.fs)]
+        up, inv = (process_signal(sign * x_mv, rec.fs, CFG) for sign in (1, -1))
+        x = model_inputs(up, "wearer+rr+upright", classes=spec)
+        np.testing.assert_array_equal(x, model_inputs(inv, "wearer+rr+upright", classes=spec))
+        flip = upright_sign(up) < 0
+        assert (flip.mean() > 0.9 if down else flip.mean() < 0.01)
+        plain = model_inputs(up, "wearer+rr", classes=spec)
+        np.testing.assert_array_equal(x[~flip], plain[~flip])
+        np.testing.assert_array_equal(x[flip], inverted_lead(plain[flip]))
+
+
 def test_atrial_inputs_block_by_block_equal_whole_and_separate_ectopy(record_119):
     """The supraventricular inputs (long-term RR ratios, the P wave against the wearer's
     template) follow the rhythm features; a stream's blocks give the whole record's values, and

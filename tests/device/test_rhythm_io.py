@@ -307,3 +307,22 @@ def test_rhythm_evaluation_at_another_front_end_rate(tmp_path):
                      "--resample-to", "128")
     assert bad.returncode == 2 and "--beats signal" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_beat_evaluation_on_an_inverted_lead(tmp_path):
+    """``evaluate-folder --invert-lead``: 119 replayed with its electrodes swapped. The
+    detector's fiducial is the largest deflection whatever its sign, so the same beats are
+    found in the same places; the run says it was inverted."""
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+
+    folder = copy_records(tmp_path / "db", "119")
+    runs = {}
+    for flag in ([], ["--invert-lead"]):
+        out = device_cli("evaluate-folder", str(folder), "--bundle", str(SHIPPED_BUNDLE),
+                         "--variant", "int8", "--json", *flag)
+        assert out.returncode == 0, out.stderr
+        runs[bool(flag)] = json.loads(out.stdout)["int8"]
+    assert not runs[False]["lead_inverted"] and runs[True]["lead_inverted"]
+    up, down = runs[False]["gross"], runs[True]["gross"]
+    assert up["qrs"] == down["qrs"] and up["qrs"]["se"] > 0.99
+    assert up["classes"]["V"]["n"] == down["classes"]["V"]["n"] > 300

@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -67,6 +68,24 @@ def test_augment_shifts_the_beat_not_the_template_or_features(beats):
             fits.append((np.abs(new[i] - g * r).max(), g))
         err, gain = min(fits)
         assert err < 1e-4 and 0.8 - 1e-6 <= gain <= 1.2 + 1e-6
+
+
+def test_polarity_flip_shows_a_share_of_the_beats_on_an_inverted_lead(beats):
+    """ClassifierConfig.polarity_flip: that share of the beats is seen as on an inverted lead
+    (device.features.inverted_lead) after the rest of the augmentation, whose draws stay as
+    they were, so at 0 the training is the one before the option."""
+    from ecg_edge.device.features import inverted_lead
+
+    x = clf.record_inputs(beats["119"])[500:2500]
+    base = clf.ClassifierConfig(max_shift=2, amplitude_jitter=0.2)
+    plain = clf.augment(x, np.random.default_rng(0), base)
+    np.testing.assert_array_equal(
+        clf.augment(x, np.random.default_rng(0), replace(base, polarity_flip=0.0)), plain)
+    flipped = clf.augment(x, np.random.default_rng(0), replace(base, polarity_flip=0.5))
+    inv = (flipped[:, :, 1] != plain[:, :, 1]).any(axis=1)
+    assert 0.4 < inv.mean() < 0.6
+    np.testing.assert_array_equal(flipped[inv], inverted_lead(plain[inv]))
+    np.testing.assert_array_equal(flipped[~inv], plain[~inv])
 
 
 def test_a_template_with_the_beat_in_it_keeps_the_beat(beats):
