@@ -296,14 +296,14 @@ def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarr
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                        probs: dict[str, np.ndarray], inputs: dict[str, np.ndarray], folder: Path,
                        base: ClassSpec, variant: str, cache: dict | None = None,
-                       inverted: dict[str, np.ndarray] | None = None
+                       inverted: tuple[dict, dict] | None = None
                        ) -> tuple[dict[str, BeatTable], list[dict], dict[str, BeatTable]]:
     """Each held-out fold's beat tables under thresholds chosen on the *other* records'
     out-of-fold beats (``probs``), and those thresholds: the DS1 figures. Also what re-scores a
     saved ``oof.npz`` under another ClassSpec rule without retraining. ``cache``:
-    :func:`train.classifier.pooled_evidence`'s. ``inverted``: the same models' probabilities
-    for the held-out records on their inverted lead, scored under the same thresholds (the
-    third value; empty without)."""
+    :func:`train.classifier.pooled_evidence`'s. ``inverted``: (the same models' probabilities
+    for the held-out records on their inverted lead, those inputs), scored under the same
+    thresholds (the third value; empty without)."""
     tables, fold_specs, inv_tables = {}, [], {}
     for i, held in enumerate(folds):
         others = [n for n in ds1 if n not in held]
@@ -315,8 +315,8 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
             if inverted is not None:
-                inv_tables[n] = learned_table(data[n], n, folder, inverted[n],
-                                              inverted_lead(inputs[n]), spec)
+                inv_tables[n] = learned_table(data[n], n, folder, inverted[0][n],
+                                              inverted[1][n], spec)
     return tables, fold_specs, inv_tables
 
 
@@ -346,13 +346,14 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
     """Tables of every scorer on DS1 (out-of-fold) and DS2 (``final``: the all-DS1 model's
     probabilities), each fold's thresholds and those chosen on all out-of-fold beats.
     ``inverted``: ``probs`` and ``final`` of the same beats on an inverted lead (keys
-    ``ds1`` and ``ds2``), scored as the learned models ", lead inverted"."""
+    ``ds1`` and ``ds2``) and those inputs (``inputs``), scored as the learned models ", lead
+    inverted"."""
     base = _base_spec(cfg, ccfg)
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs: list[dict] = []
     cache: dict = {}
     for v in probs:
-        inv = inverted["ds1"][v] if inverted else None
+        inv = (inverted["ds1"][v], inverted["inputs"]) if inverted else None
         tables["ds1"][f"learned {v}"], specs_v, inv_tables = out_of_fold_tables(
             data, ds1, folds, probs[v], inputs, folder, base, v, cache, inv)
         if inv:
@@ -370,7 +371,7 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
         if inverted:
             tables["ds2"][f"learned {v}, lead inverted"] = {
                 n: learned_table(data[n], n, folder, inverted["ds2"][v][n],
-                                 inverted_lead(inputs[n]), specs[v]) for n in ds2}
+                                 inverted["inputs"][n], specs[v]) for n in ds2}
     tables["ds1"].update(reference_tables(data, ds1, folder, specs["float"]))
     tables["ds2"].update(reference_tables(data, ds2, folder, specs["float"]))
     return tables, fold_specs, specs
@@ -405,7 +406,10 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
     # the same beats on an inverted lead (cfg.lead_inverted): out of fold, then the final model
-    inv: dict = {"ds1": {v: {} for v in variants}, "ds2": {}} if cfg.lead_inverted else None
+    inv: dict | None = None
+    if cfg.lead_inverted:
+        inv = {"ds1": {v: {} for v in variants}, "ds2": {},
+               "inputs": {n: inverted_lead(x, ccfg.inputs) for n, x in inputs.items()}}
     fold_info = []
     fold_progress = Progress(len(folds), "fold")
     for i, held in enumerate(folds):
@@ -417,7 +421,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
             if inv:
-                inv["ds1"]["float"][n] = _predict(model, inverted_lead(inputs[n]))
+                inv["ds1"]["float"][n] = _predict(model, inv["inputs"][n])
         if cfg.int8:
             from ecg_edge.convert.export import tflite_predict
 
@@ -425,7 +429,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
             for n in held:
                 probs["int8"][n] = softmax(tflite_predict(q, inputs[n]))
                 if inv:
-                    inv["ds1"]["int8"][n] = softmax(tflite_predict(q, inverted_lead(inputs[n])))
+                    inv["ds1"]["int8"][n] = softmax(tflite_predict(q, inv["inputs"][n]))
         fold_info.append({"fold": i, "held_out": held, **hist})
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
@@ -434,14 +438,14 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     model, hist = clf.fit_classifier(x, y, ccfg, log, noise, _weights(train_data, ds1, y, ccfg))
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
     if inv:
-        inv["ds2"]["float"] = {n: _predict(model, inverted_lead(inputs[n])) for n in ds2}
+        inv["ds2"]["float"] = {n: _predict(model, inv["inputs"][n]) for n in ds2}
     if cfg.int8:
         from ecg_edge.convert.export import tflite_predict
 
         q = to_int8(model, x, cfg.seed)
         final["int8"] = {n: softmax(tflite_predict(q, inputs[n])) for n in ds2}
         if inv:
-            inv["ds2"]["int8"] = {n: softmax(tflite_predict(q, inverted_lead(inputs[n])))
+            inv["ds2"]["int8"] = {n: softmax(tflite_predict(q, inv["inputs"][n]))
                                   for n in ds2}
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
                                        cfg, ccfg, inv)

@@ -163,14 +163,16 @@ def upright_sign(beats: Beats, signal=None) -> np.ndarray:
         np.float32)
 
 
-def inverted_lead(x: np.ndarray) -> np.ndarray:
-    """The ``wearer*`` model inputs ``x`` (n, W, C) of the same beats on an inverted lead
-    (electrodes swapped, or a lead whose QRS points down): the band-pass is linear and the
-    detector's fiducial is the largest deflection whatever its sign, so the windows and the
-    template change sign and nothing else does; the RR features, the template distance, the
-    amplitude ratio and the P-wave correlations are the same."""
+def inverted_lead(x: np.ndarray, mode: str) -> np.ndarray:
+    """The ``wearer*`` model inputs ``x`` (n, W, C; input ``mode``) of the same beats on an
+    inverted lead (electrodes swapped, or a lead whose QRS points down): the band-pass is
+    linear and the detector's fiducial is the largest deflection whatever its sign, so the
+    windows and the template change sign and nothing else does; the RR features, the template
+    distance, the amplitude ratio and the P-wave correlations are the same. A ``+upright``
+    mode turns them back: its inputs are the same on either lead."""
     out = np.array(x, dtype=np.float32, copy=True)
-    out[..., :WEARER_CHANNELS] *= -1.0
+    if not mode.endswith(UPRIGHT):
+        out[..., :WEARER_CHANNELS] *= -1.0
     return out
 
 

@@ -218,7 +218,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: ClassifierConfig,
     x[..., 0] = beat - x[..., 1]
     if cfg.polarity_flip > 0:
         pick = rng.random(len(x)) < cfg.polarity_flip
-        x[pick] = features.inverted_lead(x[pick])
+        x[pick] = features.inverted_lead(x[pick], cfg.inputs)
     return x
 
 

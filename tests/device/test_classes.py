@@ -179,7 +179,7 @@ def test_an_inverted_lead_changes_only_the_sign_of_the_wearer_channels(record_11
     up, down = (model_inputs(process_signal(sign * x_mv, record_119.fs, CFG),
                              "wearer+rr+atrial", classes=spec, signal=CFG) for sign in (1, -1))
     assert up.shape == down.shape and len(up) > 250
-    np.testing.assert_array_equal(down, inverted_lead(up))
+    np.testing.assert_array_equal(down, inverted_lead(up, "wearer+rr+atrial"))
     assert (down[..., :2] != up[..., :2]).any() and (down[..., 2:] == up[..., 2:]).all()
 
 
@@ -201,7 +201,8 @@ def test_upright_inputs_are_the_same_on_an_inverted_lead():
         assert (flip.mean() > 0.9 if down else flip.mean() < 0.01)
         plain = model_inputs(up, "wearer+rr", classes=spec)
         np.testing.assert_array_equal(x[~flip], plain[~flip])
-        np.testing.assert_array_equal(x[flip], inverted_lead(plain[flip]))
+        np.testing.assert_array_equal(x[flip], inverted_lead(plain[flip], "wearer+rr"))
+        np.testing.assert_array_equal(inverted_lead(x, "wearer+rr+upright"), x)
 
 
 def test_atrial_inputs_block_by_block_equal_whole_and_separate_ectopy(record_119):

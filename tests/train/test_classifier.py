@@ -84,7 +84,7 @@ def test_polarity_flip_shows_a_share_of_the_beats_on_an_inverted_lead(beats):
     flipped = clf.augment(x, np.random.default_rng(0), replace(base, polarity_flip=0.5))
     inv = (flipped[:, :, 1] != plain[:, :, 1]).any(axis=1)
     assert 0.4 < inv.mean() < 0.6
-    np.testing.assert_array_equal(flipped[inv], inverted_lead(plain[inv]))
+    np.testing.assert_array_equal(flipped[inv], inverted_lead(plain[inv], base.inputs))
     np.testing.assert_array_equal(flipped[~inv], plain[~inv])
 
 
