@@ -15,6 +15,9 @@ from ecg_edge.device import reference
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
+#: The wearer-relative channels (beat − template, template) at the front of every ``wearer*``
+#: input: the only ones an inverted lead changes.
+WEARER_CHANNELS = 2
 #: A ``wearer*`` mode with this suffix turns each beat's wearer channels upright
 #: (:func:`upright_sign`): the model sees every lead's QRS pointing the same way.
 UPRIGHT = "+upright"
@@ -140,11 +143,6 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")
-
-
-#: The wearer-relative channels (beat − template, template) at the front of every ``wearer*``
-#: input: the only ones an inverted lead changes.
-WEARER_CHANNELS = 2
 
 
 def upright_sign(beats: Beats, signal=None) -> np.ndarray:
