@@ -70,3 +70,36 @@ def test_rescore_refuses_a_run_without_its_report(tmp_path):
         (tmp_path / f).write_bytes(b"")
     with pytest.raises(UserError, match="not a finished ds1-cv folder"):
         rescore(tmp_path, tmp_path, tmp_path / "out", Ds1CvConfig())
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_an_upright_model_calls_an_inverted_lead_as_the_lead_itself(mitdb_dir, tmp_path):
+    """``--inputs wearer+rr+upright`` end to end: out of fold, on DS2 and, once shipped, through
+    the device, the lead inverted gives the very calls and scores of the lead as recorded."""
+    from dataclasses import replace
+
+    from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
+    from ecg_edge.device.records import read_record
+    from ecg_edge.device.scoring import ModelScorer
+
+    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10, lead_inverted=True),
+               ClassifierConfig(epochs=1, inputs="wearer+rr+upright"), log=lambda *a: None)
+    for set_name in ("ds1", "ds2"):
+        s = r["sets"][set_name]["scorers"]
+        assert s["learned int8"]["gross"] == s["learned int8, lead inverted"]["gross"]
+    b = load_bundle(ship_bundle(tmp_path / "cv" / "run", tmp_path / "ship.log",
+                                tmp_path / "b")["folder"])
+    assert b.manifest.score["inputs"] == "wearer+rr+upright"
+    rec = read_record(mitdb_dir / "119")
+    rec = replace(rec, counts=rec.counts[: int(360 * rec.fs)])
+    beats = {}
+    for sign in (1, -1):
+        events: list[dict] = []
+        run_blocks(Monitor(b.manifest.signal, ModelScorer(b, "int8"), b.threshold().value,
+                           events.append, **bundle_settings(b)),
+                   record_blocks(replace(rec, counts=sign * rec.counts)))
+        beats[sign] = [(e["sample"], e["class"], e["score"], e["flag"]) for e in events
+                       if e["type"] == "beat"]
+    assert len(beats[1]) > 350 and beats[1] == beats[-1]
+    assert {c for _, c, _, _ in beats[1]} >= {"N", "V"}
