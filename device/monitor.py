@@ -79,6 +79,10 @@ class Monitor:
                  classes: ClassSpec | None = None, signal_tap: SignalTap | None = None,
                  af_model=None):
         self.cfg, self.scorer, self.threshold, self.emit = cfg, scorer, float(threshold), emit
+        # A new stream is a new wearer: a scorer reused from another stream (one interpreter
+        # for a folder of records) must not bring that wearer's templates and RR history.
+        if callable(getattr(scorer, "reset", None)):
+            scorer.reset()
         self.channel = channel
         self.episodes = EpisodeTracker(episodes or EpisodeConfig())
         self.rhythm = RhythmAnalyzer(rhythm, af_model)

@@ -72,21 +72,32 @@ class ModelScorer:
             self.batch = self.runner.static
         self._runners = {self.batch: self.runner}  # by batch size: the padded sizes
         self.input_shape = tuple(model.input.shape[1:])
-        self.history: np.ndarray | None = None  # local-baseline state, carried across blocks
         self.classes: ClassSpec | None = None
-        self.v_base: VBaseline | None = None
         if self.spec.scoring == "classifier":
             if m.classes is None:
                 raise BundleError(f"{bundle.root}: a classifier bundle without a 'classes' "
                                   "section; re-export it")
             self.classes = m.classes
-            self.trend = RRTrend.for_spec(m.classes)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the wearer: a new stream starts from nothing another stream left behind.
+
+        The scorer carries what it learned of one wearer across blocks (RR trend, V
+        baseline, P waves, ectopic templates, the last calls). One scorer serves one stream
+        at a time, and :class:`~ecg_edge.device.monitor.Monitor` calls this when it starts,
+        so a folder of records scored with one interpreter gives each record the figures it
+        gets alone (before, record N inherited record N-1's ectopic templates)."""
+        self.history: np.ndarray | None = None  # local-baseline state, carried across blocks
+        self.v_base: VBaseline | None = None
+        c = self.classes
+        if c is not None:
+            self.trend = RRTrend.for_spec(c)
             # the wearer's baseline of V evidence, carried across blocks (None: off)
-            self.v_base = (VBaseline(m.classes.v_baseline_beats, m.classes.v_baseline_quantile)
-                           if m.classes.v_baseline_beats and m.classes.v_baseline_weight
-                           else None)
+            self.v_base = (VBaseline(c.v_baseline_beats, c.v_baseline_quantile)
+                           if c.v_baseline_beats and c.v_baseline_weight else None)
             # the previous beats' P waves (are the wearer's sinus P waves there?)
-            self.p_trend = PWaveTrend(m.classes.s_sinus_p_beats)
+            self.p_trend = PWaveTrend(c.s_sinus_p_beats)
         self.ectopic: EctopicTemplates | None = None  # the wearer's ectopic templates
         self.v_last = False  # the last beat was a V call (ClassSpec.v_run_rr_s)
         # the last beat's call, the RR before it and its run's (s_runs)

@@ -58,6 +58,25 @@ def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
     assert all((e["class"] in ("S", "V", "F")) == e["flag"] for e in a if not e["learning"])
     assert summary["class_counts"]["V"] > 50 and summary["pvc_burden_pct"] > 5
 
+def test_one_scorer_gives_each_stream_the_calls_it_gets_alone(shipped, record_119, record_100):
+    """evaluate-folder, rhythm-evaluate and the benchmarks score record after record with one
+    interpreter: the next wearer must not inherit the last one's ectopic templates, V baseline
+    and RR history (119's PVCs before 100 changed 100's scores when it did)."""
+    def head(rec):
+        return type(rec)(**{**rec.__dict__, "counts": rec.counts[: int(240 * rec.fs)]})
+
+    def beats(scorer, rec):
+        events: list[dict] = []
+        run_blocks(Monitor(shipped.manifest.signal, scorer, shipped.threshold("int8").value,
+                           events.append), record_blocks(head(rec), None, 10.0))
+        return [(e["sample"], e["class"], e["score"]) for e in events if e["type"] == "beat"]
+
+    shared = ModelScorer(shipped, "int8")
+    first = beats(shared, record_119)
+    assert sum(c == "V" for _, c, _ in first) > 20  # 119's PVCs taught the scorer something
+    assert beats(shared, record_100) == beats(ModelScorer(shipped, "int8"), record_100)
+
+
 
 def test_a_few_beats_run_in_a_small_batch_with_the_same_outputs(shipped, record_119):
     """A block's few beats are padded to the next power of two, not to the full batch of 32:
