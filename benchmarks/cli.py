@@ -368,6 +368,10 @@ def _in_af_option(rule: str):
 @click.option("--lead-inverted", is_flag=True,
               help="Also score every held-out record and the visible DS2 records on their "
                    "inverted lead, under the same thresholds.")
+@click.option("--through-device", is_flag=True,
+              help="Also ship each fold's model as a bundle and replay its held-out records "
+                   "through the device's monitor (leave one record out on the device's code "
+                   "path; a conversion per fold).")
 @_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
@@ -375,7 +379,7 @@ def _in_af_option(rule: str):
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
-               polarity_flip, lead_inverted, s_long_rr_beats, s_abrupt_ratio,
+               polarity_flip, lead_inverted, through_device, s_long_rr_beats, s_abrupt_ratio,
                s_run_rr_tolerance, s_onset_step, s_pace_tolerance, s_far_distance, ship,
                as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
@@ -403,7 +407,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                           s_far_distance=s_far_distance),
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
                                                      ("deploy_guard_beats", deploy_guard_beats))
-                                   if v is not None}, lead_inverted=lead_inverted),
+                                   if v is not None}, lead_inverted=lead_inverted,
+                                through_device=through_device),
                     ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:

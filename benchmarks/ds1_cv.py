@@ -30,9 +30,16 @@ import numpy as np
 from ecg_edge.device import reference
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.evaluation import BeatTable, evaluate_record, rhythm_of, summarize, to_jsonable
+from ecg_edge.device.evaluation import (
+    EC57_START_S,
+    BeatTable,
+    evaluate_record,
+    rhythm_of,
+    summarize,
+    to_jsonable,
+)
 from ecg_edge.device.features import inverted_lead
-from ecg_edge.device.records import read_rhythm
+from ecg_edge.device.records import evaluate_folder, read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import Progress
 from ecg_edge.train import classifier as clf
@@ -195,6 +202,12 @@ class Ds1CvConfig:
     # (device.features.inverted_lead), under the same thresholds: does the model know a PVC
     # that points the other way?
     lead_inverted: bool = False
+    # Also ship each fold's model as a bundle (ecg-convert bundle behind the parity gate, the
+    # fold's own thresholds, the shipped bundle's rhythm model and settings) and replay its
+    # held-out records through the device's monitor: leave one record out on the code path a
+    # wearer gets (the cached-beat figures stand in for the rhythm analysis with the
+    # annotations' AF and compute the wearer's baselines over whole records).
+    through_device: bool = False
 
     def signal(self) -> SignalConfig:
         """The signal path as the device runs it (the shipped bundle's ``signal``)."""
@@ -411,6 +424,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
         inv = {"ds1": {v: {} for v in variants}, "ds2": {},
                "inputs": {n: inverted_lead(x, ccfg.inputs) for n, x in inputs.items()}}
     fold_info = []
+    fold_models = []  # (held, train, model, input shape, history): cfg.through_device
     fold_progress = Progress(len(folds), "fold")
     for i, held in enumerate(folds):
         train = [n for n in ds1 if n not in held]
@@ -431,6 +445,8 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                 if inv:
                     inv["ds1"]["int8"][n] = softmax(tflite_predict(q, inv["inputs"][n]))
         fold_info.append({"fold": i, "held_out": held, **hist})
+        if cfg.through_device:
+            fold_models.append((held, train, model, x.shape[1:], hist))
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
     log(f"[final] training on all {len(ds1)} DS1 records")
@@ -449,6 +465,9 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
                                   for n in ds2}
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
                                        cfg, ccfg, inv)
+    if cfg.through_device:
+        tables["ds1"]["learned int8, through the device"] = device_tables(
+            fold_models, fold_specs, folder, out / "folds", ccfg, signal, log)
     # The bundle's class thresholds are those of the model the device runs (int8).
     run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
                     x.shape[1:], signal)
@@ -580,6 +599,37 @@ def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
                            if not (built / p.name).exists())}
 
 
+def device_tables(fold_models: list, fold_specs: list[dict], folder: Path, out: Path,
+                  ccfg: clf.ClassifierConfig, signal: SignalConfig, log=print
+                  ) -> dict[str, BeatTable]:
+    """Each fold's model as a wearer gets it: a run with the thresholds chosen for that fold
+    (on the other records' out-of-fold beats), converted to a bundle (int8, parity gate), with
+    the shipped bundle's rhythm model and settings, its held-out records replayed through the
+    monitor (:func:`device.records.evaluate_folder`). No fold's bundle saw its own records."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.scoring import ModelScorer
+    from ecg_edge.train.rhythm_model import attach_from
+
+    specs = {s["fold"]: s for s in fold_specs if s["variant"] == "int8"}
+    rhythm = load_bundle(SHIPPED).manifest.rhythm_model is not None
+    tables: dict[str, BeatTable] = {}
+    for i, (held, train, model, shape, hist) in enumerate(fold_models):
+        log(f"[device] fold {i}: shipping, then replaying {', '.join(held)}")
+        spec = ClassSpec.from_dict({k: v for k, v in specs[i].items()
+                                    if k not in ("variant", "fold")})
+        d = out / f"fold{i:02d}"
+        run = write_run(d / "run", model, folder, train, spec, ccfg, hist, shape, signal)
+        dest = Path(ship_bundle(run, d / "ship.log", d / "device")["folder"])
+        if rhythm:
+            attach_from(SHIPPED, dest)
+        b = load_bundle(dest)
+        tables.update(evaluate_folder(folder, b.manifest.signal, ModelScorer(b, "int8"),
+                                      b.threshold("int8").value, EC57_START_S, records=held,
+                                      settings=bundle_settings(b)))
+    return tables
+
+
 def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:
     """Gross metrics, bootstrap intervals over records and learned − reference differences."""
     rng = np.random.default_rng(cfg.seed)
@@ -629,6 +679,11 @@ def render(r: dict) -> str:
              "evidence is relative to the wearer's own recent beats where the thresholds keep "
              "a V baseline (`v_baseline_*`), computed over each whole record as the device "
              "computes it beat by beat.", ""]
+    if r["config"].get("through_device"):
+        lines[-1:-1] = [" `learned int8, through the device`: each fold's model converted to a "
+                        "bundle with its fold's thresholds and the shipped rhythm settings, its "
+                        "held-out records replayed through the device's monitor (none of the "
+                        "stand-ins above)."]
     for set_name, title in (("ds1", "DS1, out-of-fold"),
                             ("ds2", "DS2, the six visible records")):
         rep = r["sets"][set_name]

@@ -59,6 +59,38 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     assert load_bundle(dest).manifest.classes.to_dict() == r["thresholds"]["int8"]
 
 
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitdb_dir, tmp_path):
+    """``--through-device``: every fold's model becomes a bundle that never saw its held-out
+    record, carries that fold's thresholds and the shipped rhythm model, and the record goes
+    through the monitor (the device's beats: those the shipped bundle's monitor finds)."""
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.records import evaluate_folder
+    from ecg_edge.device.scoring import ModelScorer
+
+    r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10, through_device=True),
+               ClassifierConfig(epochs=1), log=lambda *a: None)
+    device = r["sets"]["ds1"]["scorers"]["learned int8, through the device"]
+    assert sorted(device["records"]) == ["106", "118", "119"]
+    assert "learned int8, through the device" not in r["sets"]["ds2"]["scorers"]
+    specs = {s["fold"]: s for s in r["fold_thresholds"] if s["variant"] == "int8"}
+    for f in r["folds"]:
+        b = load_bundle(tmp_path / "cv" / "folds" / f"fold{f['fold']:02d}" / "device")
+        assert not set(b.manifest.calibration["records"]) & set(f["held_out"])
+        assert b.manifest.classes.v_threshold == specs[f["fold"]]["v_threshold"]
+        assert b.manifest.rhythm_model is not None
+    shipped = load_bundle(SHIPPED_BUNDLE)
+    alone = evaluate_folder(mitdb_dir, shipped.manifest.signal, ModelScorer(shipped, "int8"),
+                            1.0, 300.0, records=["118"], settings=bundle_settings(shipped))
+    assert device["records"]["118"]["qrs"] == alone["118"].metrics()["qrs"]
+    # the monitor's anomaly episodes: only a replay has them, the cached beats do not
+    assert device["records"]["118"]["alarms"]["hours"] > 0.4
+    assert "alarms" not in r["sets"]["ds1"]["scorers"]["learned int8"]["records"]["118"]
+    assert "through the device" in (tmp_path / "cv" / "ds1_cv.md").read_text()
+
+
 def test_rescore_refuses_a_run_without_its_report(tmp_path):
     """Out-of-fold probabilities, a cache and a model but no ds1_cv.json (which names the
     cache they belong to and the classifier): one clear error, not a KeyError."""
