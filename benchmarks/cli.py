@@ -416,6 +416,25 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
 
 
+@cli.command("ds1-device")
+@click.argument("cv_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--boot", default=300, show_default=True, help="Bootstrap resamples of records.")
+@click.option("--resample-to", type=float, default=None,
+              help="Replay each record as a front-end at this rate (Hz) would give it.")
+@click.option("--invert-lead", is_flag=True, help="Replay each record with its lead inverted.")
+@click.option("--json", "as_json", is_flag=True)
+def ds1_device_cmd(cv_dir, folder, boot, resample_to, invert_lead, as_json):
+    """A finished `ds1-cv --through-device` run (CV_DIR): each held-out record of FOLDER replayed
+    again through the monitor with its fold's bundle, under today's device code (no
+    retraining; about a minute for DS1)."""
+    from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render_replay, replay_folds
+
+    r = replay_folds(Path(cv_dir), Path(folder), Ds1CvConfig(boot=boot), resample_to,
+                     invert_lead)
+    click.echo(json.dumps(r, indent=2) if as_json else render_replay(r))
+
+
 @cli.command("ds1-rescore")
 @click.argument("cv_dir", type=click.Path(file_okay=False, exists=True))
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))

@@ -466,7 +466,7 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
                                        cfg, ccfg, inv)
     if cfg.through_device:
-        tables["ds1"]["learned int8, through the device"] = device_tables(
+        tables["ds1"][THROUGH_DEVICE] = device_tables(
             fold_models, fold_specs, folder, out / "folds", ccfg, signal, log)
     # The bundle's class thresholds are those of the model the device runs (int8).
     run = write_run(out / "run", model, folder, ds1, specs[variants[-1]], ccfg, hist,
@@ -599,6 +599,10 @@ def ship_bundle(run: Path, log_path: Path, dest: Path = SHIPPED) -> dict:
                            if not (built / p.name).exists())}
 
 
+#: The scorer name of each fold's model replayed through the device.
+THROUGH_DEVICE = "learned int8, through the device"
+
+
 def device_tables(fold_models: list, fold_specs: list[dict], folder: Path, out: Path,
                   ccfg: clf.ClassifierConfig, signal: SignalConfig, log=print
                   ) -> dict[str, BeatTable]:
@@ -607,8 +611,6 @@ def device_tables(fold_models: list, fold_specs: list[dict], folder: Path, out: 
     the shipped bundle's rhythm model and settings, its held-out records replayed through the
     monitor (:func:`device.records.evaluate_folder`). No fold's bundle saw its own records."""
     from ecg_edge.device.bundle import load_bundle
-    from ecg_edge.device.monitor import bundle_settings
-    from ecg_edge.device.scoring import ModelScorer
     from ecg_edge.train.rhythm_model import attach_from
 
     specs = {s["fold"]: s for s in fold_specs if s["variant"] == "int8"}
@@ -618,16 +620,54 @@ def device_tables(fold_models: list, fold_specs: list[dict], folder: Path, out: 
         log(f"[device] fold {i}: shipping, then replaying {', '.join(held)}")
         spec = ClassSpec.from_dict({k: v for k, v in specs[i].items()
                                     if k not in ("variant", "fold")})
-        d = out / f"fold{i:02d}"
-        run = write_run(d / "run", model, folder, train, spec, ccfg, hist, shape, signal)
-        dest = Path(ship_bundle(run, d / "ship.log", d / "device")["folder"])
+        run = write_run(fold_bundle(out, i).parent / "run", model, folder, train, spec, ccfg,
+                        hist, shape, signal)
+        dest = Path(ship_bundle(run, run.parent / "ship.log", fold_bundle(out, i))["folder"])
         if rhythm:
             attach_from(SHIPPED, dest)
-        b = load_bundle(dest)
-        tables.update(evaluate_folder(folder, b.manifest.signal, ModelScorer(b, "int8"),
-                                      b.threshold("int8").value, EC57_START_S, records=held,
-                                      settings=bundle_settings(b)))
+        tables.update(replay_fold(dest, folder, held))
     return tables
+
+
+def fold_bundle(folds_dir: Path, i: int) -> Path:
+    return folds_dir / f"fold{i:02d}" / "device"
+
+
+def replay_fold(bundle_dir: Path, folder: Path, held: list[str], resample_hz: float | None = None,
+                invert_lead: bool = False) -> dict[str, BeatTable]:
+    """The held-out records of one fold through the monitor with that fold's bundle."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.scoring import ModelScorer
+
+    b = load_bundle(bundle_dir)
+    return evaluate_folder(folder, b.manifest.signal, ModelScorer(b, "int8"),
+                           b.threshold("int8").value, EC57_START_S, records=held,
+                           settings=bundle_settings(b), resample_hz=resample_hz,
+                           invert_lead=invert_lead)
+
+
+def replay_folds(cv_dir: Path, folder: Path, cfg: Ds1CvConfig, resample_hz: float | None = None,
+                 invert_lead: bool = False) -> dict:
+    """A finished ``--through-device`` run's fold bundles replayed again under today's device
+    code, at another front-end rate or on the inverted lead: leave one record out through the
+    device in a minute, without retraining (the models and their thresholds are the run's)."""
+    cv_dir = Path(cv_dir)
+    try:
+        folds = json.loads((cv_dir / "ds1_cv.json").read_text())["folds"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{cv_dir}: not a finished ds1-cv folder ({e}); give the --out of a "
+                        "ds1-cv run") from None
+    tables: dict[str, BeatTable] = {}
+    for f in folds:
+        d = fold_bundle(cv_dir / "folds", f["fold"])
+        if not (d / "manifest.json").is_file():
+            raise UserError(f"{cv_dir}: fold {f['fold']} has no bundle ({d}); run ds1-cv with "
+                            "--through-device")
+        tables.update(replay_fold(d, Path(folder), f["held_out"], resample_hz, invert_lead))
+    return to_jsonable({"run": str(cv_dir), "resampled_to_hz": resample_hz,
+                        "lead_inverted": invert_lead,
+                        "sets": {"ds1": report({THROUGH_DEVICE: tables}, cfg)}})
 
 
 def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:
@@ -656,7 +696,7 @@ def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:
         out["scorers"][scorer] = entry
     ref = SCORERS[2]
     for scorer in tables:
-        if scorer.startswith("learned"):
+        if scorer.startswith("learned") and ref in tables:
             out["scorers"][scorer]["minus_reference"] = {
                 k: record_bootstrap(stat(scorer, k), names, boots, stat(ref, k)) for k in STATS}
     out["records"] = names
@@ -665,6 +705,29 @@ def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:
 
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def _row(scorer: str, e: dict) -> str:
+    """One scorer's figures with their bootstrap intervals, a markdown table row."""
+    cells = []
+    for k in STATS:
+        ci = e["ci95"][k]
+        f = (lambda v: "n/a" if v is None else f"{v:.4f}") if k.startswith("AUC") else _pct  # noqa: E731
+        cells.append(f"{f(ci['diff'])} [{f(ci['ci95'][0])}, {f(ci['ci95'][1])}]")
+    return f"| {scorer} | " + " | ".join(cells) + " |"
+
+
+def render_replay(r: dict) -> str:
+    how = ", ".join(x for x in (r["resampled_to_hz"] and f"as a {r['resampled_to_hz']:g} Hz "
+                                "front-end", r["lead_inverted"] and "lead inverted") if x)
+    rep = r["sets"]["ds1"]
+    return "\n".join([
+        "# DS1 leave one record out through the device: a run's fold bundles replayed", "",
+        f"Run `{r['run']}`; each held-out record through the monitor with the bundle of the "
+        f"fold that left it out{', ' + how if how else ''}. Beats after 300 s; 95 % intervals: "
+        "bootstrap resamples of records. Rates in %, AUCs as fractions.", "",
+        "| scorer | " + " | ".join(STATS) + " |", "|---|" + "---|" * len(STATS),
+        *[_row(scorer, e) for scorer, e in rep["scorers"].items()], ""])
 
 
 def render(r: dict) -> str:
@@ -689,14 +752,7 @@ def render(r: dict) -> str:
         rep = r["sets"][set_name]
         lines += [f"## {title}", "", "| scorer | " + " | ".join(STATS) + " |",
                   "|---|" + "---|" * len(STATS)]
-        for scorer, e in rep["scorers"].items():
-            cells = []
-            for k in STATS:
-                ci = e["ci95"][k]
-                auc = k.startswith("AUC")
-                f = (lambda v: "n/a" if v is None else f"{v:.4f}") if auc else _pct  # noqa: E731
-                cells.append(f"{f(ci['diff'])} [{f(ci['ci95'][0])}, {f(ci['ci95'][1])}]")
-            lines.append(f"| {scorer} | " + " | ".join(cells) + " |")
+        lines += [_row(scorer, e) for scorer, e in rep["scorers"].items()]
         lines += ["", "Learned − reference combined (paired over resampled records):", "",
                   "| scorer | " + " | ".join(STATS) + " |", "|---|" + "---|" * len(STATS)]
         for scorer, e in rep["scorers"].items():
@@ -716,5 +772,6 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Ds1CvConfig", "ds1_cv", "rescore", "render", "ship_bundle", "SHIPPED", "SCORERS",
+__all__ = ["Ds1CvConfig", "ds1_cv", "rescore", "render", "render_replay", "replay_folds",
+           "ship_bundle", "SHIPPED", "SCORERS",
            "STATS", "TARGETS"]

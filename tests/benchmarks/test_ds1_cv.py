@@ -2,9 +2,20 @@
 
 import pytest
 
-from ecg_edge.benchmarks.ds1_cv import SCORERS, STATS, Ds1CvConfig, ds1_cv, rescore, ship_bundle
+from ecg_edge.benchmarks.ds1_cv import (
+    SCORERS,
+    STATS,
+    THROUGH_DEVICE,
+    Ds1CvConfig,
+    ds1_cv,
+    render_replay,
+    replay_folds,
+    rescore,
+    ship_bundle,
+)
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.evaluation import PACED_RECORDS
+from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.train.classifier import ClassifierConfig
 
 
@@ -72,9 +83,9 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
 
     r = ds1_cv(mitdb_dir, tmp_path / "cv", Ds1CvConfig(folds=3, boot=10, through_device=True),
                ClassifierConfig(epochs=1), log=lambda *a: None)
-    device = r["sets"]["ds1"]["scorers"]["learned int8, through the device"]
+    device = r["sets"]["ds1"]["scorers"][THROUGH_DEVICE]
     assert sorted(device["records"]) == ["106", "118", "119"]
-    assert "learned int8, through the device" not in r["sets"]["ds2"]["scorers"]
+    assert THROUGH_DEVICE not in r["sets"]["ds2"]["scorers"]
     specs = {s["fold"]: s for s in r["fold_thresholds"] if s["variant"] == "int8"}
     for f in r["folds"]:
         b = load_bundle(tmp_path / "cv" / "folds" / f"fold{f['fold']:02d}" / "device")
@@ -89,12 +100,23 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
     assert device["records"]["118"]["alarms"]["hours"] > 0.4
     assert "alarms" not in r["sets"]["ds1"]["scorers"]["learned int8"]["records"]["118"]
     assert "through the device" in (tmp_path / "cv" / "ds1_cv.md").read_text()
+    # the fold bundles replayed again (ecg-bench ds1-device): the run's own figures
+    again = replay_folds(tmp_path / "cv", mitdb_dir, Ds1CvConfig(boot=10))
+    assert again["sets"]["ds1"]["scorers"][THROUGH_DEVICE]["gross"] == device["gross"]
+    assert render_replay(again).startswith("# DS1 leave one record out through the device")
+
+
+def test_replaying_folds_needs_a_run_with_fold_bundles(tmp_path):
+    with pytest.raises(UserError, match="not a finished ds1-cv folder"):
+        replay_folds(tmp_path, tmp_path, Ds1CvConfig())
+    (tmp_path / "ds1_cv.json").write_text('{"folds": [{"fold": 0, "held_out": ["101"]}]}')
+    with pytest.raises(UserError, match="run ds1-cv with --through-device"):
+        replay_folds(tmp_path, tmp_path, Ds1CvConfig())
 
 
 def test_rescore_refuses_a_run_without_its_report(tmp_path):
     """Out-of-fold probabilities, a cache and a model but no ds1_cv.json (which names the
     cache they belong to and the classifier): one clear error, not a KeyError."""
-    from ecg_edge.firmware_bridge.errors import UserError
 
     (tmp_path / "cache").mkdir()
     (tmp_path / "run").mkdir()
