@@ -773,5 +773,4 @@ def render(r: dict) -> str:
 
 
 __all__ = ["Ds1CvConfig", "ds1_cv", "rescore", "render", "render_replay", "replay_folds",
-           "ship_bundle", "SHIPPED", "SCORERS",
-           "STATS", "TARGETS"]
+           "ship_bundle", "SHIPPED", "SCORERS", "STATS", "TARGETS", "THROUGH_DEVICE"]
