@@ -368,6 +368,10 @@ def _in_af_option(rule: str):
 @click.option("--lead-inverted", is_flag=True,
               help="Also score every held-out record and the visible DS2 records on their "
                    "inverted lead, under the same thresholds.")
+@click.option("--other-lead", type=click.Choice(["score", "train"]), default=None,
+              help="score: also score every held-out record and the visible DS2 records on "
+                   "their other lead (V1, V2, V4 or V5 beside MLII) under the same thresholds; "
+                   "train: also train every model on the training records' other lead.")
 @click.option("--through-device", is_flag=True,
               help="Also ship each fold's model as a bundle and replay its held-out records "
                    "through the device's monitor (leave one record out on the device's code "
@@ -379,9 +383,9 @@ def _in_af_option(rule: str):
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
-               polarity_flip, lead_inverted, through_device, s_long_rr_beats, s_abrupt_ratio,
-               s_run_rr_tolerance, s_onset_step, s_pace_tolerance, s_far_distance, ship,
-               as_json):
+               polarity_flip, lead_inverted, other_lead, through_device, s_long_rr_beats,
+               s_abrupt_ratio, s_run_rr_tolerance, s_onset_step, s_pace_tolerance,
+               s_far_distance, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
     the visible DS2 records, beside the reference (needs TensorFlow)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, ds1_cv, render, ship_bundle
@@ -408,7 +412,7 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
                                                      ("deploy_guard_beats", deploy_guard_beats))
                                    if v is not None}, lead_inverted=lead_inverted,
-                                through_device=through_device),
+                                other_lead=other_lead or "", through_device=through_device),
                     ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:

@@ -42,10 +42,13 @@ from ecg_edge.device.features import inverted_lead
 from ecg_edge.device.records import evaluate_folder, read_rhythm
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import Progress
+from ecg_edge.firmware_bridge.records import OTHER_LEAD
 from ecg_edge.train import classifier as clf
 from ecg_edge.train.protocols import as_beats, beats_cache_path, load_folder_beats, read_beats_cache
 from ecg_edge.train.rescore import record_bootstrap
 
+#: The scorer-name suffixes of the learned models' tables on another lead (Ds1CvConfig).
+LEAD_INVERTED, OTHER_LEAD_TABLES = "lead inverted", "other lead"
 SCORERS = ("learned float", "learned int8", "reference combined",
            "reference combined, rhythm-aware")
 #: Figures reported with intervals (key, how to read it from BeatTable.metrics()).
@@ -202,6 +205,12 @@ class Ds1CvConfig:
     # (device.features.inverted_lead), under the same thresholds: does the model know a PVC
     # that points the other way?
     lead_inverted: bool = False
+    # The records' other lead (V1, V2, V4 or V5 beside MLII; firmware_bridge.records.OTHER_LEAD):
+    # "score" also scores every held-out record (and the visible DS2 records) on it under the
+    # same thresholds (does a model that learnt MLII know a PVC on a chest lead?); "train"
+    # also trains every model on the training records' other lead, with the same labels
+    # (the same patients: still leave one record out). "" off.
+    other_lead: str = ""
     # Also ship each fold's model as a bundle (ecg-convert bundle behind the parity gate, the
     # fold's own thresholds, the shipped bundle's rhythm model and settings) and replay its
     # held-out records through the device's monitor: leave one record out on the code path a
@@ -309,15 +318,17 @@ def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarr
 def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
                        probs: dict[str, np.ndarray], inputs: dict[str, np.ndarray], folder: Path,
                        base: ClassSpec, variant: str, cache: dict | None = None,
-                       inverted: tuple[dict, dict] | None = None
-                       ) -> tuple[dict[str, BeatTable], list[dict], dict[str, BeatTable]]:
+                       extras: dict[str, tuple[dict, dict, dict]] | None = None
+                       ) -> tuple[dict[str, BeatTable], list[dict],
+                                  dict[str, dict[str, BeatTable]]]:
     """Each held-out fold's beat tables under thresholds chosen on the *other* records'
     out-of-fold beats (``probs``), and those thresholds: the DS1 figures. Also what re-scores a
     saved ``oof.npz`` under another ClassSpec rule without retraining. ``cache``:
-    :func:`train.classifier.pooled_evidence`'s. ``inverted``: (the same models' probabilities
-    for the held-out records on their inverted lead, those inputs), scored under the same
-    thresholds (the third value; empty without)."""
-    tables, fold_specs, inv_tables = {}, [], {}
+    :func:`train.classifier.pooled_evidence`'s. ``extras``: name -> (beats, the same models'
+    probabilities, inputs) of the held-out records on another lead (inverted, or the record's
+    other lead), scored under the same thresholds (the third value, by name)."""
+    tables, fold_specs = {}, []
+    extra_tables: dict[str, dict[str, BeatTable]] = {k: {} for k in extras or {}}
     for i, held in enumerate(folds):
         others = [n for n in ds1 if n not in held]
         spec = _choose_thresholds(*clf.pooled(others, data, probs, inputs), base,
@@ -327,10 +338,9 @@ def out_of_fold_tables(data: dict, ds1: list[str], folds: list[list[str]],
         fold_specs.append({"variant": variant, "fold": i, **spec.to_dict()})
         for n in held:
             tables[n] = learned_table(data[n], n, folder, probs[n], inputs[n], spec)
-            if inverted is not None:
-                inv_tables[n] = learned_table(data[n], n, folder, inverted[0][n],
-                                              inverted[1][n], spec)
-    return tables, fold_specs, inv_tables
+            for k, (d, p, x) in (extras or {}).items():
+                extra_tables[k][n] = learned_table(d[n], n, folder, p[n], x[n], spec)
+    return tables, fold_specs, extra_tables
 
 
 def _prepare(data: dict, folder: Path, ccfg: clf.ClassifierConfig
@@ -354,23 +364,25 @@ def _base_spec(cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig) -> ClassSpec:
 
 def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list[list[str]],
            inputs: dict, probs: dict, final: dict, cfg: Ds1CvConfig,
-           ccfg: clf.ClassifierConfig, inverted: dict | None = None
+           ccfg: clf.ClassifierConfig, extras: dict[str, dict] | None = None
            ) -> tuple[dict, list[dict], dict[str, ClassSpec]]:
     """Tables of every scorer on DS1 (out-of-fold) and DS2 (``final``: the all-DS1 model's
     probabilities), each fold's thresholds and those chosen on all out-of-fold beats.
-    ``inverted``: ``probs`` and ``final`` of the same beats on an inverted lead (keys
-    ``ds1`` and ``ds2``) and those inputs (``inputs``), scored as the learned models ", lead
-    inverted"."""
+    ``extras``: name (``LEAD_INVERTED``, ``OTHER_LEAD_TABLES``) -> the same records on another lead:
+    their beats (``data``), inputs (``inputs``) and the models' probabilities (``ds1`` out of
+    fold, ``ds2`` of the final model, by variant), scored as the learned models ", name"
+    under the same thresholds."""
+    extras = extras or {}
     base = _base_spec(cfg, ccfg)
     tables: dict[str, dict[str, dict[str, BeatTable]]] = {"ds1": {}, "ds2": {}}
     fold_specs: list[dict] = []
     cache: dict = {}
     for v in probs:
-        inv = (inverted["ds1"][v], inverted["inputs"]) if inverted else None
-        tables["ds1"][f"learned {v}"], specs_v, inv_tables = out_of_fold_tables(
-            data, ds1, folds, probs[v], inputs, folder, base, v, cache, inv)
-        if inv:
-            tables["ds1"][f"learned {v}, lead inverted"] = inv_tables
+        tables["ds1"][f"learned {v}"], specs_v, extra_tables = out_of_fold_tables(
+            data, ds1, folds, probs[v], inputs, folder, base, v, cache,
+            {k: (e["data"], e["ds1"][v], e["inputs"]) for k, e in extras.items()})
+        for k, t in extra_tables.items():
+            tables["ds1"][f"learned {v}, {k}"] = t
         fold_specs += specs_v
     specs = {v: _choose_thresholds(*clf.pooled(ds1, data, probs[v], inputs), base,
                                    f"record-grouped {len(folds)}-fold CV on DS1: {v} "
@@ -381,13 +393,28 @@ def _score(data: dict, folder: Path, ds1: list[str], ds2: list[str], folds: list
     for v in final:
         tables["ds2"][f"learned {v}"] = {
             n: learned_table(data[n], n, folder, final[v][n], inputs[n], specs[v]) for n in ds2}
-        if inverted:
-            tables["ds2"][f"learned {v}, lead inverted"] = {
-                n: learned_table(data[n], n, folder, inverted["ds2"][v][n],
-                                 inverted["inputs"][n], specs[v]) for n in ds2}
+        for k, e in extras.items():
+            tables["ds2"][f"learned {v}, {k}"] = {
+                n: learned_table(e["data"][n], n, folder, e["ds2"][v][n], e["inputs"][n],
+                                 specs[v]) for n in ds2}
     tables["ds1"].update(reference_tables(data, ds1, folder, specs["float"]))
     tables["ds2"].update(reference_tables(data, ds2, folder, specs["float"]))
     return tables, fold_specs, specs
+
+
+def _training(data: dict, names: list[str], inputs: dict, ccfg: clf.ClassifierConfig,
+              other: tuple[dict, dict] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training beats of ``names`` (inputs, labels, record weights), and with ``other``
+    ((beats, inputs) of the same records' other lead) those beats after them."""
+    x, y = clf.training_set(data, names, inputs, ccfg.fusion_as)
+    w = _weights(data, names, y, ccfg)
+    if other is None:
+        return x, y, w
+    xo, yo = clf.training_set(other[0], names, other[1], ccfg.fusion_as)
+    wo = _weights(other[0], names, yo, ccfg)
+    return (np.concatenate([x, xo]), np.concatenate([y, yo]),
+            None if w is None else np.concatenate([w, wo]))
 
 
 def _weights(data: dict, names: list[str], y: np.ndarray, ccfg: clf.ClassifierConfig
@@ -418,53 +445,64 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     noise = clf.noise_segments(cfg.noise_dir) if cfg.noise_dir else None
     folds = clf.folds_by_record(ds1, cfg.folds)
     probs: dict[str, dict[str, np.ndarray]] = {v: {} for v in variants}
-    # the same beats on an inverted lead (cfg.lead_inverted): out of fold, then the final model
-    inv: dict | None = None
-    if cfg.lead_inverted:
-        inv = {"ds1": {v: {} for v in variants}, "ds2": {},
-               "inputs": {n: inverted_lead(x, ccfg.inputs) for n, x in inputs.items()}}
+    # the same records on another lead: out of fold, then the final model
+    extras: dict[str, dict] = {}
+    if cfg.lead_inverted:  # the same beats inverted
+        extras[LEAD_INVERTED] = {"data": data, "inputs": {
+            n: inverted_lead(x, ccfg.inputs) for n, x in inputs.items()}}
+    other_train = None  # (beats, inputs) of the other lead the models also learn from
+    if cfg.other_lead:
+        o_train = load_folder_beats(folder, SignalConfig(), out / "cache", log=log,
+                                    lead=OTHER_LEAD)
+        o_data = (o_train if signal == SignalConfig()
+                  else load_folder_beats(folder, signal, out / "cache", log=log, lead=OTHER_LEAD))
+        o_inputs = _prepare(o_data, folder, ccfg)[2]
+        extras[OTHER_LEAD_TABLES] = {"data": o_data, "inputs": o_inputs}
+        if cfg.other_lead == "train":
+            other_train = (o_train, o_inputs if o_data is o_train
+                           else _prepare(o_train, folder, ccfg)[2])
+    for e in extras.values():
+        e.update(ds1={v: {} for v in variants}, ds2={})
     fold_info = []
     fold_models = []  # (held, train, model, input shape, history): cfg.through_device
     fold_progress = Progress(len(folds), "fold")
     for i, held in enumerate(folds):
         train = [n for n in ds1 if n not in held]
-        x, y = clf.training_set(train_data, train, train_inputs, ccfg.fusion_as)
+        x, y, w = _training(train_data, train, train_inputs, ccfg, other_train)
         fold_progress.step(f"held out {', '.join(held)}: {len(x)} training beats")
-        model, hist = clf.fit_classifier(x, y, ccfg, log, noise,
-                                         _weights(train_data, train, y, ccfg))
+        model, hist = clf.fit_classifier(x, y, ccfg, log, noise, w)
         for n in held:
             probs["float"][n] = _predict(model, inputs[n])
-            if inv:
-                inv["ds1"]["float"][n] = _predict(model, inv["inputs"][n])
+            for e in extras.values():
+                e["ds1"]["float"][n] = _predict(model, e["inputs"][n])
         if cfg.int8:
             from ecg_edge.convert.export import tflite_predict
 
             q = to_int8(model, x, cfg.seed)
             for n in held:
                 probs["int8"][n] = softmax(tflite_predict(q, inputs[n]))
-                if inv:
-                    inv["ds1"]["int8"][n] = softmax(tflite_predict(q, inv["inputs"][n]))
+                for e in extras.values():
+                    e["ds1"]["int8"][n] = softmax(tflite_predict(q, e["inputs"][n]))
         fold_info.append({"fold": i, "held_out": held, **hist})
         if cfg.through_device:
             fold_models.append((held, train, model, x.shape[1:], hist))
     np.savez_compressed(out / "oof.npz", **{f"{v}/{n}": p for v in variants
                                              for n, p in probs[v].items()})
     log(f"[final] training on all {len(ds1)} DS1 records")
-    x, y = clf.training_set(train_data, ds1, train_inputs, ccfg.fusion_as)
-    model, hist = clf.fit_classifier(x, y, ccfg, log, noise, _weights(train_data, ds1, y, ccfg))
+    x, y, w = _training(train_data, ds1, train_inputs, ccfg, other_train)
+    model, hist = clf.fit_classifier(x, y, ccfg, log, noise, w)
     final = {"float": {n: _predict(model, inputs[n]) for n in ds2}}
-    if inv:
-        inv["ds2"]["float"] = {n: _predict(model, inv["inputs"][n]) for n in ds2}
+    for e in extras.values():
+        e["ds2"]["float"] = {n: _predict(model, e["inputs"][n]) for n in ds2}
     if cfg.int8:
         from ecg_edge.convert.export import tflite_predict
 
         q = to_int8(model, x, cfg.seed)
         final["int8"] = {n: softmax(tflite_predict(q, inputs[n])) for n in ds2}
-        if inv:
-            inv["ds2"]["int8"] = {n: softmax(tflite_predict(q, inv["inputs"][n]))
-                                  for n in ds2}
+        for e in extras.values():
+            e["ds2"]["int8"] = {n: softmax(tflite_predict(q, e["inputs"][n])) for n in ds2}
     tables, fold_specs, specs = _score(data, folder, ds1, ds2, folds, inputs, probs, final,
-                                       cfg, ccfg, inv)
+                                       cfg, ccfg, extras)
     if cfg.through_device:
         tables["ds1"][THROUGH_DEVICE] = device_tables(
             fold_models, fold_specs, folder, out / "folds", ccfg, signal, log)
@@ -747,6 +785,11 @@ def render(r: dict) -> str:
                         "bundle with its fold's thresholds and the shipped rhythm settings, its "
                         "held-out records replayed through the device's monitor (none of the "
                         "stand-ins above)."]
+    if r["config"].get("other_lead"):
+        lines[-1:-1] = [f" `, {OTHER_LEAD_TABLES}`: the same models and thresholds on each "
+                        "record's other lead (V1, V2, V4 or V5 beside MLII), its own beats"
+                        + (", which every model also learnt from (the training records')."
+                           if r["config"]["other_lead"] == "train" else "; trained on MLII only.")]
     for set_name, title in (("ds1", "DS1, out-of-fold"),
                             ("ds2", "DS2, the six visible records")):
         rep = r["sets"][set_name]

@@ -178,7 +178,8 @@ def scoring_options(f):
 @cli.command("replay")
 @click.argument("record", type=click.Path())
 @scoring_options
-@click.option("--lead", default=None, help="Lead name or index (default: MLII or the first).")
+@click.option("--lead", default=None,
+              help="Lead name, index or 'other' (default: MLII or the first).")
 @click.option("--fs", type=float, default=None, callback=positive_number,
               help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
@@ -271,9 +272,12 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
 @click.option("--invert-lead", is_flag=True,
               help="Replay each record with its lead inverted (electrodes swapped): does the "
                    "bundle hold on a lead whose QRS points the other way?")
+@click.option("--lead", default=None,
+              help="Which lead of each record: a name, an index, or 'other' (the first lead "
+                   "that is not MLII or the first): does the bundle hold on your lead?")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained, start_s,
-                        threads, resample_hz, invert_lead, as_json):
+                        threads, resample_hz, invert_lead, lead, as_json):
     """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
     bundle = load_bundle(bundle_path)
     names = records.split(",") if records else None
@@ -294,16 +298,16 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
         tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
                                  bundle.threshold(variant).value, start_s, names,
                                  settings=bundle_settings(bundle), resample_hz=resample_hz,
-                                 invert_lead=invert_lead)
+                                 invert_lead=invert_lead, lead=lead)
         out[variant] = summarize(tables)
         out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s,
-                            resampled_to_hz=resample_hz, lead_inverted=invert_lead)
+                            resampled_to_hz=resample_hz, lead_inverted=invert_lead, lead=lead)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
         return
     for variant, summary in out.items():
         rate = (f", records resampled to {resample_hz:g} Hz" if resample_hz else "") + (
-            ", lead inverted" if invert_lead else "")
+            ", lead inverted" if invert_lead else "") + (f", lead {lead}" if lead else "")
         click.echo(f"\n{bundle.manifest.architecture} {variant}, threshold "
                    f"{summary['threshold']:.4g}, beats after {start_s:g} s{rate}\n")
         click.echo(beat_table(summary))
@@ -470,13 +474,17 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
 @click.option("--resample-to", "resample_hz", type=float, default=None,
               help="With --beats signal: replay each record as a front-end at this rate (Hz) "
                    "would give it (e.g. 128 or 250, the rates of other Holter databases).")
+@click.option("--lead", default=None,
+              help="With --beats signal: which lead of each record: a name, an index, or "
+                   "'other' (the first lead that is not MLII or the first).")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, as_json):
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF). With a
     bundle that carries a rhythm model, AF comes from that model."""
-    if resample_hz is not None and (source != "signal" or cv):
-        raise UserError("--resample-to replays the signal: use it with --beats signal, "
-                        "without --cv")
+    for given, name in ((resample_hz, "--resample-to"), (lead, "--lead")):
+        if given is not None and (source != "signal" or cv):
+            raise UserError(f"{name} replays the signal: use it with --beats signal, "
+                            "without --cv")
     bundle = load_bundle(bundle_path) if bundle_path else None
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     af_model = load_af_model(bundle) if bundle else None
@@ -492,7 +500,7 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, a
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
-        resample_hz=resample_hz)
+        resample_hz=resample_hz, lead=lead)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

@@ -20,7 +20,7 @@ from ecg_edge.firmware_bridge.records import (
     missing_signal_files,
     read_record,
 )
-from ecg_edge.firmware_bridge.wfdb_io import read_annotations, read_annotations_aux
+from ecg_edge.firmware_bridge.wfdb_io import read_annotations, read_annotations_aux, read_header
 
 __all__ = ["Record", "RecordBeats", "list_wfdb_records", "read_record", "read_rhythm",
            "record_beats", "resample_record", "evaluate_folder", "folder_records"]
@@ -75,16 +75,17 @@ def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, l
     return samples[keep].astype(np.int64), [aux[i] for i in keep]
 
 
-def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = False):
-    """(Record, Beats) for every record of a folder with beat labels (:func:`folder_records`,
-    the others named on stderr), paced records skipped."""
+def iter_folder(folder: str | Path, cfg: SignalConfig, include_paced: bool = False,
+                lead: str | None = None):
+    """(Record, Beats) of one lead (default MLII or the first) of every record of a folder with
+    beat labels (:func:`folder_records`, the others named on stderr), paced records skipped."""
     paths, skipped = folder_records(folder)
     if not include_paced:
         paths, skipped = _unpaced(paths, skipped)
     warn_skipped(skipped)
     for path in paths:
         rec = read_record(path)
-        yield RecordBeats(rec, record_beats(rec, cfg))
+        yield RecordBeats(rec, record_beats(rec, cfg, lead))
 
 
 def folder_records(folder: str | Path, names: list[str] | None = None, signal: bool = True,
@@ -132,6 +133,17 @@ def _unpaced(paths: list[Path], skipped: dict[str, str]
     return [p for p in paths if p.name not in paced], {**skipped, **paced}
 
 
+def check_lead(paths: list[Path], lead: str | None) -> None:
+    """Every record has ``lead`` (:meth:`Record.channel_index`), said from the headers before
+    any record is replayed, not halfway through a folder."""
+    if lead is None:
+        return
+    for path in paths:
+        h = read_header(path.with_suffix(".hea"))
+        Record(path.name, np.zeros((0, h.n_signals), np.int32), h.fs, np.ones(h.n_signals),
+               [s.name for s in h.signals]).channel_index(lead)
+
+
 def warn_skipped(skipped: dict[str, str]) -> None:
     """One stderr line per record a folder evaluation left out, so none goes missing unseen."""
     for name, why in skipped.items():
@@ -142,13 +154,15 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
                     start_s: float, records: list[str] | None = None,
                     block_s: float = 10.0, settings: dict | None = None,
                     resample_hz: float | None = None,
-                    invert_lead: bool = False) -> dict[str, BeatTable]:
+                    invert_lead: bool = False, lead: str | None = None) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
     measured is the one the device runs. ``resample_hz``: replay each record as a front-end at
     that rate would have sampled it (:func:`resample_record`). ``invert_lead``: replay each
-    record with its lead inverted (electrodes swapped, or a lead whose QRS points down)."""
+    record with its lead inverted (electrodes swapped, or a lead whose QRS points down).
+    ``lead``: which lead of each record to replay (a name, an index or ``"other"``;
+    :meth:`Record.channel_index`); default MLII or the first."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     if resample_hz is not None:
@@ -156,6 +170,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     tables = {}
     paths, skipped = _unpaced(*folder_records(folder, records))
     warn_skipped(skipped)
+    check_lead(paths, lead)
     for path in progress(paths, "record", lambda p: p.name):
         rec = read_record(path)
         rhythm_samples, rhythm_notes = read_rhythm(path)
@@ -166,7 +181,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
             rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)
         events: list[dict] = []
         run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
-                   record_blocks(rec, None, block_s))
+                   record_blocks(rec, lead, block_s))
         beats = [e for e in events if e["type"] == "beat"]
         sample = np.array([e["sample"] for e in beats], dtype=np.int64)
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])

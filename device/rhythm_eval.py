@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.evaluation import aami_class
-from ecg_edge.device.records import folder_records, warn_skipped
+from ecg_edge.device.records import check_lead, folder_records, warn_skipped
 from ecg_edge.device.rhythm import (
     RhythmConfig,
     analyze_beats,
@@ -241,11 +241,12 @@ def strip_model_calls(folder: str | Path, names: list[str], cfg: RhythmConfig | 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     source: str = "annotations", cfg: RhythmConfig | None = None,
                     vt_classes: bool = True, af_model=None, make_monitor=None,
-                    resample_hz: float | None = None) -> dict:
+                    resample_hz: float | None = None, lead: str | None = None) -> dict:
     """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
-    (its own beats, no beat classes yet, VF from the signal)."""
+    (its own beats, no beat classes yet, VF from the signal); ``lead``: which of its leads
+    (:meth:`Record.channel_index`; default MLII or the first)."""
     if resample_hz is not None:  # a wrong rate is said before any record is read
         from ecg_edge.device.records import _check_rate
 
@@ -253,6 +254,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     paths, skipped = folder_records(folder, names, signal=source != "annotations",
                                     beat_labels=False)
     warn_skipped(skipped)
+    check_lead(paths, lead)
     per = []
     for p in progress(paths, "record", lambda p: p.name):
         ref = read_reference(p)
@@ -265,11 +267,11 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
         else:
             events, monitored = monitor_rhythm(p, cfg, af_model=af_model,
                                                make_monitor=make_monitor,
-                                               resample_hz=resample_hz)
+                                               resample_hz=resample_hz, lead=lead)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
     out.update(source=source, skipped=skipped, config=(cfg or RhythmConfig()).to_dict(),
-               resampled_to_hz=resample_hz)
+               resampled_to_hz=resample_hz, lead=lead)
     return out
 
 

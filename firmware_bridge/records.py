@@ -21,6 +21,8 @@ _I32 = (-(1 << 31), (1 << 31) - 1)
 MAX_RECORD_CHANNELS = 64
 #: Lead names tried in order when the caller asks for "the ECG lead".
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ML2", "V5")
+#: The lead name that picks the first lead other than the preferred one.
+OTHER_LEAD = "other"
 
 
 @dataclass
@@ -48,7 +50,19 @@ class Record:
         return len(self.ann_symbols) > 0
 
     def channel_index(self, lead: str | int | None = None) -> int:
-        """Resolve a lead name or index; ``None`` picks the first preferred ECG lead."""
+        """Resolve a lead: a name, an index (also as digits, the way a command line gives it),
+        ``None`` for the first preferred ECG lead, or ``"other"`` for the first lead that is not
+        that one (a second lead of a Holter record: does a bundle hold on a lead it was not
+        trained on?)."""
+        if isinstance(lead, str) and lead not in self.channels:
+            if lead.isdigit():
+                lead = int(lead)
+            elif lead == OTHER_LEAD:
+                if len(self.channels) < 2:
+                    raise RecordError(f"{self.name}: has one lead ({self.channels[0]}), no "
+                                      "other; leave out --lead other")
+                first = self.channel_index(None)
+                return next(i for i in range(len(self.channels)) if i != first)
         if isinstance(lead, int):
             if not 0 <= lead < len(self.channels):
                 raise RecordError(

@@ -162,10 +162,12 @@ SIGNAL_PATH_MODULES = ("dsp", "rpeaks", "qrs_energy", "quality", "context", "sig
                        "records", "config")
 
 
-def _cache_key(folder: Path, cfg: SignalConfig) -> str:
+def _cache_key(folder: Path, cfg: SignalConfig, lead: str | None = None) -> str:
     import importlib
 
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    if lead is not None:  # the preferred lead keeps the keys its caches always had
+        h.update(f"lead:{lead}".encode())
     for name in SIGNAL_PATH_MODULES:
         h.update(Path(importlib.import_module(f"ecg_edge.device.{name}").__file__).read_bytes())
     for p in sorted(folder.glob("*.dat")):
@@ -173,9 +175,10 @@ def _cache_key(folder: Path, cfg: SignalConfig) -> str:
     return h.hexdigest()[:12]
 
 
-def beats_cache_path(folder: str | Path, cfg: SignalConfig, cache_dir: str | Path) -> Path:
+def beats_cache_path(folder: str | Path, cfg: SignalConfig, cache_dir: str | Path,
+                     lead: str | None = None) -> Path:
     """Where :func:`load_folder_beats` caches ``folder``'s beats under ``cfg``."""
-    return Path(cache_dir) / f"beats-{_cache_key(Path(folder), cfg)}.npz"
+    return Path(cache_dir) / f"beats-{_cache_key(Path(folder), cfg, lead)}.npz"
 
 
 def read_beats_cache(path: str | Path) -> dict[str, dict]:
@@ -188,8 +191,10 @@ def read_beats_cache(path: str | Path) -> dict[str, dict]:
 
 
 def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Path | None = None,
-                      log=print) -> dict[str, dict]:
+                      log=print, lead: str | None = None) -> dict[str, dict]:
     """Per record: the Beats arrays, matched AAMI class, annotations; cached with np.savez.
+    ``lead``: which lead of each record (:meth:`Record.channel_index`; default MLII or the
+    first).
 
     The cache key covers the signal config, the signal path's code and the folder's files, so
     a changed config or signal path never reads stale beats; folds then reuse one signal-path
@@ -202,11 +207,11 @@ def load_folder_beats(folder: str | Path, cfg: SignalConfig, cache_dir: str | Pa
         raise UserError(f"{folder}: not a folder of WFDB records")
     cache = None
     if cache_dir is not None:
-        cache = beats_cache_path(folder, cfg, cache_dir)
+        cache = beats_cache_path(folder, cfg, cache_dir, lead)
         if cache.exists():
             return read_beats_cache(cache)
     out: dict[str, dict] = {}
-    for rb in iter_folder(folder, cfg):
+    for rb in iter_folder(folder, cfg, lead=lead):
         rec, b = rb.record, rb.beats
         d = {f: getattr(b, f) for f in BEAT_FIELDS}
         d["cls"] = beat_classes(b, rec.ann_samples, rec.ann_symbols, rec.fs)

@@ -14,9 +14,13 @@ from ecg_edge.benchmarks.ds1_cv import (
     ship_bundle,
 )
 from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import PACED_RECORDS
 from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import OTHER_LEAD
+from ecg_edge.train import classifier as clf
 from ecg_edge.train.classifier import ClassifierConfig
+from ecg_edge.train.protocols import load_folder_beats
 
 
 @pytest.mark.slow
@@ -24,21 +28,25 @@ from ecg_edge.train.classifier import ClassifierConfig
 def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     rule = {"s_long_rr_beats": 256}  # the long-term S rule (off by default) on
     r = ds1_cv(mitdb_dir, tmp_path / "cv",
-               Ds1CvConfig(folds=3, boot=10, lead_inverted=True, **rule),
+               Ds1CvConfig(folds=3, boot=10, lead_inverted=True, other_lead="train", **rule),
                ClassifierConfig(epochs=1, polarity_flip=0.5), log=lambda *a: None)
     held = sorted(sum((f["held_out"] for f in r["folds"]), []))
     assert held == ["106", "118", "119"]  # DS1 only; 100 (DS2) is never in a fold
     assert r["sets"]["ds2"]["records"] == ["100"] and not set(held) & set(PACED_RECORDS)
-    inverted = {f"learned {v}, lead inverted" for v in ("float", "int8")}
+    extra = {f"learned {v}, {k}" for v in ("float", "int8")
+             for k in ("lead inverted", "other lead")}
     for set_name in ("ds1", "ds2"):
         scorers = r["sets"][set_name]["scorers"]
-        assert set(scorers) == set(SCORERS) | inverted
+        assert set(scorers) == set(SCORERS) | extra
         for e in scorers.values():
             assert set(e["ci95"]) == set(STATS)
         assert set(scorers["learned int8"]["minus_reference"]) == set(STATS)
         # the same beats, detected once, scored on the lead as recorded and inverted
         up, down = (scorers[k]["gross"] for k in ("learned int8", "learned int8, lead inverted"))
         assert up["qrs"] == down["qrs"] and up["classes"]["V"]["n"] == down["classes"]["V"]["n"]
+    # the other lead's own beats (106's V1 loses beats its MLII gives)
+    other = r["sets"]["ds1"]["scorers"]["learned int8, other lead"]["gross"]["qrs"]
+    assert other["tp"] < r["sets"]["ds1"]["scorers"]["learned int8"]["gross"]["qrs"]["tp"]
     g = r["sets"]["ds1"]["scorers"]["reference combined"]["gross"]
     assert g["ec57"]["veb"]["se"] > 0.5 and g["n_flagged_by_rhythm"]["sinus"]["n"] > 3000
     assert (tmp_path / "cv" / "ds1_cv.md").read_text().startswith("# Inter-patient protocol")
@@ -57,7 +65,15 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     assert ctx.learn_max_distance == Ds1CvConfig().deploy_guard > 0
     assert ctx.learn_far_beats == Ds1CvConfig().deploy_guard_beats
     caches = sorted(p.name for p in (tmp_path / "cv" / "cache").glob("beats-*.npz"))
-    assert len(caches) == 2 and r["beats_cache"] in caches
+    assert len(caches) == 4 and r["beats_cache"] in caches  # (training, device) x two leads
+    # other_lead="train": the final model learnt every labelled beat of both leads
+    ccfg = ClassifierConfig()
+    both = 0
+    for lead in (None, OTHER_LEAD):
+        d = load_folder_beats(mitdb_dir, SignalConfig(), tmp_path / "cv" / "cache", lead=lead)
+        both += len(clf.training_set(d, held, {n: clf.record_inputs(d[n], ccfg) for n in held},
+                                     ccfg.fusion_as)[1])
+    assert sum(r["final_fit"]["class_counts"]) == both
     # The rules alone re-scored from the saved run (no retraining) give the run's own figures
     # and thresholds, and write those thresholds into the run's bundle.
     assert r["thresholds"]["int8"]["s_long_rr_beats"] > 0  # the long-term S rule is on

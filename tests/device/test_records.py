@@ -90,3 +90,18 @@ def test_resampling_refuses_an_absurd_rate(record_100):
 
     with pytest.raises(UserError, match="outside 50-10000 Hz"):
         resample_record(record_100, float("nan"))
+
+
+def test_a_lead_by_name_index_digits_or_other(record_100, tmp_path):
+    """``--lead`` comes from a command line as text: "1" is the second lead, "other" the
+    first lead that is not the preferred one; a one-lead record has no other."""
+    assert record_100.channels == ["MLII", "V5"]
+    assert [record_100.channel_index(x) for x in (None, "MLII", "V5", 1, "1", "0", "other")] \
+        == [0, 0, 1, 1, 1, 0, 1]
+    with pytest.raises(RecordError, match="channel 7 does not exist"):
+        record_100.channel_index("7")
+    one = tmp_path / "one.npy"
+    np.save(one, record_100.counts[:3600, 0])
+    single = read_record(one, fs=360.0)
+    with pytest.raises(RecordError, match="has one lead .* no other"):
+        single.channel_index("other")

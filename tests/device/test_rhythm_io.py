@@ -326,3 +326,30 @@ def test_beat_evaluation_on_an_inverted_lead(tmp_path):
     up, down = runs[False]["gross"], runs[True]["gross"]
     assert up["qrs"] == down["qrs"] and up["qrs"]["se"] > 0.99
     assert up["classes"]["V"]["n"] == down["classes"]["V"]["n"] > 300
+
+
+def test_beat_and_rhythm_evaluation_on_the_other_lead(tmp_path):
+    """``evaluate-folder`` / ``rhythm-evaluate --lead other``: 118 replayed on V1, a lead
+    the shipped model never learnt. The run says which lead; the calls are V1's own (the
+    same beats found, typed otherwise); a lead the record lacks is one line, exit 2."""
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+
+    folder = copy_records(tmp_path / "db", "118")
+    runs = {}
+    for flag in ([], ["--lead", "other"]):
+        out = device_cli("evaluate-folder", str(folder), "--bundle", str(SHIPPED_BUNDLE),
+                         "--variant", "int8", "--json", *flag)
+        assert out.returncode == 0, out.stderr
+        runs[bool(flag)] = json.loads(out.stdout)["int8"]
+    assert runs[False]["lead"] is None and runs[True]["lead"] == "other"
+    mlii, v1 = runs[False]["gross"], runs[True]["gross"]
+    assert mlii["qrs"]["se"] > 0.99 and v1["qrs"]["se"] > 0.99
+    assert mlii["ec57"] != v1["ec57"]
+    rhythm = device_cli("rhythm-evaluate", str(folder), "--beats", "signal", "--bundle",
+                        str(SHIPPED_BUNDLE), "--lead", "V1", "--json")
+    assert rhythm.returncode == 0, rhythm.stderr
+    assert json.loads(rhythm.stdout)["lead"] == "V1"
+    bad = device_cli("evaluate-folder", str(folder), "--bundle", str(SHIPPED_BUNDLE),
+                     "--variant", "int8", "--lead", "V9")
+    assert bad.returncode == 2 and "no lead named 'V9'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
