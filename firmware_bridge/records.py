@@ -59,8 +59,8 @@ class Record:
                 lead = int(lead)
             elif lead == OTHER_LEAD:
                 if len(self.channels) < 2:
-                    raise RecordError(f"{self.name}: has one lead ({self.channels[0]}), no "
-                                      "other; leave out --lead other")
+                    raise RecordError(f"{self.name}: has one lead ({self.channels[0]}) and no "
+                                      "other; give records with two leads or ask for that one")
                 first = self.channel_index(None)
                 return next(i for i in range(len(self.channels)) if i != first)
         if isinstance(lead, int):
