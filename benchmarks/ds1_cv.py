@@ -354,6 +354,19 @@ def _prepare(data: dict, folder: Path, ccfg: clf.ClassifierConfig
     return ds1, ds2, {n: clf.record_inputs(data[n], ccfg) for n in ds1 + ds2}
 
 
+def _lead_beats(folder: Path, signal: SignalConfig, out: Path, ccfg: clf.ClassifierConfig,
+                log, lead: str | None = None) -> tuple[dict, dict, dict, dict]:
+    """One lead's beats and classifier inputs twice: what the classifier learns from (the
+    unguarded context, ``SignalConfig()``) and the beats as the device will see them
+    (``signal``); one set when the two are the same."""
+    train_data = load_folder_beats(folder, SignalConfig(), out / "cache", log=log, lead=lead)
+    data = (train_data if signal == SignalConfig()
+            else load_folder_beats(folder, signal, out / "cache", log=log, lead=lead))
+    inputs = _prepare(data, folder, ccfg)[2]
+    train_inputs = inputs if data is train_data else _prepare(train_data, folder, ccfg)[2]
+    return train_data, train_inputs, data, inputs
+
+
 def _base_spec(cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig) -> ClassSpec:
     return ClassSpec(rr_neutral_above=ccfg.rr_neutral_above, long_rr_beats=ccfg.long_rr_beats,
                      v_baseline_beats=cfg.v_baseline_beats,
@@ -431,13 +444,9 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
     t0 = time.perf_counter()
     ccfg = ccfg or clf.ClassifierConfig(seed=cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
-    # what the classifier learns from, and the beats as the device will see them
-    train_data = load_folder_beats(folder, SignalConfig(), out / "cache", log=log)
     signal = cfg.signal()
-    data = (train_data if signal == SignalConfig()
-            else load_folder_beats(folder, signal, out / "cache", log=log))
-    ds1, ds2, inputs = _prepare(data, folder, ccfg)
-    train_inputs = inputs if data is train_data else _prepare(train_data, folder, ccfg)[2]
+    train_data, train_inputs, data, inputs = _lead_beats(folder, signal, out, ccfg, log)
+    ds1, ds2 = _prepare(data, folder, ccfg)[:2]
     if len(ds1) < cfg.folds:
         raise UserError(f"{folder}: {len(ds1)} DS1 records, {cfg.folds} folds need at least as "
                         "many; give the folder of all 22 DS1 records")
@@ -452,15 +461,11 @@ def ds1_cv(folder: Path, out: Path, cfg: Ds1CvConfig, ccfg: clf.ClassifierConfig
             n: inverted_lead(x, ccfg.inputs) for n, x in inputs.items()}}
     other_train = None  # (beats, inputs) of the other lead the models also learn from
     if cfg.other_lead:
-        o_train = load_folder_beats(folder, SignalConfig(), out / "cache", log=log,
-                                    lead=OTHER_LEAD)
-        o_data = (o_train if signal == SignalConfig()
-                  else load_folder_beats(folder, signal, out / "cache", log=log, lead=OTHER_LEAD))
-        o_inputs = _prepare(o_data, folder, ccfg)[2]
+        o_train, o_train_inputs, o_data, o_inputs = _lead_beats(folder, signal, out, ccfg, log,
+                                                                OTHER_LEAD)
         extras[OTHER_LEAD_TABLES] = {"data": o_data, "inputs": o_inputs}
         if cfg.other_lead == "train":
-            other_train = (o_train, o_inputs if o_data is o_train
-                           else _prepare(o_train, folder, ccfg)[2])
+            other_train = (o_train, o_train_inputs)
     for e in extras.values():
         e.update(ds1={v: {} for v in variants}, ds2={})
     fold_info = []

@@ -16,6 +16,7 @@ from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.records import (
     Record,
+    lead_index,
     list_wfdb_records,
     missing_signal_files,
     read_record,
@@ -139,9 +140,8 @@ def check_lead(paths: list[Path], lead: str | None) -> None:
     if lead is None:
         return
     for path in paths:
-        h = read_header(path.with_suffix(".hea"))
-        Record(path.name, np.zeros((0, h.n_signals), np.int32), h.fs, np.ones(h.n_signals),
-               [s.name for s in h.signals]).channel_index(lead)
+        lead_index(path.name, [s.name for s in read_header(path.with_suffix(".hea")).signals],
+                   lead)
 
 
 def warn_skipped(skipped: dict[str, str]) -> None:

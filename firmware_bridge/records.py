@@ -54,37 +54,41 @@ class Record:
         ``None`` for the first preferred ECG lead, or ``"other"`` for the first lead that is not
         that one (a second lead of a Holter record: does a bundle hold on a lead it was not
         trained on?)."""
-        if isinstance(lead, str) and lead not in self.channels:
-            if lead.isdigit():
-                lead = int(lead)
-            elif lead == OTHER_LEAD:
-                if len(self.channels) < 2:
-                    raise RecordError(f"{self.name}: has one lead ({self.channels[0]}) and no "
-                                      "other; give records with two leads or ask for that one")
-                first = self.channel_index(None)
-                return next(i for i in range(len(self.channels)) if i != first)
-        if isinstance(lead, int):
-            if not 0 <= lead < len(self.channels):
-                raise RecordError(
-                    f"{self.name}: channel {lead} does not exist "
-                    f"(the record has {len(self.channels)}: {', '.join(self.channels)})"
-                )
-            return lead
-        if lead is None:
-            for name in PREFERRED_LEADS:
-                if name in self.channels:
-                    return self.channels.index(name)
-            return 0
-        if lead not in self.channels:
-            raise RecordError(
-                f"{self.name}: no lead named {lead!r} (leads: {', '.join(self.channels)})"
-            )
-        return self.channels.index(lead)
+        return lead_index(self.name, self.channels, lead)
 
     def lead_mv(self, lead: str | int | None = None) -> np.ndarray:
         """One lead in millivolts."""
         ch = self.channel_index(lead)
         return self.counts[:, ch].astype(np.float64) * (self.uv_per_count[ch] / 1000.0)
+
+
+def lead_index(name: str, channels: list[str], lead: str | int | None = None) -> int:
+    """:meth:`Record.channel_index` of a record called ``name`` with these lead names (what a
+    header alone says: a folder's leads are checked before any signal is read)."""
+    if isinstance(lead, str) and lead not in channels:
+        if lead.isdigit():
+            lead = int(lead)
+        elif lead == OTHER_LEAD:
+            if len(channels) < 2:
+                raise RecordError(f"{name}: has one lead ({channels[0]}) and no "
+                                  "other; give records with two leads or ask for that one")
+            first = lead_index(name, channels)
+            return next(i for i in range(len(channels)) if i != first)
+    if isinstance(lead, int):
+        if not 0 <= lead < len(channels):
+            raise RecordError(
+                f"{name}: channel {lead} does not exist "
+                f"(the record has {len(channels)}: {', '.join(channels)})"
+            )
+        return lead
+    if lead is None:
+        for preferred in PREFERRED_LEADS:
+            if preferred in channels:
+                return channels.index(preferred)
+        return 0
+    if lead not in channels:
+        raise RecordError(f"{name}: no lead named {lead!r} (leads: {', '.join(channels)})")
+    return channels.index(lead)
 
 
 def _check_file(path: Path) -> None:
