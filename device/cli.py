@@ -477,11 +477,16 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
 @click.option("--lead", default=None,
               help="With --beats signal: which lead of each record: a name, an index, or "
                    "'other' (the first lead that is not MLII or the first).")
+@click.option("--invert-lead", is_flag=True,
+              help="With --beats signal: replay each record with its lead inverted (electrodes "
+                   "swapped): does the rhythm analysis hold on a lead of unknown polarity?")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, as_json):
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, invert_lead,
+                        as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF). With a
     bundle that carries a rhythm model, AF comes from that model."""
-    for given, name in ((resample_hz, "--resample-to"), (lead, "--lead")):
+    for given, name in ((resample_hz, "--resample-to"), (lead, "--lead"),
+                        (invert_lead or None, "--invert-lead")):
         if given is not None and (source != "signal" or cv):
             raise UserError(f"{name} replays the signal: use it with --beats signal, "
                             "without --cv")
@@ -500,7 +505,7 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, l
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
-        resample_hz=resample_hz, lead=lead)
+        resample_hz=resample_hz, lead=lead, invert_lead=invert_lead)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

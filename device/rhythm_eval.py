@@ -186,18 +186,24 @@ def summarize(per_record: list[dict]) -> dict:
 
 def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
                    lead: str | None = None, af_model=None,
-                   make_monitor=None, resample_hz: float | None = None
-                   ) -> tuple[list[dict], float]:
+                   make_monitor=None, resample_hz: float | None = None,
+                   invert_lead: bool = False) -> tuple[list[dict], float]:
     """(rhythm events, monitored s) of a record replayed through the device monitor: its own
     beats, and VF from its band-passed signal. Beats are scored by the reference detector
     (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's classifier: its
     beat classes make the VT calls). ``resample_hz``: replayed as a front-end at that rate
-    would give it (:func:`device.records.resample_record`); the comparison is in seconds."""
+    would give it (:func:`device.records.resample_record`); the comparison is in seconds.
+    ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter lead of
+    unknown polarity)."""
+    from dataclasses import replace
+
     from ecg_edge.device.monitor import record_blocks, run_blocks
     from ecg_edge.device.records import resample_record
     from ecg_edge.firmware_bridge.records import read_record
 
     rec = read_record(path)
+    if invert_lead:
+        rec = replace(rec, counts=-rec.counts)
     if resample_hz is not None:
         rec = resample_record(rec, resample_hz)
     events: list[dict] = []
@@ -241,12 +247,14 @@ def strip_model_calls(folder: str | Path, names: list[str], cfg: RhythmConfig | 
 def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     source: str = "annotations", cfg: RhythmConfig | None = None,
                     vt_classes: bool = True, af_model=None, make_monitor=None,
-                    resample_hz: float | None = None, lead: str | None = None) -> dict:
+                    resample_hz: float | None = None, lead: str | None = None,
+                    invert_lead: bool = False) -> dict:
     """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal); ``lead``: which of its leads
-    (:meth:`Record.channel_index`; default MLII or the first)."""
+    (:meth:`Record.channel_index`; default MLII or the first), ``invert_lead``: that lead
+    inverted."""
     if resample_hz is not None:  # a wrong rate is said before any record is read
         from ecg_edge.device.records import _check_rate
 
@@ -267,11 +275,12 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
         else:
             events, monitored = monitor_rhythm(p, cfg, af_model=af_model,
                                                make_monitor=make_monitor,
-                                               resample_hz=resample_hz, lead=lead)
+                                               resample_hz=resample_hz, lead=lead,
+                                               invert_lead=invert_lead)
         per.append(evaluate_record(ref, events, monitored))
     out = summarize(per)
     out.update(source=source, skipped=skipped, config=(cfg or RhythmConfig()).to_dict(),
-               resampled_to_hz=resample_hz, lead=lead)
+               resampled_to_hz=resample_hz, lead=lead, lead_inverted=invert_lead)
     return out
 
 

@@ -284,29 +284,33 @@ def test_a_database_folder_with_records_published_without_signals(tmp_path):
     assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100", "201"]
 
 
-def test_rhythm_evaluation_at_another_front_end_rate(tmp_path):
-    """Holter databases record at 128 or 250 Hz: the shipped bundle's AF episodes on 201
-    replayed as a 128 Hz front-end would give it stay those at 360 Hz; the option needs the
-    signal (one line otherwise)."""
+def test_rhythm_evaluation_at_another_front_end_rate_and_polarity(tmp_path):
+    """Holter databases record at 128 or 250 Hz, on leads of either polarity: the shipped
+    bundle's AF episodes on 201 replayed as a 128 Hz front-end would give it, or with its
+    electrodes swapped, stay those at 360 Hz as recorded; the options need the signal (one
+    line otherwise)."""
     from ecg_edge.device.cli import SHIPPED_BUNDLE
 
     folder = copy_records(tmp_path / "db", "201")
     runs = {}
-    for rate in ([], ["--resample-to", "128"]):
+    for flag in ((), ("--resample-to", "128"), ("--invert-lead",)):
         out = device_cli("rhythm-evaluate", str(folder), "--beats", "signal", "--bundle",
-                         str(SHIPPED_BUNDLE), "--json", *rate)
+                         str(SHIPPED_BUNDLE), "--json", *flag)
         assert out.returncode == 0, out.stderr
-        runs[tuple(rate)] = json.loads(out.stdout)
-    native, slow = runs[()], runs[("--resample-to", "128")]
+        runs[flag] = json.loads(out.stdout)
+    native, slow, inverted = runs.values()
     assert native["resampled_to_hz"] is None and slow["resampled_to_hz"] == 128
-    af, af128 = native["gross"]["AF"], slow["gross"]["AF"]
-    assert af128["ref_detected"] == af["ref_detected"] == 3
-    assert af128["duration_se"] > 0.95 and af128["duration_ppv"] > 0.95
-    assert abs(af128["duration_se"] - af["duration_se"]) < 0.02
-    bad = device_cli("rhythm-evaluate", str(folder), "--beats", "annotations",
-                     "--resample-to", "128")
-    assert bad.returncode == 2 and "--beats signal" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not native["lead_inverted"] and inverted["lead_inverted"]
+    af = native["gross"]["AF"]
+    for other in (slow, inverted):
+        af2 = other["gross"]["AF"]
+        assert af2["ref_detected"] == af["ref_detected"] == 3
+        assert af2["duration_se"] > 0.95 and af2["duration_ppv"] > 0.95
+        assert abs(af2["duration_se"] - af["duration_se"]) < 0.02
+    for flag in (("--resample-to", "128"), ("--invert-lead",)):
+        bad = device_cli("rhythm-evaluate", str(folder), "--beats", "annotations", *flag)
+        assert bad.returncode == 2 and "--beats signal" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_beat_evaluation_on_an_inverted_lead(tmp_path):
