@@ -217,7 +217,7 @@ def test_an_s_call_needs_a_step_after_an_n_call(shipped):
         assert (rr[changed] >= spec.s_onset_early_ratio * long_rr[changed]).all()
         assert not _annotated(rec, beats, "S")[changed].any()
         withdrawn += len(changed)
-    assert withdrawn >= 2
+    assert withdrawn >= 1
 
 
 @pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
