@@ -44,6 +44,12 @@ def _check_rate(fs: float) -> None:
                         "such as 128, 250 or 500")
 
 
+def invert_record(record: Record) -> Record:
+    """The record with every lead inverted, as swapped electrodes (or a lead whose QRS points
+    down) would give it: does a bundle hold on a lead of the other polarity?"""
+    return replace(record, counts=-record.counts)
+
+
 def resample_record(record: Record, fs: float) -> Record:
     """The record as a front-end sampling at ``fs`` would have given it (polyphase anti-alias
     filter, counts at the same gain), annotations moved to the new rate: a bench check that a
@@ -175,7 +181,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
         rec = read_record(path)
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if invert_lead:
-            rec = replace(rec, counts=-rec.counts)
+            rec = invert_record(rec)
         if resample_hz is not None:
             fs_was, rec = rec.fs, resample_record(rec, resample_hz)
             rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)

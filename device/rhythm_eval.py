@@ -195,15 +195,13 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     would give it (:func:`device.records.resample_record`); the comparison is in seconds.
     ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter lead of
     unknown polarity)."""
-    from dataclasses import replace
-
     from ecg_edge.device.monitor import record_blocks, run_blocks
-    from ecg_edge.device.records import resample_record
+    from ecg_edge.device.records import invert_record, resample_record
     from ecg_edge.firmware_bridge.records import read_record
 
     rec = read_record(path)
     if invert_lead:
-        rec = replace(rec, counts=-rec.counts)
+        rec = invert_record(rec)
     if resample_hz is not None:
         rec = resample_record(rec, resample_hz)
     events: list[dict] = []
