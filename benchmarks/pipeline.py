@@ -140,15 +140,18 @@ def measure_pipeline(record_path: str, scorer, scorer_name: str, threshold: floa
 
 
 def measure_live_reads(record_path: str, scorer, threshold: float, cfg: SignalConfig,
-                       settings: dict, repeats: int = 2) -> dict:
+                       settings: dict, repeats: int = 2, longer_s: float = 3.0) -> dict:
     """The same stream read as a live serial port delivers it at real time, one frame
-    per read: each read's block fed to the monitor as it comes, and gathered
-    to ``BATCH_S`` blocks first as ``ecg-device run`` does (:func:`device.coalesce.coalesced`).
-    CPU s and real-time factor of each."""
+    per read: each read's block fed to the monitor as it comes, gathered to ``BATCH_S``
+    blocks first as ``ecg-device run`` does (:func:`device.coalesce.coalesced`), and gathered
+    to ``longer_s`` blocks (``run --batch-s``: what more latency buys). CPU s and real-time
+    factor of each."""
     rec, data = _encoded(record_path)
     read = round(len(data) * FRAME_SAMPLES / rec.n_samples)  # one frame's bytes
-    out = {"read_bytes": read, "batch_s": BATCH_S}
-    for name, gather in (("each_read", iter), ("gathered", coalesced)):
+    out = {"read_bytes": read, "batch_s": BATCH_S, "longer_batch_s": longer_s}
+    longer = functools.partial(coalesced, batch_s=longer_s, max_wait_s=longer_s)
+    for name, gather in (("each_read", iter), ("gathered", coalesced),
+                         ("gathered_longer", longer)):
         best = min(_cpu(lambda g=gather: _monitored(data, read, cfg, scorer, threshold,
                                                     settings, g))[1]
                    for _ in range(repeats))

@@ -95,7 +95,10 @@ def model_markdown(name: str, r: dict) -> list[str]:
                     f"({lr['read_bytes']} B) per read: each read fed on, "
                     f"**{lr['each_read']['x_realtime']:.0f}×** real time; gathered to "
                     f"{lr['batch_s']:g} s blocks as `ecg-device run` does, "
-                    f"**{lr['gathered']['x_realtime']:.0f}×**."]
+                    f"**{lr['gathered']['x_realtime']:.0f}×**"
+                    + (f"; to {lr['longer_batch_s']:g} s blocks (`--batch-s`), "
+                       f"**{lr['gathered_longer']['x_realtime']:.0f}×**"
+                       if "gathered_longer" in lr else "") + "."]
         fl = pipe.get("float32")
         if fl:
             per = 1e6 / max(pipe["beats"], 1)
