@@ -746,7 +746,7 @@ class RhythmAnalyzer:
         if self.feed is not None:
             self.feed.run()
             prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
-                    else self._short_strip_prob())
+                    else self.feed.short_prob())
             spec = getattr(self.af_model, "spec", None)
             prob_ecg = self.ecg_feed.probability() if self.ecg_feed is not None else None
             if prob_ecg is not None:  # the strip call weighs the ECG model's in
@@ -764,22 +764,6 @@ class RhythmAnalyzer:
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},
         }
-
-    def _short_strip_prob(self) -> float | None:
-        """A strip too short for one full window (a 10 s strip has about 12 beats): the model
-        over the trailing run of at least ``SHORT_WINDOW`` intervals it has, or None."""
-        from ecg_edge.device.rhythm_features import window_features
-
-        rr = self.rr_hist
-        finite = np.isfinite(rr)
-        run = len(rr) - (int(np.flatnonzero(~finite)[-1]) + 1 if (~finite).any() else 0)
-        if run < SHORT_WINDOW:
-            return None
-        atrial = self.a_hist[-run:] if len(self.a_hist) >= run else None
-        f = window_features(rr[-run:], atrial, run, self.cfg.af_tolerance_s)[-1:]
-        p = self.af_model(f)
-        return float(p[0]) if np.isfinite(p[0]) else None
-
 
 def _rate_bpm(run: list) -> float:
     """Rate of a V run from its known RR intervals (a run may begin at a beat whose RR is
@@ -805,16 +789,56 @@ class _ModelFeed:
     def __init__(self, model, window: int, tolerance_s: float):
         self.model, self.window, self.tolerance_s = model, window, tolerance_s
         self.prob_sum, self.prob_windows = 0.0, 0  # the strip call is their mean
+        # A strip too short for one full window (a 10 s strip has ~12 beats) is called from
+        # its one run of at least SHORT_WINDOW intervals, kept here because the end of the
+        # stream forgets the history. A strip whose intervals a gap or an unusable beat broke
+        # into runs gets no such call: out of fold on cinc2017 those were mostly noisy strips.
+        self.full_seen = False
+        self.runs = 0  # runs of finite intervals so far
+        self.in_run = False
+        self.short: tuple[np.ndarray, np.ndarray] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.rr, self.atrial, self.pending = np.zeros(0), np.zeros((0, 3)), 0
+        self.in_run = False
 
     def push(self, rr: np.ndarray, atrial: np.ndarray | None) -> None:
         a = np.full((len(rr), 3), np.nan) if atrial is None else atrial
         self.rr = np.concatenate([self.rr, rr])
         self.atrial = np.concatenate([self.atrial, a])
         self.pending += len(rr)
+        if not self.full_seen and len(rr):
+            self._track_short(np.isfinite(rr))
+
+    def _track_short(self, finite: np.ndarray) -> None:
+        self.runs += int(np.count_nonzero(finite[1:] & ~finite[:-1])) + int(
+            finite[0] and not self.in_run)
+        self.in_run = bool(finite[-1])
+        ok = np.flatnonzero(np.isfinite(self.rr))
+        if not len(ok):
+            return
+        end = int(ok[-1]) + 1  # the last run of finite intervals ends here
+        gaps = np.flatnonzero(~np.isfinite(self.rr[:end]))
+        start = int(gaps[-1]) + 1 if len(gaps) else 0
+        if end - start >= self.window:
+            self.full_seen, self.short = True, None
+        elif self.runs > 1:
+            self.short = None
+        elif end - start >= SHORT_WINDOW:
+            self.short = (self.rr[start:end].copy(), self.atrial[start:end].copy())
+
+    def short_prob(self) -> float | None:
+        """The model over the one run of a strip too short for one full window, or None."""
+        from ecg_edge.device.rhythm_features import window_features
+
+        if self.short is None:
+            return None
+        rr, atrial = self.short
+        f = window_features(rr, None if np.isnan(atrial).all() else atrial, len(rr),
+                            self.tolerance_s)[-1:]
+        p = self.model(f)
+        return float(p[0]) if np.isfinite(p[0]) else None
 
     def run(self) -> np.ndarray:
         """Probabilities of the pending beats (NaN without a full window); history kept."""

@@ -158,3 +158,48 @@ def test_rr_only_with_the_bundle_model(tmp_path):
     sinus = run("100")
     assert sinus["summary"]["counts"]["AF"] == 0
     assert out["summary"]["af_probability"] > 0.3 > 0.05 > sinus["summary"]["af_probability"]
+
+
+def test_short_strip_call_survives_the_end_of_the_stream():
+    """A strip too short for one full window (a 10 s strip has ~12 beats) gets the RR model's
+    call from its one run of at least 8 intervals, though the end of the stream forgets the
+    history (until session 47 it dropped the run, and such strips got no RR call); a strip a
+    gap broke into runs gets none."""
+    from ecg_edge.device.rhythm import SHORT_WINDOW, analyze_beats
+
+    rec = read_record(CINC / "A00004")  # AF
+    sig = SignalConfig()
+    b = process_signal(rec.lead_mv(), rec.fs, sig)
+    atrial = atrial_evidence(b.window, b.template, b.amplitude, sig.fs, sig.window_before_s,
+                             RhythmConfig().p_wave_region_s)
+    rr = np.where(b.usable, b.rr_prev, np.nan).astype(np.float64)
+    model = load_af_model(load_bundle(BUNDLE))
+    model.ecg = None  # the RR model's part of the call only
+    cfg = RhythmConfig()
+    first = np.flatnonzero(np.isfinite(rr))[0]
+    n = 12  # intervals: fewer than a window (16), at least SHORT_WINDOW
+    assert SHORT_WINDOW <= n < cfg.af_window_beats
+    sl = slice(first, first + n)
+    assert np.isfinite(rr[sl]).all()
+    want = float(model(window_features(rr[sl], atrial[sl], n, cfg.af_tolerance_s)[-1:])[0])
+
+    def call(rr_in, atrial_in, block=256):
+        t = np.cumsum(np.nan_to_num(rr_in, nan=1.0))
+        _, summary = analyze_beats(t, (t * 360).astype(int), rr_in, cfg, p_wave=atrial_in,
+                                   af_model=model, block=block)
+        return summary["af_probability"]
+
+    assert call(rr[sl], atrial[sl]) == pytest.approx(want, abs=1e-4)
+    assert call(rr[sl], atrial[sl], block=5) == pytest.approx(want, abs=1e-4)
+    # The stream's first beat has no interval: not a gap.
+    assert call(np.r_[np.nan, rr[sl]], np.r_[atrial[sl][:1], atrial[sl]]) == pytest.approx(
+        want, abs=1e-4)
+    # ... nor is an unusable last beat, in one block or beat by beat.
+    for block in (256, 1):
+        assert call(np.r_[rr[sl], np.nan], np.r_[atrial[sl], atrial[sl][:1]],
+                    block=block) == pytest.approx(want, abs=1e-4)
+    # A run, a gap, another run: no RR call, in one block or beat by beat.
+    rr2 = np.r_[rr[sl], np.nan, rr[sl][:SHORT_WINDOW + 1]]
+    a2 = np.r_[atrial[sl], atrial[sl][:1], atrial[sl][:SHORT_WINDOW + 1]]
+    assert call(rr2, a2) is None
+    assert call(rr2, a2, block=1) is None
