@@ -758,7 +758,8 @@ class RhythmAnalyzer:
             "af_burden_pct": None if burden is None else round(burden, 3),
             "irregular_windows_pct": None if irregular is None else round(irregular, 2),
             "af_probability": None if prob is None else round(prob, 4),
-            # The per-strip call; None when the strip is too short for one window.
+            # The per-strip call; None when the strip has no full window nor one unbroken run
+            # of SHORT_WINDOW intervals.
             "af_call": call,
             "counts": {r: ep.count for r, ep in eps.items()},
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
