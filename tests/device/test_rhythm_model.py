@@ -203,3 +203,18 @@ def test_short_strip_call_survives_the_end_of_the_stream():
     a2 = np.r_[atrial[sl], atrial[sl][:1], atrial[sl][:SHORT_WINDOW + 1]]
     assert call(rr2, a2) is None
     assert call(rr2, a2, block=1) is None
+
+
+def test_rr_only_short_strip_gets_the_bundle_models_call(tmp_path):
+    """RR-only input of a 10 s strip (12 intervals of the AF strip A00004, from the signal
+    path) through ``ecg-device rhythm --bundle``: a strip call, not None."""
+    rec = read_record(CINC / "A00004")
+    b = process_signal(rec.lead_mv(), rec.fs, SignalConfig())
+    t = b.time_s[np.flatnonzero(b.usable)[1:14]]
+    assert np.isfinite(t).all() and len(t) == 13
+    path = tmp_path / "strip.csv"
+    path.write_text("t_s\n" + "\n".join(f"{x:.4f}" for x in t) + "\n")
+    r = device_cli("rhythm", str(path), "--bundle", str(BUNDLE), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)["summary"]
+    assert summary["af_probability"] is not None and summary["af_call"] is not None, summary
