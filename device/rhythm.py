@@ -831,25 +831,25 @@ class _ModelFeed:
 
     def short_prob(self) -> float | None:
         """The model over the one run of a strip too short for one full window, or None."""
-        from ecg_edge.device.rhythm_features import window_features
-
         if self.short is None:
             return None
         rr, atrial = self.short
-        f = window_features(rr, None if np.isnan(atrial).all() else atrial, len(rr),
-                            self.tolerance_s)[-1:]
-        p = self.model(f)
+        p = self.model(self._features(rr, atrial, len(rr))[-1:])
         return float(p[0]) if np.isfinite(p[0]) else None
+
+    def _features(self, rr: np.ndarray, atrial: np.ndarray, window: int) -> np.ndarray:
+        """Window rows; all-NaN atrial evidence (RR-only input) is passed on as missing."""
+        from ecg_edge.device.rhythm_features import window_features
+
+        return window_features(rr, None if np.isnan(atrial).all() else atrial, window,
+                               self.tolerance_s)
 
     def run(self) -> np.ndarray:
         """Probabilities of the pending beats (NaN without a full window); history kept."""
-        from ecg_edge.device.rhythm_features import window_features
-
         n, self.pending = self.pending, 0
         if not n:
             return np.zeros(0)
-        atrial = None if np.isnan(self.atrial).all() else self.atrial
-        feats = window_features(self.rr, atrial, self.window, self.tolerance_s)[-n:]
+        feats = self._features(self.rr, self.atrial, self.window)[-n:]
         prob = self.model(feats)
         ok = np.isfinite(prob)
         self.prob_sum += float(prob[ok].sum())
