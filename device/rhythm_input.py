@@ -22,6 +22,9 @@ from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: Samples of a CSV's beats are given at this rate (milliseconds), as a sample index must be.
 CSV_FS = 1000.0
+#: Beat times beyond a year are a unit or export error, not a recording (and would overflow
+#: the sample index).
+MAX_TIME_S = 366 * 86400.0
 
 
 @dataclass
@@ -74,14 +77,17 @@ def read_beats(path: str | Path, cfg: RhythmConfig | None = None,
         if annotator:
             raise UserError(f"{path}: --annotator names a WFDB annotation file; a CSV holds "
                             "its beats itself")
-        beats = _read_csv(path)
-        _check_intervals(beats, cfg)
+        beats = _read_csv(path, cfg)
     elif (path.suffix.lower() in ("", ".hea", ".dat", *(f".{a}" for a in BEAT_ANNOTATORS))
           or path.with_suffix(".hea").exists()):
         beats = _read_annotations(path, cfg, annotator)
     else:
         raise UserError(f"{path}: give a WFDB record (with beat annotations) or a CSV "
                         "with a t_s or rr_ms column")
+    if not np.isfinite(beats.rr_s).any():
+        raise UserError(f"{path}: no RR interval (one beat, or every interval outside "
+                        f"{cfg.rr_valid_s[0]:g}-{cfg.rr_valid_s[1]:g} s); the rhythm analysis "
+                        "needs at least two beats")
     return beats
 
 
@@ -111,11 +117,15 @@ def annotated_intervals(time_s: np.ndarray, cfg: RhythmConfig) -> tuple[np.ndarr
     return rr, int(refused.sum())
 
 
-def _read_csv(path: Path) -> BeatInput:
+def _read_csv(path: Path, cfg: RhythmConfig) -> BeatInput:
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    try:  # utf-8-sig: spreadsheets write a byte-order mark before the header
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; a CSV with a t_s or rr_ms column is "
+                        "expected") from None
     if not rows:
         raise UserError(f"{path}: empty; expected a header row naming t_s or rr_ms, then beats")
     header = [c.strip() for c in rows[0]]
@@ -153,20 +163,23 @@ def _read_csv(path: Path) -> BeatInput:
             raise UserError(f"{path}: line {int(bad[0]) + 2}: RR interval {v[bad[0]]:g} ms is "
                             "not positive")
         t = np.cumsum(rr)  # the first interval ends at the first beat listed
+    _check_intervals(str(path), t, rr, cfg)
+    if t[-1] > MAX_TIME_S:
+        raise UserError(f"{path}: beat times reach {t[-1]:.4g} s, more than a year; check the "
+                        "unit (t_s is seconds)")
     sample = np.round(t * CSV_FS).astype(np.int64)
     return BeatInput(path.stem, CSV_FS, t, sample, rr, None)
 
 
-def _check_intervals(beats: BeatInput, cfg: RhythmConfig) -> None:
+def _check_intervals(source: str, t: np.ndarray, rr: np.ndarray, cfg: RhythmConfig) -> None:
     lo, hi = cfg.rr_valid_s
-    rr = beats.rr_s
     bad = np.flatnonzero(np.isfinite(rr) & ((rr < lo) | (rr > hi)))
     if len(bad):
         i = int(bad[0])
-        raise UserError(f"{beats.source}: beat {i + 1} at {beats.time_s[i]:.3f} s follows an RR "
-                        f"interval of {rr[i] * 1000:.0f} ms, outside {lo * 1000:.0f}-"
-                        f"{hi * 1000:.0f} ms (a missed or doubled beat, or a gap); clean the "
-                        "input or split it at the gap")
+        raise UserError(f"{source}: beat {i + 1} at {t[i]:.6g} s follows an RR interval of "
+                        f"{rr[i] * 1000:.6g} ms, outside {lo * 1000:.0f}-{hi * 1000:.0f} ms (a "
+                        "missed or doubled beat, or a gap); clean the input or split it at the "
+                        "gap")
 
 
 def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
@@ -175,13 +188,15 @@ def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
     """Rhythm events and summary of a beat file, with the analysis throughput (beats/s)."""
     cfg = cfg or RhythmConfig()
     beats = read_beats(path, cfg, annotator)
-    # Intervals refused as too long are signal loss: not monitored time.
+    # Intervals refused as too long are signal loss: not monitored time. An rr_ms file's first
+    # interval ends at its first beat: monitored from the beat before it.
     dt = np.diff(beats.time_s)
     lost = float(dt[np.isnan(beats.rr_s[1:]) & (dt > cfg.rr_valid_s[1])].sum())
+    start = beats.time_s[0] - np.nan_to_num(beats.rr_s[0])
     t0 = time.perf_counter()
     events, summary = analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
                                     classes=beats.classes if use_classes else None,
-                                    monitored_s=float(beats.time_s[-1] - beats.time_s[0]) - lost,
+                                    monitored_s=float(beats.time_s[-1] - start) - lost,
                                     af_model=af_model)
     elapsed = time.perf_counter() - t0
     summary.update(type="summary", source=beats.source, fs=beats.fs, beats=len(beats.time_s),

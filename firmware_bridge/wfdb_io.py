@@ -242,7 +242,10 @@ def read_annotations_aux(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
     words = np.frombuffer(data[: len(data) // 2 * 2], dtype="<u2")
     samples, symbols, aux = [], [], []
     t, i, n = 0, 0, len(words)
-    while i < n:
+    while True:
+        if i >= n:  # every annotation file ends with a zero word
+            raise RecordError(f"{path}: truncated annotation file (no end marker after "
+                              f"{len(samples)} annotations); download it again")
         w = int(words[i])
         code, value = w >> 10, w & 0x3FF
         i += 1
@@ -250,7 +253,7 @@ def read_annotations_aux(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
             break
         if code == _SKIP:
             if i + 1 >= n:
-                raise RecordError(f"{path}: truncated annotation file")
+                raise RecordError(f"{path}: truncated annotation file; download it again")
             hi, lo = int(words[i]), int(words[i + 1])
             skip = (hi << 16) | lo
             t += skip - (1 << 32) if skip >= 1 << 31 else skip

@@ -132,6 +132,9 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
     ("", "empty"),
     ("time\n1\n", "exactly one of the columns t_s"),
     ("t_s\n1.0\nabc\n", "line 3: t_s value 'abc' is not a number"),
+    ("t_s\n1.0\n", "no RR interval (one beat"),
+    ("rr_ms\n1e300\n", "interval of 1e+300 ms, outside 200-20000 ms"),
+    ("t_s\n40000000\n40000001\n", "beat times reach 4e+07 s, more than a year"),
 ])
 def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
     f = tmp_path / "beats.csv"
@@ -141,6 +144,20 @@ def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
     with pytest.raises(UserError):
         read_beats(f)
+
+
+def test_rhythm_csv_encodings_and_truncated_annotations(tmp_path, mitdb_dir):
+    """A spreadsheet's byte-order mark is no part of the header; bytes that are not text and an
+    annotation file cut short are refused in one line, not read as far as they go."""
+    (tmp_path / "bom.csv").write_bytes("\ufefft_s\n1.0\n1.8\n2.6\n".encode("utf-8"))
+    assert len(read_beats(tmp_path / "bom.csv").time_s) == 3
+    (tmp_path / "bin.csv").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "100.hea").write_bytes((mitdb_dir / "100.hea").read_bytes())
+    (tmp_path / "100.atr").write_bytes((mitdb_dir / "100.atr").read_bytes()[:4000])
+    for f, message in (("bin.csv", "not UTF-8 text"), ("100", "truncated annotation file")):
+        out = device_cli("rhythm", str(tmp_path / f))
+        assert out.returncode == 2 and message in out.stderr
+        assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
 
 
 def test_reference_rhythms_and_epicmp_counts():
