@@ -289,9 +289,15 @@ def read_strip_labels(folder: str | Path) -> dict[str, str]:
     folder = Path(folder)
     for name in ("REFERENCE-v3.csv", "REFERENCE.csv"):
         if (folder / name).exists():
-            with (folder / name).open(newline="") as fh:
-                rows = [r for r in csv.reader(fh) if r]
+            try:  # utf-8-sig: a byte-order mark would otherwise join the first strip's name
+                with (folder / name).open(newline="", encoding="utf-8-sig") as fh:
+                    rows = [r for r in csv.reader(fh) if r]
+            except UnicodeDecodeError:
+                raise UserError(f"{folder / name}: not UTF-8 text; expected lines of "
+                                "'record,label'") from None
             labels = {r[0].strip(): r[1].strip() for r in rows if len(r) >= 2}
+            if not labels:
+                raise UserError(f"{folder / name}: no 'record,label' lines")
             bad = {v for v in labels.values()} - {"N", "A", "O", "~"}
             if bad:
                 raise UserError(f"{folder / name}: unknown labels {sorted(bad)} (N, A, O, ~)")

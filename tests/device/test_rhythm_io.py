@@ -22,6 +22,7 @@ from ecg_edge.device.rhythm_eval import (
     evaluate_folder,
     evaluate_strips,
     read_reference,
+    read_strip_labels,
     strip_metrics,
 )
 from ecg_edge.device.rhythm_input import read_beats
@@ -146,9 +147,9 @@ def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
         read_beats(f)
 
 
-def test_rhythm_csv_encodings_and_truncated_annotations(tmp_path, mitdb_dir):
-    """A spreadsheet's byte-order mark is no part of the header; bytes that are not text and an
-    annotation file cut short are refused in one line, not read as far as they go."""
+def test_beat_and_label_files_encodings_and_truncated_annotations(tmp_path, mitdb_dir):
+    """A spreadsheet's byte-order mark is no part of a header or name; bytes that are not text
+    and an annotation file cut short are refused in one line, not read as far as they go."""
     (tmp_path / "bom.csv").write_bytes("\ufefft_s\n1.0\n1.8\n2.6\n".encode("utf-8"))
     assert len(read_beats(tmp_path / "bom.csv").time_s) == 3
     (tmp_path / "bin.csv").write_bytes(bytes(range(128, 256)))
@@ -158,6 +159,12 @@ def test_rhythm_csv_encodings_and_truncated_annotations(tmp_path, mitdb_dir):
         out = device_cli("rhythm", str(tmp_path / f))
         assert out.returncode == 2 and message in out.stderr
         assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    # the strip labels of a CinC-style folder, saved by a spreadsheet
+    (tmp_path / "REFERENCE.csv").write_bytes("\ufeffA00001,N\nA00004,A\n".encode("utf-8"))
+    assert read_strip_labels(tmp_path) == {"A00001": "N", "A00004": "A"}
+    (tmp_path / "REFERENCE.csv").write_text("\n")
+    with pytest.raises(UserError, match="no 'record,label' lines"):
+        read_strip_labels(tmp_path)
 
 
 def test_reference_rhythms_and_epicmp_counts():
