@@ -25,7 +25,7 @@ from ecg_edge.device.rhythm_eval import (
     read_strip_labels,
     strip_metrics,
 )
-from ecg_edge.device.rhythm_input import read_beats
+from ecg_edge.device.rhythm_input import analyze_file, read_beats
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.scoring import reference_scorer
 from ecg_edge.firmware_bridge.errors import RecordError, UserError
@@ -159,6 +159,9 @@ def test_beat_and_label_files_encodings_and_truncated_annotations(tmp_path, mitd
         out = device_cli("rhythm", str(tmp_path / f))
         assert out.returncode == 2 and message in out.stderr
         assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    # an rr_ms file's first interval ends at its first beat: it is monitored time too
+    (tmp_path / "rr.csv").write_text("rr_ms\n800\n900\n")
+    assert analyze_file(tmp_path / "rr.csv")[1]["monitored_s"] == pytest.approx(1.7)
     # the strip labels of a CinC-style folder, saved by a spreadsheet
     (tmp_path / "REFERENCE.csv").write_bytes("\ufeffA00001,N\nA00004,A\n".encode("utf-8"))
     assert read_strip_labels(tmp_path) == {"A00001": "N", "A00004": "A"}
