@@ -9,7 +9,6 @@ flutter in the reference is left out: detected AF during reference flutter count
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ecg_edge.device.rhythm_input import (
 )
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
+from ecg_edge.firmware_bridge.records import csv_rows
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
@@ -289,12 +289,7 @@ def read_strip_labels(folder: str | Path) -> dict[str, str]:
     folder = Path(folder)
     for name in ("REFERENCE-v3.csv", "REFERENCE.csv"):
         if (folder / name).exists():
-            try:  # utf-8-sig: a byte-order mark would otherwise join the first strip's name
-                with (folder / name).open(newline="", encoding="utf-8-sig") as fh:
-                    rows = [r for r in csv.reader(fh) if r]
-            except UnicodeDecodeError:
-                raise UserError(f"{folder / name}: not UTF-8 text; expected lines of "
-                                "'record,label'") from None
+            rows = csv_rows(folder / name, "lines of 'record,label'")
             labels = {r[0].strip(): r[1].strip() for r in rows if len(r) >= 2}
             if not labels:
                 raise UserError(f"{folder / name}: no 'record,label' lines")

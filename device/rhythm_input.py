@@ -8,7 +8,6 @@ beat classes). Bad input is refused in one line that says where and what to do.
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
 from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.records import csv_rows
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: Samples of a CSV's beats are given at this rate (milliseconds), as a sample index must be.
@@ -120,12 +120,7 @@ def annotated_intervals(time_s: np.ndarray, cfg: RhythmConfig) -> tuple[np.ndarr
 def _read_csv(path: Path, cfg: RhythmConfig) -> BeatInput:
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    try:  # utf-8-sig: spreadsheets write a byte-order mark before the header
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; a CSV with a t_s or rr_ms column is "
-                        "expected") from None
+    rows = csv_rows(path, "a CSV with a t_s or rr_ms column")
     if not rows:
         raise UserError(f"{path}: empty; expected a header row naming t_s or rr_ms, then beats")
     header = [c.strip() for c in rows[0]]

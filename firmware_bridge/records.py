@@ -133,6 +133,19 @@ def _finish(name: str, values: np.ndarray, fs: float | None, uv_per_count: float
     return Record(name, counts, float(fs), np.full(n_ch, float(gain)), channels)
 
 
+def csv_rows(path: Path, expected: str) -> list[list[str]]:
+    """The non-blank rows of a CSV file; text that is not UTF-8 or not CSV is one RecordError
+    that says what was ``expected``. utf-8-sig: spreadsheets write a byte-order mark first,
+    which would otherwise join the first cell."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: not UTF-8 text; {expected} is expected") from None
+    except csv.Error as exc:
+        raise RecordError(f"{path}: not a readable CSV ({exc}); {expected} is expected") from None
+
+
 def read_csv(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> Record:
     """CSV of samples, one row per sample, one column per channel, optional header row.
 
@@ -140,13 +153,7 @@ def read_csv(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
     """
     path = Path(path)
     _check_file(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    except UnicodeDecodeError:
-        raise RecordError(f"{path}: not UTF-8 text; a CSV of numbers is expected") from None
-    except csv.Error as exc:
-        raise RecordError(f"{path}: not a readable CSV ({exc})") from None
+    rows = csv_rows(path, "a CSV of numbers")
     if not rows:
         raise RecordError(f"{path}: no samples found")
     header = None
