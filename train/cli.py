@@ -375,8 +375,13 @@ def summary_cmd(arch, length, channels, as_json) -> None:
               help="Also the ECG model (1-D CNN over the band-passed signal) for the strip call.")
 @click.option("--ecg-epochs", type=click.IntRange(1), default=None,
               help="Training epochs of the ECG model.")
+@click.option("--settings", type=click.Choice(["keep", "chosen"]), default="keep",
+              show_default=True,
+              help="keep: the bundle's AF settings stay as they are (tuned through the device "
+                   "path); chosen: this run's AF episode settings replace them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, ecg, ecg_epochs, as_json) -> None:
+def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, ecg, ecg_epochs, settings,
+                     as_json) -> None:
     """Train the AF model on cinc2017 strips and MIT-BIH DS1 (record-grouped CV, out-of-fold
     figures beside the reference detector's), convert it to int8 behind a parity gate and
     attach it to a bundle."""
@@ -384,7 +389,7 @@ def rhythm_model_cmd(cinc, mitdb, out, into, limit, epochs, ecg, ecg_epochs, as_
 
     given = {"epochs": epochs, "ecg_epochs": ecg_epochs}
     mcfg = RhythmModelConfig(ecg=ecg, **{k: v for k, v in given.items() if v is not None})
-    result = make(cinc, mitdb, out, into, limit, mcfg, _log(as_json))
+    result = make(cinc, mitdb, out, into, limit, mcfg, _log(as_json), settings)
     if as_json:
         click.echo(json.dumps(to_jsonable(result), indent=2))
     else:

@@ -45,6 +45,9 @@ REFERENCE_GRID = {"af_enter": (-0.9, -0.7, -0.5), "af_onset_beats": (8, 16, 24),
                   "af_p_wave_max": (0.6, 2.0), "af_max_odd_qrs": (1.0, 0.6, 0.5),
                   "veto": (0.0, 0.1, 0.2), "af_skip_odd_beats": (False, True)}
 STRIP_GRID = tuple(np.round(np.arange(0.2, 0.81, 0.05), 2))
+#: The rhythm settings this recipe chooses (the reference grid's, and the exit that moves
+#: with the enter); every other setting of a bundle's ``rhythm`` section is not its to write.
+AF_SETTINGS = (*(k for k in REFERENCE_GRID if k.startswith("af_")), "af_exit")
 
 
 @dataclass(frozen=True)
@@ -447,12 +450,14 @@ PARITY_MIN_AGREEMENT = 0.99
 
 def attach(bundle_dir: str | Path, tflite: bytes, spec: RhythmModelSpec,
            golden_x: np.ndarray, validation: dict, rhythm: RhythmConfig | None = None,
-           ecg: tuple | None = None) -> Path:
+           ecg: tuple | None = None, keys: tuple[str, ...] | None = None) -> Path:
     """Put the rhythm model into a bundle folder: the model file, its golden vectors, the
     ``rhythm_model`` section and (``rhythm``) the AF settings chosen with it, as the settings
-    that differ from the defaults. Only these manifest sections change (the rest is kept as
-    written, so the bundle keeps following later defaults); the bundle is loaded again through
-    the one validator. Returns the manifest path."""
+    that differ from the defaults; ``keys``: only these settings of ``rhythm`` (all where
+    None), so settings tuned elsewhere (VT rate, P-wave smoothing) are not reset to defaults.
+    Only these manifest sections change (the rest is kept as written, so the bundle keeps
+    following later defaults); the bundle is loaded again through the one validator. Returns
+    the manifest path."""
     from ecg_edge.device.bundle import MANIFEST, describe_file, load_bundle
     from ecg_edge.device.interpreter import make_interpreter
     from ecg_edge.device.rhythm_model import AFModel, load_af_model
@@ -472,11 +477,11 @@ def attach(bundle_dir: str | Path, tflite: bytes, spec: RhythmModelSpec,
     raw = json.loads((root / MANIFEST).read_text())
     raw["rhythm_model"] = spec.to_dict()
     if rhythm is not None:
-        default = RhythmConfig().to_dict()
+        default, chosen = RhythmConfig().to_dict(), rhythm.to_dict()
         old = raw.get("rhythm") or {}
         # A setting chosen now replaces the old one, also where it is back at the default.
-        section = {**old, **{k: v for k, v in rhythm.to_dict().items()
-                             if v != default[k] or k in old}}
+        section = {**old, **{k: chosen[k] for k in (keys or chosen)
+                             if chosen[k] != default[k] or k in old}}
         raw["rhythm"] = json.loads(json.dumps(section))
     (root / MANIFEST).write_text(json.dumps(raw, indent=2) + "\n")
     load_af_model(load_bundle(root))  # hashes, rules and golden vectors check out here
@@ -534,12 +539,18 @@ def public(cv: dict) -> dict:
 
 def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
          into: str | Path | None = None, limit: int | None = None,
-         mcfg: RhythmModelConfig | None = None, log=print) -> dict:
+         mcfg: RhythmModelConfig | None = None, log=print, settings: str = "keep") -> dict:
     """Cross-validate, train the shipped model, convert it to int8, gate it on parity with the
     float model and (``into``) attach it to a bundle. Writes ``rhythm-model.json`` and
-    ``rhythm.tflite`` into ``out``."""
+    ``rhythm.tflite`` into ``out``. ``settings``: "keep" leaves a bundle's own AF settings as
+    they are (tuned through the device path, e.g. ``rhythm-evaluate --cv``; this recipe's
+    search reads annotation-free beats without the device's P-wave smoothing and QRS
+    alignment), "chosen" writes this run's choice (:data:`AF_SETTINGS` only). A bundle
+    without a ``rhythm`` section always takes the choice."""
     from ecg_edge.firmware_bridge.errors import UserError
 
+    if settings not in ("keep", "chosen"):
+        raise ValueError(f"settings must be 'keep' or 'chosen', not {settings!r}")
     mcfg = mcfg or RhythmModelConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -575,9 +586,24 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
                       "ds1_af_duration_ppv": held["duration_ppv"], "parity": parity}
         if ecg is not None:
             validation["ecg_parity"] = ecg[3]
-        result["bundle"] = str(attach(into, data, twin.spec, golden, validation, rcfg,
-                                      ecg[:3] if ecg is not None else None))
+        write = settings_to_write(into, settings, rcfg)
+        result["rhythm_settings"] = "kept" if write is None else "chosen"
+        if write is None:
+            log("the bundle's own AF settings kept (--settings chosen writes this run's)")
+        result["bundle"] = str(attach(into, data, twin.spec, golden, validation, write,
+                                      ecg[:3] if ecg is not None else None, AF_SETTINGS))
     return result
+
+
+def settings_to_write(bundle_dir: str | Path, settings: str,
+                      chosen: RhythmConfig) -> RhythmConfig | None:
+    """The AF settings :func:`make` writes into a bundle: None keeps the bundle's own (asked
+    to keep, and it has a ``rhythm`` section to keep)."""
+    from ecg_edge.device.bundle import load_bundle
+
+    if settings == "keep" and load_bundle(bundle_dir).manifest.rhythm:
+        return None
+    return chosen
 
 
 def train_ecg_final(cv: dict, threshold: float, log=print):

@@ -162,3 +162,30 @@ def test_random_crops_replace_the_strips_grid_windows_in_training():
     assert len({w.tobytes() for w in cx}) == 6
     fixed, fy, none = ws.train_on(1, random_crops=False)
     assert none is None and len(fixed) == 6 and fy.tolist() == [1.0] * 6
+
+
+def test_attach_writes_only_the_settings_the_recipe_chose(tmp_path):
+    """No TensorFlow: re-attaching with this recipe's AF choice replaces those settings only;
+    what was tuned elsewhere (VT rate, P-wave smoothing, QRS alignment) stays in the bundle
+    instead of falling back to the defaults, and by default make keeps the bundle's own."""
+    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+    shipped = json.loads((BUNDLE / "manifest.json").read_text())["rhythm"]
+    tuned = {k: shipped[k] for k in ("vt_rate_bpm", "p_wave_smooth_s", "align_lag_s")}
+    default = RhythmConfig()
+    assert all(v != getattr(default, k) for k, v in tuned.items())  # else nothing to lose
+    rr = load_bundle(dst).manifest.rhythm_model
+    with np.load(dst / rr.golden) as z:
+        golden = z["input"]
+    chosen = rm.replace(default, af_enter=-0.7, af_onset_beats=24)
+    assert rm.settings_to_write(dst, "keep", chosen) is None
+    assert rm.settings_to_write(dst, "chosen", chosen) is chosen
+    rm.attach(dst, (dst / rr.file).read_bytes(), rr, golden, {"test": True}, chosen,
+              keys=rm.AF_SETTINGS)
+    after = json.loads((dst / "manifest.json").read_text())["rhythm"]
+    assert {k: after[k] for k in tuned} == tuned
+    assert after["af_enter"] == -0.7 and after["af_onset_beats"] == 24
+    assert after["af_p_wave_max"] == default.af_p_wave_max  # chosen, back at its default
+    raw = json.loads((dst / "manifest.json").read_text())
+    raw.pop("rhythm")
+    (dst / "manifest.json").write_text(json.dumps(raw, indent=2) + "\n")
+    assert rm.settings_to_write(dst, "keep", chosen) is chosen  # nothing of its own to keep
