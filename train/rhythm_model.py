@@ -544,8 +544,8 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
     float model and (``into``) attach it to a bundle. Writes ``rhythm-model.json`` and
     ``rhythm.tflite`` into ``out``. ``settings``: "keep" leaves a bundle's own AF settings as
     they are (tuned through the device path, e.g. ``rhythm-evaluate --cv``; this recipe's
-    search reads the signal path's beats without the device's P-wave smoothing and QRS
-    alignment), "chosen" writes this run's choice (:data:`AF_SETTINGS` only). A bundle
+    search reads the signal path's beats without the device's beat classes, P-wave smoothing
+    and QRS alignment), "chosen" writes this run's choice (:data:`AF_SETTINGS` only). A bundle
     without a ``rhythm`` section always takes the choice."""
     from ecg_edge.firmware_bridge.errors import UserError
 
