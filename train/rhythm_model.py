@@ -587,9 +587,8 @@ def make(cinc_folder: str | Path, mitdb_folder: str | Path, out: str | Path,
         if ecg is not None:
             validation["ecg_parity"] = ecg[3]
         write = settings_to_write(into, settings, rcfg)
-        result["rhythm_settings"] = "kept" if write is None else "chosen"
         # The DS1 figures above are of the setting this run chose; say whether it is in use.
-        validation["ds1_setting"] = json.loads(json.dumps(cv["holter_setting_all"], default=float))
+        validation["ds1_setting"] = result["holter_setting_all"]
         validation["ds1_setting_in_bundle"] = write is not None
         if write is None:
             log("the bundle's own AF settings kept (--settings chosen writes this run's)")
