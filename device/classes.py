@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ecg_edge.device.arrays import finite
 from ecg_edge.device.ectopy import EctopicTemplates, v_like
 from ecg_edge.device.quality import GOOD
 from ecg_edge.device.signal_path import Beats
@@ -553,11 +554,11 @@ def rr_features(beats: Beats, trend: np.ndarray, neutral_above: float = 1.0) -> 
         f[:, 2] = beats.rr_prev / beats.rr_next
         f[:, 3] = beats.rr_prev / trend[:, 1]
         f[:, 5] = beats.beat_amplitude / np.maximum(beats.amplitude, 1e-6)
-    f[:, 4] = np.nan_to_num(template_distance(beats))
+    f[:, 4] = finite(template_distance(beats))
     head = f[:, :6]
     head[~np.isfinite(head)] = 1.0
-    np.clip(head, 0.0, 3.0, out=head)
-    irr = np.clip(np.nan_to_num(np.asarray(trend[:, 0], np.float64)), 0.0, 1.0)
+    np.minimum(np.maximum(head, 0.0, out=head), 3.0, out=head)  # np.clip, without its wrapper
+    irr = np.minimum(np.maximum(finite(np.asarray(trend[:, 0], np.float64)), 0.0), 1.0)
     head[irr > neutral_above, : len(RR_RATIOS)] = 1.0
     f[:, 6] = irr
     return f.astype(np.float32)
@@ -662,9 +663,10 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
         v_ratio = np.where(v_wide, v_ratio * spec.v_wide_scale, v_ratio)
     if v_far is not None:
         v_ratio = np.maximum(v_ratio, v_far)
-    ratios = np.stack([v_ratio,
-                       np.where(no_s, 0.0, p[:, 1] / spec.s_threshold),
-                       p[:, 3] / spec.f_threshold], axis=1)
+    ratios = np.empty((len(p), 3))  # np.stack, without its wrapper
+    ratios[:, 0] = v_ratio
+    ratios[:, 1] = np.where(no_s, 0.0, p[:, 1] / spec.s_threshold)
+    ratios[:, 2] = p[:, 3] / spec.f_threshold
     if s_rule is not None:
         free = (~np.asarray(irregular, bool) & (ratios[:, 0] <= 1.0) & (ratios[:, 2] <= 1.0)
                 & (s_rule > 1.0))
@@ -704,8 +706,12 @@ def p_wave_evidence(own: np.ndarray, trend: PWaveTrend,
     :func:`calls_for_inputs`; (n, 3) with ``onset``, the beats' QRS-onset correlation with the
     template (:func:`device.aberrancy.onset_similarity`), the aberrancy rule's evidence."""
     own = np.asarray(own, np.float64)
-    cols = [own, trend(own)] + ([] if onset is None else [np.asarray(onset, np.float64)])
-    return np.stack(cols, axis=1) if len(own) else np.zeros((0, len(cols)))
+    out = np.empty((len(own), 2 if onset is None else 3))  # np.stack, without its wrapper
+    out[:, 0] = own
+    out[:, 1] = trend(own)
+    if onset is not None:
+        out[:, 2] = onset
+    return out
 
 
 def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.ndarray | None:
@@ -958,7 +964,7 @@ def ectopic_match(beats: Beats, p_v: np.ndarray, spec: ClassSpec, fs: float, bef
     from ecg_edge.device.reference import template_distance
 
     if distance is None:
-        distance = np.nan_to_num(template_distance(beats))
+        distance = finite(template_distance(beats))
     if templates is None:
         r = int(round(before_s * fs))
         a, b = spec.v_like_region_s
@@ -967,7 +973,7 @@ def ectopic_match(beats: Beats, p_v: np.ndarray, spec: ClassSpec, fs: float, bef
     with np.errstate(invalid="ignore"):
         enter = ((np.asarray(p_v) >= spec.v_like_enter) & (np.asarray(beats.quality) == GOOD)
                  & (np.asarray(distance) > spec.v_like_distance))
-    return templates(beats.window, np.nan_to_num(beats.template), enter), templates
+    return templates(beats.window, finite(beats.template), enter), templates
 
 
 def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
@@ -980,7 +986,7 @@ def calls_from_flags(beats: Beats, flags: np.ndarray, irregular: np.ndarray,
 
     spec = spec or ClassSpec()
     flags = np.asarray(flags, bool)
-    shape = np.nan_to_num(template_distance(beats)) > spec.v_shape
+    shape = finite(template_distance(beats)) > spec.v_shape
     cls = np.where(flags, np.where(shape, "V", np.where(irregular, "Q", "S")), "N")
     cls = cls.astype("<U1")
     cls[beats.learning] = "Q"

@@ -31,6 +31,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ecg_edge.device.arrays import sliding
+
 
 class Tail:
     """The recent part of an unbounded signal, addressed by global sample index.
@@ -375,7 +377,7 @@ class PolyphaseResampler:
         if len(y):
             # Outputs n and n + L share a phase and sit M inputs apart, so each of the L phases
             # is one strided matrix-vector product over a sliding view of the input.
-            view = np.lib.stride_tricks.sliding_window_view(buf, self.k)
+            view = sliding(buf, self.k)
             base = self.n_in - (self.k - 1)  # global index of buf[0]
             for r in range(min(self.up, len(y))):
                 n0 = self.n_out + r

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ecg_edge.device import reference
+from ecg_edge.device.arrays import finite
 from ecg_edge.device.scaling import Scaling
 from ecg_edge.device.signal_path import Beats
 
@@ -138,8 +139,11 @@ def model_inputs(beats: Beats, mode: str, trend: np.ndarray | None = None,
     if mode == "wearer":
         amp = np.maximum(beats.amplitude.astype(np.float32), 1e-6)[:, None]
         beat = Scaling("wearer").apply(beats.window, beats.amplitude)
-        tpl = np.nan_to_num(beats.template.astype(np.float32)) / amp
-        return np.stack([beat - tpl, tpl], axis=-1).astype(np.float32, copy=False)
+        tpl = finite(beats.template.astype(np.float32)) / amp
+        out = np.empty((*tpl.shape, 2), np.float32)  # np.stack, without its wrapper
+        out[..., 0] = beat - tpl
+        out[..., 1] = tpl
+        return out
     if mode == "absolute":
         return Scaling("robust").apply(beats.window)[..., None].astype(np.float32)
     raise ValueError(f"unknown input mode {mode!r}; use one of {', '.join(INPUTS)}")
@@ -214,9 +218,9 @@ def shape_term(mse: np.ndarray, beats: Beats, combine: str) -> np.ndarray:
     """The shape part of a score (NaN-free): the model error, or for ``model+template+rr`` its
     mean with the shift-tolerant template distance (both RMS in the wearer's amplitude units;
     weights fixed a priori)."""
-    err = np.nan_to_num(rms_error(mse, beats))
+    err = finite(rms_error(mse, beats))
     if combine == "model+template+rr":
-        return 0.5 * (err + np.nan_to_num(reference.template_distance(beats)))
+        return 0.5 * (err + finite(reference.template_distance(beats)))
     return err
 
 
@@ -279,7 +283,7 @@ def beat_scores_stream(mse: np.ndarray, beats: Beats, combine: str, baseline_bea
             shape = shape / np.maximum(1.0, spread / spread_floor)
     if combine == "model":
         return np.where(np.isnan(err), np.nan, shape), new_history
-    return (shape + np.maximum(np.nan_to_num(reference.rr_prematurity(beats)), 0.0),
+    return (shape + np.maximum(finite(reference.rr_prematurity(beats)), 0.0),
             new_history)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_edge.device.arrays import finite
 from ecg_edge.device.context import centred
 from ecg_edge.device.reference import MAX_SHIFT
 from ecg_edge.device.signal_path import Beats
@@ -55,7 +56,7 @@ def shape_features(beats: Beats) -> np.ndarray:
     b = centred(beats.window.astype(np.float64))
     t = beats.template.astype(np.float64)
     known = np.isfinite(t).all(axis=1)
-    t = centred(np.nan_to_num(t))  # as the beat: shape, not offset
+    t = centred(finite(t))  # as the beat: shape, not offset
     s, w = MAX_SHIFT, b.shape[1]
     core = t[:, s : w - s] - t[:, s : w - s].mean(axis=1, keepdims=True)
     core_norm = np.sqrt((core**2).sum(axis=1))
@@ -92,7 +93,7 @@ def qrs_width_ratio(beats: Beats, fs: float, before_s: float,
     r = int(round(before_s * fs))
     a, b = max(0, r - int(round(region_s[0] * fs))), r + int(round(region_s[1] * fs)) + 1
     both = np.concatenate([beats.window[:, a:b], beats.template[:, a:b]]).astype(np.float64)
-    s = _spread(np.nan_to_num(both))
+    s = _spread(finite(both))
     with np.errstate(all="ignore"):
         out = s[:n] / s[n:]
     out[~np.isfinite(out) | (s[n:] < 1e-6) | np.isnan(beats.template[:, r])] = np.nan

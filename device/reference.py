@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_edge.device.arrays import finite, sliding
 from ecg_edge.device.context import centred
 from ecg_edge.device.signal_path import Beats
 
@@ -26,10 +27,10 @@ def template_distance(beats: Beats) -> np.ndarray:
         return np.zeros(0)
     amp = np.maximum(beats.amplitude, 1e-6)[:, None]
     b = centred(beats.window.astype(np.float64)) / amp
-    t = np.nan_to_num(beats.template.astype(np.float64)) / amp
+    t = finite(beats.template.astype(np.float64)) / amp
     s, w = MAX_SHIFT, b.shape[1]
     # every shift at once: (n, 2s+1, w-2s) views of the beat against the template's core
-    diff = np.lib.stride_tricks.sliding_window_view(b, w - 2 * s, axis=1) - t[:, None, s : w - s]
+    diff = sliding(b, w - 2 * s) - t[:, None, s : w - s]
     out = np.sqrt(np.einsum("nkw,nkw->nk", diff, diff).min(axis=1) / (w - 2 * s))
     out[np.isnan(beats.template).any(axis=1)] = np.nan
     return out
@@ -38,14 +39,14 @@ def template_distance(beats: Beats) -> np.ndarray:
 def rr_prematurity(beats: Beats) -> np.ndarray:
     """How early the beat came, plus half how long the pause after it was (compensatory)."""
     early = 1.0 - beats.rr_prev / beats.rr_local
-    pause = np.nan_to_num(beats.rr_next / beats.rr_local - 1.0)
+    pause = finite(beats.rr_next / beats.rr_local - 1.0)
     return (early + 0.5 * pause).astype(np.float64)
 
 
 def combined(beats: Beats) -> np.ndarray:
     """Shape distance plus prematurity; either alone can flag a beat."""
-    return np.nan_to_num(template_distance(beats)) + np.maximum(
-        np.nan_to_num(rr_prematurity(beats)), 0.0)
+    return finite(template_distance(beats)) + np.maximum(
+        finite(rr_prematurity(beats)), 0.0)
 
 
 def score(beats: Beats, detector: str) -> np.ndarray:

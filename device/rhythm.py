@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ecg_edge.device.arrays import finite, sliding
+
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
 
 
@@ -199,8 +201,9 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     m2 = m1 & close[:, i + 1, j + 1]  # ... and so do the intervals that follow them
     matches1 = np.maximum(m1.sum(axis=1), 1)
     matches2 = np.maximum(m2.sum(axis=1), 0.5)
+    mean = np.add.reduce(x, axis=1) / window  # x.mean(axis=1), without its wrapper
     with np.errstate(invalid="ignore"):
-        value = -np.log(matches2 / matches1) + np.log(2 * tolerance_s) - np.log(x.mean(axis=1))
+        value = -np.log(matches2 / matches1) + np.log(2 * tolerance_s) - np.log(mean)
     out[window - 1 :] = value  # a window holding a NaN interval has a NaN mean
     return out
 
@@ -210,8 +213,12 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
     n = len(x)
     out = np.full(n, np.nan)
     if n >= window:
-        out[window - 1 :] = np.median(x[np.arange(n - window + 1)[:, None] + np.arange(window)],
-                                      axis=1)
+        # one sort of the rows (np.median's wrapper costs more than the work on a block's few
+        # windows); NaN sorts last, and a window holding one has no median, as in np.median
+        s = np.sort(sliding(np.asarray(x, np.float64), window), axis=1)
+        k = window // 2
+        med = s[:, k] if window % 2 else 0.5 * (s[:, k - 1] + s[:, k])
+        out[window - 1 :] = np.where(s[:, -1] == s[:, -1], med, np.nan)
     return out
 
 
@@ -515,9 +522,10 @@ class RhythmAnalyzer:
         odd = np.zeros(n, dtype=bool)
         if qrs is not None or atrial is not None:
             qrs = atrial[:, 2] if qrs is None else np.asarray(qrs, dtype=np.float64)
-            odd = ~(np.nan_to_num(qrs, nan=0.0) >= ODD_QRS)
+            odd = ~(finite(qrs) >= ODD_QRS)
         if classes is not None:  # a beat typed V is ectopic whatever lag matches best
-            odd |= np.isin(np.asarray(classes), ("V", "F"))
+            c = np.asarray(classes)
+            odd |= (c == "V") | (c == "F")
         before = np.concatenate([[self.prev_odd], odd[:-1]])
         self.prev_odd = bool(odd[-1])
         skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window

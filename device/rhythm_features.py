@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_edge.device.arrays import finite
 from ecg_edge.device.rhythm import irregularity
 
 #: Feature names, in column order (the bundle's rhythm model section repeats them).
@@ -48,11 +49,16 @@ def atrial_evidence(window: np.ndarray, template: np.ndarray, amplitude: np.ndar
     r = int(round(before_s * fs))
     a, b = max(0, r - int(round(region_s[0] * fs))), max(1, r - int(round(region_s[1] * fs)))
     w = np.asarray(window[:, a:b], dtype=np.float64)
-    rms = np.sqrt(((w - w.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
+    # .mean() and np.stack, written out: their wrappers cost more than a block's few beats
+    d = w - np.add.reduce(w, axis=1, keepdims=True) / w.shape[1]
+    rms = np.sqrt(np.add.reduce(d * d, axis=1) / w.shape[1])
     amp = np.asarray(amplitude, dtype=np.float64)
+    out = np.empty((len(w), ATRIAL_COLUMNS))
+    out[:, 0] = sim
     with np.errstate(invalid="ignore", divide="ignore"):
-        energy = np.where(amp > 0, rms / amp, np.nan)
-    return np.stack([sim, energy, qrs_similarity(window, template, fs, before_s)], axis=1)
+        out[:, 1] = np.where(amp > 0, rms / amp, np.nan)
+    out[:, 2] = qrs_similarity(window, template, fs, before_s)
+    return out
 
 
 def qrs_similarity(window: np.ndarray, template: np.ndarray, fs: float,
@@ -110,9 +116,9 @@ def window_features(rr: np.ndarray, atrial: np.ndarray | None, window: int,
         f[:, 12:17] = missing_atrial(f)
     else:
         a = np.asarray(atrial, dtype=np.float64)
-        sim = np.median(_rows(np.nan_to_num(a[:, 0], nan=0.0), window), axis=1)
-        en = np.median(_rows(np.nan_to_num(a[:, 1], nan=0.0), window), axis=1)
-        odd = _rows(~(np.nan_to_num(a[:, 2], nan=0.0) >= ODD_QRS), window)  # (m, W)
+        sim = np.median(_rows(finite(a[:, 0]), window), axis=1)
+        en = np.median(_rows(finite(a[:, 1]), window), axis=1)
+        odd = _rows(~(finite(a[:, 2]) >= ODD_QRS), window)  # (m, W)
         f[:, 12], f[:, 13], f[:, 14] = sim, np.minimum(en, 2.0), 0.0
         f[:, 15] = odd.mean(axis=1)
         # Successive differences of intervals between same-shaped beats only: ectopy removed.
@@ -139,7 +145,7 @@ def missing_atrial(f: np.ndarray) -> np.ndarray:
 def odd_qrs_share(atrial: np.ndarray, window: int) -> np.ndarray:
     """Per beat: share of odd-shaped QRS complexes among the last ``window`` beats (NaN
     before a full window)."""
-    odd = ~(np.nan_to_num(np.asarray(atrial)[:, 2], nan=0.0) >= ODD_QRS)
+    odd = ~(finite(np.asarray(atrial)[:, 2]) >= ODD_QRS)
     out = np.full(len(odd), np.nan)
     if len(odd) >= window:
         c = np.concatenate([[0], np.cumsum(odd)])

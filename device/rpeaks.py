@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecg_edge.device.arrays import sliding
 from ecg_edge.device.config import DetectorConfig, SampleCounts
 from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
 
@@ -196,7 +197,7 @@ class RPeakDetector:
         stop = self.feature.end - h  # candidates need h samples of look-ahead
         if stop > self.scan:
             seg = self.feature.get(self.scan - h, self.feature.end)
-            win = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1)
+            win = sliding(seg, 2 * h + 1)
             hits = np.flatnonzero((np.argmax(win, axis=1) == h) & (win[:, h] > 0))
             if len(hits):
                 # Steepest slope of the ECG in the integration window ending at each hit.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ecg_edge.device.arrays import sliding
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.context import WearerContext, beat_amplitude, centred
 from ecg_edge.device.dsp import (
@@ -361,7 +362,7 @@ class SignalPath:
         if hi <= lo or not lo <= p <= hi:
             return p
         seg = self.x.get(lo - h, hi + h + 1)
-        c = qrs_correlation(np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1),
+        c = qrs_correlation(sliding(seg, 2 * h + 1),
                             template[n.before - h : n.before + h + 1], slice(None))
         best = int(np.argmax(c))
         if c[best] < q_cfg.realign_correlation or c[best] - c[p - lo] < q_cfg.realign_margin:

@@ -1,0 +1,39 @@
+"""NumPy helpers for the few-beat arrays of one block.
+
+The device hands the pipeline a block every second or few (a handful of beats), so the fixed
+cost of a NumPy call, not its arithmetic, is most of the per-block cost
+(``benchmarks/results/session48.md``: 3 s blocks cost three times the CPU of 48 s blocks).
+``np.nan_to_num`` and ``sliding_window_view`` spend several microseconds in Python wrappers
+per call; these give the same values for a fraction of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+#: Each float dtype's largest finite value (np.finfo costs a microsecond a call).
+_BIG = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+
+
+def finite(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x)`` of a float array: a copy with NaN as 0 and ±inf as the dtype's
+    largest finite values."""
+    x = np.asarray(x)
+    big = _BIG.get(x.dtype)
+    if big is None:  # ints, bools, long doubles: the wrapper's own rules
+        return np.nan_to_num(x)
+    out = np.where(x == x, x, 0.0)
+    np.minimum(out, big, out=out)
+    return np.maximum(out, -big, out=out)
+
+
+def sliding(x: np.ndarray, width: int) -> np.ndarray:
+    """``sliding_window_view(x, width, axis=-1)``: read-only windows of ``width`` along the
+    last axis, one per start (shape ``(..., n - width + 1, width)``)."""
+    n = x.shape[-1]
+    if not 0 <= width <= n:
+        raise ValueError(f"window {width} does not fit in {n} samples")
+    step = x.strides[-1]
+    return as_strided(x, (*x.shape[:-1], n - width + 1, width), (*x.strides, step),
+                      writeable=False)
