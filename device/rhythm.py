@@ -199,8 +199,8 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     close = np.abs(x[:, :, None] - x[:, None, :]) <= tolerance_s  # NaN compares False
     m1 = close[:, i, j]  # one-interval templates (the first window-1) that match
     m2 = m1 & close[:, i + 1, j + 1]  # ... and so do the intervals that follow them
-    matches1 = np.maximum(m1.sum(axis=1), 1)
-    matches2 = np.maximum(m2.sum(axis=1), 0.5)
+    matches1 = np.maximum(np.count_nonzero(m1, axis=1), 1)
+    matches2 = np.maximum(np.count_nonzero(m2, axis=1), 0.5)
     mean = np.add.reduce(x, axis=1) / window  # x.mean(axis=1), without its wrapper
     with np.errstate(invalid="ignore"):
         value = -np.log(matches2 / matches1) + np.log(2 * tolerance_s) - np.log(mean)
@@ -243,12 +243,13 @@ def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, befor
     else:
         w = np.asarray(window[:, a:b], dtype=np.float64)
         t = np.asarray(template[:, a:b], dtype=np.float64)
-    inv = 1.0 / max(w.shape[1], 1)  # sums, not .mean(): its wrapper costs more than the work
-    w = w - w.sum(axis=1, keepdims=True) * inv
-    t = t - t.sum(axis=1, keepdims=True) * inv
-    den = np.sqrt((w * w).sum(axis=1) * (t * t).sum(axis=1))
+    # np.add.reduce, not .mean() or .sum(): their wrappers cost more than the work
+    inv = 1.0 / max(w.shape[1], 1)
+    w = w - np.add.reduce(w, axis=1, keepdims=True) * inv
+    t = t - np.add.reduce(t, axis=1, keepdims=True) * inv
+    den = np.sqrt(np.add.reduce(w * w, axis=1) * np.add.reduce(t * t, axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (w * t).sum(axis=1) / den, np.nan)
+        return np.where(den > 0, np.add.reduce(w * t, axis=1) / den, np.nan)
 
 
 def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
