@@ -37,3 +37,25 @@ def sliding(x: np.ndarray, width: int) -> np.ndarray:
     step = x.strides[-1]
     return as_strided(x, (*x.shape[:-1], n - width + 1, width), (*x.strides, step),
                       writeable=False)
+
+
+def running_max(x: np.ndarray, width: int) -> np.ndarray:
+    """``max(x[j : j + width])`` for each start ``j`` (length ``len(x) - width + 1``), by
+    doubling: log2(width) + 1 elementwise maxima instead of a (n, width) window view."""
+    if not 1 <= width <= len(x):
+        raise ValueError(f"window {width} does not fit in {len(x)} samples")
+    m, span = np.asarray(x), 1
+    while 2 * span <= width:
+        m = np.maximum(m[:-span], m[span:])  # m[j] = max(x[j : j + 2 * span])
+        span *= 2
+    return np.maximum(m[: len(x) - width + 1], m[width - span : len(m)])
+
+
+def first_peaks(x: np.ndarray, h: int) -> np.ndarray:
+    """For each centre ``i`` in ``h .. len(x) - h - 1``: is ``x[i]`` the first maximum of
+    ``x[i - h : i + h + 1]`` (what ``argmax`` of that window == h says: above every value
+    before it, at least every value after it)? One entry per centre."""
+    c = x[h : len(x) - h]
+    if h == 0:
+        return np.ones(len(c), bool)
+    return (c > running_max(x[: len(x) - h - 1], h)) & (c >= running_max(x[h + 1 :], h))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_edge.device.arrays import sliding
+from ecg_edge.device.arrays import first_peaks
 from ecg_edge.device.config import DetectorConfig, SampleCounts
 from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
 
@@ -197,8 +197,9 @@ class RPeakDetector:
         stop = self.feature.end - h  # candidates need h samples of look-ahead
         if stop > self.scan:
             seg = self.feature.get(self.scan - h, self.feature.end)
-            win = sliding(seg, 2 * h + 1)
-            hits = np.flatnonzero((np.argmax(win, axis=1) == h) & (win[:, h] > 0))
+            # centres that are their window's first maximum (argmax of each window == h),
+            # by running maxima: a (n, 2h + 1) window view's argmax cost 10x more per block
+            hits = np.flatnonzero(first_peaks(seg, h) & (seg[h : len(seg) - h] > 0))
             if len(hits):
                 # Steepest slope of the ECG in the integration window ending at each hit.
                 k = self.n.integration

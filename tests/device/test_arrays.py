@@ -4,7 +4,7 @@ pipeline hands them (NaN, infinities, odd strides), so swapping them in changed 
 import numpy as np
 import pytest
 
-from ecg_edge.device.arrays import finite, sliding
+from ecg_edge.device.arrays import finite, first_peaks, running_max, sliding
 from ecg_edge.device.rhythm import rolling_median
 
 
@@ -44,3 +44,20 @@ def test_rolling_median_is_np_median(window):
             idx = np.arange(len(x) - window + 1)[:, None] + np.arange(window)
             want[window - 1 :] = np.median(x[idx], axis=1)
         assert np.array_equal(rolling_median(x, window), want, equal_nan=True)
+
+
+def test_running_max_and_first_peaks_are_the_window_views():
+    """Ties (small integers) are where argmax's first-maximum rule matters: a plateau's first
+    sample is its peak, the rest are not."""
+    swv = np.lib.stride_tricks.sliding_window_view
+    rng = np.random.default_rng(1)
+    for trial in range(2000):
+        n = int(rng.integers(1, 80))
+        x = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        w = int(rng.integers(1, n + 1))
+        assert np.array_equal(running_max(x, w), swv(x, w).max(axis=1))
+        h = int(rng.integers(0, (n - 1) // 2 + 1))
+        assert np.array_equal(first_peaks(x, h), np.argmax(swv(x, 2 * h + 1), axis=1) == h)
+    assert first_peaks(np.array([0.0, 2.0, 2.0, 0.0, 0.0]), 1).tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="does not fit"):
+        running_max(np.zeros(3), 4)
