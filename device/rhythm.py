@@ -30,7 +30,6 @@ no evidence of an ectopic beat there.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import asdict, dataclass, field, fields
 
@@ -175,11 +174,6 @@ class RhythmUpdate:
     irregular: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
-@functools.lru_cache(maxsize=8)
-def _pairs(window: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(window - 1, 1)
-
-
 def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     """Coefficient of sample entropy (COSEn, Lake & Moorman 2011) of the last ``window`` RR
     intervals, per interval: SampEn(m=1, r) + ln(2r) - ln(mean RR), r = ``tolerance_s``.
@@ -194,13 +188,16 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     out = np.full(n, np.nan)
     if n < window:
         return out
-    x = rr[np.arange(n - window + 1)[:, None] + np.arange(window)]
-    i, j = _pairs(window)
+    x = sliding(rr, window)
     close = np.abs(x[:, :, None] - x[:, None, :]) <= tolerance_s  # NaN compares False
-    m1 = close[:, i, j]  # one-interval templates (the first window-1) that match
-    m2 = m1 & close[:, i + 1, j + 1]  # ... and so do the intervals that follow them
-    matches1 = np.maximum(np.count_nonzero(m1, axis=1), 1)
-    matches2 = np.maximum(np.count_nonzero(m2, axis=1), 0.5)
+    # Pairs i < j of one-interval templates (the first window-1) that match, and of those
+    # whose following intervals match too. ``close`` is symmetric with a true diagonal (a
+    # window with a NaN has a NaN mean and value whatever its counts), so each count is half
+    # the matrix's off the diagonal: slices instead of gathering the pairs.
+    first = close[:, :-1, :-1]
+    k = window - 1
+    matches1 = np.maximum((np.add.reduce(first, axis=(1, 2)) - k) // 2, 1)
+    matches2 = np.maximum((np.add.reduce(first & close[:, 1:, 1:], axis=(1, 2)) - k) // 2, 0.5)
     mean = np.add.reduce(x, axis=1) / window  # x.mean(axis=1), without its wrapper
     with np.errstate(invalid="ignore"):
         value = -np.log(matches2 / matches1) + np.log(2 * tolerance_s) - np.log(mean)

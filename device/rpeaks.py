@@ -204,7 +204,8 @@ class RPeakDetector:
                 # Steepest slope of the ECG in the integration window ending at each hit.
                 k = self.n.integration
                 lo = max(self.x.start, self.scan - k - 1)
-                adx = np.abs(np.diff(self.x.get(lo, stop)))  # adx[j] = |x[lo+j+1] - x[lo+j]|
+                xs = self.x.get(lo, stop)
+                adx = np.abs(xs[1:] - xs[:-1])  # adx[j] = |x[lo+j+1] - x[lo+j]| (np.diff)
                 ends = self.scan + hits - lo  # index in adx of the step into sample i
                 starts = np.maximum(ends - k, 0)
                 cummax = [float(adx[a:b].max()) for a, b in zip(starts, ends)]

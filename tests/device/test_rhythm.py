@@ -40,6 +40,26 @@ def test_irregularity_needs_a_full_window_after_a_gap():
     assert (x[np.isfinite(x)] < RhythmConfig().af_exit).all()  # record 100's sinus rhythm
 
 
+def _cosen_by_pairs(w: np.ndarray, r: float) -> float:
+    """COSEn of one window counted pair by pair, as Lake & Moorman define it."""
+    m = len(w) - 1
+    a = sum(abs(w[i] - w[j]) <= r for i in range(m) for j in range(i + 1, m))
+    b = sum(abs(w[i] - w[j]) <= r and abs(w[i + 1] - w[j + 1]) <= r
+            for i in range(m) for j in range(i + 1, m))
+    return -np.log(max(b, 0.5) / max(a, 1)) + np.log(2 * r) - np.log(np.mean(w))
+
+
+def test_irregularity_counts_the_template_pairs():
+    """The vectorised counts (half the off-diagonal of the match matrix) are the pairwise
+    definition's, on real RR of record 119 (bigeminy), rounded so that intervals tie."""
+    _, _, rr, _ = annotated_beats("119")
+    rr = np.round(rr[1:81], 2)  # rounding makes exact ties
+    got = irregularity(rr, 16, 0.06)
+    want = [_cosen_by_pairs(rr[i - 15 : i + 1], 0.06) for i in range(15, len(rr))]
+    assert np.isnan(got[:15]).all()
+    np.testing.assert_allclose(got[15:], want, rtol=0, atol=1e-12)
+
+
 def test_irregularity_is_high_in_af_and_low_in_bigeminy():
     """COSEn: AF's random intervals against the repeating short-long pattern of bigeminy."""
     _, _, rr119, _ = annotated_beats("119")
