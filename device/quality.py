@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import statistics
 from collections import deque
 from collections.abc import Callable
@@ -64,6 +65,8 @@ MIN_LONG_RR = 8
 #: How far one of the wearer's QRS shapes moves towards each new beat of it.
 SHAPE_ALPHA = 0.2
 LEVELS = ("good", "noisy", "unreadable")
+#: Keys of a judged segment's start and end for bisect (C getters: no Python call per step).
+_START, _END = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -161,7 +164,7 @@ class SignalQuality:
         amplitude (mV), steep but smooth waves?, wavy: steep and smooth by
         ``organised_max_curvature``?) of the judged segment holding model-rate sample
         ``index`` (good, no noise, if none)."""
-        k = bisect.bisect_right(self.judged, index, key=lambda j: j[0]) - 1
+        k = bisect.bisect_right(self.judged, index, key=_START) - 1
         if k >= 0 and index < self.judged[k][1]:
             return self.judged[k][2:]
         return GOOD, 0.0, 0.0, 1.0, False, False
@@ -189,7 +192,7 @@ class SignalQuality:
 
     def forget_before(self, index: int) -> None:
         """Drop the levels of segments that end before ``index``: bounded memory."""
-        k = bisect.bisect_right(self.judged, index, key=lambda j: j[1])
+        k = bisect.bisect_right(self.judged, index, key=_END)
         del self.judged[:k]
 
     def _judge(self, segments: np.ndarray) -> list[Segment]:
