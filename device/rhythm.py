@@ -245,8 +245,8 @@ def p_wave_similarity(window: np.ndarray, template: np.ndarray, fs: float, befor
     w = w - np.add.reduce(w, axis=1, keepdims=True) * inv
     t = t - np.add.reduce(t, axis=1, keepdims=True) * inv
     den = np.sqrt(np.add.reduce(w * w, axis=1) * np.add.reduce(t * t, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, np.add.reduce(w * t, axis=1) / den, np.nan)
+    # a flat region (den 0) or no template (NaN) divides by NaN: NaN, and no warning to silence
+    return np.add.reduce(w * t, axis=1) / np.where(den > 0, den, np.nan)
 
 
 def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s: float,
