@@ -2,9 +2,10 @@
 
 The device hands the pipeline a block every second or few (a handful of beats), so the fixed
 cost of a NumPy call, not its arithmetic, is most of the per-block cost
-(``benchmarks/results/session48.md``: 3 s blocks cost three times the CPU of 48 s blocks).
+(``benchmarks/results/session48.md``: 3 s blocks cost 2.6 times the CPU of 48 s blocks).
 ``np.nan_to_num`` and ``sliding_window_view`` spend several microseconds in Python wrappers
-per call; these give the same values for a fraction of it.
+per call, and an argmax over a window view of a block's samples does (2h + 1) times the work
+of a running maximum; these give the same values for a fraction of the cost.
 """
 
 from __future__ import annotations
