@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ecg_edge.device.arrays import finite, sliding
+from ecg_edge.device.context import median_last
 
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
 
@@ -210,12 +211,10 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
     n = len(x)
     out = np.full(n, np.nan)
     if n >= window:
-        # one sort of the rows (np.median's wrapper costs more than the work on a block's few
-        # windows); NaN sorts last, and a window holding one has no median, as in np.median
-        s = np.sort(sliding(np.asarray(x, np.float64), window), axis=1)
-        k = window // 2
-        med = s[:, k] if window % 2 else 0.5 * (s[:, k - 1] + s[:, k])
-        out[window - 1 :] = np.where(s[:, -1] == s[:, -1], med, np.nan)
+        # the template's one-sort median (np.median's wrapper costs more than the work on a
+        # block's few windows); a window holding a NaN has none, as in np.median
+        rows = sliding(np.asarray(x, np.float64), window)
+        out[window - 1 :] = np.where(np.isnan(rows).any(axis=1), np.nan, median_last(rows))
     return out
 
 
