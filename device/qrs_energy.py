@@ -23,7 +23,7 @@ import bisect
 import numpy as np
 
 from ecg_edge.device.config import DetectorConfig
-from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
+from ecg_edge.device.dsp import FirFilter, MovingMean, SosFilter, Tail, bandpass_sos
 
 
 class EnergyBlocks:
@@ -40,7 +40,7 @@ class EnergyBlocks:
         self.band = SosFilter(bandpass_sos(lo, min(hi, 0.45 * fs), 2, fs))
         self.ma_qrs = FirFilter(np.ones(self.n_qrs) / self.n_qrs)
         self.ma_beat = FirFilter(np.ones(self.n_beat) / self.n_beat)
-        self.ma_mean = FirFilter(np.ones(self.n_mean) / self.n_mean)
+        self.ma_mean = MovingMean(self.n_mean)
         self.reset()
 
     def reset(self, start: int = 0) -> None:
@@ -59,7 +59,7 @@ class EnergyBlocks:
         z = self.band(y) ** 2
         self.qrs.append(self.ma_qrs(z))
         beat = self.ma_beat(z)
-        # Mean energy over the last seconds (a FIR, so every block cut gives the same value).
+        # Mean energy over the last seconds (every block cut gives the same value).
         mean = self.ma_mean(z)
         # Centre c is judged when the beat-width average centred on it is known: its last input
         # is c + h_beat, i.e. the new samples judge centres end - h_beat ... (new end) - h_beat.

@@ -429,9 +429,10 @@ class RhythmAnalyzer:
         # A pause breaks the AF windows; the learned model's own rows keep it (rr_used).
         rr_af = np.where(rr_used > self.cfg.af_pause_s, np.nan, rr_used) if (
             self.cfg.af_pause_s > 0) else rr_used
-        full = np.concatenate([self.rr_hist, rr_af])
+        raw_hist = self.rr_hist
+        full = np.concatenate([raw_hist, rr_af])
         irr = irregularity(full, self.cfg.af_window_beats,
-                           self.cfg.af_tolerance_s)[len(self.rr_hist):]
+                           self.cfg.af_tolerance_s)[len(raw_hist):]
         self.rr_hist = full[-self.keep:]
         p_med = np.full(n, np.nan)
         atrial = None
@@ -456,7 +457,8 @@ class RhythmAnalyzer:
         skip = np.zeros(n, dtype=bool)
         irr_ep = irr
         if self.cfg.af_skip_odd_beats:
-            irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes, qrs_gate)
+            irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes, qrs_gate,
+                                                    (raw_hist, irr))
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
@@ -507,12 +509,16 @@ class RhythmAnalyzer:
         return RhythmUpdate(events, irregular)
 
     def _clean_irregularity(self, rr: np.ndarray, atrial: np.ndarray | None,
-                            classes: np.ndarray | None, qrs: np.ndarray | None = None
+                            classes: np.ndarray | None, qrs: np.ndarray | None = None,
+                            raw: tuple[np.ndarray, np.ndarray] | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:
         """(COSEn over the intervals between usual-shaped beats, per beat; beats whose
         interval was left out). Odd: a QRS unlike the template (``qrs`` where given, else
         the atrial evidence's QRS column) or a beat typed V or F; without shape evidence or
-        classes nothing is left out."""
+        classes nothing is left out. ``raw``: the RR history before ``rr`` and COSEn over
+        all of ``rr``; where nothing is left out and that history is this one's (no odd beat
+        within a window: most blocks), each window holds the same intervals, so it is the
+        answer, not computed twice."""
         from ecg_edge.device.rhythm_features import ODD_QRS
 
         n = len(rr)
@@ -526,12 +532,14 @@ class RhythmAnalyzer:
         before = np.concatenate([[self.prev_odd], odd[:-1]])
         self.prev_odd = bool(odd[-1])
         skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window
-        kept = rr[~skip]
-        full = np.concatenate([self.rr_clean_hist, kept])
+        hist = self.rr_clean_hist
+        if raw is not None and not skip.any() and raw[0].tobytes() == hist.tobytes():
+            self.rr_clean_hist = self.rr_hist  # the same intervals (``update`` set it)
+            return raw[1].copy(), skip
+        full = np.concatenate([hist, rr[~skip]])
         c = self.cfg
         out = np.full(n, np.nan)
-        out[~skip] = irregularity(full, c.af_window_beats, c.af_tolerance_s)[
-            len(self.rr_clean_hist):]
+        out[~skip] = irregularity(full, c.af_window_beats, c.af_tolerance_s)[len(hist):]
         self.rr_clean_hist = full[-self.keep:]
         return out, skip
 

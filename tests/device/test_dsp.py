@@ -9,6 +9,7 @@ import pytest
 from ecg_edge.device.config import DetectorConfig, SignalConfig
 from ecg_edge.device.dsp import (
     FirFilter,
+    MovingMean,
     PolyphaseResampler,
     SosFilter,
     Tail,
@@ -207,6 +208,33 @@ def test_fir_chunked_is_bit_exact_and_equals_lfilter(record_106, taps):
     np.testing.assert_allclose(whole, np.convolve(x, b)[: len(x)], rtol=0, atol=1e-12)
     signal = _scipy_signal()
     np.testing.assert_allclose(whole, signal.lfilter(b, [1.0], x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 14, 1200])
+def test_moving_mean_chunked_is_bit_exact_and_equals_the_fir(record_106, n):
+    """The QRS-energy detector's 10 s mean (1200 taps at 120 Hz) on a real lead's energy: any
+    cut into blocks gives the same bits, including blocks longer than n and blocks that end on
+    a segment boundary, and the values are the n-tap FIR's (1/n each) to rounding."""
+    x = record_106.lead_mv()[: 360 * 60] ** 2
+    whole = MovingMean(n)(x)
+    rng = np.random.default_rng(n)
+    for cut in (_chunks(x, rng, 500), _chunks(x, rng, 7), np.split(x, range(n, len(x), n))):
+        f = MovingMean(n)
+        np.testing.assert_array_equal(np.concatenate([f(c) for c in cut]), whole)
+    fir = FirFilter(np.ones(n) / n)(x)
+    np.testing.assert_allclose(whole, fir, rtol=0, atol=1e-13 * x.max())
+
+
+def test_moving_mean_reset_forgets_and_rejects_an_empty_window():
+    f = MovingMean(5)
+    x = np.arange(12, dtype=float)
+    first = f(x)
+    f.reset()
+    np.testing.assert_array_equal(f(x), first)
+    np.testing.assert_array_equal(first[:5], np.cumsum(x[:5]) / 5)  # zeros before the stream
+    assert len(f(np.zeros(0))) == 0
+    with pytest.raises(ValueError, match="n >= 1"):
+        MovingMean(0)
 
 
 @pytest.mark.parametrize("fs_in", [fs for fs in RATES if fs != 120.0])  # 120 Hz: no resampling
