@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_edge.device.arrays import first_peaks
+from ecg_edge.device.arrays import first_peaks, sliding
 from ecg_edge.device.config import DetectorConfig, SampleCounts
 from ecg_edge.device.dsp import FirFilter, SosFilter, Tail, bandpass_sos
 
@@ -207,10 +207,12 @@ class RPeakDetector:
                 xs = self.x.get(lo, stop)
                 adx = np.abs(xs[1:] - xs[:-1])  # adx[j] = |x[lo+j+1] - x[lo+j]| (np.diff)
                 ends = self.scan + hits - lo  # index in adx of the step into sample i
-                starts = np.maximum(ends - k, 0)
-                cummax = [float(adx[a:b].max()) for a, b in zip(starts, ends)]
+                # max(adx[ends - k : ends]) per hit, all at once: adx >= 0, so the zeros in
+                # front change no maximum, only let a window start before adx does
+                padded = np.concatenate([np.zeros(k), adx])
+                steepest = np.maximum.reduce(sliding(padded, k)[ends], axis=1).tolist()
                 values = seg[hits + h]
-                for i, v, sl in zip((self.scan + hits).tolist(), values.tolist(), cummax):
+                for i, v, sl in zip((self.scan + hits).tolist(), values.tolist(), steepest):
                     self._candidate(_Candidate(i, v, sl), out)
             self.scan = stop
         if self.scan >= self.learn_end:
