@@ -934,16 +934,19 @@ class _VFState:
 def vf_leakage(x: np.ndarray) -> tuple[float, float]:
     """(leakage, mean |x|) of one window: the notch's delay is half the signal's mean period,
     estimated from the ratio of the mean absolute value to the mean absolute slope."""
-    x = x - x.mean()
-    slope = np.abs(np.diff(x)).sum()
-    amp = float(np.abs(x).mean())
+    # the reductions written as the ufuncs that .mean(), .sum() and np.diff call (a window
+    # or so a block: their wrappers cost more than the work)
+    x = x - np.add.reduce(x) / len(x)
+    slope = np.add.reduce(np.abs(x[1:] - x[:-1]))
+    total = np.add.reduce(np.abs(x))
+    amp = float(total / len(x))
     if slope <= 0:
         return 1.0, amp
-    n = int(np.pi * np.abs(x).sum() / slope + 0.5)
+    n = int(np.pi * total / slope + 0.5)
     n = min(max(n, 1), len(x) // 2)
     a, b = x[n:], x[:-n]
-    den = float((np.abs(a) + np.abs(b)).sum())
-    return (float(np.abs(a + b).sum()) / den if den > 0 else 1.0), amp
+    den = float(np.add.reduce(np.abs(a) + np.abs(b)))
+    return (float(np.add.reduce(np.abs(a + b))) / den if den > 0 else 1.0), amp
 
 
 def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from ecg_edge.device.evaluation import aami_class
-from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats, irregularity
+from ecg_edge.device.rhythm import (
+    RhythmAnalyzer,
+    RhythmConfig,
+    analyze_beats,
+    irregularity,
+    vf_leakage,
+)
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux
 from tests.conftest import DATA, MITDB
 
@@ -58,6 +64,58 @@ def test_irregularity_counts_the_template_pairs():
     want = [_cosen_by_pairs(rr[i - 15 : i + 1], 0.06) for i in range(15, len(rr))]
     assert np.isnan(got[:15]).all()
     np.testing.assert_allclose(got[15:], want, rtol=0, atol=1e-12)
+
+
+class _Recorded(RhythmAnalyzer):
+    """Keeps what each block's COSEn over usual beats returned; ``reuse=False`` never hands
+    over the all-beats value, so every block computes it."""
+
+    def __init__(self, reuse: bool):
+        super().__init__()
+        self.reuse, self.out, self.reused = reuse, [], 0
+
+    def _clean_irregularity(self, rr, atrial, classes, qrs=None, raw=None):
+        out = super()._clean_irregularity(rr, atrial, classes, qrs, raw if self.reuse else None)
+        self.reused += raw is not None and self.rr_clean_hist is self.rr_hist
+        self.out.append(out)
+        return out
+
+
+@pytest.mark.parametrize("name", ["119", "201"])
+def test_cosen_of_usual_beats_reuses_the_all_beats_value_only_where_it_is_the_same(name):
+    """Blocks with no odd beat and the same history take the all-beats COSEn; the values are
+    those computed anew, on real V-rich (119) and AF (201) beats, four beats a block."""
+    t, s, rr, cls = annotated_beats(name)
+    runs = [_Recorded(reuse) for reuse in (True, False)]
+    for an in runs:
+        for a in range(0, len(t), 4):
+            an.update(t[a:a + 4], s[a:a + 4], rr[a:a + 4], cls[a:a + 4])
+    blocks = len(runs[1].out)
+    assert 0 < runs[0].reused < blocks  # both paths taken
+    for (got, skip), (want, skip0) in zip(runs[0].out, runs[1].out):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(skip, skip0)
+
+
+def test_vf_leakage_is_its_definition_on_real_windows(record_201):
+    """The VF filter's leakage and mean |x| (reductions written as ufuncs) equal the textbook
+    formula with .mean(), .sum() and np.diff, to the bit, on 4 s windows of 201 (AF, noise)."""
+
+    def textbook(x):
+        x = x - x.mean()
+        slope = np.abs(np.diff(x)).sum()
+        amp = float(np.abs(x).mean())
+        if slope <= 0:
+            return 1.0, amp
+        n = min(max(int(np.pi * np.abs(x).sum() / slope + 0.5), 1), len(x) // 2)
+        den = float((np.abs(x[n:]) + np.abs(x[:-n])).sum())
+        return (float(np.abs(x[n:] + x[:-n]).sum()) / den if den > 0 else 1.0), amp
+
+    x = record_201.lead_mv()
+    w = 4 * 360
+    windows = [np.array(x[a : a + w], np.float64) for a in range(0, len(x) - w, w)]
+    assert [vf_leakage(v) for v in windows] == [textbook(v) for v in windows]
+    assert vf_leakage(np.zeros(64)) == (1.0, 0.0)
 
 
 def test_irregularity_is_high_in_af_and_low_in_bigeminy():
