@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_edge.device.arrays import finite
+from ecg_edge.device.arrays import finite, sliding
 from ecg_edge.device.rhythm import irregularity
 
 #: Feature names, in column order (the bundle's rhythm model section repeats them).
@@ -70,11 +70,6 @@ def qrs_similarity(window: np.ndarray, template: np.ndarray, fs: float,
     return p_wave_similarity(window, template, fs, before_s + QRS_HALF_S, (2 * QRS_HALF_S, 0.0))
 
 
-def _rows(x: np.ndarray, window: int) -> np.ndarray:
-    n = len(x)
-    return x[np.arange(n - window + 1)[:, None] + np.arange(window)]
-
-
 def window_features(rr: np.ndarray, atrial: np.ndarray | None, window: int,
                     tolerance_s: float) -> np.ndarray:
     """(n, len(FEATURES)) float32: features of the ``window`` RR intervals ending at each beat
@@ -85,7 +80,7 @@ def window_features(rr: np.ndarray, atrial: np.ndarray | None, window: int,
     out = np.full((n, len(FEATURES)), np.nan, dtype=np.float32)
     if n < window:
         return out
-    x = _rows(rr, window)  # (m, W)
+    x = sliding(rr, window).copy()  # (m, W), contiguous as the reductions below expect
     mean = x.mean(axis=1)
     med = np.median(x, axis=1)
     d = np.diff(x, axis=1)
@@ -116,9 +111,9 @@ def window_features(rr: np.ndarray, atrial: np.ndarray | None, window: int,
         f[:, 12:17] = missing_atrial(f)
     else:
         a = np.asarray(atrial, dtype=np.float64)
-        sim = np.median(_rows(finite(a[:, 0]), window), axis=1)
-        en = np.median(_rows(finite(a[:, 1]), window), axis=1)
-        odd = _rows(~(finite(a[:, 2]) >= ODD_QRS), window)  # (m, W)
+        sim = np.median(sliding(finite(a[:, 0]), window), axis=1)
+        en = np.median(sliding(finite(a[:, 1]), window), axis=1)
+        odd = sliding(~(finite(a[:, 2]) >= ODD_QRS), window)  # (m, W)
         f[:, 12], f[:, 13], f[:, 14] = sim, np.minimum(en, 2.0), 0.0
         f[:, 15] = odd.mean(axis=1)
         # Successive differences of intervals between same-shaped beats only: ectopy removed.
