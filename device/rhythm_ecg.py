@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ecg_edge.device.arrays import sliding
+
 
 @dataclass(frozen=True)
 class ECGModelSpec:
@@ -91,8 +93,7 @@ def windows(x: np.ndarray, length: int, hop: int, clip: float) -> tuple[np.ndarr
     if len(x) < length:
         return np.zeros((0, length), np.float32), np.zeros(0, dtype=np.int64)
     starts = np.arange(0, len(x) - length + 1, hop)
-    w = x[starts[:, None] + np.arange(length)]
-    return scale(w, clip), starts + length
+    return scale(sliding(x, length)[starts], clip), starts + length
 
 
 class ECGAFModel:

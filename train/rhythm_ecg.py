@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ecg_edge.device.arrays import sliding
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.rhythm_ecg import ECGModelSpec, decimate, factor, run_windows, scale, windows
 from ecg_edge.train.rhythm_data import BeatSeries
@@ -117,7 +118,7 @@ class StripCrops:
         idx = np.repeat(np.arange(len(self.start)), self.count)
         room = self.length[idx] - self.window + 1
         first = self.start[idx] + (rng.random(len(idx)) * room).astype(np.int64)
-        return (scale(self.signal[first[:, None] + np.arange(self.window)], self.clip),
+        return (scale(sliding(self.signal, self.window)[first], self.clip),
                 self.y[idx])
 
 
