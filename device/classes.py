@@ -383,7 +383,7 @@ class RRTrend:
         out = np.empty((n, 4))
         ps = (np.full(n, math.nan) if p_wave is None or not self.needs_p_wave
               else np.asarray(p_wave, np.float64)).tolist()
-        fresh = set() if restart is None else set(np.flatnonzero(restart).tolist())
+        fresh = set() if restart is None else set(np.asarray(restart).nonzero()[0].tolist())
         short, long, s_long = self.short, self.long, self.s_long
         for i, (x, p) in enumerate(zip(rr_new.tolist(), ps)):
             if i in fresh:
@@ -849,7 +849,7 @@ def v_runs(timed: BeatCalls, free: BeatCalls, withheld: np.ndarray,
     continues beat by beat from a V call that stood on its own, so the loop runs over the
     withheld beats only (a few per block)."""
     cls, score = timed.classes.copy(), timed.score.copy()
-    for i in np.flatnonzero(withheld & (free.classes == "V") & (cls != "V")):
+    for i in (withheld & (free.classes == "V") & (cls != "V")).nonzero()[0]:
         if cls[i - 1] == "V" if i else v_before:
             cls[i], score[i] = "V", free.score[i]
     return BeatCalls(score, cls, bool(cls[-1] == "V") if len(cls) else v_before)
@@ -904,7 +904,7 @@ def s_runs(calls: BeatCalls, rr_prev_s: np.ndarray, run_rr: np.ndarray | None,
     with np.errstate(invalid="ignore"):  # NaN RR (a gap, no long-term RR yet): no run
         ok = open_ & (cls == "N") & (r < spec.s_run_long_ratio) & (spec.s_run_rr_tolerance > 0)
     step, run, pace = spec.s_onset_step, s_before[2], 1.0 + spec.s_pace_tolerance
-    for i in np.flatnonzero((cls == "S") | ok):
+    for i in ((cls == "S") | ok).nonzero()[0]:
         prev_call, prev_rr = (cls[i - 1], rr[i - 1]) if i else s_before[:2]
         if prev_call != "S":
             run = math.nan

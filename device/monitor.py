@@ -264,7 +264,7 @@ class Monitor:
         rr = np.asarray(rr_prev)
         limit = 60.0 / self.rhythm.cfg.vt_rate_bpm
         length = np.zeros(len(v), int)
-        for i in np.flatnonzero(v):
+        for i in v.nonzero()[0]:
             before = length[i - 1] if i else self.v_run_length
             length[i] = before + 1 if before > 0 and rr[i] < limit else 1  # NaN RR: a new run
         if len(v):
@@ -279,7 +279,7 @@ class Monitor:
         out = np.zeros(len(beats), bool)
         limit = self.cfg.quality.rr_stale_s
         last = self.last_usable_t
-        for i in np.flatnonzero(beats.usable).tolist():
+        for i in beats.usable.nonzero()[0].tolist():
             t = float(beats.time_s[i])
             out[i] = limit > 0 and last is not None and t - last > limit
             last = t
@@ -326,7 +326,7 @@ class Monitor:
                                                 beats.quality, beats.sample, timing,
                                                 self.path.take_organised())
         flags = over & readable
-        self.stats.flags_withheld += int((over & ~readable).sum())
+        self.stats.flags_withheld += int(np.count_nonzero(over & ~readable))
         if not isinstance(out, BeatCalls):
             calls = calls_from_flags(beats, flags, irregular, self.classes)
         calls = np.where(beats.usable & (readable | ~over), calls, "Q")
@@ -342,8 +342,8 @@ class Monitor:
         irregular |= rhythm.irregular
         hr = 60.0 / beats.rr_prev
         self.stats.beats += len(beats)
-        self.stats.learning_beats += int(beats.learning.sum())
-        self.stats.flagged += int(flags.sum())
+        self.stats.learning_beats += int(np.count_nonzero(beats.learning))
+        self.stats.flagged += int(np.count_nonzero(flags))
         # Plain Python values once per block (numpy scalars cost more per beat than the rest).
         rows = zip(np.round(beats.time_s, 4).tolist(), beats.sample.tolist(), scores.tolist(),
                    flags.tolist(), hr.tolist(), beats.learning.tolist(), beats.quality.tolist(),

@@ -79,8 +79,8 @@ class EnergyBlocks:
     def _runs(self, above: np.ndarray, c0: int) -> None:
         """Turn judged centres into blocks; a run still open at the end stays open."""
         edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-        starts = (np.flatnonzero(edges == 1) + c0).tolist()
-        ends = (np.flatnonzero(edges == -1) + c0).tolist()
+        starts = ((edges == 1).nonzero()[0] + c0).tolist()  # np.flatnonzero, without its wrapper
+        ends = ((edges == -1).nonzero()[0] + c0).tolist()
         if self.run_start is not None:
             if starts and starts[0] == c0:
                 starts[0] = self.run_start  # the open run continues

@@ -99,9 +99,11 @@ def _median(a: np.ndarray) -> np.ndarray:
     """Median along the last axis by one partition (np.median's overhead dominates here)."""
     n = a.shape[-1]
     k = n // 2
+    part = a.copy(order="K")  # np.partition, without its wrapper
     if n % 2:
-        return np.partition(a, k, axis=-1)[..., k]
-    part = np.partition(a, (k - 1, k), axis=-1)
+        part.partition(k, axis=-1)
+        return part[..., k]
+    part.partition((k - 1, k), axis=-1)
     return 0.5 * (part[..., k - 1] + part[..., k])
 
 

@@ -266,25 +266,28 @@ def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s:
     # only a fiducial on the other wave than the template's (R against S) moves: the
     # detector's flip; a beat of the template's polarity keeps its place (letting every beat
     # find its best lag also let PVCs at 128 Hz match, DS1 208, and moved 203's AF ends)
-    flipped = np.flatnonzero(np.sign(window[:, r]) != np.sign(template[:, r])) if (
+    flipped = (np.sign(window[:, r]) != np.sign(template[:, r])).nonzero()[0] if (
         lag >= 1 and n) else np.zeros(0, dtype=np.int64)
     if not len(flipped):  # the usual block: nothing to move, nothing computed
         return window  # the very object given
+    # the reductions written as the ufuncs .mean() and .sum() call (a mean divides by the
+    # count): a third of the blocks of a wearer with a biphasic QRS come this far
     window = np.asarray(window, dtype=np.float64)
     lags = np.arange(-lag, lag + 1)
+    k = 2 * h + 1
     t = np.asarray(template[flipped, r - h : r + h + 1], dtype=np.float64)
-    t = t - t.mean(axis=1, keepdims=True)
+    t = t - np.add.reduce(t, axis=1, keepdims=True) / k
     # (flipped, lags, 2h + 1): the QRS region at each lag
-    seg = window[flipped][:, r - h + lags[:, None] + np.arange(2 * h + 1)]
-    seg = seg - seg.mean(axis=2, keepdims=True)
-    num = (seg * t[:, None, :]).sum(axis=2)
-    den = np.sqrt((seg * seg).sum(axis=2) * (t * t).sum(axis=1)[:, None])
+    seg = window[flipped][:, r - h + lags[:, None] + np.arange(k)]
+    seg = seg - np.add.reduce(seg, axis=2, keepdims=True) / k
+    num = np.add.reduce(seg * t[:, None, :], axis=2)
+    den = np.sqrt(np.add.reduce(seg * seg, axis=2) * np.add.reduce(t * t, axis=1)[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.where(den > 0, num / den, -np.inf)
-    best = np.argmax(corr, axis=1)  # ties: the first, so prefer lag 0 where it ties
+    best = corr.argmax(axis=1)  # ties: the first, so prefer lag 0 where it ties
     best = np.where(corr[np.arange(len(flipped)), best] > corr[:, lag], best, lag) - lag
     out = window.copy()
-    idx = np.clip(np.arange(width) + best[:, None], 0, width - 1)
+    idx = np.minimum(np.maximum(np.arange(width) + best[:, None], 0), width - 1)  # np.clip
     out[flipped] = np.take_along_axis(window[flipped], idx, axis=1)
     return out
 

@@ -199,7 +199,7 @@ class RPeakDetector:
             seg = self.feature.get(self.scan - h, self.feature.end)
             # centres that are their window's first maximum (argmax of each window == h),
             # by running maxima: a (n, 2h + 1) window view's argmax cost 10x more per block
-            hits = np.flatnonzero(first_peaks(seg, h) & (seg[h : len(seg) - h] > 0))
+            hits = (first_peaks(seg, h) & (seg[h : len(seg) - h] > 0)).nonzero()[0]
             if len(hits):
                 # Steepest slope of the ECG in the integration window ending at each hit.
                 k = self.n.integration
