@@ -67,9 +67,13 @@ class EctopicTemplates:
             c = (x @ self.bank.T) / (norm[:, None] * tn[None, :] + 1e-12)
         j = c.argmax(axis=1)
         d = _norms(x - self.bank[j])
+        m = np.empty((len(x), 4))  # np.stack's columns, without its wrapper
+        m[:, 0] = c[np.arange(len(x)), j]
+        m[:, 1] = d / (tn[j] + 1e-12)
+        m[:, 2] = d / (to_normal + 1e-12)
+        m[:, 3] = self.count[j]
         ok = norm > 0
-        out[ok] = np.stack([c[np.arange(len(x)), j], d / (tn[j] + 1e-12),
-                            d / (to_normal + 1e-12), self.count[j]], axis=1)[ok]
+        out[ok] = m[ok]
         return j
 
     def _join(self, x: np.ndarray, corr: float, j: int | None) -> None:
