@@ -43,6 +43,12 @@ def sliding(x: np.ndarray, width: int) -> np.ndarray:
     return view
 
 
+def mean_last(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """``x.mean(axis=-1)``, as ``.mean()`` computes it (the add-reduced sum divided by the
+    count, so the same bits) without its wrapper."""
+    return np.add.reduce(x, axis=-1, keepdims=keepdims) / x.shape[-1]
+
+
 def running_max(x: np.ndarray, width: int) -> np.ndarray:
     """``max(x[j : j + width])`` for each start ``j`` (length ``len(x) - width + 1``), by
     doubling: log2(width) + 1 elementwise maxima instead of a (n, width) window view."""

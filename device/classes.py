@@ -998,7 +998,7 @@ def count_calls(classes: np.ndarray, counts: dict[str, int] | None = None) -> di
     counts = dict.fromkeys(CALLS, 0) if counts is None else counts
     c = np.asarray(classes, dtype="<U1")
     for k in CALLS:
-        counts[k] += np.count_nonzero(c == k)
+        counts[k] += int(np.count_nonzero(c == k))
     return counts
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_edge.device.arrays import mean_last
+
 #: How far a template moves towards each new beat of its morphology (exponential average).
 ALPHA = 0.2
 #: A confidently called V beat joins the template it correlates with at least this well;
@@ -41,10 +43,9 @@ class EctopicTemplates:
         if not len(self.bank) and not np.any(enter):
             return out  # most blocks of most wearers: nothing to match, nothing to learn
         x = np.asarray(window, np.float64)[:, self.a:self.b]
-        n = x.shape[1]  # .mean() divides the sum by the count (not times 1/n)
-        x = x - np.add.reduce(x, axis=1, keepdims=True) / n
+        x = x - mean_last(x, keepdims=True)
         t = np.asarray(template, np.float64)[:, self.a:self.b]
-        to_normal = _norms(x - (t - np.add.reduce(t, axis=1, keepdims=True) / n))
+        to_normal = _norms(x - (t - mean_last(t, keepdims=True)))
         norm = _norms(x)
         start = 0  # beats between two that join are matched in one pass
         for e in [*(enter & (norm > 0)).nonzero()[0].tolist(), len(x)]:

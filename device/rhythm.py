@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ecg_edge.device.arrays import finite, sliding
+from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.context import median_last
 
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
@@ -199,7 +199,7 @@ def irregularity(rr: np.ndarray, window: int, tolerance_s: float) -> np.ndarray:
     k = window - 1
     matches1 = np.maximum((np.add.reduce(first, axis=(1, 2)) - k) // 2, 1)
     matches2 = np.maximum((np.add.reduce(first & close[:, 1:, 1:], axis=(1, 2)) - k) // 2, 0.5)
-    mean = np.add.reduce(x, axis=1) / window  # x.mean(axis=1), without its wrapper
+    mean = mean_last(x)
     with np.errstate(invalid="ignore"):
         value = -np.log(matches2 / matches1) + np.log(2 * tolerance_s) - np.log(mean)
     out[window - 1 :] = value  # a window holding a NaN interval has a NaN mean
@@ -270,16 +270,15 @@ def align_windows(window: np.ndarray, template: np.ndarray, fs: float, before_s:
         lag >= 1 and n) else np.zeros(0, dtype=np.int64)
     if not len(flipped):  # the usual block: nothing to move, nothing computed
         return window  # the very object given
-    # the reductions written as the ufuncs .mean() and .sum() call (a mean divides by the
-    # count): a third of the blocks of a wearer with a biphasic QRS come this far
+    # the reductions written as the ufuncs .mean() and .sum() call: a third of the blocks of
+    # a wearer with a biphasic QRS come this far (106: 193 of 604)
     window = np.asarray(window, dtype=np.float64)
     lags = np.arange(-lag, lag + 1)
-    k = 2 * h + 1
     t = np.asarray(template[flipped, r - h : r + h + 1], dtype=np.float64)
-    t = t - np.add.reduce(t, axis=1, keepdims=True) / k
+    t = t - mean_last(t, keepdims=True)
     # (flipped, lags, 2h + 1): the QRS region at each lag
-    seg = window[flipped][:, r - h + lags[:, None] + np.arange(k)]
-    seg = seg - np.add.reduce(seg, axis=2, keepdims=True) / k
+    seg = window[flipped][:, r - h + lags[:, None] + np.arange(2 * h + 1)]
+    seg = seg - mean_last(seg, keepdims=True)
     num = np.add.reduce(seg * t[:, None, :], axis=2)
     den = np.sqrt(np.add.reduce(seg * seg, axis=2) * np.add.reduce(t * t, axis=1)[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -939,7 +938,7 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
     estimated from the ratio of the mean absolute value to the mean absolute slope."""
     # the reductions written as the ufuncs that .mean(), .sum() and np.diff call (a window
     # or so a block: their wrappers cost more than the work)
-    x = x - np.add.reduce(x) / len(x)
+    x = x - mean_last(x)
     slope = np.add.reduce(np.abs(x[1:] - x[:-1]))
     total = np.add.reduce(np.abs(x))
     amp = float(total / len(x))

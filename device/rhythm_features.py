@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_edge.device.arrays import finite, sliding
+from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.rhythm import irregularity
 
 #: Feature names, in column order (the bundle's rhythm model section repeats them).
@@ -50,8 +50,8 @@ def atrial_evidence(window: np.ndarray, template: np.ndarray, amplitude: np.ndar
     a, b = max(0, r - int(round(region_s[0] * fs))), max(1, r - int(round(region_s[1] * fs)))
     w = np.asarray(window[:, a:b], dtype=np.float64)
     # .mean() and np.stack, written out: their wrappers cost more than a block's few beats
-    d = w - np.add.reduce(w, axis=1, keepdims=True) / w.shape[1]
-    rms = np.sqrt(np.add.reduce(d * d, axis=1) / w.shape[1])
+    d = w - mean_last(w, keepdims=True)
+    rms = np.sqrt(mean_last(d * d))
     amp = np.asarray(amplitude, dtype=np.float64)
     out = np.empty((len(w), ATRIAL_COLUMNS))
     out[:, 0] = sim

@@ -4,7 +4,7 @@ pipeline hands them (NaN, infinities, odd strides), so swapping them in changed 
 import numpy as np
 import pytest
 
-from ecg_edge.device.arrays import finite, first_peaks, running_max, sliding
+from ecg_edge.device.arrays import finite, first_peaks, mean_last, running_max, sliding
 from ecg_edge.device.rhythm import rolling_median
 
 
@@ -19,6 +19,17 @@ def test_finite_is_nan_to_num(dtype):
 
 def test_finite_leaves_integers_alone():
     assert np.array_equal(finite(np.array([3, -1])), [3, -1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_last_is_mean_to_the_bit(dtype):
+    rng = np.random.default_rng(1)
+    for shape in [(7,), (3, 37), (2, 5, 96)]:
+        x = (rng.normal(size=shape) * 1e3 + 1e-3).astype(dtype)
+        for keepdims in (False, True):
+            got, want = mean_last(x, keepdims), x.mean(axis=-1, keepdims=keepdims)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == np.asarray(want).tobytes()
 
 
 def test_sliding_is_sliding_window_view():
