@@ -113,6 +113,11 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
     keep = lab >= 0
     model = rhythm_ecg.fit(w[keep], lab[keep].astype(np.float32),
                            rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
+    nets = [layer for layer in model.layers if hasattr(layer, "layers")]
+    assert len(nets) == 2  # the shipped recipe's two members, one graph: their mean
+    np.testing.assert_allclose(model.predict(w[:20], verbose=0),
+                               np.mean([n.predict(w[:20], verbose=0) for n in nets], axis=0),
+                               atol=1e-6)
     ws = rhythm_ecg.WindowSet(w[keep], lab[keep], np.zeros(keep.sum()),
                               np.array(["201"] * int(keep.sum()), dtype=object))
     data, parity = rhythm_ecg.convert_int8(model, ws, 0.5, {"201": 0.8}, 0.4,
