@@ -47,7 +47,8 @@ class ECGModelConfig:
     # Nets averaged in one graph (seeds seed, seed + 1, ...): the shipped model is their mean
     # probability, one int8 file, so the device runs it as it ran one net. Out of fold, seeds 0
     # and 1 (the shipping run): ECG alone 0.829 / 0.819 -> 0.843, the strip call 0.845 / 0.840
-    # -> 0.854; over three seed pairs +0.006 on the members' mean (benchmarks/results/session55.md).
+    # -> 0.854; over four seeds a pair beats its members' mean by +0.011 alone, +0.003 in the strip
+    # call (benchmarks/results/session55.md).
     members: int = 2
 
     def to_dict(self) -> dict:
