@@ -50,6 +50,11 @@ class ECGModelConfig:
     # -> 0.854; over four seeds a pair beats its members' mean by +0.011 alone, +0.003 in the strip
     # call (benchmarks/results/session55.md).
     members: int = 2
+    # Random time stretch of the training crops, up to this relative change of length either way
+    # (0: off): AF at rates the strips rarely show (slow AF is where both models miss, pass7.md).
+    # 0.2 raised one net (ECG alone +0.015 / +0.018, strip call +0.006 on average) but not the
+    # pair of nets the recipe ships (0.853 both ways; benchmarks/results/session55.md), so off.
+    stretch: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,13 +136,26 @@ class StripCrops:
         return replace(self, start=self.start[keep], length=self.length[keep],
                        count=self.count[keep], y=self.y[keep], fold=self.fold[keep])
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(scaled windows, labels) at uniform random offsets."""
+    def sample(self, rng: np.random.Generator, stretch: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(scaled windows, labels) at uniform random offsets; with ``stretch`` each window
+        is cut from a span up to (1 + stretch) times longer or shorter, linearly resampled."""
         idx = np.repeat(np.arange(len(self.start)), self.count)
-        room = self.length[idx] - self.window + 1
+        if stretch <= 0:
+            room = self.length[idx] - self.window + 1
+            first = self.start[idx] + (rng.random(len(idx)) * room).astype(np.int64)
+            return (scale(sliding(self.signal, self.window)[first], self.clip),
+                    self.y[idx])
+        f = np.exp(rng.uniform(-np.log1p(stretch), np.log1p(stretch), len(idx)))
+        span = np.minimum(np.round(self.window * f).astype(np.int64), self.length[idx])
+        room = self.length[idx] - span + 1
         first = self.start[idx] + (rng.random(len(idx)) * room).astype(np.int64)
-        return (scale(sliding(self.signal, self.window)[first], self.clip),
-                self.y[idx])
+        pos = (first[:, None] + np.arange(self.window, dtype=np.float32)[None]
+               * ((span - 1) / (self.window - 1)).astype(np.float32)[:, None])
+        i0 = np.minimum(pos.astype(np.int64), len(self.signal) - 2)
+        frac = pos - i0
+        x = self.signal[i0] * (1 - frac) + self.signal[i0 + 1] * frac
+        return scale(x.astype(np.float32), self.clip), self.y[idx]
 
 
 def fit(x: np.ndarray, y: np.ndarray, mcfg: ECGModelConfig, seed: int, log=None,
@@ -162,7 +180,7 @@ def fit_member(x: np.ndarray, y: np.ndarray, mcfg: ECGModelConfig, seed: int, lo
     fixed_x, fixed_y = x, y
     for epoch in range(mcfg.epochs):
         if crops is not None and len(crops.start):
-            cx, cy = crops.sample(rng)
+            cx, cy = crops.sample(rng, mcfg.stretch)
             x, y = np.concatenate([fixed_x, cx]), np.concatenate([fixed_y, cy])
         w = np.where(y == 1, mcfg.positive_weight, 1.0).astype(np.float32)
         sign = np.where(rng.random(len(x)) < 0.5, -1.0, 1.0).astype(np.float32)

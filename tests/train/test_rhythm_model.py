@@ -169,6 +169,28 @@ def test_random_crops_replace_the_strips_grid_windows_in_training():
     assert none is None and len(fixed) == 6 and fy.tolist() == [1.0] * 6
 
 
+def test_stretched_crops_resample_spans_of_the_strip_within_the_limit():
+    """With ``stretch`` a crop is a span up to 1.2 times longer or shorter than the window,
+    resampled to it: a 40-sample period shows as 10-14.4 periods per 480-sample window, in
+    windows that differ; without, exactly 12."""
+    t = np.arange(6000, dtype=np.float32)
+    crops = rhythm_ecg.StripCrops(np.sin(2 * np.pi * (t + 0.5) / 40).astype(np.float32),
+                                  np.array([0, 3000]), np.array([3000, 3000]),
+                                  np.array([100, 100]), np.array([1.0, 0.0], np.float32),
+                                  np.array([0, 1]), 480, 8.0)
+
+    def periods(x):  # rising zero crossings per window
+        return np.sum((x[:, :-1] < 0) & (x[:, 1:] >= 0), axis=1)
+
+    x, y = crops.sample(np.random.default_rng(0))
+    assert x.shape == (200, 480) and set(periods(x)) <= {11, 12}
+    x, y = crops.sample(np.random.default_rng(0), stretch=0.2)
+    assert x.shape == (200, 480) and np.isfinite(x).all()
+    assert y.tolist() == [1.0] * 100 + [0.0] * 100
+    n = periods(x)
+    assert n.min() >= 9 and n.max() <= 15 and n.max() - n.min() >= 3
+
+
 def test_attach_writes_only_the_settings_the_recipe_chose(tmp_path):
     """No TensorFlow: re-attaching with this recipe's AF choice replaces those settings only;
     what was tuned elsewhere (VT rate, P-wave smoothing, QRS alignment) stays in the bundle
