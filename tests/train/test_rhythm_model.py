@@ -115,6 +115,14 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
                            rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
     nets = [layer for layer in model.layers if hasattr(layer, "layers")]
     assert len(nets) == 2  # the shipped recipe's two members, one graph: their mean
+    for net in nets:  # each learns CinC's four classes and answers AF's softmax probability
+        import keras
+
+        softmax = [la for la in net.layers if getattr(la, "units", 0) == 4]
+        assert len(softmax) == 1 and net.output.shape[1:] == (1,)
+        np.testing.assert_allclose(
+            net.predict(w[:20], verbose=0)[:, 0],
+            keras.Model(net.inputs, softmax[0].output).predict(w[:20], verbose=0)[:, 1], atol=1e-6)
     np.testing.assert_allclose(model.predict(w[:20], verbose=0),
                                np.mean([n.predict(w[:20], verbose=0) for n in nets], axis=0),
                                atol=1e-6)
@@ -145,18 +153,25 @@ def _strip(name: str, seconds: float, seed: int) -> BeatSeries:
                          np.zeros((0, 1)), sig)
 
 
+def test_ecg_model_classes_are_af_or_cincs_four():
+    assert rhythm_ecg.ECGModelConfig().classes == 4
+    assert rhythm_ecg.CLASS_CODES["A"] == rhythm_ecg.AF == 1  # the DS1 windows' AF label too
+    with pytest.raises(ValueError, match="classes must be 1 or 4"):
+        rhythm_ecg.ECGModelConfig(classes=2)
+
+
 def test_random_crops_replace_the_strips_grid_windows_in_training():
     """Training with random crops: a fold's strips come as windows at random offsets inside
     each training strip (as many per strip as its grid has, with its label), never the held-out
     fold's, and each crop is a window of the strip's own signal, scaled as the device scales."""
     cinc = {"A1": _strip("A1", 30.0, 0), "N1": _strip("N1", 20.0, 1), "N2": _strip("N2", 5.0, 2)}
-    labels, folds = {"A1": "A", "N1": "N", "N2": "N"}, {"A1": 0, "N1": 1, "N2": 0}
+    labels, folds = {"A1": "A", "N1": "N", "N2": "~"}, {"A1": 0, "N1": 1, "N2": 0}
     spec = rhythm_ecg.default_spec()
     ws = rhythm_ecg.window_set(cinc, labels, folds, {}, {}, {}, spec, rhythm_ecg.ECGModelConfig())
     length = spec.lengths()[0]
     assert ws.crops.count.tolist() == [6, 4, 0]  # 8 s windows, 4 s hop; N2 is too short
     x, y, crops = ws.train_on(1, random_crops=True)
-    assert len(x) == 0 and crops.y.tolist() == [1.0, 0.0] and crops.fold.tolist() == [0, 0]
+    assert len(x) == 0 and crops.y.tolist() == [1.0, 3.0] and crops.fold.tolist() == [0, 0]
     cx, cy = crops.sample(np.random.default_rng(0))
     assert cx.shape == (6, length) and cy.tolist() == [1.0] * 6
     raw = rhythm_ecg.decimate(cinc["A1"].signal, 2)
