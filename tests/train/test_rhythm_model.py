@@ -115,9 +115,9 @@ def test_ecg_model_fit_convert_attach(series_201, tmp_path):
                            rhythm_ecg.ECGModelConfig(epochs=2), seed=0)
     nets = [layer for layer in model.layers if hasattr(layer, "layers")]
     assert len(nets) == 2  # the shipped recipe's two members, one graph: their mean
-    for net in nets:  # each learns CinC's four classes and answers AF's softmax probability
-        import keras
+    import keras
 
+    for net in nets:  # each learns CinC's four classes and answers AF's softmax probability
         softmax = [la for la in net.layers if getattr(la, "units", 0) == 4]
         assert len(softmax) == 1 and net.output.shape[1:] == (1,)
         np.testing.assert_allclose(
