@@ -69,8 +69,8 @@ class ECGModelConfig:
     # single nets +0.009 strip F1(AF) over six seeds (10 of 12 cells), the ECG model alone
     # +0.004; with stretch 0.3, pairs of nets +0.011 over the binary pairs (27 of 30 cells;
     # 0.852 -> 0.862). In TensorFlow (this code) level with classes=1, stretch=0.2 over 7 paired
-    # cells, the ECG model alone -0.006; fewer false AF calls in the shipping run
-    # (benchmarks/results/session57.md).
+    # cells, the ECG model alone -0.006; four classes alone (stretch 0.2) -0.003 over 6; fewer
+    # false AF calls in the shipping run (benchmarks/results/session57.md).
     classes: int = 4
 
     def __post_init__(self) -> None:
