@@ -126,10 +126,9 @@ def build(length: int, mcfg: ECGModelConfig, name: str = ARCH):
     x = keras.layers.GlobalAveragePooling1D()(x)
     x = keras.layers.Dropout(mcfg.dropout)(x)
     x = keras.layers.Dense(mcfg.dense, activation="relu")(x)
-    if mcfg.classes == 1:
-        return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x), name=name)
-    return keras.Model(inp, keras.layers.Dense(mcfg.classes, activation="softmax")(x),
-                       name=name)
+    out = keras.layers.Dense(mcfg.classes,
+                             activation="sigmoid" if mcfg.classes == 1 else "softmax")(x)
+    return keras.Model(inp, out, name=name)
 
 
 def average(members: list):
