@@ -60,7 +60,8 @@ class ECGModelConfig:
     # ECG model alone +0.011), though not the recipe's own pair 0 + 1 (0.854 -> 0.849): shipped
     # for the expected gain, not the seeds' (benchmarks/results/session55.md). With four
     # classes (below) 0.3 beat 0.2 on the GPU: strip call +0.004 (9 of 12 cells, six seeds),
-    # the ECG model alone +0.007 (benchmarks/results/session57.md).
+    # the ECG model alone +0.007 (benchmarks/results/session57.md). 0.5 in TensorFlow, four
+    # seeds: the ECG model alone up in 5 of 6 cells, the strip call level (session58.md).
     stretch: float = 0.3
     # Classes the nets learn: 1, AF against the rest (a sigmoid); 4, CinC's own N / A / O / ~
     # (a softmax; DS1 windows are N or A), of which the shipped model outputs A's probability,
