@@ -80,17 +80,26 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
         self.far_run = 0  # beats in a row on time but far from the template
+        self._cached: tuple[np.ndarray, float] | None = None  # (template, amplitude)
+
+    def _medians(self) -> tuple[np.ndarray, float]:
+        """(template, amplitude), computed once per learned beat: every beat asks, and so do
+        the path's realignment and missed-beat checks, but only a learned beat changes them
+        (a wearer with frequent ectopy learns from two beats in three)."""
+        if self._cached is None:
+            self._cached = (median_last(self.windows[:, : self.filled]),
+                            statistics.median(self.amplitudes[: self.filled].tolist()))
+        return self._cached
 
     def template(self) -> np.ndarray | None:
-        """The wearer's median beat so far (None before the first learned beat)."""
-        return median_last(self.windows[:, : self.filled]) if self.filled else None
+        """The wearer's median beat so far (None before the first learned beat); read-only:
+        the same array is handed out until the next learned beat."""
+        return self._medians()[0] if self.filled else None
 
     def amplitude(self) -> float:
         """The wearer's running QRS amplitude (mV): the median of the recent beats' (NaN
         before any)."""
-        if not self.filled:
-            return float("nan")
-        return statistics.median(self.amplitudes[: self.filled].tolist())
+        return self._medians()[1] if self.filled else float("nan")
 
     def rr_local(self) -> float:
         """Mean of the recent regular RR intervals, model samples (NaN before any)."""
@@ -132,6 +141,7 @@ class WearerContext:
             self.amplitudes[self.head] = amp
             self.head = (self.head + 1) % self.cfg.template_beats
             self.filled = min(self.filled + 1, self.cfg.template_beats)
+            self._cached = None
             if rr_prev == rr_prev and not self.prev_premature:
                 self.rr.append(rr_prev)
                 del self.rr[: -self.cfg.rr_beats]

@@ -53,10 +53,13 @@ class EnergyBlocks:
         self.run_start: int | None = None  # an open run of "QRS energy above the beat's"
         self.blocks: list[tuple[int, int]] = []  # judged blocks [start, end), sorted
 
-    def push(self, y: np.ndarray) -> None:
+    def push(self, y: np.ndarray, banded: np.ndarray | None = None) -> None:
+        """``banded``: ``y`` through a filter of :attr:`band`'s design whose state the caller
+        carries (as :meth:`RPeakDetector.push`'s ``qrs_band``); without it :attr:`band` runs
+        here."""
         if not len(y):
             return
-        z = self.band(y) ** 2
+        z = (self.band(y) if banded is None else banded) ** 2
         self.qrs.append(self.ma_qrs(z))
         beat = self.ma_beat(z)
         # Mean energy over the last seconds (every block cut gives the same value).

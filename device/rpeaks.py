@@ -187,10 +187,13 @@ class RPeakDetector:
             self.pending.append(c)
 
     # -- streaming --------------------------------------------------------------------------
-    def push(self, x: np.ndarray) -> list[int]:
-        """Consume band-passed samples; return the R peaks decided by them."""
+    def push(self, x: np.ndarray, qrs_band: np.ndarray | None = None) -> list[int]:
+        """Consume band-passed samples; return the R peaks decided by them. ``qrs_band``:
+        ``x`` through a filter of :attr:`qrs_filter`'s design whose state the caller carries
+        (the signal path runs it beside the QRS-energy detector's in one call); without it
+        :attr:`qrs_filter` runs here. One or the other for a whole stream."""
         self.x.append(x)
-        slope = self.slope_filter(self.qrs_filter(x))
+        slope = self.slope_filter(self.qrs_filter(x) if qrs_band is None else qrs_band)
         self.feature.append(self.mwi(slope * slope))
         out: list[int] = []
         h = self.n.peak_half_window

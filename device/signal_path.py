@@ -99,6 +99,9 @@ class SignalPath:
         self.detector.noisy_before = self.quality.noisy_before
         # The second detector: in noisy signal a beat stands only where both find it.
         self.confirm = EnergyBlocks(cfg.detector, cfg.fs)
+        # Both detectors' band-passes over the same output, in one call (their own filters
+        # stay idle): per block, numpy's call overhead is the cost, not the arithmetic.
+        self.bands = SosFilter([self.detector.qrs_filter.sos, self.confirm.band.sos])
         # Beats dropped in noisy signal: the second detector saw no QRS, or (unreadable signal)
         # a shape unlike the wearer's between two beats one RR apart (InsertedBeat).
         self.unconfirmed = 0
@@ -137,6 +140,7 @@ class SignalPath:
         self.resampler.reset()
         self.detector.reset(out0)
         self.confirm.reset(out0)
+        self.bands.reset()
         self.quality.reset(out0)
         self.organisation.reset()
         self.prev_usable = True
@@ -173,8 +177,9 @@ class SignalPath:
         self.out_index += len(y)
         self.x.append(y)
         self._judged(self.quality.push(y))
-        self.confirm.push(y)
-        self.waiting += self.detector.push(y)
+        qrs_band, energy_band = self.bands(y)
+        self.confirm.push(y, energy_band)
+        self.waiting += self.detector.push(y, qrs_band)
         self.quality.forget_recent_before(self.detector.decided_until)
         return self._emit(final=False)
 

@@ -197,6 +197,24 @@ def test_iir_any_block_size_matches_whole(record_119, block):
     assert len(f(np.zeros(0))) == 0
 
 
+@pytest.mark.parametrize("block", [1, 7, 64, 360, 1000])
+def test_iir_bank_is_its_cascades_side_by_side(record_119, block):
+    """Several cascades over one input in one call (the detectors' two band-passes): each
+    output is that cascade's own filter to rounding, in any blocks, and reset forgets all."""
+    x = record_119.lead_mv()[: 360 * 30]
+    designs = [bandpass_sos(5.0, 18.0, 1, 360.0), bandpass_sos(8.0, 20.0, 2, 360.0),
+               bandpass_sos(0.5, 40.0, 2, 360.0)]
+    bank = SosFilter(designs)
+    parts = np.concatenate([bank(x[i : i + block]) for i in range(0, len(x), block)], axis=1)
+    assert parts.shape == (3, len(x))
+    scale = np.abs(x).max()
+    for sos, y in zip(designs, parts):
+        np.testing.assert_allclose(y, SosFilter(sos)(x), rtol=0, atol=1e-12 * scale)
+    bank.reset()
+    np.testing.assert_allclose(bank(x), parts, rtol=0, atol=1e-12 * scale)
+    assert bank(np.zeros(0)).shape == (3, 0)
+
+
 @pytest.mark.parametrize("taps", [1, 3, 14, 30])
 def test_fir_chunked_is_bit_exact_and_equals_lfilter(record_106, taps):
     x = record_106.lead_mv()[: 360 * 60]
