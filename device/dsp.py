@@ -168,7 +168,8 @@ class _LinearScan:
         out = np.empty((n + 1, d))
         out[0] = s0
         groups, rem = divmod(n, k)
-        if groups == 1 and not rem:  # one group (a 1 s block's): its start is s0, no level
+        if groups == 1 and not rem:  # exactly one group (a 3 s block at 360 Hz): it starts at
+            # s0, so no second level is needed
             groups, rem = 0, k
         if groups:
             z = _matmul(u[: groups * k].reshape(groups, k * d), self.mt)
@@ -197,8 +198,8 @@ class SosFilter:
     of the signal's scale, most of that sosfilt's own rounding.
 
     ``sos`` may also be a list of cascades that filter the same input (the R-peak detector's
-    band and the QRS-energy detector's, both fed the path's output): one state of their stacked
-    states, one call for all, (m, n) outputs. A live block's cost is the dozen numpy calls, not
+    band and the QRS-energy detector's, both fed the path's output): their states stacked into
+    one, one call for all, an (m, n) output. A live block's cost is the dozen numpy calls, not
     the multiply-adds, so two filters in one call cost little more than one.
     """
 
