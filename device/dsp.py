@@ -197,18 +197,18 @@ class SosFilter:
     leading submatrices. Faster than ``scipy.signal.sosfilt`` on both; agrees with it to ~1e-12
     of the signal's scale, most of that sosfilt's own rounding.
 
-    ``sos`` may also be a list of cascades that filter the same input (the R-peak detector's
-    band and the QRS-energy detector's, both fed the path's output): their states stacked into
-    one, one call for all, an (m, n) output. A live block's cost is the dozen numpy calls, not
-    the multiply-adds, so two filters in one call cost little more than one.
+    With ``parallel``, ``sos`` is a list of cascades that filter the same input (the R-peak
+    detector's band and the QRS-energy detector's, both fed the path's output): their states
+    stacked into one, one call for all, an (m, n) output. A live block's cost is the dozen numpy
+    calls, not the multiply-adds, so two filters in one call cost little more than one.
     """
 
-    def __init__(self, sos: np.ndarray | list[np.ndarray], block: int = 64):
-        bank = isinstance(sos, (list, tuple))
+    def __init__(self, sos: np.ndarray | list[np.ndarray], block: int = 64,
+                 parallel: bool = False):
         cascades = [np.atleast_2d(np.asarray(c, dtype=np.float64))
-                    for c in (sos if bank else [sos])]
-        self.sos = cascades if bank else cascades[0]
-        self.outputs = len(cascades) if bank else 0  # 0: one cascade, 1-D output
+                    for c in (sos if parallel else [sos])]
+        self.sos = cascades if parallel else cascades[0]
+        self.outputs = len(cascades) if parallel else 0  # 0: one cascade, 1-D output
         parts = [_state_space(c / c[:, 3:4]) for c in cascades]
         d = sum(len(p[1]) for p in parts)
         a, b = np.zeros((d, d)), np.zeros(d)

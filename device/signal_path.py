@@ -101,7 +101,8 @@ class SignalPath:
         self.confirm = EnergyBlocks(cfg.detector, cfg.fs)
         # Both detectors' band-passes over the same output, in one call (their own filters
         # stay idle): per block, numpy's call overhead is the cost, not the arithmetic.
-        self.bands = SosFilter([self.detector.qrs_filter.sos, self.confirm.band.sos])
+        self.bands = SosFilter([self.detector.qrs_filter.sos, self.confirm.band.sos],
+                               parallel=True)
         # Beats dropped in noisy signal: the second detector saw no QRS, or (unreadable signal)
         # a shape unlike the wearer's between two beats one RR apart (InsertedBeat).
         self.unconfirmed = 0

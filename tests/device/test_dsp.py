@@ -204,7 +204,7 @@ def test_iir_bank_is_its_cascades_side_by_side(record_119, block):
     x = record_119.lead_mv()[: 360 * 30]
     designs = [bandpass_sos(5.0, 18.0, 1, 360.0), bandpass_sos(8.0, 20.0, 2, 360.0),
                bandpass_sos(0.5, 40.0, 2, 360.0)]
-    bank = SosFilter(designs)
+    bank = SosFilter(designs, parallel=True)
     parts = np.concatenate([bank(x[i : i + block]) for i in range(0, len(x), block)], axis=1)
     assert parts.shape == (3, len(x))
     scale = np.abs(x).max()
@@ -213,6 +213,7 @@ def test_iir_bank_is_its_cascades_side_by_side(record_119, block):
     bank.reset()
     np.testing.assert_allclose(bank(x), parts, rtol=0, atol=1e-12 * scale)
     assert bank(np.zeros(0)).shape == (3, 0)
+    assert SosFilter(designs[0].tolist())(x[:100]).shape == (100,)  # a list is one cascade
 
 
 @pytest.mark.parametrize("taps", [1, 3, 14, 30])
