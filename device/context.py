@@ -87,8 +87,9 @@ class WearerContext:
         the path's realignment and missed-beat checks, but only a learned beat changes them
         (a wearer with frequent ectopy learns from two beats in three)."""
         if self._cached is None:
-            self._cached = (median_last(self.windows[:, : self.filled]),
-                            statistics.median(self.amplitudes[: self.filled].tolist()))
+            template = median_last(self.windows[:, : self.filled])
+            template.flags.writeable = False  # shared until the next learned beat
+            self._cached = (template, statistics.median(self.amplitudes[: self.filled].tolist()))
         return self._cached
 
     def template(self) -> np.ndarray | None:
