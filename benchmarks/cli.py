@@ -148,13 +148,18 @@ def rhythm_cmd(records: tuple[str, ...], repeats: int, no_pipeline: bool, bundle
         return
     click.echo(f"one core (cpu {core}); best of {repeats} (CPU time)\n")
     click.echo("| record | ECG s | RR-only beats/s | monitor beats | rhythm µs/beat "
-               "| rhythm x real time | pipeline x real time | rhythm share |")
-    click.echo("|---|---|---|---|---|---|---|---|")
+               "| on a strip µs/beat | rhythm x real time | pipeline x real time "
+               "| rhythm share |")
+    click.echo("|---|---|---|---|---|---|---|---|---|")
+    num = (lambda v, f: "–" if v is None else format(v, f))  # noqa: E731
     for r in results:
+        share = r["pipeline_rhythm_share"]
         click.echo(f"| {r['record']} | {r['ecg_s']:.0f} | {r['rr_only_beats_per_s']:.0f} | "
                    f"{r['monitor_beats']} | {r['monitor_us_per_beat']:.1f} | "
-                   f"{r['monitor_rhythm_x_realtime']:.0f} | {r['pipeline_x_realtime']:.0f} | "
-                   f"{100 * r['pipeline_rhythm_share']:.1f} % |")
+                   f"{num(r['strip_us_per_beat'], '.1f')} | "
+                   f"{r['monitor_rhythm_x_realtime']:.0f} | "
+                   f"{num(r['pipeline_x_realtime'], '.0f')} | "
+                   f"{num(None if share is None else 100 * share, '.1f')} % |")
 
 
 @cli.command("recipe-cv")

@@ -5,13 +5,14 @@
 - In the monitor: the analyzer fed as the monitor feeds it (the beats of each signal-path block,
   and the band-passed signal for VF), CPU microseconds per beat and its share of the
   whole pipeline (``benchmarks.pipeline``, reference scorer) whose real-time factor is reported
-  beside it.
+  beside it. With learned AF models, also per beat as a strip pays it: the models running
+  throughout (``RhythmConfig.strip_max_s`` off), where a longer stream stops them.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class RhythmCost:
     monitor_rhythm_x_realtime: float  # ECG seconds per CPU second of rhythm analysis alone
     pipeline_x_realtime: float  # the whole monitor pipeline, rhythm included
     pipeline_rhythm_share: float  # rhythm's share of the pipeline's CPU time
+    # per beat with the learned strip models running throughout (a strip's cost; NaN without)
+    strip_us_per_beat: float = float("nan")
 
 
 def _best(fn, repeats: int) -> float:
@@ -71,7 +74,7 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
     region = cfg.p_wave_region_s
     n_beats = sum(len(b) for kind, b, _ in fed if kind == "beats")
 
-    def run_monitor_feed():
+    def run_monitor_feed(cfg=cfg):
         an = RhythmAnalyzer(cfg, af_model)
         for kind, item, s0 in fed:
             if kind == "beats":  # as the monitor does, atrial evidence included
@@ -82,6 +85,8 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
                 an.push_signal(item, sig.fs, s0, rec.fs)
 
     mon_s = _best(run_monitor_feed, repeats)
+    strip_s = float("nan") if af_model is None else _best(
+        lambda: run_monitor_feed(replace(cfg, strip_max_s=0.0)), repeats)
     pipe_x, share = float("nan"), float("nan")
     if pipeline:
         p = measure_pipeline(record_path, reference_scorer("combined"), "reference:combined",
@@ -90,9 +95,10 @@ def measure(record_path: str, repeats: int = 3, cfg: RhythmConfig | None = None,
         share = mon_s / p.cpu_s
     return RhythmCost(beats.source, rec.duration_s, len(beats.time_s),
                       len(beats.time_s) / rr_s, n_beats, 1e6 * mon_s / max(n_beats, 1),
-                      rec.duration_s / mon_s, pipe_x, share)
+                      rec.duration_s / mon_s, pipe_x, share, 1e6 * strip_s / max(n_beats, 1))
 
 
 def as_dict(c: RhythmCost) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else v)
+    """JSON-ready: floats rounded, an unmeasured one (NaN) null."""
+    return {k: ((round(v, 4) if np.isfinite(v) else None) if isinstance(v, float) else v)
             for k, v in asdict(c).items()}

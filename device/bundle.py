@@ -327,7 +327,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "af_max_odd_qrs": _FRACTION, "af_onset_beats_rr_only": _COUNT,
                    "af_pause_s": Rule(ge=0, le=60), "strip_af_enter": Rule(ge=-20, le=20),
                    "strip_p_wave_max": _CORR, "strip_af_windows_pct": Rule(ge=0, le=100),
-                   "rr_valid_s": Rule(gt=0, le=600)},
+                   "strip_max_s": Rule(ge=0, le=86_400), "rr_valid_s": Rule(gt=0, le=600)},
     RhythmModelSpec: {"file": Rule(pattern=r"[A-Za-z0-9_.-]+"),
                       "golden": Rule(pattern=r"[A-Za-z0-9_.-]+"),
                       "sha256": Rule(pattern=r"[0-9a-f]{64}"),

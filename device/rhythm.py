@@ -142,6 +142,13 @@ class RhythmConfig:
     strip_af_enter: float = -1.1
     strip_p_wave_max: float = 0.9
     strip_af_windows_pct: float = 90.0
+    # The per-strip call is a strip's: a stream longer than this (s) gets none (af_call and
+    # af_probability None, ``strip`` false in the summary) and is told by its AF episodes and
+    # burden instead. Past it the learned strip models (RR and ECG) stop running unless an
+    # episode decision waits on them: on a 30-minute record they were 9 % of the pipeline's
+    # time for one mean probability that nothing was validated on (cinc2017's strips are 9-61
+    # s). 0: no limit.
+    strip_max_s: float = 120.0
     rr_valid_s: tuple[float, float] = (0.2, 20.0)  # RR-only input outside this is refused
 
     def to_dict(self) -> dict:
@@ -409,6 +416,7 @@ class RhythmAnalyzer:
         self.last_beat: tuple[float, int] | None = None
         self.vf = _VFState(c)
         self.windows = self.windows_irregular = 0  # for the per-strip call
+        self.strip = True  # no beat nor signal past cfg.strip_max_s yet
 
     # -- beats -----------------------------------------------------------------------------
     def update(self, time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
@@ -461,6 +469,7 @@ class RhythmAnalyzer:
         if self.cfg.af_skip_odd_beats:
             irr_ep, skip = self._clean_irregularity(rr_af, atrial, classes, qrs_gate,
                                                     (raw_hist, irr))
+        self._check_strip(float(time_s[-1]))
         if self.feed is not None:
             self.feed.push(rr_used, atrial)
             if self.model_episodes or self.af_veto > 0:  # the decision waits on the model
@@ -700,6 +709,7 @@ class RhythmAnalyzer:
                     ) -> RhythmUpdate:
         """Band-passed signal at ``fs`` Hz whose first value sits at front-end sample
         ``sample0`` (rate ``fs_in``): VF windows are judged as they complete."""
+        self._check_strip(sample0 / fs_in)
         if self.ecg_model is not None:
             if self.ecg_feed is None:
                 from ecg_edge.device.rhythm_ecg import ECGFeed
@@ -714,6 +724,17 @@ class RhythmAnalyzer:
             elif not vf and ep.open is not None:
                 events.append(ep.end(t, s, "organised signal", leakage=round(leak, 3)))
         return RhythmUpdate(events)
+
+    def _check_strip(self, t: float) -> None:
+        """Past ``strip_max_s`` of stream the stream is no strip: no strip call, and the
+        learned models stop where they only feed it (the RR model goes on where episodes or
+        their veto read it)."""
+        if not self.strip or not 0 < self.cfg.strip_max_s < t:
+            return
+        self.strip = False
+        self.ecg_model = self.ecg_feed = None
+        if not (self.model_episodes or self.af_veto > 0):
+            self.feed = None
 
     # -- gaps, end, state ------------------------------------------------------------------
     def interrupt(self, t: float, sample: int, reason: str) -> RhythmUpdate:
@@ -758,7 +779,9 @@ class RhythmAnalyzer:
         irregular = 100.0 * self.windows_irregular / self.windows if self.windows else None
         call = None if irregular is None else irregular >= self.cfg.strip_af_windows_pct
         prob = None
-        if self.feed is not None:
+        if not self.strip:
+            call = None
+        elif self.feed is not None:
             self.feed.run()
             prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
                     else self.feed.short_prob())
@@ -776,6 +799,7 @@ class RhythmAnalyzer:
             # The per-strip call; None when the strip has no full window nor one unbroken run
             # of SHORT_WINDOW intervals.
             "af_call": call,
+            "strip": self.strip,  # the stream was a strip (to strip_max_s): af_call applies
             "counts": {r: ep.count for r, ep in eps.items()},
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},

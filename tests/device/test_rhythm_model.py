@@ -48,7 +48,7 @@ def test_features_fed_block_by_block_equal_the_whole_record(beats_201):
     """What the analyzer computes from its carried history, block by block, is what training
     computes over the whole record (one signal path)."""
     b, atrial = beats_201
-    cfg = RhythmConfig()
+    cfg = RhythmConfig(strip_max_s=0.0)  # the model fed past a strip's length
     rr = b.rr_prev.astype(np.float64)
     whole = window_features(rr, atrial, cfg.af_window_beats, cfg.af_tolerance_s)
     rec = _Recorder()
@@ -68,6 +68,37 @@ def test_features_fed_block_by_block_equal_the_whole_record(beats_201):
     cosen, p_sim = FEATURES.index("cosen"), FEATURES.index("p_similarity")
     assert np.nanmedian(af[:, cosen]) > np.nanmedian(sinus[:, cosen]) + 0.3
     assert np.nanmedian(af[:, p_sim]) < 0.6 < 0.8 < np.nanmedian(sinus[:, p_sim])
+
+
+def test_strip_models_stop_past_a_strips_length(beats_201):
+    """A stream longer than ``strip_max_s`` is no strip: the strip models see only the beats
+    before the limit, the summary makes no strip call, and the episodes are what the unlimited
+    analyzer opens (nothing but the strip call reads these models)."""
+    b, atrial = beats_201
+    rr = b.rr_prev.astype(np.float64)
+    runs = {}
+    for limit in (120.0, 0.0):
+        rec = _Recorder()
+        an = RhythmAnalyzer(RhythmConfig(strip_max_s=limit), rec)
+        events = []
+        for a in range(0, len(rr), 37):
+            sl = slice(a, a + 37)
+            events += an.update(b.time_s[sl], b.sample[sl], rr[sl], p_wave=atrial[sl]).events
+        runs[limit] = (events, an.summary(600.0), sum(len(r) for r in rec.rows))
+    (ev, summary, fed), (ev0, summary0, fed0) = runs[120.0], runs[0.0]
+    assert ev == ev0 and [e for e in ev if e["rhythm"] == "AF"]
+    assert summary0["strip"] and summary0["af_probability"] == pytest.approx(0.1)
+    assert not summary["strip"] and summary["af_call"] is None
+    assert summary["af_probability"] is None
+    assert summary["af_burden_pct"] == summary0["af_burden_pct"] > 10
+    # the limited model saw beats of the first 120 s only (in the blocks that ended by then)
+    assert fed0 == len(rr) and 0 < fed <= int(np.argmax(b.time_s > 120.0))
+
+
+def test_strip_limit_is_a_checked_bundle_setting():
+    raw = json.loads((BUNDLE / "manifest.json").read_text())
+    raw["rhythm"]["strip_max_s"] = -1.0
+    assert any("rhythm.strip_max_s" in p for p in manifest_problems(raw))
 
 
 def test_bundle_without_rhythm_model_keeps_the_reference(tmp_path):
@@ -144,10 +175,17 @@ def test_shipped_model_calls_the_shipped_strips():
 
 def test_rr_only_with_the_bundle_model(tmp_path):
     """RR intervals alone (no atrial evidence: the model was trained with it missing too): the
-    AF episodes (the reference's, as the bundle chose) overlap 201's AF, and the model's mean
-    AF probability of 201 (a third of it in AF) is far above sinus record 100's."""
-    def run(record):
-        r = device_cli("rhythm", str(MITDB / record), "--bundle", str(BUNDLE), "--no-classes",
+    AF episodes (the reference's, as the bundle chose) overlap 201's AF. A 30-minute record is
+    no strip: no strip call. With the bundle's strip limit off, the model's mean AF probability
+    of 201 (a third of it in AF) is far above sinus record 100's, and the episodes are the
+    same: the strip models decide none of them."""
+    unlimited = shutil.copytree(BUNDLE, tmp_path / "unlimited")
+    raw = json.loads((unlimited / "manifest.json").read_text())
+    raw["rhythm"]["strip_max_s"] = 0.0
+    (unlimited / "manifest.json").write_text(json.dumps(raw))
+
+    def run(record, bundle=BUNDLE):
+        r = device_cli("rhythm", str(MITDB / record), "--bundle", str(bundle), "--no-classes",
                        "--events", str(tmp_path / f"{record}.jsonl"), "--json")
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
@@ -155,9 +193,14 @@ def test_rr_only_with_the_bundle_model(tmp_path):
     out = run("201")
     got = evaluate_record(read_reference(MITDB / "201"), out["events"], 1805.0)["AF"]
     assert got["duration_se"] > 0.6 and got["duration_ppv"] > 0.9, got
-    sinus = run("100")
+    summary = out["summary"]
+    assert summary["strip"] is False and summary["af_call"] is None
+    assert summary["af_probability"] is None and summary["af_burden_pct"] > 10
+    whole = run("201", unlimited)
+    assert whole["events"] == out["events"] and whole["summary"]["strip"] is True
+    sinus = run("100", unlimited)
     assert sinus["summary"]["counts"]["AF"] == 0
-    assert out["summary"]["af_probability"] > 0.3 > 0.05 > sinus["summary"]["af_probability"]
+    assert whole["summary"]["af_probability"] > 0.3 > 0.05 > sinus["summary"]["af_probability"]
 
 
 def test_short_strip_call_survives_the_end_of_the_stream():
