@@ -777,11 +777,10 @@ class RhythmAnalyzer:
         af_s = eps["AF"].total_s
         burden = 100.0 * af_s / monitored_s if monitored_s > 0 else None
         irregular = 100.0 * self.windows_irregular / self.windows if self.windows else None
-        call = None if irregular is None else irregular >= self.cfg.strip_af_windows_pct
+        call = (None if irregular is None or not self.strip
+                else irregular >= self.cfg.strip_af_windows_pct)
         prob = None
-        if not self.strip:
-            call = None
-        elif self.feed is not None:
+        if self.strip and self.feed is not None:
             self.feed.run()
             prob = (self.feed.prob_sum / self.feed.prob_windows if self.feed.prob_windows
                     else self.feed.short_prob())
