@@ -77,7 +77,10 @@ def model_markdown(name: str, r: dict) -> list[str]:
         out += ["", f"Whole streaming pipeline on record {pipe['record']} ({pipe['ecg_s']:.0f} s "
                 f"of ECG, {pipe['beats']} beats, {pipe['scorer']}): {pipe['cpu_s']:.3f} CPU s = "
                 f"**{pipe['x_realtime']:.0f}× real time** on one core "
-                f"({pipe['cpu_s_per_30_min']:.3f} s per 30 min).", "",
+                f"({pipe['cpu_s_per_30_min']:.3f} s per 30 min)."
+                + (f" The bundle's learned AF strip models stop after the first "
+                   f"{pipe['rhythm_strip_max_s']:g} s (a strip's call; rhythm.strip_max_s)."
+                   if pipe.get("rhythm_strip_max_s") else ""), "",
                 "| stage | CPU s | share |", "|---|---|---|"]
         for k, v in pipe["stages_s"].items():
             out.append(f"| {k} | {v:.4f} | {pipe['stages_pct'][k]:.1f} % |")

@@ -169,6 +169,10 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
                          bundle.manifest.signal, repeats=s.pipeline_repeats,
                          settings=settings).as_dict()
     r["stages_pct"] = {k: round(100 * v / r["cpu_s"], 1) for k, v in r["stages_s"].items()}
+    # past this much of the stream the bundle's learned AF strip models stop (0: they run
+    # throughout; None: the bundle has none)
+    r["rhythm_strip_max_s"] = (settings["rhythm"].strip_max_s
+                               if settings["af_model"] is not None else None)
     r["live_reads"] = measure_live_reads(s.record, scorer, bundle.threshold().value,
                                          bundle.manifest.signal, settings)
     r["cpu_s_per_30_min"] = r["cpu_s"] * 1800.0 / r["ecg_s"]

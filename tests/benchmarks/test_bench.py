@@ -227,6 +227,7 @@ def test_run_without_tensorflow_measures_everything_else(tf_free_bundle, tmp_pat
     assert set(r["pipeline"]["stages_s"]) == {"decode", "filter_resample", "rpeak_detect",
                                               "windows_context", "infer", "score",
                                               "events_and_glue"}
+    assert r["pipeline"]["rhythm_strip_max_s"] is None  # this bundle has no AF models
     fl = r["pipeline"]["float32"]  # the same pipeline with the bundle's float model
     assert _pos(fl["infer_s"]) and _pos(fl["x_realtime"])
     mem = r["memory"]["device_replay"]
