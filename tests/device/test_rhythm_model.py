@@ -3,6 +3,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,11 +102,17 @@ def test_strip_limit_is_a_checked_bundle_setting():
     assert any("rhythm.strip_max_s" in p for p in manifest_problems(raw))
 
 
-def test_bundle_without_rhythm_model_keeps_the_reference(tmp_path):
-    dst = shutil.copytree(BUNDLE, tmp_path / "b")
+def _bundle_copy(tmp_path, name: str, edit) -> Path:
+    """The shipped bundle copied to ``tmp_path / name`` with ``edit(manifest)`` applied."""
+    dst = shutil.copytree(BUNDLE, tmp_path / name)
     raw = json.loads((dst / "manifest.json").read_text())
-    raw.pop("rhythm_model", None)
+    edit(raw)
     (dst / "manifest.json").write_text(json.dumps(raw))
+    return dst
+
+
+def test_bundle_without_rhythm_model_keeps_the_reference(tmp_path):
+    dst = _bundle_copy(tmp_path, "b", lambda m: m.pop("rhythm_model", None))
     assert load_af_model(load_bundle(dst)) is None
 
 
@@ -179,10 +186,8 @@ def test_rr_only_with_the_bundle_model(tmp_path):
     no strip: no strip call. With the bundle's strip limit off, the model's mean AF probability
     of 201 (a third of it in AF) is far above sinus record 100's, and the episodes are the
     same: the strip models decide none of them."""
-    unlimited = shutil.copytree(BUNDLE, tmp_path / "unlimited")
-    raw = json.loads((unlimited / "manifest.json").read_text())
-    raw["rhythm"]["strip_max_s"] = 0.0
-    (unlimited / "manifest.json").write_text(json.dumps(raw))
+    unlimited = _bundle_copy(tmp_path, "unlimited",
+                             lambda m: m["rhythm"].update(strip_max_s=0.0))
 
     def run(record, bundle=BUNDLE):
         r = device_cli("rhythm", str(MITDB / record), "--bundle", str(bundle), "--no-classes",
