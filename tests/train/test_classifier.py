@@ -88,6 +88,29 @@ def test_polarity_flip_shows_a_share_of_the_beats_on_an_inverted_lead(beats):
     np.testing.assert_array_equal(flipped[~inv], plain[~inv])
 
 
+def test_time_stretch_moves_beat_and_template_together_about_the_fiducial(beats):
+    """ClassifierConfig.time_stretch: beat and template are resampled by one factor per beat,
+    the R peak stays where it is, the RR features stay; at 0 the draws are the ones before."""
+    x = clf.record_inputs(beats["119"])[:500]
+    base = clf.ClassifierConfig(max_shift=0, amplitude_jitter=0.0)
+    np.testing.assert_array_equal(
+        clf.augment(x, np.random.default_rng(0), replace(base, time_stretch=0.0)),
+        clf.augment(x, np.random.default_rng(0), base))
+    a = clf.augment(x, np.random.default_rng(0), replace(base, time_stretch=0.2))
+    sig = SignalConfig()
+    r = int(round(sig.window_before_s * sig.fs))
+    np.testing.assert_allclose(a[:, r, :2], x[:, r, :2], atol=1e-5)
+    np.testing.assert_array_equal(a[..., 2:], x[..., 2:])
+    f = np.random.default_rng(0).uniform(0.8, 1.2, len(x))
+    t = np.arange(x.shape[1])
+    for i in range(0, 500, 50):  # each row is np.interp of the original at r + (t - r) / f
+        for c in (0, 1):
+            want = np.interp(np.clip(r + (t - r) / f[i], 0, len(t) - 1), t,
+                             x[i, :, 0] + x[i, :, 1] if c == 0 else x[i, :, 1])
+            got = a[i, :, 0] + a[i, :, 1] if c == 0 else a[i, :, 1]
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_a_template_with_the_beat_in_it_keeps_the_beat(beats):
     """ClassifierConfig.template_mix_fraction: the template moves towards the beat (a wearer's
     PVCs in the running template), the beat stays itself, its difference and distance shrink
