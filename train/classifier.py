@@ -235,8 +235,7 @@ def _stretched(rng: np.random.Generator, amount: float, *windows: np.ndarray):
     """``windows`` (each n, W) resampled about the fiducial (SignalConfig's R position) by one
     factor per beat in [1 − amount, 1 + amount], linearly; past the window's ends, its edges."""
     n, w = windows[0].shape
-    sig = SignalConfig()
-    r = int(round(sig.window_before_s * sig.fs))
+    r = SignalConfig().samples().before
     f = rng.uniform(1.0 - amount, 1.0 + amount, n)
     pos = np.clip(r + (np.arange(w)[None, :] - r) / f[:, None], 0, w - 1)
     lo = np.minimum(pos.astype(np.int64), w - 2)

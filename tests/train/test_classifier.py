@@ -97,8 +97,7 @@ def test_time_stretch_moves_beat_and_template_together_about_the_fiducial(beats)
         clf.augment(x, np.random.default_rng(0), replace(base, time_stretch=0.0)),
         clf.augment(x, np.random.default_rng(0), base))
     a = clf.augment(x, np.random.default_rng(0), replace(base, time_stretch=0.2))
-    sig = SignalConfig()
-    r = int(round(sig.window_before_s * sig.fs))
+    r = SignalConfig().samples().before
     np.testing.assert_allclose(a[:, r, :2], x[:, r, :2], atol=1e-5)
     np.testing.assert_array_equal(a[..., 2:], x[..., 2:])
     f = np.random.default_rng(0).uniform(0.8, 1.2, len(x))
