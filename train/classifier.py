@@ -118,6 +118,10 @@ class ClassifierConfig:
     # at 0.15, DS1 by record, int8, seeds 0 / 1: VEB 84.4 / 92.9, 83.3 / 91.7 -> 83.3 / 90.8,
     # 82.4 / 89.1; SVEB +P -3.7 / -3.2 (benchmarks/results/session62.md).
     time_stretch: float = 0.0
+    # The model's weights are the mean of those at the end of each of the last this many
+    # epochs (0 or 1: the last epoch's; a poor man's stochastic weight averaging at the
+    # constant learning rate): a flatter optimum, less seed luck on patients never seen.
+    average_last: int = 0
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -287,7 +291,7 @@ def _fit_one(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
     # per-beat weights carry the class weights with them (Keras takes one or the other)
     weighting = ({"class_weight": dict(enumerate(w.tolist()))} if weights is None else
                  {"sample_weight": (w[y] * weights).astype(np.float32)})
-    losses = []
+    losses, snapshots = [], []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         h = model.fit(augment(x, rng, cfg, noise), y, batch_size=cfg.batch_size, epochs=1,
@@ -295,6 +299,10 @@ def _fit_one(x: np.ndarray, y: np.ndarray, cfg: ClassifierConfig, log=print,
         losses.append(float(h.history["loss"][0]))
         log(f"  epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f} "
             f"({time.perf_counter() - t0:.0f} s)")
+        if cfg.average_last > 1 and epoch >= cfg.epochs - cfg.average_last:
+            snapshots.append(model.get_weights())
+    if len(snapshots) > 1:
+        model.set_weights([np.mean(ws, axis=0) for ws in zip(*snapshots)])
     return model, {"loss": losses, "seconds": round(time.perf_counter() - t0, 1),
                    "class_counts": counts.astype(int).tolist(), "class_weights": w.tolist()}
 

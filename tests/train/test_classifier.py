@@ -236,6 +236,21 @@ def test_an_ensemble_averages_its_members_logits_in_one_graph(beats):
     assert not np.allclose(members[0].predict_on_batch(x[:50]), mean)  # two different seeds
 
 
+@pytest.mark.tensorflow
+def test_weight_averaging_is_the_mean_of_the_last_epochs_weights(beats):
+    d = beats["119"]
+    x, y = clf.training_set(beats, ["119"], {"119": clf.record_inputs(d)})
+    x, y = x[:600], y[:600]
+    quiet = lambda *a: None  # noqa: E731
+    cfg = clf.ClassifierConfig(epochs=2)
+    after = [clf.fit_classifier(x, y, replace(cfg, epochs=e), log=quiet)[0].get_weights()
+             for e in (1, 2)]
+    averaged = clf.fit_classifier(x, y, replace(cfg, average_last=2), log=quiet)[0]
+    for w1, w2, w in zip(*after, averaged.get_weights()):
+        np.testing.assert_allclose(w, (w1 + w2) / 2, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(after[1][0], averaged.get_weights()[0])
+
+
 def test_a_wearer_baseline_of_v_evidence_separates_two_differently_calibrated_wearers():
     """One wearer's N beats at p(V) ~1e-5 and PVCs at ~0.1 (they look like its own beats), the
     other's N beats at ~0.2 (bundle-branch block) and PVCs at ~0.99: no single p(V) cut serves
