@@ -121,8 +121,8 @@ class ClassifierConfig:
     # The model's weights are the mean of those at the end of each of the last this many
     # epochs (0 or 1: the last epoch's; a poor man's stochastic weight averaging at the
     # constant learning rate): a flatter optimum, less seed luck on patients never seen. At 5,
-    # DS1 by record, int8, mean of 5 paired seeds: VEB Se 82.9 -> 84.7 and SVEB Se 69.9 -> 71.0
-    # (each up on 4 of 5), +P, N flagged and AUC level; not yet shipped (at 3: nothing;
+    # DS1 by record, int8, mean of 6 paired seeds: VEB Se 83.2 -> 84.8 and SVEB Se 69.7 -> 70.8
+    # (each up on 5 of 6), +P, N flagged and AUC level; not yet shipped (at 3: nothing;
     # benchmarks/results/session63.md).
     average_last: int = 0
     seed: int = 0
