@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_edge.device import reference
+from ecg_edge.device import reference, rhythm_eval
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import (
@@ -690,11 +690,30 @@ def replay_fold(bundle_dir: Path, folder: Path, held: list[str], resample_hz: fl
                            invert_lead=invert_lead)
 
 
+def replay_fold_rhythm(bundle_dir: Path, folder: Path, held: list[str],
+                      resample_hz: float | None = None, invert_lead: bool = False) -> list[dict]:
+    """The held-out records' rhythm episodes (AF, VT, VF against the annotations, per record)
+    through the monitor with that fold's bundle. VT rests on the beat classes, and the shipped
+    bundle learnt every DS1 record: only a fold's bundle measures VT on a wearer it never saw."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.monitor import Monitor, bundle_settings
+    from ecg_edge.device.scoring import ModelScorer
+
+    b = load_bundle(bundle_dir)
+    settings, scorer, threshold = bundle_settings(b), ModelScorer(b, "int8"), \
+        b.threshold("int8").value
+    return rhythm_eval.evaluate_folder(
+        folder, held, "signal", settings["rhythm"], af_model=settings["af_model"],
+        make_monitor=lambda emit: Monitor(b.manifest.signal, scorer, threshold, emit, **settings),
+        resample_hz=resample_hz, invert_lead=invert_lead)["records"]
+
+
 def replay_folds(cv_dir: Path, folder: Path, cfg: Ds1CvConfig, resample_hz: float | None = None,
                  invert_lead: bool = False) -> dict:
     """A finished ``--through-device`` run's fold bundles replayed again under today's device
     code, at another front-end rate or on the inverted lead: leave one record out through the
-    device in a minute, without retraining (the models and their thresholds are the run's)."""
+    device in a minute, without retraining (the models and their thresholds are the run's),
+    beats and rhythm episodes."""
     cv_dir = Path(cv_dir)
     try:
         folds = json.loads((cv_dir / "ds1_cv.json").read_text())["folds"]
@@ -702,15 +721,18 @@ def replay_folds(cv_dir: Path, folder: Path, cfg: Ds1CvConfig, resample_hz: floa
         raise UserError(f"{cv_dir}: not a finished ds1-cv folder ({e}); give the --out of a "
                         "ds1-cv run") from None
     tables: dict[str, BeatTable] = {}
+    rhythm: list[dict] = []
     for f in folds:
         d = fold_bundle(cv_dir / "folds", f["fold"])
         if not (d / "manifest.json").is_file():
             raise UserError(f"{cv_dir}: fold {f['fold']} has no bundle ({d}); run ds1-cv with "
                             "--through-device")
         tables.update(replay_fold(d, Path(folder), f["held_out"], resample_hz, invert_lead))
+        rhythm += replay_fold_rhythm(d, Path(folder), f["held_out"], resample_hz, invert_lead)
     return to_jsonable({"run": str(cv_dir), "resampled_to_hz": resample_hz,
                         "lead_inverted": invert_lead,
-                        "sets": {"ds1": report({THROUGH_DEVICE: tables}, cfg)}})
+                        "sets": {"ds1": report({THROUGH_DEVICE: tables}, cfg)},
+                        "rhythm": rhythm_eval.summarize(rhythm)})
 
 
 def report(tables: dict[str, dict[str, BeatTable]], cfg: Ds1CvConfig) -> dict:
@@ -770,7 +792,9 @@ def render_replay(r: dict) -> str:
         f"fold that left it out{', ' + how if how else ''}. Beats after 300 s; 95 % intervals: "
         "bootstrap resamples of records. Rates in %, AUCs as fractions.", "",
         "| scorer | " + " | ".join(STATS) + " |", "|---|" + "---|" * len(STATS),
-        *[_row(scorer, e) for scorer, e in rep["scorers"].items()], ""])
+        *[_row(scorer, e) for scorer, e in rep["scorers"].items()], "",
+        "## Rhythm episodes, each record through the bundle that left it out", "",
+        rhythm_eval.table({**r["rhythm"], "source": "the fold bundle's monitor"}), ""])
 
 
 def render(r: dict) -> str:

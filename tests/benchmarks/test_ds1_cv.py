@@ -92,8 +92,9 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
     """``--through-device``: every fold's model becomes a bundle that never saw its held-out
     record, carries that fold's thresholds and the shipped rhythm model, and the record goes
     through the monitor (the device's beats: those the shipped bundle's monitor finds)."""
+    from ecg_edge.device import rhythm_eval
     from ecg_edge.device.cli import SHIPPED_BUNDLE
-    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.monitor import Monitor, bundle_settings
     from ecg_edge.device.records import evaluate_folder
     from ecg_edge.device.scoring import ModelScorer
 
@@ -120,6 +121,19 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
     again = replay_folds(tmp_path / "cv", mitdb_dir, Ds1CvConfig(boot=10))
     assert again["sets"]["ds1"]["scorers"][THROUGH_DEVICE]["gross"] == device["gross"]
     assert render_replay(again).startswith("# DS1 leave one record out through the device")
+    # ... and their rhythm episodes, each record through the bundle that left it out (VT rests
+    # on the beat classes): 106's one VT episode is in the reference, whoever finds it
+    rhythm = {p["record"]: p for p in again["rhythm"]["records"]}
+    assert sorted(rhythm) == ["106", "118", "119"]
+    assert rhythm["106"]["VT"]["ref_episodes"] == 1
+    held = next(f["fold"] for f in r["folds"] if "106" in f["held_out"])
+    b = load_bundle(tmp_path / "cv" / "folds" / f"fold{held:02d}" / "device")
+    alone = rhythm_eval.evaluate_folder(
+        mitdb_dir, ["106"], "signal", make_monitor=lambda emit: Monitor(
+            b.manifest.signal, ModelScorer(b, "int8"), b.threshold("int8").value, emit,
+            **bundle_settings(b)))
+    assert alone["records"][0] == rhythm["106"]
+    assert "## Rhythm episodes" in render_replay(again)
 
 
 def test_replaying_folds_needs_a_run_with_fold_bundles(tmp_path):
