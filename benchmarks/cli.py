@@ -436,7 +436,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
 def ds1_device_cmd(cv_dir, folder, boot, resample_to, invert_lead, as_json):
     """A finished `ds1-cv --through-device` run (CV_DIR): each held-out record of FOLDER replayed
     again through the monitor with its fold's bundle, under today's device code (no
-    retraining; about half a minute for DS1)."""
+    retraining; about half a minute for DS1): beat types, and rhythm episodes (VT from the
+    classes of a model that never saw the record)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render_replay, replay_folds
 
     r = replay_folds(Path(cv_dir), Path(folder), Ds1CvConfig(boot=boot), resample_to,
