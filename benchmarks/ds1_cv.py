@@ -677,35 +677,28 @@ def fold_bundle(folds_dir: Path, i: int) -> Path:
 
 
 def replay_fold(bundle_dir: Path, folder: Path, held: list[str], resample_hz: float | None = None,
-                invert_lead: bool = False) -> dict[str, BeatTable]:
-    """The held-out records of one fold through the monitor with that fold's bundle."""
+                invert_lead: bool = False, rhythm: list[dict] | None = None
+                ) -> dict[str, BeatTable]:
+    """The held-out records of one fold through the monitor with that fold's bundle. Where
+    ``rhythm`` is a list, each record's rhythm episodes (AF, VT, VF against the annotations,
+    from the same replay) are appended to it: VT rests on the beat classes, and the shipped
+    bundle learnt every DS1 record, so only a fold's bundle measures VT on a wearer it never
+    saw."""
     from ecg_edge.device.bundle import load_bundle
     from ecg_edge.device.monitor import bundle_settings
     from ecg_edge.device.scoring import ModelScorer
+
+    def episodes(path: Path, events: list[dict], summary: dict) -> None:
+        rhythm.append(rhythm_eval.evaluate_record(
+            rhythm_eval.read_reference(path), [e for e in events if e["type"].startswith(
+                "rhythm_")], summary["rhythm"]["monitored_s"]))
 
     b = load_bundle(bundle_dir)
     return evaluate_folder(folder, b.manifest.signal, ModelScorer(b, "int8"),
                            b.threshold("int8").value, EC57_START_S, records=held,
                            settings=bundle_settings(b), resample_hz=resample_hz,
-                           invert_lead=invert_lead)
-
-
-def replay_fold_rhythm(bundle_dir: Path, folder: Path, held: list[str],
-                      resample_hz: float | None = None, invert_lead: bool = False) -> list[dict]:
-    """The held-out records' rhythm episodes (AF, VT, VF against the annotations, per record)
-    through the monitor with that fold's bundle. VT rests on the beat classes, and the shipped
-    bundle learnt every DS1 record: only a fold's bundle measures VT on a wearer it never saw."""
-    from ecg_edge.device.bundle import load_bundle
-    from ecg_edge.device.monitor import Monitor, bundle_settings
-    from ecg_edge.device.scoring import ModelScorer
-
-    b = load_bundle(bundle_dir)
-    settings, scorer, threshold = bundle_settings(b), ModelScorer(b, "int8"), \
-        b.threshold("int8").value
-    return rhythm_eval.evaluate_folder(
-        folder, held, "signal", settings["rhythm"], af_model=settings["af_model"],
-        make_monitor=lambda emit: Monitor(b.manifest.signal, scorer, threshold, emit, **settings),
-        resample_hz=resample_hz, invert_lead=invert_lead)["records"]
+                           invert_lead=invert_lead,
+                           on_record=None if rhythm is None else episodes)
 
 
 def replay_folds(cv_dir: Path, folder: Path, cfg: Ds1CvConfig, resample_hz: float | None = None,
@@ -727,8 +720,8 @@ def replay_folds(cv_dir: Path, folder: Path, cfg: Ds1CvConfig, resample_hz: floa
         if not (d / "manifest.json").is_file():
             raise UserError(f"{cv_dir}: fold {f['fold']} has no bundle ({d}); run ds1-cv with "
                             "--through-device")
-        tables.update(replay_fold(d, Path(folder), f["held_out"], resample_hz, invert_lead))
-        rhythm += replay_fold_rhythm(d, Path(folder), f["held_out"], resample_hz, invert_lead)
+        tables.update(replay_fold(d, Path(folder), f["held_out"], resample_hz, invert_lead,
+                                  rhythm))
     return to_jsonable({"run": str(cv_dir), "resampled_to_hz": resample_hz,
                         "lead_inverted": invert_lead,
                         "sets": {"ds1": report({THROUGH_DEVICE: tables}, cfg)},

@@ -160,7 +160,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
                     start_s: float, records: list[str] | None = None,
                     block_s: float = 10.0, settings: dict | None = None,
                     resample_hz: float | None = None,
-                    invert_lead: bool = False, lead: str | None = None) -> dict[str, BeatTable]:
+                    invert_lead: bool = False, lead: str | None = None,
+                    on_record=None) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
@@ -168,7 +169,9 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     that rate would have sampled it (:func:`resample_record`). ``invert_lead``: replay each
     record with its lead inverted (electrodes swapped, or a lead whose QRS points down).
     ``lead``: which lead of each record to replay (a name, an index or ``"other"``;
-    :meth:`Record.channel_index`); default MLII or the first."""
+    :meth:`Record.channel_index`); default MLII or the first. ``on_record(path, events,
+    summary)``, where given, sees each replay's events and summary too (its rhythm episodes
+    are measured from the same pass)."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     if resample_hz is not None:
@@ -186,8 +189,10 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
             fs_was, rec = rec.fs, resample_record(rec, resample_hz)
             rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)
         events: list[dict] = []
-        run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
-                   record_blocks(rec, lead, block_s))
+        summary = run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
+                             record_blocks(rec, lead, block_s))
+        if on_record is not None:
+            on_record(path, events, summary)
         beats = [e for e in events if e["type"] == "beat"]
         sample = np.array([e["sample"] for e in beats], dtype=np.int64)
         score = np.array([np.nan if e["score"] is None else e["score"] for e in beats])
