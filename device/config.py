@@ -186,6 +186,13 @@ class QualityConfig:
     # checked on ma and on the clean records.
     flag_timing_spread: float = 0.15
     flag_max_rr_ratio: float = 0.95
+    # An S call in noisy (readable) signal stands without that QRS bar: an S beat's QRS is the
+    # wearer's own, and its evidence is its timing against a regular rhythm and its P wave,
+    # which every S call already needs. With the bar, DS1 left out through the device lost 26
+    # of its 858 S beats to Q in noisy signal (207's SVTA, 209, 215, 118); with it, SVEB Se
+    # 68.5 -> 71.6 %, +P level, and N beats flagged in readable noisy signal up to +0.15 point
+    # at -6 dB (benchmarks/results/session65.md).
+    s_in_noise: bool = True
     # After this long without a usable beat (s; 0: off) the RR history of the beat types
     # (classes.RRTrend) is forgotten: the wearer's rate may have moved meanwhile. DS1 118's
     # rate rose 17 % during a 2-minute EC57 burst at 0 dB; measured against the rate from

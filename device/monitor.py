@@ -31,7 +31,7 @@ from ecg_edge.device.classes import (
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.dsp import rational_ratio
 from ecg_edge.device.events import EpisodeConfig, EpisodeTracker
-from ecg_edge.device.quality import LEVELS, FlagCredibility
+from ecg_edge.device.quality import LEVELS, NOISY, FlagCredibility
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, RhythmUpdate, gate_evidence
 from ecg_edge.device.rhythm_features import atrial_evidence
 from ecg_edge.device.signal_path import Beats, QualitySpan, SignalPath
@@ -325,6 +325,8 @@ class Monitor:
         readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
                                                 beats.quality, beats.sample, timing,
                                                 self.path.take_organised())
+        if self.cfg.quality.s_in_noise and isinstance(out, BeatCalls):
+            readable |= beats.usable & (calls == "S") & (beats.quality == NOISY)
         flags = over & readable
         self.stats.flags_withheld += int(np.count_nonzero(over & ~readable))
         if not isinstance(out, BeatCalls):

@@ -616,3 +616,42 @@ def test_beat_types_forget_the_rr_history_after_signal_nobody_could_read(ma_nois
     assert m.signal.quality.rr_stale_s > 0
     before, after = normal_flagged(0.0), normal_flagged(m.signal.quality.rr_stale_s)
     assert before >= 10 and after == 0  # measured: 17 -> 0
+
+
+def test_s_calls_stand_in_noisy_signal_where_the_bundle_says_so(ma_noise):
+    """An S beat's QRS is the wearer's own, so the QRS bar of flag credibility withheld every
+    S call in noisy signal (typed Q). With ``quality.s_in_noise`` the S calls there stand on
+    the evidence they already need (prematurity against a regular rhythm, P wave); calls in
+    good signal do not move. MIT-BIH 209 (SVTA, frequent APCs) under muscle noise at 18 dB,
+    shipped bundle."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.evaluation import aami_class
+    from ecg_edge.device.monitor import bundle_settings
+    from ecg_edge.device.scoring import ModelScorer
+
+    bundle = load_bundle(SHIPPED_BUNDLE)
+    m = bundle.manifest
+    rec, _ = noisy_record(read_record(MITDB / "209"), ma_noise, 18.0, 300.0)
+    is_beat, cls = aami_class(rec.ann_symbols)
+
+    def calls(on: bool):
+        events: list[dict] = []
+        cfg = replace(m.signal, quality=replace(m.signal.quality, s_in_noise=on))
+        run_blocks(Monitor(cfg, ModelScorer(bundle, "int8"), bundle.threshold("int8").value,
+                           events.append, **bundle_settings(bundle)),
+                   record_blocks(rec, None, 10.0))
+        beats = [e for e in events if e["type"] == "beat"]
+        det = np.array([e["sample"] for e in beats])
+        match = match_beats(det, rec.ann_samples[is_beat], int(0.15 * rec.fs))
+        ref = np.full(len(beats), "-")
+        ref[match[match >= 0]] = cls[is_beat][match >= 0]
+        return beats, np.array([e["class"] for e in beats]), ref
+
+    beats, off, ref = calls(False)
+    _, on, _ = calls(True)
+    noisy = np.array([e["quality"] == "noisy" for e in beats])
+    assert (on[~noisy] == off[~noisy]).all()
+    gained = noisy & (off == "Q") & (on == "S")
+    assert gained.sum() >= 10 and (ref[gained] == "S").mean() >= 0.8  # measured: 81, all S
+    assert not ((on != off) & ~gained).any()
