@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
                     block_s: float = 10.0, settings: dict | None = None,
                     resample_hz: float | None = None,
                     invert_lead: bool = False, lead: str | None = None,
-                    on_record=None) -> dict[str, BeatTable]:
+                    on_record: Callable[[Path, list[dict], dict], None] | None = None
+                    ) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
