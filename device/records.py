@@ -71,6 +71,20 @@ def resample_record(record: Record, fs: float) -> Record:
                   np.clip(samples, 0, len(counts) - 1), record.ann_symbols)
 
 
+def replayed_record(path: str | Path, invert_lead: bool = False,
+                    resample_hz: float | None = None) -> tuple[Record, float]:
+    """A record as a bench replay presents it, with its leads inverted (:func:`invert_record`)
+    and resampled (:func:`resample_record`) where asked, and the factor that moves the
+    recorded sample indices of its other annotations (rhythm) to the replay's rate."""
+    rec = read_record(path)
+    fs_was = rec.fs
+    if invert_lead:
+        rec = invert_record(rec)
+    if resample_hz is not None:
+        rec = resample_record(rec, resample_hz)
+    return rec, rec.fs / fs_was
+
+
 def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
     """Rhythm-change annotations of a WFDB record: (samples, aux notes such as '(AFIB');
     empty when the record has none. The device's own reader: a Pi evaluates without wfdb."""
@@ -183,13 +197,10 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     warn_skipped(skipped)
     check_lead(paths, lead)
     for path in progress(paths, "record", lambda p: p.name):
-        rec = read_record(path)
+        rec, moved = replayed_record(path, invert_lead, resample_hz)
         rhythm_samples, rhythm_notes = read_rhythm(path)
-        if invert_lead:
-            rec = invert_record(rec)
-        if resample_hz is not None:
-            fs_was, rec = rec.fs, resample_record(rec, resample_hz)
-            rhythm_samples = np.round(rhythm_samples * (rec.fs / fs_was)).astype(np.int64)
+        if moved != 1.0:
+            rhythm_samples = np.round(rhythm_samples * moved).astype(np.int64)
         events: list[dict] = []
         summary = run_blocks(Monitor(cfg, scorer, threshold, events.append, **(settings or {})),
                              record_blocks(rec, lead, block_s))

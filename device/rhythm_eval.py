@@ -196,14 +196,9 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter lead of
     unknown polarity)."""
     from ecg_edge.device.monitor import record_blocks, run_blocks
-    from ecg_edge.device.records import invert_record, resample_record
-    from ecg_edge.firmware_bridge.records import read_record
+    from ecg_edge.device.records import replayed_record
 
-    rec = read_record(path)
-    if invert_lead:
-        rec = invert_record(rec)
-    if resample_hz is not None:
-        rec = resample_record(rec, resample_hz)
+    rec, _ = replayed_record(path, invert_lead, resample_hz)
     events: list[dict] = []
 
     def keep(ev: dict) -> None:
