@@ -188,6 +188,15 @@ class Ds1CvConfig:
     v_like_corr: float = 0.95
     v_like_in_af: bool = False
     v_like_support: int = 5
+    # While AF is open, V evidence for a beat whose QRS correlates with the wearer's template
+    # at or below -0.5 (reversed) and whose p(V) is at least 0.8 (ClassSpec.v_reversed_*;
+    # 0: off), applied after the threshold search (_choose_thresholds). DS1 LOO through the
+    # device, three seeds' fold bundles (benchmarks/results/session69.md): VEB Se +1.95 /
+    # +0.69 / +0.09, +P -0.09 / -0.04 / -0.02, N flagged in AF +0.28 / +0.12 / +0.04 points
+    # (a floor of 0.5 gained +1.4 to +2.9 Se but put N flagged in AF over 1 %). All of it on
+    # 203, the DS1 record with PVCs in AF, so its two settings are in-sample for that record.
+    v_reversed_corr: float = -0.5
+    v_reversed_floor: float = 0.8
     # The wearer's context on the device keeps an on-time beat further than ``deploy_guard``
     # from the template out of it unless ``deploy_guard_beats`` such beats come in a row
     # (ContextConfig.learn_max_distance / learn_far_beats; 0: off), so a VT run or a run of
@@ -241,7 +250,8 @@ class Ds1CvConfig:
                                               "v_wide_ratio", "v_wide_scale",
                                               "v_wide_distance", "v_wide_in_af",
                                               "v_af_floor", "v_like_corr", "v_like_in_af",
-                                              "v_like_support")}
+                                              "v_like_support", "v_reversed_corr",
+                                              "v_reversed_floor")}
 
 
 def to_int8(model, x_train: np.ndarray, seed: int = 0, count: int = 300) -> bytes:
@@ -310,7 +320,8 @@ def _choose_thresholds(x, probs, cls, base: ClassSpec, chosen: str, af: np.ndarr
     as much as the rule itself moved the calls (train/RESULTS.md, ninth pass (b)), and the
     timing rule lowered the V bar until it cost VEB Se (sixth pass); a bundle's thresholds also
     stay valid when a rule is switched on or off in it."""
-    off = {"v_aberrant_pause_below": 0.0, "v_like_corr": 0.0, "v_timing_below": 0.0}
+    off = {"v_aberrant_pause_below": 0.0, "v_like_corr": 0.0, "v_timing_below": 0.0,
+           "v_reversed_corr": 0.0}
     spec = clf.choose_thresholds(x, probs, cls, replace(base, **off), chosen, af, evidence)
     return replace(spec, **{k: getattr(base, k) for k in off})
 

@@ -246,6 +246,15 @@ class ClassSpec:
     v_aberrant_pause_below: float = 0.0
     v_aberrant_onset_above: float = 0.95
     v_aberrant_onset_s: tuple[float, float] = (0.07, 0.0)
+    # While AF is open, a V call for a beat whose QRS (``device.rhythm_features.QRS_HALF_S``
+    # either side of the R peak) correlates with the wearer's template at or below this
+    # (0: off), i.e. points the other way, and whose p(V) is at least ``v_reversed_floor``:
+    # its V evidence is at least correlation / this. AF raises the V bar to keep aberrantly
+    # conducted beats out, but aberrancy keeps the QRS's initial direction (the His-Purkinje
+    # path is the same), while an ectopic focus reverses it. On DS1 by record, 203's PVCs in AF
+    # sit under the AF bar at p(V) ~0.8 with their QRS reversed (session 69).
+    v_reversed_corr: float = 0.0
+    v_reversed_floor: float = 0.8
 
     def __post_init__(self) -> None:
         if tuple(self.labels) != LABELS:
@@ -278,6 +287,9 @@ class ClassSpec:
                              f"{self.s_pace_tolerance}, {self.s_far_distance}, "
                              f"{self.s_run_long_ratio}, "
                              f"{self.s_onset_step}, {self.s_onset_early_ratio}")
+        if not -1.0 <= self.v_reversed_corr <= 0.0 or not 0.0 <= self.v_reversed_floor <= 1.0:
+            raise ValueError("v_reversed_corr must be in [-1, 0] and v_reversed_floor in "
+                             f"[0, 1], got {self.v_reversed_corr}, {self.v_reversed_floor}")
         a, b = self.v_aberrant_onset_s
         if self.v_aberrant_pause_below < 0 or not a > b >= 0:
             raise ValueError("v_aberrant_pause_below must be >= 0 and v_aberrant_onset_s "
@@ -753,7 +765,8 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
                      rr_prev_s: np.ndarray | None = None,
                      v_before: bool = False,
                      s_run_rr: np.ndarray | None = None,
-                     s_before: tuple[str, float, float] = ("", math.nan, math.nan)
+                     s_before: tuple[str, float, float] = ("", math.nan, math.nan),
+                     qrs_corr: np.ndarray | None = None
                      ) -> BeatCalls:
     """Calls of a ``wearer+rr`` classifier from its inputs ``x`` (the rhythm features are
     channels 2.. of every window, :func:`rr_features`) and its probabilities; ``af`` (the rhythm
@@ -774,7 +787,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
     previous block's ``v_last``), for :attr:`ClassSpec.v_run_rr_s` (:func:`v_runs`);
     ``s_run_rr`` (:func:`s_run_rr`) and ``s_before`` (the previous block's ``s_last``) for
     :attr:`ClassSpec.s_run_rr_tolerance`, :attr:`ClassSpec.s_onset_step` and
-    :attr:`ClassSpec.s_pace_tolerance` (:func:`s_runs`), which also read ``rr_prev_s``."""
+    :attr:`ClassSpec.s_pace_tolerance` (:func:`s_runs`), which also read ``rr_prev_s``;
+    ``qrs_corr`` (:func:`v_reversed_corr`): each beat's QRS correlation with the template, for
+    :attr:`ClassSpec.v_reversed_corr`."""
     f = np.asarray(x)[:, 0, 2:]
     own = f[:, RR_FEATURES.index("irregularity")] > spec.irregular_threshold
     pw = None if p_wave is None else np.asarray(p_wave, np.float64)
@@ -809,6 +824,13 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         if af is not None and not spec.v_like_in_af:
             like[np.asarray(af, bool)] = 0.0
         v_far = like if v_far is None else np.maximum(v_far, like)
+    if spec.v_reversed_corr < 0 and qrs_corr is not None and af is not None:
+        c = np.asarray(qrs_corr, np.float64)
+        with np.errstate(invalid="ignore"):  # NaN (flat QRS): no evidence
+            rev = np.where(np.asarray(af, bool) & (c <= spec.v_reversed_corr)
+                           & (np.asarray(probs)[:, 2] >= spec.v_reversed_floor),
+                           c / spec.v_reversed_corr, 0.0)
+        v_far = rev if v_far is None else np.maximum(v_far, rev)
     wide = None
     if spec.v_wide_ratio > 0 and width is not None:
         with np.errstate(invalid="ignore"):
@@ -948,6 +970,19 @@ def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
     if spec.v_wide_good_only:
         w[np.asarray(beats.quality) != GOOD] = np.nan
     return w
+
+
+def v_reversed_corr(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
+                    af: np.ndarray | None = None) -> np.ndarray | None:
+    """Per beat, its QRS region's correlation with the wearer's template
+    (:func:`device.rhythm_features.qrs_similarity`; the R peak ``before_s`` into the window at
+    the model rate ``fs``), or None when the spec's reversed-QRS rule is off or no beat is in
+    AF (``af``, if given), where it cannot act: the ``qrs_corr`` of :func:`calls_for_inputs`."""
+    if not spec.v_reversed_corr < 0 or (af is not None and not np.asarray(af, bool).any()):
+        return None
+    from ecg_edge.device.rhythm_features import qrs_similarity
+
+    return qrs_similarity(beats.window, beats.template, fs, before_s)
 
 
 def ectopic_match(beats: Beats, p_v: np.ndarray, spec: ClassSpec, fs: float, before_s: float,

@@ -26,6 +26,7 @@ from ecg_edge.device.classes import (
     s_run_rr,
     softmax,
     v_logit,
+    v_reversed_corr,
     v_width,
 )
 from ecg_edge.device.ectopy import EctopicTemplates
@@ -169,7 +170,8 @@ class ModelScorer:
                                  s_rule_rr(beats.rr_prev, trend, self.classes), p_wave,
                                  v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
                                  ectopic, beats.rr_prev, self.v_last,
-                                 s_run_rr(beats.rr_prev, trend, self.classes), self.s_last)
+                                 s_run_rr(beats.rr_prev, trend, self.classes), self.s_last,
+                                 v_reversed_corr(beats, self.classes, fs, before_s, af))
         self.v_last, self.s_last = calls.v_last, calls.s_last
         return calls
 

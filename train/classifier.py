@@ -38,6 +38,7 @@ from ecg_edge.device.classes import (
     s_run_rr_needed,
     s_runs_on,
     v_logit,
+    v_reversed_corr,
     v_width,
 )
 from ecg_edge.device.config import SignalConfig
@@ -426,6 +427,13 @@ def record_width(d: dict, spec: ClassSpec) -> np.ndarray | None:
     return v_width(beats, spec, fs, before_s)
 
 
+def record_qrs_corr(d: dict, spec: ClassSpec) -> np.ndarray | None:
+    """:func:`device.classes.v_reversed_corr` of one whole record's cached beats (QRS
+    correlation with the template); None when the spec's reversed-QRS rule is off."""
+    beats, fs, before_s = _cached_beats(d)
+    return v_reversed_corr(beats, spec, fs, before_s)
+
+
 def _record_p_own(d: dict, spec: ClassSpec) -> np.ndarray | None:
     """:func:`device.classes.s_p_wave` of one whole record's cached beats."""
     beats, fs, before_s = _cached_beats(d)
@@ -457,6 +465,7 @@ class BeatEvidence:
     ectopic: np.ndarray | None = None
     rr_prev_s: np.ndarray | None = None  # consecutive beats only: not in pooled evidence
     s_run_rr: np.ndarray | None = None  # the same (device.classes.s_run_rr)
+    qrs_corr: np.ndarray | None = None  # device.classes.v_reversed_corr
 
     def kwargs(self) -> dict[str, np.ndarray | None]:
         """The keyword arguments of :func:`device.classes.calls_for_inputs`."""
@@ -489,7 +498,8 @@ def _record_fixed_evidence(d: dict, spec: ClassSpec) -> BeatEvidence:
     (the beats' P-wave correlation computed once for the S-rule RR and the P-wave evidence)."""
     own = _record_p_own(d, spec)
     return BeatEvidence(rr_long_s=record_rr_long_s(d, spec, own),
-                        p_wave=record_p_wave(d, spec, own), width=record_width(d, spec))
+                        p_wave=record_p_wave(d, spec, own), width=record_width(d, spec),
+                        qrs_corr=record_qrs_corr(d, spec))
 
 
 def pooled_evidence(names, data, probs, spec: ClassSpec, cache: dict | None = None

@@ -669,3 +669,49 @@ def test_an_s_call_after_an_s_call_keeps_the_pace():
     assert "".join(off.classes) == "NSSSS"
     with pytest.raises(ValueError, match="s_pace_tolerance"):
         ClassSpec(s_pace_tolerance=-0.1)
+
+
+def test_a_reversed_qrs_in_af_is_v_under_the_af_bar():
+    """``v_reversed_corr``: in record 203's AF, where a classifier here gives every beat p(V)
+    0.95 (under the AF bar), the beats whose QRS points against the wearer's template are
+    mostly its PVCs (272 PVCs, 65 normal beats); outside AF, above the correlation bar, under
+    the p(V) floor or with the rule off nothing changes, and the score ranks the rule's calls
+    by how reversed."""
+    from ecg_edge.device.classes import v_reversed_corr
+    from ecg_edge.device.records import read_rhythm
+    from ecg_edge.firmware_bridge.records import read_record
+
+    rec = read_record(MITDB / "203")
+    beats = process_signal(rec.lead_mv(), rec.fs, CFG)
+    x = model_inputs(beats, "wearer+rr", RRTrend()(beats.rr_prev))
+    p = np.tile([[0.05, 0.0, 0.95, 0.0]], (len(beats), 1))
+    ref_sample = np.round(beats.sample * rec.fs / CFG.fs).astype(np.int64)
+    af = rhythm_of(ref_sample, *read_rhythm(MITDB / "203")) == "af"
+    settled = ~beats.learning
+    spec = ClassSpec(v_threshold=0.99, v_threshold_af=0.999, v_reversed_corr=-0.5,
+                     v_reversed_floor=0.9)
+    corr = v_reversed_corr(beats, spec, CFG.fs, CFG.window_before_s)
+    assert v_reversed_corr(beats, ClassSpec(), CFG.fs, CFG.window_before_s) is None
+    assert v_reversed_corr(beats, spec, CFG.fs, CFG.window_before_s,
+                           np.zeros(len(beats), bool)) is None  # no beat in AF: not measured
+    on = calls_for_inputs(x, p, spec, beats.learning, af=af, qrs_corr=corr)
+    rule = settled & (on.classes == "V")
+    assert rule.any() and (af[rule] & (corr[rule] <= -0.5)).all()
+    t = evaluate_record(beats.sample, on.score, on.score > 1.0, rec.ann_samples,
+                        rec.ann_symbols, rec.fs, calls=on.classes)
+    conf = t.metrics()["ec57"]["confusion"]
+    assert conf["V"]["V"] > 150 and conf["V"]["V"] > 3 * conf["N"]["V"], conf
+    np.testing.assert_allclose(on.score[rule], corr[rule] / -0.5, rtol=1e-6)
+    for other in (dict(af=np.zeros(len(beats), bool), qrs_corr=corr),  # not in AF
+                  dict(af=af, qrs_corr=None),
+                  dict(af=af, qrs_corr=np.full(len(beats), -0.4))):  # above the bar
+        got = calls_for_inputs(x, p, spec, beats.learning, **other)
+        assert not (got.classes[settled] == "V").any()
+    low = calls_for_inputs(x, np.tile([[0.2, 0.0, 0.8, 0.0]], (len(beats), 1)), spec,
+                           beats.learning, af=af, qrs_corr=corr)
+    assert not (low.classes[settled] == "V").any()  # under the p(V) floor
+    off = calls_for_inputs(x, p, replace(spec, v_reversed_corr=0.0), beats.learning, af=af,
+                           qrs_corr=corr)
+    assert not (off.classes[settled] == "V").any()
+    with pytest.raises(ValueError, match="v_reversed_corr"):
+        ClassSpec(v_reversed_corr=0.5)

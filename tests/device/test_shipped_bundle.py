@@ -222,7 +222,7 @@ def test_an_s_call_needs_a_step_after_an_n_call(shipped):
 
 @pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
                                         ("v_like_support", 0), ("s_run_rr_tolerance", -0.1),
-                                        ("s_onset_step", 1.5)])
+                                        ("s_onset_step", 1.5), ("v_reversed_corr", 0.5)])
 def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
     """A tampered or hand-edited bundle whose class rules are out of range is refused before it
     runs: one line naming the key, exit 2, no traceback."""

@@ -283,7 +283,7 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
     the settled labelled beats; the cache a CV keeps across folds returns the same arrays."""
     spec = ClassSpec(v_baseline_beats=64, s_long_rr_beats=64, s_sinus_p_above=0.7,
                      v_wide_ratio=1.3, v_aberrant_pause_below=1.5, v_like_corr=0.95,
-                     v_run_rr_s=0.75, s_run_rr_tolerance=0.15)
+                     v_run_rr_s=0.75, s_run_rr_tolerance=0.15, v_reversed_corr=-0.5)
     names = ["106", "119"]
     rng = np.random.default_rng(0)
     probs = {n: rng.dirichlet(np.ones(4), len(beats[n]["cls"])) for n in names}
@@ -297,7 +297,8 @@ def test_pooled_evidence_is_each_records_evidence_and_its_cache_changes_nothing(
         return {"v_baseline": clf.record_v_baseline(d, probs[n], spec),
                 "rr_long_s": clf.record_rr_long_s(d, spec), "p_wave": clf.record_p_wave(d, spec),
                 "width": clf.record_width(d, spec),
-                "ectopic": clf.record_ectopic(d, probs[n], spec)}
+                "ectopic": clf.record_ectopic(d, probs[n], spec),
+                "qrs_corr": clf.record_qrs_corr(d, spec)}
 
     for key, value in first.kwargs().items():
         if key in ("rr_prev_s", "s_run_rr"):  # the run rules read consecutive beats: not
