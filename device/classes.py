@@ -973,13 +973,17 @@ def v_width(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
 
 
 def v_reversed_corr(beats: Beats, spec: ClassSpec, fs: float, before_s: float,
-                    af: np.ndarray | None = None) -> np.ndarray | None:
+                    af: np.ndarray | None = None,
+                    known: np.ndarray | None = None) -> np.ndarray | None:
     """Per beat, its QRS region's correlation with the wearer's template
     (:func:`device.rhythm_features.qrs_similarity`; the R peak ``before_s`` into the window at
-    the model rate ``fs``), or None when the spec's reversed-QRS rule is off or no beat is in
+    the model rate ``fs``; ``known``: the same, already computed by the caller, as the monitor's
+    rhythm evidence has it), or None when the spec's reversed-QRS rule is off or no beat is in
     AF (``af``, if given), where it cannot act: the ``qrs_corr`` of :func:`calls_for_inputs`."""
     if not spec.v_reversed_corr < 0 or (af is not None and not np.asarray(af, bool).any()):
         return None
+    if known is not None:
+        return known
     from ecg_edge.device.rhythm_features import qrs_similarity
 
     return qrs_similarity(beats.window, beats.template, fs, before_s)

@@ -308,8 +308,8 @@ class Monitor:
         if getattr(self.scorer, "classes", None) is None:
             out = self.scorer(beats)
         else:
-            out = (self.scorer.classify(beats, in_af, trend, p_own) if self.shared_trend
-                   else self.scorer.classify(beats, in_af))
+            out = (self.scorer.classify(beats, in_af, trend, p_own, atrial[:, 2])
+                   if self.shared_trend else self.scorer.classify(beats, in_af))
         self.stats.score_s += time.perf_counter() - t0
         if isinstance(out, BeatCalls):
             scores, calls = np.asarray(out.score, dtype=np.float64), out.classes

@@ -141,13 +141,15 @@ class ModelScorer:
 
     def classify(self, beats: Beats, af: np.ndarray | None = None,
                  trend: np.ndarray | None = None,
-                 p_own: np.ndarray | None = None) -> BeatCalls:
+                 p_own: np.ndarray | None = None,
+                 qrs_corr: np.ndarray | None = None) -> BeatCalls:
         """Class calls of a classifier bundle. The RR irregularity is carried across blocks
         (a model input); ``af`` (AF open in the rhythm analysis, per beat) adds to the
         bundle's own irregularity rule for withholding S calls and raises the V threshold to
         the bundle's AF one. ``trend``: the same RRTrend output computed by the caller (then
         the caller must pass it for every block); ``p_own``: the beats' :func:`s_p_wave`,
-        computed by the caller (None: computed here)."""
+        computed by the caller (None: computed here); ``qrs_corr``: the beats' QRS
+        correlation with the template (:func:`v_reversed_corr`), if the caller has it."""
         p_wave = (s_p_wave(beats, self.classes, self.signal.fs, self.signal.window_before_s)
                   if p_own is None else p_own)
         if trend is None:
@@ -171,7 +173,8 @@ class ModelScorer:
                                  v_width(beats, self.classes, fs, before_s, x[:, 0, DISTANCE]),
                                  ectopic, beats.rr_prev, self.v_last,
                                  s_run_rr(beats.rr_prev, trend, self.classes), self.s_last,
-                                 v_reversed_corr(beats, self.classes, fs, before_s, af))
+                                 v_reversed_corr(beats, self.classes, fs, before_s, af,
+                                                 qrs_corr))
         self.v_last, self.s_last = calls.v_last, calls.s_last
         return calls
 

@@ -236,3 +236,24 @@ def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
     assert run.returncode == 2
     assert f"classes.{key}" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_reversed_qrs_rule_finds_more_of_203s_pvcs_in_af(shipped, tmp_path):
+    """The shipped bundle's ``classes.v_reversed_*`` through the monitor on record 203 (AF
+    with multiform PVCs): the beats it turns V are mostly annotated PVCs (18 beats, 15 of
+    them), against the same bundle with the rule off."""
+    rec = read_record(MITDB / "203")
+    root = tmp_path / "off"
+    shutil.copytree(SHIPPED_BUNDLE, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["classes"]["v_reversed_corr"] < 0  # shipped on
+    manifest["classes"]["v_reversed_corr"] = 0.0
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    on, _ = _events(rec, shipped, 10.0)
+    off, _ = _events(rec, load_bundle(root), 10.0)
+    v_off = {e["sample"] for e in off if e["class"] == "V"}
+    added = np.array([e["t"] for e in on if e["class"] == "V" and e["sample"] not in v_off])
+    pvc = aami_class(rec.ann_symbols)[1] == "V"
+    found = match_beats(np.round(added * rec.fs).astype(np.int64), rec.ann_samples[pvc],
+                        int(0.15 * rec.fs)) >= 0  # per PVC: one of the added calls is on it
+    assert len(added) >= 5 and found.sum() >= 0.7 * len(added), (len(added), found.sum())
