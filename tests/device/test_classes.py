@@ -27,6 +27,7 @@ from ecg_edge.device.classes import (
     s_p_wave,
     s_runs,
     v_evidence,
+    v_reversed_corr,
     v_runs,
     v_timing,
 )
@@ -677,7 +678,6 @@ def test_a_reversed_qrs_in_af_is_v_under_the_af_bar():
     mostly its PVCs (272 PVCs, 65 normal beats); outside AF, above the correlation bar, under
     the p(V) floor or with the rule off nothing changes, and the score ranks the rule's calls
     by how reversed."""
-    from ecg_edge.device.classes import v_reversed_corr
     from ecg_edge.device.records import read_rhythm
     from ecg_edge.firmware_bridge.records import read_record
 
