@@ -505,6 +505,13 @@ def ds1_device_cmd(cv_dir, folder, boot, resample_to, invert_lead, as_json):
                    "Ds1CvConfig's).")
 @click.option("--v-reversed-floor", default=None, type=click.FloatRange(0, 1),
               help="... and whose p(V) is at least this (default: Ds1CvConfig's).")
+@click.option("--s-p-wave-below", default=None, type=click.FloatRange(0, 1),
+              help="An early beat of the wearer's shape whose P wave correlates with the "
+                   "wearer's below this, where the wearer's P waves are there, is S (0: off; "
+                   "default: Ds1CvConfig's).")
+@click.option("--s-p-wave-rr", default=None, type=click.FloatRange(0, 1, min_open=True),
+              help="... early: its RR under this x the shorter of the local and long-term RR "
+                   "(default: Ds1CvConfig's).")
 @click.option("--af-v-floor/--no-af-v-floor", "v_af_floor", default=None,
               help="Keep the V threshold in AF at or above the sinus one (default: "
                    "Ds1CvConfig's).")
@@ -516,8 +523,8 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
                     s_long_p_below, s_sinus_p_above, irregular_threshold, v_far_distance,
                     v_far_in_af, v_aberrant_pause_below, v_aberrant_onset_above, v_wide_ratio,
                     v_wide_scale, v_wide_distance, v_wide_in_af, v_like_corr, v_like_support,
-                    v_like_in_af, v_run_rr_s, v_reversed_corr, v_reversed_floor, v_af_floor,
-                    as_json):
+                    v_like_in_af, v_run_rr_s, v_reversed_corr, v_reversed_floor,
+                    s_p_wave_below, s_p_wave_rr, v_af_floor, as_json):
     """A finished ds1-cv run (CV_DIR) re-scored under today's class rules, no retraining
     (FOLDER: the records it ran on, for their rhythm annotations)."""
     from ecg_edge.benchmarks.ds1_cv import Ds1CvConfig, render, rescore
@@ -545,6 +552,8 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
                                                       ("v_run_rr_s", v_run_rr_s),
                                                       ("v_reversed_corr", v_reversed_corr),
                                                       ("v_reversed_floor", v_reversed_floor),
+                                                      ("s_p_wave_below", s_p_wave_below),
+                                                      ("s_p_wave_rr", s_p_wave_rr),
                                                       ("v_af_floor", v_af_floor))
                                     if v is not None}),
                      Path(bundle_path) if bundle_path else None)

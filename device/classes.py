@@ -108,6 +108,17 @@ class ClassSpec:
     # way). A sinus rate swing keeps the sinus P wave beat by beat; an atrial ectopic beat's
     # differs or hides in the T wave.
     s_long_p_below: float = 0.0
+    # A third way to an S call, from the P wave (0: off): a beat in a regular rhythm, shaped
+    # like the wearer's own (template distance under ``s_max_distance``), that came before
+    # ``s_p_wave_rr`` x the shorter of the local and the long-term RR, whose P wave correlates
+    # with the wearer's below this where the wearer's P waves are there (the previous beats'
+    # median at or above ``s_sinus_p_above``), and that the classifier calls N. Early, with
+    # the P wave of another focus: the textbook atrial premature beat. DS1's APCs the model
+    # misses come at 0.84 of the RR (median: between its p(S) and the prematurity gate) with
+    # P waves correlating 0.2-0.4, where the same wearers' N beats correlate 0.55-0.95
+    # (209, 223, 220; session 70).
+    s_p_wave_below: float = 0.0
+    s_p_wave_rr: float = 0.9
     # An S call carries over to the next beat (0: off) where that beat keeps the run's rate
     # (its RR within this fraction of the RR before the S call), is shaped like the wearer's
     # own (template distance under ``s_max_distance``), comes before ``s_run_long_ratio`` x
@@ -287,6 +298,12 @@ class ClassSpec:
                              f"{self.s_pace_tolerance}, {self.s_far_distance}, "
                              f"{self.s_run_long_ratio}, "
                              f"{self.s_onset_step}, {self.s_onset_early_ratio}")
+        if not 0.0 <= self.s_p_wave_below <= 1.0 or not 0.0 < self.s_p_wave_rr <= 1.0 or (
+                self.s_p_wave_below > 0 and self.s_sinus_p_above <= 0):
+            raise ValueError("s_p_wave_below must be in [0, 1] (and needs s_sinus_p_above > 0, "
+                             "which says the wearer's P waves are there) and s_p_wave_rr in "
+                             f"(0, 1], got {self.s_p_wave_below}, {self.s_sinus_p_above}, "
+                             f"{self.s_p_wave_rr}")
         if not -1.0 <= self.v_reversed_corr <= 0.0 or not 0.0 <= self.v_reversed_floor <= 1.0:
             raise ValueError("v_reversed_corr must be in [-1, 0] and v_reversed_floor in "
                              f"[0, 1], got {self.v_reversed_corr}, {self.v_reversed_floor}")
@@ -696,7 +713,8 @@ def calls_from_probs(probs: np.ndarray, irregular: np.ndarray, spec: ClassSpec,
 def s_p_wave_needed(spec: ClassSpec) -> bool:
     """Do the spec's S rules read the beats' P waves (:func:`s_p_wave`)?"""
     return bool((spec.s_long_rr_beats and (spec.s_onset_p_below > 0 or spec.s_long_p_below > 0))
-                or spec.s_sinus_p_above > 0 or spec.v_aberrant_pause_below > 0)
+                or spec.s_sinus_p_above > 0 or spec.v_aberrant_pause_below > 0
+                or spec.s_p_wave_below > 0)
 
 
 def s_p_wave(beats: Beats, spec: ClassSpec, fs: float, before_s: float) -> np.ndarray | None:
@@ -734,6 +752,22 @@ def s_rule_rr(rr_prev: np.ndarray, trend: np.ndarray, spec: ClassSpec) -> np.nda
         return None
     with np.errstate(all="ignore"):
         return np.asarray(rr_prev, np.float64) / trend[:, 2]
+
+
+def s_p_wave_rule(f: np.ndarray, rr: np.ndarray, p_wave: np.ndarray, spec: ClassSpec
+                  ) -> np.ndarray:
+    """Per beat, from its :data:`RR_FEATURES` rows ``f``, ``rr`` (RR before it over the shorter
+    of the local and long-term RR) and ``p_wave`` (:func:`p_wave_evidence`): ``spec.s_p_wave_rr``
+    / ``rr`` where the beat is shaped like the wearer's own and its P wave is not the wearer's
+    while the wearer's are there (:attr:`ClassSpec.s_p_wave_below`); else 0. Above 1: early
+    enough for an S call, as :func:`s_long_rule`'s (the caller checks the rhythm and the other
+    classes). An unknown P wave (NaN) is no evidence."""
+    near = f[:, RR_FEATURES.index("template_distance")] < spec.s_max_distance
+    r = np.asarray(rr, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        other = (p_wave[:, 0] < spec.s_p_wave_below) & (p_wave[:, 1] >= spec.s_sinus_p_above)
+        out = spec.s_p_wave_rr / r
+    return np.where(near & other & np.isfinite(out) & (r > 0), out, 0.0)
 
 
 def s_long_rule(f: np.ndarray, rr_long_s: np.ndarray, spec: ClassSpec,
@@ -812,6 +846,9 @@ def calls_for_inputs(x: np.ndarray, probs: np.ndarray, spec: ClassSpec,
         untimed = in_af if untimed is None else untimed | in_af
     s_rule = (s_long_rule(f, rr_long_s, spec, None if pw is None else pw[:, 0])
               if spec.s_long_rr_beats and rr_long_s is not None else None)
+    if spec.s_p_wave_below > 0 and pw is not None:
+        by_p = s_p_wave_rule(f, rr, pw, spec)
+        s_rule = by_p if s_rule is None else np.maximum(s_rule, by_p)
     v_far = None
     if spec.v_far_distance > 0:  # only beyond the bar: below it p(V) alone ranks the beats
         v_far = np.where(distance > spec.v_far_distance, distance / spec.v_far_distance, 0.0)

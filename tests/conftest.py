@@ -69,6 +69,12 @@ def record_100():
 
 
 @pytest.fixture(scope="session")
+def record_209():
+    """Frequent APCs and runs of SVTA in sinus rhythm (383 S beats)."""
+    return read_record(MITDB / "209")
+
+
+@pytest.fixture(scope="session")
 def record_201():
     """Atrial fibrillation, nodal rhythm and two real pauses (3.7 s)."""
     return read_record(MITDB / "201")

@@ -25,6 +25,7 @@ from ecg_edge.device.classes import (
     rr_features,
     s_long_rule,
     s_p_wave,
+    s_p_wave_rule,
     s_runs,
     v_evidence,
     v_reversed_corr,
@@ -715,3 +716,44 @@ def test_a_reversed_qrs_in_af_is_v_under_the_af_bar():
     assert not (off.classes[settled] == "V").any()
     with pytest.raises(ValueError, match="v_reversed_corr"):
         ClassSpec(v_reversed_corr=0.5)
+
+
+def test_an_early_beat_with_another_p_wave_is_s(record_209):
+    """``s_p_wave_below``: on record 209 (frequent APCs and SVTA runs, P waves in sinus
+    rhythm), with a classifier here that calls every beat N, the rule alone finds many of its
+    APCs and calls none of its normal beats S; it stays silent with the rule off, with AF
+    open, where the wearer's P waves are not there, with the P wave unknown, and for a beat
+    that is not early or not of the wearer's shape."""
+    beats = process_signal(record_209.lead_mv(), record_209.fs, CFG)
+    spec = ClassSpec(v_threshold=0.99, s_threshold=0.99, s_sinus_p_above=0.7,
+                     s_p_wave_below=0.3, s_p_wave_rr=0.9)
+    x = model_inputs(beats, "wearer+rr", RRTrend()(beats.rr_prev))
+    p = np.tile([[0.98, 0.01, 0.01, 0.0]], (len(beats), 1))
+    pw = p_wave_evidence(s_p_wave(beats, spec, CFG.fs, CFG.window_before_s),
+                         PWaveTrend(spec.s_sinus_p_beats))
+    on = calls_for_inputs(x, p, spec, beats.learning, p_wave=pw)
+    t = evaluate_record(beats.sample, on.score, on.score > 1.0, record_209.ann_samples,
+                        record_209.ann_symbols, record_209.fs, calls=on.classes)
+    conf = t.metrics()["ec57"]["confusion"]
+    assert conf["S"]["S"] >= 80 and conf["N"]["S"] <= 2, conf
+    settled = ~beats.learning
+    rule = settled & (on.classes == "S")
+    f = x[:, 0, 2:]
+    rr = np.minimum(f[:, RR_FEATURES.index("rr_prev/rr_local")],
+                    f[:, RR_FEATURES.index("rr_prev/rr_long")])
+    assert (rr[rule] < 0.9).all() and (pw[rule, 0] < 0.3).all() and (pw[rule, 1] >= 0.7).all()
+    np.testing.assert_allclose(on.score[rule], s_p_wave_rule(f, rr, pw, spec)[rule])
+    np.testing.assert_allclose(on.score[rule], 0.9 / rr[rule], rtol=1e-5)
+    for other in (dict(spec=replace(spec, s_p_wave_below=0.0)),  # off
+                  dict(af=np.ones(len(beats), bool)),  # AF open
+                  dict(p_wave=np.column_stack([pw[:, 0], np.full(len(beats), 0.5)])),
+                  dict(p_wave=np.column_stack([np.full(len(beats), np.nan), pw[:, 1]])),
+                  dict(spec=replace(spec, s_p_wave_rr=0.5)),  # none that early
+                  dict(spec=replace(spec, s_max_distance=0.0))):  # none of the wearer's shape
+        kw = {"spec": spec, "p_wave": pw, **other}
+        got = calls_for_inputs(x, p, kw.pop("spec"), beats.learning, **kw)
+        assert not (got.classes[settled] == "S").any(), other
+    with pytest.raises(ValueError, match="s_p_wave_below"):
+        ClassSpec(s_p_wave_below=0.3)  # needs the wearer's-P-waves bar
+    with pytest.raises(ValueError, match="s_p_wave_below"):
+        ClassSpec(s_sinus_p_above=0.7, s_p_wave_below=0.3, s_p_wave_rr=1.5)

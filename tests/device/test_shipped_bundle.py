@@ -222,7 +222,8 @@ def test_an_s_call_needs_a_step_after_an_n_call(shipped):
 
 @pytest.mark.parametrize("key, value", [("v_run_rr_s", -1), ("v_timing_below", -0.3),
                                         ("v_like_support", 0), ("s_run_rr_tolerance", -0.1),
-                                        ("s_onset_step", 1.5), ("v_reversed_corr", 0.5)])
+                                        ("s_onset_step", 1.5), ("v_reversed_corr", 0.5),
+                                        ("s_p_wave_below", 1.5)])
 def test_a_class_rule_out_of_range_is_a_one_line_error(tmp_path, key, value):
     """A tampered or hand-edited bundle whose class rules are out of range is refused before it
     runs: one line naming the key, exit 2, no traceback."""
@@ -257,3 +258,26 @@ def test_the_shipped_reversed_qrs_rule_finds_more_of_203s_pvcs_in_af(shipped, tm
     found = match_beats(np.round(added * rec.fs).astype(np.int64), rec.ann_samples[pvc],
                         int(0.15 * rec.fs)) >= 0  # per PVC: one of the added calls is on it
     assert len(added) >= 5 and found.sum() >= 0.7 * len(added), (len(added), found.sum())
+
+
+def test_the_shipped_p_wave_rule_finds_apcs_the_model_misses(shipped, record_209, tmp_path):
+    """The shipped bundle's ``classes.s_p_wave_*`` through the monitor on record 209 (APCs and
+    SVTA in sinus rhythm): every beat it turns S, against the same bundle with the rule off,
+    is an annotated APC (5 beats; the model learnt 209, so it misses few)."""
+    root = tmp_path / "off"
+    shutil.copytree(SHIPPED_BUNDLE, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["classes"]["s_p_wave_below"] > 0  # shipped on
+    manifest["classes"]["s_p_wave_below"] = 0.0
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    rec = record_209
+    on, _ = _events(rec, shipped, 10.0)
+    off, _ = _events(rec, load_bundle(root), 10.0)
+    s_off = {e["sample"] for e in off if e["class"] == "S"}
+    assert s_off <= {e["sample"] for e in on if e["class"] == "S"}  # it only adds S calls
+    added = np.array([e["t"] for e in on if e["class"] == "S" and e["sample"] not in s_off])
+    is_beat, cls = aami_class(rec.ann_symbols)
+    apc = rec.ann_samples[is_beat & (cls == "S")]
+    found = match_beats(np.round(added * rec.fs).astype(np.int64), apc,
+                        int(0.15 * rec.fs)) >= 0  # per APC: one of the added calls is on it
+    assert len(added) >= 3 and found.sum() == len(added), (len(added), found.sum())
