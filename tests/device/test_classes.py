@@ -720,9 +720,9 @@ def test_a_reversed_qrs_in_af_is_v_under_the_af_bar():
 def test_an_early_beat_with_another_p_wave_is_s(record_209):
     """``s_p_wave_below``: on record 209 (frequent APCs and SVTA runs, P waves in sinus
     rhythm), with a classifier here that calls every beat N, the rule alone finds many of its
-    APCs and calls hardly any of its normal beats S (none today); it stays silent with the rule off, with AF
-    open, where the wearer's P waves are not there, with the P wave unknown, and for a beat
-    that is not early or not of the wearer's shape."""
+    APCs and calls hardly any of its normal beats S (none today); it stays silent with the rule
+    off, with AF open, where the wearer's P waves are not there, with the P wave unknown, and
+    for a beat that is not early or not of the wearer's shape."""
     beats = process_signal(record_209.lead_mv(), record_209.fs, CFG)
     spec = ClassSpec(v_threshold=0.99, s_threshold=0.99, s_sinus_p_above=0.7,
                      s_p_wave_below=0.3, s_p_wave_rr=0.9)
