@@ -70,6 +70,14 @@ class RhythmConfig:
     # muscle noise broke into 6 episodes, 6 alarms for one run). A typed non-V beat still
     # ends it.
     vt_hold_through_noise: bool = True
+    # An open VT ends once this many typed non-V beats follow the run, dated at its last V
+    # beat; two V beats in a row before then carry the run on (1: the first non-V beat ends
+    # it), a lone one does not (bigeminy after a run is no VT). One beat
+    # of a run that the classifier misses (a capture or fusion beat, or a PVC it calls N)
+    # split one VT into two episodes and two alarms: DS1 left out, through the device, 2
+    # merged 6 of 30-39 VT episodes on each of three seeds (223: 7 -> 2), VT duration Se
+    # +6 to +12 points, episodes found the same (benchmarks/results/session71.md).
+    vt_end_beats: int = 2
     vf_window_s: float = 4.0  # VF-filter leakage window
     vf_leakage: float = 0.55  # leakage below this: sinusoid-like, unorganised (DS1: 207)
     vf_min_mv: float = 0.05  # mean absolute amplitude below this is asystole/lead noise, not VF
@@ -411,6 +419,10 @@ class RhythmAnalyzer:
 
         self.odd_qrs = ODD_QRS
         self.last_v: tuple[float, int] = (0.0, 0)  # the last V beat seen (where VT can end)
+        # An open VT's hold (vt_end_beats): typed non-V beats since the run was last two V
+        # beats in a row, and the run's length then (it ends there); V beats in a row up to
+        # the last typed beat
+        self.vt_quiet = self.vt_solid = self.vt_streak = 0
         self.rate_rr: list[float] = []
         self.rate_since: dict[str, tuple[float, int] | None] = {"BRADY": None, "TACHY": None}
         self.last_beat: tuple[float, int] | None = None
@@ -632,7 +644,8 @@ class RhythmAnalyzer:
         idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
         typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]
-        if cls == "V" and qrs >= c.vt_usual_qrs and len(self.v_run) >= c.vt_beats - 1 and all(
+        if cls == "V" and qrs >= c.vt_usual_qrs and min(self.vt_streak, len(
+                self.v_run)) >= c.vt_beats - 1 and all(
                 x[3] < self.odd_qrs for x in self.v_run[1 - c.vt_beats:]):
             cls = "N"  # the wearer's usual QRS after odd-shaped V beats: a conducted beat
         if (ep.open is not None and c.vt_hold_through_noise and (cls == "Q" or not ok)
@@ -650,16 +663,25 @@ class RhythmAnalyzer:
                     events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
                                            detected_t=round(t, 4)))
                     del self.v_run[: -c.vt_beats]
+                    self.vt_quiet, self.vt_solid = 0, len(self.v_run)
             elif rate < c.vt_rate_bpm - c.rate_hysteresis_bpm:
                 self._vt_end(events, "V rate below VT", self.v_run[:-1])
                 del self.v_run[:-1]
             else:
                 ep.open["beats"] = len(self.v_run)
+                if self.vt_streak or not self.vt_quiet:  # two V beats in a row: the run goes on
+                    self.vt_quiet, self.vt_solid = 0, len(self.v_run)
             self.last_v = (t, s)
+            self.vt_streak += 1
             return
+        self.vt_streak = 0
         if ep.open is not None:
+            self.vt_quiet += 1
+            if self.vt_quiet < c.vt_end_beats and self.episodes["VF"].open is None:
+                return  # held: two V beats in a row carry the run on
+            # a lone V beat between the non-V ones (bigeminy after the run) is not VT
             self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
-                         self.v_run)
+                         self.v_run[: self.vt_solid])
         self.v_run.clear()
 
     def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
@@ -754,6 +776,7 @@ class RhythmAnalyzer:
         self.a_hist = np.zeros((0, 3))
         self.recent.clear()
         self.v_run.clear()
+        self.vt_quiet = self.vt_solid = self.vt_streak = 0
         self.rate_rr.clear()
         self.rate_since = dict.fromkeys(self.rate_since)
         self.af_on = self.af_off = 0

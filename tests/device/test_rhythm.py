@@ -232,15 +232,15 @@ def test_vt_open_across_an_interval_that_is_no_rr_ends_cleanly(after):
     """A VT run, then a V beat whose RR is unknown (a peak lost in noise before it: the rate
     run restarts, VT goes on), then a non-V beat or a slow V beat: VT ends at the last V beat
     of the run instead of failing on an empty run (found on DS1 with quality settings
-    varied)."""
-    rr = [0.8, 0.8, 0.45, 0.45, 0.45, 0.45, np.nan, 1.2 if after == "V" else 0.8]
-    cls = ["N", "N", "V", "V", "V", "V", "V", after]
+    varied; two non-V beats end it, vt_end_beats)."""
+    rr = [0.8, 0.8, 0.45, 0.45, 0.45, 0.45, np.nan, 1.2 if after == "V" else 0.8, 0.8]
+    cls = ["N", "N", "V", "V", "V", "V", "V", after, "N"]
     t = np.cumsum(np.nan_to_num(rr, nan=0.45))
     an = RhythmAnalyzer()
     events = an.update(t, (t * 360).astype(int), np.array(rr), np.array(cls)).events
     kinds = [(e["type"], e["rhythm"]) for e in events if e["rhythm"] == "VT"]
     assert kinds == [("rhythm_start", "VT"), ("rhythm_end", "VT")], events
-    assert events[-1]["t"] == pytest.approx(t[-2], abs=1e-3)
+    assert events[-1]["t"] == pytest.approx(t[6], abs=1e-3)
 
 
 def test_a_rate_limit_must_hold_unbroken_across_an_interval_that_is_no_rr():
@@ -443,7 +443,44 @@ def test_vt_goes_on_through_a_beat_the_noise_hid():
 
     assert vt(RhythmConfig()) == [("rhythm_start", round(t[3], 1)),
                                   ("rhythm_end", round(t[14], 1))]
-    off = vt(replace(RhythmConfig(), vt_hold_through_noise=False))
+    off = vt(replace(RhythmConfig(), vt_hold_through_noise=False, vt_end_beats=1))
     # with the hold off: 3-6 and 8-11 (13-14 are two V beats, no VT)
     assert off == [("rhythm_start", round(t[3], 1)), ("rhythm_end", round(t[6], 1)),
                    ("rhythm_start", round(t[8], 1)), ("rhythm_end", round(t[11], 1))]
+
+
+def test_vt_is_held_through_fewer_than_vt_end_beats_non_v_beats():
+    """One non-V beat inside a run (a capture beat, or a PVC the classifier called N) splits
+    one VT into two episodes with vt_end_beats 1; at the default 2 two V beats in a row carry
+    the run on, and it ends once two non-V beats follow it, dated at its last V beat, not at
+    the beats that ended it; a lone V beat between non-V ones (bigeminy) does not carry it."""
+    from dataclasses import replace
+
+    cls = np.array(list("NNNVVVVNVVVVNVNNNN"))
+    rr = np.full(len(cls), 0.4)  # 150 bpm
+    t = np.cumsum(rr)
+    s = (t * 360).astype(int)
+
+    def vt(cfg):
+        events = RhythmAnalyzer(cfg).update(t, s, rr, cls).events
+        return [(e["type"], round(e["t"], 1)) for e in events if e["rhythm"] == "VT"]
+
+    assert vt(replace(RhythmConfig(), vt_end_beats=1)) == [("rhythm_start", round(t[3], 1)),
+                                                           ("rhythm_end", round(t[6], 1)),
+                                                           ("rhythm_start", round(t[8], 1)),
+                                                           ("rhythm_end", round(t[11], 1))]
+    # beat 13 is a lone V beat between non-V ones: the run ends at beat 11
+    assert vt(RhythmConfig()) == [("rhythm_start", round(t[3], 1)),
+                                  ("rhythm_end", round(t[11], 1))]
+    # bigeminy after the run: a lone V beat between non-V ones carries nothing on
+    big = np.array(list("NNNVVVVNVNVNVNNN"))
+    bt = t[: len(big)]
+    events = RhythmAnalyzer().update(bt, s[: len(big)], rr[: len(big)], big).events
+    assert [(e["type"], round(e["t"], 1)) for e in events if e["rhythm"] == "VT"] == [
+        ("rhythm_start", round(bt[3], 1)), ("rhythm_end", round(bt[6], 1))]
+    # a non-V beat, then a V beat too slow for VT: the run ends at its last fast V beat
+    slow = rr.copy()
+    slow[8:] = 1.0
+    ends = [e for e in RhythmAnalyzer(replace(RhythmConfig(), vt_end_beats=3)).update(
+        np.cumsum(slow), s, slow, cls).events if e["type"] == "rhythm_end"]
+    assert ends and ends[0]["reason"] == "V rate below VT"

@@ -127,6 +127,7 @@ def test_installed_bundle_is_readable_by_all_writable_by_owner_only(tmp_path, re
     (lambda m: m["signal"]["detector"].update(missed_beat_correlation=2),
      "signal.detector.missed_beat_correlation: 2 must be <= 1"),
     (lambda m: m.update(rhythm={"vt_rate_bpm": -5}), "rhythm.vt_rate_bpm: -5 must be > 0"),
+    (lambda m: m.update(rhythm={"vt_end_beats": 0}), "rhythm.vt_end_beats: 0 must be >= 1"),
 ])
 def test_manifest_validator_refuses_with_one_line(tmp_path, record_106, edit, message):
     root = tmp_path / "b"
