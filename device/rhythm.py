@@ -16,8 +16,10 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   longer than ``af_pause_s`` ends AF at the beat before it (AF's ventricular response does
   not pause that long; the sinus node recovering where AF stops does).
 - **VT**: at least ``vt_beats`` consecutive V beats faster than ``vt_rate_bpm`` (needs per-beat
-  classes); not while VF is open, and it ends when the V rhythm slows below the limit. A beat
-  typed V but shaped like the wearer's usual QRS right after odd-shaped V beats ends the run.
+  classes); not while VF is open, and it ends when the V rhythm slows below the limit or
+  ``vt_end_beats`` non-V beats follow the run (two V beats in a row before then carry it on).
+  A beat typed V but shaped like the wearer's usual QRS right after odd-shaped V beats ends
+  the run.
 - **VF / ventricular flutter**: from the band-passed signal, not from beats (an R-peak detector
   finds "beats" in VF): the VF-filter leakage of Kuo and Dillman over short windows, sustained.
 - **PAUSE**: one RR interval longer than ``pause_s``; **BRADY** / **TACHY**: the median rate of
@@ -72,11 +74,11 @@ class RhythmConfig:
     vt_hold_through_noise: bool = True
     # An open VT ends once this many typed non-V beats follow the run, dated at its last V
     # beat; two V beats in a row before then carry the run on (1: the first non-V beat ends
-    # it), a lone one does not (bigeminy after a run is no VT). One beat
-    # of a run that the classifier misses (a capture or fusion beat, or a PVC it calls N)
-    # split one VT into two episodes and two alarms: DS1 left out, through the device, 2
-    # merged 6 of 30-39 VT episodes on each of three seeds (223: 7 -> 2), VT duration Se
-    # +6 to +12 points, episodes found the same (benchmarks/results/session71.md).
+    # it), a lone one does not (bigeminy after a run is no VT). One beat of a run that the
+    # classifier misses (a capture or fusion beat, or a PVC it calls N) split one VT into two
+    # episodes and two alarms: DS1 left out, through the device, 2 merged 4-6 of 30-39 VT
+    # episodes on each of three seeds (223: 7-9 -> 2-4), VT duration Se +2.7 to +4.0
+    # points, episodes found the same (benchmarks/results/session71.md).
     vt_end_beats: int = 2
     vf_window_s: float = 4.0  # VF-filter leakage window
     vf_leakage: float = 0.55  # leakage below this: sinusoid-like, unorganised (DS1: 207)
@@ -639,8 +641,9 @@ class RhythmAnalyzer:
 
     def _vt(self, t: float, s: int, r: float, cls: str, ok: bool, events: list[dict],
             qrs: float = float("nan")) -> None:
-        """VT: the last ``vt_beats`` beats are V and faster than ``vt_rate_bpm``. It ends at a
-        non-V beat, when the V rhythm slows below the limit (less the rate hysteresis: an
+        """VT: the last ``vt_beats`` beats are V and faster than ``vt_rate_bpm``. It ends
+        after ``vt_end_beats`` non-V beats (at the run's last V beat), when the V rhythm slows
+        below the limit (less the rate hysteresis: an
         idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
         typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]

@@ -478,9 +478,12 @@ def test_vt_is_held_through_fewer_than_vt_end_beats_non_v_beats():
     events = RhythmAnalyzer().update(bt, s[: len(big)], rr[: len(big)], big).events
     assert [(e["type"], round(e["t"], 1)) for e in events if e["rhythm"] == "VT"] == [
         ("rhythm_start", round(bt[3], 1)), ("rhythm_end", round(bt[6], 1))]
-    # a non-V beat, then a V beat too slow for VT: the run ends at its last fast V beat
+    # a non-V beat, then V beats at 60 bpm: the rate over the last three V beats ends the run
+    # at the second of them, before the hold of three non-V beats would
     slow = rr.copy()
     slow[8:] = 1.0
+    st = np.cumsum(slow)
     ends = [e for e in RhythmAnalyzer(replace(RhythmConfig(), vt_end_beats=3)).update(
-        np.cumsum(slow), s, slow, cls).events if e["type"] == "rhythm_end"]
-    assert ends and ends[0]["reason"] == "V rate below VT"
+        st, (st * 360).astype(int), slow, cls).events if e["type"] == "rhythm_end"]
+    assert [(e["reason"], round(e["t"], 1)) for e in ends] == [("V rate below VT",
+                                                               round(st[8], 1))]
