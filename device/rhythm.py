@@ -643,9 +643,8 @@ class RhythmAnalyzer:
             qrs: float = float("nan")) -> None:
         """VT: the last ``vt_beats`` beats are V and faster than ``vt_rate_bpm``. It ends
         after ``vt_end_beats`` non-V beats (at the run's last V beat), when the V rhythm slows
-        below the limit (less the rate hysteresis: an
-        idioventricular rhythm, not VT) or when VF opens (ventricular flutter's waves are
-        typed V too; VF is the rhythm then)."""
+        below the limit (less the rate hysteresis: an idioventricular rhythm, not VT) or when
+        VF opens (ventricular flutter's waves are typed V too; VF is the rhythm then)."""
         c, ep = self.cfg, self.episodes["VT"]
         if cls == "V" and qrs >= c.vt_usual_qrs and min(self.vt_streak, len(
                 self.v_run)) >= c.vt_beats - 1 and all(
@@ -672,7 +671,7 @@ class RhythmAnalyzer:
                 del self.v_run[:-1]
             else:
                 ep.open["beats"] = len(self.v_run)
-                if self.vt_streak or not self.vt_quiet:  # two V beats in a row: the run goes on
+                if self.vt_streak:  # two V beats in a row: the run goes on
                     self.vt_quiet, self.vt_solid = 0, len(self.v_run)
             self.last_v = (t, s)
             self.vt_streak += 1
