@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from ecg_edge.device.coalesce import BATCH_S, coalesced
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.features import model_inputs
-from ecg_edge.device.monitor import Monitor
+from ecg_edge.device.monitor import REPLAY_BLOCK_S, Monitor, record_blocks
 from ecg_edge.device.rpeaks import RPeakDetector
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.bench import encode_stream
@@ -89,8 +89,13 @@ def _monitored(data: bytes, read: int, cfg: SignalConfig, scorer, threshold: flo
                settings: dict, gather=iter) -> dict:
     """The device's monitor over ``data`` decoded ``read`` bytes at a time (blocks through
     ``gather``), events to a null sink; its summary."""
+    return _fed(gather(_decode(data, read)), cfg, scorer, threshold, settings)
+
+
+def _fed(blocks, cfg: SignalConfig, scorer, threshold: float, settings: dict) -> dict:
+    """The device's monitor fed ``blocks``, events to a null sink; its summary."""
     m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
-    for block in gather(_decode(data, read)):
+    for block in blocks:
         m.feed(block)
     return m.finish()
 
@@ -157,3 +162,16 @@ def measure_live_reads(record_path: str, scorer, threshold: float, cfg: SignalCo
                    for _ in range(repeats))
         out[name] = {"cpu_s": round(best, 4), "x_realtime": round(rec.duration_s / best, 1)}
     return out
+
+
+def measure_replay(record_path: str, scorer, threshold: float, cfg: SignalConfig,
+                   settings: dict, repeats: int = 2, block_s: float = REPLAY_BLOCK_S) -> dict:
+    """The record fed to the monitor as ``ecg-device replay`` feeds it: its samples in blocks
+    of ``block_s`` seconds, no byte stream to decode. What replaying a recording costs; CPU s
+    and real-time factor, best of ``repeats``."""
+    rec, _ = _encoded(record_path)
+    blocks = list(record_blocks(rec, None, block_s))
+    best = min(_cpu(lambda: _fed(blocks, cfg, scorer, threshold, settings))[1]
+               for _ in range(repeats))
+    return {"block_s": block_s, "cpu_s": round(best, 4),
+            "x_realtime": round(rec.duration_s / best, 1)}

@@ -102,6 +102,11 @@ def model_markdown(name: str, r: dict) -> list[str]:
                     + (f"; to {lr['longer_batch_s']:g} s blocks (`--batch-s`), "
                        f"**{lr['gathered_longer']['x_realtime']:.0f}×**"
                        if "gathered_longer" in lr else "") + "."]
+        rp = pipe.get("replay")
+        if rp:
+            out += ["", f"Replayed from the record as `ecg-device replay` feeds it "
+                    f"({rp['block_s']:g} s blocks, nothing to decode): "
+                    f"**{rp['x_realtime']:.0f}×** real time ({rp['cpu_s']:.3f} CPU s)."]
         fl = pipe.get("float32")
         if fl:
             per = 1e6 / max(pipe["beats"], 1)

@@ -158,7 +158,7 @@ def run_bundle(bundle_path: str, run_dir: str | None = None, settings: Settings 
 
 
 def _pipeline(bundle: Bundle, s: Settings) -> dict:
-    from ecg_edge.benchmarks.pipeline import measure_live_reads, measure_pipeline
+    from ecg_edge.benchmarks.pipeline import measure_live_reads, measure_pipeline, measure_replay
     from ecg_edge.device.monitor import bundle_settings
     from ecg_edge.device.scoring import ModelScorer
 
@@ -175,6 +175,8 @@ def _pipeline(bundle: Bundle, s: Settings) -> dict:
                                if settings["af_model"] is not None else None)
     r["live_reads"] = measure_live_reads(s.record, scorer, bundle.threshold().value,
                                          bundle.manifest.signal, settings)
+    r["replay"] = measure_replay(s.record, scorer, bundle.threshold().value,
+                                 bundle.manifest.signal, settings)
     r["cpu_s_per_30_min"] = r["cpu_s"] * 1800.0 / r["ecg_s"]
     r["scorer_batch"] = scorer.batch
     static = latency.static_batch(scorer.interpreter)

@@ -25,7 +25,14 @@ from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file,
 from ecg_edge.device.install import install_bundle
 from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
 from ecg_edge.device.live import Tee, maybe_view
-from ecg_edge.device.monitor import Monitor, bundle_settings, paced, record_blocks, run_blocks
+from ecg_edge.device.monitor import (
+    REPLAY_BLOCK_S,
+    Monitor,
+    bundle_settings,
+    paced,
+    record_blocks,
+    run_blocks,
+)
 from ecg_edge.device.records import evaluate_folder, folder_records, read_rhythm, warn_skipped
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
@@ -184,7 +191,7 @@ def scoring_options(f):
               help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
               callback=positive_number, help="Gain of integer CSV/NPY samples.")
-@click.option("--block-s", type=float, default=10.0, show_default=True,
+@click.option("--block-s", type=float, default=REPLAY_BLOCK_S, show_default=True,
               callback=positive_number, help="Seconds of signal per block fed to the monitor.")
 @click.option("--duration", type=float, default=None, callback=positive_number,
               help="Replay only the first this many seconds.")

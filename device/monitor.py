@@ -43,6 +43,10 @@ from ecg_edge.firmware_bridge.records import Record
 Scorer = Callable[[Beats], np.ndarray | BeatCalls]
 #: Largest up/down factor of the resampler (its filter has ~20 taps per unit: 1.2 M at most).
 MAX_RESAMPLE_FACTOR = 60_000
+#: Seconds of a record fed to the monitor at a time by ``ecg-device replay``: a replay is not
+#: live, so no beat waits on a longer block, and the monitor's fixed cost per block (most of its
+#: CPU at 3 s blocks, ``docs/performance.md``) is paid a third as often.
+REPLAY_BLOCK_S = 10.0
 Emit = Callable[[dict], None]
 SignalTap = Callable[[float, float, np.ndarray], None]  # (t0_s, fs, filtered mV)
 

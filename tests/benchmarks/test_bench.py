@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from ecg_edge.benchmarks import board, latency, probe, report, suite
 from ecg_edge.benchmarks.cli import cli
 from ecg_edge.benchmarks.memory import BLOCKER
+from ecg_edge.device.monitor import REPLAY_BLOCK_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -228,6 +229,8 @@ def test_run_without_tensorflow_measures_everything_else(tf_free_bundle, tmp_pat
                                               "windows_context", "infer", "score",
                                               "events_and_glue"}
     assert r["pipeline"]["rhythm_strip_max_s"] is None  # this bundle has no AF models
+    rp = r["pipeline"]["replay"]  # fed as `ecg-device replay` feeds a record
+    assert rp["block_s"] == REPLAY_BLOCK_S and _pos(rp["cpu_s"]) and _pos(rp["x_realtime"])
     fl = r["pipeline"]["float32"]  # the same pipeline with the bundle's float model
     assert _pos(fl["infer_s"]) and _pos(fl["x_realtime"])
     mem = r["memory"]["device_replay"]
@@ -239,6 +242,7 @@ def test_run_without_tensorflow_measures_everything_else(tf_free_bundle, tmp_pat
     assert _pos(doc["mac_rate"]["macs_per_s"])
     md = report.markdown(doc)
     assert "| TFLite int8, XNNPACK |" in md and "real time" in md and "float32 model:" in md
+    assert "as `ecg-device replay` feeds it (10 s blocks" in md
     # the CLI stores per board and compares with itself: no regression
     (tmp_path / "ref.json").write_text(json.dumps(doc))
     assert not suite.compare(doc, suite.load_results(tmp_path / "ref.json"))["regressions"]
