@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from ecg_edge.device.coalesce import BATCH_S, coalesced
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.features import model_inputs
-from ecg_edge.device.monitor import REPLAY_BLOCK_S, Monitor, record_blocks
+from ecg_edge.device.monitor import REPLAY_BLOCK_S, Monitor, record_blocks, run_blocks
 from ecg_edge.device.rpeaks import RPeakDetector
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.bench import encode_stream
@@ -94,10 +94,7 @@ def _monitored(data: bytes, read: int, cfg: SignalConfig, scorer, threshold: flo
 
 def _fed(blocks, cfg: SignalConfig, scorer, threshold: float, settings: dict) -> dict:
     """The device's monitor fed ``blocks``, events to a null sink; its summary."""
-    m = Monitor(cfg, scorer, threshold, lambda e: None, **settings)
-    for block in blocks:
-        m.feed(block)
-    return m.finish()
+    return run_blocks(Monitor(cfg, scorer, threshold, lambda e: None, **settings), blocks)
 
 
 @functools.lru_cache(maxsize=1)
