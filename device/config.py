@@ -98,6 +98,13 @@ class ContextConfig:
     # context and runs beside the guarded one; train/RESULTS.md, thirteenth pass).
     learn_max_distance: float = 0.0
     learn_far_beats: int = 16
+    # When such a run starts teaching the context a new QRS, the template it replaces is kept
+    # aside, and an on-time beat far from the new template but near the kept one brings the kept
+    # one back at once: the wearer's own QRS returning after a run of escape beats or a
+    # bundle-branch block that came and went. Else those beats are far from the template until
+    # learn_far_beats of them are learned again, and are called V (DS1 207's LBBB beats and APCs
+    # after its idioventricular escape rhythm). Acts only where the guard is on.
+    learn_keep_previous: bool = True
 
 
 @dataclass(frozen=True)

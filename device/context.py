@@ -80,6 +80,9 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
         self.far_run = 0  # beats in a row on time but far from the template
+        # the template a lasting change replaced: (windows, amplitudes, filled, head, template,
+        # amplitude), or None
+        self.previous: tuple | None = None
         self._cached: tuple[np.ndarray, float] | None = None  # (template, amplitude)
 
     def _medians(self) -> tuple[np.ndarray, float]:
@@ -151,18 +154,33 @@ class WearerContext:
 
     def _far(self, window: np.ndarray, template: np.ndarray, amplitude: float) -> bool:
         """Is this beat's QRS too far from the template to learn, and not yet a lasting
-        change of the wearer's QRS (``learn_far_beats`` such beats in a row)?"""
+        change of the wearer's QRS (``learn_far_beats`` such beats in a row)? A beat near
+        the template that the last lasting change replaced brings that one back."""
         limit = self.cfg.learn_max_distance
         if limit <= 0:
             return False
+        if self._near(window, template, amplitude, limit):
+            self.far_run = 0
+            return False
+        prev = self.previous
+        if prev is not None and self._near(window, prev[4], prev[5], limit):
+            self.windows, self.amplitudes, self.filled, self.head = prev[:4]
+            self.previous, self._cached, self.far_run = None, None, 0
+            return False
+        self.far_run += 1
+        if self.far_run == self.cfg.learn_far_beats and self.cfg.learn_keep_previous:
+            self.previous = (self.windows.copy(), self.amplitudes.copy(), self.filled,
+                             self.head, template, amplitude)
+        return self.far_run < self.cfg.learn_far_beats
+
+    def _near(self, window: np.ndarray, template: np.ndarray, amplitude: float,
+              limit: float) -> bool:
+        """Is the QRS within ``limit`` (RMS over the QRS region, in ``amplitude``) of the
+        template's?"""
         qrs = qrs_region(self.counts)
         a, t = window[qrs], template[qrs]
         diff = (a - median_last(a)) - (t - median_last(t))
-        if float(np.sqrt(diff @ diff / len(diff))) <= limit * max(amplitude, 1e-6):
-            self.far_run = 0
-            return False
-        self.far_run += 1
-        return self.far_run < self.cfg.learn_far_beats
+        return float(np.sqrt(diff @ diff / len(diff))) <= limit * max(amplitude, 1e-6)
 
     def _rate_changed(self, rr_prev: float) -> bool:
         """Track runs of premature beats; a steady run becomes the new local RR."""

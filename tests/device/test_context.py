@@ -106,3 +106,21 @@ def test_a_lasting_change_of_the_wearers_qrs_is_learnt(beats_119):
     normal, _ = template_after(n[:40], GUARD)
     assert qrs_gap(first, normal) < 0.1 * ctx.amplitude()
     assert qrs_gap(later, v[k + 20 : k + 40].mean(axis=0)) < 0.3 * qrs_gap(normal, v[0])
+
+
+def test_the_wearers_own_qrs_returning_brings_its_template_back(beats_119):
+    # A lasting run of another QRS (an escape rhythm, a bundle-branch block that came) is learnt;
+    # when the wearer's own QRS comes back, one such beat restores the template it had, instead
+    # of learn_far_beats more beats called far.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    k = GUARD.learn_far_beats
+    run = np.concatenate([n[:40], v[: k + 40]])
+    changed, ctx = template_after(run, GUARD)
+    normal, _ = template_after(n[:40], GUARD)
+    assert qrs_gap(changed, normal) > 0.5 * ctx.amplitude()  # the run was learnt
+    back, ctx = template_after(np.concatenate([run, n[40:41]]), GUARD)
+    assert qrs_gap(back, normal) < 0.1 * ctx.amplitude()
+    kept_off = replace(GUARD, learn_keep_previous=False)
+    still, ctx = template_after(np.concatenate([run, n[40:41]]), kept_off)
+    assert qrs_gap(still, normal) > 0.5 * ctx.amplitude()
