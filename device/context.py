@@ -30,6 +30,19 @@ class BeatContext:
     learning: bool
 
 
+@dataclass
+class KeptTemplate:
+    """The context a lasting change replaced: its learned beats and where the ring stood, and
+    the template and amplitude they gave."""
+
+    windows: np.ndarray
+    amplitudes: np.ndarray
+    filled: int
+    head: int
+    template: np.ndarray
+    amplitude: float
+
+
 def qrs_region(counts: SampleCounts) -> slice:
     """The QRS region around the fiducial (± ``amplitude_half_width``) within a window."""
     c, h = counts.before, counts.amplitude_half_width
@@ -80,9 +93,7 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
         self.far_run = 0  # beats in a row on time but far from the template
-        # the template a lasting change replaced: (windows, amplitudes, filled, head, template,
-        # amplitude), or None
-        self.previous: tuple | None = None
+        self.previous: KeptTemplate | None = None  # what the last lasting change replaced
         self._cached: tuple[np.ndarray, float] | None = None  # (template, amplitude)
 
     def _medians(self) -> tuple[np.ndarray, float]:
@@ -163,14 +174,15 @@ class WearerContext:
             self.far_run = 0
             return False
         prev = self.previous
-        if prev is not None and self._near(window, prev[4], prev[5], limit):
-            self.windows, self.amplitudes, self.filled, self.head = prev[:4]
+        if prev is not None and self._near(window, prev.template, prev.amplitude, limit):
+            self.windows, self.amplitudes = prev.windows, prev.amplitudes
+            self.filled, self.head = prev.filled, prev.head
             self.previous, self._cached, self.far_run = None, None, 0
             return False
         self.far_run += 1
         if self.far_run == self.cfg.learn_far_beats and self.cfg.learn_keep_previous:
-            self.previous = (self.windows.copy(), self.amplitudes.copy(), self.filled,
-                             self.head, template, amplitude)
+            self.previous = KeptTemplate(self.windows.copy(), self.amplitudes.copy(),
+                                         self.filled, self.head, template, amplitude)
         return self.far_run < self.cfg.learn_far_beats
 
     def _near(self, window: np.ndarray, template: np.ndarray, amplitude: float,
