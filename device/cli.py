@@ -490,8 +490,9 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
 @click.option("--json", "as_json", is_flag=True)
 def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, invert_lead,
                         as_json):
-    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF). With a
-    bundle that carries a rhythm model, AF comes from that model."""
+    """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF and the
+    ectopy patterns SVT, bigeminy, trigeminy). With a bundle that carries a rhythm model, AF
+    comes from that model."""
     for given, name in ((resample_hz, "--resample-to"), (lead, "--lead"),
                         (invert_lead or None, "--invert-lead")):
         if given is not None and (source != "signal" or cv):

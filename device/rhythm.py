@@ -1,4 +1,5 @@
-"""Rhythm analysis over the beat sequence: AF, VT, VF, pause, brady- and tachycardia as episodes.
+"""Rhythm analysis over the beat sequence: AF, VT, VF, pause, brady- and tachycardia as episodes,
+and the ectopy patterns (SVT runs, ventricular bigeminy and trigeminy).
 
 It runs beside the beat path on the same stream (or on RR intervals alone, for front-ends that
 send only beats), causally and in bounded memory: each update looks back a fixed number of beats.
@@ -24,6 +25,9 @@ send only beats), causally and in bounded memory: each update looks back a fixed
   finds "beats" in VF): the VF-filter leakage of Kuo and Dillman over short windows, sustained.
 - **PAUSE**: one RR interval longer than ``pause_s``; **BRADY** / **TACHY**: the median rate of
   the last ``rate_beats`` beats beyond a limit for at least ``rate_sustain_s``.
+- **SVT**, **BIGEMINY**, **TRIGEMINY** (needs per-beat classes): runs of S beats and
+  ventricular beats every second or third beat (:mod:`device.ectopy_patterns`); not while AF,
+  VT or VF is open (that rhythm is named already, as MIT-BIH annotates one rhythm at a time).
 
 Beats marked unusable (signal quality) start no episode. A gap or the end of the stream closes
 every open episode. The per-beat ``irregular`` array tells the beat path that RR prematurity is
@@ -39,8 +43,11 @@ import numpy as np
 
 from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.context import median_last
+from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, run_rate_bpm
 
-RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
+RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", "SVT", "BIGEMINY", "TRIGEMINY")
+#: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
+PATTERN_YIELDS_TO = ("AF", "VT", "VF")
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,12 @@ class RhythmConfig:
     rate_hysteresis_bpm: float = 5.0
     rate_beats: int = 8  # median rate over this many beats
     rate_sustain_s: float = 10.0  # the limit must hold this long to open BRADY / TACHY
+    # Ectopy patterns (0: off): MIT-BIH's shortest annotated SVTA, bigeminy and trigeminy
+    # (device.ectopy_patterns); the rate is VT's definition for S beats.
+    svt_beats: int = 3  # consecutive S beats
+    svt_rate_bpm: float = 100.0
+    bigeminy_cycles: int = 3  # ventricular beats, each one beat apart (VNVNV)
+    trigeminy_cycles: int = 3  # ventricular beats, each two beats apart (VNNVNNV)
     # P-wave evidence (when the beat path gives beat windows): AF opens only while the median
     # similarity of the beats' P-wave region to the wearer's template, over the irregularity
     # window, is below af_p_wave_max (sinus P waves repeat; AF has none, only f waves).
@@ -180,6 +193,9 @@ class RhythmConfig:
         if min(cfg.af_onset_beats, cfg.af_onset_beats_rr_only, cfg.af_offset_beats, cfg.vt_beats,
                cfg.rate_beats) < 1 or cfg.af_window_beats < 4:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4)")
+        if min(cfg.svt_beats, cfg.bigeminy_cycles, cfg.trigeminy_cycles) < 0:
+            raise ValueError("rhythm settings: svt_beats, bigeminy_cycles and trigeminy_cycles "
+                             "must be at least 0 (0: off)")
         return cfg
 
 
@@ -429,6 +445,11 @@ class RhythmAnalyzer:
         self.rate_since: dict[str, tuple[float, int] | None] = {"BRADY": None, "TACHY": None}
         self.last_beat: tuple[float, int] | None = None
         self.vf = _VFState(c)
+        self.patterns = {name: m for name, m in (
+            ("SVT", BeatRun("S", c.svt_beats, c.svt_rate_bpm) if c.svt_beats else None),
+            ("BIGEMINY", EveryKthV(2, c.bigeminy_cycles) if c.bigeminy_cycles else None),
+            ("TRIGEMINY", EveryKthV(3, c.trigeminy_cycles) if c.trigeminy_cycles else None))
+            if m is not None}
         self.windows = self.windows_irregular = 0  # for the per-strip call
         self.strip = True  # no beat nor signal past cfg.strip_max_s yet
 
@@ -528,6 +549,8 @@ class RhythmAnalyzer:
                 self._vt(t, s, r, cls[i], ok, events, q)
                 if (vt_was is None) != (vt_ep.open is None):
                     self._af_around_vt(events)
+                if self.patterns:
+                    self._patterns(t, s, r, cls[i], ok, events)
             if r == r:
                 self._rate(t, s, r, ok, events)
             self.last_beat = (t, s)
@@ -659,7 +682,7 @@ class RhythmAnalyzer:
                 return
             self.v_run.append((t, s, r, qrs))
             last = self.v_run[-c.vt_beats:]
-            rate = _rate_bpm(last)
+            rate = run_rate_bpm(last)
             if ep.open is None:
                 if len(last) >= c.vt_beats and rate > c.vt_rate_bpm:
                     events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
@@ -693,9 +716,33 @@ class RhythmAnalyzer:
             events.append(self.episodes["VT"].end(*self.last_v, reason))
             return
         last = run[-1]
-        rate = _rate_bpm(run)
+        rate = run_rate_bpm(run)
         events.append(self.episodes["VT"].end(last[0], last[1], reason, beats=len(run),
                                               hr_bpm=round(rate, 1) if rate == rate else None))
+
+    def _patterns(self, t: float, s: int, r: float, cls: str, ok: bool,
+                  events: list[dict]) -> None:
+        """The ectopy patterns on this beat. AF, VT or VF open ends them (that rhythm is
+        named), and so does a NaN RR (stream start, gap, lost beat: a lost beat's type is
+        unknown); the beat then starts afresh."""
+        busy = next((x for x in PATTERN_YIELDS_TO if self.episodes[x].open is not None), None)
+        for name, m in self.patterns.items():
+            if busy is not None or r != r:
+                self._pattern_events(name, m, m.close(), t, busy or "no RR", events)
+                m.reset()
+                if busy is not None:
+                    continue
+            self._pattern_events(name, m, m.push((t, s), r, cls, ok), t, "pattern ended",
+                                 events)
+
+    def _pattern_events(self, name: str, m, changes: list, t: float, reason: str,
+                        events: list[dict]) -> None:
+        ep = self.episodes[name]
+        for ch in changes:
+            if ch.what == "start":
+                events.append(ep.start(*ch.at, detected_t=round(t, 4), **m.evidence()))
+            elif ep.open is not None:
+                events.append(ep.end(*ch.at, reason))
 
     def _rate(self, t: float, s: int, r: float, ok: bool, events: list[dict]) -> None:
         c = self.cfg
@@ -786,6 +833,9 @@ class RhythmAnalyzer:
         self.af_suspended = False
         self.last_beat = None
         self.vf.reset()
+        for m in self.patterns.values():
+            m.close()
+            m.reset()
         return RhythmUpdate(events)
 
     def in_af(self) -> bool:
@@ -828,13 +878,6 @@ class RhythmAnalyzer:
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},
         }
-
-def _rate_bpm(run: list) -> float:
-    """Rate of a V run from its known RR intervals (a run may begin at a beat whose RR is
-    unknown: a peak lost before it); NaN without any."""
-    known = [x[2] for x in run if x[2] == x[2]]
-    return 60.0 * len(known) / sum(known) if known else float("nan")
-
 
 #: Fewest RR intervals a short strip's one window may have (Petrenas 2015 used 8 beats).
 SHORT_WINDOW = 8

@@ -33,8 +33,11 @@ from ecg_edge.firmware_bridge.records import csv_rows
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 
 #: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
-REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF"}
-EVALUATED = ("AF", "VT", "VF")
+REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF",
+                     "(SVTA": "SVT", "(B": "BIGEMINY", "(T": "TRIGEMINY"}
+EVALUATED = ("AF", "VT", "VF", "SVT", "BIGEMINY", "TRIGEMINY")
+#: The ectopy patterns (device.ectopy_patterns), tabled apart from AF, VT and VF.
+PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
 
 Intervals = list[tuple[float, float]]
 
@@ -436,7 +439,14 @@ def table(out: dict) -> str:
     lines += ["", f"AF duration Se {_pct(g['duration_se'])} %, +P {_pct(g['duration_ppv'])} %; "
               f"episode Se {_pct(g['episode_se'])} %, +P {_pct(g['episode_ppv'])} %",
               f"false AF on {len(fa['records'])} records without AF ({fa['hours']:.2f} h): "
-              f"{fa['seconds']:.0f} s in {fa['episodes']} episodes"]
+              f"{fa['seconds']:.0f} s in {fa['episodes']} episodes", "",
+              "| gross | ep ref/det | ep Se | ep +P | ref s | det s | duration Se | duration +P |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in PATTERNS:
+        g = out["gross"][r]
+        lines.append(f"| {r} | {g['ref_episodes']}/{g['det_episodes']} | "
+                     f"{_pct(g['episode_se'])} | {_pct(g['episode_ppv'])} | {g['ref_s']:.0f} | "
+                     f"{g['det_s']:.0f} | {_pct(g['duration_se'])} | {_pct(g['duration_ppv'])} |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,10 @@ const state = {
   strip: [],        // [t, mV] pairs of the last STRIP_S seconds
   beats: [],        // beat events of the last STRIP_S seconds
   nBeats: 0, nFlagged: 0, types: {}, gaps: 0, lost: 0, episodes: 0, ended: false,
+  rhythms: new Set(),  // rhythm episodes open now
 };
+// Ectopy patterns are named, not alarmed: a wearer with frequent PVCs has dozens an hour.
+const PATTERNS = new Set(["SVT", "BIGEMINY", "TRIGEMINY"]);
 window.liveState = state;  // read by the browser test
 
 const $ = (id) => document.getElementById(id);
@@ -68,6 +71,12 @@ function addEpisode(t, what, detail) {
   while (body.rows.length > 30) body.deleteRow(body.rows.length - 1);
 }
 
+function showRhythms() {
+  const open = [...state.rhythms];
+  $("rhythm").textContent = open.length ? open.join(" + ") : "--";
+  $("rhythm").className = open.some((r) => !PATTERNS.has(r)) ? "big alert" : "big";
+}
+
 function setQuality(level, reason) {
   const q = $("quality");
   q.textContent = level;
@@ -94,13 +103,13 @@ function onEvent(ev) {
       setQuality(ev.level, ev.reason);
       break;
     case "rhythm_start":
-      $("rhythm").textContent = ev.rhythm;
-      $("rhythm").className = "big alert";
+      state.rhythms.add(ev.rhythm);
+      showRhythms();
       addEpisode(ev.t, `${ev.rhythm} started`, "");
       break;
     case "rhythm_end":
-      $("rhythm").textContent = "--";
-      $("rhythm").className = "big";
+      state.rhythms.delete(ev.rhythm);
+      showRhythms();
       addEpisode(ev.t, `${ev.rhythm} ended`, ev.duration_s != null ? `${ev.duration_s.toFixed(1)} s` : "");
       break;
     case "episode_start":

@@ -111,7 +111,12 @@ def test_live_view_in_chromium_during_replay(tmp_path):
                 " strip: s.strip.length, marks: s.beats.length,"
                 " hr: document.getElementById('hr').textContent,"
                 " status: document.getElementById('status').textContent,"
-                " episodes: document.querySelectorAll('#episodes tbody tr').length};")
+                " episodes: document.querySelectorAll('#episodes tbody tr').length,"
+                " log: document.getElementById('episodes').textContent,"
+                # ectopy patterns are named, not alarmed; any other open rhythm alarms
+                " calm: [...s.rhythms].every((r) => ['SVT', 'BIGEMINY', 'TRIGEMINY']"
+                ".includes(r)) === !document.getElementById('rhythm').classList"
+                ".contains('alert')};")
             # Record 119 has ventricular bigeminy from its first minutes: flags and episodes.
             if state and state["beats"] > 150 and state["flagged"] > 5 and state["episodes"]:
                 break
@@ -125,6 +130,7 @@ def test_live_view_in_chromium_during_replay(tmp_path):
         assert state["hr"].isdigit() and 30 <= int(state["hr"]) <= 200, state
         assert state["status"] == "monitoring", state
         assert state["flagged"] > 5 and state["episodes"] >= 1, state
+        assert "BIGEMINY started" in state["log"] and state["calm"], state
         assert shot.stat().st_size > 10_000
         # The session report of the same stream, stopped mid-way, in the same browser.
         proc.send_signal(signal.SIGTERM)
