@@ -1,5 +1,5 @@
 """Ectopy patterns over the beat types: supraventricular runs (SVT), ventricular bigeminy and
-trigeminy, as rhythm episodes.
+trigeminy, as rhythm episodes; and the run lengths of S and V beats (single, couplets, runs).
 
 Why: a Holter report names them, and a wearer's PVC burden alone does not say whether the
 ectopic beats come one in two, one in three or in runs. MIT-BIH annotates them as rhythms
@@ -18,6 +18,8 @@ The machines here are pure state: each beat returns what opens or closes, dated 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 Beat = tuple[float, int]  # (time s, sample)
 
@@ -140,3 +142,47 @@ def run_rate_bpm(run: list) -> float:
     begin at a beat whose RR is unknown: a peak lost before it); NaN without any."""
     known = [x[2] for x in run if x[2] == x[2]]
     return 60.0 * len(known) / sum(known) if known else float("nan")
+
+
+class RunCounts:
+    """Runs of one beat type over the stream, as a Holter report counts them: single beats,
+    couplets, runs of three or more, and the longest run. A beat of another type ends a run,
+    and so does a beat whose type is unknown (Q: learning period, noise) or a gap
+    (:meth:`end`): nothing is known of what it hid. Blocks of any size give the same counts."""
+
+    def __init__(self, cls: str):
+        self.cls = cls
+        self.open = 0  # beats of the run still going at the last beat
+        self.tally = {"single": 0, "couplets": 0, "runs": 0, "longest": 0}
+
+    def push(self, classes: np.ndarray) -> None:
+        hit = np.asarray(classes) == self.cls
+        if not len(hit):
+            return
+        edges = np.diff(np.concatenate([[0], hit.view(np.int8), [0]]))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        lengths = (stops - starts).tolist()
+        if lengths and starts[0] == 0:
+            lengths[0] += self.open  # the run of the last block goes on
+        else:
+            self.end()
+        self.open = lengths.pop() if lengths and hit[-1] else 0
+        for n in lengths:
+            self._count(self.tally, n)
+
+    def end(self) -> None:
+        """A gap or the end of the stream closes the open run."""
+        self._count(self.tally, self.open)
+        self.open = 0
+
+    def counts(self) -> dict[str, int]:
+        """The tallies with the open run counted as if it ended here."""
+        out = dict(self.tally)
+        self._count(out, self.open)
+        return out
+
+    @staticmethod
+    def _count(tally: dict[str, int], n: int) -> None:
+        if n:
+            tally["single" if n == 1 else "couplets" if n == 2 else "runs"] += 1
+            tally["longest"] = max(tally["longest"], n)

@@ -43,7 +43,7 @@ import numpy as np
 
 from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.context import median_last
-from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, run_rate_bpm
+from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, RunCounts, run_rate_bpm
 
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", "SVT", "BIGEMINY", "TRIGEMINY")
 #: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
@@ -450,6 +450,7 @@ class RhythmAnalyzer:
             ("BIGEMINY", EveryKthV(2, c.bigeminy_cycles) if c.bigeminy_cycles else None),
             ("TRIGEMINY", EveryKthV(3, c.trigeminy_cycles) if c.trigeminy_cycles else None))
             if m is not None}
+        self.runs = {k: RunCounts(k) for k in ("V", "S")}  # single, couplets, runs
         self.windows = self.windows_irregular = 0  # for the per-strip call
         self.strip = True  # no beat nor signal past cfg.strip_max_s yet
 
@@ -525,6 +526,9 @@ class RhythmAnalyzer:
         events: list[dict] = []
         irregular = np.zeros(n, dtype=bool)
         cls = np.asarray(classes).tolist() if classes is not None else None
+        if classes is not None:
+            for counter in self.runs.values():
+                counter.push(classes)
         qrs = atrial[:, 2].tolist() if atrial is not None else itertools.repeat(float("nan"))
         af_ep, vt_ep = self.episodes["AF"], self.episodes["VT"]
         rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
@@ -836,6 +840,8 @@ class RhythmAnalyzer:
         for m in self.patterns.values():
             m.close()
             m.reset()
+        for counter in self.runs.values():
+            counter.end()
         return RhythmUpdate(events)
 
     def in_af(self) -> bool:
@@ -877,6 +883,8 @@ class RhythmAnalyzer:
             "counts": {r: ep.count for r, ep in eps.items()},
             "longest_s": {r: round(ep.longest_s, 3) for r, ep in eps.items()},
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},
+            # runs of V and S beats (beat classes only; RR-only input without them: zeros)
+            "ectopy_runs": {k: c.counts() for k, c in self.runs.items()},
         }
 
 #: Fewest RR intervals a short strip's one window may have (Petrenas 2015 used 8 beats).

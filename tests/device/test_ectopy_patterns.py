@@ -2,10 +2,12 @@
 MIT-BIH's own rhythm annotations of the records' reference beats, and the state machines'
 edges on short class sequences."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV
+from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, RunCounts
 from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig, analyze_beats
 from ecg_edge.device.rhythm_eval import compare, episodes_from_events, rates, read_reference
 from tests.conftest import MITDB
@@ -102,3 +104,35 @@ def test_the_state_machines_close_only_what_is_open():
     assert run.close() == [] and run.push((0.0, 0), 0.5, "S", False) == []
     with pytest.raises(ValueError, match="at least 0"):
         RhythmConfig.from_dict({"svt_beats": -1})
+
+
+def test_run_counts_are_those_of_the_class_sequence_in_any_blocks():
+    """Single beats, couplets and runs of 106's annotated V beats, counted block by block as the
+    stream gives them, against a plain count of the whole sequence."""
+    _, _, _, cls = annotated_beats("106")
+    lengths = [len(list(g)) for k, g in itertools.groupby(cls.tolist()) if k == "V"]
+    expect = {"single": lengths.count(1), "couplets": lengths.count(2),
+              "runs": sum(n >= 3 for n in lengths), "longest": max(lengths)}
+    assert expect["couplets"] > 10 and expect["runs"] >= 1
+    for size in (1, 17, len(cls)):
+        c = RunCounts("V")
+        for a in range(0, len(cls), size):
+            c.push(cls[a:a + size])
+        assert c.counts() == expect
+    c = RunCounts("V")
+    c.push(np.array(list("NVVQVVVN")))  # a beat of unknown type splits the run
+    c.push(np.array(list("VV")))
+    assert c.counts() == {"single": 0, "couplets": 2, "runs": 1, "longest": 3}
+    c.end()  # a gap ends the open couplet
+    c.push(np.array(list("VN")))
+    assert c.counts() == {"single": 1, "couplets": 2, "runs": 1, "longest": 3}
+
+
+def test_the_summary_counts_runs_of_s_and_v_beats():
+    t, s, rr, cls = annotated_beats("209")
+    _, summary = analyze_beats(t, s, rr, classes=cls)
+    runs = summary["ectopy_runs"]
+    assert runs["S"]["runs"] >= 10 and runs["S"]["longest"] >= 40 and runs["V"]["single"] == 1
+    _, no_classes = analyze_beats(t, s, rr)
+    assert no_classes["ectopy_runs"]["S"] == dict.fromkeys(("single", "couplets", "runs",
+                                                             "longest"), 0)
