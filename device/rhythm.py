@@ -44,6 +44,7 @@ import numpy as np
 from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.context import median_last
 from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, RunCounts, run_rate_bpm
+from ecg_edge.device.heart_rate import HeartRateStats
 
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", "SVT", "BIGEMINY", "TRIGEMINY")
 #: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
@@ -451,6 +452,8 @@ class RhythmAnalyzer:
             ("TRIGEMINY", EveryKthV(3, c.trigeminy_cycles) if c.trigeminy_cycles else None))
             if m is not None}
         self.runs = {k: RunCounts(k) for k in ("V", "S")}  # single, couplets, runs
+        self.hr = HeartRateStats()
+        self.prev_typed: str | None = None  # the last beat's type if usable (None: unusable)
         self.windows = self.windows_irregular = 0  # for the per-strip call
         self.strip = True  # no beat nor signal past cfg.strip_max_s yet
 
@@ -540,6 +543,9 @@ class RhythmAnalyzer:
                 self.rate_since = dict.fromkeys(self.rate_since)  # a rate must hold unbroken
             elif ok:
                 self._pause(t, s, r, events)
+                if self.prev_typed is not None and self.episodes["VF"].open is None:
+                    self.hr.interval(r, cls is None or cls[i] == self.prev_typed == "N")
+            self.prev_typed = (cls[i] if cls is not None else "") if ok else None
             if r > self.cfg.af_pause_s > 0 and af_ep.open is not None and self.last_beat:
                 events.append(af_ep.end(*self.last_beat, "pause", rr_s=round(r, 3)))
                 self.af_off = self.af_on = 0
@@ -760,6 +766,8 @@ class RhythmAnalyzer:
         k = len(ordered) // 2
         median = ordered[k] if len(ordered) % 2 else 0.5 * (ordered[k - 1] + ordered[k])
         hr = 60.0 / median
+        if self.episodes["VF"].open is None:  # VF's "beats" have no rate
+            self.hr.rate(t, hr)
         for name, beyond, back in (("BRADY", hr < c.brady_bpm, hr > c.brady_bpm
                                     + c.rate_hysteresis_bpm),
                                    ("TACHY", hr > c.tachy_bpm, hr < c.tachy_bpm
@@ -836,6 +844,7 @@ class RhythmAnalyzer:
         self.af_in_stretch = False
         self.af_suspended = False
         self.last_beat = None
+        self.prev_typed = None
         self.vf.reset()
         for m in self.patterns.values():
             m.close()
@@ -885,6 +894,7 @@ class RhythmAnalyzer:
             "total_s": {r: round(ep.total_s, 3) for r, ep in eps.items()},
             # runs of V and S beats (beat classes only; RR-only input without them: zeros)
             "ectopy_runs": {k: c.counts() for k, c in self.runs.items()},
+            "heart_rate": self.hr.summary(),
         }
 
 #: Fewest RR intervals a short strip's one window may have (Petrenas 2015 used 8 beats).

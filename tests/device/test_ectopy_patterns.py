@@ -136,3 +136,4 @@ def test_the_summary_counts_runs_of_s_and_v_beats():
     _, no_classes = analyze_beats(t, s, rr)
     assert no_classes["ectopy_runs"]["S"] == dict.fromkeys(("single", "couplets", "runs",
                                                              "longest"), 0)
+
