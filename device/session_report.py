@@ -26,6 +26,8 @@ from ecg_edge.firmware_bridge.records import Record
 
 CLASS_COLORS = {"N": "#607d8b", "S": "#1565c0", "V": "#c62828", "F": "#ef6c00", "Q": "#6a1b9a"}
 STRIP_S = 6.0
+#: Episodes named but not alarmed (device.ectopy_patterns): their strips come after the others'.
+PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
 
 
 @dataclass
@@ -118,6 +120,9 @@ def session_stats(s: Session) -> dict:
         "gaps": len(s.gaps),
         "samples_lost": int(sum(int(g.get("lost_samples") or 0) for g in s.gaps)),
         "episodes": len(s.episodes),
+        # the rhythm analysis's own tallies, where the summary has them
+        "ectopy_runs": (summ.get("rhythm") or {}).get("ectopy_runs"),
+        "sdnn_ms": _num(((summ.get("rhythm") or {}).get("heart_rate") or {}).get("sdnn_ms")),
     }
     if out["af_burden_pct"] is None and out["monitored_s"]:
         af = sum((e["end"] or duration) - e["t"] for e in s.episodes
@@ -250,6 +255,15 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
         ("AF burden", _pct(st["af_burden_pct"])),
         ("Episodes", str(st["episodes"])),
     ]
+    runs = st["ectopy_runs"] or {}
+    for cls, name in (("V", "Ventricular"), ("S", "Supraventricular")):
+        if isinstance(runs.get(cls), dict):
+            r = runs[cls]
+            rows.append((f"{name} ectopy: single / couplets / runs of 3+",
+                         f"{r.get('single')} / {r.get('couplets')} / {r.get('runs')} "
+                         f"(longest run {r.get('longest')} beats)"))
+    if st["sdnn_ms"] is not None:
+        rows.append(("SDNN (normal-to-normal intervals)", f"{st['sdnn_ms']:.0f} ms"))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     ep_rows = "".join(
@@ -258,7 +272,8 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
     strips = ""
     if record is not None:
         ts, ys = filtered_signal(record, cfg or SignalConfig(), lead)
-        picks = [(f"{e['what']} at {_fmt_t(e['t'])}", e["t"]) for e in s.episodes
+        picks = [(f"{e['what']} at {_fmt_t(e['t'])}", e["t"])
+                 for e in sorted(s.episodes, key=lambda e: e["what"] in PATTERNS)
                  if e["t"] is not None][:max_strips]
         scored = sorted((b for b in s.beats if _num(b.get("score")) is not None
                          and not b.get("learning")), key=lambda b: -b["score"])[:max_strips // 2]

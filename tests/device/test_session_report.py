@@ -36,6 +36,11 @@ def test_report_has_summary_trend_episodes_and_strips(events_119, tmp_path):
     assert f"<td>{stats['beats']} (" in doc
     assert doc.count("<polyline") >= 1 + 5  # the HR trend and at least five strips
     assert "anomalous beats" in doc and "most anomalous beats" in doc
+    # the rhythm summary's tallies: 119's PVCs come singly (bigeminy), SDNN of its N beats
+    runs = stats["ectopy_runs"]["V"]
+    assert runs["single"] > 50 and f"<td>{runs['single']} / {runs['couplets']} / " in doc
+    assert 10 < stats["sdnn_ms"] < 200 and "SDNN (normal-to-normal intervals)" in doc
+    assert "BIGEMINY" in doc  # named among the episodes
     assert "<script" not in doc and "http" not in doc.split("<svg", 1)[1].replace(
         "http://www.w3.org/2000/svg", "")  # self-contained: nothing fetched
 
