@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
 from ecg_edge.device.rhythm import RHYTHMS
 from ecg_edge.device.rhythm_eval import read_strip_labels
@@ -54,16 +55,18 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
                               events.append, **settings)
             run_blocks(monitor, record_blocks(rec, None, 10.0))
             opened = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
+            alarms = [r for r in opened if r not in PATTERNS]  # patterns are named, not alarmed
             calls.update(str(e.get("class")) for e in events
                          if e["type"] == "beat" and not e.get("learning"))
             for r in opened:
                 counts[r] += 1
-            strips_with += bool(opened)
+            strips_with += bool(alarms)
             seconds += rec.duration_s
         day = seconds / 86400.0
         beats = sum(calls.values())
         out["labels"][label] = {
-            "strips": len(names), "hours": seconds / 3600.0, "strips_with_an_episode": strips_with,
+            "strips": len(names), "hours": seconds / 3600.0,
+            "strips_with_an_alarm": strips_with,  # an episode other than an ectopy pattern
             "episodes": counts,
             "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()},
             "beat_calls": dict(sorted(calls.items())),

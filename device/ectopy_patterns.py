@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 Beat = tuple[float, int]  # (time s, sample)
+#: The rhythm episodes these machines open: named, not alarmed (the live view and the session
+#: report keep the alarm colour and the first strips for the others).
+PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
 
 
 @dataclass

@@ -43,10 +43,16 @@ import numpy as np
 
 from ecg_edge.device.arrays import finite, mean_last, sliding
 from ecg_edge.device.context import median_last
-from ecg_edge.device.ectopy_patterns import BeatRun, EveryKthV, RunCounts, run_rate_bpm
+from ecg_edge.device.ectopy_patterns import (
+    PATTERNS,
+    BeatRun,
+    EveryKthV,
+    RunCounts,
+    run_rate_bpm,
+)
 from ecg_edge.device.heart_rate import HeartRateStats
 
-RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", "SVT", "BIGEMINY", "TRIGEMINY")
+RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", *PATTERNS)
 #: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
 PATTERN_YIELDS_TO = ("AF", "VT", "VF")
 

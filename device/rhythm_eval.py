@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.records import check_lead, folder_records, warn_skipped
 from ecg_edge.device.rhythm import (
@@ -35,9 +36,7 @@ from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 #: MIT-BIH rhythm aux notes -> the rhythms the analyzer reports (others are "not these").
 REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF",
                      "(SVTA": "SVT", "(B": "BIGEMINY", "(T": "TRIGEMINY"}
-EVALUATED = ("AF", "VT", "VF", "SVT", "BIGEMINY", "TRIGEMINY")
-#: The ectopy patterns (device.ectopy_patterns), tabled apart from AF, VT and VF.
-PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
+EVALUATED = ("AF", "VT", "VF", *PATTERNS)  # the patterns are tabled apart
 
 Intervals = list[tuple[float, float]]
 

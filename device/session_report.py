@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.events import iter_events
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.errors import UserError
@@ -26,8 +27,6 @@ from ecg_edge.firmware_bridge.records import Record
 
 CLASS_COLORS = {"N": "#607d8b", "S": "#1565c0", "V": "#c62828", "F": "#ef6c00", "Q": "#6a1b9a"}
 STRIP_S = 6.0
-#: Episodes named but not alarmed (device.ectopy_patterns): their strips come after the others'.
-PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
 
 
 @dataclass
