@@ -112,3 +112,19 @@ def test_install_is_atomic_and_verified(bundle_dir, tmp_path):
     assert (dest / "current").resolve() == before
     load_bundle(dest / "current")
     assert not [p for p in dest.iterdir() if p.name.startswith(".staging")]
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("svt_beats", -1, "svt_beats"), ("bigeminy_cycles", 2.5, "bigeminy_cycles"),
+    ("trigeminy_cycles", "3", "trigeminy_cycles"), ("svt_rate_bpm", 0, "svt_rate_bpm")])
+def test_ectopy_pattern_settings_out_of_range_are_refused(bundle_dir, setting, value, message):
+    """The rhythm section's pattern settings (0 turns a pattern off) go through the one
+    validator: a bad value is one line naming it, before the bundle runs."""
+    root, _ = bundle_dir
+    mpath = root / "manifest.json"
+    raw = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps({**raw, "rhythm": {"bigeminy_cycles": 0, "svt_beats": 4}}))
+    assert load_bundle(root).manifest.rhythm == {"bigeminy_cycles": 0, "svt_beats": 4}
+    mpath.write_text(json.dumps({**raw, "rhythm": {setting: value}}))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(root)
