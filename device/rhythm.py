@@ -632,8 +632,12 @@ class RhythmAnalyzer:
                     # No window since the stretch began said "not AF": the irregular rhythm
                     # was there from its first window (e.g. a recording that starts in AF).
                     t0, s0 = min(self.af_stretch, (t0, s0))
+                # the ventricular rate says whether the rate is controlled (rapid response
+                # above 100 bpm) or slow
+                hr = self._median_rate()
                 events.append(ep.start(t0, s0, irregularity=round(self.af_peak, 4),
-                                       detected_t=round(t, 4)))
+                                       detected_t=round(t, 4),
+                                       hr_bpm=None if hr is None else round(hr, 1)))
                 self.af_off = 0
             elif x < exit_:
                 self.af_decided = True
@@ -760,6 +764,14 @@ class RhythmAnalyzer:
             elif ep.open is not None:
                 events.append(ep.end(*ch.at, reason))
 
+    def _median_rate(self) -> float | None:
+        """The median rate (bpm) of the last ``rate_beats`` intervals; None without any."""
+        ordered = sorted(self.rate_rr)  # a few values: plain Python beats numpy's call cost
+        if not ordered:
+            return None
+        k = len(ordered) // 2
+        return 60.0 / (ordered[k] if len(ordered) % 2 else 0.5 * (ordered[k - 1] + ordered[k]))
+
     def _rate(self, t: float, s: int, r: float, ok: bool, events: list[dict]) -> None:
         c = self.cfg
         if not ok:
@@ -768,10 +780,7 @@ class RhythmAnalyzer:
         del self.rate_rr[: -c.rate_beats]
         if len(self.rate_rr) < c.rate_beats:
             return
-        ordered = sorted(self.rate_rr)  # a few values: plain Python beats numpy's call cost
-        k = len(ordered) // 2
-        median = ordered[k] if len(ordered) % 2 else 0.5 * (ordered[k - 1] + ordered[k])
-        hr = 60.0 / median
+        hr = self._median_rate()
         if self.episodes["VF"].open is None:  # VF's "beats" have no rate
             self.hr.rate(t, hr)
         for name, beyond, back in (("BRADY", hr < c.brady_bpm, hr > c.brady_bpm

@@ -25,3 +25,16 @@ def test_heart_rate_statistics_are_those_of_the_reference_intervals():
     assert hr["fastest_t"] == pytest.approx(t[1 + 7 + int(med.argmax())], abs=1e-3)
     # RR-only input without beat types: every interval is NN
     assert analyze_beats(t, s, rr)[1]["heart_rate"]["nn_intervals"] == len(r)
+
+
+def test_af_starts_carry_the_ventricular_rate():
+    """201's AF onsets say the ventricular rate then (the median of the 8 intervals before the
+    beat that decided it), so a rapid response reads from the event."""
+    t, s, rr, cls = annotated_beats("201")
+    events, _ = analyze_beats(t, s, rr, classes=cls)
+    starts = [e for e in events if e["type"] == "rhythm_start" and e["rhythm"] == "AF"]
+    assert len(starts) >= 2
+    for e in starts:
+        i = int(np.argmin(np.abs(t - e["detected_t"])))
+        assert e["hr_bpm"] == pytest.approx(60 / np.median(rr[i - 8:i]), abs=0.05)
+        assert 60 < e["hr_bpm"] < 200
