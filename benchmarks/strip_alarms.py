@@ -26,6 +26,8 @@ from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.records import read_record
 
+EPISODES = (*RHYTHMS, *PATTERNS)  # rhythm alarms, then the patterns named without one
+
 
 def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O,~",
                  limit: int | None = None, variant: str = "int8") -> dict:
@@ -44,7 +46,7 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
     out: dict = {"bundle": str(bundle_path), "variant": variant, "labels": {}}
     for label in wanted:
         names = sorted(n for n, lab in ref.items() if lab == label)[:limit]
-        counts = dict.fromkeys(RHYTHMS, 0)
+        counts = dict.fromkeys(EPISODES, 0)
         calls: Counter[str] = Counter()
         strips_with = 0
         seconds = 0.0
@@ -54,8 +56,8 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
             monitor = Monitor(bundle.manifest.signal, ModelScorer(bundle, variant), threshold,
                               events.append, **settings)
             run_blocks(monitor, record_blocks(rec, None, 10.0))
-            opened = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
-            alarms = [r for r in opened if r not in PATTERNS]  # patterns are named, not alarmed
+            alarms = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
+            opened = alarms + [e["rhythm"] for e in events if e["type"] == "pattern_start"]
             calls.update(str(e.get("class")) for e in events
                          if e["type"] == "beat" and not e.get("learning"))
             for r in opened:
@@ -76,11 +78,11 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
 
 
 def table(out: dict) -> str:
-    head = ("| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in RHYTHMS)
+    head = ("| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in EPISODES)
             + " | beats after learning | V % | S % |")
-    lines = [head, "|" + "---|" * (6 + len(RHYTHMS))]
+    lines = [head, "|" + "---|" * (6 + len(EPISODES))]
     for label, m in out["labels"].items():
         lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | " + " | ".join(
-            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in RHYTHMS)
+            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in EPISODES)
             + f" | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | {m['S_pct']:.2f} |")
     return "\n".join(lines)

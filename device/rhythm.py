@@ -26,8 +26,9 @@ send only beats), causally and in bounded memory: each update looks back a fixed
 - **PAUSE**: one RR interval longer than ``pause_s``; **BRADY** / **TACHY**: the median rate of
   the last ``rate_beats`` beats beyond a limit for at least ``rate_sustain_s``.
 - **SVT**, **BIGEMINY**, **TRIGEMINY** (needs per-beat classes): runs of S beats and
-  ventricular beats every second or third beat (:mod:`device.ectopy_patterns`); not while AF,
-  VT or VF is open (that rhythm is named already, as MIT-BIH annotates one rhythm at a time).
+  ventricular beats every second or third beat (:mod:`device.ectopy_patterns`), as
+  ``pattern_start`` / ``pattern_end`` events (named, not alarmed); not while AF, VT or VF is
+  open (that rhythm is named already, as MIT-BIH annotates one rhythm at a time).
 
 Beats marked unusable (signal quality) start no episode. A gap or the end of the stream closes
 every open episode. The per-beat ``irregular`` array tells the beat path that RR prematurity is
@@ -52,7 +53,7 @@ from ecg_edge.device.ectopy_patterns import (
 )
 from ecg_edge.device.heart_rate import HeartRateStats
 
-RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY", *PATTERNS)
+RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
 #: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
 PATTERN_YIELDS_TO = ("AF", "VT", "VF")
 
@@ -362,10 +363,12 @@ def _moving_mean(x: np.ndarray, k: int) -> np.ndarray:
 
 
 class _Episode:
-    """One rhythm's open episode (or none) and its running tallies."""
+    """One rhythm's open episode (or none) and its running tallies. ``kind`` "pattern": an
+    ectopy pattern's, whose events are ``pattern_start`` / ``pattern_end`` (the wearer is told,
+    not alarmed: a consumer that alarms on ``rhythm_start`` stays as it was)."""
 
-    def __init__(self, rhythm: str):
-        self.rhythm = rhythm
+    def __init__(self, rhythm: str, kind: str = "rhythm"):
+        self.rhythm, self.kind = rhythm, kind
         self.open: dict | None = None
         self.count = 0
         self.total_s = 0.0
@@ -373,7 +376,7 @@ class _Episode:
 
     def start(self, t: float, sample: int, **evidence) -> dict:
         self.count += 1
-        self.open = {"type": "rhythm_start", "rhythm": self.rhythm, "t": round(t, 4),
+        self.open = {"type": f"{self.kind}_start", "rhythm": self.rhythm, "t": round(t, 4),
                      "sample": int(sample), "episode": self.count, **evidence}
         return dict(self.open)
 
@@ -384,7 +387,7 @@ class _Episode:
         self.total_s += duration
         self.longest_s = max(self.longest_s, duration)
         self.open = None
-        return {"type": "rhythm_end", "rhythm": self.rhythm, "t": round(t, 4),
+        return {"type": f"{self.kind}_end", "rhythm": self.rhythm, "t": round(t, 4),
                 "sample": max(int(sample), o["sample"]), "episode": o["episode"],
                 "t_start": o["t"], "duration_s": round(duration, 4), "reason": reason,
                 **evidence}
@@ -417,6 +420,7 @@ class RhythmAnalyzer:
         self.ecg_model = getattr(af_model, "ecg", None)
         self.ecg_feed = None
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
+        self.episodes.update({p: _Episode(p, "pattern") for p in PATTERNS})
         self.keep = c.af_window_beats - 1  # RR history carried between updates
         self.rr_hist = np.zeros(0)
         self.rr_clean_hist = np.zeros(0)  # the same, odd-shaped beats' intervals left out
@@ -873,8 +877,10 @@ class RhythmAnalyzer:
         return self.episodes["AF"].open is not None
 
     def state(self) -> dict:
-        """Open rhythms now (for status)."""
-        return {"rhythms": [r for r, ep in self.episodes.items() if ep.open is not None]}
+        """Open rhythms and ectopy patterns now (for status)."""
+        return {kind: [r for r, ep in self.episodes.items()
+                       if ep.open is not None and (r in PATTERNS) == (kind == "patterns")]
+                for kind in ("rhythms", "patterns")}
 
     def summary(self, monitored_s: float) -> dict:
         """AF burden (% of monitored time), counts, longest and total seconds per rhythm."""

@@ -124,10 +124,11 @@ def total(iv: Intervals) -> float:
 
 
 def episodes_from_events(events: list[dict]) -> dict[str, Intervals]:
-    """Rhythm intervals from ``rhythm_end`` events (each carries its start)."""
+    """Rhythm and ectopy-pattern intervals from ``rhythm_end`` and ``pattern_end`` events
+    (each carries its start)."""
     out: dict[str, Intervals] = {}
     for e in events:
-        if e.get("type") == "rhythm_end":
+        if e.get("type") in ("rhythm_end", "pattern_end"):
             out.setdefault(e["rhythm"], []).append((float(e["t_start"]), float(e["t"])))
     return out
 

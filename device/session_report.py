@@ -56,14 +56,14 @@ def read_events(path: str | Path) -> Session:
             s.summary = ev
         elif kind == "beat" and _num(ev.get("t")) is not None:
             s.beats.append(ev)
-        elif kind in ("episode_start", "rhythm_start"):
-            key = (kind, ev.get("episode", ev.get("rhythm")))
-            ep = {"what": ev.get("rhythm") or "anomalous beats", "t": _num(ev.get("t")),
-                  "sample": ev.get("sample"), "end": None, "detail": ev}
-            open_eps[key] = ep
+        elif kind in ("episode_start", "rhythm_start", "pattern_start"):
+            what = ev.get("rhythm") or "anomalous beats"
+            ep = {"what": what, "t": _num(ev.get("t")), "sample": ev.get("sample"), "end": None,
+                  "detail": ev}
+            open_eps[what, ev.get("episode")] = ep  # numbered per rhythm
             s.episodes.append(ep)
-        elif kind in ("episode_end", "rhythm_end"):
-            key = (kind.replace("_end", "_start"), ev.get("episode", ev.get("rhythm")))
+        elif kind in ("episode_end", "rhythm_end", "pattern_end"):
+            key = (ev.get("rhythm") or "anomalous beats", ev.get("episode"))
             if key in open_eps:
                 open_eps.pop(key)["end"] = _num(ev.get("t"))
         elif kind == "gap":

@@ -8,10 +8,10 @@ const state = {
   strip: [],        // [t, mV] pairs of the last STRIP_S seconds
   beats: [],        // beat events of the last STRIP_S seconds
   nBeats: 0, nFlagged: 0, types: {}, gaps: 0, lost: 0, episodes: 0, ended: false,
-  rhythms: new Set(),  // rhythm episodes open now
+  rhythms: new Set(),   // rhythm episodes open now (alarms)
+  patterns: new Set(),  // ectopy patterns open now: named, not alarmed (dozens an hour with
+                        // frequent PVCs)
 };
-// Ectopy patterns are named, not alarmed: a wearer with frequent PVCs has dozens an hour.
-const PATTERNS = new Set(["SVT", "BIGEMINY", "TRIGEMINY"]);
 window.liveState = state;  // read by the browser test
 
 const $ = (id) => document.getElementById(id);
@@ -72,9 +72,9 @@ function addEpisode(t, what, detail) {
 }
 
 function showRhythms() {
-  const open = [...state.rhythms];
+  const open = [...state.rhythms, ...state.patterns];
   $("rhythm").textContent = open.length ? open.join(" + ") : "--";
-  $("rhythm").className = open.some((r) => !PATTERNS.has(r)) ? "big alert" : "big";
+  $("rhythm").className = state.rhythms.size ? "big alert" : "big";
 }
 
 function setQuality(level, reason) {
@@ -103,12 +103,14 @@ function onEvent(ev) {
       setQuality(ev.level, ev.reason);
       break;
     case "rhythm_start":
-      state.rhythms.add(ev.rhythm);
+    case "pattern_start":
+      (ev.type === "rhythm_start" ? state.rhythms : state.patterns).add(ev.rhythm);
       showRhythms();
       addEpisode(ev.t, `${ev.rhythm} started`, "");
       break;
     case "rhythm_end":
-      state.rhythms.delete(ev.rhythm);
+    case "pattern_end":
+      (ev.type === "rhythm_end" ? state.rhythms : state.patterns).delete(ev.rhythm);
       showRhythms();
       addEpisode(ev.t, `${ev.rhythm} ended`, ev.duration_s != null ? `${ev.duration_s.toFixed(1)} s` : "");
       break;

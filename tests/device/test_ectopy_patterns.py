@@ -39,7 +39,7 @@ def test_patterns_stream_in_any_blocks_as_in_one_call():
     parts = [e for a in range(0, len(t), 23)
              for e in an.update(t[a:a + 23], s[a:a + 23], rr[a:a + 23], cls[a:a + 23]).events]
     assert parts == whole
-    assert {e["rhythm"] for e in whole} >= {"BIGEMINY", "TRIGEMINY"}
+    assert {e["rhythm"] for e in whole if e["type"] == "pattern_start"} >= {"BIGEMINY", "TRIGEMINY"}
 
 
 def beats(pattern: str, rr: float = 0.8):
@@ -52,7 +52,7 @@ def beats(pattern: str, rr: float = 0.8):
 def episodes(pattern: str, rhythm: str, rr: float = 0.8, cfg: RhythmConfig | None = None):
     t, s, r, cls = beats(pattern, rr)
     events, _ = analyze_beats(t, s, r, classes=cls, cfg=cfg)
-    ends = [e for e in events if e["type"] == "rhythm_end" and e["rhythm"] == rhythm]
+    ends = [e for e in events if e["type"] == "pattern_end" and e["rhythm"] == rhythm]
     return [(round(e["t_start"] / rr), round(e["t"] / rr), e["reason"]) for e in ends]
 
 
@@ -86,15 +86,15 @@ def test_patterns_yield_to_af_vt_and_vf_and_end_at_a_lost_beat():
     t, s, r, cls = beats("NVNVNVNVNVNVNN")
     an = RhythmAnalyzer()
     out = an.update(t[:8], s[:8], r[:8], cls[:8]).events
-    assert [e["type"] for e in out if e["rhythm"] == "BIGEMINY"] == ["rhythm_start"]
+    assert [e["type"] for e in out if e["rhythm"] == "BIGEMINY"] == ["pattern_start"]
     an.episodes["AF"].start(float(t[8]), int(s[8]))
     out = an.update(t[8:], s[8:], r[8:], cls[8:]).events
     ends = [e for e in out if e["rhythm"] == "BIGEMINY"]
-    assert [(e["type"], e["reason"]) for e in ends] == [("rhythm_end", "AF")]
+    assert [(e["type"], e["reason"]) for e in ends] == [("pattern_end", "AF")]
     r[7] = np.nan
     events, _ = analyze_beats(t, s, r, classes=cls)
     assert [e["reason"] for e in events if e["rhythm"] == "BIGEMINY"
-            and e["type"] == "rhythm_end"][0] == "no RR"
+            and e["type"] == "pattern_end"][0] == "no RR"
 
 
 def test_the_state_machines_close_only_what_is_open():

@@ -219,10 +219,10 @@ def test_interrupt_closes_open_episodes_with_the_reason():
     t, s, rr, _ = annotated_beats("201")
     an = RhythmAnalyzer()
     an.update(t[:400], s[:400], rr[:400])
-    assert an.state() == {"rhythms": ["AF"]}
+    assert an.state() == {"rhythms": ["AF"], "patterns": []}
     ends = an.interrupt(t[399] + 1, s[399] + 360, "lost samples").events
     assert [(e["rhythm"], e["reason"]) for e in ends] == [("AF", "lost samples")]
-    assert an.state() == {"rhythms": []}
+    assert an.state() == {"rhythms": [], "patterns": []}
     summary = an.summary(t[399] + 1)
     assert summary["counts"]["AF"] == 1 and summary["af_burden_pct"] > 50
 
