@@ -1,5 +1,6 @@
 """Ectopy patterns over the beat types: supraventricular runs (SVT), ventricular bigeminy and
-trigeminy, as rhythm episodes; and the run lengths of S and V beats (single, couplets, runs).
+trigeminy, as episodes (``pattern_start`` / ``pattern_end``: told, not alarmed); and the run
+lengths of S and V beats (single, couplets, runs).
 
 Why: a Holter report names them, and a wearer's PVC burden alone does not say whether the
 ectopic beats come one in two, one in three or in runs. MIT-BIH annotates them as rhythms
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 Beat = tuple[float, int]  # (time s, sample)
-#: The rhythm episodes these machines open: named, not alarmed (the live view and the session
-#: report keep the alarm colour and the first strips for the others).
+#: The episodes these machines open: named, not alarmed (the live view and the session report
+#: keep the alarm colour and the first strips for the rhythms).
 PATTERNS = ("SVT", "BIGEMINY", "TRIGEMINY")
 
 
