@@ -711,7 +711,7 @@ def replay_fold(bundle_dir: Path, folder: Path, held: list[str], resample_hz: fl
     def episodes(path: Path, events: list[dict], summary: dict) -> None:
         rhythm.append(rhythm_eval.evaluate_record(
             rhythm_eval.read_reference(path), [e for e in events if e["type"].startswith(
-                ("rhythm_", "pattern_"))], summary["rhythm"]["monitored_s"]))
+                rhythm_eval.EPISODE_EVENTS)], summary["rhythm"]["monitored_s"]))
 
     b = load_bundle(bundle_dir)
     return evaluate_folder(folder, b.manifest.signal, ModelScorer(b, "int8"),

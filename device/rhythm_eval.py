@@ -39,6 +39,8 @@ REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(
 EVALUATED = ("AF", "VT", "VF", *PATTERNS)  # the patterns are tabled apart
 
 Intervals = list[tuple[float, float]]
+#: Event types that open and close episodes: the rhythms' and the ectopy patterns'.
+EPISODE_EVENTS = ("rhythm_", "pattern_")
 
 
 @dataclass
@@ -191,13 +193,13 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
                    lead: str | None = None, af_model=None,
                    make_monitor=None, resample_hz: float | None = None,
                    invert_lead: bool = False) -> tuple[list[dict], float]:
-    """(rhythm events, monitored s) of a record replayed through the device monitor: its own
-    beats, and VF from its band-passed signal. Beats are scored by the reference detector
-    (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's classifier: its
-    beat classes make the VT calls). ``resample_hz``: replayed as a front-end at that rate
-    would give it (:func:`device.records.resample_record`); the comparison is in seconds.
-    ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter lead of
-    unknown polarity)."""
+    """(rhythm and pattern events, monitored s) of a record replayed through the device
+    monitor: its own beats, and VF from its band-passed signal. Beats are scored by the
+    reference detector (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's
+    classifier: its beat classes make the VT calls). ``resample_hz``: replayed as a front-end
+    at that rate would give it (:func:`device.records.resample_record`); the comparison is in
+    seconds. ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter
+    lead of unknown polarity)."""
     from ecg_edge.device.monitor import record_blocks, run_blocks
     from ecg_edge.device.records import replayed_record
 
@@ -205,7 +207,7 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     events: list[dict] = []
 
     def keep(ev: dict) -> None:
-        if ev["type"].startswith("rhythm_"):
+        if ev["type"].startswith(EPISODE_EVENTS):
             events.append(ev)
 
     monitor = make_monitor(keep) if make_monitor is not None else _reference_monitor(

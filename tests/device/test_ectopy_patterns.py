@@ -137,3 +137,21 @@ def test_the_summary_counts_runs_of_s_and_v_beats():
     assert no_classes["ectopy_runs"]["S"] == dict.fromkeys(("single", "couplets", "runs",
                                                              "longest"), 0)
 
+
+
+def test_rhythm_evaluate_through_the_monitor_scores_the_patterns():
+    """Record 119 replayed through the shipped bundle's monitor (`rhythm-evaluate --beats
+    signal --bundle`): its bigeminy and trigeminy are found and scored like the rhythms."""
+    from ecg_edge.device.bundle import load_bundle
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.monitor import Monitor, bundle_settings
+    from ecg_edge.device.rhythm_eval import evaluate_folder
+    from ecg_edge.device.scoring import ModelScorer
+
+    b = load_bundle(SHIPPED_BUNDLE)
+    out = evaluate_folder(MITDB, ["119"], "signal", make_monitor=lambda emit: Monitor(
+        b.manifest.signal, ModelScorer(b, "int8"), b.threshold("int8").value, emit,
+        **bundle_settings(b)))
+    big, tri = out["gross"]["BIGEMINY"], out["gross"]["TRIGEMINY"]
+    assert big["ref_episodes"] == 37 and big["episode_se"] > 0.9 and big["episode_ppv"] > 0.9
+    assert tri["ref_episodes"] == 17 and tri["episode_se"] > 0.9
