@@ -883,7 +883,8 @@ class RhythmAnalyzer:
                 for kind in ("rhythms", "patterns")}
 
     def summary(self, monitored_s: float) -> dict:
-        """AF burden (% of monitored time), counts, longest and total seconds per rhythm."""
+        """AF burden (% of monitored time), counts, longest and total seconds per rhythm and
+        pattern, the runs of V and S beats and the heart-rate statistics."""
         eps = self.episodes
         af_s = eps["AF"].total_s
         burden = 100.0 * af_s / monitored_s if monitored_s > 0 else None
