@@ -121,7 +121,7 @@ def session_stats(s: Session) -> dict:
         "episodes": len(s.episodes),
         # the rhythm analysis's own tallies, where the summary has them
         "ectopy_runs": (summ.get("rhythm") or {}).get("ectopy_runs"),
-        "sdnn_ms": _num(((summ.get("rhythm") or {}).get("heart_rate") or {}).get("sdnn_ms")),
+        "heart_rate": (summ.get("rhythm") or {}).get("heart_rate") or {},
     }
     if out["af_burden_pct"] is None and out["monitored_s"]:
         af = sum((e["end"] or duration) - e["t"] for e in s.episodes
@@ -260,9 +260,15 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
             r = runs[cls]
             rows.append((f"{name} ectopy: single / couplets / runs of 3+",
                          f"{r.get('single')} / {r.get('couplets')} / {r.get('runs')} "
-                         f"(longest run {r.get('longest')} beats)"))
-    if st["sdnn_ms"] is not None:
-        rows.append(("SDNN (normal-to-normal intervals)", f"{st['sdnn_ms']:.0f} ms"))
+                         f"(the longest run of {r.get('longest')})"))
+    hr_stats = st["heart_rate"]
+    if _num(hr_stats.get("slowest_bpm")) is not None and _num(hr_stats.get("fastest_bpm")):
+        rows.append(("Slowest / fastest rate (8-beat median)",
+                     f"{hr_stats['slowest_bpm']:.0f} bpm at {_fmt_t(hr_stats.get('slowest_t'))}"
+                     f" / {hr_stats['fastest_bpm']:.0f} bpm at "
+                     f"{_fmt_t(hr_stats.get('fastest_t'))}"))
+    if _num(hr_stats.get("sdnn_ms")) is not None:
+        rows.append(("SDNN (normal-to-normal intervals)", f"{hr_stats['sdnn_ms']:.0f} ms"))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     ep_rows = "".join(

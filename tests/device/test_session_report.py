@@ -39,7 +39,10 @@ def test_report_has_summary_trend_episodes_and_strips(events_119, tmp_path):
     # the rhythm summary's tallies: 119's PVCs come singly (bigeminy), SDNN of its N beats
     runs = stats["ectopy_runs"]["V"]
     assert runs["single"] > 50 and f"<td>{runs['single']} / {runs['couplets']} / " in doc
-    assert 10 < stats["sdnn_ms"] < 200 and "SDNN (normal-to-normal intervals)" in doc
+    hr = stats["heart_rate"]
+    assert 10 < hr["sdnn_ms"] < 200 and f"<td>{hr['sdnn_ms']:.0f} ms</td>" in doc
+    assert 30 < hr["slowest_bpm"] < hr["fastest_bpm"] < 200
+    assert f"{hr['fastest_bpm']:.0f} bpm at " in doc
     assert "BIGEMINY" in doc  # named among the episodes
     assert "<script" not in doc and "http" not in doc.split("<svg", 1)[1].replace(
         "http://www.w3.org/2000/svg", "")  # self-contained: nothing fetched
