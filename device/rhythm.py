@@ -878,9 +878,9 @@ class RhythmAnalyzer:
 
     def state(self) -> dict:
         """Open rhythms and ectopy patterns now (for status)."""
-        return {kind: [r for r, ep in self.episodes.items()
-                       if ep.open is not None and (r in PATTERNS) == (kind == "patterns")]
-                for kind in ("rhythms", "patterns")}
+        return {kind + "s": [r for r, ep in self.episodes.items()
+                             if ep.open is not None and ep.kind == kind]
+                for kind in ("rhythm", "pattern")}
 
     def summary(self, monitored_s: float) -> dict:
         """AF burden (% of monitored time), counts, longest and total seconds per rhythm and

@@ -84,6 +84,7 @@ def _num(v) -> float | None:
 def session_stats(s: Session) -> dict:
     """The figures of the summary table (from the summary event where it has them)."""
     summ = s.summary or {}
+    rhythm = summ.get("rhythm") or {}
     t = np.array([b["t"] for b in s.beats], dtype=float)
     hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
     learning = np.array([bool(b.get("learning")) for b in s.beats], dtype=bool)
@@ -120,8 +121,8 @@ def session_stats(s: Session) -> dict:
         "samples_lost": int(sum(int(g.get("lost_samples") or 0) for g in s.gaps)),
         "episodes": len(s.episodes),
         # the rhythm analysis's own tallies, where the summary has them
-        "ectopy_runs": (summ.get("rhythm") or {}).get("ectopy_runs"),
-        "heart_rate": (summ.get("rhythm") or {}).get("heart_rate") or {},
+        "ectopy_runs": rhythm.get("ectopy_runs"),
+        "heart_rate": rhythm.get("heart_rate") or {},
     }
     if out["af_burden_pct"] is None and out["monitored_s"]:
         af = sum((e["end"] or duration) - e["t"] for e in s.episodes
