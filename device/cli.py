@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from ecg_edge.device import reference, rhythm_eval
+from ecg_edge.device.annotations import annotations_of, stream_events, write_annotations
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import ClassSpec
 from ecg_edge.device.coalesce import BATCH_S, coalesced
@@ -199,21 +200,50 @@ def scoring_options(f):
               help="Pace the replay at the record's own rate (times --speed), e.g. with --view.")
 @click.option("--speed", type=float, default=1.0, show_default=True, callback=positive_number,
               help="With --realtime: this many seconds of signal per second.")
+@click.option("--annotations", "annotations_path", type=click.Path(dir_okay=False),
+              default=None, help="Also write the calls as a WFDB annotation file (e.g. "
+              "100.ecg beside 100.hea, for bxb -r 100 -a atr ecg).")
 def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, events_path,
                quiet, view, view_host, view_port, lead, fs, uv_per_count, block_s, duration,
-               realtime, speed):
+               realtime, speed, annotations_path):
     """Replay a record (WFDB, CSV, NPY) through the streaming monitor as fast as possible."""
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
+    events: list[dict] | None = [] if annotations_path else None
     with _event_sink(events_path, quiet, append=False) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
-        monitor = scoring.monitor(Tee(writer, live), rec.name, signal_tap=live and live.strip)
+        emit = Tee(writer, live, events.append if events is not None else None)
+        monitor = scoring.monitor(emit, rec.name, signal_tap=live and live.strip)
         summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
+    if events is not None:
+        write_annotations(annotations_path, annotations_of(events))
+
+
+@cli.command("annotate")
+@click.argument("events_path", metavar="EVENTS", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The annotation file to write, named RECORD.ANNOTATOR (e.g. 100.ecg) so "
+                   "WFDB tools find it beside RECORD.hea; readable by you only.")
+@click.option("--stream", type=click.IntRange(min=1), default=None,
+              help="Which stream of an events file the monitor appended to after restarts.")
+@click.option("--json", "as_json", is_flag=True)
+def annotate_cmd(events_path, out, stream, as_json):
+    """A session's events as a WFDB annotation file: beat classes, rhythm changes, pauses and
+    signal quality, for rdann, bxb, epicmp, WAVE and wfdb-python."""
+    ann = annotations_of(stream_events(events_path, stream))
+    path = write_annotations(out, ann)
+    counts = ann.counts()
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "fs": ann.fs, **counts}))
+    else:
+        click.echo(f"{path}: {counts['beats']} beats, {counts['rhythm_changes']} rhythm "
+                   f"changes, {counts['noise_changes']} quality changes, "
+                   f"{counts['comments']} pauses at {ann.fs:g} Hz")
 
 
 @cli.command("run")

@@ -57,12 +57,13 @@ class ReferenceRecord:
     path: Path
 
 
-def read_reference(base: str | Path) -> ReferenceRecord:
+def read_reference(base: str | Path, annotator: str = "atr") -> ReferenceRecord:
     """Beat annotations and rhythm intervals of a WFDB record (``.hea`` + ``.atr``; beats from
-    ``.qrsc`` or ``.qrs`` where the ``.atr`` holds rhythm changes only)."""
+    ``.qrsc`` or ``.qrs`` where the ``.atr`` holds rhythm changes only); ``annotator`` reads
+    another annotation file, e.g. one ``ecg-device annotate`` wrote."""
     base = Path(base)
     header = read_header(base.with_suffix(".hea"))
-    atr = base.with_suffix(".atr")
+    atr = base.with_suffix(f".{annotator}")
     if not atr.exists():
         raise UserError(f"{atr}: no reference annotations to compare rhythms with")
     samples, symbols, aux = read_annotations_aux(atr)

@@ -271,3 +271,57 @@ def read_annotations_aux(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
             symbols.append(ANN_SYMBOLS.get(code, "?"))
             aux.append("")
     return np.asarray(samples, dtype=np.int64), symbols, aux
+
+
+#: Symbols to MIT annotation codes, for writing (``ANN_SYMBOLS`` inverted).
+ANN_CODES = {s: c for c, s in ANN_SYMBOLS.items()}
+_NOTE = ANN_CODES['"']
+
+
+def encode_annotations(samples, symbols, aux=None, subtypes=None, fs: float | None = None
+                       ) -> bytes:
+    """An MIT-format annotation file (as WFDB's ``putann`` writes it), so ``rdann``, ``bxb``,
+    ``epicmp``, WAVE and wfdb-python read what the monitor called.
+
+    ``samples`` must not decrease; ``aux`` notes (latin-1, at most 255 bytes) carry rhythm
+    names on ``+`` annotations; ``subtypes`` -128..127 (noise annotations: -1 unreadable).
+    With ``fs``, a leading note says the time resolution, as wfdb-python writes it, so a file
+    read without its record's header still knows its sample rate.
+    """
+    samples = np.asarray(samples, dtype=np.int64)
+    n = len(samples)
+    aux = [""] * n if aux is None else list(aux)
+    subtypes = [0] * n if subtypes is None else [int(s) for s in subtypes]
+    if not (len(symbols) == len(aux) == len(subtypes) == n):
+        raise ValueError("samples, symbols, aux and subtypes must have one entry per annotation")
+    if n and (samples[0] < 0 or np.any(np.diff(samples) < 0)):
+        raise ValueError("annotation samples must be >= 0 and not decrease")
+    words: list[int] = []
+    rows = zip(samples.tolist(), symbols, aux, subtypes)
+    if fs is not None:
+        rows = [(0, '"', f"## time resolution: {fs:g}", 0), *rows]
+    t = 0
+    for sample, symbol, note, sub in rows:
+        code = ANN_CODES.get(symbol)
+        if code is None:
+            raise ValueError(f"{symbol!r} is not an MIT annotation symbol")
+        if not -128 <= sub <= 127:
+            raise ValueError(f"annotation subtype {sub} is outside -128..127")
+        delta = sample - t
+        while delta > 0x3FF:  # beyond the 10-bit interval: SKIPs of signed 32 bits, high first
+            step = min(delta, 0x7FFFFFFF)
+            words += [_SKIP << 10, step >> 16, step & 0xFFFF]
+            delta -= step
+        words.append(code << 10 | delta)
+        t = sample
+        if sub:
+            words.append(_SUB << 10 | (sub & 0xFF))
+        if note:
+            text = note.encode("latin-1")
+            if len(text) > 255:
+                raise ValueError(f"aux note of {len(text)} bytes; at most 255")
+            padded = text + b"\0" * (len(text) & 1)
+            words.append(_AUX << 10 | len(text))
+            words += np.frombuffer(padded, "<u2").tolist()
+    words.append(0)
+    return np.asarray(words, dtype="<u2").tobytes()

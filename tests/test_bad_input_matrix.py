@@ -66,6 +66,10 @@ def inputs(tmp_path_factory, record_106):
     beats.write_text('{"type":"beat","sample":null,"score":1}\n')
     (d / "badepisode.jsonl").write_text('{"type":"beat","sample":5,"score":1}\n'
                                         '{"type":"episode_start","episode":[1],"sample":5}\n')
+    (d / "startbadbeat.jsonl").write_text('{"type":"start","fs":360}\n'
+                                          '{"type":"beat","sample":null,"class":"N"}\n')
+    (d / "onebeat.jsonl").write_text('{"type":"start","fs":360}\n'
+                                     '{"type":"beat","sample":5,"class":"N"}\n')
     return d
 
 
@@ -132,6 +136,16 @@ CASES = {
                                          "nan"),
     "device-reference-missing": _device("reference", "{d}/nope"),
     "device-reference-empty": _device("reference", "{d}/emptydir"),
+    "device-annotate-missing": _device("annotate", "{d}/nope.jsonl", "--out", "{d}/a.ecg"),
+    "device-annotate-empty": _device("annotate", "{d}/empty.jsonl", "--out", "{d}/a.ecg"),
+    "device-annotate-garbage": _device("annotate", "{d}/garbage.jsonl", "--out", "{d}/a.ecg"),
+    "device-annotate-no-start": _device("annotate", "{d}/badbeats.jsonl", "--out", "{d}/a.ecg"),
+    "device-annotate-bad-beat": _device("annotate", "{d}/startbadbeat.jsonl", "--out",
+                                        "{d}/a.ecg"),
+    "device-annotate-out-folder": _device("annotate", "{d}/onebeat.jsonl", "--out",
+                                          "{d}/emptydir"),
+    "device-annotate-out-nowhere": _device("annotate", "{d}/onebeat.jsonl", "--out",
+                                           "{d}/nofolder/a.ecg"),
     "device-report-missing": _device("report", "{d}/nope.jsonl", "--out", "{d}/r.html"),
     "device-report-empty": _device("report", "{d}/empty.jsonl", "--out", "{d}/r.html"),
     "device-report-garbage": _device("report", "{d}/garbage.jsonl", "--out", "{d}/r.html"),

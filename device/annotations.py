@@ -1,0 +1,185 @@
+"""A session's calls as a WFDB annotation file, so the tools cardiologists and researchers
+already use read them beside the record: ``rdann``, ``bxb`` and ``epicmp`` against the
+reference annotations, WAVE or LightWAVE to page through the strips, wfdb-python.
+
+What is written (MIT-BIH conventions wherever MIT-BIH has a name for it):
+
+- every beat at its sample with its class call (``N``, ``S``, ``V``, ``F``, ``Q``; beats of
+  the learning period are ``Q``); scores and flags stay in the events file;
+- the rhythm as rhythm-change (``+``) annotations whose aux note names the episode open from
+  there on: ``(AFIB``, ``(AFL``, ``(VT``, ``(VF``, ``(SVTA``, ``(B``, ``(T``, and ``(BRADY`` /
+  ``(TACHY`` (a rate limit, not necessarily sinus, so not MIT-BIH's ``(SBR``); ``(N`` where no
+  episode is open. Where episodes overlap (ventricular flutter is also a tachycardia) the one
+  first in ``RHYTHM_ORDER`` names the stretch;
+- a pause as a comment (``"``, aux ``PAUSE 3.72 s``) at its first beat, since a pause lies
+  inside whatever rhythm is open (AF with a long interval);
+- signal quality as noise (``~``) annotations at each change, with MIT-BIH's subtype for the
+  one signal: 1 noisy, -1 unreadable, 0 clean again; lost samples (a gap) are unreadable.
+
+Samples are at the front-end's rate with lost samples counted, as in the events, so the file
+lines up with the record the session was replayed from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecg_edge.device.events import iter_events
+from ecg_edge.device.rhythm_eval import EPISODE_EVENTS
+from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.wfdb_io import encode_annotations
+
+#: Aux notes of the rhythm-change annotations (MIT-BIH's where it has one).
+RHYTHM_NOTES = {"VF": "(VF", "VT": "(VT", "AFL": "(AFL", "AF": "(AFIB", "SVT": "(SVTA",
+                "BIGEMINY": "(B", "TRIGEMINY": "(T", "TACHY": "(TACHY", "BRADY": "(BRADY"}
+#: Which open episode names a stretch where several overlap: the more urgent first.
+RHYTHM_ORDER = tuple(RHYTHM_NOTES)
+NO_EPISODE = "(N"
+NOISE_SUBTYPES = {"good": 0, "noisy": 1, "unreadable": -1}
+# Annotations at one sample: rhythm and noise changes before the beat they describe.
+_RANK = {"~": 0, "+": 1, '"': 2}
+
+
+@dataclass
+class Annotations:
+    """One stream's annotations, sorted by sample."""
+
+    fs: float
+    sample: list[int] = field(default_factory=list)
+    symbol: list[str] = field(default_factory=list)
+    aux: list[str] = field(default_factory=list)
+    subtype: list[int] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        beats = sum(s in "NSVFQ" for s in self.symbol)
+        return {"annotations": len(self.symbol), "beats": beats,
+                "rhythm_changes": self.symbol.count("+"), "noise_changes": self.symbol.count("~"),
+                "comments": self.symbol.count('"')}
+
+
+def stream_events(path: str | Path, stream: int | None = None) -> list[dict]:
+    """The events of one stream of an events file (a monitor restarted by systemd appends a
+    new stream, each beginning with ``start``): the only one, or number ``stream`` (1-based)."""
+    streams: list[list[dict]] = []
+    for _, ev in iter_events(path):
+        if not isinstance(ev, dict):
+            continue
+        if ev.get("type") == "start" or not streams:
+            streams.append([])
+        streams[-1].append(ev)
+    if not streams:
+        raise UserError(f"{path}: no events; is this an events file from ecg-device?")
+    if stream is None:
+        if len(streams) > 1:
+            raise UserError(f"{path}: holds {len(streams)} streams (the monitor restarted); "
+                            f"choose one with --stream 1..{len(streams)}")
+        stream = 1
+    if not 1 <= stream <= len(streams):
+        raise UserError(f"{path}: holds {len(streams)} stream(s); --stream {stream} does not "
+                        "exist")
+    return streams[stream - 1]
+
+
+def annotations_of(events: Iterable[dict]) -> Annotations:
+    """The annotations of one stream's events (in the order the monitor emitted them: onsets
+    it found late come after the beats they date back to)."""
+    events = list(events)
+    start = next((e for e in events if e.get("type") == "start"), None)
+    if start is None or not isinstance(start.get("fs"), (int, float)):
+        raise UserError("the events have no start event with the sample rate; give the whole "
+                        "events file of a session")
+    if any(e.get("type") == "status" and e.get("status") == "rate_change" for e in events):
+        raise UserError("the front-end changed its sample rate during the stream; one "
+                        "annotation file holds one rate")
+    rows: list[tuple[int, str, str, int]] = []
+    opened: dict[tuple[str, int], dict] = {}
+    spans: list[tuple[int, int | None, str]] = []
+    quality: list[tuple[int, str]] = []
+    for ev in events:
+        kind = ev.get("type")
+        if kind == "beat":
+            rows.append((_sample(ev), ev.get("class", "N"), "", 0))
+        elif kind == "quality":
+            quality.append((_sample(ev), ev["level"]))
+        elif kind == "gap":
+            quality.append((_sample(ev), "lost"))
+            quality.append((_sample(ev) + int(ev["lost_samples"]), "restored"))
+        elif isinstance(kind, str) and kind.startswith(EPISODE_EVENTS):
+            key = (ev["rhythm"], ev.get("episode"))
+            if kind.endswith("_start"):
+                opened[key] = ev
+            elif key in opened:
+                begin = opened.pop(key)
+                if ev["rhythm"] == "PAUSE":
+                    rows.append((_sample(begin), '"', f"PAUSE {ev['duration_s']:.2f} s", 0))
+                else:
+                    spans.append((_sample(begin), _sample(ev), ev["rhythm"]))
+    spans += [(_sample(ev), None, name) for (name, _), ev in opened.items() if name != "PAUSE"]
+    rows += _rhythm_rows(spans) + _noise_rows(quality)
+    rows.sort(key=lambda r: (r[0], _RANK.get(r[1], 3)))
+    out = Annotations(float(start["fs"]))
+    for sample, symbol, note, sub in rows:
+        out.sample.append(sample)
+        out.symbol.append(symbol)
+        out.aux.append(note)
+        out.subtype.append(sub)
+    return out
+
+
+def _sample(ev: dict) -> int:
+    s = ev.get("sample")
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0:
+        raise UserError(f"{ev.get('type')} event at t={ev.get('t')} without a valid sample "
+                        f"index ({s!r}); the events file is damaged or not from ecg-device")
+    return int(s)
+
+
+def _rhythm_rows(spans: list[tuple[int, int | None, str]]) -> list[tuple[int, str, str, int]]:
+    """``+`` annotations wherever the episode that names the stretch changes."""
+    cuts = sorted({s for a, b, _ in spans for s in (a, b) if s is not None})
+    rows, current = [], NO_EPISODE
+    for at in cuts:
+        open_here = {name for a, b, name in spans if a <= at and (b is None or at < b)}
+        name = next((RHYTHM_NOTES[r] for r in RHYTHM_ORDER if r in open_here), NO_EPISODE)
+        if name != current:
+            rows.append((at, "+", name, 0))
+            current = name
+    return rows
+
+
+def _noise_rows(changes: list[tuple[int, str]]) -> list[tuple[int, str, str, int]]:
+    """``~`` annotations at each change of the signal's readability (gaps unreadable)."""
+    rows, level, lost, shown = [], "good", 0, 0
+    for at, what in sorted(changes, key=lambda c: c[0]):
+        if what == "lost":
+            lost += 1
+        elif what == "restored":
+            lost -= 1
+        else:
+            level = what
+        sub = -1 if lost else NOISE_SUBTYPES.get(level, 0)
+        if sub != shown:
+            rows.append((at, "~", "", sub))
+            shown = sub
+    return rows
+
+
+def write_annotations(path: str | Path, ann: Annotations) -> Path:
+    """Write ``ann`` as an MIT-format annotation file, readable by its owner only (it tells a
+    person's heart rhythm)."""
+    path = Path(path)
+    data = encode_annotations(ann.sample, ann.symbol, ann.aux, ann.subtype, fs=ann.fs)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; give a file name such as 100.ecg") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write annotations there ({exc.strerror}); check the "
+                        "folder exists and is writable") from None
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # also when the file existed with wider permissions
+        fh.write(data)
+    return path
