@@ -6,10 +6,13 @@ symbols map to the AAMI classes N, S, V, F, Q; records with paced beats are excl
 "Abnormal" is S, V and F; Q (unclassifiable) is reported but belongs to neither side.
 
 Beside the flag, each beat's class call (N/S/V/F/Q) gives the statistics ``bxb`` reports: VEB
-and SVEB sensitivity and positive predictivity, counted as de Chazal et al. (2004) do for the
-inter-patient protocol (a call of V on a reference F or Q beat is neither a true nor a false
-positive). False flags on N beats are split by the underlying rhythm of the reference rhythm
-annotations (sinus, AF/flutter, other), where prematurity means the least.
+and SVEB sensitivity and positive predictivity, counted as ``bxb`` counts them (a call of V on
+a reference F or Q beat is neither a true nor a false positive; a reference beat no detection
+matched is a false negative of its class, bxb's Vo and So; detections and reference beats
+inside annotated ventricular flutter are not counted). Escape beats (e, j) are N, as in the AAMI
+class table de Chazal et al. (2004) use; ``bxb -S`` would count them as S.
+False flags on N beats are split by the underlying rhythm of the reference rhythm annotations
+(sinus, AF/flutter, other), where prematurity means the least.
 """
 
 from __future__ import annotations
@@ -152,6 +155,7 @@ class BeatTable:
     calls: list[str] = field(default_factory=list)  # class call of each matched beat
     rhythm: list[str] = field(default_factory=list)  # underlying rhythm of each matched beat
     fp_calls: list[str] = field(default_factory=list)  # calls of unmatched detections
+    missed: list[str] = field(default_factory=list)  # classes of reference beats not detected
     hours: float = 0.0  # scored stream time (for alarm rates)
     episodes: int = 0  # anomaly episodes opened in the scored time: what a wearer is told
     false_episodes: int = 0  # of them, those without a single reference S/V/F/Q beat inside
@@ -167,6 +171,7 @@ class BeatTable:
         self.calls += other.calls
         self.rhythm += other.rhythm
         self.fp_calls += other.fp_calls
+        self.missed += other.missed
         self.hours += other.hours
         self.episodes += other.episodes
         self.false_episodes += other.false_episodes
@@ -211,22 +216,25 @@ class BeatTable:
                              "false_per_h": self.false_episodes / self.hours}
         if self.calls:
             out["ec57"] = class_statistics(cls, np.array(self.calls, dtype="<U1"),
-                                           np.array(self.fp_calls, dtype="<U1"))
+                                           np.array(self.fp_calls, dtype="<U1"),
+                                           np.array(self.missed, dtype="<U1"))
         return out
 
 
-def class_statistics(ref: np.ndarray, calls: np.ndarray, fp_calls: np.ndarray | None = None
-                     ) -> dict:
-    """VEB and SVEB Se / +P from reference classes and class calls of matched beats (the bxb
-    statistics, de Chazal's counting: V calls on F or Q beats and S calls on Q beats count on
-    neither side), plus the confusion matrix. Unmatched detections called V or S are false
-    positives."""
+def class_statistics(ref: np.ndarray, calls: np.ndarray, fp_calls: np.ndarray | None = None,
+                     missed: np.ndarray | None = None) -> dict:
+    """VEB and SVEB Se / +P from reference classes and class calls of matched beats, counted
+    as bxb counts them: V calls on F or Q beats and S calls on Q beats count on neither side;
+    unmatched detections called V or S are false positives; ``missed``, the classes of the
+    reference beats no detection matched, are false negatives of their class. Plus the
+    confusion matrix of the matched beats."""
     fp_calls = np.zeros(0, "<U1") if fp_calls is None else fp_calls
+    missed = np.zeros(0, "<U1") if missed is None else missed
     out: dict = {"confusion": {r: {c: int(((ref == r) & (calls == c)).sum()) for c in AAMI_CLASSES}
                                for r in AAMI_CLASSES}}
     for name, c, ignore in (("veb", "V", ("F", "Q")), ("sveb", "S", ("Q",))):
         tp = int(((ref == c) & (calls == c)).sum())
-        pos = int((ref == c).sum())
+        pos = int((ref == c).sum()) + int((missed == c).sum())
         called = int(((calls == c) & ~np.isin(ref, ignore)).sum()) + int((fp_calls == c).sum())
         out[name] = {"n": pos, "tp": tp, "se": _ratio(tp, pos), "ppv": _ratio(tp, called)}
     return out
@@ -258,11 +266,12 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
     hi = np.iinfo(np.int64).max if end_s is None else int(round(end_s * fs))
     tol = int(round(MATCH_WINDOW_S * fs))
     match = match_beats(det_samples, ref, tol)
-    in_ref = (ref >= lo) & (ref < hi)
+    vf = vf_episodes(ann_samples, ann_symbols, rhythm, n_samples)
+    in_ref = (ref >= lo) & (ref < hi) & ~_inside(ref, vf)
     matched = match >= 0
     used = np.zeros(len(det_samples), dtype=bool)
     used[match[matched]] = True
-    in_det = (det_samples >= lo) & (det_samples < hi)
+    in_det = (det_samples >= lo) & (det_samples < hi) & ~_inside(det_samples, vf)
     fp_mask = in_det & ~used
     keep = in_ref & matched
     j = match[keep]
@@ -271,10 +280,10 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         calls = np.asarray(calls, dtype="<U1")
         extra["calls"] = calls[j].tolist()
         extra["fp_calls"] = calls[fp_mask].tolist()
+        extra["missed"] = cls[in_ref & ~matched].tolist()
     if rhythm is not None:
         extra["rhythm"] = rhythm_of(ref[keep], *rhythm).tolist()
     if episodes is not None and n_samples is not None:
-        vf = vf_episodes(ann_samples, ann_symbols, rhythm, n_samples)
         extra.update(episode_load(np.asarray(episodes, np.int64).reshape(-1, 2),
                                   ref[cls != "N"], vf, tol, lo, min(hi, n_samples), fs))
     return BeatTable(
@@ -287,6 +296,14 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         flags=np.asarray(flags, bool)[j].tolist(),
         **extra,
     )
+
+
+def _inside(samples: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Which of ``samples`` fall in one of the [start, end) ``spans``."""
+    out = np.zeros(len(samples), bool)
+    for a, b in spans:
+        out |= (samples >= a) & (samples < b)
+    return out
 
 
 def episode_load(spans: np.ndarray, abnormal: np.ndarray, vf: list[tuple[int, int]], tol: int,

@@ -98,3 +98,33 @@ def test_alarm_load_counts_episodes_without_an_abnormal_beat(record_106):
     alarms = summarize({"106": t})["gross"]["alarms"]
     hours = (record_106.n_samples - 300 * 360) / 360 / 3600
     assert alarms["false_per_h"] == pytest.approx(3 / hours)
+
+
+def test_missed_beats_and_ventricular_flutter_count_as_bxb_counts(record_106):
+    """A reference V beat no detection matched is a false negative of VEB (bxb's Vo), and
+    detections inside annotated ventricular flutter ('[' .. ']') are not false positives."""
+    is_beat, cls = aami_class(record_106.ann_symbols)
+    ref, cls = record_106.ann_samples[is_beat], cls[is_beat]
+    late = ref >= 300 * 360
+    drop = np.flatnonzero(late & (cls == "V"))[:10]  # ten PVCs the detector "missed"
+    det = np.delete(ref, drop)
+    calls = np.delete(cls, drop)
+    # a flutter episode with flutter-wave detections in it, between two late beats
+    a, b = ref[late][100], ref[late][101]
+    flutter = np.arange(a + 60, b - 60, 30)
+    samples = np.concatenate([record_106.ann_samples, [a + 40, b - 40]])
+    symbols = [*record_106.ann_symbols, "[", "]"]
+    order = np.argsort(samples, kind="stable")
+    samples, symbols = samples[order], [symbols[i] for i in order]
+    det_all = np.concatenate([det, flutter])
+    calls_all = np.concatenate([calls, np.full(len(flutter), "V")])  # flutter waves called V
+    order = np.argsort(det_all, kind="stable")
+    det_all, calls_all = det_all[order], calls_all[order]
+    t = evaluate_record(det_all, np.zeros(len(det_all)), np.zeros(len(det_all), bool), samples,
+                        symbols, 360.0, calls=calls_all)
+    m = t.metrics()
+    n_v = int((late & (cls == "V")).sum())
+    assert m["ec57"]["veb"]["n"] == n_v and m["ec57"]["veb"]["tp"] == n_v - 10
+    assert m["qrs"]["fn"] == 10 and m["qrs"]["fp"] == 0  # flutter waves are not counted
+    assert m["ec57"]["veb"]["ppv"] == 1.0
+    assert sorted(t.missed) == ["V"] * 10
