@@ -7,14 +7,17 @@ What is written (MIT-BIH conventions wherever MIT-BIH has a name for it):
 - every beat at its sample with its class call (``N``, ``S``, ``V``, ``F``, ``Q``; beats of
   the learning period are ``Q``); scores and flags stay in the events file;
 - the rhythm as rhythm-change (``+``) annotations whose aux note names the episode open from
-  there on: ``(AFIB``, ``(AFL``, ``(VT``, ``(VF``, ``(SVTA``, ``(B``, ``(T``, and ``(BRADY`` /
+  there on (ventricular flutter / fibrillation also between ``[`` and ``]``, as MIT-BIH marks
+  it): ``(AFIB``, ``(AFL``, ``(VT``, ``(VF``, ``(SVTA``, ``(B``, ``(T``, and ``(BRADY`` /
   ``(TACHY`` (a rate limit, not necessarily sinus, so not MIT-BIH's ``(SBR``); ``(N`` where no
   episode is open. Where episodes overlap (ventricular flutter is also a tachycardia) the one
   first in ``RHYTHM_ORDER`` names the stretch;
 - a pause as a comment (``"``, aux ``PAUSE 3.72 s``) at its first beat, since a pause lies
   inside whatever rhythm is open (AF with a long interval);
 - signal quality as noise (``~``) annotations at each change, with MIT-BIH's subtype for the
-  one signal: 1 noisy, -1 unreadable, 0 clean again; lost samples (a gap) are unreadable.
+  one signal: 1 noisy, -1 unreadable, 0 clean again; lost samples (a gap) are unreadable. -1 is
+  what ``bxb`` takes for the test annotator's shutdown (beats missed there are tallied apart),
+  so a stream that ends unreadable gets the closing ``~`` at its end that bxb asks for.
 
 Samples are at the front-end's rate with lost samples counted, as in the events, so the file
 lines up with the record the session was replayed from.
@@ -40,7 +43,7 @@ RHYTHM_ORDER = tuple(RHYTHM_NOTES)
 NO_EPISODE = "(N"
 NOISE_SUBTYPES = {"good": 0, "noisy": 1, "unreadable": -1}
 # Annotations at one sample: rhythm and noise changes before the beat they describe.
-_RANK = {"~": 0, "+": 1, '"': 2}
+_RANK = {"~": 0, "]": 1, "+": 2, "[": 3, '"': 4}
 
 
 @dataclass
@@ -98,12 +101,15 @@ def annotations_of(events: Iterable[dict]) -> Annotations:
     opened: dict[tuple[str, int], dict] = {}
     spans: list[tuple[int, int | None, str]] = []
     quality: list[tuple[int, str]] = []
+    end = None
     for ev in events:
         kind = ev.get("type")
         if kind == "beat":
             rows.append((_sample(ev), ev.get("class", "N"), "", 0))
         elif kind == "quality":
             quality.append((_sample(ev), ev["level"]))
+        elif kind == "summary" and isinstance(ev.get("duration_s"), (int, float)):
+            end = int(round(ev["duration_s"] * float(start["fs"])))
         elif kind == "gap":
             quality.append((_sample(ev), "lost"))
             quality.append((_sample(ev) + int(ev["lost_samples"]), "restored"))
@@ -118,7 +124,9 @@ def annotations_of(events: Iterable[dict]) -> Annotations:
                 else:
                     spans.append((_sample(begin), _sample(ev), ev["rhythm"]))
     spans += [(_sample(ev), None, name) for (name, _), ev in opened.items() if name != "PAUSE"]
-    rows += _rhythm_rows(spans) + _noise_rows(quality)
+    rows += _rhythm_rows(spans) + _noise_rows(quality, end)
+    rows += [r for a, b, name in spans if name == "VF"
+             for r in [(a, "[", "", 0)] + ([(b, "]", "", 0)] if b is not None else [])]
     rows.sort(key=lambda r: (r[0], _RANK.get(r[1], 3)))
     out = Annotations(float(start["fs"]))
     for sample, symbol, note, sub in rows:
@@ -150,8 +158,10 @@ def _rhythm_rows(spans: list[tuple[int, int | None, str]]) -> list[tuple[int, st
     return rows
 
 
-def _noise_rows(changes: list[tuple[int, str]]) -> list[tuple[int, str, str, int]]:
-    """``~`` annotations at each change of the signal's readability (gaps unreadable)."""
+def _noise_rows(changes: list[tuple[int, str]], end: int | None
+                ) -> list[tuple[int, str, str, int]]:
+    """``~`` annotations at each change of the signal's readability (gaps unreadable), and
+    one at ``end`` (the stream's last sample) if it ends unreadable."""
     rows, level, lost, shown = [], "good", 0, 0
     for at, what in sorted(changes, key=lambda c: c[0]):
         if what == "lost":
@@ -164,6 +174,8 @@ def _noise_rows(changes: list[tuple[int, str]]) -> list[tuple[int, str, str, int
         if sub != shown:
             rows.append((at, "~", "", sub))
             shown = sub
+    if shown == -1 and end is not None and (not rows or rows[-1][0] < end):
+        rows.append((end, "~", "", 0))
     return rows
 
 

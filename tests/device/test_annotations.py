@@ -112,6 +112,33 @@ def test_gaps_and_noise_are_noise_annotations(record_100):
     assert ann.sample == sorted(ann.sample)
 
 
+def test_stream_ending_unreadable_gets_bxbs_closing_noise_annotation(record_100):
+    """Lead off to the end: unreadable (bxb's shutdown) from there, and a clean ``~`` at the
+    stream's last sample, the 'resume' bxb asks for."""
+    from dataclasses import replace
+
+    events: list[dict] = []
+    blocks = list(record_blocks(record_100, None, 10.0))[:9]
+    blocks[-2:] = [replace(b, lead_off=True) for b in blocks[-2:]]
+    run_blocks(Monitor(SignalConfig(), reference_scorer("combined"), 1.0, events.append), blocks)
+    ann = annotations_of(events)
+    noise = [(s, sub) for s, sym, sub in zip(ann.sample, ann.symbol, ann.subtype) if sym == "~"]
+    assert noise[-2:] == [(blocks[-2].start, -1), (blocks[-1].end, 0)]
+
+
+def test_ventricular_flutter_is_bracketed_as_mit_bih_marks_it():
+    events = [{"type": "start", "fs": 250.0},
+              {"type": "rhythm_start", "rhythm": "TACHY", "episode": 1, "sample": 900},
+              {"type": "rhythm_start", "rhythm": "VF", "episode": 1, "sample": 1000},
+              {"type": "rhythm_end", "rhythm": "VF", "episode": 1, "sample": 5000},
+              {"type": "rhythm_end", "rhythm": "TACHY", "episode": 1, "sample": 5200},
+              {"type": "rhythm_start", "rhythm": "VF", "episode": 2, "sample": 8000}]
+    ann = annotations_of(events)
+    assert list(zip(ann.sample, ann.symbol, ann.aux)) == [
+        (900, "+", "(TACHY"), (1000, "+", "(VF"), (1000, "[", ""), (5000, "]", ""),
+        (5000, "+", "(TACHY"), (5200, "+", "(N"), (8000, "+", "(VF"), (8000, "[", "")]
+
+
 def test_restarted_monitor_streams_are_chosen(replay_201, tmp_path):
     two = tmp_path / "two.jsonl"
     text = (replay_201 / "ev.jsonl").read_text()
