@@ -416,12 +416,23 @@ def _finite(v: float, digits: int) -> float | None:
 
 def record_blocks(record: Record, lead: str | int | None = None,
                   block_s: float = 1.0) -> Iterator[SampleBlock]:
-    """A record as the front-end would have sent it: blocks of one lead's counts."""
+    """A record as the front-end would have sent it: blocks of one lead's counts. Samples the
+    file marks invalid are not sent: the monitor sees them as lost (a gap, counted)."""
     ch = record.channel_index(lead)
     step = max(1, int(round(block_s * record.fs)))
     counts = record.counts[:, ch : ch + 1]
+    gain = float(record.uv_per_count[ch])
+    bad = None if record.invalid is None else record.invalid[:, ch]
     for a in range(0, record.n_samples, step):
-        yield SampleBlock(a, counts[a : a + step], record.fs, float(record.uv_per_count[ch]))
+        if bad is None or not bad[a : a + step].any():
+            yield SampleBlock(a, counts[a : a + step], record.fs, gain)
+            continue
+        ok = ~bad[a : a + step]  # the valid runs of this block, each a block of its own
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], ok, [False]]).astype(np.int8)))
+        for i, j in zip(edges[::2], edges[1::2]):
+            yield SampleBlock(a + int(i), counts[a + i : a + j], record.fs, gain)
+    if bad is not None and bad[-1]:  # an invalid tail is lost samples too: an empty block
+        yield SampleBlock(record.n_samples, counts[:0], record.fs, gain)  # after it says so
 
 
 def paced(blocks: Iterable[SampleBlock], speed: float = 1.0) -> Iterator[SampleBlock]:

@@ -36,6 +36,10 @@ class Record:
     channels: list[str]
     ann_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ann_symbols: list[str] = field(default_factory=list)
+    # (n_samples, n_channels) True where the file marks a sample invalid (WFDB's invalid
+    # value: lost, lead off); None where none is. Those samples are no signal: a replay feeds
+    # them to the monitor as lost samples (a gap), never as numbers.
+    invalid: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -188,7 +192,7 @@ def read_npy(path: str | Path, fs: float | None, uv_per_count: float = 1.0) -> R
 def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
     """A WFDB record (``.hea`` + signal file), with reference annotations when present.
 
-    Formats 212, 16 and 80 are read with numpy alone; others need the wfdb package.
+    Formats 212, 16, 80 and 32 are read with numpy alone; others need the wfdb package.
     """
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
@@ -199,7 +203,8 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
         counts = wfdb_io.read_signals(base, header)
         gains = np.array([s.gain for s in header.signals])
         out = Record(base.name, counts, header.fs, 1000.0 / gains,
-                     [s.name for s in header.signals])
+                     [s.name for s in header.signals],
+                     invalid=wfdb_io.invalid_samples(counts, header))
     except wfdb_io.UnsupportedFormat:
         out = _read_with_wfdb(base, header_path)
     if out.n_samples == 0:
@@ -227,8 +232,12 @@ def _read_with_wfdb(base: Path, header: Path) -> Record:
     gains = np.asarray(rec.adc_gain, dtype=float)
     if np.any(gains <= 0):
         raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
+    marks = np.array([wfdb_io.INVALID.get(int(f), 0) if str(f).isdigit() else 0
+                      for f in rec.fmt], np.int64)
+    invalid = (rec.d_signal == marks[None, :]) & (marks != 0)[None, :]
     counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
-    return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name))
+    return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name),
+                  invalid=invalid if invalid.any() else None)
 
 
 def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:

@@ -1,4 +1,4 @@
-"""A numpy-only reader for the common WFDB formats (212, 16, 80) and MIT annotation files.
+"""A numpy-only reader for the common WFDB formats (212, 16, 80, 32) and MIT annotation files.
 
 The device extra stays lean (no wfdb, pandas or matplotlib on a Pi), yet ``replay`` takes a
 PhysioNet record as downloaded. Formats this reader does not know fall back to the wfdb package
@@ -15,9 +15,14 @@ import numpy as np
 
 from ecg_edge.firmware_bridge.errors import RecordError
 
-FORMATS = (212, 16, 80)
+FORMATS = (212, 16, 80, 32)
 #: Formats the wfdb package reads (the fallback); any other number is not a WFDB format.
 WFDB_FORMATS = (8, 16, 24, 32, 61, 80, 160, 212, 310, 311, 508, 516, 524)
+
+#: The stored value that marks a sample invalid (lost, lead off) in each format, as the WFDB
+#: library and wfdb-python (``_digi_nan``) read it.
+INVALID = {80: -128, 310: -512, 311: -512, 212: -2048, 16: -32768, 61: -32768, 160: -32768,
+           24: -(1 << 23), 32: -(1 << 31)}
 
 #: MIT annotation codes (ecgcodes.h) to symbols.
 ANN_SYMBOLS = {
@@ -103,6 +108,8 @@ CHUNK_BYTES = 1 << 22
 def _decode(raw: bytes, fmt: int) -> np.ndarray:
     if fmt == 16:
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int32)
+    if fmt == 32:
+        return np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<i4").astype(np.int32)
     if fmt == 80:
         return np.frombuffer(raw, dtype=np.uint8).astype(np.int32) - 128
     if fmt == 212:
@@ -121,6 +128,8 @@ def _frame_bytes(fmt: int, n_channels: int) -> tuple[int, int]:
     3-byte pairs, so a file decoded in such steps equals the file decoded at once."""
     if fmt == 16:
         return 2 * n_channels, n_channels
+    if fmt == 32:
+        return 4 * n_channels, n_channels
     if fmt == 80:
         return n_channels, n_channels
     if fmt == 212:
@@ -192,6 +201,15 @@ def read_signals(base: Path, header: Header, chunk_bytes: int = CHUNK_BYTES) -> 
         for start, frames in slices:
             data[start : start + len(frames), idx] = frames - base_values
     return data
+
+
+def invalid_samples(counts: np.ndarray, header: Header) -> np.ndarray | None:
+    """Which of ``counts`` (:func:`read_signals`' output: baseline subtracted) hold the
+    format's invalid-sample value, per channel; None when none does (the usual case)."""
+    marks = np.array([INVALID.get(s.fmt, 0) - s.baseline for s in header.signals], np.int64)
+    known = np.array([s.fmt in INVALID for s in header.signals])
+    mask = (counts == marks[None, :]) & known[None, :]
+    return mask if mask.any() else None
 
 
 #: MATLAB v4 precision digit (the P of the MOPT type word) -> (numpy dtype, WFDB format).

@@ -44,7 +44,7 @@ def test_truncated_signal_file(tmp_path, mitdb_dir):
         read_record(tmp_path / "106")
 
 
-@pytest.mark.parametrize("fmt", ["212", "16", "80"])
+@pytest.mark.parametrize("fmt", ["212", "16", "80", "32"])
 def test_a_record_read_in_small_slices_equals_it_read_at_once(tmp_path, record_100, fmt):
     """Long Holter records are read a slice at a time; slices that split frames or format
     212's byte pairs anywhere must not change a sample."""
@@ -62,3 +62,29 @@ def test_a_record_read_in_small_slices_equals_it_read_at_once(tmp_path, record_1
     for chunk in (1, 5, 6, 7, 1000):
         np.testing.assert_array_equal(
             wfdb_io.read_signals(tmp_path / "rec", header, chunk_bytes=chunk), whole)
+
+
+@pytest.mark.parametrize("fmt", ["212", "16", "32"])
+def test_invalid_samples_are_lost_samples_not_numbers(tmp_path, record_100, fmt):
+    """WFDB's invalid value (a Holter's lead off, a recorder's lost samples) is no signal:
+    the reader marks it where wfdb-python reads NaN, and a replay feeds it to the monitor as
+    lost samples, counted in gaps, an invalid tail included."""
+    from ecg_edge.firmware_bridge import wfdb_io
+    from tests.conftest import device_cli
+
+    d = record_100.counts[: 360 * 120, :1].astype(np.int64)
+    mark = wfdb_io.INVALID[int(fmt)]
+    d[360 * 50 : 360 * 53] = mark
+    d[-100:] = mark
+    wfdb.wrsamp("inv", fs=360, units=["mV"], sig_name=["MLII"], d_signal=d, fmt=[fmt],
+                adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path))
+    ours = read_record(tmp_path / "inv")
+    phys = wfdb.rdrecord(str(tmp_path / "inv")).p_signal
+    np.testing.assert_array_equal(ours.invalid, np.isnan(phys))
+    out = device_cli("replay", str(tmp_path / "inv"), "--reference", "combined", "--quiet")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    summary = json.loads(out.stdout)
+    assert summary["gaps"] == 2 and summary["samples_lost"] == 360 * 3 + 100
+    assert summary["samples_in"] + summary["samples_lost"] == len(d)
