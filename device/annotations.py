@@ -86,55 +86,74 @@ def stream_events(path: str | Path, stream: int | None = None) -> list[dict]:
     return streams[stream - 1]
 
 
-def annotations_of(events: Iterable[dict]) -> Annotations:
-    """The annotations of one stream's events (in the order the monitor emitted them: onsets
-    it found late come after the beats they date back to)."""
-    events = list(events)
-    start = next((e for e in events if e.get("type") == "start"), None)
-    if start is None or not isinstance(start.get("fs"), (int, float)):
-        raise UserError("the events have no start event with the sample rate; give the whole "
-                        "events file of a session")
-    if any(e.get("type") == "status" and e.get("status") == "rate_change" for e in events):
-        raise UserError("the front-end changed its sample rate during the stream; one "
-                        "annotation file holds one rate")
-    rows: list[tuple[int, str, str, int]] = []
-    opened: dict[tuple[str, int], dict] = {}
-    spans: list[tuple[int, int | None, str]] = []
-    quality: list[tuple[int, str]] = []
-    end = None
-    for ev in events:
+class AnnotationCollector:
+    """An events sink that keeps what the annotations need, a few numbers per beat, not the
+    events: a day-long ``run --record`` collects its annotation file this way."""
+
+    def __init__(self):
+        self.fs: float | None = None
+        self.rows: list[tuple[int, str, str, int]] = []
+        self.opened: dict[tuple[str, int], int] = {}  # (rhythm, episode) -> start sample
+        self.spans: list[tuple[int, int | None, str]] = []
+        self.quality: list[tuple[int, str]] = []
+        self.end: int | None = None
+        self.rate_changed = False
+
+    def __call__(self, ev: dict) -> None:
         kind = ev.get("type")
-        if kind == "beat":
-            rows.append((_sample(ev), ev.get("class", "N"), "", 0))
+        if kind == "start" and self.fs is None and isinstance(ev.get("fs"), (int, float)):
+            self.fs = float(ev["fs"])
+        elif kind == "beat":
+            self.rows.append((_sample(ev), ev.get("class", "N"), "", 0))
         elif kind == "quality":
-            quality.append((_sample(ev), ev["level"]))
-        elif kind == "summary" and isinstance(ev.get("duration_s"), (int, float)):
-            end = int(round(ev["duration_s"] * float(start["fs"])))
+            self.quality.append((_sample(ev), ev["level"]))
+        elif kind == "summary" and isinstance(ev.get("duration_s"), (int, float)) and self.fs:
+            self.end = int(round(ev["duration_s"] * self.fs))
         elif kind == "gap":
-            quality.append((_sample(ev), "lost"))
-            quality.append((_sample(ev) + int(ev["lost_samples"]), "restored"))
+            self.quality.append((_sample(ev), "lost"))
+            self.quality.append((_sample(ev) + int(ev["lost_samples"]), "restored"))
+        elif kind == "status" and ev.get("status") == "rate_change":
+            self.rate_changed = True
         elif isinstance(kind, str) and kind.startswith(EPISODE_EVENTS):
             key = (ev["rhythm"], ev.get("episode"))
             if kind.endswith("_start"):
-                opened[key] = ev
-            elif key in opened:
-                begin = opened.pop(key)
+                self.opened[key] = _sample(ev)
+            elif key in self.opened:
+                begin = self.opened.pop(key)
                 if ev["rhythm"] == "PAUSE":
-                    rows.append((_sample(begin), '"', f"PAUSE {ev['duration_s']:.2f} s", 0))
+                    self.rows.append((begin, '"', f"PAUSE {ev['duration_s']:.2f} s", 0))
                 else:
-                    spans.append((_sample(begin), _sample(ev), ev["rhythm"]))
-    spans += [(_sample(ev), None, name) for (name, _), ev in opened.items() if name != "PAUSE"]
-    rows += _rhythm_rows(spans) + _noise_rows(quality, end)
-    rows += [r for a, b, name in spans if name == "VF"
-             for r in [(a, "[", "", 0)] + ([(b, "]", "", 0)] if b is not None else [])]
-    rows.sort(key=lambda r: (r[0], _RANK.get(r[1], 3)))
-    out = Annotations(float(start["fs"]))
-    for sample, symbol, note, sub in rows:
-        out.sample.append(sample)
-        out.symbol.append(symbol)
-        out.aux.append(note)
-        out.subtype.append(sub)
-    return out
+                    self.spans.append((begin, _sample(ev), ev["rhythm"]))
+
+    def annotations(self) -> Annotations:
+        if self.fs is None:
+            raise UserError("the events have no start event with the sample rate; give the "
+                            "whole events file of a session")
+        if self.rate_changed:
+            raise UserError("the front-end changed its sample rate during the stream; one "
+                            "annotation file holds one rate")
+        spans = self.spans + [(a, None, name) for (name, _), a in self.opened.items()
+                              if name != "PAUSE"]
+        rows = self.rows + _rhythm_rows(spans) + _noise_rows(self.quality, self.end)
+        rows += [r for a, b, name in spans if name == "VF"
+                 for r in [(a, "[", "", 0)] + ([(b, "]", "", 0)] if b is not None else [])]
+        rows.sort(key=lambda r: (r[0], _RANK.get(r[1], 3)))
+        out = Annotations(self.fs)
+        for sample, symbol, note, sub in rows:
+            out.sample.append(sample)
+            out.symbol.append(symbol)
+            out.aux.append(note)
+            out.subtype.append(sub)
+        return out
+
+
+def annotations_of(events: Iterable[dict]) -> Annotations:
+    """The annotations of one stream's events (in the order the monitor emitted them: onsets
+    it found late come after the beats they date back to)."""
+    collect = AnnotationCollector()
+    for ev in events:
+        collect(ev)
+    return collect.annotations()
 
 
 def _sample(ev: dict) -> int:

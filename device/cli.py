@@ -34,6 +34,7 @@ from ecg_edge.device.monitor import (
     record_blocks,
     run_blocks,
 )
+from ecg_edge.device.recording import SessionRecorder
 from ecg_edge.device.records import evaluate_folder, folder_records, read_rhythm, warn_skipped
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
@@ -263,31 +264,43 @@ def annotate_cmd(events_path, out, stream, as_json):
               callback=nonnegative_number,
               help="Seconds of signal gathered before the monitor runs (0: every read); "
                    "latency against CPU.")
+@click.option("--record", "record_base", type=click.Path(dir_okay=False), default=None,
+              help="Also keep the session for review: the samples as a WFDB record "
+                   "(BASE.hea, BASE.dat) and the calls as its annotations (BASE.ecg); "
+                   "readable by you only.")
 def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events_path, quiet,
             view, view_host, view_port, ascii_fs, ascii_uv_per_count, baudrate, channel,
-            duration, no_reconnect, batch_s):
+            duration, no_reconnect, batch_s, record_base):
     """Monitor a serial front-end until stopped (SIGINT/SIGTERM end it with a summary)."""
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
+    recorder = SessionRecorder(record_base, channel, _echo_err) if record_base else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with _event_sink(events_path, quiet) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
-        monitor = scoring.monitor(Tee(writer, live), port, channel=channel,
-                                  signal_tap=live and live.strip)
+        monitor = scoring.monitor(Tee(writer, live, recorder and recorder.event), port,
+                                  channel=channel, signal_tap=live and live.strip)
         t_end = None if duration is None else time.monotonic() + duration
-        with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
-                         baudrate=baudrate, reconnect=not no_reconnect) as stream:
-            for item in coalesced(stream.items(heartbeat_s=0.2), batch_s):
-                if stop.is_set() or (t_end is not None and time.monotonic() > t_end):
-                    break
-                if item is not None:
-                    monitor.feed(item)
-            link = stream.stats().as_dict()
-        monitor.info["link"] = {k: link[k] for k in ("bytes_in", "crc_errors", "bytes_skipped",
-                                                     "samples_lost", "gaps", "reconnects",
-                                                     "seq_unconfirmed")}
-        summary = monitor.finish()
+        try:
+            with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,
+                             baudrate=baudrate, reconnect=not no_reconnect) as stream:
+                for item in coalesced(stream.items(heartbeat_s=0.2), batch_s):
+                    if stop.is_set() or (t_end is not None and time.monotonic() > t_end):
+                        break
+                    if item is not None:
+                        if recorder is not None:
+                            recorder.feed(item)
+                        monitor.feed(item)
+                link = stream.stats().as_dict()
+            monitor.info["link"] = {k: link[k] for k in (
+                "bytes_in", "crc_errors", "bytes_skipped", "samples_lost", "gaps",
+                "reconnects", "seq_unconfirmed")}
+            summary = monitor.finish()
+        finally:  # whatever ends the session, the record gets its length and annotations
+            kept = recorder.close() if recorder is not None else None
+    if kept is not None:
+        _echo_err(f"session recorded: {kept}.hea / .dat / .ecg")
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
 

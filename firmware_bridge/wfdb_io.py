@@ -343,3 +343,79 @@ def encode_annotations(samples, symbols, aux=None, subtypes=None, fs: float | No
             words += np.frombuffer(padded, "<u2").tolist()
     words.append(0)
     return np.asarray(words, dtype="<u2").tobytes()
+
+
+class RecordWriter:
+    """A WFDB record written as its samples arrive: format 32, so any front-end's counts
+    (16, 24 or 32 bits) are kept as they came, and samples that never arrived are WFDB's
+    invalid value, which wfdb-python reads as NaN and :func:`invalid_samples` marks.
+
+    The header is written at once without a length (a WFDB reader then takes the signal
+    file's size: a recording cut by a power failure still opens) and rewritten on
+    :meth:`close` with the length, the start time and each signal's checksum. Both files are
+    readable by their owner only: they hold a person's ECG.
+    """
+
+    FMT = 32
+
+    def __init__(self, base: str | Path, fs: float, uv_per_count: float, names: list[str],
+                 started=None):
+        import os
+
+        self.base = Path(base)
+        self.fs, self.gain, self.names, self.started = fs, 1000.0 / uv_per_count, names, started
+        self.n = 0
+        self._sum = np.zeros(len(names), np.int64)
+        self._first: np.ndarray | None = None
+        fd = os.open(self.base.with_suffix(".dat"),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        os.fchmod(fd, 0o600)  # also when the file existed with wider permissions
+        self._dat = os.fdopen(fd, "wb")
+        self._write_header(final=False)
+
+    def write(self, start: int, counts: np.ndarray) -> None:
+        """``counts`` (n, channels) beginning at sample ``start``; samples before it that
+        never came are written invalid."""
+        if start < self.n:
+            raise ValueError(f"samples from {start} overlap those written (up to {self.n})")
+        if start > self.n:
+            self._put(np.full((start - self.n, len(self.names)), INVALID[self.FMT], np.int64))
+        if len(counts):
+            self._put(np.asarray(counts, np.int64).reshape(len(counts), len(self.names)))
+
+    def _put(self, values: np.ndarray) -> None:
+        if self._first is None:
+            self._first = values[0].copy()
+        self._sum += values.sum(axis=0)
+        self._dat.write(values.astype("<i4").tobytes())
+        self.n += len(values)
+
+    def flush(self) -> None:
+        self._dat.flush()
+
+    def close(self) -> None:
+        if not self._dat.closed:
+            self._dat.close()
+            self._write_header(final=True)
+
+    def _write_header(self, final: bool) -> None:
+        import os
+
+        name = self.base.name
+        line = f"{name} {len(self.names)} {self.fs:g}"
+        if final:
+            line += f" {self.n}"
+            if self.started is not None:
+                line += self.started.strftime(" %H:%M:%S %d/%m/%Y")
+        lines = [line]
+        first = self._first if self._first is not None else np.zeros(len(self.names), np.int64)
+        for i, sig in enumerate(self.names):
+            check = (int(self._sum[i]) + 0x8000) % 0x10000 - 0x8000  # 16-bit, signed
+            tail = f" {int(first[i])} {check} 0" if final else ""
+            lines.append(f"{name}.dat {self.FMT} {self.gain:.12g}/mV 32 0{tail} {sig}")
+        path = self.base.with_suffix(".hea")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                     0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")

@@ -75,3 +75,46 @@ def test_sigterm_ends_run_with_a_summary(tmp_path):
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     assert lines[-1]["type"] == "summary" and lines[-1]["beats"] > 0
     assert json.loads(stdout)["beats"] == lines[-1]["beats"]
+
+
+@pytest.mark.slow
+def test_recorded_session_replays_to_the_same_beats(tmp_path):
+    """`run --record` over a real pty with a lossy link: the record holds what came, the lost
+    samples invalid; its annotations are the session's calls; replaying the record gives the
+    session's beats again (gaps where the link lost samples) and wfdb-python reads it all."""
+    import stat
+
+    import numpy as np
+    import wfdb
+
+    from ecg_edge.firmware_bridge.records import read_record
+
+    plan = FaultPlan(seed=3, drop_rate=2e-4)
+    emu = start_emulator(MITDB / "119", EmulatorConfig(speed=60.0, duration_s=90), plan)
+    base = tmp_path / "session"
+    try:
+        run = device_cli("run", emu.port, "--no-reconnect", "--quiet", "--events",
+                         str(tmp_path / "run.jsonl"), "--record", str(base))
+    finally:
+        emu.stop()
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["samples_lost"] > 0
+    for ext in ("hea", "dat", "ecg"):
+        assert stat.S_IMODE((tmp_path / f"session.{ext}").stat().st_mode) == 0o600
+    rec, source = read_record(base), read_record(MITDB / "119")
+    assert rec.n_samples == summary["samples_in"] + summary["samples_lost"]
+    lost = rec.invalid[:, 0]
+    assert int(lost.sum()) == summary["samples_lost"]
+    np.testing.assert_array_equal(rec.counts[~lost, 0], source.counts[: rec.n_samples][~lost, 0])
+    assert rec.fs == source.fs and rec.uv_per_count[0] == source.uv_per_count[0]
+    phys = wfdb.rdrecord(str(base)).p_signal[:, 0]
+    np.testing.assert_array_equal(np.isnan(phys), lost)
+    ann = wfdb.rdann(str(base), "ecg")
+    live = [(e["sample"], e["class"]) for e in map(json.loads, (tmp_path / "run.jsonl").open())
+            if e["type"] == "beat"]
+    assert [(s, y) for s, y in zip(ann.sample, ann.symbol) if y in "NSVFQ"] == live
+    rep = device_cli("replay", str(base), "--quiet", "--events", str(tmp_path / "rep.jsonl"))
+    assert rep.returncode == 0, rep.stderr
+    assert json.loads(rep.stdout)["samples_lost"] == summary["samples_lost"]
+    assert _beats(tmp_path / "rep.jsonl") == _beats(tmp_path / "run.jsonl")
