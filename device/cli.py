@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import signal
@@ -281,6 +282,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
             maybe_view(view, view_host, view_port, _echo_err) as live:
         monitor = scoring.monitor(Tee(writer, live, recorder and recorder.event), port,
                                   channel=channel, signal_tap=live and live.strip)
+        # When the session began, as the wearer's clock says (the report's hour by hour)
+        monitor.info["started"] = datetime.datetime.now().astimezone().isoformat("T", "seconds")
         t_end = None if duration is None else time.monotonic() + duration
         try:
             with open_stream(port, ascii_fs=ascii_fs, ascii_uv_per_count=ascii_uv_per_count,

@@ -49,7 +49,7 @@ class SessionRecorder:
         if self.writer is None:
             names = [("ECG" if i == self.channel else f"ch{i}") for i in range(shape[2])]
             self.writer = RecordWriter(self.base, item.fs, item.uv_per_count, names,
-                                       datetime.datetime.now(datetime.timezone.utc))
+                                       datetime.datetime.now().astimezone())
             self.shape = shape
         elif shape != self.shape:
             self.warn(f"warning: {self.base}: the front-end changed its sample rate, gain or "

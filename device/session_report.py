@@ -132,6 +132,55 @@ def session_stats(s: Session) -> dict:
     return out
 
 
+def hourly(s: Session, duration: float) -> list[dict]:
+    """The Holter report's hour-by-hour table: for each hour of the session, its beats (after
+    the learning period) and ectopic beats, the rate (min / mean / max of 30 s medians), the
+    pauses that began in it and its minutes of AF and of unreadable signal. A doctor reads a
+    day this way: when the PVCs came, whether the AF was at night."""
+    t = np.array([b["t"] for b in s.beats], dtype=float)
+    cls = np.array([b.get("class") or "" for b in s.beats])
+    learning = np.array([bool(b.get("learning")) for b in s.beats], dtype=bool)
+    hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
+    ok = np.isfinite(hr) & (hr >= 20) & (hr <= 300)
+    tt, th = hr_trend(t[ok], hr[ok])
+    af = [(e["t"], e["end"] if e["end"] is not None else duration) for e in s.episodes
+          if e["what"] == "AF" and e["t"] is not None]
+    marks = [(_num(q.get("t")) or 0.0, q.get("level")) for q in s.quality] + [(duration, "")]
+    unreadable = [(a[0], b[0]) for a, b in zip(marks, marks[1:]) if a[1] == "unreadable"]
+    rows = []
+    for h in range(max(1, int(np.ceil(duration / 3600.0)))):
+        lo, hi = 3600.0 * h, 3600.0 * (h + 1)
+        here = (t >= lo) & (t < hi) & ~learning
+        rate = th[(tt >= lo) & (tt < hi)]
+
+        def minutes(spans, lo=lo, hi=hi):
+            return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in spans) / 60.0
+
+        rows.append({
+            "hour": h, "beats": int(here.sum()), "V": int((here & (cls == "V")).sum()),
+            "S": int((here & (cls == "S")).sum()),
+            "hr_min": float(rate.min()) if len(rate) else None,
+            "hr_mean": float(rate.mean()) if len(rate) else None,
+            "hr_max": float(rate.max()) if len(rate) else None,
+            "pauses": sum(1 for e in s.episodes
+                          if e["what"] == "PAUSE" and e["t"] is not None and lo <= e["t"] < hi),
+            "af_min": minutes(af), "unreadable_min": minutes(unreadable),
+        })
+    return rows
+
+
+def _hour_label(start: dict, h: int) -> str:
+    """Clock time of the hour's start where the session knows when it began (``run``),
+    else hours since the start."""
+    import datetime
+
+    try:
+        began = datetime.datetime.fromisoformat(str(start["started"]))
+    except (KeyError, ValueError):
+        return f"{h}-{h + 1} h"
+    return (began + datetime.timedelta(hours=h)).strftime("%d %b %H:%M")
+
+
 def hr_trend(t: np.ndarray, hr: np.ndarray, bin_s: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """Median heart rate per bin: one ectopic beat's RR does not make a rate."""
     if not len(t):
@@ -275,6 +324,14 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
     ep_rows = "".join(
         f"<tr><td>{_fmt_t(e['t'])}</td><td>{html.escape(e['what'])}</td>"
         f"<td>{_duration(e)}</td></tr>" for e in s.episodes) or "<tr><td colspan=3>none</td></tr>"
+    def _n(v, fmt="{:.0f}"):
+        return "-" if v is None else fmt.format(v)
+
+    hour_rows = "".join(
+        f"<tr><td>{html.escape(_hour_label(s.start, r['hour']))}</td><td>{r['beats']}</td>"
+        f"<td>{r['V']}</td><td>{r['S']}</td><td>{_n(r['hr_min'])} / {_n(r['hr_mean'])} / "
+        f"{_n(r['hr_max'])}</td><td>{r['pauses']}</td><td>{r['af_min']:.1f}</td>"
+        f"<td>{r['unreadable_min']:.1f}</td></tr>" for r in hourly(s, st["duration_s"]))
     strips = ""
     if record is not None:
         ts, ys = filtered_signal(record, cfg or SignalConfig(), lead)
@@ -310,6 +367,9 @@ Automated analysis, not a diagnosis: a clinician should review the strips.</smal
 {note}
 <h2>Summary</h2><table>{table}</table>
 <h2>Heart rate trend</h2>{trend_svg(tt, th)}
+<h2>Hour by hour</h2><table><tr><th>from</th><th>beats</th><th>V</th><th>S</th>
+<th>rate min / mean / max (bpm)</th><th>pauses</th><th>AF (min)</th><th>unreadable (min)</th>
+</tr>{hour_rows}</table>
 <h2>Episodes</h2><table><tr><th>start</th><th>what</th><th>duration</th></tr>{ep_rows}</table>
 <h2>Strips</h2>{strips}
 <h2>Analysis</h2><table>{prov_rows}</table>

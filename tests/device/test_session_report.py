@@ -71,3 +71,26 @@ def test_bad_events_file_is_one_clear_line(tmp_path, content, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_hour_by_hour_table(events_119, tmp_path):
+    """Each hour's beats, ectopics and rate; a second hour (the same beats an hour later)
+    gets a row of its own, labelled by the clock where the session says when it began."""
+    import copy
+
+    from ecg_edge.device.session_report import _hour_label, hourly
+
+    s = read_events(events_119)
+    v = sum(b.get("class") == "V" and not b.get("learning") for b in s.beats)
+    (row,) = hourly(s, 600.0)
+    assert row["V"] == v > 50 and 50 < row["hr_mean"] < 100 and row["pauses"] == 0
+    later = copy.deepcopy(s.beats)
+    for b in later:
+        b["t"] += 3600.0
+    s.beats += later
+    first, second = hourly(s, 4200.0)
+    assert (first["V"], first["beats"]) == (second["V"], second["beats"]) == (v, row["beats"])
+    assert _hour_label({}, 1) == "1-2 h"
+    assert _hour_label({"started": "2026-12-06T06:40:00+01:00"}, 1) == "06 Dec 07:40"
+    doc = write_report(events_119, tmp_path / "r.html").read_text()
+    assert "Hour by hour" in doc and f"<td>0-1 h</td><td>{row['beats']}</td><td>{v}</td>" in doc
