@@ -17,7 +17,12 @@ from pathlib import Path
 import click
 
 from ecg_edge.device import reference, rhythm_eval
-from ecg_edge.device.annotations import annotations_of, stream_events, write_annotations
+from ecg_edge.device.annotations import (
+    AnnotationCollector,
+    annotations_of,
+    stream_events,
+    write_annotations,
+)
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.classes import ClassSpec
 from ecg_edge.device.coalesce import BATCH_S, coalesced
@@ -214,16 +219,16 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
-    events: list[dict] | None = [] if annotations_path else None
+    collect = AnnotationCollector() if annotations_path else None  # not every event: a day
     with _event_sink(events_path, quiet, append=False) as writer, \
             maybe_view(view, view_host, view_port, _echo_err) as live:
-        emit = Tee(writer, live, events.append if events is not None else None)
-        monitor = scoring.monitor(emit, rec.name, signal_tap=live and live.strip)
+        monitor = scoring.monitor(Tee(writer, live, collect), rec.name,
+                                  signal_tap=live and live.strip)
         summary = run_blocks(monitor, paced(blocks, speed) if realtime else blocks)
     if quiet:
         click.echo(json.dumps(to_jsonable(summary)))
-    if events is not None:
-        write_annotations(annotations_path, annotations_of(events))
+    if collect is not None:
+        write_annotations(annotations_path, collect.annotations())
 
 
 @cli.command("annotate")
