@@ -9,6 +9,7 @@ readable by its owner only.
 
 from __future__ import annotations
 
+import datetime
 import html
 import os
 import time
@@ -98,9 +99,7 @@ def session_stats(s: Session) -> dict:
     duration = _num(summ.get("duration_s")) or (float(t.max()) if n else 0.0)
     unreadable = _num(summ.get("unreadable_s"))
     if unreadable is None and s.quality:  # no summary (power cut): from the quality changes
-        marks = [(_num(q.get("t")) or 0.0, q.get("level")) for q in s.quality] + [(duration, "")]
-        unreadable = sum(b[0] - a[0] for a, b in zip(marks, marks[1:])
-                         if a[1] == "unreadable")
+        unreadable = sum(b - a for a, b in unreadable_spans(s, duration))
     out = {
         "duration_s": duration,
         "monitored_s": _num(summ.get("monitored_s")) or (
@@ -145,8 +144,7 @@ def hourly(s: Session, duration: float) -> list[dict]:
     tt, th = hr_trend(t[ok], hr[ok])
     af = [(e["t"], e["end"] if e["end"] is not None else duration) for e in s.episodes
           if e["what"] == "AF" and e["t"] is not None]
-    marks = [(_num(q.get("t")) or 0.0, q.get("level")) for q in s.quality] + [(duration, "")]
-    unreadable = [(a[0], b[0]) for a, b in zip(marks, marks[1:]) if a[1] == "unreadable"]
+    unreadable = unreadable_spans(s, duration)
     rows = []
     for h in range(max(1, int(np.ceil(duration / 3600.0)))):
         lo, hi = 3600.0 * h, 3600.0 * (h + 1)
@@ -169,11 +167,15 @@ def hourly(s: Session, duration: float) -> list[dict]:
     return rows
 
 
+def unreadable_spans(s: Session, duration: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of the unreadable stretches, from the quality changes."""
+    marks = [(_num(q.get("t")) or 0.0, q.get("level")) for q in s.quality] + [(duration, "")]
+    return [(a[0], b[0]) for a, b in zip(marks, marks[1:]) if a[1] == "unreadable"]
+
+
 def _hour_label(start: dict, h: int) -> str:
     """Clock time of the hour's start where the session knows when it began (``run``),
     else hours since the start."""
-    import datetime
-
     try:
         began = datetime.datetime.fromisoformat(str(start["started"]))
     except (KeyError, ValueError):
@@ -271,6 +273,10 @@ def _duration(ep: dict) -> str:
     return f"{ep['end'] - ep['t']:.1f} s"
 
 
+def _bpm(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f} %"
 
@@ -324,14 +330,12 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
     ep_rows = "".join(
         f"<tr><td>{_fmt_t(e['t'])}</td><td>{html.escape(e['what'])}</td>"
         f"<td>{_duration(e)}</td></tr>" for e in s.episodes) or "<tr><td colspan=3>none</td></tr>"
-    def _n(v, fmt="{:.0f}"):
-        return "-" if v is None else fmt.format(v)
-
     hour_rows = "".join(
         f"<tr><td>{html.escape(_hour_label(s.start, r['hour']))}</td><td>{r['beats']}</td>"
-        f"<td>{r['V']}</td><td>{r['S']}</td><td>{_n(r['hr_min'])} / {_n(r['hr_mean'])} / "
-        f"{_n(r['hr_max'])}</td><td>{r['pauses']}</td><td>{r['af_min']:.1f}</td>"
-        f"<td>{r['unreadable_min']:.1f}</td></tr>" for r in hourly(s, st["duration_s"]))
+        f"<td>{r['V']}</td><td>{r['S']}</td><td>{_bpm(r['hr_min'])} / "
+        f"{_bpm(r['hr_mean'])} / {_bpm(r['hr_max'])}</td><td>{r['pauses']}</td>"
+        f"<td>{r['af_min']:.1f}</td><td>{r['unreadable_min']:.1f}</td></tr>"
+        for r in hourly(s, st["duration_s"]))
     strips = ""
     if record is not None:
         ts, ys = filtered_signal(record, cfg or SignalConfig(), lead)

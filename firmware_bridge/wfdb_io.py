@@ -7,6 +7,7 @@ when it is installed; the tests check both readers agree on every shared MIT-BIH
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,8 +361,6 @@ class RecordWriter:
 
     def __init__(self, base: str | Path, fs: float, uv_per_count: float, names: list[str],
                  started=None):
-        import os
-
         self.base = Path(base)
         self.fs, self.gain, self.names, self.started = fs, 1000.0 / uv_per_count, names, started
         self.n = 0
@@ -399,8 +398,6 @@ class RecordWriter:
             self._write_header(final=True)
 
     def _write_header(self, final: bool) -> None:
-        import os
-
         name = self.base.name
         line = f"{name} {len(self.names)} {self.fs:g}"
         if final:
