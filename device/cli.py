@@ -538,9 +538,12 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
 @click.option("--invert-lead", is_flag=True,
               help="With --beats signal: replay each record with its lead inverted (electrodes "
                    "swapped): does the rhythm analysis hold on a lead of unknown polarity?")
+@click.option("--start", "start_s", type=click.FloatRange(min=0), default=0.0,
+              show_default=True, help="Count episodes from this second on (WFDB's epicmp: "
+              "300, its learning period; 0: whole records, the monitor's own start included).")
 @click.option("--json", "as_json", is_flag=True)
 def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, invert_lead,
-                        as_json):
+                        start_s, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF and the
     ectopy patterns SVT, bigeminy, trigeminy). With a bundle that carries a rhythm model, AF
     comes from that model."""
@@ -555,6 +558,8 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, l
     if cv:
         if not records:
             raise UserError("--cv needs --records (the training records, e.g. DS1)")
+        if start_s:
+            raise UserError("--cv counts whole records; leave out --start")
         out = rhythm_eval.cross_validate_af(folder, records.split(","), cfg)
         click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else
                    rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
@@ -564,7 +569,7 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, l
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
-        resample_hz=resample_hz, lead=lead, invert_lead=invert_lead)
+        resample_hz=resample_hz, lead=lead, invert_lead=invert_lead, start_s=start_s)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

@@ -136,9 +136,12 @@ def episodes_from_events(events: list[dict]) -> dict[str, Intervals]:
     return out
 
 
-def compare(ref: Intervals, det: Intervals, exclude: Intervals = ()) -> dict:
-    """epicmp-style counts for one rhythm on one record (``exclude``: left out of both)."""
-    ref, det = merge(subtract(ref, list(exclude))), merge(subtract(det, list(exclude)))
+def compare(ref: Intervals, det: Intervals, exclude: Intervals = (), start_s: float = 0.0
+            ) -> dict:
+    """epicmp-style counts for one rhythm on one record (``exclude``: left out of both; an
+    episode is counted from ``start_s`` on, as epicmp counts from its ``-f`` time)."""
+    cut = [*exclude, (float("-inf"), start_s)] if start_s > 0 else list(exclude)
+    ref, det = merge(subtract(ref, cut)), merge(subtract(det, cut))
     ov = overlap(ref, det)
     return {
         "ref_episodes": len(ref), "det_episodes": len(det),
@@ -162,12 +165,15 @@ def rates(c: dict) -> dict:
     }
 
 
-def evaluate_record(ref: ReferenceRecord, events: list[dict], monitored_s: float) -> dict:
+def evaluate_record(ref: ReferenceRecord, events: list[dict], monitored_s: float,
+                    start_s: float = 0.0) -> dict:
+    """Every evaluated rhythm of one record, from ``start_s`` on (epicmp's default is 300 s,
+    its learning period; 0: the whole record); ``monitored_s`` then counts from there too."""
     det = episodes_from_events(events)
-    out = {"record": ref.name, "monitored_s": monitored_s}
+    out = {"record": ref.name, "monitored_s": max(0.0, monitored_s - start_s)}
     for r in EVALUATED:
         exclude = ref.rhythms.get("AFL", []) if r == "AF" else []
-        c = compare(ref.rhythms.get(r, []), det.get(r, []), exclude)
+        c = compare(ref.rhythms.get(r, []), det.get(r, []), exclude, start_s)
         out[r] = {**c, **rates(c)}
     return out
 
@@ -247,8 +253,9 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                     source: str = "annotations", cfg: RhythmConfig | None = None,
                     vt_classes: bool = True, af_model=None, make_monitor=None,
                     resample_hz: float | None = None, lead: str | None = None,
-                    invert_lead: bool = False) -> dict:
-    """Rhythm evaluation over WFDB records. With ``source="annotations"`` the analyzer gets the
+                    invert_lead: bool = False, start_s: float = 0.0) -> dict:
+    """Rhythm evaluation over WFDB records, counted from ``start_s`` (0: whole records; WFDB's
+    epicmp starts at 300 s by default). With ``source="annotations"`` the analyzer gets the
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal); ``lead``: which of its leads
@@ -276,10 +283,11 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                                                make_monitor=make_monitor,
                                                resample_hz=resample_hz, lead=lead,
                                                invert_lead=invert_lead)
-        per.append(evaluate_record(ref, events, monitored))
+        per.append(evaluate_record(ref, events, monitored, start_s))
     out = summarize(per)
-    out.update(source=source, skipped=skipped, config=(cfg or RhythmConfig()).to_dict(),
-               resampled_to_hz=resample_hz, lead=lead, lead_inverted=invert_lead)
+    out.update(start_s=start_s, source=source, skipped=skipped,
+               config=(cfg or RhythmConfig()).to_dict(), resampled_to_hz=resample_hz, lead=lead,
+               lead_inverted=invert_lead)
     return out
 
 

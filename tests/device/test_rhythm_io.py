@@ -177,6 +177,21 @@ def test_reference_rhythms_and_epicmp_counts():
     c = compare([(0, 100), (200, 300)], [(50, 150), (400, 450)], exclude=[(420, 450)])
     assert (c["ref_detected"], c["det_true"], c["det_episodes"]) == (1, 1, 2)
     assert c["overlap_s"] == 50 and c["det_s"] == 120 and c["ref_s"] == 200
+    # epicmp's -f: episodes counted from there on (one that ended before it, not at all)
+    c = compare([(0, 100), (200, 400)], [(50, 150), (250, 500)], start_s=300)
+    assert (c["ref_episodes"], c["det_episodes"], c["ref_s"], c["det_s"]) == (1, 1, 100, 200)
+    assert c["overlap_s"] == 100
+
+
+def test_rhythm_evaluation_from_epicmps_start_on_201():
+    """201's first AF episode starts at the record's start: from 300 s on it counts 78 s, and
+    the false-AF hours count the monitored time after 300 s."""
+    whole, later = (evaluate_folder(MITDB, ["201"], "annotations", start_s=s) for s in (0, 300))
+    assert later["start_s"] == 300
+    assert whole["gross"]["AF"]["ref_s"] - later["gross"]["AF"]["ref_s"] == pytest.approx(
+        300 - 0.2, abs=0.2)
+    assert later["records"][0]["monitored_s"] == pytest.approx(
+        whole["records"][0]["monitored_s"] - 300)
 
 
 def test_evaluate_folder_on_201_from_annotations():
