@@ -41,6 +41,7 @@ class SessionRecorder:
         self.shape: tuple[float, float, int] | None = None  # fs, gain, channels
         self.collect = AnnotationCollector()
         self.stopped = False
+        self.failed = False  # a write failed (a full card): said once
 
     def feed(self, item) -> None:
         if self.stopped or not isinstance(item, SampleBlock) or not item.n:
@@ -59,8 +60,17 @@ class SessionRecorder:
             return
         # Lead-off samples carry no ECG: left invalid, as samples that never came.
         if not item.lead_off:
-            self.writer.write(item.start, item.counts)
-            self.writer.flush()
+            try:
+                self.writer.write(item.start, item.counts)
+                self.writer.flush()
+            except OSError as exc:  # a full card must not end the monitoring
+                self._failed(exc, item.start)
+
+    def _failed(self, exc: OSError, at: int) -> None:
+        self.failed = True
+        self.warn(f"warning: {self.base}: cannot write the recording at sample {at} "
+                  f"({exc.strerror or exc}); it ends there, the monitoring goes on")
+        self.stopped = True
 
     def event(self, ev: dict) -> None:
         if not self.stopped:
@@ -72,9 +82,19 @@ class SessionRecorder:
         if self.writer is None:
             return None
         end = self.collect.end
-        if end is not None and not self.stopped:  # lost or lead-off samples at the very end
-            self.writer.write(max(end, self.writer.n), np.zeros((0, self.shape[2]), np.int64))
-        self.writer.close()
-        if self.collect.fs is not None:
-            write_annotations(self.base.with_suffix(".ecg"), self.collect.annotations())
+        try:
+            if end is not None and not self.stopped:  # lost or lead-off samples at the end
+                self.writer.write(max(end, self.writer.n), np.zeros((0, self.shape[2]),
+                                                                    np.int64))
+            self.writer.close()
+        except OSError as exc:  # the header still gets the length the file holds
+            if not self.failed:
+                self._failed(exc, self.writer.n)
+        try:
+            if self.collect.fs is not None:
+                write_annotations(self.base.with_suffix(".ecg"), self.collect.annotations())
+        except (OSError, UserError) as exc:
+            self.warn(f"warning: {self.base}.ecg: the annotations could not be written "
+                      f"({getattr(exc, 'strerror', None) or exc}); `ecg-device annotate` makes "
+                      "them from the events file")
         return self.base

@@ -383,18 +383,25 @@ class RecordWriter:
             self._put(np.asarray(counts, np.int64).reshape(len(counts), len(self.names)))
 
     def _put(self, values: np.ndarray) -> None:
+        self._dat.write(values.astype("<i4").tobytes())  # first: a failed write counts nothing
         if self._first is None:
             self._first = values[0].copy()
         self._sum += values.sum(axis=0)
-        self._dat.write(values.astype("<i4").tobytes())
         self.n += len(values)
 
     def flush(self) -> None:
         self._dat.flush()
 
     def close(self) -> None:
-        if not self._dat.closed:
+        """Flush and close the signal file, then give the header its length: the frames the
+        file really holds, should the last writes have failed (a full card)."""
+        if self._dat.closed:
+            return
+        try:
             self._dat.close()
+        finally:
+            size = os.path.getsize(self.base.with_suffix(".dat"))
+            self.n = min(self.n, size // (4 * len(self.names)))
             self._write_header(final=True)
 
     def _write_header(self, final: bool) -> None:

@@ -66,3 +66,46 @@ def test_a_rate_change_ends_the_recording_not_the_session(tmp_path, record_100):
 def test_record_into_a_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="no such folder for --record"):
         SessionRecorder(tmp_path / "nowhere" / "s")
+
+
+FULL_CARD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # the card is full at 200 kB
+from ecg_edge.device.config import SignalConfig
+from ecg_edge.device.monitor import Monitor, record_blocks
+from ecg_edge.device.recording import SessionRecorder
+from ecg_edge.device.scoring import reference_scorer
+from ecg_edge.firmware_bridge.records import read_record
+rec = read_record(sys.argv[1])
+rec.counts = rec.counts[: 360 * 600]
+recorder = SessionRecorder(sys.argv[2], warn=lambda m: print(m, file=sys.stderr))
+def emit(ev):
+    recorder.event(ev)
+monitor = Monitor(SignalConfig(), reference_scorer("combined"), 1.0, emit)
+for block in record_blocks(rec, None, 1.0):
+    recorder.feed(block)
+    monitor.feed(block)
+print(monitor.finish()["beats"])
+recorder.close()
+"""
+
+
+def test_a_full_card_ends_the_recording_not_the_monitoring(tmp_path):
+    """The file-size limit the kernel enforces (a full SD card's stand-in that needs no
+    mount): the write fails, one warning says so, the monitor runs to the end, and the record
+    holds what was written with a header that says how much."""
+    import subprocess
+    import sys
+
+    from tests.conftest import MITDB
+
+    out = subprocess.run([sys.executable, "-c", FULL_CARD, str(MITDB / "100"),
+                          str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) > 700  # ten minutes of 100 monitored
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the recording" in lines[0]
+    rec = read_record(tmp_path / "s")
+    assert rec.n_samples == 200_000 // 4
+    assert wfdb.rdheader(str(tmp_path / "s")).sig_len == rec.n_samples
+    assert (tmp_path / "s.ecg").exists()
