@@ -63,27 +63,29 @@ class Annotations:
                 "comments": self.symbol.count('"')}
 
 
-def stream_events(path: str | Path, stream: int | None = None) -> list[dict]:
-    """The events of one stream of an events file (a monitor restarted by systemd appends a
-    new stream, each beginning with ``start``): the only one, or number ``stream`` (1-based)."""
-    streams: list[list[dict]] = []
+def annotations_of_file(path: str | Path, stream: int | None = None) -> Annotations:
+    """The annotations of one stream of an events file (a monitor restarted by systemd appends
+    a new stream, each beginning with ``start``): the only one, or number ``stream``
+    (1-based). Read twice, a line at a time: a day of events is never held whole."""
+    streams = sum(1 for _, ev in iter_events(path)
+                  if isinstance(ev, dict) and ev.get("type") == "start")
+    if stream is None:
+        if streams > 1:
+            raise UserError(f"{path}: holds {streams} streams (the monitor restarted); "
+                            f"choose one with --stream 1..{streams}")
+        stream = 1
+    elif not 1 <= stream <= max(streams, 1):
+        raise UserError(f"{path}: holds {streams} stream(s); --stream {stream} does not exist")
+    collect, at = AnnotationCollector(), 0
     for _, ev in iter_events(path):
         if not isinstance(ev, dict):
             continue
-        if ev.get("type") == "start" or not streams:
-            streams.append([])
-        streams[-1].append(ev)
-    if not streams:
+        at += ev.get("type") == "start"
+        if at == stream or (at == 0 and stream == 1):
+            collect(ev)
+    if collect.fs is None and not collect.rows:
         raise UserError(f"{path}: no events; is this an events file from ecg-device?")
-    if stream is None:
-        if len(streams) > 1:
-            raise UserError(f"{path}: holds {len(streams)} streams (the monitor restarted); "
-                            f"choose one with --stream 1..{len(streams)}")
-        stream = 1
-    if not 1 <= stream <= len(streams):
-        raise UserError(f"{path}: holds {len(streams)} stream(s); --stream {stream} does not "
-                        "exist")
-    return streams[stream - 1]
+    return collect.annotations()
 
 
 class AnnotationCollector:

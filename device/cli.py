@@ -19,8 +19,7 @@ import click
 from ecg_edge.device import reference, rhythm_eval
 from ecg_edge.device.annotations import (
     AnnotationCollector,
-    annotations_of,
-    stream_events,
+    annotations_of_file,
     write_annotations,
 )
 from ecg_edge.device.bundle import load_bundle
@@ -242,7 +241,7 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
 def annotate_cmd(events_path, out, stream, as_json):
     """A session's events as a WFDB annotation file: beat classes, rhythm changes, pauses and
     signal quality, for rdann, bxb, epicmp, WAVE and wfdb-python."""
-    ann = annotations_of(stream_events(events_path, stream))
+    ann = annotations_of_file(events_path, stream)
     path = write_annotations(out, ann)
     counts = ann.counts()
     if as_json:

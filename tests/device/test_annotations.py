@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_edge.device.annotations import annotations_of, stream_events
+from ecg_edge.device.annotations import annotations_of, annotations_of_file
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.rhythm_eval import read_reference
@@ -144,8 +144,8 @@ def test_restarted_monitor_streams_are_chosen(replay_201, tmp_path):
     text = (replay_201 / "ev.jsonl").read_text()
     two.write_text(text + text)
     with pytest.raises(UserError, match="holds 2 streams.*--stream 1..2"):
-        stream_events(two)
-    assert stream_events(two, 2) == stream_events(replay_201 / "ev.jsonl")
+        annotations_of_file(two)
+    assert annotations_of_file(two, 2) == annotations_of_file(replay_201 / "ev.jsonl")
     out = device_cli("annotate", str(two), "--out", str(tmp_path / "a.ecg"), "--stream", "3")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "--stream 3 does not exist" in out.stderr
