@@ -227,11 +227,15 @@ def class_statistics(ref: np.ndarray, calls: np.ndarray, fp_calls: np.ndarray | 
     as bxb counts them: V calls on F or Q beats and S calls on Q beats count on neither side;
     unmatched detections called V or S are false positives; ``missed``, the classes of the
     reference beats no detection matched, are false negatives of their class. Plus the
-    confusion matrix of the matched beats."""
+    confusion matrix of the matched beats and bxb's other two margins (``missed``, ``extra``)."""
     fp_calls = np.zeros(0, "<U1") if fp_calls is None else fp_calls
     missed = np.zeros(0, "<U1") if missed is None else missed
     out: dict = {"confusion": {r: {c: int(((ref == r) & (calls == c)).sum()) for c in AAMI_CLASSES}
-                               for r in AAMI_CLASSES}}
+                               for r in AAMI_CLASSES},
+                 # bxb's "o" column and "O" row: reference beats not detected, by class, and
+                 # detections matching no reference beat, by call
+                 "missed": {c: int((missed == c).sum()) for c in AAMI_CLASSES},
+                 "extra": {c: int((fp_calls == c).sum()) for c in AAMI_CLASSES}}
     for name, c, ignore in (("veb", "V", ("F", "Q")), ("sveb", "S", ("Q",))):
         tp = int(((ref == c) & (calls == c)).sum())
         pos = int((ref == c).sum()) + int((missed == c).sum())

@@ -128,3 +128,4 @@ def test_missed_beats_and_ventricular_flutter_count_as_bxb_counts(record_106):
     assert m["qrs"]["fn"] == 10 and m["qrs"]["fp"] == 0  # flutter waves are not counted
     assert m["ec57"]["veb"]["ppv"] == 1.0
     assert sorted(t.missed) == ["V"] * 10
+    assert m["ec57"]["missed"]["V"] == 10 and sum(m["ec57"]["extra"].values()) == 0
