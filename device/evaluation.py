@@ -188,15 +188,19 @@ class BeatTable:
             "classes": {},
             "auc": {},
         }
+        # An abnormal beat the detector missed was not flagged either (as bxb counts it);
+        # N flag rates stay over the detected N beats (a missed beat raises no false alarm).
+        missed = np.array(self.missed, dtype="<U1")
         for c in AAMI_CLASSES:
             m = cls == c
-            out["classes"][c] = {"n": int(m.sum()), "flagged": int(fl[m].sum()),
-                                 "flag_rate": _ratio(int(fl[m].sum()), int(m.sum()))}
+            n = int(m.sum()) + (int((missed == c).sum()) if c in ABNORMAL else 0)
+            out["classes"][c] = {"n": n, "flagged": int(fl[m].sum()),
+                                 "flag_rate": _ratio(int(fl[m].sum()), n)}
         abnormal = np.isin(cls, ABNORMAL)
+        n_abnormal = int(abnormal.sum()) + int(np.isin(missed, ABNORMAL).sum())
         flagged_abnormal = int((fl & abnormal).sum())
         flagged_all = int((fl & np.isin(cls, ("N",) + ABNORMAL)).sum()) + self.fp_flagged
-        out["abnormal"] = {"n": int(abnormal.sum()), "se": _ratio(flagged_abnormal,
-                                                                  int(abnormal.sum())),
+        out["abnormal"] = {"n": n_abnormal, "se": _ratio(flagged_abnormal, n_abnormal),
                            "ppv": _ratio(flagged_abnormal, flagged_all)}
         normal = sc[cls == "N"]
         for c in ABNORMAL:
@@ -284,12 +288,12 @@ def evaluate_record(det_samples: np.ndarray, scores: np.ndarray, flags: np.ndarr
         calls = np.asarray(calls, dtype="<U1")
         extra["calls"] = calls[j].tolist()
         extra["fp_calls"] = calls[fp_mask].tolist()
-        extra["missed"] = cls[in_ref & ~matched].tolist()
     if rhythm is not None:
         extra["rhythm"] = rhythm_of(ref[keep], *rhythm).tolist()
     if episodes is not None and n_samples is not None:
         extra.update(episode_load(np.asarray(episodes, np.int64).reshape(-1, 2),
                                   ref[cls != "N"], vf, tol, lo, min(hi, n_samples), fs))
+    extra["missed"] = cls[in_ref & ~matched].tolist()
     return BeatTable(
         n_ref=int(in_ref.sum()),
         tp=int(keep.sum()),
