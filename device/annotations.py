@@ -25,7 +25,6 @@ lines up with the record the session was replayed from.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 from ecg_edge.device.events import iter_events
 from ecg_edge.device.rhythm_eval import EPISODE_EVENTS
 from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.private_files import open_private
 from ecg_edge.firmware_bridge.wfdb_io import encode_annotations
 
 #: Aux notes of the rhythm-change annotations (MIT-BIH's where it has one).
@@ -205,14 +205,6 @@ def write_annotations(path: str | Path, ann: Annotations) -> Path:
     person's heart rhythm)."""
     path = Path(path)
     data = encode_annotations(ann.sample, ann.symbol, ann.aux, ann.subtype, fs=ann.fs)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder; give a file name such as 100.ecg") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write annotations there ({exc.strerror}); check the "
-                        "folder exists and is writable") from None
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # also when the file existed with wider permissions
+    with open_private(path, "wb", "annotations", "a file name such as 100.ecg") as fh:
         fh.write(data)
     return path

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import IO
 
 from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.private_files import open_private
 
 
 @dataclass(frozen=True)
@@ -48,25 +49,10 @@ def _clean(obj):
     return obj
 
 
-EVENTS_MODE = 0o600
-
-
 def open_events_file(path, append: bool = True) -> IO[str]:
     """Open an events file for writing: owner-only (0600) from creation, appended to unless
     ``append`` is False (a replay writes a fresh file), never readable by other users."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), EVENTS_MODE)
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder; give a file name for --events") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write events there ({exc.strerror}); check the "
-                        "folder exists and is writable") from None
-    # An existing file keeps its mode otherwise; one we do not own stays as it is (writing
-    # still works and nothing is widened).
-    with contextlib.suppress(OSError):
-        os.fchmod(fd, EVENTS_MODE)
-    return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
+    return open_private(path, "a" if append else "w", "events", "a file name for --events")
 
 
 class EventWriter:

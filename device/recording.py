@@ -49,8 +49,12 @@ class SessionRecorder:
         shape = (item.fs, item.uv_per_count, item.counts.shape[1])
         if self.writer is None:
             names = [("ECG" if i == self.channel else f"ch{i}") for i in range(shape[2])]
-            self.writer = RecordWriter(self.base, item.fs, item.uv_per_count, names,
-                                       datetime.datetime.now().astimezone())
+            try:
+                self.writer = RecordWriter(self.base, item.fs, item.uv_per_count, names,
+                                           datetime.datetime.now().astimezone())
+            except UserError as exc:  # the folder went away or turned read-only
+                self._failed(exc, item.start)
+                return
             self.shape = shape
         elif shape != self.shape:
             self.warn(f"warning: {self.base}: the front-end changed its sample rate, gain or "
@@ -66,10 +70,11 @@ class SessionRecorder:
             except OSError as exc:  # a full card must not end the monitoring
                 self._failed(exc, item.start)
 
-    def _failed(self, exc: OSError, at: int) -> None:
+    def _failed(self, exc: OSError | UserError, at: int) -> None:
         self.failed = True
         self.warn(f"warning: {self.base}: cannot write the recording at sample {at} "
-                  f"({exc.strerror or exc}); it ends there, the monitoring goes on")
+                  f"({getattr(exc, 'strerror', None) or exc}); it ends there, the monitoring "
+                  "goes on")
         self.stopped = True
 
     def event(self, ev: dict) -> None:
@@ -87,7 +92,7 @@ class SessionRecorder:
                 self.writer.write(max(end, self.writer.n), np.zeros((0, self.shape[2]),
                                                                     np.int64))
             self.writer.close()
-        except OSError as exc:  # the header still gets the length the file holds
+        except (OSError, UserError) as exc:  # the header still gets what the file holds
             if not self.failed:
                 self._failed(exc, self.writer.n)
         try:

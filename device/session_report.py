@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import html
-import os
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +23,7 @@ from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.events import iter_events
 from ecg_edge.device.signal_path import SignalPath
 from ecg_edge.firmware_bridge.errors import UserError
+from ecg_edge.firmware_bridge.private_files import open_private
 from ecg_edge.firmware_bridge.records import Record
 
 CLASS_COLORS = {"N": "#607d8b", "S": "#1565c0", "V": "#c62828", "F": "#ef6c00", "Q": "#6a1b9a"}
@@ -87,10 +87,8 @@ def session_stats(s: Session) -> dict:
     summ = s.summary or {}
     rhythm = summ.get("rhythm") or {}
     t = np.array([b["t"] for b in s.beats], dtype=float)
-    hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
     learning = np.array([bool(b.get("learning")) for b in s.beats], dtype=bool)
-    ok = np.isfinite(hr) & (hr >= 20) & (hr <= 300)
-    trend = hr_trend(t[ok], hr[ok])
+    trend = rate_trend(s)
     classes: dict[str, int] = {}
     for b in s.beats:
         if b.get("class"):
@@ -131,17 +129,17 @@ def session_stats(s: Session) -> dict:
     return out
 
 
-def hourly(s: Session, duration: float) -> list[dict]:
+def hourly(s: Session, duration: float,
+           trend: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """The Holter report's hour-by-hour table: for each hour of the session, its beats (after
     the learning period) and ectopic beats, the rate (min / mean / max of 30 s medians), the
     pauses that began in it and its minutes of AF and of unreadable signal. A doctor reads a
-    day this way: when the PVCs came, whether the AF was at night."""
+    day this way: when the PVCs came, whether the AF was at night. ``trend``: the session's
+    :func:`rate_trend`, where the caller has it already."""
     t = np.array([b["t"] for b in s.beats], dtype=float)
     cls = np.array([b.get("class") or "" for b in s.beats])
     learning = np.array([bool(b.get("learning")) for b in s.beats], dtype=bool)
-    hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
-    ok = np.isfinite(hr) & (hr >= 20) & (hr <= 300)
-    tt, th = hr_trend(t[ok], hr[ok])
+    tt, th = rate_trend(s) if trend is None else trend
     af = [(e["t"], e["end"] if e["end"] is not None else duration) for e in s.episodes
           if e["what"] == "AF" and e["t"] is not None]
     unreadable = unreadable_spans(s, duration)
@@ -181,6 +179,14 @@ def _hour_label(start: dict, h: int) -> str:
     except (KeyError, ValueError):
         return f"{h}-{h + 1} h"
     return (began + datetime.timedelta(hours=h)).strftime("%d %b %H:%M")
+
+
+def rate_trend(s: Session) -> tuple[np.ndarray, np.ndarray]:
+    """The session's heart-rate trend (:func:`hr_trend`) from its beats' plausible rates."""
+    t = np.array([b["t"] for b in s.beats], dtype=float)
+    hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
+    ok = np.isfinite(hr) & (hr >= 20) & (hr <= 300)
+    return hr_trend(t[ok], hr[ok])
 
 
 def hr_trend(t: np.ndarray, hr: np.ndarray, bin_s: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
@@ -284,10 +290,7 @@ def _pct(v: float | None) -> str:
 def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = None,
            lead=None, max_strips: int = 10) -> str:
     st = session_stats(s)
-    t = np.array([b["t"] for b in s.beats], dtype=float)
-    hr = np.array([_num(b.get("hr_bpm")) or np.nan for b in s.beats], dtype=float)
-    ok = np.isfinite(hr) & (hr >= 20) & (hr <= 300)
-    tt, th = hr_trend(t[ok], hr[ok])
+    tt, th = rate_trend(s)
     source = s.start.get("source") or (s.summary or {}).get("source") or "?"
     try:
         version = metadata.version("ecg-edge")
@@ -335,7 +338,7 @@ def render(s: Session, record: Record | None = None, cfg: SignalConfig | None = 
         f"<td>{r['V']}</td><td>{r['S']}</td><td>{_bpm(r['hr_min'])} / "
         f"{_bpm(r['hr_mean'])} / {_bpm(r['hr_max'])}</td><td>{r['pauses']}</td>"
         f"<td>{r['af_min']:.1f}</td><td>{r['unreadable_min']:.1f}</td></tr>"
-        for r in hourly(s, st["duration_s"]))
+        for r in hourly(s, st["duration_s"], (tt, th)))
     strips = ""
     if record is not None:
         ts, ys = filtered_signal(record, cfg or SignalConfig(), lead)
@@ -385,8 +388,6 @@ def write_report(events: str | Path, out: str | Path, record: Record | None = No
                  cfg: SignalConfig | None = None, lead=None) -> Path:
     doc = render(read_events(events), record, cfg, lead)
     out = Path(out)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with open_private(out, "w", "the report", "a file name such as report.html") as fh:
         fh.write(doc)
-    os.chmod(out, 0o600)  # also when the file existed with wider permissions
     return out

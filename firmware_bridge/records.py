@@ -204,7 +204,8 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
         gains = np.array([s.gain for s in header.signals])
         out = Record(base.name, counts, header.fs, 1000.0 / gains,
                      [s.name for s in header.signals],
-                     invalid=wfdb_io.invalid_samples(counts, header))
+                     invalid=wfdb_io.invalid_samples(counts, [s.fmt for s in header.signals],
+                                                     [s.baseline for s in header.signals]))
     except wfdb_io.UnsupportedFormat:
         out = _read_with_wfdb(base, header_path)
     if out.n_samples == 0:
@@ -232,12 +233,10 @@ def _read_with_wfdb(base: Path, header: Path) -> Record:
     gains = np.asarray(rec.adc_gain, dtype=float)
     if np.any(gains <= 0):
         raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
-    marks = np.array([wfdb_io.INVALID.get(int(f), 0) if str(f).isdigit() else 0
-                      for f in rec.fmt], np.int64)
-    invalid = (rec.d_signal == marks[None, :]) & (marks != 0)[None, :]
     counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
+    formats = [int(f) if str(f).isdigit() else -1 for f in rec.fmt]
     return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name),
-                  invalid=invalid if invalid.any() else None)
+                  invalid=wfdb_io.invalid_samples(counts, formats, list(rec.baseline)))
 
 
 def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:

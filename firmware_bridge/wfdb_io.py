@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.firmware_bridge.errors import RecordError
+from ecg_edge.firmware_bridge.private_files import open_private
 
 FORMATS = (212, 16, 80, 32)
 #: Formats the wfdb package reads (the fallback); any other number is not a WFDB format.
@@ -204,11 +205,12 @@ def read_signals(base: Path, header: Header, chunk_bytes: int = CHUNK_BYTES) -> 
     return data
 
 
-def invalid_samples(counts: np.ndarray, header: Header) -> np.ndarray | None:
-    """Which of ``counts`` (:func:`read_signals`' output: baseline subtracted) hold the
-    format's invalid-sample value, per channel; None when none does (the usual case)."""
-    marks = np.array([INVALID.get(s.fmt, 0) - s.baseline for s in header.signals], np.int64)
-    known = np.array([s.fmt in INVALID for s in header.signals])
+def invalid_samples(counts: np.ndarray, formats: list[int], baselines: list[int]
+                    ) -> np.ndarray | None:
+    """Which of ``counts`` (baseline subtracted, as :func:`read_signals` gives them) hold their
+    channel's format's invalid-sample value; None when none does (the usual case)."""
+    marks = np.array([INVALID.get(f, 0) - b for f, b in zip(formats, baselines)], np.int64)
+    known = np.array([f in INVALID for f in formats])
     mask = (counts == marks[None, :]) & known[None, :]
     return mask if mask.any() else None
 
@@ -366,10 +368,7 @@ class RecordWriter:
         self.n = 0
         self._sum = np.zeros(len(names), np.int64)
         self._first: np.ndarray | None = None
-        fd = os.open(self.base.with_suffix(".dat"),
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-        os.fchmod(fd, 0o600)  # also when the file existed with wider permissions
-        self._dat = os.fdopen(fd, "wb")
+        self._dat = open_private(self.base.with_suffix(".dat"), "wb", "the recording")
         self._write_header(final=False)
 
     def write(self, start: int, counts: np.ndarray) -> None:
@@ -417,9 +416,5 @@ class RecordWriter:
             check = (int(self._sum[i]) + 0x8000) % 0x10000 - 0x8000  # 16-bit, signed
             tail = f" {int(first[i])} {check} 0" if final else ""
             lines.append(f"{name}.dat {self.FMT} {self.gain:.12g}/mV 32 0{tail} {sig}")
-        path = self.base.with_suffix(".hea")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
-                     0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
+        with open_private(self.base.with_suffix(".hea"), "w", "the recording") as fh:
             fh.write("\n".join(lines) + "\n")
