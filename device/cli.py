@@ -213,6 +213,9 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
                quiet, view, view_host, view_port, lead, fs, uv_per_count, block_s, duration,
                realtime, speed, annotations_path):
     """Replay a record (WFDB, CSV, NPY) through the streaming monitor as fast as possible."""
+    if annotations_path and not Path(annotations_path).resolve().parent.is_dir():
+        raise UserError(f"{Path(annotations_path).parent}: no such folder for --annotations; "
+                        "create it first")  # said before the replay, not after it
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]

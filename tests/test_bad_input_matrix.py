@@ -136,6 +136,8 @@ CASES = {
                                          "nan"),
     "device-reference-missing": _device("reference", "{d}/nope"),
     "device-reference-empty": _device("reference", "{d}/emptydir"),
+    "device-replay-annotations-nowhere": _device("replay", str(MITDB / "100"), "--annotations",
+                                                 "{d}/nofolder/a.ecg"),
     "device-run-record-nowhere": _device("run", "{d}/noport", "--record", "{d}/nofolder/s"),
     "device-annotate-missing": _device("annotate", "{d}/nope.jsonl", "--out", "{d}/a.ecg"),
     "device-annotate-empty": _device("annotate", "{d}/empty.jsonl", "--out", "{d}/a.ecg"),
