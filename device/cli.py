@@ -22,7 +22,7 @@ from ecg_edge.device.annotations import (
     annotations_of_file,
     write_annotations,
 )
-from ecg_edge.device.bundle import load_bundle
+from ecg_edge.device.bundle import Bundle, load_bundle
 from ecg_edge.device.classes import ClassSpec
 from ecg_edge.device.coalesce import BATCH_S, coalesced
 from ecg_edge.device.config import SignalConfig
@@ -156,6 +156,33 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
 
 def _echo_err(msg: str) -> None:
     click.echo(msg, err=True)
+
+
+def rhythm_source_options(f):
+    """Options of the rhythm commands: whose rhythm settings and learned AF model."""
+    f = click.option("--builtin", is_flag=True,
+                     help="The built-in rhythm settings and no learned model (the non-learned "
+                          "reference) instead of a bundle's.")(f)
+    return click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+                        help="Take the rhythm settings and learned AF model from this bundle; "
+                             "default: the shipped DS1 bundle (device/bundles/ds1), as replay "
+                             "and run use it.")(f)
+
+
+def _settings_source(bundle: Bundle | None) -> dict:
+    """Whose settings a rhythm result comes from, named as replay's start event names them
+    (None, None: the built-in ones)."""
+    m = bundle.manifest if bundle else None
+    return {"bundle_sha256": m.model.sha256[:12] if m else None,
+            "rhythm_model": m.rhythm_model.sha256[:12] if m and m.rhythm_model else None}
+
+
+def _rhythm_bundle(bundle_path, builtin: bool) -> Bundle | None:
+    """The bundle a rhythm command takes its settings from: the one named, the shipped one, or
+    none with ``--builtin`` (so a strap's RR file gets the analysis the monitor runs)."""
+    if builtin and bundle_path:
+        raise UserError("give either --bundle or --builtin, not both")
+    return None if builtin else load_bundle(bundle_path or SHIPPED_BUNDLE)
 
 
 def scoring_options(f):
@@ -483,8 +510,7 @@ def report_cmd(events_path, record, out, lead, bundle_path):
 
 @cli.command("rhythm")
 @click.argument("beats_path", metavar="FILE", type=click.Path())
-@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-              help="Take the rhythm settings from this bundle (default: built-in defaults).")
+@rhythm_source_options
 @click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
               help="Write the rhythm events (JSON lines) to this file.")
 @click.option("--no-classes", is_flag=True,
@@ -493,14 +519,15 @@ def report_cmd(events_path, record, out, lead, bundle_path):
               help="WFDB beat annotation file to read, e.g. qrs (default: the first of atr, "
                    "qrsc, qrs that holds beats).")
 @click.option("--json", "as_json", is_flag=True, help="Print events and summary as JSON.")
-def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_json):
+def rhythm_cmd(beats_path, bundle_path, builtin, events_path, no_classes, annotator, as_json):
     """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
     t_s (s) or rr_ms (ms) column."""
-    bundle = load_bundle(bundle_path) if bundle_path else None
+    bundle = _rhythm_bundle(bundle_path, builtin)
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes,
                                    af_model=load_af_model(bundle) if bundle else None,
                                    annotator=annotator)
+    summary.update(_settings_source(bundle))
     if events_path:
         with open_events_file(events_path, append=False) as fh:
             writer = EventWriter(fh)
@@ -527,8 +554,7 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
               default="signal", show_default=True,
               help="Beats from the reference annotations (RR-only input) or from the device's "
                    "own signal path.")
-@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-              help="Take the rhythm settings from this bundle.")
+@rhythm_source_options
 @click.option("--cv", is_flag=True,
               help="Leave-one-record-out CV of the AF settings instead (tune on the others).")
 @click.option("--resample-to", "resample_hz", type=float, default=None,
@@ -544,8 +570,8 @@ def rhythm_cmd(beats_path, bundle_path, events_path, no_classes, annotator, as_j
               show_default=True, help="Count episodes from this second on (WFDB's epicmp: "
               "300, its learning period; 0: whole records, the monitor's own start included).")
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, lead, invert_lead,
-                        start_s, as_json):
+def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resample_hz, lead,
+                        invert_lead, start_s, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF and the
     ectopy patterns SVT, bigeminy, trigeminy). With a bundle that carries a rhythm model, AF
     comes from that model."""
@@ -554,7 +580,7 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, l
         if given is not None and (source != "signal" or cv):
             raise UserError(f"{name} replays the signal: use it with --beats signal, "
                             "without --cv")
-    bundle = load_bundle(bundle_path) if bundle_path else None
+    bundle = _rhythm_bundle(bundle_path, builtin)
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     af_model = load_af_model(bundle) if bundle else None
     if cv:
@@ -567,11 +593,12 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, cv, resample_hz, l
                    rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
         return
     # With a bundle the monitor is the one replay runs: its scorer's beat classes (VT) too.
-    scoring = _scoring(bundle_path, "int8", None, None, 1, False) if bundle else None
+    scoring = _scoring(bundle.root, "int8", None, None, 1, False) if bundle else None
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
         resample_hz=resample_hz, lead=lead, invert_lead=invert_lead, start_s=start_s)
+    out.update(_settings_source(bundle))
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

@@ -289,6 +289,45 @@ def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps
         read_beats(tmp_path / "t.csv", annotator="qrs")
 
 
+def test_rhythm_commands_take_the_shipped_bundle_unless_told_otherwise(tmp_path):
+    """A strap's beat times get the analysis the monitor runs (the shipped bundle's settings
+    and learned AF model) unless --builtin asks for the non-learned defaults; the result names
+    whose settings it holds."""
+    from ecg_edge.device.cli import SHIPPED_BUNDLE
+    from ecg_edge.device.signal_path import process_signal
+
+    shipped = load_bundle(SHIPPED_BUNDLE).manifest
+    # A CinC AF strip's beats as the device's signal path finds them: a t_s file, no classes.
+    rec = read_record(CINC / "A00004")
+    beats = process_signal(rec.lead_mv(), rec.fs, shipped.signal)
+    csv = tmp_path / "strap.csv"
+    csv.write_text("t_s\n" + "\n".join(f"{t:.4f}" for t in beats.time_s))
+    default = json.loads(device_cli("rhythm", str(csv), "--json").stdout)["summary"]
+    builtin = json.loads(device_cli("rhythm", str(csv), "--json", "--builtin").stdout)["summary"]
+    assert default["bundle_sha256"] == shipped.model.sha256[:12]
+    assert default["rhythm_model"] == shipped.rhythm_model.sha256[:12]
+    assert builtin["bundle_sha256"] is None and builtin["rhythm_model"] is None
+    # The learned RR model calls the strip (a probability); the built-in rule has none.
+    assert default["strip"] and default["af_probability"] > 0.5 and default["af_call"]
+    assert builtin["af_probability"] is None
+    # The bundle's VT rate (85 bpm, chosen on DS1) is not the built-in 100 bpm.
+    ev = tmp_path / "ev.jsonl"
+    assert device_cli("rhythm", str(MITDB / "223"), "--events", str(ev)).returncode == 0
+    vt_default = json.loads(ev.read_text().splitlines()[-1])["counts"]["VT"]
+    assert device_cli("rhythm", str(MITDB / "223"), "--events", str(ev),
+                      "--builtin").returncode == 0
+    assert json.loads(ev.read_text().splitlines()[-1])["counts"]["VT"] != vt_default
+    both = device_cli("rhythm", str(csv), "--builtin", "--bundle", str(SHIPPED_BUNDLE))
+    assert both.returncode == 2 and "either --bundle or --builtin" in both.stderr
+    assert "Traceback" not in both.stderr and len(both.stderr.strip().splitlines()) == 1
+    folder = copy_records(tmp_path / "db", "201")
+    for extra, sha in (([], shipped.model.sha256[:12]), (["--builtin"], None)):
+        out = device_cli("rhythm-evaluate", str(folder), "--beats", "annotations", "--json",
+                         *extra)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["bundle_sha256"] == sha
+
+
 def test_a_database_folder_with_records_published_without_signals(tmp_path):
     """The AF database lists two records as annotations only: a folder evaluation replays the
     rest and names the record it left out; a record the user names must be there whole."""
