@@ -182,12 +182,15 @@ def _spec(enter=0.5, exit_=0.35, onset=16, offset=8, strip=0.5) -> RhythmModelSp
                            onset_beats=onset, offset_beats=offset, strip_threshold=strip)
 
 
-def strip_probs(model, cinc: dict[str, BeatSeries], cfg: RhythmConfig) -> dict[str, float]:
-    """Each strip through the analyzer with ``model``: its mean AF probability (-1: none)."""
+def strip_probs(model, cinc: dict[str, BeatSeries], cfg: RhythmConfig,
+                rr_only: bool = False) -> dict[str, float]:
+    """Each strip through the analyzer with ``model``: its mean AF probability (-1: none).
+    ``rr_only``: from the beat times alone, as a chest strap's RR file gives them."""
     out = {}
     for n, b in cinc.items():
         _, summary = analyze_beats(b.time_s, b.sample, np.where(b.usable, b.rr_s, np.nan), cfg,
-                                   monitored_s=b.duration_s, p_wave=b.atrial, af_model=model)
+                                   monitored_s=b.duration_s,
+                                   p_wave=None if rr_only else b.atrial, af_model=model)
         p = summary["af_probability"]
         out[n] = -1.0 if p is None else p
     return out
@@ -303,17 +306,23 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
         log(f"fold {k + 1}/{mcfg.folds}: {int(train.sum())} rows, "
             f"{time.perf_counter() - t0:.0f} s")
     probs: dict[str, float] = {}
+    probs_rr: dict[str, float] = {}  # the same strips from their beat times alone
     for k in range(mcfg.folds):
         part = {n: cinc[n] for n in names if strip_fold[n] == k}
         probs.update(strip_probs(twins[k].with_spec(_spec()), part, cfg))
-    # Strips: each fold's threshold chosen on the other folds' out-of-fold probabilities.
-    calls, chosen = {}, []
-    for k in range(mcfg.folds):
-        other = [n for n in names if strip_fold[n] != k]
-        thr = choose_strip(probs, labels, other)
-        chosen.append(thr)
-        calls.update({n: probs[n] >= thr for n in names if strip_fold[n] == k})
-    strips = {"strips": len(names), "thresholds": chosen, **strip_metrics(calls, labels)}
+        probs_rr.update(strip_probs(twins[k].with_spec(_spec()), part, cfg, rr_only=True))
+
+    def held_out_strips(p: dict[str, float]) -> dict:
+        """Each fold's threshold chosen on the other folds' out-of-fold probabilities."""
+        calls, chosen = {}, []
+        for k in range(mcfg.folds):
+            other = [n for n in names if strip_fold[n] != k]
+            thr = choose_strip(p, labels, other)
+            chosen.append(thr)
+            calls.update({n: p[n] >= thr for n in names if strip_fold[n] == k})
+        return {"strips": len(names), "thresholds": chosen, **strip_metrics(calls, labels)}
+
+    strips = held_out_strips(probs)
     ecg = None
     if mcfg.ecg:  # the ECG model's out-of-fold strip probabilities, combined with the RR one
         ecg = ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, probs, mcfg, log)
@@ -340,7 +349,12 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
 
     adopted = max(ways, key=held_score)  # ties: the first, i.e. the simpler way
     out = {"config": mcfg.to_dict(), "strips": strips, "reference_strips": reference_strips(
-               cinc, labels, names, strip_fold), "holter": holter, "holter_adopted": adopted,
+               cinc, labels, names, strip_fold),
+           # what a strap's beat times alone give (``ecg-device rhythm``): no P-wave evidence
+           "strips_rr_only": held_out_strips(probs_rr),
+           "reference_strips_rr_only": reference_strips(cinc, labels, names, strip_fold,
+                                                        rr_only=True),
+           "holter": holter, "holter_adopted": adopted,
            "strip_threshold_all": choose_strip(probs, labels, names),
            "holter_setting_all": list(choose_holter(counts, names_ds1, ways[adopted])),
            "_state": (cinc, labels, mit, refs, rows, probs)}
@@ -388,15 +402,16 @@ def ecg_strips(cinc, labels, names, strip_fold, mit, refs, rec_fold, rr_probs, m
 
 
 def reference_strips(cinc: dict[str, BeatSeries], labels: dict[str, str], names: list[str],
-                     strip_fold: dict[str, int]) -> dict:
+                     strip_fold: dict[str, int], rr_only: bool = False) -> dict:
     """The reference detector's strip calls on the same folds (its settings chosen on the
-    other folds, as ``rhythm-strips`` does)."""
+    other folds, as ``rhythm-strips`` does); ``rr_only``: without the P-wave gate."""
     from ecg_edge.device.rhythm_eval import STRIP_GRID as REF_GRID
     from ecg_edge.device.rhythm_eval import strip_irregularity
 
     cfg = RhythmConfig()
     beats = {n: (b.time_s, b.sample, np.where(b.usable, b.rr_s, np.nan), b.duration_s,
-                 b.atrial[:, 0]) for n, b in cinc.items() if n in names}
+                 None if rr_only else b.atrial[:, 0])
+             for n, b in cinc.items() if n in names}
     irr = {(e, p): strip_irregularity(beats, replace(cfg, strip_af_enter=e, strip_p_wave_max=p))
            for e in REF_GRID["strip_af_enter"] for p in REF_GRID["strip_p_wave_max"]}
     calls = {}
@@ -526,6 +541,10 @@ def report_text(cv: dict) -> str:
           if "strips_rr" in cv else []),
         f"reference on the same folds: F1(AF) {pct(r['all']['f1_af'])} %, Se "
         f"{pct(r['all']['se'])} %, Sp {pct(r['all']['sp'])} %",
+        *([f"beat times alone (RR-only input, same folds): RR model F1(AF) "
+           f"{pct(cv['strips_rr_only']['all']['f1_af'])} %, reference "
+           f"{pct(cv['reference_strips_rr_only']['all']['f1_af'])} %"]
+          if "strips_rr_only" in cv else []),
         *[holter(way, h) for way, h in cv["holter"].items()],
         f"adopted for episodes: {cv['holter_adopted']}, setting on all DS1: "
         f"{cv['holter_setting_all']}",

@@ -231,3 +231,27 @@ def test_attach_writes_only_the_settings_the_recipe_chose(tmp_path):
     raw.pop("rhythm")
     (dst / "manifest.json").write_text(json.dumps(raw, indent=2) + "\n")
     assert rm.settings_to_write(dst, "keep", chosen) is chosen  # nothing of its own to keep
+
+
+def test_the_rr_only_strip_figure_is_what_a_straps_beat_times_get(tmp_path):
+    """The recipe's RR-only strip figure (``strips_rr_only``) runs each strip's beats without
+    their atrial evidence: the probability ``ecg-device rhythm`` gives the same intervals, and
+    not the one the ECG path's atrial evidence gives."""
+    from tests.conftest import device_cli
+
+    cinc = DATA / "cinc2017"
+    model = load_af_model(load_bundle(BUNDLE))
+    cfg = RhythmConfig.from_dict(load_bundle(BUNDLE).manifest.rhythm)
+    series = {"A00004": beat_series(cinc / "A00004", cfg)}
+    b = series["A00004"]
+    assert b.usable.all()  # a clean strip: the CSV's intervals are the series' own
+    rr_only = rm.strip_probs(model, series, cfg, rr_only=True)["A00004"]
+    with_atrial = rm.strip_probs(model, series, cfg)["A00004"]
+    assert np.isnan(b.rr_s[0]) and np.isfinite(b.rr_s[1:]).all()
+    csv = tmp_path / "rr.csv"  # the same intervals as a strap's RR file
+    csv.write_text("rr_ms\n" + "\n".join(f"{1000 * r:.6f}" for r in b.rr_s[1:]))
+    out = device_cli("rhythm", str(csv), "--json", "--bundle", str(BUNDLE))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["summary"]["af_probability"] == pytest.approx(rr_only,
+                                                                               abs=1e-3)
+    assert abs(rr_only - with_atrial) > 1e-3
