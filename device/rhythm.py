@@ -37,7 +37,10 @@ no evidence of an ectopic beat there.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
+import statistics
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -95,6 +98,13 @@ class RhythmConfig:
     # episodes on each of three seeds (223: 7-9 -> 2-4), VT duration Se +2.7 to +4.0
     # points, episodes found the same (benchmarks/results/session71.md).
     vt_end_beats: int = 2
+    # A V run opens VT only if it is faster than the rhythm before it: its rate, or its first
+    # beat's RR, at most this fraction of the median of the last ``vt_before_beats`` RR
+    # intervals between two non-V beats (0: off). Wide beats at the wearer's own rate
+    # (pre-excitation, rate-dependent bundle-branch block, a lead the classifier misreads)
+    # are not ventricular tachycardia.
+    vt_faster_ratio: float = 0.0
+    vt_before_beats: int = 8
     vf_window_s: float = 4.0  # VF-filter leakage window
     vf_leakage: float = 0.55  # leakage below this: sinusoid-like, unorganised (DS1: 207)
     vf_min_mv: float = 0.05  # mean absolute amplitude below this is asystole/lead noise, not VF
@@ -452,6 +462,10 @@ class RhythmAnalyzer:
         # beats in a row, and the run's length then (it ends there); V beats in a row up to
         # the last typed beat
         self.vt_quiet = self.vt_solid = self.vt_streak = 0
+        # RR intervals between two non-V beats, the rhythm a V run must be faster than
+        self.vt_before: collections.deque[float] = collections.deque(maxlen=c.vt_before_beats)
+        self.vt_after_non_v = False  # the last beat was a usable non-V beat
+        self.vt_held = False  # this V run was fast enough but not faster than before
         self.rate_rr: list[float] = []
         self.rate_since: dict[str, tuple[float, int] | None] = {"BRADY": None, "TACHY": None}
         self.last_beat: tuple[float, int] | None = None
@@ -549,6 +563,7 @@ class RhythmAnalyzer:
         for i, (t, s, r, x, ok, p_gate, skipped, q) in enumerate(rows):
             if r != r:  # NaN RR: a stream start, gap or lost beat; nothing spans it
                 self.v_run.clear()
+                self.vt_held = False
                 self.rate_rr.clear()
                 self.rate_since = dict.fromkeys(self.rate_since)  # a rate must hold unbroken
             elif ok:
@@ -709,10 +724,15 @@ class RhythmAnalyzer:
             rate = run_rate_bpm(last)
             if ep.open is None:
                 if len(last) >= c.vt_beats and rate > c.vt_rate_bpm:
-                    events.append(ep.start(last[0][0], last[0][1], hr_bpm=round(rate, 1),
-                                           detected_t=round(t, 4)))
-                    del self.v_run[: -c.vt_beats]
-                    self.vt_quiet, self.vt_solid = 0, len(self.v_run)
+                    if not self._faster(rate):
+                        self.vt_held = True
+                    else:  # dated from the run's first V beat if it was held back
+                        first = self.v_run[0] if self.vt_held else last[0]
+                        events.append(ep.start(first[0], first[1], hr_bpm=round(rate, 1),
+                                               detected_t=round(t, 4)))
+                        del self.v_run[: -c.vt_beats]
+                        self.vt_quiet, self.vt_solid = 0, len(self.v_run)
+                        self.vt_held = False
             elif rate < c.vt_rate_bpm - c.rate_hysteresis_bpm:
                 self._vt_end(events, "V rate below VT", self.v_run[:-1])
                 del self.v_run[:-1]
@@ -722,8 +742,12 @@ class RhythmAnalyzer:
                     self.vt_quiet, self.vt_solid = 0, len(self.v_run)
             self.last_v = (t, s)
             self.vt_streak += 1
+            self.vt_after_non_v = False
             return
         self.vt_streak = 0
+        if ok and r == r and self.vt_after_non_v:
+            self.vt_before.append(r)
+        self.vt_after_non_v = ok
         if ep.open is not None:
             self.vt_quiet += 1
             if self.vt_quiet < c.vt_end_beats and self.episodes["VF"].open is None:
@@ -732,6 +756,21 @@ class RhythmAnalyzer:
             self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
                          self.v_run[: self.vt_solid])
         self.v_run.clear()
+        self.vt_held = False
+
+    def _faster(self, rate: float) -> bool:
+        """Is the V run (at ``rate`` bpm over its last beats) faster than the rhythm before it
+        (:attr:`RhythmConfig.vt_faster_ratio`)? Without enough of that rhythm known, yes."""
+        k = self.cfg.vt_faster_ratio
+        if k <= 0 or len(self.vt_before) < self.cfg.vt_before_beats // 2:
+            return True
+        before = statistics.median(self.vt_before)
+        # any of: the rate over the last beats, the run's own pace (the intervals between its
+        # V beats; the first beat's RR is its coupling interval, which in AF may be long), the
+        # first beat's prematurity
+        within = [x[2] for x in self.v_run[1:] if x[2] == x[2]]
+        pace = statistics.median(within) if within else math.inf
+        return min(60.0 / rate, pace, self.v_run[0][2]) <= k * before
 
     def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
         """End VT at the run's last V beat. The run can be empty while VT is open (an interval
@@ -856,6 +895,7 @@ class RhythmAnalyzer:
         self.a_hist = np.zeros((0, 3))
         self.recent.clear()
         self.v_run.clear()
+        self.vt_held = False
         self.vt_quiet = self.vt_solid = self.vt_streak = 0
         self.rate_rr.clear()
         self.rate_since = dict.fromkeys(self.rate_since)

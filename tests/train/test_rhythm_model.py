@@ -208,11 +208,12 @@ def test_stretched_crops_resample_spans_of_the_strip_within_the_limit():
 
 def test_attach_writes_only_the_settings_the_recipe_chose(tmp_path):
     """No TensorFlow: re-attaching with this recipe's AF choice replaces those settings only;
-    what was tuned elsewhere (VT rate, P-wave smoothing, QRS alignment) stays in the bundle
+    what was tuned elsewhere (VT rate and pace, P-wave smoothing, QRS alignment) stays in the bundle
     instead of falling back to the defaults, and by default make keeps the bundle's own."""
     dst = shutil.copytree(BUNDLE, tmp_path / "b")
     shipped = json.loads((BUNDLE / "manifest.json").read_text())["rhythm"]
-    tuned = {k: shipped[k] for k in ("vt_rate_bpm", "p_wave_smooth_s", "align_lag_s")}
+    tuned = {k: shipped[k] for k in ("vt_rate_bpm", "vt_faster_ratio", "p_wave_smooth_s",
+                                     "align_lag_s")}
     default = RhythmConfig()
     assert all(v != getattr(default, k) for k, v in tuned.items())  # else nothing to lose
     rr = load_bundle(dst).manifest.rhythm_model
