@@ -417,22 +417,30 @@ def _finite(v: float, digits: int) -> float | None:
 def record_blocks(record: Record, lead: str | int | None = None,
                   block_s: float = 1.0) -> Iterator[SampleBlock]:
     """A record as the front-end would have sent it: blocks of one lead's counts. Samples the
-    file marks invalid are not sent: the monitor sees them as lost (a gap, counted)."""
+    file marks invalid are not sent: the monitor sees them as lost (a gap, counted). Samples
+    at the ADC's limit (``Record.saturated``) come as a front-end's saturated block does."""
     ch = record.channel_index(lead)
     step = max(1, int(round(block_s * record.fs)))
     counts = record.counts[:, ch : ch + 1]
     gain = float(record.uv_per_count[ch])
-    bad = None if record.invalid is None else record.invalid[:, ch]
+    # per sample: 0 signal, 1 saturated, 2 invalid (an invalid sample is not sent at all)
+    state = None
+    for mask, code in ((record.saturated, 1), (record.invalid, 2)):
+        if mask is not None and mask[:, ch].any():
+            state = np.zeros(record.n_samples, np.int8) if state is None else state
+            state[mask[:, ch]] = code
     for a in range(0, record.n_samples, step):
-        if bad is None or not bad[a : a + step].any():
+        if state is None or not state[a : a + step].any():
             yield SampleBlock(a, counts[a : a + step], record.fs, gain)
             continue
-        ok = ~bad[a : a + step]  # the valid runs of this block, each a block of its own
-        edges = np.flatnonzero(np.diff(np.concatenate([[False], ok, [False]]).astype(np.int8)))
-        for i, j in zip(edges[::2], edges[1::2]):
-            yield SampleBlock(a + int(i), counts[a + i : a + j], record.fs, gain)
-    if bad is not None and bad[-1]:  # an invalid tail is lost samples too: an empty block
-        yield SampleBlock(record.n_samples, counts[:0], record.fs, gain)  # after it says so
+        s = state[a : a + step]  # each run of one state a block of its own
+        edges = np.flatnonzero(np.diff(s)) + 1
+        for i, j in zip(np.r_[0, edges], np.r_[edges, len(s)]):
+            if s[i] != 2:
+                yield SampleBlock(a + int(i), counts[a + i : a + j], record.fs, gain,
+                                  saturated=bool(s[i] == 1))
+    if state is not None and state[-1] == 2:  # an invalid tail is lost samples too: an empty
+        yield SampleBlock(record.n_samples, counts[:0], record.fs, gain)  # block says so
 
 
 def paced(blocks: Iterable[SampleBlock], speed: float = 1.0) -> Iterator[SampleBlock]:

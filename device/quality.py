@@ -153,9 +153,11 @@ class SignalQuality:
         return self._judge(pending[: n * self.length].reshape(n, self.length))
 
     def flush(self) -> list[Segment]:
-        """End of a stretch: judge the partial segment (if it holds enough to measure)."""
+        """End of a stretch: judge the partial segment (if it holds enough to measure: a
+        second difference needs three samples; two left a median of nothing, an IndexError
+        that ended a replay at the first gap that came two samples into a segment)."""
         x, self.partial = self.partial, np.zeros(0)
-        return self._judge(x[None, :]) if len(x) >= 2 else []
+        return self._judge(x[None, :]) if len(x) >= 3 else []
 
     def level_at(self, index: int) -> int:
         """Level of the judged segment holding model-rate sample ``index`` (good if none)."""

@@ -62,13 +62,24 @@ def resample_record(record: Record, fs: float) -> Record:
 
     _check_rate(fs)
     ratio = Fraction(fs / record.fs).limit_denominator(1000)
-    counts = resample_poly(record.counts.astype(np.float64), ratio.numerator,
-                           ratio.denominator, axis=0)
+    x = record.counts.astype(np.float64)
+    if record.invalid is not None:
+        x[record.invalid] = 0.0  # no number: the marker value would ring through the filter
+    counts = resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
     new_fs = record.fs * ratio.numerator / ratio.denominator
     samples = np.round(record.ann_samples * (new_fs / record.fs)).astype(np.int64)
+
+    def moved(mask):  # a sample at the new rate is marked where either neighbour was
+        if mask is None:
+            return None
+        pos = np.arange(len(counts)) * (record.fs / new_fs)
+        lo = np.minimum(np.floor(pos).astype(np.int64), len(mask) - 1)
+        return mask[lo] | mask[np.minimum(lo + 1, len(mask) - 1)]
+
     return Record(record.name, np.round(counts).astype(np.int32), new_fs,
                   record.uv_per_count, record.channels,
-                  np.clip(samples, 0, len(counts) - 1), record.ann_symbols)
+                  np.clip(samples, 0, len(counts) - 1), record.ann_symbols,
+                  invalid=moved(record.invalid), saturated=moved(record.saturated))
 
 
 def replayed_record(path: str | Path, invert_lead: bool = False,

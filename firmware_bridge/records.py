@@ -40,6 +40,10 @@ class Record:
     # value: lost, lead off); None where none is. Those samples are no signal: a replay feeds
     # them to the monitor as lost samples (a gap), never as numbers.
     invalid: np.ndarray | None = None
+    # (n_samples, n_channels) True where a channel sits at its ADC's limit for at least
+    # SATURATION_MIN_S (wfdb_io.saturated_samples); None where none does. A replay sends those
+    # samples as a front-end sends a block it marks saturated: unreadable, and a gap.
+    saturated: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -202,10 +206,13 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
         header = wfdb_io.read_header(header_path)
         counts = wfdb_io.read_signals(base, header)
         gains = np.array([s.gain for s in header.signals])
-        out = Record(base.name, counts, header.fs, 1000.0 / gains,
-                     [s.name for s in header.signals],
-                     invalid=wfdb_io.invalid_samples(counts, [s.fmt for s in header.signals],
-                                                     [s.baseline for s in header.signals]))
+        sig = header.signals
+        out = Record(base.name, counts, header.fs, 1000.0 / gains, [s.name for s in sig],
+                     invalid=wfdb_io.invalid_samples(counts, [s.fmt for s in sig],
+                                                     [s.baseline for s in sig]),
+                     saturated=_saturated(counts, header.fs, [
+                         wfdb_io.adc_limits(s.fmt, s.adc_res, s.adc_zero, s.baseline)
+                         for s in sig]))
     except wfdb_io.UnsupportedFormat:
         out = _read_with_wfdb(base, header_path)
     if out.n_samples == 0:
@@ -235,8 +242,21 @@ def _read_with_wfdb(base: Path, header: Path) -> Record:
         raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
     counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
     formats = [int(f) if str(f).isdigit() else -1 for f in rec.fmt]
+    limits = [wfdb_io.adc_limits(f, int(r or 0), int(z or 0), int(b))
+              for f, r, z, b in zip(formats, rec.adc_res, rec.adc_zero, rec.baseline)]
     return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name),
-                  invalid=wfdb_io.invalid_samples(counts, formats, list(rec.baseline)))
+                  invalid=wfdb_io.invalid_samples(counts, formats, list(rec.baseline)),
+                  saturated=_saturated(counts, float(rec.fs), limits))
+
+
+#: A channel held at its ADC's limit this long (s) is a saturated amplifier, not a QRS peak
+#: clipped for a moment (DS1 116: 0.7 s at the lower rail, then a recovery whose shrunken
+#: QRS complexes the detector missed: a false 6 s pause).
+SATURATION_MIN_S = 0.1
+
+
+def _saturated(counts: np.ndarray, fs: float, limits: list) -> np.ndarray | None:
+    return wfdb_io.saturated_samples(counts, limits, max(1, round(SATURATION_MIN_S * fs)))
 
 
 def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:

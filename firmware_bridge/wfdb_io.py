@@ -48,6 +48,8 @@ class Signal:
     gain: float
     baseline: int
     name: str
+    adc_res: int = 0  # ADC resolution in bits (0: the header gives none)
+    adc_zero: int = 0
 
 
 @dataclass
@@ -96,7 +98,8 @@ def read_header(path: Path) -> Header:
                               f"(known: {', '.join(map(str, WFDB_FORMATS))})")
         signals.append(Signal(m["file"], int(m["fmt"]), int(m["offset"] or 0),
                               gain if gain != 0 else 200.0, baseline,
-                              (m["desc"] or f"ch{len(signals)}").strip()))
+                              (m["desc"] or f"ch{len(signals)}").strip(),
+                              int(m["res"]) if m["res"] else 0, zero))
     if len(signals) != n_sig:
         raise RecordError(f"{path}: header names {n_sig} signals but describes {len(signals)}")
     return Header(name, n_sig, fs, n_samples, signals)
@@ -203,6 +206,42 @@ def read_signals(base: Path, header: Header, chunk_bytes: int = CHUNK_BYTES) -> 
         for start, frames in slices:
             data[start : start + len(frames), idx] = frames - base_values
     return data
+
+
+#: A format's ADC resolution (bits) where the header gives none, as WFDB assumes.
+FORMAT_BITS = {8: 8, 80: 8, 16: 16, 61: 16, 160: 16, 212: 12, 310: 10, 311: 10, 24: 24, 32: 32}
+
+
+def adc_limits(fmt: int, res: int, zero: int, baseline: int) -> tuple[int, int] | None:
+    """The lowest and highest value the channel's ADC can give, as counts relative to the
+    baseline (:func:`read_signals`); None for a format of unknown width."""
+    bits = res or FORMAT_BITS.get(fmt, 0)
+    if bits < 2:
+        return None
+    half = 1 << (bits - 1)
+    return zero - half - baseline, zero + half - 1 - baseline
+
+
+def saturated_samples(counts: np.ndarray, limits: list[tuple[int, int] | None],
+                      min_run: int) -> np.ndarray | None:
+    """Where a channel sits at its ADC's limit (:func:`adc_limits`) for ``min_run`` samples or
+    more: an amplifier driven into saturation (motion, a loose electrode), whose samples carry
+    no ECG. A peak that touches the limit for a moment is left alone. None when nowhere."""
+    out = None
+    for ch, lim in enumerate(limits):
+        if lim is None:
+            continue
+        x = counts[:, ch]
+        at = (x == lim[0]) | (x == lim[1])
+        if not at.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], at.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a >= min_run:
+                if out is None:
+                    out = np.zeros(counts.shape, bool)
+                out[a:b, ch] = True
+    return out
 
 
 def invalid_samples(counts: np.ndarray, formats: list[int], baselines: list[int]

@@ -655,3 +655,14 @@ def test_s_calls_stand_in_noisy_signal_where_the_bundle_says_so(ma_noise):
     gained = noisy & (off == "Q") & (on == "S")
     assert gained.sum() >= 10 and (ref[gained] == "S").mean() >= 0.8  # measured: 81, all S
     assert not ((on != off) & ~gained).any()
+
+
+@pytest.mark.parametrize("left", [0, 1, 2, 3])
+def test_a_gap_a_few_samples_into_a_segment_is_judged_or_dropped(left, record_100):
+    """A stretch ends (a gap, lead off, saturation) with ``left`` samples of a segment pending:
+    three or more are judged, fewer dropped. Two used to end the replay with an IndexError
+    (a median of the empty second difference), at the first gap that came there."""
+    y = SignalPath(CFG, record_100.fs).bandpass(record_100.lead_mv()[:3600])
+    q = SignalQuality(CFG.quality, CFG.fs)
+    assert len(q.push(y[: q.length + left])) == 1
+    assert len(q.flush()) == (left >= 3)

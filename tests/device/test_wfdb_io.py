@@ -88,3 +88,64 @@ def test_invalid_samples_are_lost_samples_not_numbers(tmp_path, record_100, fmt)
     summary = json.loads(out.stdout)
     assert summary["gaps"] == 2 and summary["samples_lost"] == 360 * 3 + 100
     assert summary["samples_in"] + summary["samples_lost"] == len(d)
+
+
+def test_a_saturated_amplifier_is_unreadable_not_signal(tmp_path):
+    """A channel held at its ADC's limit (223's V1 sits at the rail three times, 0.2-0.5 s each)
+    is a saturated amplifier: the reader marks runs of 100 ms or more at either limit of the
+    ADC the header describes, and a replay sends them as a front-end sends a block it marks
+    saturated: unreadable, said in a quality event, and no RR spans them."""
+    import json
+
+    from ecg_edge.device.monitor import record_blocks
+    from tests.conftest import device_cli
+
+    rec = read_record(MITDB / "223")
+    ref = wfdb.rdrecord(str(MITDB / "223"), physical=False)
+    half = 2 ** (ref.adc_res[1] - 1)
+    d = ref.d_signal[:, 1]
+    at = (d == ref.adc_zero[1] - half) | (d == ref.adc_zero[1] + half - 1)
+    sat = rec.saturated[:, 1]
+    assert sat.sum() >= 200 and at[sat].all() and not rec.saturated[:, 0].any()
+    edges = np.flatnonzero(np.diff(np.r_[0, sat.astype(np.int8), 0]))
+    assert len(edges) // 2 == 5 and (np.diff(edges)[::2] >= 36).all()
+    # the replay's blocks: the saturated runs exactly, nothing lost
+    blocks = list(record_blocks(rec, "V1", 10.0))
+    marked = np.zeros(rec.n_samples, bool)
+    for b in blocks:
+        marked[b.start : b.end] |= b.saturated
+    np.testing.assert_array_equal(marked, sat)
+    assert sum(b.n for b in blocks) == rec.n_samples
+    events = tmp_path / "ev.jsonl"
+    out = device_cli("replay", str(MITDB / "223"), "--lead", "V1", "--quiet",
+                     "--events", str(events))
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    said = [e["sample"] for e in lines
+            if e["type"] == "quality" and e.get("reason") == "saturation"]
+    assert said == [int(a) for a in edges[::2]]
+    assert lines[-1]["samples_lost"] == 0 and lines[-1]["unreadable_s"] >= sat.sum() / 360
+
+
+def test_a_record_replayed_at_another_rate_keeps_what_is_no_signal(tmp_path, record_100):
+    """``--resample-to`` moves the invalid and saturated samples to the new rate (before, the
+    invalid marker was resampled as a number: a -10 mV step ringing through the filter)."""
+    from ecg_edge.device.records import resample_record
+    from ecg_edge.firmware_bridge import wfdb_io
+
+    def runs(mask, fs):
+        return np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0])) / fs
+
+    rec = read_record(MITDB / "223")
+    moved = resample_record(rec, 250.0)
+    np.testing.assert_allclose(runs(moved.saturated[:, 1], 250), runs(rec.saturated[:, 1], 360),
+                               atol=2 / 250)
+    d = record_100.counts[: 360 * 60, :1].astype(np.int64)
+    d[360 * 20 : 360 * 23] = wfdb_io.INVALID[212]
+    wfdb.wrsamp("inv", fs=360, units=["mV"], sig_name=["MLII"], d_signal=d, fmt=["212"],
+                adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path))
+    rec = read_record(tmp_path / "inv")
+    moved = resample_record(rec, 128.0)
+    np.testing.assert_allclose(runs(moved.invalid[:, 0], 128), [20, 23], atol=2 / 128)
+    ok = ~moved.invalid[:, 0]
+    assert np.abs(moved.counts[ok, 0]).max() <= np.abs(d[d != wfdb_io.INVALID[212]]).max() + 50
