@@ -482,3 +482,25 @@ def test_csv_values_outside_int32_are_refused_not_wrapped(tmp_path, text):
     path.write_text(text)
     with pytest.raises(RecordError, match="outside the 32-bit range"):
         read_record(path, fs=360.0)
+
+
+@pytest.mark.parametrize("kind", ["lost", "lead_off", "saturated"])
+def test_a_stretch_may_end_anywhere_in_a_quality_segment(record_100, kind):
+    """Lost samples, lead off or saturation at every offset within one 2 s quality segment:
+    the monitor goes on. One offset in about 360 left two samples pending and ended the
+    monitoring with an IndexError (SignalQuality.flush)."""
+    from ecg_edge.device.scoring import reference_scorer
+
+    counts, gain = record_100.counts[: 360 * 14, :1], float(record_100.uv_per_count[0])
+    cfg = SignalConfig()
+    for pos in range(360 * 10, 360 * 10 + round(cfg.quality.segment_s * 360) + 2):
+        blocks = [SampleBlock(0, counts[:pos], 360.0, gain)]
+        if kind == "lost":
+            blocks.append(SampleBlock(pos + 5, counts[pos + 5 :], 360.0, gain))
+        else:
+            blocks += [SampleBlock(pos, counts[pos : pos + 5], 360.0, gain,
+                                   **{kind: True}),
+                       SampleBlock(pos + 5, counts[pos + 5 :], 360.0, gain)]
+        summary = run_blocks(Monitor(cfg, reference_scorer("combined"),
+                                     reference.THRESHOLDS["combined"], lambda e: None), blocks)
+        assert summary["samples_in"] == len(counts) - 5
