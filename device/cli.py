@@ -611,18 +611,19 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resam
               help="Record-grouped cross-validation folds for the tuned settings.")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Only the first this many strips (by name).")
-@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
-              help="Also the learned call of this bundle's AF model(s), as the device makes it.")
+@rhythm_source_options
 @click.option("--json", "as_json", is_flag=True)
-def rhythm_strips_cmd(folder, folds, limit, bundle_path, as_json):
+def rhythm_strips_cmd(folder, folds, limit, bundle_path, builtin, as_json):
     """Per-strip AF call on short strips (CinC 2017 labels): F1(AF), Se/Sp, noisy strips;
     the reference's default settings and record-grouped cross-validation of its tuned ones,
-    and (--bundle) the bundle's learned call (in-sample on strips it was trained on)."""
-    bundle = load_bundle(bundle_path) if bundle_path else None
+    and the bundle's learned call as the device makes it (the shipped bundle unless --bundle
+    names another; none with --builtin; in-sample on strips its model was trained on)."""
+    bundle = _rhythm_bundle(bundle_path, builtin)
     out = rhythm_eval.evaluate_strips(
         folder, folds=folds, limit=limit,
         cfg=RhythmConfig.from_dict(bundle.manifest.rhythm) if bundle else None,
         af_model=load_af_model(bundle) if bundle else None)
+    out.update(_settings_source(bundle))
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
     else:

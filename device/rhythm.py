@@ -98,11 +98,12 @@ class RhythmConfig:
     # episodes on each of three seeds (223: 7-9 -> 2-4), VT duration Se +2.7 to +4.0
     # points, episodes found the same (benchmarks/results/session71.md).
     vt_end_beats: int = 2
-    # A V run opens VT only if it is faster than the rhythm before it: its rate, or its first
-    # beat's RR, at most this fraction of the median of the last ``vt_before_beats`` RR
-    # intervals between two non-V beats (0: off). Wide beats at the wearer's own rate
-    # (pre-excitation, rate-dependent bundle-branch block, a lead the classifier misreads)
-    # are not ventricular tachycardia.
+    # A V run opens VT only if it is faster than the rhythm before it: its rate over its last
+    # beats, its own pace or its first beat's RR at most this fraction of the median of the
+    # last ``vt_before_beats`` RR intervals between two non-V beats (0: off). Wide beats at
+    # the wearer's own rate (pre-excitation, rate-dependent bundle-branch block, a lead the
+    # classifier misreads: 230's V1 opened 13 false VT) are not ventricular tachycardia;
+    # every VT MIT-BIH annotates but one has its pace or first beat at 0.81 or less.
     vt_faster_ratio: float = 0.0
     vt_before_beats: int = 8
     vf_window_s: float = 4.0  # VF-filter leakage window
@@ -769,8 +770,10 @@ class RhythmAnalyzer:
         # V beats; the first beat's RR is its coupling interval, which in AF may be long), the
         # first beat's prematurity
         within = [x[2] for x in self.v_run[1:] if x[2] == x[2]]
-        pace = statistics.median(within) if within else math.inf
-        return min(60.0 / rate, pace, self.v_run[0][2]) <= k * before
+        first = self.v_run[0][2]  # NaN after a lost beat: no evidence
+        fastest = min(60.0 / rate, statistics.median(within) if within else math.inf,
+                      first if first == first else math.inf)
+        return fastest <= k * before
 
     def _vt_end(self, events: list[dict], reason: str, run: list) -> None:
         """End VT at the run's last V beat. The run can be empty while VT is open (an interval

@@ -313,11 +313,12 @@ def cross_validate(cinc_folder: str | Path, mitdb_folder: str | Path,
         probs_rr.update(strip_probs(twins[k].with_spec(_spec()), part, cfg, rr_only=True))
 
     def held_out_strips(p: dict[str, float]) -> dict:
-        """Each fold's threshold chosen on the other folds' out-of-fold probabilities."""
+        """Each fold's threshold chosen on the other folds' out-of-fold probabilities of the
+        ECG path (``probs``: the one threshold the device applies to either input)."""
         calls, chosen = {}, []
         for k in range(mcfg.folds):
             other = [n for n in names if strip_fold[n] != k]
-            thr = choose_strip(p, labels, other)
+            thr = choose_strip(probs, labels, other)
             chosen.append(thr)
             calls.update({n: p[n] >= thr for n in names if strip_fold[n] == k})
         return {"strips": len(names), "thresholds": chosen, **strip_metrics(calls, labels)}

@@ -90,6 +90,13 @@ def test_rhythm_strips_reports_the_learned_call():
     assert m["all"]["n"] == 7 and m["all"]["tp"] == 3 and m["all"]["fn"] == 0
     assert m["noisy"]["n"] == 1 and m["no_call"] == 0
     assert {"default", "cv"} <= set(out)
+    # the shipped bundle is the default (as for replay); --builtin: the reference alone
+    plain = json.loads(device_cli("rhythm-strips", str(DATA / "cinc2017"), "--folds", "2",
+                                  "--json").stdout)
+    assert plain["model"] == m and plain["bundle_sha256"] == out["bundle_sha256"] is not None
+    ref = json.loads(device_cli("rhythm-strips", str(DATA / "cinc2017"), "--folds", "2",
+                                "--json", "--builtin").stdout)
+    assert "model" not in ref and ref["bundle_sha256"] is None
 
 
 def test_polarity_average_is_the_mean_over_both_signs(model, tap_201):
