@@ -25,6 +25,7 @@ from ecg_edge.device.rhythm import (
 )
 from ecg_edge.device.rhythm_input import (
     BEAT_ANNOTATORS,
+    NoBeatAnnotations,
     annotated_intervals,
     beat_annotations,
 )
@@ -57,10 +58,12 @@ class ReferenceRecord:
     path: Path
 
 
-def read_reference(base: str | Path, annotator: str = "atr") -> ReferenceRecord:
+def read_reference(base: str | Path, annotator: str = "atr",
+                   need_beats: bool = True) -> ReferenceRecord:
     """Beat annotations and rhythm intervals of a WFDB record (``.hea`` + ``.atr``; beats from
     ``.qrsc`` or ``.qrs`` where the ``.atr`` holds rhythm changes only); ``annotator`` reads
-    another annotation file, e.g. one ``ecg-device annotate`` wrote."""
+    another annotation file, e.g. one ``ecg-device annotate`` wrote. Without ``need_beats`` a
+    record whose beats no file labels has none (a replay finds its own)."""
     base = Path(base)
     header = read_header(base.with_suffix(".hea"))
     atr = base.with_suffix(f".{annotator}")
@@ -92,7 +95,12 @@ def read_reference(base: str | Path, annotator: str = "atr") -> ReferenceRecord:
     if beat.any():
         sample, cls = samples[beat], cls[beat]
     else:  # the AF database: rhythm in .atr, beats in .qrsc / .qrs
-        _, sample, cls = beat_annotations(base, BEAT_ANNOTATORS[1:])
+        try:
+            _, sample, cls = beat_annotations(base, BEAT_ANNOTATORS[1:])
+        except NoBeatAnnotations:
+            if need_beats:
+                raise
+            sample, cls = samples[:0], cls[:0]
     return ReferenceRecord(base.name, fs, duration, sample / fs, sample, cls, rhythms, base)
 
 
@@ -271,7 +279,14 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     check_lead(paths, lead)
     per = []
     for p in progress(paths, "record", lambda p: p.name):
-        ref = read_reference(p)
+        try:
+            ref = read_reference(p, need_beats=source == "annotations")
+        except NoBeatAnnotations:
+            if names is not None:  # a record the user named must be whole
+                raise
+            skipped[p.name] = "no beat annotations (.atr, .qrsc, .qrs)"
+            warn_skipped({p.name: skipped[p.name]})
+            continue
         if source == "annotations":
             rr, _ = annotated_intervals(ref.time_s, cfg or RhythmConfig())
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,

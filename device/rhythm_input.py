@@ -46,6 +46,11 @@ class BeatInput:
 BEAT_ANNOTATORS = ("atr", "qrsc", "qrs")
 
 
+class NoBeatAnnotations(UserError):
+    """A WFDB record with no annotation file that labels beats (the AF database's rhythm-only
+    ``.atr`` without its ``.qrs``): a folder evaluation of RR-only input leaves it out."""
+
+
 def beat_annotations(base: Path, annotators: tuple[str, ...] = BEAT_ANNOTATORS
                      ) -> tuple[str, np.ndarray, np.ndarray]:
     """(annotator, samples, AAMI classes) of a WFDB record's beats: from the first of
@@ -63,8 +68,8 @@ def beat_annotations(base: Path, annotators: tuple[str, ...] = BEAT_ANNOTATORS
                 raise UserError(f"{f}: beat annotations are not in time order")
             return name, samples[keep], cls[keep]
         tried.append(f".{name} holds no beats")
-    raise UserError(f"{base}: no beat annotations ({', '.join(tried)}); give the annotation "
-                    "file's name (--annotator) or a CSV of beat times")
+    raise NoBeatAnnotations(f"{base}: no beat annotations ({', '.join(tried)}); give the "
+                            "annotation file's name (--annotator) or a CSV of beat times")
 
 
 def read_beats(path: str | Path, cfg: RhythmConfig | None = None,

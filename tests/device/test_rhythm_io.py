@@ -266,6 +266,27 @@ def _af_database_copy(tmp_path):
     return tmp_path / "201"
 
 
+def test_a_record_whose_beats_no_file_labels(tmp_path):
+    """A rhythm-only .atr and no .qrs (an AF database record copied without it): the signal
+    replay needs no reference beats and evaluates it; RR-only input has none, so a folder
+    evaluation leaves it out with one line, and naming it is one clear error."""
+    (tmp_path / "db").mkdir()
+    record = _af_database_copy(tmp_path / "db")
+    record.with_suffix(".qrs").unlink()
+    copy_records(record.parent, "100")
+    out = device_cli("rhythm-evaluate", str(record.parent), "--json", "--records", "201")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["gross"]["AF"]["ref_episodes"] >= 1
+    out = device_cli("rhythm-evaluate", str(record.parent), "--beats", "annotations", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100"]
+    assert "skipped 201: no beat annotations" in out.stderr
+    bad = device_cli("rhythm-evaluate", str(record.parent), "--beats", "annotations",
+                     "--records", "201")
+    assert bad.returncode == 2 and "no beat annotations" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) <= 2
+
+
 def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps(tmp_path):
     record = _af_database_copy(tmp_path)
     events = tmp_path / "ev.jsonl"
