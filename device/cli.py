@@ -344,7 +344,8 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
 
 @cli.command("evaluate-folder")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--bundle", "bundle_path", type=click.Path(), required=True)
+@click.option("--bundle", "bundle_path", type=click.Path(), default=str(SHIPPED_BUNDLE),
+              help="Model bundle; default: the shipped DS1 bundle (device/bundles/ds1).")
 @click.option("--variant", "variants", type=click.Choice(["int8", "float32"]), multiple=True,
               default=("int8", "float32"), show_default=True)
 @click.option("--records", default=None,

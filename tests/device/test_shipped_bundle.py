@@ -78,6 +78,14 @@ def test_one_scorer_gives_each_stream_the_calls_it_gets_alone(shipped, record_11
 
 
 
+def test_evaluate_folder_scores_with_the_shipped_bundle_by_default():
+    """As replay and the rhythm tools: no --bundle is the shipped DS1 bundle."""
+    args = ("evaluate-folder", str(MITDB), "--records", "100", "--variant", "int8", "--json")
+    plain, named = (device_cli(*args, *extra) for extra in ((), ("--bundle", str(SHIPPED_BUNDLE))))
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout) == json.loads(named.stdout)
+
+
 def test_a_few_beats_run_in_a_small_batch_with_the_same_outputs(shipped, record_119):
     """A block's few beats are padded to the next power of two, not to the full batch of 32:
     the outputs are those of the beats run one by one, whatever the padded size."""
