@@ -139,10 +139,12 @@ class Monitor:
             self.stats.lead_off_samples += block.n
         if block.lead_off or block.saturated:
             # Clipped samples carry no ECG: unreadable, and the filters restart after them.
+            # What came before is flushed first (its beats and quality), so events keep time
+            # order and a stretch split over several blocks says "unreadable" once.
             reason = "lead off" if block.lead_off else "saturation"
+            self._gap(block.n, reason)
             self.stats.unreadable_s += block.n / self.fs
             self._quality_level("unreadable", reason, block.start, {})
-            self._gap(block.n, reason)
             return
         if self.lead_off:
             self.lead_off = False

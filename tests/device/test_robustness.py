@@ -504,3 +504,32 @@ def test_a_stretch_may_end_anywhere_in_a_quality_segment(record_100, kind):
         summary = run_blocks(Monitor(cfg, reference_scorer("combined"),
                                      reference.THRESHOLDS["combined"], lambda e: None), blocks)
         assert summary["samples_in"] == len(counts) - 5
+
+
+@pytest.mark.parametrize("flag", ["lead_off", "saturated"])
+def test_an_unreadable_stretch_is_said_once_after_what_came_before(record_100, flag):
+    """A front-end marks every frame of a saturated or lead-off stretch: 30 frames of 10
+    samples give the events one block of 300 gives, and "unreadable" comes after the beats
+    and quality of the signal before it (it used to come first, then the flushed beats)."""
+    from ecg_edge.device.scoring import reference_scorer
+
+    c, gain = record_100.counts[: 360 * 40, :1], float(record_100.uv_per_count[0])
+
+    def events(frames):
+        out: list[dict] = []
+        marked = ([SampleBlock(7200 + 10 * i, c[7200 + 10 * i : 7210 + 10 * i], 360.0, gain,
+                               **{flag: True}) for i in range(30)] if frames
+                  else [SampleBlock(7200, c[7200:7500], 360.0, gain, **{flag: True})])
+        run_blocks(Monitor(SignalConfig(), reference_scorer("combined"),
+                           reference.THRESHOLDS["combined"], out.append),
+                   [SampleBlock(0, c[:7200], 360.0, gain), *marked,
+                    SampleBlock(7500, c[7500:], 360.0, gain)])
+        return [e for e in out if e["type"] not in ("start", "summary", "status")]
+
+    split = events(True)
+    assert split == events(False)
+    said = [i for i, e in enumerate(split) if e["type"] == "quality"
+            and e["level"] == "unreadable"]
+    assert len(said) == 1 and split[said[0]]["sample"] == 7200
+    assert all(e["t"] < 20.0 for e in split[: said[0]] if e["type"] == "beat")
+    assert not [e for e in split[said[0] :] if e["type"] == "beat" and e["t"] < 20.0]
