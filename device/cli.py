@@ -140,10 +140,8 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
         scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
         out = Scoring(scorer, stated, m.signal, info={
-            "scorer": f"model:{m.architecture}:{variant}",
-            "bundle_sha256": m.model.sha256[:12], "runtime": scorer.info.runtime,
-            "delegate": scorer.info.delegate,
-            "rhythm_model": m.rhythm_model.sha256[:12] if m.rhythm_model else None},
+            "scorer": f"model:{m.architecture}:{variant}", **_settings_source(bundle),
+            "runtime": scorer.info.runtime, "delegate": scorer.info.delegate},
             **bundle_settings(bundle))
     if threshold is not None and not math.isfinite(threshold):
         raise UserError(f"--threshold {threshold}: give a finite number (the bundle's "
@@ -583,7 +581,6 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resam
                             "without --cv")
     bundle = _rhythm_bundle(bundle_path, builtin)
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
-    af_model = load_af_model(bundle) if bundle else None
     if cv:
         if not records:
             raise UserError("--cv needs --records (the training records, e.g. DS1)")
@@ -593,8 +590,11 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resam
         click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else
                    rhythm_eval.table({**out["held_out"], "source": "signal, held out"}))
         return
-    # With a bundle the monitor is the one replay runs: its scorer's beat classes (VT) too.
-    scoring = _scoring(bundle.root, "int8", None, None, 1, False) if bundle else None
+    # With a bundle the signal replay runs the monitor replay runs (its scorer's beat classes
+    # make the VT calls, its own AF model); annotated beats need only the AF model.
+    scoring = (_scoring(bundle.root, "int8", None, None, 1, False)
+               if bundle and source == "signal" else None)
+    af_model = load_af_model(bundle) if bundle and scoring is None else None
     out = rhythm_eval.evaluate_folder(
         folder, records.split(",") if records else None, source, cfg, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,

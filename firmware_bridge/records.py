@@ -208,11 +208,9 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr") -> Record:
         gains = np.array([s.gain for s in header.signals])
         sig = header.signals
         out = Record(base.name, counts, header.fs, 1000.0 / gains, [s.name for s in sig],
-                     invalid=wfdb_io.invalid_samples(counts, [s.fmt for s in sig],
-                                                     [s.baseline for s in sig]),
-                     saturated=_saturated(counts, header.fs, [
-                         wfdb_io.adc_limits(s.fmt, s.adc_res, s.adc_zero, s.baseline)
-                         for s in sig]))
+                     **_no_signal(counts, header.fs, [s.fmt for s in sig],
+                                  [s.baseline for s in sig], [s.adc_res for s in sig],
+                                  [s.adc_zero for s in sig]))
     except wfdb_io.UnsupportedFormat:
         out = _read_with_wfdb(base, header_path)
     if out.n_samples == 0:
@@ -242,11 +240,10 @@ def _read_with_wfdb(base: Path, header: Path) -> Record:
         raise RecordError(f"{header}: ADC gain must be positive, got {list(gains)}")
     counts = (rec.d_signal - np.asarray(rec.baseline)[None, :]).astype(np.int32)
     formats = [int(f) if str(f).isdigit() else -1 for f in rec.fmt]
-    limits = [wfdb_io.adc_limits(f, int(r or 0), int(z or 0), int(b))
-              for f, r, z, b in zip(formats, rec.adc_res, rec.adc_zero, rec.baseline)]
     return Record(base.name, counts, float(rec.fs), 1000.0 / gains, list(rec.sig_name),
-                  invalid=wfdb_io.invalid_samples(counts, formats, list(rec.baseline)),
-                  saturated=_saturated(counts, float(rec.fs), limits))
+                  **_no_signal(counts, float(rec.fs), formats, list(rec.baseline),
+                               [int(r or 0) for r in rec.adc_res],
+                               [int(z or 0) for z in rec.adc_zero]))
 
 
 #: A channel held at its ADC's limit this long (s) is a saturated amplifier, not a QRS peak
@@ -255,8 +252,14 @@ def _read_with_wfdb(base: Path, header: Path) -> Record:
 SATURATION_MIN_S = 0.1
 
 
-def _saturated(counts: np.ndarray, fs: float, limits: list) -> np.ndarray | None:
-    return wfdb_io.saturated_samples(counts, limits, max(1, round(SATURATION_MIN_S * fs)))
+def _no_signal(counts: np.ndarray, fs: float, formats: list[int], baselines: list[int],
+               resolutions: list[int], zeros: list[int]) -> dict:
+    """``Record``'s ``invalid`` and ``saturated`` masks, one definition for both WFDB readers."""
+    limits = [wfdb_io.adc_limits(f, r, z, int(b))
+              for f, r, z, b in zip(formats, resolutions, zeros, baselines)]
+    return {"invalid": wfdb_io.invalid_samples(counts, formats, baselines),
+            "saturated": wfdb_io.saturated_samples(counts, limits,
+                                                   max(1, round(SATURATION_MIN_S * fs)))}
 
 
 def read_record(path: str | Path, fs: float | None = None, uv_per_count: float = 1.0) -> Record:
