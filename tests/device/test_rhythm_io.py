@@ -459,3 +459,38 @@ def test_beat_and_rhythm_evaluation_on_the_other_lead(tmp_path):
                      "--variant", "int8", "--lead", "V9")
     assert bad.returncode == 2 and "no lead named 'V9'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_sinus_holter_laid_out_as_the_normal_sinus_database(tmp_path):
+    """A two-lead 128 Hz record with generic lead names (ECG1, ECG2), format 212, and an .atr
+    that labels beats but holds no rhythm annotation (how long sinus-rhythm Holter databases
+    ship): the beat and the rhythm evaluations both read it, the first lead is taken, the whole
+    record counts as sinus, and the monitor opens no AF in it."""
+    wfdb = pytest.importorskip("wfdb")
+    from scipy.signal import resample_poly
+
+    src = wfdb.rdrecord(str(MITDB / "100"), sampto=600 * 360)
+    ann = wfdb.rdann(str(MITDB / "100"), "atr", sampto=600 * 360)
+    db = tmp_path / "nsr"
+    db.mkdir()
+    wfdb.wrsamp("16265", fs=128, units=["mV", "mV"], sig_name=["ECG1", "ECG2"],
+                p_signal=resample_poly(src.p_signal, 16, 45, axis=0), fmt=["212", "212"],
+                adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(db))
+    beats = np.isin(ann.symbol, ["N", "A", "V"])
+    wfdb.wrann("16265", "atr", np.round(ann.sample[beats] * 128 / 360).astype(int),
+               list(np.asarray(ann.symbol)[beats]), write_dir=str(db))
+    ref = read_reference(db / "16265")
+    assert not ref.rhythms.get("AF")
+    out = device_cli("evaluate-folder", str(db), "--variant", "int8", "--json")
+    assert out.returncode == 0, out.stderr
+    gross = json.loads(out.stdout)["int8"]["gross"]
+    assert gross["qrs"]["se"] > 0.99 and gross["qrs"]["ppv"] > 0.99
+    out = device_cli("rhythm-evaluate", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    rec = result["records"][0]
+    assert rec["monitored_s"] == pytest.approx(600, abs=2)
+    assert rec["AF"]["ref_episodes"] == 0 and rec["AF"]["det_episodes"] == 0
+    # counted where false AF per 24 h of sinus rhythm is counted
+    assert result["false_af"]["records"] == ["16265"] and result["false_af"]["episodes"] == 0
+    assert result["false_af"]["hours"] == pytest.approx(600 / 3600, abs=0.001)
