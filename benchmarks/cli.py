@@ -190,7 +190,8 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
               help="Comma-separated DS1 records (default: a representative subset of 8).")
 @click.option("--noises", default="bw,ma", show_default=True,
               help="Noise recordings; NAME:CH takes channel CH on every lead (e.g. ma:1, the "
-                   "other channel), A+B mixes recordings at equal power (e.g. bw+ma).")
+                   "other channel), A+B mixes recordings at equal power (e.g. bw+ma); "
+                   "mains50, mains60 (any frequency) are mains hum.")
 @click.option("--snrs", default="24,18,12,6,0,-6", show_default=True, help="SNRs in dB.")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None,
               help="Also score with this bundle (its int8 model and monitor settings).")

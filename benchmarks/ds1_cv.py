@@ -218,6 +218,12 @@ class Ds1CvConfig:
     # fell on all three (twelfth pass).
     deploy_guard: float = 0.2
     deploy_guard_beats: int = 8
+    # Replaced templates the guarded context keeps (ContextConfig.learn_kept_templates). The
+    # fold bundles of a seed-0 run with 2 instead of 1, DS1 LOO through the device: VEB +P
+    # 94.2 -> 96.8 % (N beats called V 120 -> 44; 108's 70 -> 5, 207's 11 -> 2), SVEB and VEB
+    # Se within 0.1 point, N flagged in sinus 0.43 -> 0.22 %; at 250 Hz 207's 35 APCs called V
+    # are gone. 3 gave the same; 4 gave 108 back 37 false V (benchmarks/results/session78.md).
+    deploy_kept_templates: int = 2
     # Also score every held-out record (and the visible DS2 records) on its inverted lead
     # (device.features.inverted_lead), under the same thresholds: does the model know a PVC
     # that points the other way?
@@ -239,7 +245,8 @@ class Ds1CvConfig:
         """The signal path as the device runs it (the shipped bundle's ``signal``)."""
         base = SignalConfig()
         return replace(base, context=replace(base.context, learn_max_distance=self.deploy_guard,
-                                             learn_far_beats=self.deploy_guard_beats))
+                                             learn_far_beats=self.deploy_guard_beats,
+                                             learn_kept_templates=self.deploy_kept_templates))
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""

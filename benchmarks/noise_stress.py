@@ -46,6 +46,9 @@ PERIOD_S = 120.0
 SIGAMP_N = 300
 SIGAMP_HALF_S = 0.05
 NORMAL_SYMBOLS = frozenset("NLRej")
+#: Mains hum is made at the nstdb recordings' rate and length (they are MIT-BIH's).
+MAINS_FS = 360.0
+MAINS_S = 1805.0
 
 
 def trimmed_mean(values: np.ndarray) -> float:
@@ -293,6 +296,23 @@ def v_flag_changes(on: list[dict], off: list[dict], rec: Record, start_s: float,
     return {"lost": dict(lost), "gained": int((f_on & ~f_off).sum())}
 
 
+def mains_hum(spec: str, fs: float = MAINS_FS, seconds: float = MAINS_S) -> Record:
+    """``mains50``, ``mains60``, ``mains50.2``: mains interference at that frequency, on two
+    leads. No recording holds it alone, and it needs none: what an unshielded lead picks up
+    from the grid is that sinusoid (the fundamental; the band-pass and the resampler leave
+    nothing of its harmonics at the model's rate)."""
+    try:
+        hz = float(spec[len("mains"):])
+    except ValueError:
+        raise UserError(f"noise {spec!r}: write mains and a frequency in Hz, e.g. mains50") \
+            from None
+    if not 0 < hz < fs / 2:
+        raise UserError(f"noise {spec!r}: {hz:g} Hz does not fit a {fs:g} Hz recording")
+    x = np.sin(2 * np.pi * hz * np.arange(int(seconds * fs)) / fs)
+    counts = np.round(np.repeat(x[:, None], 2, axis=1) * 1e4).astype(np.int32)  # 0.1 µV each
+    return Record(spec, counts, fs, np.full(2, 0.1), ["hum", "hum"])
+
+
 def load_noise(noise_dir: str | Path, spec: str) -> Record:
     """A noise recording by name, or a stand-in for noise the settings were not chosen on:
 
@@ -300,8 +320,11 @@ def load_noise(noise_dir: str | Path, spec: str) -> Record:
     - ``ma:1``: that recording's channel 1 on every lead (the other electrode pair's noise,
       unseen when the settings were chosen on channel 0);
     - ``bw+ma``: the recordings' channels, each scaled to unit RMS (sigamp's measure) and summed
-      (equal power), so the SNR applies to the mixture.
+      (equal power), so the SNR applies to the mixture;
+    - ``mains50``, ``mains60`` (any frequency): mains hum (:func:`mains_hum`).
     """
+    if spec.startswith("mains") and "+" not in spec:
+        return mains_hum(spec)
     noise_dir = Path(noise_dir)
     if "+" in spec:
         parts = [load_noise(noise_dir, p) for p in spec.split("+")]

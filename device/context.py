@@ -93,7 +93,7 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
         self.far_run = 0  # beats in a row on time but far from the template
-        self.previous: KeptTemplate | None = None  # what the last lasting change replaced
+        self.kept: list[KeptTemplate] = []  # what lasting changes replaced, latest first
         self._cached: tuple[np.ndarray, float] | None = None  # (template, amplitude)
 
     def _medians(self) -> tuple[np.ndarray, float]:
@@ -166,24 +166,33 @@ class WearerContext:
     def _far(self, window: np.ndarray, template: np.ndarray, amplitude: float) -> bool:
         """Is this beat's QRS too far from the template to learn, and not yet a lasting
         change of the wearer's QRS (``learn_far_beats`` such beats in a row)? A beat near
-        the template that the last lasting change replaced brings that one back."""
-        limit = self.cfg.learn_max_distance
+        a template that a lasting change replaced brings that one back."""
+        cfg = self.cfg
+        limit = cfg.learn_max_distance
         if limit <= 0:
             return False
         if self._near(window, template, amplitude, limit):
             self.far_run = 0
             return False
-        prev = self.previous
-        if prev is not None and self._near(window, prev.template, prev.amplitude, limit):
-            self.windows, self.amplitudes = prev.windows, prev.amplitudes
-            self.filled, self.head = prev.filled, prev.head
-            self.previous, self._cached, self.far_run = None, None, 0
-            return False
+        for i, kept in enumerate(self.kept):
+            if self._near(window, kept.template, kept.amplitude, limit):
+                del self.kept[i]
+                if cfg.learn_kept_templates > 1:
+                    self._keep(template, amplitude)
+                self.windows, self.amplitudes = kept.windows, kept.amplitudes
+                self.filled, self.head = kept.filled, kept.head
+                self._cached, self.far_run = None, 0
+                return False
         self.far_run += 1
-        if self.far_run == self.cfg.learn_far_beats and self.cfg.learn_keep_previous:
-            self.previous = KeptTemplate(self.windows.copy(), self.amplitudes.copy(),
-                                         self.filled, self.head, template, amplitude)
-        return self.far_run < self.cfg.learn_far_beats
+        if self.far_run == cfg.learn_far_beats and cfg.learn_keep_previous:
+            self._keep(template, amplitude)
+        return self.far_run < cfg.learn_far_beats
+
+    def _keep(self, template: np.ndarray, amplitude: float) -> None:
+        """Set the context now learnt aside (``template`` and ``amplitude`` are what it gives)."""
+        self.kept.insert(0, KeptTemplate(self.windows.copy(), self.amplitudes.copy(),
+                                         self.filled, self.head, template, amplitude))
+        del self.kept[max(1, self.cfg.learn_kept_templates):]
 
     def _near(self, window: np.ndarray, template: np.ndarray, amplitude: float,
               limit: float) -> bool:

@@ -367,6 +367,21 @@ def bandpass_sos(low_hz: float, high_hz: float, order: int, fs: float) -> np.nda
     return butter_bandpass_sos(order, low_hz, high, fs)
 
 
+def notch_sos(freqs_hz: tuple[float, ...], width_hz: float, fs: float) -> np.ndarray:
+    """Second-order IIR notches (``scipy.signal.iirnotch`` at Q = f / width), one section each,
+    (k, 6); a notch that does not fit below Nyquist (f + width / 2 >= fs / 2) is left out: a
+    front-end that slow cannot carry that frequency."""
+    rows = []
+    for f in freqs_hz:
+        if not 0 < f + width_hz / 2 < fs / 2:
+            continue
+        w0, bw = 2 * np.pi * f / fs, 2 * np.pi * width_hz / fs
+        gain = 1.0 / (1.0 + np.tan(bw / 2))
+        c = np.cos(w0)
+        rows.append([gain, -2.0 * gain * c, gain, 1.0, -2.0 * gain * c, 2.0 * gain - 1.0])
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)
+
+
 def sos_group_delay_s(sos: np.ndarray, freq_hz: float, fs: float) -> float:
     """Group delay of an IIR at one frequency: how late the QRS comes out of the filter.
 

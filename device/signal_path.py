@@ -22,6 +22,7 @@ from ecg_edge.device.dsp import (
     SosFilter,
     Tail,
     bandpass_sos,
+    notch_sos,
     rational_ratio,
     sos_group_delay_s,
 )
@@ -90,7 +91,7 @@ class SignalPath:
             raise ValueError(f"front-end sample rate must be positive, got {fs_in}")
         self.cfg, self.fs_in = cfg, float(fs_in)
         self.n = cfg.samples()
-        self.bandpass = SosFilter(bandpass_sos(*cfg.bandpass_hz, cfg.bandpass_order, fs_in))
+        self.bandpass = SosFilter(input_filter_sos(cfg, fs_in))
         self.up, self.down = rational_ratio(cfg.fs, fs_in)
         self.resampler = PolyphaseResampler(self.up, self.down)
         self.detector = RPeakDetector(cfg.detector, self.n, cfg.fs)
@@ -522,6 +523,12 @@ class QualitySpan:
     segment: Segment
 
 
+def input_filter_sos(cfg: SignalConfig, fs_in: float) -> np.ndarray:
+    """The front-end filter at ``fs_in``: the band-pass, then the mains notches, one cascade."""
+    return np.vstack([bandpass_sos(*cfg.bandpass_hz, cfg.bandpass_order, fs_in),
+                      notch_sos(cfg.notch_hz, cfg.notch_width_hz, fs_in)])
+
+
 def process_signal(x_mv: np.ndarray, fs_in: float, cfg: SignalConfig,
                    chunk: int | None = None) -> Beats:
     """Whole-array processing (training, evaluation); ``chunk`` streams it in blocks instead."""
@@ -532,7 +539,7 @@ def process_signal(x_mv: np.ndarray, fs_in: float, cfg: SignalConfig,
     return Beats.concat(parts, path.n.window)
 
 
-__all__ = ["Beats", "SignalPath", "process_signal", "centred"]
+__all__ = ["Beats", "SignalPath", "centred", "input_filter_sos", "process_signal"]
 
 
 def peaks_like(x: np.ndarray, ref: np.ndarray, h: int, refractory: int, amplitude: float,

@@ -176,10 +176,11 @@ def input_spec(cfg: ClassifierConfig) -> ClassSpec:
 
 def noise_segments(folder: str | Path, cfg: SignalConfig | None = None,
                    records: tuple[str, ...] = ("ma", "bw")) -> np.ndarray:
-    """Every lead of the NST noise ``records`` in ``folder`` through the device's band-pass and
+    """Every lead of the NST noise ``records`` in ``folder`` through the device's input filter and
     resampler (:class:`device.signal_path`'s own filters), at the model rate, each scaled to unit
     RMS and joined: crops of it are the training noise (:func:`augment`)."""
-    from ecg_edge.device.dsp import PolyphaseResampler, SosFilter, bandpass_sos, rational_ratio
+    from ecg_edge.device.dsp import PolyphaseResampler, SosFilter, rational_ratio
+    from ecg_edge.device.signal_path import input_filter_sos
     from ecg_edge.firmware_bridge.errors import UserError
     from ecg_edge.firmware_bridge.records import read_record
 
@@ -192,8 +193,7 @@ def noise_segments(folder: str | Path, cfg: SignalConfig | None = None,
                             "folder of MIT-BIH NST's noise records (ma, bw)")
         rec = read_record(path)
         for lead in range(len(rec.channels)):
-            x = SosFilter(bandpass_sos(*cfg.bandpass_hz, cfg.bandpass_order, rec.fs))(
-                rec.lead_mv(lead).astype(np.float64))
+            x = SosFilter(input_filter_sos(cfg, rec.fs))(rec.lead_mv(lead).astype(np.float64))
             x = PolyphaseResampler(*rational_ratio(cfg.fs, rec.fs))(x)[int(cfg.fs):]  # settled
             parts.append(x / max(float(np.sqrt(np.mean(x**2))), 1e-9))
     return np.concatenate(parts).astype(np.float32)

@@ -190,6 +190,29 @@ def test_stand_in_noises_other_channel_and_equal_power_mix():
             load_noise(nd, bad)
 
 
+def test_mains_hum_as_a_noise(record_119):
+    """``mains50``: a 50 Hz sinusoid on both leads, at the nstdb rate; at an SNR it is scaled
+    like any noise (sigamp's RMS), and it mixes with a recording."""
+    nd = DATA / "nstdb_noise"
+    hum = load_noise(nd, "mains50")
+    assert (hum.fs, hum.counts.shape[1]) == (360.0, 2)
+    x = hum.lead_mv(0)
+    spectrum = np.abs(np.fft.rfft(x[: 360 * 10]))
+    assert np.argmax(spectrum) == 50 * 10  # 0.1 Hz bins
+    assert noise_rms(x, hum.fs) == pytest.approx(1 / math.sqrt(2), rel=1e-4)
+    noisy, mask = noisy_record(record_119, hum, 12.0, 300.0)
+    added = noisy.lead_mv() - record_119.lead_mv()
+    asig = qrs_amplitude(record_119.lead_mv(), record_119.ann_samples,
+                         record_119.ann_symbols, record_119.fs)
+    on = added[mask][360:]
+    expect = 10 ** (-12 / 20) * math.sqrt(2) / 4 * asig  # the RMS nst gives the noise
+    assert noise_rms(on - on.mean(), 360.0) == pytest.approx(expect, rel=0.01)
+    assert load_noise(nd, "bw+mains60").name == "bw+mains60"
+    for bad, msg in (("mains", "a frequency in Hz"), ("mains200", "does not fit")):
+        with pytest.raises(UserError, match=msg):
+            load_noise(nd, bad)
+
+
 def test_clean_check_says_where_the_gate_took_a_v_flag(record_119):
     """The clean check's V flags beat by beat: each V beat flagged with the gate off and not
     with it on is put where the gate left it; beats flagged only with it on count apart."""

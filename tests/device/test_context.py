@@ -124,3 +124,24 @@ def test_the_wearers_own_qrs_returning_brings_its_template_back(beats_119):
     kept_off = replace(GUARD, learn_keep_previous=False)
     still, ctx = template_after(np.concatenate([run, n[40:41]]), kept_off)
     assert qrs_gap(still, normal) > 0.5 * ctx.amplitude()
+
+
+def test_a_wearer_with_three_shapes_finds_each_kept_template_again(beats_119):
+    # The wearer's QRS, then a lasting run of a second shape, then of a third (207: its LBBB,
+    # RBBB and escape rhythm): one of the wearer's own beats brings the first template back
+    # only when more than the last replaced template is kept; and the template that restore
+    # replaced is kept in turn, so the third shape returning is known at once too.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    k = GUARD.learn_far_beats
+    third = -n  # the wearer's QRS upside down: far from both
+    run = np.concatenate([n[:40], v[: k + 30], third[40 : 40 + k + 30]])
+    one = replace(GUARD, learn_kept_templates=1)
+    two = replace(GUARD, learn_kept_templates=2)
+    normal, _ = template_after(n[:40], GUARD)
+    for cfg, back in ((one, False), (two, True)):
+        tpl, ctx = template_after(np.concatenate([run, n[40:41]]), cfg)
+        assert (qrs_gap(tpl, normal) < 0.1 * ctx.amplitude()) is back
+    tpl, ctx = template_after(np.concatenate([run, n[40:41], third[:1]]), two)
+    assert qrs_gap(tpl, third[:40].mean(axis=0)) < 0.1 * ctx.amplitude()
+    assert len(ctx.kept) == 2

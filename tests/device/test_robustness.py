@@ -115,6 +115,8 @@ def test_installed_bundle_is_readable_by_all_writable_by_owner_only(tmp_path, re
     (lambda m: m["thresholds"]["int8"].update(value=float("nan")), "not a finite number"),
     (lambda m: m["thresholds"]["int8"].update(value=float("inf")), "not a finite number"),
     (lambda m: m["signal"].update(bandpass_hz=[0.5, 90.0]), "low < high < fs/2"),
+    (lambda m: m["signal"].update(notch_hz=[50.0, -60.0]), "signal.notch_hz: -60.0 must be > 0"),
+    (lambda m: m["signal"].update(notch_width_hz=0), "signal.notch_width_hz: 0 must be > 0"),
     (lambda m: m["model"]["input"].update(scale="big"), "expected a number"),
     (lambda m: m.update(thresholds={}), "none for the bundle's int8"),
     (lambda m: m.update(extra=1), "unknown key"),
