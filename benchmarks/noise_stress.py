@@ -299,8 +299,8 @@ def v_flag_changes(on: list[dict], off: list[dict], rec: Record, start_s: float,
 def mains_hum(spec: str, fs: float = MAINS_FS, seconds: float = MAINS_S) -> Record:
     """``mains50``, ``mains60``, ``mains50.2``: mains interference at that frequency, on two
     leads. No recording holds it alone, and it needs none: what an unshielded lead picks up
-    from the grid is that sinusoid (the fundamental; the band-pass and the resampler leave
-    nothing of its harmonics at the model's rate)."""
+    from the grid is that sinusoid (the fundamental: the band-pass and the resampler's
+    anti-alias filter leave little of its harmonics at the model's rate)."""
     try:
         hz = float(spec[len("mains"):])
     except ValueError:

@@ -71,7 +71,8 @@ def test_clean_record_is_good_and_flat_line_unreadable(record_106):
     path.flush()
     spans = path.take_quality()
     levels = np.array([s.segment.level for s in spans])
-    assert len(spans) >= 149 and np.mean(levels == GOOD) > 0.95
+    # 0.947 good (0.953 before the mains notches: one more segment of a noisy stretch)
+    assert len(spans) >= 149 and np.mean(levels == GOOD) > 0.94
     q = SignalQuality(CFG.quality, CFG.fs)
     seg = q.push(np.zeros(int(CFG.fs * 4)))
     assert [s.level for s in seg] == [UNREADABLE] * 2 and seg[0].reason == "flat line"
@@ -318,9 +319,12 @@ def test_flags_in_noisy_signal_must_stand_clear_of_the_noise(noisy_119):
     """Normal beats in noisy (readable) signal lose their false flags; the ventricular beats
     of 119's bigeminy, far from their template, keep theirs."""
     rec, _ = noisy_119
-    lax = replace(CFG, quality=replace(CFG.quality, flag_min_deviation=0.0,
-                                       flag_min_noise_ratio=0.0, recover_s=0.0))
-    rows = {name: _replay_scored(rec, cfg) for name, cfg in (("lax", lax), ("strict", CFG))}
+    # Without the mains notches: behind them the lax replay keeps 1 such false flag, not 4,
+    # and there is nothing left for the rule to take here.
+    base = replace(CFG, notch_hz=())
+    lax = replace(base, quality=replace(base.quality, flag_min_deviation=0.0,
+                                        flag_min_noise_ratio=0.0, recover_s=0.0))
+    rows = {name: _replay_scored(rec, cfg) for name, cfg in (("lax", lax), ("strict", base))}
     n_flagged = {k: int(f[(c == "N") & (q != "unreadable")].sum()) for k, (c, f, q) in
                  rows.items()}
     v_flagged = {k: int(f[c == "V"].sum()) for k, (c, f, q) in rows.items()}
@@ -470,7 +474,9 @@ def test_a_few_intervals_out_of_line_leave_the_rhythm_regular_for_the_inserted_b
     assert q.inserted_rr_step > 0
     tp0, fp0 = true_false(record_119, replace(q, inserted_rr_step=0.0))
     tp, fp = true_false(record_119, q)
-    assert fp <= fp0 - 25 and tp >= tp0 - 3  # measured: 1650 / 116 -> 1648 / 79
+    # measured: 1650 / 100 -> 1650 / 81 (before the mains notches, which take 16 of these
+    # false beats themselves: 1650 / 116 -> 1648 / 79)
+    assert fp <= fp0 - 15 and tp >= tp0 - 3
     r201 = read_record(MITDB / "201")
     assert true_false(r201, q)[0] == true_false(r201, replace(q, inserted_rr_step=0.0))[0]
 

@@ -44,9 +44,10 @@ def test_aligned_beats_match_the_template_the_fiducial_flip_hid(strip_beats, nam
     _, aligned = gate_evidence(b.window, b.template, cfg.fs, cfg.window_before_s,
                                RhythmConfig(align_lag_s=0.03))
     aligned = aligned[ready]
-    # at the fiducial a good share of the beats look ectopic (A00156 0.68, A00489 0.50) ...
-    assert np.mean(raw < ODD_QRS) > 0.4, np.round(raw, 2).tolist()
-    # ... aligned, under half as many do (0.28, 0.15), and no beat matches worse than it did
+    # at the fiducial a good share of the beats look ectopic (A00156 0.62, A00489 0.33; 0.68
+    # and 0.50 before the mains notches) ...
+    assert np.mean(raw < ODD_QRS) > 0.3, np.round(raw, 2).tolist()
+    # ... aligned, under half as many do (0.22, 0.03), and no beat matches worse than it did
     assert np.mean(aligned < ODD_QRS) < 0.5 * np.mean(raw < ODD_QRS), np.round(aligned, 2)
     assert np.all(aligned >= raw - 1e-9)
 
