@@ -264,7 +264,7 @@ class SignalConfig:
     notch_hz: tuple[float, ...] = (50.0, 60.0)
     # Each notch's -3 dB width: 4 Hz also takes most of a hum 0.1-0.3 Hz off the nominal
     # frequency (a grid under load drifts; 2 Hz let 0.3 mV at 50.1 Hz cost 5 points of PVCs
-    # found) and passes 40 Hz at 0.98 of what the band-pass alone passes.
+    # found) and passes 40 Hz at 0.96-0.98 of what the band-pass alone passes.
     notch_width_hz: float = 4.0
     window_before_s: float = 0.3
     window_after_s: float = 0.5
