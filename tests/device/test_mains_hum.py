@@ -10,6 +10,7 @@ import pytest
 
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.cli import SHIPPED_BUNDLE
+from ecg_edge.device.evaluation import MATCH_WINDOW_S, match_beats
 from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.firmware_bridge.records import Record
@@ -37,14 +38,10 @@ def _with_hum(rec: Record, hz: float, mv: float) -> Record:
 
 
 def _pvcs(calls: dict[int, str], rec: Record) -> int:
-    """Annotated PVCs called V (a call within 150 ms of the annotation)."""
-    tol = int(0.15 * rec.fs)
-    got = np.array(sorted(s for s, c in calls.items() if c == "V"))
-    v = [s for s, sym in zip(rec.ann_samples.tolist(), rec.ann_symbols) if sym == "V"]
-    k = np.searchsorted(got, v)
-    near = [any(0 <= j < len(got) and abs(got[j] - s) <= tol for j in (i - 1, i))
-            for s, i in zip(v, k)]
-    return int(np.sum(near))
+    """Annotated PVCs called V (matched as EC57 matches, within 150 ms)."""
+    got = np.array(sorted(s for s, c in calls.items() if c == "V"), dtype=np.int64)
+    v = np.array([s for s, sym in zip(rec.ann_samples.tolist(), rec.ann_symbols) if sym == "V"])
+    return int((match_beats(got, v, int(MATCH_WINDOW_S * rec.fs)) >= 0).sum())
 
 
 @pytest.mark.slow
