@@ -368,12 +368,8 @@ def _f_beta(se: float, ppv: float, beta: float) -> float:
 #: What each class threshold maximises on out-of-fold beats: the F-score of its EC57 statistic
 #: (beta 1 weighs Se and +P alike). The targets ask for both Se and +P; on DS1 leave-one-out
 #: (int8) the former rule (lowest threshold keeping +P >= 92 / 60 %) gave VEB 76.5 / 86.2 and
-#: SVEB 40.4 / 38.7 %, this one 84.6 / 80.9 and 36.9 / 54.9 % (train/RESULTS.md). S weighs Se
-#: 1.5 times: its target asks +P >= 60 % only, and since the wearer's context stopped most false
-#: S calls in sinus rhythm, beta 1 left SVEB +P 20 points above it. Through the device on DS1
-#: left out (session 79): SVEB 73.6 / 82.2 -> 75.2 / 81.0 %, N flagged in sinus 0.21 -> 0.24 %,
-#: VEB unchanged; beta 2 gave +0.2 more Se, beta 3 N flagged in sinus 0.54 % and VEB Se -2.
-F_BETA = {"v_threshold": ("veb", 1.0), "s_threshold": ("sveb", 1.5)}
+#: SVEB 40.4 / 38.7 %, this one 84.6 / 80.9 and 36.9 / 54.9 % (train/RESULTS.md).
+F_BETA = {"v_threshold": ("veb", 1.0), "s_threshold": ("sveb", 1.0)}
 #: The prematurity an S call needs (ClassSpec.s_max_rr_ratio), searched with the S threshold.
 #: The irregularity rule (no S call in an irregular rhythm) is not searched: letting it loosen
 #: raised SVEB Se on DS1 by calling N beats in AF S (N flagged in AF 12 -> 17 %).
