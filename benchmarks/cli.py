@@ -382,6 +382,10 @@ def _in_af_option(rule: str):
               help="Also ship each fold's model as a bundle and replay its held-out records "
                    "through the device's monitor (leave one record out on the device's code "
                    "path; a conversion per fold).")
+@click.option("--fold-min-agreement", type=click.FloatRange(0.5, 1.0), default=None,
+              help="With --through-device: the parity gate's decision agreement each fold's "
+                   "bundle needs (default: the gate's 0.99; the shipped bundle always needs "
+                   "0.99). Each fold's agreement is in the result's fold_gate.")
 @_s_long_rule_options
 @click.option("--ship", is_flag=True,
               help="Also convert the all-DS1 model into the shipped bundle device/bundles/ds1 "
@@ -389,7 +393,8 @@ def _in_af_option(rule: str):
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
-               polarity_flip, lead_inverted, other_lead, through_device, s_long_rr_beats,
+               polarity_flip, lead_inverted, other_lead, through_device, fold_min_agreement,
+               s_long_rr_beats,
                s_abrupt_ratio, s_run_rr_tolerance, s_onset_step, s_pace_tolerance,
                s_far_distance, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
@@ -418,7 +423,9 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
                                                      ("deploy_guard_beats", deploy_guard_beats))
                                    if v is not None}, lead_inverted=lead_inverted,
-                                other_lead=other_lead or "", through_device=through_device),
+                                other_lead=other_lead or "", through_device=through_device,
+                                **({"fold_min_agreement": fold_min_agreement}
+                                   if fold_min_agreement is not None else {})),
                     ccfg,
                     log=lambda m: click.echo(m, err=True))
     if ship:

@@ -60,6 +60,10 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     b = load_bundle(shipped["folder"])
     assert b.manifest.classes is not None and b.manifest.calibration["records"] == held
     assert b.threshold("int8").value == 1.0 and shipped["int8_bytes"] <= 64 * 1024
+    # a gate the conversion cannot pass (a fold bundle's is Ds1CvConfig.fold_min_agreement)
+    with pytest.raises(UserError, match="gate failed: agreement"):
+        ship_bundle(tmp_path / "cv" / "run", tmp_path / "ship.log", tmp_path / "x", 1.01)
+    assert not (tmp_path / "x").exists()
     # the device runs the guarded context; the classifier trained beside the unguarded one
     ctx = b.manifest.signal.context
     assert ctx.learn_max_distance == Ds1CvConfig().deploy_guard > 0
@@ -103,6 +107,9 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
                ClassifierConfig(epochs=1), log=lambda *a: None)
     device = r["sets"]["ds1"]["scorers"][THROUGH_DEVICE]
     assert sorted(device["records"]) == ["106", "118", "119"]
+    gate = r["fold_gate"]  # every fold bundle passed the gate's own 0.99
+    assert gate["min_agreement"] == 0.99 and sorted(gate["agreement"]) == ["106", "118", "119"]
+    assert all(0.99 <= a <= 1.0 for a in gate["agreement"].values())
     assert THROUGH_DEVICE not in r["sets"]["ds2"]["scorers"]
     specs = {s["fold"]: s for s in r["fold_thresholds"] if s["variant"] == "int8"}
     for f in r["folds"]:
