@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_edge.convert.gate import Tolerances
 from ecg_edge.device import reference, rhythm_eval
 from ecg_edge.device.classes import ClassSpec, RRTrend, calls_for_inputs, calls_from_flags, softmax
 from ecg_edge.device.config import SignalConfig
@@ -240,13 +241,13 @@ class Ds1CvConfig:
     # wearer gets (the cached-beat figures stand in for the rhythm analysis with the
     # annotations' AF and compute the wearer's baselines over whole records).
     through_device: bool = False
-    # The parity gate's decision agreement a fold's bundle must reach (the shipped bundle's is
-    # always the gate's 0.99). A fold bundle is a measurement, not a shipment: the gate's
-    # decision is the flag at score 1, p(V) against a bar near 0.998, where a few int8 steps
-    # flip it; in session 79 three of 22 fold models agreed on 96.4-97.7 % of those decisions
-    # (99.8 % of their most likely classes) and, through the device, found the PVCs their
-    # cached int8 beats found. Each fold's agreement goes into the result (``fold_gate``).
-    fold_min_agreement: float = 0.99
+    # The parity gate's decision agreement a fold's bundle must reach (default: the gate's own,
+    # which the shipped bundle always needs). A fold bundle is a measurement, not a shipment:
+    # the gate's decision is the flag at score 1, p(V) against a bar near 0.998, where a few
+    # int8 steps flip it; in session 79 three of 22 fold models agreed on 96.4-97.7 % of those
+    # decisions (99.8 % of their most likely classes) and, through the device, found the PVCs
+    # their cached int8 beats found. Each fold's agreement goes into the result (``fold_gate``).
+    fold_min_agreement: float = Tolerances().min_agreement
 
     def signal(self) -> SignalConfig:
         """The signal path as the device runs it (the shipped bundle's ``signal``)."""
