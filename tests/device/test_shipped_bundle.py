@@ -271,7 +271,10 @@ def test_the_shipped_reversed_qrs_rule_finds_more_of_203s_pvcs_in_af(shipped, tm
 def test_the_shipped_p_wave_rule_finds_apcs_the_model_misses(shipped, record_209, tmp_path):
     """The shipped bundle's ``classes.s_p_wave_*`` through the monitor on record 209 (APCs and
     SVTA in sinus rhythm): every beat it turns S, against the same bundle with the rule off,
-    is an annotated APC (5 beats; the model learnt 209, so it misses few)."""
+    is an annotated APC (11 beats with the session-80 model; the model learnt 209, so it misses
+    few). The calls carry state from beat to beat (the S-run rules read the call before), so
+    the rule may also end a later SVT run a few beats sooner (3 beats of one run today); it
+    must gain more APCs than it so loses."""
     root = tmp_path / "off"
     shutil.copytree(SHIPPED_BUNDLE, root)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -282,8 +285,9 @@ def test_the_shipped_p_wave_rule_finds_apcs_the_model_misses(shipped, record_209
     on, _ = _events(rec, shipped, 10.0)
     off, _ = _events(rec, load_bundle(root), 10.0)
     s_off = {e["sample"] for e in off if e["class"] == "S"}
-    assert s_off <= {e["sample"] for e in on if e["class"] == "S"}  # it only adds S calls
+    s_on = {e["sample"] for e in on if e["class"] == "S"}
     added = np.array([e["t"] for e in on if e["class"] == "S" and e["sample"] not in s_off])
+    assert len(added) > 2 * len(s_off - s_on), (len(added), len(s_off - s_on))
     is_beat, cls = aami_class(rec.ann_symbols)
     apc = rec.ann_samples[is_beat & (cls == "S")]
     found = match_beats(np.round(added * rec.fs).astype(np.int64), apc,
