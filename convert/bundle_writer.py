@@ -150,7 +150,10 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
                                    "on its own scores",
                      **({"records": src.extra["records"], "data": src.extra["data"]}
                         if src.kind == "deploy" else {"split_seed": src.extra.get("split_seed")})},
-        validation=validation, provenance=provenance(src),
+        validation=validation, provenance={
+            **provenance(src),
+            # what the model learnt behind: the device tells when a manifest's filter was edited
+            **({} if src.kind == "ecg5000" else {"learnt_signal": signal.model_input()})},
         params=count_params(session.model), macs=macs_per_window(session.model),
         targets=targets, classes=_class_spec(src.config))
     archive = save_bundle(out, manifest)

@@ -105,6 +105,19 @@ class Manifest:
     # The learned AF model (device.rhythm_model); None keeps the reference AF detector.
     rhythm_model: RhythmModelSpec | None = None
 
+    def signal_drift(self) -> list[str] | None:
+        """How the signal the model runs behind differs from what it learnt behind
+        (``provenance.learnt_signal``, :meth:`SignalConfig.model_input`), one ``key: learnt
+        X, runs Y`` per setting; [] when the same, None when the bundle does not say (written
+        before session 80). Session 78 added mains notches to the shipped manifest of a model
+        that had learnt without them; nothing said so until this."""
+        learnt = self.provenance.get("learnt_signal")
+        if not isinstance(learnt, dict):
+            return None
+        runs = self.signal.model_input()
+        return [f"{k}: learnt {learnt.get(k)}, runs {v}" for k, v in runs.items()
+                if learnt.get(k) != v]
+
     def to_dict(self) -> dict:
         def model_dict(m: ModelFile | None):
             if m is None:

@@ -136,6 +136,7 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
     else:
         bundle = load_bundle(bundle_path)
         m = bundle.manifest
+        _warn_signal_drift(bundle_path, m)
         # Golden vectors first: a runtime that computes wrongly must not monitor anyone.
         scorer = verified_scorer(bundle, variant, threads, edgetpu, _echo_err)
         stated = bundle.threshold(variant).value
@@ -154,6 +155,17 @@ def _scoring(bundle_path, variant, ref, threshold, threads, edgetpu) -> Scoring:
 
 def _echo_err(msg: str) -> None:
     click.echo(msg, err=True)
+
+
+def _warn_signal_drift(bundle_path, manifest) -> None:
+    """One stderr line where the manifest's signal is not what its model learnt behind: the
+    monitor still runs (the settings are valid), but the bundle's accuracy figures do not
+    hold for it."""
+    drift = manifest.signal_drift()
+    if drift:
+        click.echo(f"warning: {bundle_path}: its model learnt behind another signal path "
+                   f"({'; '.join(drift)}); its measured accuracy does not hold: restore the "
+                   "manifest's signal or re-train behind the new one", err=True)
 
 
 def rhythm_source_options(f):
@@ -445,6 +457,7 @@ def info_cmd(bundle_path, as_json):
             "score": m.score, "thresholds": {k: v.__dict__ for k, v in m.thresholds.items()},
             "params": m.params, "macs": m.macs, "targets": m.targets,
             "float_model": m.float_model.file if m.float_model else None,
+            "learnt_signal": _drift_text(m.signal_drift()),
         }
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -452,6 +465,12 @@ def info_cmd(bundle_path, as_json):
     click.echo("runtimes: " + (", ".join(out["runtimes"]) or "none (pip install ai-edge-litert)"))
     for k, v in out.get("bundle", {}).items():
         click.echo(f"{k}: {v}")
+
+
+def _drift_text(drift: list[str] | None) -> str:
+    if drift is None:
+        return "not recorded (a bundle written before session 80)"
+    return "the signal it runs behind" if not drift else "differs: " + "; ".join(drift)
 
 
 @cli.command("install")

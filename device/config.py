@@ -7,6 +7,7 @@ derived from the sample rate in one place (:meth:`SignalConfig.samples`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -246,6 +247,13 @@ class QualityConfig:
     realign_amplitude: float = 1.0
 
 
+#: The model's rate, the input filters and the window about the R peak: what a model learns
+#: behind (:meth:`SignalConfig.model_input`). The detector's, context's and quality settings
+#: may differ between training and the device on purpose (``Ds1CvConfig.signal``).
+MODEL_INPUT_KEYS = ("fs", "bandpass_hz", "bandpass_order", "notch_hz", "notch_width_hz",
+                    "window_before_s", "window_after_s")
+
+
 @dataclass(frozen=True)
 class SignalConfig:
     """The whole signal path; ``fs`` is the model's rate, not the front-end's."""
@@ -277,6 +285,14 @@ class SignalConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def model_input(self) -> dict:
+        """The settings that shape the windows a model sees (:data:`MODEL_INPUT_KEYS`), as
+        JSON holds them: a bundle records those its model learnt behind, so a model run behind
+        others (a manifest's filter edited after training) is told, not silently less
+        accurate."""
+        d = self.to_dict()
+        return json.loads(json.dumps({k: d[k] for k in MODEL_INPUT_KEYS}))
 
     @classmethod
     def from_dict(cls, data: dict) -> SignalConfig:

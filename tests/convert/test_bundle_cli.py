@@ -73,6 +73,8 @@ def test_bundle_is_written_loaded_and_tampering_refused(deploy_run, tmp_path, ca
         assert ScoreSpec(**m.score).inputs == "wearer" and m.scaling.mode == "wearer"
         assert m.calibration["representative"]["count"] > 0 and m.calibration["records"]
         assert m.provenance["git_commit"] is not None or "tensorflow" in m.provenance
+        assert m.provenance["learnt_signal"] == m.signal.model_input()  # what it learnt behind
+        assert m.signal_drift() == []
         assert "gate" in m.validation
         tg = m.targets
         assert tg["edgetpu"]["compatible"] and tg["edgetpu"]["static_shapes"]

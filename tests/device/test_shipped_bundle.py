@@ -39,6 +39,30 @@ def test_shipped_bundle_is_a_ds1_classifier_within_budget(shipped):
     assert all(gate.values()) and "class_agreement" in gate
 
 
+def test_the_shipped_model_learnt_behind_the_signal_it_runs(shipped, tmp_path):
+    """Since session 80 the shipped model learnt behind the mains notches it runs behind
+    (session 64's had learnt without them), and its manifest says so. A manifest whose filter
+    is edited afterwards is told: ``info`` names the difference and ``replay`` warns in one
+    line, then runs (the settings themselves are valid)."""
+    assert shipped.manifest.signal_drift() == []
+    assert shipped.manifest.signal.notch_hz == (50.0, 60.0)
+    root = tmp_path / "edited"
+    shutil.copytree(SHIPPED_BUNDLE, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["signal"]["notch_hz"] = []
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bundle(root).manifest.signal_drift() == ["notch_hz: learnt [50.0, 60.0], runs []"]
+    info = json.loads(device_cli("info", str(root), "--json").stdout)
+    assert info["bundle"]["learnt_signal"].startswith("differs: notch_hz")
+    r = device_cli("replay", str(MITDB / "100"), "--bundle", str(root), "--quiet",
+                   "--duration", "20")
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if "learnt behind another" in line]
+    assert len(warned) == 1 and "notch_hz" in warned[0]
+    r = device_cli("replay", str(MITDB / "100"), "--quiet", "--duration", "20")
+    assert r.returncode == 0 and "learnt behind" not in r.stderr
+
+
 def _events(rec, bundle, block_s):
     events = []
     summary = run_blocks(Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
