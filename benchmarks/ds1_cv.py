@@ -639,6 +639,9 @@ def write_run(path: Path, model, folder: Path, names: list[str], spec: ClassSpec
     score = ScoreSpec(inputs=ccfg.inputs, combine="model", scoring="classifier")
     run.write_config({"protocol": "deploy", "data": str(folder), "records": names,
                       "arch": clf.ARCH, "signal": (signal or SignalConfig()).to_dict(),
+                      # the training beats' signal (load_folder_beats with SignalConfig()):
+                      # ``signal`` is the device's, whose context may differ on purpose
+                      "learnt_signal": SignalConfig().model_input(),
                       "score": score.to_dict(), "model": {"arch": clf.ARCH, **ccfg.to_dict()},
                       "classes": spec.to_dict(), "input_shape": [int(s) for s in input_shape],
                       "validation": {"by_record": True, "records": names,

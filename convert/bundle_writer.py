@@ -153,7 +153,8 @@ def write_bundle(session, out: str | Path, int8: str = "int8", float_name: str =
         validation=validation, provenance={
             **provenance(src),
             # what the model learnt behind: the device tells when a manifest's filter was edited
-            **({} if src.kind == "ecg5000" else {"learnt_signal": signal.model_input()})},
+            **({} if src.kind == "ecg5000" else {
+                "learnt_signal": src.config.get("learnt_signal") or signal.model_input()})},
         params=count_params(session.model), macs=macs_per_window(session.model),
         targets=targets, classes=_class_spec(src.config))
     archive = save_bundle(out, manifest)
