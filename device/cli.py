@@ -378,6 +378,7 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
                         threads, resample_hz, invert_lead, lead, as_json):
     """Beat-level EC57 table of a bundle's models on a folder of records, side by side."""
     bundle = load_bundle(bundle_path)
+    _warn_signal_drift(bundle_path, bundle.manifest)
     names = records.split(",") if records else None
     if names is None:  # skipped records are reported once, not once per variant
         paths, skipped = folder_records(folder)
@@ -420,7 +421,9 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
 @click.option("--json", "as_json", is_flag=True)
 def selftest_cmd(bundle_path, variant, threads, edgetpu, as_json):
     """Check a bundle on this machine: hashes, schema, quantization, golden vectors."""
-    report = selftest(load_bundle(bundle_path), variant, threads, edgetpu)
+    bundle = load_bundle(bundle_path)
+    _warn_signal_drift(bundle_path, bundle.manifest)
+    report = selftest(bundle, variant, threads, edgetpu)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -59,6 +59,11 @@ def test_the_shipped_model_learnt_behind_the_signal_it_runs(shipped, tmp_path):
     assert r.returncode == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if "learnt behind another" in line]
     assert len(warned) == 1 and "notch_hz" in warned[0]
+    for args in (("selftest", str(root)),
+                 ("evaluate-folder", str(MITDB), "--bundle", str(root), "--records", "100",
+                  "--variant", "int8")):
+        r = device_cli(*args)
+        assert r.returncode == 0 and "learnt behind another signal path" in r.stderr, args
     r = device_cli("replay", str(MITDB / "100"), "--quiet", "--duration", "20")
     assert r.returncode == 0 and "learnt behind" not in r.stderr
 
