@@ -298,12 +298,30 @@ class Monitor:
         # The path counts from its segment's start (a new rate starts a new path): stream clock.
         beats.time_s = beats.time_s + self.seg_t
         beats.sample = beats.sample + self.seg_sample
-        # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
-        # or AF already open in the rhythm analysis.
-        in_af = np.full(len(beats), self.rhythm.in_af())
+        # Each beat's call reads the AF state after the beat before it, so the calls do not
+        # depend on the block size: the block goes in runs the AF state cannot change within.
+        organised = self.path.take_organised()
         rc = self.rhythm.cfg
         atrial = atrial_evidence(beats.window, beats.template, beats.amplitude, self.cfg.fs,
                                  self.cfg.window_before_s, rc.p_wave_region_s)
+        gates = gate_evidence(beats.window, beats.template, self.cfg.fs,
+                              self.cfg.window_before_s, rc)
+        start = 0
+        while start < len(beats):
+            p_gate = None if gates[0] is None else gates[0][start:]
+            n = self.rhythm.steady_beats(beats.rr_prev[start:], beats.usable[start:],
+                                         atrial[start:], p_gate)
+            run = slice(start, start + n)
+            self._beat_run(beats if n == len(beats) else beats.select(run), organised[run],
+                           atrial[run], tuple(None if g is None else g[run] for g in gates))
+            start += n
+
+    def _beat_run(self, beats: Beats, organised: np.ndarray, atrial: np.ndarray,
+                  gates: tuple[np.ndarray | None, np.ndarray | None]) -> None:
+        # Prematurity is no evidence in an irregular rhythm: the beat's own RR neighbourhood,
+        # or AF in the rhythm analysis (also while VT runs inside it).
+        in_af = np.full(len(beats), self.rhythm.af_active())
+        rc = self.rhythm.cfg
         # the S rules' P waves: the rhythm analysis's where the regions agree (computed once)
         p_own = (atrial[:, 0] if tuple(self.classes.p_region_s) == tuple(rc.p_wave_region_s)
                  and s_p_wave_needed(self.classes)
@@ -330,7 +348,7 @@ class Monitor:
             timing |= self._v_run(calls, beats.rr_prev)
         readable = beats.usable & self.credible(beats.window, beats.template, beats.amplitude,
                                                 beats.quality, beats.sample, timing,
-                                                self.path.take_organised())
+                                                organised)
         if self.cfg.quality.s_in_noise and isinstance(out, BeatCalls):
             readable |= beats.usable & (calls == "S") & (beats.quality == NOISY)
         flags = over & readable
@@ -340,8 +358,7 @@ class Monitor:
         calls = np.where(beats.usable & (readable | ~over), calls, "Q")
         count_calls(calls, self.class_counts)
         t0 = time.perf_counter()
-        p_gate, qrs_gate = gate_evidence(beats.window, beats.template, self.cfg.fs,
-                                         self.cfg.window_before_s, rc)
+        p_gate, qrs_gate = gates
         # Rhythm sees every beat, learning period included: a 10-60 s strip is all learning.
         rhythm = self.rhythm.update(beats.time_s, beats.sample, beats.rr_prev, classes=calls,
                                     usable=beats.usable, p_wave=atrial, p_gate=p_gate,

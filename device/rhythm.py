@@ -471,6 +471,10 @@ class RhythmAnalyzer:
         self.rate_since: dict[str, tuple[float, int] | None] = {"BRADY": None, "TACHY": None}
         self.last_beat: tuple[float, int] | None = None
         self.vf = _VFState(c)
+        # VF as the beats see it: a beat reads the VF decisions made by its own time, not
+        # those its block's later signal brought (the calls must not depend on block size).
+        self.vf_log: list[tuple[float, bool]] = []  # (decided at, s; open) not yet seen
+        self.vf_seen = False
         self.patterns = {name: m for name, m in (
             ("SVT", BeatRun("S", c.svt_beats, c.svt_rate_bpm) if c.svt_beats else None),
             ("BIGEMINY", EveryKthV(2, c.bigeminy_cycles) if c.bigeminy_cycles else None),
@@ -508,24 +512,9 @@ class RhythmAnalyzer:
         irr = irregularity(full, self.cfg.af_window_beats,
                            self.cfg.af_tolerance_s)[len(raw_hist):]
         self.rr_hist = full[-self.keep:]
-        p_med = np.full(n, np.nan)
-        atrial = None
-        if p_wave is not None:
-            p_wave = np.asarray(p_wave, dtype=np.float64)
-            if p_wave.ndim == 2:  # the full atrial evidence (the model's features use it)
-                atrial = p_wave
-                full_a = np.concatenate([self.a_hist, atrial])
-            own = p_wave if p_wave.ndim == 1 else p_wave[:, 0]
-            full_p = np.concatenate([self.p_hist, own if p_gate is None
-                                     else np.asarray(p_gate, dtype=np.float64)])
-            p_med = rolling_median(full_p, self.cfg.af_window_beats)[len(self.p_hist):]
+        atrial, p_med, p_ok, full_p, full_a = self._gate(n, p_wave, p_gate)
+        if full_p is not None:
             self.p_hist = full_p[-self.keep:]
-        p_ok = ~(p_med >= self.cfg.af_p_wave_max)  # NaN (no evidence) does not veto
-        if atrial is not None and self.cfg.af_max_odd_qrs < 1.0:
-            from ecg_edge.device.rhythm_features import odd_qrs_share
-
-            p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
-                      > self.cfg.af_max_odd_qrs)
         self.rr_only = p_wave is None
         judged = np.isfinite(irr)
         skip = np.zeros(n, dtype=bool)
@@ -562,6 +551,8 @@ class RhythmAnalyzer:
         rows = zip(time_s.tolist(), np.asarray(sample).tolist(), rr.tolist(), irr_ep.tolist(),
                    usable_a.tolist(), p_ok.tolist(), skip.tolist(), qrs)
         for i, (t, s, r, x, ok, p_gate, skipped, q) in enumerate(rows):
+            while self.vf_log and self.vf_log[0][0] <= t:
+                self.vf_seen = self.vf_log.pop(0)[1]
             if r != r:  # NaN RR: a stream start, gap or lost beat; nothing spans it
                 self.v_run.clear()
                 self.vt_held = False
@@ -569,7 +560,7 @@ class RhythmAnalyzer:
                 self.rate_since = dict.fromkeys(self.rate_since)  # a rate must hold unbroken
             elif ok:
                 self._pause(t, s, r, events)
-                if self.prev_typed is not None and self.episodes["VF"].open is None:
+                if self.prev_typed is not None and not self.vf_seen:
                     self.hr.interval(r, cls is None or cls[i] == self.prev_typed == "N")
             self.prev_typed = (cls[i] if cls is not None else "") if ok else None
             if r > self.cfg.af_pause_s > 0 and af_ep.open is not None and self.last_beat:
@@ -591,6 +582,29 @@ class RhythmAnalyzer:
                 self._rate(t, s, r, ok, events)
             self.last_beat = (t, s)
         return RhythmUpdate(events, irregular)
+
+    def _gate(self, n: int, p_wave: np.ndarray | None, p_gate: np.ndarray | None) -> tuple:
+        """(atrial evidence or None, the P-wave median per beat, the beats the P-wave and QRS
+        gates let count toward AF, and the P-wave and atrial histories with these beats), of
+        ``n`` beats after those seen; reads the histories, changes nothing."""
+        p_med = np.full(n, np.nan)
+        atrial = full_p = full_a = None
+        if p_wave is not None:
+            p_wave = np.asarray(p_wave, dtype=np.float64)
+            if p_wave.ndim == 2:  # the full atrial evidence (the model's features use it)
+                atrial = p_wave
+                full_a = np.concatenate([self.a_hist, atrial])
+            own = p_wave if p_wave.ndim == 1 else p_wave[:, 0]
+            full_p = np.concatenate([self.p_hist, own if p_gate is None
+                                     else np.asarray(p_gate, dtype=np.float64)])
+            p_med = rolling_median(full_p, self.cfg.af_window_beats)[len(self.p_hist):]
+        p_ok = ~(p_med >= self.cfg.af_p_wave_max)  # NaN (no evidence) does not veto
+        if atrial is not None and self.cfg.af_max_odd_qrs < 1.0:
+            from ecg_edge.device.rhythm_features import odd_qrs_share
+
+            p_ok &= ~(odd_qrs_share(full_a, self.cfg.af_window_beats)[len(full_a) - n:]
+                      > self.cfg.af_max_odd_qrs)
+        return atrial, p_med, p_ok, full_p, full_a
 
     def _clean_irregularity(self, rr: np.ndarray, atrial: np.ndarray | None,
                             classes: np.ndarray | None, qrs: np.ndarray | None = None,
@@ -688,7 +702,7 @@ class RhythmAnalyzer:
             self.af_suspended = True
         elif vt.open is None and self.af_suspended:
             end = events[-1] if events and events[-1].get("rhythm") == "VT" else None
-            if self.episodes["VF"].open is not None:  # VF is the rhythm now: AF must re-open
+            if self.vf_seen:  # VF is the rhythm now: AF must re-open
                 self.af_suspended, self.af_on = False, 0
             elif end is not None:
                 events.append(af.start(end["t"], end["sample"], irregularity=round(
@@ -714,9 +728,9 @@ class RhythmAnalyzer:
                 x[3] < self.odd_qrs for x in self.v_run[1 - c.vt_beats:]):
             cls = "N"  # the wearer's usual QRS after odd-shaped V beats: a conducted beat
         if (ep.open is not None and c.vt_hold_through_noise and (cls == "Q" or not ok)
-                and self.episodes["VF"].open is None):
+                and not self.vf_seen):
             return
-        if cls == "V" and ok and self.episodes["VF"].open is None:
+        if cls == "V" and ok and not self.vf_seen:
             if r != r and not c.vt_run_after_no_rr:  # the rate run restarts after this beat
                 self.last_v = (t, s)
                 return
@@ -751,10 +765,10 @@ class RhythmAnalyzer:
         self.vt_after_non_v = ok
         if ep.open is not None:
             self.vt_quiet += 1
-            if self.vt_quiet < c.vt_end_beats and self.episodes["VF"].open is None:
+            if self.vt_quiet < c.vt_end_beats and not self.vf_seen:
                 return  # held: two V beats in a row carry the run on
             # a lone V beat between the non-V ones (bigeminy after the run) is not VT
-            self._vt_end(events, "VF" if self.episodes["VF"].open is not None else "non-V beat",
+            self._vt_end(events, "VF" if self.vf_seen else "non-V beat",
                          self.v_run[: self.vt_solid])
         self.v_run.clear()
         self.vt_held = False
@@ -791,7 +805,8 @@ class RhythmAnalyzer:
         """The ectopy patterns on this beat. AF, VT or VF open ends them (that rhythm is
         named), and so does a NaN RR (stream start, gap, lost beat: a lost beat's type is
         unknown); the beat then starts afresh."""
-        busy = next((x for x in PATTERN_YIELDS_TO if self.episodes[x].open is not None), None)
+        busy = next((x for x in PATTERN_YIELDS_TO if (self.vf_seen if x == "VF" else
+                                                      self.episodes[x].open is not None)), None)
         for name, m in self.patterns.items():
             if busy is not None or r != r:
                 self._pattern_events(name, m, m.close(), t, busy or "no RR", events)
@@ -827,7 +842,7 @@ class RhythmAnalyzer:
         if len(self.rate_rr) < c.rate_beats:
             return
         hr = self._median_rate()
-        if self.episodes["VF"].open is None:  # VF's "beats" have no rate
+        if not self.vf_seen:  # VF's "beats" have no rate
             self.hr.rate(t, hr)
         for name, beyond, back in (("BRADY", hr < c.brady_bpm, hr > c.brady_bpm
                                     + c.rate_hysteresis_bpm),
@@ -861,7 +876,8 @@ class RhythmAnalyzer:
                 self.ecg_feed = ECGFeed(self.ecg_model, self.ecg_model.spec, fs)
             self.ecg_feed.push(y_mv)
         events: list[dict] = []
-        for vf, t, s, leak, amp in self.vf.push(y_mv, fs, sample0, fs_in):
+        for vf, t, s, leak, amp, decided in self.vf.push(y_mv, fs, sample0, fs_in):
+            self.vf_log.append((decided, vf))
             ep = self.episodes["VF"]
             if vf and ep.open is None:
                 events.append(ep.start(t, s, leakage=round(leak, 3), mean_abs_mv=round(amp, 3)))
@@ -908,6 +924,8 @@ class RhythmAnalyzer:
         self.last_beat = None
         self.prev_typed = None
         self.vf.reset()
+        self.vf_log.clear()
+        self.vf_seen = False
         for m in self.patterns.values():
             m.close()
             m.reset()
@@ -915,9 +933,38 @@ class RhythmAnalyzer:
             counter.end()
         return RhythmUpdate(events)
 
-    def in_af(self) -> bool:
-        """AF is open now: the next beats' prematurity is no evidence of ectopy."""
-        return self.episodes["AF"].open is not None
+    def steady_beats(self, rr_s: np.ndarray, usable: np.ndarray | None = None,
+                     p_wave: np.ndarray | None = None, p_gate: np.ndarray | None = None
+                     ) -> int:
+        """How many of the next beats (the RR before each, s, and what :meth:`update` will
+        get of them besides their classes) come before :meth:`af_active` can change: it can
+        change only on their last one. The beat classes read the AF state and the AF state
+        reads the classes (V beats leave the irregularity windows), so the monitor classifies
+        that many beats, feeds them here, and goes on: each beat is classified with the state
+        after the beat before it, whatever the block size. The onset counter steps at most
+        once a beat, and only on a beat its gates let count (none where the wearer's P waves
+        are there: most of sinus rhythm); the offset counter may step on any beat; a pause ends
+        AF on its beat; VT that closes while VF is open ends a suspended AF on any beat."""
+        n = len(rr_s)
+        enter, exit_, onset, offset = self.af_rule
+        if not self.af_active():
+            if not self.model_episodes:
+                onset = min(onset, self.cfg.af_onset_beats_rr_only)
+            count = np.ones(n, bool) if usable is None else np.asarray(usable, bool).copy()
+            if not self.model_episodes:
+                count &= self._gate(n, p_wave, p_gate)[2]
+            hit = np.flatnonzero(self.af_on + np.cumsum(count) >= onset)
+            k = int(hit[0]) + 1 if len(hit) else n
+        elif self.af_suspended and (self.vf_seen or self.vf_log):
+            k = 1
+        else:
+            k = offset - self.af_off
+            if self.cfg.af_pause_s > 0:
+                with np.errstate(invalid="ignore"):
+                    long = np.flatnonzero(np.asarray(rr_s) > self.cfg.af_pause_s)
+                if len(long):
+                    k = min(k, int(long[0]) + 1)
+        return max(1, min(n, k))
 
     def state(self) -> dict:
         """Open rhythms and ectopy patterns now (for status)."""
@@ -1094,13 +1141,14 @@ class _VFState:
             else:
                 self.off += 1
                 self.on = 0
+            decided = (s0 + w * fs_in / fs) / fs_in  # the window's end: when it is known
             if not self.state and self.on >= c.vf_onset_windows:
                 self.state = True
-                out.append((True, self.first[0], self.first[1], leak, amp))
+                out.append((True, self.first[0], self.first[1], leak, amp, decided))
             elif self.state and self.off >= c.vf_offset_windows:
                 self.state = False
                 end = s0 - (c.vf_offset_windows - 1) * w * fs_in / fs
-                out.append((False, end / fs_in, int(round(end)), leak, amp))
+                out.append((False, end / fs_in, int(round(end)), leak, amp, decided))
         self.buf = [rest] if len(rest) else []
         self.buf_n = len(rest)
         self.buf_sample0 += k * w * fs_in / fs

@@ -217,9 +217,34 @@ def test_vt_ends_when_the_v_rhythm_slows_and_yields_to_vf():
     ends = [e for e in events if e["rhythm"] == "VT" and e["type"] == "rhythm_end"]
     assert ends[0]["reason"] == "V rate below VT" and ends[0]["t"] < t[11]
     an = RhythmAnalyzer()
-    an.episodes["VF"].start(0.0, 0)
-    out = an.update(t, (t * 360).astype(int), rr, cls)
+    flutter = 0.5 * np.sin(2 * np.pi * 4.0 * np.arange(int(8 * 120)) / 120)  # 240 bpm waves
+    opened = an.push_signal(flutter, 120.0, 0, 360.0).events
+    assert [(e["type"], e["rhythm"]) for e in opened] == [("rhythm_start", "VF")]
+    out = an.update(t + 8.0, ((t + 8.0) * 360).astype(int), rr, cls)
     assert not [e for e in out.events if e["rhythm"] == "VT"]
+
+
+def test_beats_read_vf_as_decided_by_their_own_time():
+    """VF is judged on the signal, which runs ahead of the beats by as much as a block holds:
+    a beat reads the VF decisions made by its own time, so a V run before the flutter opens
+    VT whether the flutter's signal came before its beats (a long block) or not."""
+    rr = np.r_[np.nan, np.full(9, 0.5)]  # 120 bpm V run, 0-4.5 s
+    t = np.nancumsum(np.r_[0.0, rr[1:]])
+    cls = np.full(len(t), "V")
+    flutter = np.r_[np.zeros(int(4.5 * 120)),  # organised (flat) 0-4.5 s, then flutter
+                    0.5 * np.sin(2 * np.pi * 4.0 * np.arange(int(12 * 120)) / 120)]
+
+    def vt(signal_first: bool) -> list:
+        an = RhythmAnalyzer()
+        events = an.push_signal(flutter, 120.0, 0, 360.0).events if signal_first else []
+        events += an.update(t, (t * 360).astype(int), rr, cls).events
+        if not signal_first:
+            events += an.push_signal(flutter, 120.0, 0, 360.0).events
+        return sorted((e["type"], e["rhythm"], e["sample"]) for e in events)
+
+    assert vt(True) == vt(False)
+    assert ("rhythm_start", "VT", 0) in vt(True) and ("rhythm_start", "VF") in {
+        e[:2] for e in vt(True)}
 
 
 def test_config_from_manifest_section():

@@ -14,7 +14,7 @@ from ecg_edge.device.classes import LABELS
 from ecg_edge.device.cli import SHIPPED_BUNDLE
 from ecg_edge.device.evaluation import aami_class, match_beats
 from ecg_edge.device.features import model_inputs
-from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
+from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.device.signal_path import process_signal
 from ecg_edge.firmware_bridge.records import read_record
@@ -68,24 +68,46 @@ def test_the_shipped_model_learnt_behind_the_signal_it_runs(shipped, tmp_path):
     assert r.returncode == 0 and "learnt behind" not in r.stderr
 
 
-def _events(rec, bundle, block_s):
+def _events(rec, bundle, block_s, everything=False):
     events = []
     summary = run_blocks(Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
-                                 bundle.threshold("int8").value, events.append),
+                                 bundle.threshold("int8").value, events.append,
+                                 **(bundle_settings(bundle) if everything else {})),
                          record_blocks(rec, None, block_s))
-    return [e for e in events if e["type"] == "beat"], summary
+    return [e for e in events if e["type"] == "beat"], summary, events
 
 
 def test_streaming_calls_do_not_depend_on_the_block_size(shipped, record_119):
     rec = record_119
     rec_short = type(rec)(**{**rec.__dict__, "counts": rec.counts[: int(600 * rec.fs)]})
-    a, summary = _events(rec_short, shipped, 0.37)
-    b, _ = _events(rec_short, shipped, 10.0)
+    a, summary, _ = _events(rec_short, shipped, 0.37)
+    b, _, _ = _events(rec_short, shipped, 10.0)
     assert [(e["sample"], e["class"]) for e in a] == [(e["sample"], e["class"]) for e in b]
     np.testing.assert_allclose([e["score"] or 0 for e in a], [e["score"] or 0 for e in b],
                                atol=1e-9)
     assert all((e["class"] in ("S", "V", "F")) == e["flag"] for e in a if not e["learning"])
     assert summary["class_counts"]["V"] > 50 and summary["pvc_burden_pct"] > 5
+
+def test_calls_and_rhythm_do_not_depend_on_the_block_size_where_af_comes_and_goes(
+        shipped, record_201):
+    """The calls read the AF state and the AF state reads the calls: each beat is classified
+    with the state after the beat before it, so an AF episode that opens in the middle of a
+    10 s block changes the calls from its next beat on, as it does fed second by second
+    (201: AF ends at 378 s and comes back at 477 s; it used to change them a block later)."""
+    rec = type(record_201)(**{**record_201.__dict__,
+                              "counts": record_201.counts[: int(560 * record_201.fs)]})
+
+    def kept(events):
+        return sorted((e["type"], e.get("rhythm"), e["sample"]) for e in events
+                      if e["type"].startswith(("rhythm", "pattern", "episode")))
+
+    a, _, all_a = _events(rec, shipped, 1.0, everything=True)
+    b, _, all_b = _events(rec, shipped, 10.0, everything=True)
+    assert [(e["sample"], e["class"], e["irregular"]) for e in a] == [
+        (e["sample"], e["class"], e["irregular"]) for e in b]
+    assert kept(all_a) == kept(all_b)
+    assert ("rhythm_start", "AF") in {k[:2] for k in kept(all_a) if k[2] > 477 * rec.fs}
+
 
 def test_one_scorer_gives_each_stream_the_calls_it_gets_alone(shipped, record_119, record_100):
     """evaluate-folder, rhythm-evaluate and the benchmarks score record after record with one
@@ -287,8 +309,8 @@ def test_the_shipped_reversed_qrs_rule_finds_more_of_203s_pvcs_in_af(shipped, tm
     assert manifest["classes"]["v_reversed_corr"] < 0  # shipped on
     manifest["classes"]["v_reversed_corr"] = 0.0
     (root / "manifest.json").write_text(json.dumps(manifest))
-    on, _ = _events(rec, shipped, 10.0)
-    off, _ = _events(rec, load_bundle(root), 10.0)
+    on, _, _ = _events(rec, shipped, 10.0)
+    off, _, _ = _events(rec, load_bundle(root), 10.0)
     v_off = {e["sample"] for e in off if e["class"] == "V"}
     added = np.array([e["t"] for e in on if e["class"] == "V" and e["sample"] not in v_off])
     pvc = aami_class(rec.ann_symbols)[1] == "V"
@@ -311,8 +333,8 @@ def test_the_shipped_p_wave_rule_finds_apcs_the_model_misses(shipped, record_209
     manifest["classes"]["s_p_wave_below"] = 0.0
     (root / "manifest.json").write_text(json.dumps(manifest))
     rec = record_209
-    on, _ = _events(rec, shipped, 10.0)
-    off, _ = _events(rec, load_bundle(root), 10.0)
+    on, _, _ = _events(rec, shipped, 10.0)
+    off, _, _ = _events(rec, load_bundle(root), 10.0)
     s_off = {e["sample"] for e in off if e["class"] == "S"}
     s_on = {e["sample"] for e in on if e["class"] == "S"}
     added = np.array([e["t"] for e in on if e["class"] == "S" and e["sample"] not in s_off])
