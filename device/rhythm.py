@@ -946,7 +946,7 @@ class RhythmAnalyzer:
         are there: most of sinus rhythm); the offset counter may step on any beat; a pause ends
         AF on its beat; VT that closes while VF is open ends a suspended AF on any beat."""
         n = len(rr_s)
-        enter, exit_, onset, offset = self.af_rule
+        _, _, onset, offset = self.af_rule
         if not self.af_active():
             if not self.model_episodes:
                 onset = min(onset, self.cfg.af_onset_beats_rr_only)
