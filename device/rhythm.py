@@ -951,7 +951,9 @@ class RhythmAnalyzer:
             if not self.model_episodes:
                 onset = min(onset, self.cfg.af_onset_beats_rr_only)
             count = np.ones(n, bool) if usable is None else np.asarray(usable, bool).copy()
-            if not self.model_episodes:
+            # the gates only where the beats could reach the onset without them (most blocks
+            # of a live port hold fewer beats: no gate computed twice per block there)
+            if not self.model_episodes and self.af_on + np.count_nonzero(count) >= onset:
                 count &= self._gate(n, p_wave, p_gate)[2]
             hit = np.flatnonzero(self.af_on + np.cumsum(count) >= onset)
             k = int(hit[0]) + 1 if len(hit) else n
