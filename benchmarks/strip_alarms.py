@@ -7,6 +7,9 @@ through the device's default monitor as its own stream, as a handheld recording 
 normal strips every episode is false; on the others only AF is checkable against the label.
 The beats' class calls after the learning period are counted too: on normal strips a V or S
 call is a false beat alarm unless the strip holds a real ectopic beat (the labels do not say).
+So is the share of strip time inside AF episodes (``af_time_pct``): on AF strips, how much of
+other wearers' AF on another device the episodes find (their bar was chosen on DS1, which has
+two AF records); on the others, AF time in error.
 Strips start cold (no learning period behind them), so a detector that loses its first beats
 to a contact artifact shows here as false pauses.
 """
@@ -49,13 +52,14 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
         counts = dict.fromkeys(EPISODES, 0)
         calls: Counter[str] = Counter()
         strips_with = 0
-        seconds = 0.0
+        seconds = af_s = 0.0
         for name in progress(names, f"strip {label}", every_s=10.0):
             rec = read_record(folder / name)
             events: list[dict] = []
             monitor = Monitor(bundle.manifest.signal, ModelScorer(bundle, variant), threshold,
                               events.append, **settings)
-            run_blocks(monitor, record_blocks(rec, None, 10.0))
+            summary = run_blocks(monitor, record_blocks(rec, None, 10.0))
+            af_s += summary["rhythm"]["total_s"]["AF"]
             alarms = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
             opened = alarms + [e["rhythm"] for e in events if e["type"] == "pattern_start"]
             calls.update(str(e.get("class")) for e in events
@@ -69,6 +73,7 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
         out["labels"][label] = {
             "strips": len(names), "hours": seconds / 3600.0,
             "strips_with_an_alarm": strips_with,  # an episode other than an ectopy pattern
+            "af_time_pct": 100.0 * af_s / seconds if seconds else float("nan"),
             "episodes": counts,
             "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()},
             "beat_calls": dict(sorted(calls.items())),
@@ -78,11 +83,12 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
 
 
 def table(out: dict) -> str:
-    head = ("| strips | n | hours | " + " | ".join(f"{r} /24 h" for r in EPISODES)
+    head = ("| strips | n | hours | AF time % | " + " | ".join(f"{r} /24 h" for r in EPISODES)
             + " | beats after learning | V % | S % |")
-    lines = [head, "|" + "---|" * (6 + len(EPISODES))]
+    lines = [head, "|" + "---|" * (7 + len(EPISODES))]
     for label, m in out["labels"].items():
-        lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | " + " | ".join(
-            f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in EPISODES)
-            + f" | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | {m['S_pct']:.2f} |")
+        cells = " | ".join(f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in EPISODES)
+        lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | {m['af_time_pct']:.1f} | "
+                     f"{cells} | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | "
+                     f"{m['S_pct']:.2f} |")
     return "\n".join(lines)

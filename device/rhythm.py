@@ -155,10 +155,21 @@ class RhythmConfig:
     # aligned PVC (align_lag_s) can match the template: with every beat aligned, DS1 106 and
     # 223 opened false AF. Such beats neither count toward nor reset onset / offset.
     af_skip_odd_beats: bool = True
+    # ... and so do the intervals at a beat typed S (an APC; with af_skip_odd_beats): APCs in
+    # noisy sinus rhythm, where the P-wave gate cannot see the P waves, opened AF (DS1 220
+    # under noise at the shipped bundle's lower bar; session 82). In AF no beat is typed S, so
+    # AF itself keeps its windows; an onset whose first beats were typed S opens later.
+    af_skip_s_beats: bool = False
     # RR-only input has no P-wave gate, which is what makes a short onset safe on the ECG
     # path: it keeps the longer onset (the previous default, not re-chosen; DS1 201 from
     # annotated beats without classes: AF duration +P 57 % at 8 windows, above 90 % at 24).
     af_onset_beats_rr_only: int = 24
+    # ... and its own bar for an AF window (None: af_enter). Without P waves and QRS shapes a
+    # sinus rhythm with frequent PVCs reads as AF sooner (a strap's RR file has no beat
+    # classes either), so a bar lowered for the ECG path need not hold here (session 82: the
+    # shipped bundle's -0.6 on the ECG path, -0.5 here; the 28 MIT-BIH records from annotated
+    # beats without classes: AF duration +P 84.9 % at -0.5, 77.8 % at -0.6, 201's PVCs).
+    af_enter_rr_only: float | None = None
     # An AF onset in a stretch of windows none of which said "not AF" (below af_exit) is
     # dated from the stretch's first beat (a stream start, gap or unusable beat), not half a
     # window back: a recording that starts in AF is AF from its start (DS1 201 and 203 lost
@@ -207,8 +218,10 @@ class RhythmConfig:
         if unknown:
             raise ValueError(f"unknown rhythm settings: {sorted(unknown)}")
         cfg = cls(**data)
-        if not cfg.af_exit <= cfg.af_enter or cfg.af_tolerance_s <= 0:
-            raise ValueError("rhythm settings: need af_exit <= af_enter and af_tolerance_s > 0")
+        rr_only_enter = cfg.af_enter if cfg.af_enter_rr_only is None else cfg.af_enter_rr_only
+        if not cfg.af_exit <= min(cfg.af_enter, rr_only_enter) or cfg.af_tolerance_s <= 0:
+            raise ValueError("rhythm settings: need af_exit <= af_enter (and "
+                             "af_enter_rr_only) and af_tolerance_s > 0")
         if min(cfg.af_onset_beats, cfg.af_onset_beats_rr_only, cfg.af_offset_beats, cfg.vt_beats,
                cfg.rate_beats) < 1 or cfg.af_window_beats < 4:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4)")
@@ -612,7 +625,8 @@ class RhythmAnalyzer:
                             ) -> tuple[np.ndarray, np.ndarray]:
         """(COSEn over the intervals between usual-shaped beats, per beat; beats whose
         interval was left out). Odd: a QRS unlike the template (``qrs`` where given, else
-        the atrial evidence's QRS column) or a beat typed V or F; without shape evidence or
+        the atrial evidence's QRS column) or a beat typed V or F (or S, with
+        ``af_skip_s_beats``); without shape evidence or
         classes nothing is left out. ``raw``: the RR history before ``rr`` and COSEn over
         all of ``rr``; where nothing is left out and that history is this one's (no odd beat
         within a window: most blocks), each window holds the same intervals, so it is the
@@ -627,6 +641,8 @@ class RhythmAnalyzer:
         if classes is not None:  # a beat typed V is ectopic whatever lag matches best
             c = np.asarray(classes)
             odd |= (c == "V") | (c == "F")
+            if self.cfg.af_skip_s_beats:
+                odd |= c == "S"
         before = np.concatenate([[self.prev_odd], odd[:-1]])
         self.prev_odd = bool(odd[-1])
         skip = (odd | before) & np.isfinite(rr)  # a NaN interval still breaks the window
@@ -650,6 +666,8 @@ class RhythmAnalyzer:
         enter, exit_, onset, offset = self.af_rule
         if self.rr_only and not self.model_episodes:
             onset = c.af_onset_beats_rr_only
+            if c.af_enter_rr_only is not None:
+                enter = c.af_enter_rr_only
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_on = 0

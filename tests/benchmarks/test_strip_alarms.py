@@ -18,11 +18,14 @@ def test_normal_strips_opening_with_an_artifact_raise_no_pause():
 
 
 def test_strip_alarms_count_what_the_monitor_opens():
-    """The AF strips of the shipped subset open AF episodes; the counts add up per label."""
+    """The AF strips of the shipped subset open AF episodes; the counts add up per label, and
+    AF time is a share of the AF strips' time, none of the normal strips'."""
     out = strip_alarms(DATA / "cinc2017", SHIPPED_BUNDLE, labels="A,N")
-    a = out["labels"]["A"]
+    a, n = out["labels"]["A"], out["labels"]["N"]
     assert a["strips"] == 3 and a["episodes"]["AF"] >= 1
     assert a["per_24h"]["AF"] == a["episodes"]["AF"] / (a["hours"] / 24)
+    assert 10.0 < a["af_time_pct"] < 100.0 and n["af_time_pct"] == 0.0
+    assert f"| A | 3 | {a['hours']:.2f} | {a['af_time_pct']:.1f} |" in table(out)
 
 
 def test_beat_calls_after_learning_are_counted_per_label():

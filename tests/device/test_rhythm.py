@@ -153,6 +153,39 @@ def test_intervals_around_ectopic_beats_are_left_out_of_the_af_window():
     assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] > 25.0
 
 
+def test_intervals_around_s_beats_leave_the_af_window_where_the_bundle_asks():
+    """209's frequent APCs and SVT runs (no AF) open AF at a sensitive bar; with
+    ``af_skip_s_beats`` the intervals at beats typed S leave the window as the V beats' do and
+    none opens, while 201's AF (606 of its 1805 s) is still found."""
+    from dataclasses import replace
+
+    on = RhythmConfig(af_enter=-0.9, af_exit=-1.5, af_onset_beats_rr_only=8)
+    skip = replace(on, af_skip_s_beats=True)
+    t, s, rr, cls = annotated_beats("209")
+    assert analyze_beats(t, s, rr, on, classes=cls)[1]["af_burden_pct"] > 5.0
+    assert analyze_beats(t, s, rr, skip, classes=cls)[1]["af_burden_pct"] == 0.0
+    t, s, rr, cls = annotated_beats("201")
+    assert analyze_beats(t, s, rr, skip, classes=cls)[1]["af_burden_pct"] > 25.0
+
+
+def test_rr_only_input_keeps_its_own_af_bar():
+    """A bar lowered for the ECG path (its P-wave and QRS-shape gates hold false AF off) need
+    not hold for RR-only input: 201 from annotated beats without classes opens AF in its
+    PVC-rich sinus rhythm at -0.6 (more AF time than at -0.5); ``af_enter_rr_only`` keeps the
+    RR-only analysis at -0.5, to the event, and a bar under af_exit is refused."""
+    from dataclasses import replace
+
+    t, s, rr, _ = annotated_beats("201")
+    old = RhythmConfig(af_enter=-0.5)
+    low = replace(old, af_enter=-0.6)
+    kept = replace(low, af_enter_rr_only=-0.5)
+    assert analyze_beats(t, s, rr, low)[1]["af_burden_pct"] > \
+        analyze_beats(t, s, rr, old)[1]["af_burden_pct"] + 5.0
+    assert analyze_beats(t, s, rr, kept)[0] == analyze_beats(t, s, rr, old)[0]
+    with pytest.raises(ValueError, match="af_enter_rr_only"):
+        RhythmConfig.from_dict({"af_enter_rr_only": -2.0})
+
+
 def test_pause_is_one_episode_with_its_interval():
     t, s, rr, _ = annotated_beats("100")
     keep = np.ones(len(t), bool)
