@@ -493,6 +493,7 @@ def manifest_problems(raw) -> list[str]:
     try:
         ScoreSpec(**raw["score"])
         Scaling(**raw["scaling"])
+        RhythmConfig.from_dict(raw.get("rhythm"))  # settings that contradict each other
     except (TypeError, ValueError) as exc:
         errors.append(str(exc))
     return errors

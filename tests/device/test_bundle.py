@@ -128,3 +128,15 @@ def test_ectopy_pattern_settings_out_of_range_are_refused(bundle_dir, setting, v
     mpath.write_text(json.dumps({**raw, "rhythm": {setting: value}}))
     with pytest.raises(BundleError, match=message):
         load_bundle(root)
+
+
+def test_rhythm_settings_that_contradict_each_other_are_refused_on_load(bundle_dir):
+    """Each value in range, together impossible (an AF bar under the exit from AF): one
+    line at load naming the bundle, not a failure when the monitor starts."""
+    root, _ = bundle_dir
+    mpath = root / "manifest.json"
+    raw = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps({**raw, "rhythm": {"af_enter": -0.6, "af_enter_rr_only": -3.0}}))
+    with pytest.raises(BundleError, match="manifest.json is invalid: rhythm settings: need "
+                                          "af_exit <= af_enter"):
+        load_bundle(root)
