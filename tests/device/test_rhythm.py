@@ -186,6 +186,37 @@ def test_rr_only_input_keeps_its_own_af_bar():
         RhythmConfig.from_dict({"af_enter_rr_only": -2.0})
 
 
+def test_af_onset_may_miss_a_few_windows():
+    """One regular-looking window restarted the onset count (a run of similar intervals in AF
+    makes one by chance): with ``af_onset_misses`` the onset needs af_onset_beats of the last
+    af_onset_beats + misses windows. 201 from annotated beats with classes opens its last AF
+    episode over a minute sooner; records without AF stay free of it. Without classes PVCs
+    stay in the windows and misses open AF in 201's sinus rhythm, so ``af_onset_misses_rr_only``
+    keeps RR-only input to the old rule, to the event; 0 misses is the old rule everywhere."""
+    from dataclasses import replace
+
+    t, s, rr, cls = annotated_beats("201")
+    old = RhythmConfig()
+    four = replace(old, af_onset_misses=4)
+
+    def starts(cfg, classes=cls):
+        events, summary = analyze_beats(t, s, rr, cfg, classes=classes)
+        return [e["t"] for e in events if e["rhythm"] == "AF" and e["type"] == "rhythm_start"
+                ], summary["af_burden_pct"]
+
+    (before, burden_before), (after, burden_after) = starts(old), starts(four)
+    assert len(after) == len(before) and burden_after > burden_before + 3.0
+    assert all(a <= b for a, b in zip(after, before)) and after[-1] < before[-1] - 60.0
+    assert starts(four, None)[1] > starts(old, None)[1] + 10.0  # without classes: too much
+    kept = replace(four, af_onset_misses_rr_only=0)
+    assert analyze_beats(t, s, rr, kept)[0] == analyze_beats(t, s, rr, old)[0]
+    for name in ("209", "223"):  # frequent APCs; PVCs and VT: no AF either way
+        t2, s2, rr2, cls2 = annotated_beats(name)
+        assert analyze_beats(t2, s2, rr2, four, classes=cls2)[1]["counts"]["AF"] == 0
+    with pytest.raises(ValueError, match="af_onset_misses"):
+        RhythmConfig.from_dict({"af_onset_misses": -1})
+
+
 def test_pause_is_one_episode_with_its_interval():
     t, s, rr, _ = annotated_beats("100")
     keep = np.ones(len(t), bool)
