@@ -24,14 +24,18 @@ def annotated_beats(name: str, folder=MITDB):
     return t, sample, np.r_[np.nan, np.diff(t)], cls[keep]
 
 
-def test_streaming_in_any_blocks_equals_one_call():
-    t, s, rr, cls = annotated_beats("119")
+@pytest.mark.parametrize("name, cfg", [("119", RhythmConfig()),
+                                       ("201", RhythmConfig(af_onset_misses=4))])
+def test_streaming_in_any_blocks_equals_one_call(name, cfg):
+    """Also where AF comes and goes and the onset's windows carry over from block to block."""
+    t, s, rr, cls = annotated_beats(name)
     rr[500] = np.nan  # a gap: no window spans it
-    whole = RhythmAnalyzer().update(t, s, rr, cls)
-    an = RhythmAnalyzer()
+    whole = RhythmAnalyzer(cfg).update(t, s, rr, cls)
+    an = RhythmAnalyzer(cfg)
     parts = [an.update(t[a:a + 37], s[a:a + 37], rr[a:a + 37], cls[a:a + 37])
              for a in range(0, len(t), 37)]
     assert [e for p in parts for e in p.events] == whole.events
+    assert (name == "201") == any(e["rhythm"] == "AF" for e in whole.events)
     np.testing.assert_array_equal(np.concatenate([p.irregular for p in parts]), whole.irregular)
     assert len(whole.irregular) == len(t)
 
