@@ -38,6 +38,8 @@ from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
 REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(VF": "VF",
                      "(SVTA": "SVT", "(B": "BIGEMINY", "(T": "TRIGEMINY"}
 EVALUATED = ("AF", "VT", "VF", *PATTERNS)  # the patterns are tabled apart
+#: Rhythms whose start events say when the start was decided (``detected_t``): the alarm.
+ALARMED = ("AF", "VT")
 
 Intervals = list[tuple[float, float]]
 #: Event types that open and close episodes: the rhythms' and the ectopy patterns'.
@@ -144,11 +146,52 @@ def episodes_from_events(events: list[dict]) -> dict[str, Intervals]:
     return out
 
 
+def alarms_from_events(events: list[dict]) -> dict[str, list[tuple[float, float, float]]]:
+    """Per rhythm: (start, end, alarm) of each detected episode, the alarm being when its start
+    was decided (the start event's ``detected_t``; its start where it has none, as for AF
+    resumed after VT)."""
+    decided: dict[tuple[str, int], float] = {}
+    out: dict[str, list[tuple[float, float, float]]] = {}
+    for e in events:
+        if e.get("type") == "rhythm_start":
+            decided[(e["rhythm"], e["episode"])] = float(e.get("detected_t", e["t"]))
+        elif e.get("type") == "rhythm_end":
+            alarm = decided.pop((e["rhythm"], e["episode"]), float(e["t_start"]))
+            out.setdefault(e["rhythm"], []).append((float(e["t_start"]), float(e["t"]), alarm))
+    return out
+
+
+def alarm_delays(ref: Intervals, det: list[tuple[float, float, float]],
+                 exclude: Intervals = (), start_s: float = 0.0) -> list[float]:
+    """Per reference episode (counted as :func:`compare` counts them) that a detection
+    overlaps: seconds from its start to the first alarm among the detections that overlap it
+    (0 where one was already open): how long the wearer waits to be told."""
+    out = []
+    for a, b in merge(subtract(ref, _cut(exclude, start_s))):
+        alarms = [alarm for s, e, alarm in det if s < b and e > a]
+        if alarms:
+            out.append(round(max(0.0, min(alarms) - a), 3))
+    return out
+
+
+def delay_summary(delays: list[float]) -> dict:
+    """Median, 90th percentile and largest alarm delay (s) of the episodes found."""
+    d = np.asarray(delays, dtype=np.float64)
+    if not len(d):
+        return {"n": 0, "median": None, "p90": None, "max": None}
+    return {"n": len(d), "median": round(float(np.median(d)), 2),
+            "p90": round(float(np.percentile(d, 90)), 2), "max": round(float(d.max()), 2)}
+
+
+def _cut(exclude: Intervals, start_s: float) -> Intervals:
+    return [*exclude, (float("-inf"), start_s)] if start_s > 0 else list(exclude)
+
+
 def compare(ref: Intervals, det: Intervals, exclude: Intervals = (), start_s: float = 0.0
             ) -> dict:
     """epicmp-style counts for one rhythm on one record (``exclude``: left out of both; an
     episode is counted from ``start_s`` on, as epicmp counts from its ``-f`` time)."""
-    cut = [*exclude, (float("-inf"), start_s)] if start_s > 0 else list(exclude)
+    cut = _cut(exclude, start_s)
     ref, det = merge(subtract(ref, cut)), merge(subtract(det, cut))
     ov = overlap(ref, det)
     return {
@@ -177,12 +220,15 @@ def evaluate_record(ref: ReferenceRecord, events: list[dict], monitored_s: float
                     start_s: float = 0.0) -> dict:
     """Every evaluated rhythm of one record, from ``start_s`` on (epicmp's default is 300 s,
     its learning period; 0: the whole record); ``monitored_s`` then counts from there too."""
-    det = episodes_from_events(events)
+    det, alarms = episodes_from_events(events), alarms_from_events(events)
     out = {"record": ref.name, "monitored_s": max(0.0, monitored_s - start_s)}
     for r in EVALUATED:
         exclude = ref.rhythms.get("AFL", []) if r == "AF" else []
         c = compare(ref.rhythms.get(r, []), det.get(r, []), exclude, start_s)
         out[r] = {**c, **rates(c)}
+        if r in ALARMED:
+            out[r]["alarm_delays_s"] = alarm_delays(ref.rhythms.get(r, []), alarms.get(r, []),
+                                                    exclude, start_s)
     return out
 
 
@@ -195,6 +241,9 @@ def summarize(per_record: list[dict]) -> dict:
                 "overlap_s")
         c = {k: sum(p[r][k] for p in per_record) for k in keys}
         gross[r] = {**c, **rates(c)}
+        if r in ALARMED:
+            gross[r]["alarm_delay_s"] = delay_summary(
+                [d for p in per_record for d in p[r].get("alarm_delays_s", [])])
     no_af = [p for p in per_record if p["AF"]["ref_s"] == 0]
     hours = sum(p["monitored_s"] for p in no_af) / 3600.0
     false_s = sum(p["AF"]["det_s"] for p in no_af)
@@ -464,6 +513,9 @@ def table(out: dict) -> str:
     g, fa = out["gross"]["AF"], out["false_af"]
     lines += ["", f"AF duration Se {_pct(g['duration_se'])} %, +P {_pct(g['duration_ppv'])} %; "
               f"episode Se {_pct(g['episode_se'])} %, +P {_pct(g['episode_ppv'])} %",
+              *(f"{r} alarm after the episode's start: median {d['median']} s, 90th percentile "
+                f"{d['p90']} s, longest {d['max']} s ({d['n']} episodes found)"
+                for r in ALARMED if (d := out["gross"][r]["alarm_delay_s"])["n"]),
               f"false AF on {len(fa['records'])} records without AF ({fa['hours']:.2f} h): "
               f"{fa['seconds']:.0f} s in {fa['episodes']} episodes", "",
               "| gross | ep ref/det | ep Se | ep +P | ref s | det s | duration Se | duration +P |",

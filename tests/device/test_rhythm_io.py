@@ -18,6 +18,7 @@ from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 from ecg_edge.device.reference import THRESHOLDS
 from ecg_edge.device.rhythm_eval import (
+    alarm_delays,
     compare,
     evaluate_folder,
     evaluate_strips,
@@ -181,6 +182,27 @@ def test_reference_rhythms_and_epicmp_counts():
     c = compare([(0, 100), (200, 400)], [(50, 150), (250, 500)], start_s=300)
     assert (c["ref_episodes"], c["det_episodes"], c["ref_s"], c["det_s"]) == (1, 1, 100, 200)
     assert c["overlap_s"] == 100
+
+
+def test_alarm_delay_is_how_long_an_episode_waits_for_its_alarm():
+    """The alarm is when the start was decided (``detected_t``), not the start it is dated
+    back to; an episode already open when the reference one begins kept the wearer told."""
+    assert alarm_delays([(10, 100)], [(5, 50, 20.0)]) == [10.0]
+    assert alarm_delays([(10, 100)], [(0, 50, 3.0), (60, 90, 70.0)]) == [0.0]
+    assert alarm_delays([(10, 100), (200, 300)], [(150, 180, 160.0)]) == []
+    assert alarm_delays([(10, 100)], [(20, 50, 30.0)], start_s=40) == [0.0]
+    # 201 from its annotated beats: each AF episode's alarm comes after its annotated start,
+    # at its detection's own decision time (RR-only input waits for 24 windows: 35-128 s)
+    out = evaluate_folder(MITDB, ["201"], "annotations")
+    events = analyze_file(MITDB / "201")[0]
+    starts = sorted(e["detected_t"] for e in events
+                    if e["type"] == "rhythm_start" and e["rhythm"] == "AF")
+    ref = read_reference(MITDB / "201").rhythms["AF"]
+    delays = out["records"][0]["AF"]["alarm_delays_s"]
+    assert len(delays) == len(ref) == 3 and all(0 < d < 150 for d in delays)
+    assert delays == pytest.approx([d - r[0] for d, r in zip(starts, ref)], abs=1e-3)
+    g = out["gross"]["AF"]["alarm_delay_s"]
+    assert g["n"] == 3 and g["max"] == pytest.approx(max(delays), abs=0.01)
 
 
 def test_rhythm_evaluation_from_epicmps_start_on_201():
