@@ -9,7 +9,9 @@ The beats' class calls after the learning period are counted too: on normal stri
 call is a false beat alarm unless the strip holds a real ectopic beat (the labels do not say).
 So is the share of strip time inside AF episodes (``af_time_pct``): on AF strips, how much of
 other wearers' AF on another device the episodes find (their bar was chosen on DS1, which has
-two AF records); on the others, AF time in error.
+two AF records); on the others, AF time in error. And how soon a strip's first AF alarm came
+(``af_alarm_s``: from the strip's start to when the monitor decided its first AF episode, the
+median over the strips with one): a strip starts cold, and an onset needs a window of beats.
 Strips start cold (no learning period behind them), so a detector that loses its first beats
 to a contact artifact shows here as false pauses.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.ectopy_patterns import PATTERNS
@@ -34,9 +38,9 @@ EPISODES = (*RHYTHMS, *PATTERNS)  # rhythm alarms, then the patterns named witho
 
 def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O,~",
                  limit: int | None = None, variant: str = "int8") -> dict:
-    """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h, and the
-    class calls of the beats after the learning period (``beat_calls``, with V and S as % of
-    those beats)."""
+    """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h, AF time
+    and the first AF alarm's time, and the class calls of the beats after the learning period
+    (``beat_calls``, with V and S as % of those beats)."""
     folder = Path(folder)
     ref = read_strip_labels(folder)
     wanted = [x.strip() for x in labels.split(",") if x.strip()]
@@ -53,6 +57,7 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
         calls: Counter[str] = Counter()
         strips_with = 0
         seconds = af_s = 0.0
+        first_af: list[float] = []  # per strip with AF: when its first AF start was decided
         for name in progress(names, f"strip {label}", every_s=10.0):
             rec = read_record(folder / name)
             events: list[dict] = []
@@ -61,6 +66,8 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
             summary = run_blocks(monitor, record_blocks(rec, None, 10.0))
             af_s += summary["rhythm"]["total_s"]["AF"]
             alarms = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
+            first_af += [float(e.get("detected_t", e["t"])) for e in events
+                         if e["type"] == "rhythm_start" and e["rhythm"] == "AF"][:1]
             opened = alarms + [e["rhythm"] for e in events if e["type"] == "pattern_start"]
             calls.update(str(e.get("class")) for e in events
                          if e["type"] == "beat" and not e.get("learning"))
@@ -74,6 +81,8 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
             "strips": len(names), "hours": seconds / 3600.0,
             "strips_with_an_alarm": strips_with,  # an episode other than an ectopy pattern
             "af_time_pct": 100.0 * af_s / seconds if seconds else float("nan"),
+            "strips_with_af": len(first_af),
+            "af_alarm_s": float(np.median(first_af)) if first_af else None,
             "episodes": counts,
             "per_24h": {r: (c / day if day else float("nan")) for r, c in counts.items()},
             "beat_calls": dict(sorted(calls.items())),
@@ -83,12 +92,14 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
 
 
 def table(out: dict) -> str:
-    head = ("| strips | n | hours | AF time % | " + " | ".join(f"{r} /24 h" for r in EPISODES)
+    head = ("| strips | n | hours | AF time % | first AF alarm s (median) | "
+            + " | ".join(f"{r} /24 h" for r in EPISODES)
             + " | beats after learning | V % | S % |")
-    lines = [head, "|" + "---|" * (7 + len(EPISODES))]
+    lines = [head, "|" + "---|" * (8 + len(EPISODES))]
     for label, m in out["labels"].items():
         cells = " | ".join(f"{m['per_24h'][r]:.1f} ({m['episodes'][r]})" for r in EPISODES)
+        alarm = "-" if m["af_alarm_s"] is None else f"{m['af_alarm_s']:.1f}"
         lines.append(f"| {label} | {m['strips']} | {m['hours']:.2f} | {m['af_time_pct']:.1f} | "
-                     f"{cells} | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | "
+                     f"{alarm} | {cells} | {sum(m['beat_calls'].values())} | {m['V_pct']:.2f} | "
                      f"{m['S_pct']:.2f} |")
     return "\n".join(lines)

@@ -25,7 +25,12 @@ def test_strip_alarms_count_what_the_monitor_opens():
     assert a["strips"] == 3 and a["episodes"]["AF"] >= 1
     assert a["per_24h"]["AF"] == a["episodes"]["AF"] / (a["hours"] / 24)
     assert 10.0 < a["af_time_pct"] < 100.0 and n["af_time_pct"] == 0.0
-    assert f"| A | 3 | {a['hours']:.2f} | {a['af_time_pct']:.1f} |" in table(out)
+    # the first AF alarm: after a window of beats, inside the strip; none on normal strips
+    assert a["strips_with_af"] == 3 and 10.0 < a["af_alarm_s"] < 30.0
+    assert n["strips_with_af"] == 0 and n["af_alarm_s"] is None
+    assert f"| A | 3 | {a['hours']:.2f} | {a['af_time_pct']:.1f} | {a['af_alarm_s']:.1f} |" \
+        in table(out)
+    assert f"| N | {n['strips']} | {n['hours']:.2f} | 0.0 | - |" in table(out)
 
 
 def test_beat_calls_after_learning_are_counted_per_label():
