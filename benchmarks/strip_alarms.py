@@ -27,7 +27,7 @@ from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
 from ecg_edge.device.rhythm import RHYTHMS
-from ecg_edge.device.rhythm_eval import read_strip_labels
+from ecg_edge.device.rhythm_eval import alarms_from_events, read_strip_labels
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
@@ -66,8 +66,8 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
             summary = run_blocks(monitor, record_blocks(rec, None, 10.0))
             af_s += summary["rhythm"]["total_s"]["AF"]
             alarms = [e["rhythm"] for e in events if e["type"] == "rhythm_start"]
-            first_af += [float(e.get("detected_t", e["t"])) for e in events
-                         if e["type"] == "rhythm_start" and e["rhythm"] == "AF"][:1]
+            af_alarms = [alarm for _, _, alarm in alarms_from_events(events).get("AF", [])]
+            first_af += [min(af_alarms)] if af_alarms else []
             opened = alarms + [e["rhythm"] for e in events if e["type"] == "pattern_start"]
             calls.update(str(e.get("class")) for e in events
                          if e["type"] == "beat" and not e.get("learning"))

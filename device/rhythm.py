@@ -703,7 +703,7 @@ class RhythmAnalyzer:
             del votes[: -(onset + misses)]
             while votes and votes[0] is None:  # the onset starts at a window that counted
                 del votes[0]
-            counted = [v for v in votes if v is not None]
+            counted = self._onset_windows()
             if len(counted) >= onset:
                 self.af_peak = max(counted)
                 t0, s0 = self._back(len(votes) - 1 + half)
@@ -732,6 +732,10 @@ class RhythmAnalyzer:
                     events.append(ep.end(t1, s1, "regular rhythm", irregularity=round(x, 4),
                                          detected_t=round(t, 4)))
                 self.af_votes.clear()
+
+    def _onset_windows(self) -> list[float]:
+        """The irregularity of the onset's windows that counted so far."""
+        return [v for v in self.af_votes if v is not None]
 
     def af_active(self) -> bool:
         """The AF state (hysteresis) is on: an episode open or suspended by VT."""
@@ -1001,7 +1005,7 @@ class RhythmAnalyzer:
             # the gates only where the beats could reach the onset without them (most blocks
             # of a live port hold fewer beats: no gate computed twice per block there)
             # windows that count so far (the count can rise by at most one a beat)
-            on = sum(v is not None for v in self.af_votes)
+            on = len(self._onset_windows())
             if not self.model_episodes and on + np.count_nonzero(count) >= onset:
                 count &= self._gate(n, p_wave, p_gate)[2]
             hit = np.flatnonzero(on + np.cumsum(count) >= onset)
