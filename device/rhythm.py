@@ -43,6 +43,7 @@ import itertools
 import math
 import statistics
 from dataclasses import asdict, dataclass, field, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,6 +61,16 @@ from ecg_edge.device.heart_rate import HeartRateStats
 RHYTHMS = ("AF", "AFL", "VT", "VF", "PAUSE", "BRADY", "TACHY")
 #: Open rhythms during which the ectopy patterns are not followed (the rhythm is named).
 PATTERN_YIELDS_TO = ("AF", "VT", "VF")
+
+
+class AfRule(NamedTuple):
+    """When AF episodes open and close: irregularity bars and window counts."""
+
+    enter: float  # a window above this counts toward the onset
+    exit: float  # ... below this toward the offset
+    onset: int  # windows that open AF ...
+    offset: int  # ... and that close it
+    misses: int  # windows among the onset's that may fail (RhythmConfig.af_onset_misses)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,16 @@ class RhythmConfig:
     vf_min_mv: float = 0.05  # mean absolute amplitude below this is asystole/lead noise, not VF
     vf_onset_windows: int = 2  # consecutive VF windows to open
     vf_offset_windows: int = 2  # consecutive non-VF windows to close
+    # A VF window every this many seconds (None: vf_window_s, windows end to end). Shorter
+    # hops overlap the windows: VF is judged more often, so its alarm need not wait for a
+    # window grid that happens to straddle the onset (DS1 207's ventricular flutter at 1541 s,
+    # organised for 5 s and then low and ragged, waited 27 s on the 4 s grid).
+    vf_hop_s: float | None = None
+    # No VF window starts in the first this many seconds of a stream or after a gap: the
+    # band-pass filter starts from rest, and its response to the electrode offset rings like
+    # a slow sinusoid (CinC 2017 strips: the first 2 s twice the amplitude of the rest, VF
+    # leakage 0.45-0.5 there against 0.6-0.8 after; false VF at the start of 3 of them).
+    vf_settle_s: float = 0.0
     pause_s: float = 2.5
     brady_bpm: float = 40.0
     tachy_bpm: float = 120.0
@@ -219,6 +240,19 @@ class RhythmConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def af_rule(self, rr_only: bool) -> AfRule:
+        """The COSEn AF rule for one kind of input: RR-only input (no P-wave gate, often no
+        beat classes) has its own overrides, each None or absent where it keeps the ECG
+        path's setting. The one place they are resolved: the validator, the onset and the
+        block split all read it."""
+        if not rr_only:
+            return AfRule(self.af_enter, self.af_exit, self.af_onset_beats,
+                          self.af_offset_beats, self.af_onset_misses)
+        return AfRule(self.af_enter if self.af_enter_rr_only is None else self.af_enter_rr_only,
+                      self.af_exit, self.af_onset_beats_rr_only, self.af_offset_beats,
+                      self.af_onset_misses if self.af_onset_misses_rr_only is None
+                      else self.af_onset_misses_rr_only)
+
     @classmethod
     def from_dict(cls, data: dict | None) -> RhythmConfig:
         """From a manifest section (absent = defaults); unknown keys are refused."""
@@ -230,15 +264,17 @@ class RhythmConfig:
         if unknown:
             raise ValueError(f"unknown rhythm settings: {sorted(unknown)}")
         cfg = cls(**data)
-        rr_only_enter = cfg.af_enter if cfg.af_enter_rr_only is None else cfg.af_enter_rr_only
-        if not cfg.af_exit <= min(cfg.af_enter, rr_only_enter) or cfg.af_tolerance_s <= 0:
+        rules = (cfg.af_rule(rr_only=False), cfg.af_rule(rr_only=True))
+        if any(r.exit > r.enter for r in rules) or cfg.af_tolerance_s <= 0:
             raise ValueError("rhythm settings: need af_exit <= af_enter (and "
                              "af_enter_rr_only) and af_tolerance_s > 0")
-        if min(cfg.af_onset_beats, cfg.af_onset_beats_rr_only, cfg.af_offset_beats, cfg.vt_beats,
+        if min(*(r.onset for r in rules), cfg.af_offset_beats, cfg.vt_beats,
                cfg.rate_beats) < 1 or cfg.af_window_beats < 4 or min(
-                cfg.af_onset_misses, cfg.af_onset_misses_rr_only or 0) < 0:
+                r.misses for r in rules) < 0:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4, "
                              "af_onset_misses 0)")
+        if cfg.vf_hop_s is not None and not 0 < cfg.vf_hop_s <= cfg.vf_window_s:
+            raise ValueError("rhythm settings: vf_hop_s must be above 0 and at most vf_window_s")
         if min(cfg.svt_beats, cfg.bigeminy_cycles, cfg.trigeminy_cycles) < 0:
             raise ValueError("rhythm settings: svt_beats, bigeminy_cycles and trigeminy_cycles "
                              "must be at least 0 (0: off)")
@@ -445,13 +481,12 @@ class RhythmAnalyzer:
         self.af_model = af_model
         spec = getattr(af_model, "spec", None)
         # Whether the model's probability drives AF episodes (else COSEn does, the model
-        # vetoing; what record-grouped CV on long records chose) and the rule applied:
-        # (enter, exit, onset beats, offset beats).
+        # vetoing; what record-grouped CV on long records chose) and the rule it applies to
+        # either input (COSEn's has its RR-only overrides: RhythmConfig.af_rule)
         self.model_episodes = spec is not None and spec.episodes == "model"
         self.af_veto = spec.veto if spec is not None else 0.0
-        self.af_rule = ((spec.enter, spec.exit, spec.onset_beats, spec.offset_beats)
-                        if self.model_episodes else
-                        (c.af_enter, c.af_exit, c.af_onset_beats, c.af_offset_beats))
+        self.model_rule = AfRule(spec.enter, spec.exit, spec.onset_beats, spec.offset_beats,
+                                 c.af_onset_misses) if self.model_episodes else None
         self.feed = _ModelFeed(af_model, c.af_window_beats, c.af_tolerance_s) if (
             af_model is not None) else None
         # The ECG model (when the bundle has one) sees the band-passed signal, not beats.
@@ -466,9 +501,9 @@ class RhythmAnalyzer:
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
-        self.recent_max = (c.af_window_beats + max(self.af_rule[2], c.af_onset_beats_rr_only)
-                           + max(c.af_onset_misses, c.af_onset_misses_rr_only or 0)
-                           + self.af_rule[3] + 2)
+        rules = (self.af_rule(False), self.af_rule(True))
+        self.recent_max = (c.af_window_beats + max(r.onset + r.misses for r in rules)
+                           + max(r.offset for r in rules) + 2)
         self.rr_only = False  # the last update had no atrial evidence (no P-wave gate)
         self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         # The onset's windows since the first that counted (its irregularity, or None where
@@ -676,20 +711,18 @@ class RhythmAnalyzer:
         self.rr_clean_hist = full[-self.keep:]
         return out, skip
 
+    def af_rule(self, rr_only: bool) -> AfRule:
+        """The AF rule for the input: the model's where it drives the episodes (either input),
+        else the settings' for the input (RhythmConfig.af_rule)."""
+        return self.model_rule or self.cfg.af_rule(rr_only)
+
     def _back(self, k: int) -> tuple[float, int]:
         """The beat ``k`` beats before the newest one still remembered."""
         return self.recent[max(0, len(self.recent) - 1 - k)]
 
     def _af(self, t: float, s: int, x: float, ok: bool, events: list[dict]) -> None:
         c, ep = self.cfg, self.episodes["AF"]
-        enter, exit_, onset, offset = self.af_rule
-        misses = c.af_onset_misses
-        if self.rr_only and not self.model_episodes:
-            onset = c.af_onset_beats_rr_only
-            if c.af_enter_rr_only is not None:
-                enter = c.af_enter_rr_only
-            if c.af_onset_misses_rr_only is not None:
-                misses = c.af_onset_misses_rr_only
+        enter, exit_, onset, offset, misses = self.af_rule(self.rr_only)
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_votes.clear()
@@ -930,9 +963,11 @@ class RhythmAnalyzer:
             self.vf_log.append((decided, vf))
             ep = self.episodes["VF"]
             if vf and ep.open is None:
-                events.append(ep.start(t, s, leakage=round(leak, 3), mean_abs_mv=round(amp, 3)))
+                events.append(ep.start(t, s, leakage=round(leak, 3), mean_abs_mv=round(amp, 3),
+                                       detected_t=round(decided, 4)))
             elif not vf and ep.open is not None:
-                events.append(ep.end(t, s, "organised signal", leakage=round(leak, 3)))
+                events.append(ep.end(t, s, "organised signal", leakage=round(leak, 3),
+                                     detected_t=round(decided, 4)))
         return RhythmUpdate(events)
 
     def _check_strip(self, t: float) -> None:
@@ -997,10 +1032,9 @@ class RhythmAnalyzer:
         are there: most of sinus rhythm); the offset counter may step on any beat; a pause ends
         AF on its beat; VT that closes while VF is open ends a suspended AF on any beat."""
         n = len(rr_s)
-        _, _, onset, offset = self.af_rule
+        # update's input is RR-only where it gets no P-wave evidence, as here
+        onset, offset = self.af_rule(p_wave is None)[2:4]
         if not self.af_active():
-            if not self.model_episodes:
-                onset = min(onset, self.cfg.af_onset_beats_rr_only)
             count = np.ones(n, bool) if usable is None else np.asarray(usable, bool).copy()
             # the gates only where the beats could reach the onset without them (most blocks
             # of a live port hold fewer beats: no gate computed twice per block there)
@@ -1160,19 +1194,27 @@ class _VFState:
         self.buf: list[np.ndarray] = []
         self.buf_n = 0
         self.buf_sample0 = 0.0
-        self.on = self.off = 0
-        self.state = False
-        self.first: tuple[float, int] | None = None
+        self.reset()
 
     def reset(self) -> None:
         self.buf, self.buf_n = [], 0
         self.on = self.off = 0
         self.state = False
-        self.first = None
+        self.first: tuple[float, int] | None = None
+        self.settle: int | None = None  # samples still to skip (None: the stream's first)
 
     def push(self, y: np.ndarray, fs: float, sample0: float, fs_in: float):
         c = self.cfg
         w = max(8, int(round(c.vf_window_s * fs)))
+        h = w if c.vf_hop_s is None else min(w, max(1, int(round(c.vf_hop_s * fs))))
+        if self.settle is None:
+            self.settle = int(round(c.vf_settle_s * fs))
+        if self.settle:
+            skip = min(self.settle, len(y))
+            y, sample0 = y[skip:], sample0 + skip * fs_in / fs
+            self.settle -= skip
+            if not len(y):
+                return []
         if not self.buf:
             self.buf_sample0 = sample0
         self.buf.append(np.asarray(y, dtype=np.float64))
@@ -1180,12 +1222,12 @@ class _VFState:
         if self.buf_n < w:
             return []
         x = np.concatenate(self.buf)
-        k = len(x) // w
-        rest = x[k * w:]
+        k = (len(x) - w) // h + 1  # windows complete, one every h samples
+        rest = x[k * h:]
         out = []
         for j in range(k):
-            seg = x[j * w:(j + 1) * w]
-            s0 = self.buf_sample0 + j * w * fs_in / fs
+            seg = x[j * h:j * h + w]
+            s0 = self.buf_sample0 + j * h * fs_in / fs
             leak, amp = vf_leakage(seg)
             vf = leak < c.vf_leakage and amp >= c.vf_min_mv
             if vf:
@@ -1202,11 +1244,12 @@ class _VFState:
                 out.append((True, self.first[0], self.first[1], leak, amp, decided))
             elif self.state and self.off >= c.vf_offset_windows:
                 self.state = False
-                end = s0 - (c.vf_offset_windows - 1) * w * fs_in / fs
+                # the end of the last VF window
+                end = s0 + (w - c.vf_offset_windows * h) * fs_in / fs
                 out.append((False, end / fs_in, int(round(end)), leak, amp, decided))
         self.buf = [rest] if len(rest) else []
         self.buf_n = len(rest)
-        self.buf_sample0 += k * w * fs_in / fs
+        self.buf_sample0 += k * h * fs_in / fs
         return out
 
 

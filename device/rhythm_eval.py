@@ -39,7 +39,7 @@ REFERENCE_RHYTHMS = {"(AFIB": "AF", "(AFL": "AFL", "(VT": "VT", "(VFL": "VF", "(
                      "(SVTA": "SVT", "(B": "BIGEMINY", "(T": "TRIGEMINY"}
 EVALUATED = ("AF", "VT", "VF", *PATTERNS)  # the patterns are tabled apart
 #: Rhythms whose start events say when the start was decided (``detected_t``): the alarm.
-ALARMED = ("AF", "VT")
+ALARMED = ("AF", "VT", "VF")
 
 Intervals = list[tuple[float, float]]
 #: Event types that open and close episodes: the rhythms' and the ectopy patterns'.

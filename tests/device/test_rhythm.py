@@ -1,10 +1,13 @@
 """Rhythm analysis on real beat sequences (MIT-BIH annotations and the device's own beats)."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import (
+    AfRule,
     RhythmAnalyzer,
     RhythmConfig,
     analyze_beats,
@@ -221,6 +224,20 @@ def test_af_onset_may_miss_a_few_windows():
         RhythmConfig.from_dict({"af_onset_misses": -1})
 
 
+def test_rr_only_rule_is_resolved_in_one_place():
+    """RR-only input's overrides fall back to the ECG path's setting where they are None, and
+    the validator reads the rule each input gets, so a bad override is refused by name."""
+    cfg = RhythmConfig(af_enter=-0.6, af_enter_rr_only=-0.5, af_onset_beats=8,
+                       af_onset_beats_rr_only=24, af_onset_misses=4, af_onset_misses_rr_only=0)
+    assert cfg.af_rule(rr_only=False) == AfRule(-0.6, cfg.af_exit, 8, cfg.af_offset_beats, 4)
+    assert cfg.af_rule(rr_only=True) == AfRule(-0.5, cfg.af_exit, 24, cfg.af_offset_beats, 0)
+    same = RhythmConfig(af_enter=-0.6, af_onset_misses=4)  # no overrides: the ECG path's
+    assert same.af_rule(rr_only=True)[::4] == (-0.6, 4)
+    for bad in ({"af_onset_misses_rr_only": -1}, {"af_onset_beats_rr_only": 0}):
+        with pytest.raises(ValueError, match="beat counts"):
+            RhythmConfig.from_dict(bad)
+
+
 def test_pause_is_one_episode_with_its_interval():
     t, s, rr, _ = annotated_beats("100")
     keep = np.ones(len(t), bool)
@@ -313,6 +330,40 @@ def test_beats_read_vf_as_decided_by_their_own_time():
     assert vt(True) == vt(False)
     assert ("rhythm_start", "VT", 0) in vt(True) and ("rhythm_start", "VF") in {
         e[:2] for e in vt(True)}
+
+
+def test_vf_windows_may_overlap(record_201):
+    """With ``vf_hop_s`` under the window, VF windows overlap and VF is judged every hop: a
+    flutter from 5 to 15 s (4 s windows, 2 to open and to close) is alarmed at 10 s instead of
+    12 s on the window grid, and its end at 20 s instead of 24 s, both dated by the windows
+    (the first VF window's start, the last VF window's end) as on the grid. The windows do not
+    depend on how the signal is cut into blocks; a hop over the window is refused. With
+    ``vf_settle_s`` no window starts in a stream's first seconds (the band-pass filter's
+    ringing from rest)."""
+    fs, fs_in = 120.0, 360.0
+    sinus = record_201.lead_mv()[: int(10 * fs_in) : 3]  # 10 s of 201 at 120 Hz
+    flutter = 0.5 * np.sin(2 * np.pi * 4.0 * np.arange(int(10 * fs)) / fs)  # 240 bpm waves
+    y = np.r_[sinus[: int(5 * fs)], flutter, sinus[: int(10 * fs)]]  # flutter at 5-15 s
+
+    def vf(hop, blocks=(100_000,), settle=0.0):
+        an = RhythmAnalyzer(RhythmConfig(vf_hop_s=hop, vf_settle_s=settle))
+        events, a = [], 0
+        for n in itertools.cycle(blocks):
+            if a >= len(y):
+                break
+            events += an.push_signal(y[a:a + n], fs, a * fs_in / fs, fs_in).events
+            a += n
+        return [(e["type"], e["t"], e.get("detected_t")) for e in events if e["rhythm"] == "VF"]
+
+    grid, hop = vf(None), vf(2.0)
+    assert grid == [("rhythm_start", 4.0, 12.0), ("rhythm_end", 16.0, 24.0)]
+    assert hop == [("rhythm_start", 4.0, 10.0), ("rhythm_end", 16.0, 20.0)]
+    assert vf(2.0, (37, 250, 5)) == hop and vf(None, (37, 250, 5)) == grid
+    y = y[int(5 * fs):]  # the stream opens in flutter
+    assert vf(2.0)[0][1:] == (0.0, 6.0)
+    assert vf(2.0, settle=2.0)[0][1:] == vf(2.0, (37, 250, 5), 2.0)[0][1:] == (2.0, 8.0)
+    with pytest.raises(ValueError, match="vf_hop_s"):
+        RhythmConfig.from_dict({"vf_hop_s": 5.0})
 
 
 def test_config_from_manifest_section():
