@@ -273,8 +273,10 @@ class RhythmConfig:
                 r.misses for r in rules) < 0:
             raise ValueError("rhythm settings: beat counts must be at least 1 (the AF window 4, "
                              "af_onset_misses 0)")
-        if cfg.vf_hop_s is not None and not 0 < cfg.vf_hop_s <= cfg.vf_window_s:
-            raise ValueError("rhythm settings: vf_hop_s must be above 0 and at most vf_window_s")
+        if cfg.vf_hop_s is not None and not 0 < cfg.vf_hop_s <= cfg.vf_window_s \
+                or cfg.vf_settle_s < 0:
+            raise ValueError("rhythm settings: vf_hop_s must be above 0 and at most vf_window_s, "
+                             "vf_settle_s at least 0")
         if min(cfg.svt_beats, cfg.bigeminy_cycles, cfg.trigeminy_cycles) < 0:
             raise ValueError("rhythm settings: svt_beats, bigeminy_cycles and trigeminy_cycles "
                              "must be at least 0 (0: off)")
@@ -1191,13 +1193,12 @@ class _VFState:
 
     def __init__(self, cfg: RhythmConfig):
         self.cfg = cfg
-        self.buf: list[np.ndarray] = []
-        self.buf_n = 0
         self.buf_sample0 = 0.0
         self.reset()
 
     def reset(self) -> None:
-        self.buf, self.buf_n = [], 0
+        self.buf: list[np.ndarray] = []
+        self.buf_n = 0
         self.on = self.off = 0
         self.state = False
         self.first: tuple[float, int] | None = None

@@ -362,8 +362,9 @@ def test_vf_windows_may_overlap(record_201):
     y = y[int(5 * fs):]  # the stream opens in flutter
     assert vf(2.0)[0][1:] == (0.0, 6.0)
     assert vf(2.0, settle=2.0)[0][1:] == vf(2.0, (37, 250, 5), 2.0)[0][1:] == (2.0, 8.0)
-    with pytest.raises(ValueError, match="vf_hop_s"):
-        RhythmConfig.from_dict({"vf_hop_s": 5.0})
+    for bad in ({"vf_hop_s": 5.0}, {"vf_settle_s": -1.0}):
+        with pytest.raises(ValueError, match="vf_hop_s"):
+            RhythmConfig.from_dict(bad)
 
 
 def test_config_from_manifest_section():
