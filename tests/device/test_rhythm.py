@@ -336,7 +336,8 @@ def test_vf_windows_may_overlap(record_201):
     """With ``vf_hop_s`` under the window, VF windows overlap and VF is judged every hop: a
     flutter from 5 to 15 s (4 s windows, 2 to open and to close) is alarmed at 10 s instead of
     12 s on the window grid, and its end at 20 s instead of 24 s, both dated by the windows
-    (the first VF window's start, the last VF window's end) as on the grid. The windows do not
+    (the first VF window's start, the last VF window's end) as on the grid, however many
+    windows close it. The windows do not
     depend on how the signal is cut into blocks; a hop over the window is refused. With
     ``vf_settle_s`` no window starts in a stream's first seconds (the band-pass filter's
     ringing from rest)."""
@@ -345,8 +346,8 @@ def test_vf_windows_may_overlap(record_201):
     flutter = 0.5 * np.sin(2 * np.pi * 4.0 * np.arange(int(10 * fs)) / fs)  # 240 bpm waves
     y = np.r_[sinus[: int(5 * fs)], flutter, sinus[: int(10 * fs)]]  # flutter at 5-15 s
 
-    def vf(hop, blocks=(100_000,), settle=0.0):
-        an = RhythmAnalyzer(RhythmConfig(vf_hop_s=hop, vf_settle_s=settle))
+    def vf(hop, blocks=(100_000,), settle=0.0, **more):
+        an = RhythmAnalyzer(RhythmConfig(vf_hop_s=hop, vf_settle_s=settle, **more))
         events, a = [], 0
         for n in itertools.cycle(blocks):
             if a >= len(y):
@@ -359,6 +360,9 @@ def test_vf_windows_may_overlap(record_201):
     assert grid == [("rhythm_start", 4.0, 12.0), ("rhythm_end", 16.0, 24.0)]
     assert hop == [("rhythm_start", 4.0, 10.0), ("rhythm_end", 16.0, 20.0)]
     assert vf(2.0, (37, 250, 5)) == hop and vf(None, (37, 250, 5)) == grid
+    # three windows to close (the shipped bundle's): 6 s of organised signal after the last
+    # VF window, which still dates the end
+    assert vf(2.0, vf_offset_windows=3)[1] == ("rhythm_end", 16.0, 22.0)
     y = y[int(5 * fs):]  # the stream opens in flutter
     assert vf(2.0)[0][1:] == (0.0, 6.0)
     assert vf(2.0, settle=2.0)[0][1:] == vf(2.0, (37, 250, 5), 2.0)[0][1:] == (2.0, 8.0)
