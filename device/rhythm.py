@@ -1035,7 +1035,8 @@ class RhythmAnalyzer:
         AF on its beat; VT that closes while VF is open ends a suspended AF on any beat."""
         n = len(rr_s)
         # update's input is RR-only where it gets no P-wave evidence, as here
-        onset, offset = self.af_rule(p_wave is None)[2:4]
+        rule = self.af_rule(p_wave is None)
+        onset, offset = rule.onset, rule.offset
         if not self.af_active():
             count = np.ones(n, bool) if usable is None else np.asarray(usable, bool).copy()
             # the gates only where the beats could reach the onset without them (most blocks
