@@ -350,6 +350,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "af_max_odd_qrs": _FRACTION, "af_onset_beats_rr_only": _COUNT,
                    "af_enter_rr_only": Rule(ge=-20, le=20),
                    "af_onset_misses_rr_only": Rule(ge=0, le=10_000),
+                   "af_onset_misses_rr_classes": Rule(ge=0, le=10_000),
                    "vt_faster_ratio": _FRACTION, "vt_before_beats": _COUNT,
                    "af_pause_s": Rule(ge=0, le=60), "strip_af_enter": Rule(ge=-20, le=20),
                    "strip_p_wave_max": _CORR, "strip_af_windows_pct": Rule(ge=0, le=100),

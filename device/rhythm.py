@@ -203,6 +203,14 @@ class RhythmConfig:
     # 83, the 28 records from annotated beats without classes, 4 misses: AF duration +P
     # 84.9 -> 75.6 %, all 201's; with classes +P rose).
     af_onset_misses_rr_only: int | None = None
+    # ... except where the RR-only input types its beats (a WFDB record's labelled
+    # annotations): its own af_onset_misses (None: af_onset_misses_rr_only's). There the
+    # intervals at V (and S) beats leave the windows as on the ECG path, so the PVCs that keep
+    # misses off a strap's RR file do not read as AF (session 85, the 28 MIT-BIH records from
+    # annotated beats with classes, 4 misses: AF duration Se 92.2 -> 97.4 %, +P 98.5 -> 98.6
+    # %, all 201's). Annotations that type every beat N (the AF database's unaudited .qrs)
+    # carry beat times only: they get the rule without classes (:func:`beat_types`).
+    af_onset_misses_rr_classes: int | None = None
     # An AF onset in a stretch of windows none of which said "not AF" (below af_exit) is
     # dated from the stretch's first beat (a stream start, gap or unusable beat), not half a
     # window back: a recording that starts in AF is AF from its start (DS1 201 and 203 lost
@@ -240,18 +248,20 @@ class RhythmConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def af_rule(self, rr_only: bool) -> AfRule:
+    def af_rule(self, rr_only: bool, classes: bool = False) -> AfRule:
         """The COSEn AF rule for one kind of input: RR-only input (no P-wave gate, often no
-        beat classes) has its own overrides, each None or absent where it keeps the ECG
-        path's setting. The one place they are resolved: the validator, the onset and the
-        block split all read it."""
+        beat classes; ``classes``: this input has them) has its own overrides, each None or
+        absent where it keeps the ECG path's setting. The one place they are resolved: the
+        validator, the onset and the block split all read it."""
         if not rr_only:
             return AfRule(self.af_enter, self.af_exit, self.af_onset_beats,
                           self.af_offset_beats, self.af_onset_misses)
+        misses = (self.af_onset_misses if self.af_onset_misses_rr_only is None
+                  else self.af_onset_misses_rr_only)
+        if classes and self.af_onset_misses_rr_classes is not None:
+            misses = self.af_onset_misses_rr_classes
         return AfRule(self.af_enter if self.af_enter_rr_only is None else self.af_enter_rr_only,
-                      self.af_exit, self.af_onset_beats_rr_only, self.af_offset_beats,
-                      self.af_onset_misses if self.af_onset_misses_rr_only is None
-                      else self.af_onset_misses_rr_only)
+                      self.af_exit, self.af_onset_beats_rr_only, self.af_offset_beats, misses)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> RhythmConfig:
@@ -264,7 +274,8 @@ class RhythmConfig:
         if unknown:
             raise ValueError(f"unknown rhythm settings: {sorted(unknown)}")
         cfg = cls(**data)
-        rules = (cfg.af_rule(rr_only=False), cfg.af_rule(rr_only=True))
+        rules = (cfg.af_rule(rr_only=False), cfg.af_rule(rr_only=True),
+                 cfg.af_rule(rr_only=True, classes=True))
         if any(r.exit > r.enter for r in rules) or cfg.af_tolerance_s <= 0:
             raise ValueError("rhythm settings: need af_exit <= af_enter (and "
                              "af_enter_rr_only) and af_tolerance_s > 0")
@@ -503,10 +514,11 @@ class RhythmAnalyzer:
         self.p_hist = np.zeros(0)
         # Recent beats (t, sample) to set onsets back by half a window.
         self.recent: list[tuple[float, int]] = []
-        rules = (self.af_rule(False), self.af_rule(True))
+        rules = (self.af_rule(False), self.af_rule(True), self.af_rule(True, True))
         self.recent_max = (c.af_window_beats + max(r.onset + r.misses for r in rules)
                            + max(r.offset for r in rules) + 2)
         self.rr_only = False  # the last update had no atrial evidence (no P-wave gate)
+        self.rr_classes = False  # ... and had beat classes
         self.a_hist = np.zeros((0, 3))  # atrial evidence per beat (rhythm_features)
         # The onset's windows since the first that counted (its irregularity, or None where
         # it failed), at most onset + af_onset_misses of them
@@ -583,7 +595,7 @@ class RhythmAnalyzer:
         atrial, p_med, p_ok, full_p, full_a = self._gate(n, p_wave, p_gate)
         if full_p is not None:
             self.p_hist = full_p[-self.keep:]
-        self.rr_only = p_wave is None
+        self.rr_only, self.rr_classes = p_wave is None, classes is not None
         judged = np.isfinite(irr)
         skip = np.zeros(n, dtype=bool)
         irr_ep = irr
@@ -713,10 +725,10 @@ class RhythmAnalyzer:
         self.rr_clean_hist = full[-self.keep:]
         return out, skip
 
-    def af_rule(self, rr_only: bool) -> AfRule:
+    def af_rule(self, rr_only: bool, classes: bool = False) -> AfRule:
         """The AF rule for the input: the model's where it drives the episodes (either input),
         else the settings' for the input (RhythmConfig.af_rule)."""
-        return self.model_rule or self.cfg.af_rule(rr_only)
+        return self.model_rule or self.cfg.af_rule(rr_only, classes)
 
     def _back(self, k: int) -> tuple[float, int]:
         """The beat ``k`` beats before the newest one still remembered."""
@@ -724,7 +736,7 @@ class RhythmAnalyzer:
 
     def _af(self, t: float, s: int, x: float, ok: bool, events: list[dict]) -> None:
         c, ep = self.cfg, self.episodes["AF"]
-        enter, exit_, onset, offset, misses = self.af_rule(self.rr_only)
+        enter, exit_, onset, offset, misses = self.af_rule(self.rr_only, self.rr_classes)
         half = c.af_window_beats // 2
         if x != x:  # no complete window (start, gap, unusable beat): no decision
             self.af_votes.clear()
@@ -1273,6 +1285,16 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
     return (float(np.add.reduce(np.abs(a + b))) / den if den > 0 else 1.0), amp
 
 
+def beat_types(classes: np.ndarray | None) -> np.ndarray | None:
+    """``classes``, or None where they type every beat N: such annotations (the AF database's
+    unaudited .qrs) give beat times, not types, and the RR-only AF rule for input without
+    classes holds there (:attr:`RhythmConfig.af_onset_misses_rr_classes`). Nothing else
+    reads an all-N typing differently from none."""
+    if classes is None or (np.asarray(classes) != "N").any():
+        return classes
+    return None
+
+
 def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
                   cfg: RhythmConfig | None = None, classes: np.ndarray | None = None,
                   monitored_s: float | None = None, block: int = 256,
@@ -1285,6 +1307,7 @@ def analyze_beats(time_s: np.ndarray, sample: np.ndarray, rr_s: np.ndarray,
     the AF gate reads instead (:func:`gate_evidence`)."""
     an = RhythmAnalyzer(cfg, af_model)
     events: list[dict] = []
+    classes = beat_types(classes)
     for a in range(0, len(time_s), block):
         sl = slice(a, a + block)
         events += an.update(time_s[sl], sample[sl], rr_s[sl],

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_edge.device.evaluation import aami_class
-from ecg_edge.device.rhythm import RhythmConfig, analyze_beats
+from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, beat_types
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import csv_rows
 from ecg_edge.firmware_bridge.wfdb_io import read_annotations_aux, read_header
@@ -193,14 +193,15 @@ def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
     dt = np.diff(beats.time_s)
     lost = float(dt[np.isnan(beats.rr_s[1:]) & (dt > cfg.rr_valid_s[1])].sum())
     start = beats.time_s[0] - np.nan_to_num(beats.rr_s[0])
+    classes = beat_types(beats.classes) if use_classes else None
     t0 = time.perf_counter()
     events, summary = analyze_beats(beats.time_s, beats.sample, beats.rr_s, cfg,
-                                    classes=beats.classes if use_classes else None,
+                                    classes=classes,
                                     monitored_s=float(beats.time_s[-1] - start) - lost,
                                     af_model=af_model)
     elapsed = time.perf_counter() - t0
     summary.update(type="summary", source=beats.source, fs=beats.fs, beats=len(beats.time_s),
-                   classes=beats.classes is not None and use_classes,
+                   classes=classes is not None,
                    annotator=beats.annotator, rr_refused=beats.rr_refused,
                    analysis_s=round(elapsed, 4),
                    beats_per_s=round(len(beats.time_s) / elapsed) if elapsed > 0 else None)

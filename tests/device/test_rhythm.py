@@ -217,6 +217,15 @@ def test_af_onset_may_miss_a_few_windows():
     assert starts(four, None)[1] > starts(old, None)[1] + 10.0  # without classes: too much
     kept = replace(four, af_onset_misses_rr_only=0)
     assert analyze_beats(t, s, rr, kept)[0] == analyze_beats(t, s, rr, old)[0]
+    # With classes the PVCs leave the windows, as on the ECG path: af_onset_misses_rr_classes
+    # gives typed RR-only input the misses back. Untyped input, or annotations that type every
+    # beat N (beat times only), keeps the rule without classes, to the event.
+    typed = replace(kept, af_onset_misses_rr_classes=4)
+    assert analyze_beats(t, s, rr, typed, classes=cls)[0] == \
+        analyze_beats(t, s, rr, four, classes=cls)[0]
+    untyped = analyze_beats(t, s, rr, kept)
+    assert analyze_beats(t, s, rr, typed) == untyped
+    assert analyze_beats(t, s, rr, typed, classes=np.full(len(t), "N")) == untyped
     for name in ("209", "223"):  # frequent APCs; PVCs and VT: no AF either way
         t2, s2, rr2, cls2 = annotated_beats(name)
         assert analyze_beats(t2, s2, rr2, four, classes=cls2)[1]["counts"]["AF"] == 0
@@ -233,7 +242,12 @@ def test_rr_only_rule_is_resolved_in_one_place():
     assert cfg.af_rule(rr_only=True) == AfRule(-0.5, cfg.af_exit, 24, cfg.af_offset_beats, 0)
     same = RhythmConfig(af_enter=-0.6, af_onset_misses=4)  # no overrides: the ECG path's
     assert same.af_rule(rr_only=True)[::4] == (-0.6, 4)
-    for bad in ({"af_onset_misses_rr_only": -1}, {"af_onset_beats_rr_only": 0}):
+    assert cfg.af_rule(rr_only=True, classes=True).misses == 0  # RR-only's, unless its own:
+    typed = RhythmConfig(af_onset_misses_rr_only=0, af_onset_misses_rr_classes=3)
+    assert [typed.af_rule(True, c).misses for c in (False, True)] == [0, 3]
+    assert typed.af_rule(False, True).misses == typed.af_onset_misses  # the ECG path's own
+    for bad in ({"af_onset_misses_rr_only": -1}, {"af_onset_beats_rr_only": 0},
+                {"af_onset_misses_rr_classes": -1}):
         with pytest.raises(ValueError, match="beat counts"):
             RhythmConfig.from_dict(bad)
 
