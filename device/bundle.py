@@ -351,6 +351,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "af_enter_rr_only": Rule(ge=-20, le=20),
                    "af_onset_misses_rr_only": Rule(ge=0, le=10_000),
                    "af_onset_misses_rr_classes": Rule(ge=0, le=10_000),
+                   "af_enter_rr_classes": Rule(ge=-20, le=20),
                    "vt_faster_ratio": _FRACTION, "vt_before_beats": _COUNT,
                    "af_pause_s": Rule(ge=0, le=60), "strip_af_enter": Rule(ge=-20, le=20),
                    "strip_p_wave_max": _CORR, "strip_af_windows_pct": Rule(ge=0, le=100),

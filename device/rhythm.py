@@ -203,13 +203,16 @@ class RhythmConfig:
     # 83, the 28 records from annotated beats without classes, 4 misses: AF duration +P
     # 84.9 -> 75.6 %, all 201's; with classes +P rose).
     af_onset_misses_rr_only: int | None = None
-    # ... except where the RR-only input types its beats (a WFDB record's labelled
-    # annotations): its own af_onset_misses (None: af_onset_misses_rr_only's). There the
-    # intervals at V (and S) beats leave the windows as on the ECG path, so the PVCs that keep
-    # misses off a strap's RR file do not read as AF (session 85, the 28 MIT-BIH records from
-    # annotated beats with classes, 4 misses: AF duration Se 92.2 -> 97.4 %, +P 98.5 -> 98.6
-    # %, all 201's). Annotations that type every beat N (the AF database's unaudited .qrs)
-    # carry beat times only: they get the rule without classes (:func:`beat_types`).
+    # RR-only input that types its beats (a WFDB record's labelled annotations) has its own bar
+    # and misses (None: af_enter_rr_only's and af_onset_misses_rr_only's); its onset is
+    # af_onset_beats_rr_only's, as it has no P-wave gate either. The intervals at V (and S)
+    # beats leave its windows as on the ECG path, so the PVCs that hold a strap's RR file to
+    # the higher bar and no misses do not read as AF there (session 85, the 28 MIT-BIH
+    # records from annotated beats with classes, the ECG path's -0.6 and 4 misses: AF
+    # duration Se 92.2 -> 98.1 %, +P 98.5 -> 98.6 %, all 201's; no false AF in 13 h).
+    # Annotations that type every beat N (the AF database's unaudited .qrs) carry beat
+    # times only: they get the rule without classes (:func:`beat_types`).
+    af_enter_rr_classes: float | None = None
     af_onset_misses_rr_classes: int | None = None
     # An AF onset in a stretch of windows none of which said "not AF" (below af_exit) is
     # dated from the stretch's first beat (a stream start, gap or unusable beat), not half a
@@ -256,12 +259,15 @@ class RhythmConfig:
         if not rr_only:
             return AfRule(self.af_enter, self.af_exit, self.af_onset_beats,
                           self.af_offset_beats, self.af_onset_misses)
+        enter = self.af_enter if self.af_enter_rr_only is None else self.af_enter_rr_only
         misses = (self.af_onset_misses if self.af_onset_misses_rr_only is None
                   else self.af_onset_misses_rr_only)
-        if classes and self.af_onset_misses_rr_classes is not None:
-            misses = self.af_onset_misses_rr_classes
-        return AfRule(self.af_enter if self.af_enter_rr_only is None else self.af_enter_rr_only,
-                      self.af_exit, self.af_onset_beats_rr_only, self.af_offset_beats, misses)
+        if classes:
+            enter = enter if self.af_enter_rr_classes is None else self.af_enter_rr_classes
+            misses = (misses if self.af_onset_misses_rr_classes is None
+                      else self.af_onset_misses_rr_classes)
+        return AfRule(enter, self.af_exit, self.af_onset_beats_rr_only, self.af_offset_beats,
+                      misses)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> RhythmConfig:
@@ -278,7 +284,7 @@ class RhythmConfig:
                  cfg.af_rule(rr_only=True, classes=True))
         if any(r.exit > r.enter for r in rules) or cfg.af_tolerance_s <= 0:
             raise ValueError("rhythm settings: need af_exit <= af_enter (and "
-                             "af_enter_rr_only) and af_tolerance_s > 0")
+                             "af_enter_rr_only, af_enter_rr_classes) and af_tolerance_s > 0")
         if min(*(r.onset for r in rules), cfg.af_offset_beats, cfg.vt_beats,
                cfg.rate_beats) < 1 or cfg.af_window_beats < 4 or min(
                 r.misses for r in rules) < 0:

@@ -218,8 +218,9 @@ def test_af_onset_may_miss_a_few_windows():
     kept = replace(four, af_onset_misses_rr_only=0)
     assert analyze_beats(t, s, rr, kept)[0] == analyze_beats(t, s, rr, old)[0]
     # With classes the PVCs leave the windows, as on the ECG path: af_onset_misses_rr_classes
-    # gives typed RR-only input the misses back. Untyped input, or annotations that type every
-    # beat N (beat times only), keeps the rule without classes, to the event.
+    # gives typed RR-only input the misses back (af_enter_rr_classes its bar the same way).
+    # Untyped input, or annotations that type every beat N (beat times only), keeps the rule
+    # without classes, to the event.
     typed = replace(kept, af_onset_misses_rr_classes=4)
     assert analyze_beats(t, s, rr, typed, classes=cls)[0] == \
         analyze_beats(t, s, rr, four, classes=cls)[0]
@@ -243,13 +244,17 @@ def test_rr_only_rule_is_resolved_in_one_place():
     same = RhythmConfig(af_enter=-0.6, af_onset_misses=4)  # no overrides: the ECG path's
     assert same.af_rule(rr_only=True)[::4] == (-0.6, 4)
     assert cfg.af_rule(rr_only=True, classes=True).misses == 0  # RR-only's, unless its own:
-    typed = RhythmConfig(af_onset_misses_rr_only=0, af_onset_misses_rr_classes=3)
-    assert [typed.af_rule(True, c).misses for c in (False, True)] == [0, 3]
-    assert typed.af_rule(False, True).misses == typed.af_onset_misses  # the ECG path's own
+    typed = RhythmConfig(af_enter_rr_only=-0.5, af_onset_misses_rr_only=0,
+                         af_enter_rr_classes=-0.7, af_onset_misses_rr_classes=3)
+    assert [typed.af_rule(True, c)[::4] for c in (False, True)] == [(-0.5, 0), (-0.7, 3)]
+    assert typed.af_rule(True, True).onset == typed.af_onset_beats_rr_only  # no P-wave gate
+    assert typed.af_rule(False, True) == typed.af_rule(False)  # the ECG path's own
     for bad in ({"af_onset_misses_rr_only": -1}, {"af_onset_beats_rr_only": 0},
                 {"af_onset_misses_rr_classes": -1}):
         with pytest.raises(ValueError, match="beat counts"):
             RhythmConfig.from_dict(bad)
+    with pytest.raises(ValueError, match="af_enter_rr_classes"):
+        RhythmConfig.from_dict({"af_enter_rr_classes": cfg.af_exit - 1.0})
 
 
 def test_pause_is_one_episode_with_its_interval():
