@@ -1294,8 +1294,8 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
 def beat_types(classes: np.ndarray | None) -> np.ndarray | None:
     """``classes``, or None where they type every beat N: such annotations (the AF database's
     unaudited .qrs) give beat times, not types, and the RR-only AF rule for input without
-    classes holds there (:attr:`RhythmConfig.af_onset_misses_rr_classes`). Nothing else
-    reads an all-N typing differently from none."""
+    classes holds there (:attr:`RhythmConfig.af_enter_rr_classes`). Nothing else reads an
+    all-N typing differently from none."""
     if classes is None or (np.asarray(classes) != "N").any():
         return classes
     return None
