@@ -535,14 +535,15 @@ def report_cmd(events_path, record, out, lead, bundle_path):
 @click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
               help="Write the rhythm events (JSON lines) to this file.")
 @click.option("--no-classes", is_flag=True,
-              help="Ignore annotated beat classes (RR only; no VT without classes).")
+              help="Ignore the beats' classes (annotations, or a CSV's class column): RR only, "
+                   "no VT without them.")
 @click.option("--annotator", default=None,
               help="WFDB beat annotation file to read, e.g. qrs (default: the first of atr, "
                    "qrsc, qrs that holds beats).")
 @click.option("--json", "as_json", is_flag=True, help="Print events and summary as JSON.")
 def rhythm_cmd(beats_path, bundle_path, builtin, events_path, no_classes, annotator, as_json):
     """Rhythm episodes from beat times alone: a WFDB record's beat annotations, or a CSV with a
-    t_s (s) or rr_ms (ms) column."""
+    t_s (s) or rr_ms (ms) column and optionally a class column (N, S, V, F, Q)."""
     bundle = _rhythm_bundle(bundle_path, builtin)
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     events, summary = analyze_file(beats_path, cfg, use_classes=not no_classes,

@@ -1,9 +1,10 @@
 """Beat times from outside the signal path: RR-only front-ends (chest straps, patches) and tools.
 
 A WFDB record's beat annotations, or a CSV whose header names one column ``t_s`` (beat times in
-seconds) or ``rr_ms`` (RR intervals in milliseconds). What comes out is what the rhythm
-analysis takes from the signal path: times, samples, RR intervals (and, from annotations, the
-beat classes). Bad input is refused in one line that says where and what to do.
+seconds) or ``rr_ms`` (RR intervals in milliseconds) and optionally ``class`` (each beat's AAMI
+class). What comes out is what the rhythm analysis takes from the signal path: times, samples,
+RR intervals (and, from annotations or a class column, the beat classes). Bad input is
+refused in one line that says where and what to do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_edge.device.classes import CALLS
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, beat_types
 from ecg_edge.firmware_bridge.errors import UserError
@@ -36,7 +38,7 @@ class BeatInput:
     time_s: np.ndarray
     sample: np.ndarray
     rr_s: np.ndarray  # NaN before the first interval and across refused intervals
-    classes: np.ndarray | None  # AAMI class per beat, from annotations only
+    classes: np.ndarray | None  # AAMI class per beat, from annotations or a class column
     annotator: str | None = None  # the WFDB annotation file the beats came from
     rr_refused: int = 0  # intervals outside the valid range, taken as gaps (annotations only)
 
@@ -141,6 +143,7 @@ def _read_csv(path: Path, cfg: RhythmConfig) -> BeatInput:
         except (IndexError, ValueError):
             raise UserError(f"{path}: line {k}: {cols[0]} value "
                             f"{r[col] if col < len(r) else ''!r} is not a number") from None
+    classes = _csv_classes(path, header, rows[1:])
     v = np.asarray(values, dtype=np.float64)
     if not len(v):
         raise UserError(f"{path}: no beats after the header")
@@ -168,7 +171,25 @@ def _read_csv(path: Path, cfg: RhythmConfig) -> BeatInput:
         raise UserError(f"{path}: beat times reach {t[-1]:.4g} s, more than a year; check the "
                         "unit (t_s is seconds)")
     sample = np.round(t * CSV_FS).astype(np.int64)
-    return BeatInput(path.stem, CSV_FS, t, sample, rr, None)
+    return BeatInput(path.stem, CSV_FS, t, sample, rr, classes)
+
+
+def _csv_classes(path: Path, header: list[str], rows: list[list[str]]) -> np.ndarray | None:
+    """The optional ``class`` column: each beat's AAMI class (with rr_ms, the beat that ends
+    the interval), as a Holter program exports its beat list. Types are what let VT be found
+    and take ectopic beats out of the AF windows (the typed rule,
+    :attr:`RhythmConfig.af_enter_rr_classes`); a strap's file has none."""
+    if "class" not in header:
+        return None
+    col = header.index("class")
+    out = []
+    for k, r in enumerate(rows, start=2):
+        c = r[col].strip().upper() if col < len(r) else ""
+        if c not in CALLS:
+            raise UserError(f"{path}: line {k}: class {c!r} is not one of "
+                            f"{', '.join(CALLS)} (AAMI; Q: unknown)")
+        out.append(c)
+    return np.asarray(out)
 
 
 def _check_intervals(source: str, t: np.ndarray, rr: np.ndarray, cfg: RhythmConfig) -> None:

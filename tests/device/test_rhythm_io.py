@@ -124,6 +124,17 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
     # end of the first interval (the beat before it is only implied).
     assert abs(af[0][0] - af[1][0]) <= rr[0] / 1000 + 0.02
     assert not a["summary"]["classes"] and a["summary"]["counts"]["VT"] == 0
+    # With a class column (a Holter program's beat list) the CSV is typed input, as the
+    # annotations are: the same episodes, VT included, to the hundredth of a second.
+    (tmp_path / "typed.csv").write_text("t_s,class\n" + "\n".join(
+        f"{t:.6f},{c}" for t, c in zip(beats.time_s, beats.classes)))
+    typed = json.loads(device_cli("rhythm", str(tmp_path / "typed.csv"), "--json").stdout)
+
+    def episodes(d):
+        return [(e["type"], e["rhythm"], round(e["t"], 2)) for e in d["events"]]
+
+    assert typed["summary"]["classes"] and episodes(typed) == episodes(data) != episodes(a)
+    assert typed["summary"]["counts"] == data["summary"]["counts"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -137,6 +148,8 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
     ("t_s\n1.0\n", "no RR interval (one beat"),
     ("rr_ms\n1e300\n", "interval of 1e+300 ms, outside 200-20000 ms"),
     ("t_s\n40000000\n40000001\n", "beat times reach 4e+07 s, more than a year"),
+    ("t_s,class\n1.0,N\n2.0,X\n", "line 3: class 'X' is not one of N, S, V, F, Q"),
+    ("rr_ms,class\n800,N\n900\n", "line 3: class '' is not one of"),
 ])
 def test_rhythm_cli_bad_input_is_one_line(tmp_path, text, message):
     f = tmp_path / "beats.csv"
