@@ -563,7 +563,9 @@ def rhythm_cmd(beats_path, bundle_path, builtin, events_path, no_classes, annota
     counts = ", ".join(f"{r} {n}" for r, n in summary["counts"].items() if n) or "none"
     click.echo(f"{summary['source']}: {summary['beats']} beats, {summary['monitored_s']:.0f} s; "
                f"AF burden {summary['af_burden_pct']:.1f} %; episodes: {counts}; "
-               f"{summary['beats_per_s']} beats/s"
+               + (f"PVC {summary['pvc_burden_pct']:.1f} %, PAC {summary['pac_burden_pct']:.1f} "
+                  "% of beats; " if summary["classes"] else "")
+               + f"{summary['beats_per_s']} beats/s"
                + (f"; {summary['rr_refused']} intervals outside "
                   f"{cfg.rr_valid_s[0]:g}-{cfg.rr_valid_s[1]:g} s taken as gaps"
                   if summary["rr_refused"] else ""), err=True)

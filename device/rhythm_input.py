@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_edge.device.classes import CALLS
+from ecg_edge.device.classes import CALLS, burden, count_calls
 from ecg_edge.device.evaluation import aami_class
 from ecg_edge.device.rhythm import RhythmConfig, analyze_beats, beat_types
 from ecg_edge.firmware_bridge.errors import UserError
@@ -226,4 +226,6 @@ def analyze_file(path: str | Path, cfg: RhythmConfig | None = None,
                    annotator=beats.annotator, rr_refused=beats.rr_refused,
                    analysis_s=round(elapsed, 4),
                    beats_per_s=round(len(beats.time_s) / elapsed) if elapsed > 0 else None)
+    if classes is not None:  # a Holter report's PVC / PAC burden, as the monitor's summary
+        summary.update(burden(count_calls(classes)))
     return events, summary

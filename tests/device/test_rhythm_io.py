@@ -135,6 +135,10 @@ def test_rhythm_cli_on_annotations_and_csv(tmp_path):
 
     assert typed["summary"]["classes"] and episodes(typed) == episodes(data) != episodes(a)
     assert typed["summary"]["counts"] == data["summary"]["counts"]
+    # ... and the PVC / PAC burden the monitor's summary has, from the beats' own classes
+    v = int(np.count_nonzero(beats.classes == "V"))
+    assert typed["summary"]["class_counts"]["V"] == data["summary"]["class_counts"]["V"] == v > 0
+    assert data["summary"]["pvc_burden_pct"] > 0 and "pvc_burden_pct" not in a["summary"]
 
 
 @pytest.mark.parametrize("text, message", [
