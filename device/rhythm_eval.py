@@ -20,6 +20,7 @@ from ecg_edge.device.records import check_lead, folder_records, warn_skipped
 from ecg_edge.device.rhythm import (
     RhythmConfig,
     analyze_beats,
+    beat_types,
     gate_evidence,
     p_wave_similarity,
 )
@@ -336,10 +337,12 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
             skipped[p.name] = "no beat annotations (.atr, .qrsc, .qrs)"
             warn_skipped({p.name: skipped[p.name]})
             continue
+        typed = True  # the signal path types every beat
         if source == "annotations":
             rr, _ = annotated_intervals(ref.time_s, cfg or RhythmConfig())
-            events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg,
-                                      classes=ref.classes if vt_classes else None,
+            classes = beat_types(ref.classes) if vt_classes else None
+            typed = classes is not None  # which RR-only AF rule ran
+            events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg, classes=classes,
                                       monitored_s=ref.duration_s, af_model=af_model)
             monitored = ref.duration_s
         else:
@@ -347,7 +350,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                                                make_monitor=make_monitor,
                                                resample_hz=resample_hz, lead=lead,
                                                invert_lead=invert_lead)
-        per.append(evaluate_record(ref, events, monitored, start_s))
+        per.append({**evaluate_record(ref, events, monitored, start_s), "classes": typed})
     out = summarize(per)
     out.update(start_s=start_s, source=source, skipped=skipped,
                config=(cfg or RhythmConfig()).to_dict(), resampled_to_hz=resample_hz, lead=lead,

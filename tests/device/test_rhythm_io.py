@@ -320,7 +320,8 @@ def test_a_record_whose_beats_no_file_labels(tmp_path):
     assert json.loads(out.stdout)["gross"]["AF"]["ref_episodes"] >= 1
     out = device_cli("rhythm-evaluate", str(record.parent), "--beats", "annotations", "--json")
     assert out.returncode == 0, out.stderr
-    assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100"]
+    assert [(r["record"], r["classes"]) for r in json.loads(out.stdout)["records"]] == [
+        ("100", True)]  # typed beats: the typed RR-only AF rule ran
     assert "skipped 201: no beat annotations" in out.stderr
     bad = device_cli("rhythm-evaluate", str(record.parent), "--beats", "annotations",
                      "--records", "201")
@@ -336,6 +337,8 @@ def test_rhythm_reads_the_af_databases_qrs_beats_and_takes_odd_intervals_as_gaps
     summary = json.loads(out.stdout)["summary"]
     assert summary["annotator"] == "qrs" and summary["rr_refused"] == 2
     assert summary["counts"]["AF"] >= 1
+    # The .qrs types every beat N: beat times only, so the RR-only rule without classes ran
+    assert not summary["classes"] and "pvc_burden_pct" not in summary
     span = read_beats(record).time_s
     assert summary["monitored_s"] == pytest.approx(span[-1] - span[0] - 30, abs=2)
     assert events.stat().st_mode & 0o077 == 0  # heart data: owner-only
@@ -425,6 +428,9 @@ def test_a_database_folder_with_records_published_without_signals(tmp_path):
     assert list(json.loads(out.stdout)["records"]) == ["100"]
     out = device_cli("rhythm-evaluate", str(afdb), "--json")
     assert [r["record"] for r in json.loads(out.stdout)["records"]] == ["100", "201"]
+    out = device_cli("rhythm-evaluate", str(afdb), "--beats", "annotations", "--json")
+    assert [(r["record"], r["classes"]) for r in json.loads(out.stdout)["records"]] == [
+        ("100", True), ("201", False)]  # 201's beats from its all-N .qrs: beat times only
 
 
 def test_rhythm_evaluation_at_another_front_end_rate_and_polarity(tmp_path):
