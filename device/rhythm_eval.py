@@ -337,11 +337,11 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
             skipped[p.name] = "no beat annotations (.atr, .qrsc, .qrs)"
             warn_skipped({p.name: skipped[p.name]})
             continue
-        typed = True  # the signal path types every beat
+        typed = {}
         if source == "annotations":
             rr, _ = annotated_intervals(ref.time_s, cfg or RhythmConfig())
             classes = beat_types(ref.classes) if vt_classes else None
-            typed = classes is not None  # which RR-only AF rule ran
+            typed = {"classes": classes is not None}  # which RR-only AF rule ran
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg, classes=classes,
                                       monitored_s=ref.duration_s, af_model=af_model)
             monitored = ref.duration_s
@@ -350,7 +350,7 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
                                                make_monitor=make_monitor,
                                                resample_hz=resample_hz, lead=lead,
                                                invert_lead=invert_lead)
-        per.append({**evaluate_record(ref, events, monitored, start_s), "classes": typed})
+        per.append({**evaluate_record(ref, events, monitored, start_s), **typed})
     out = summarize(per)
     out.update(start_s=start_s, source=source, skipped=skipped,
                config=(cfg or RhythmConfig()).to_dict(), resampled_to_hz=resample_hz, lead=lead,
