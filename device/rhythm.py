@@ -232,6 +232,17 @@ class RhythmConfig:
     # when AF stops does (201: 3.7 s pauses at two of its three AF ends, where AF stayed open
     # 18-22 s longer). 0: off.
     af_pause_s: float = 2.5
+    # The learned ECG model (the bundle's ``rhythm_model`` ECG part) as AF evidence where the
+    # RR intervals alone are not irregular enough: a window between af_exit and the bar counts
+    # toward the onset, and one below af_exit does not count toward the offset, where the
+    # model's last af_ecg_windows windows (8 s, 4 s apart) ending before the beat all reach
+    # this probability. Some wearers' AF is regular to the RR series (CinC 2017: 27 of 65 AF
+    # strips of 45 s or more opened no AF; session 82) while their ECG shows no P waves. The
+    # P-wave gate still applies; RR-only input has no ECG. Out of fold on CinC 2017 (session
+    # 86, ``docs/rhythm.md``). 0: off. Runs the model only for such windows, so on any length
+    # of record, not only strips.
+    af_ecg_prob: float = 0.0
+    af_ecg_windows: int = 3
     # The per-strip call (10-60 s strips, too short for onset hysteresis): AF when at least
     # strip_af_windows_pct of the strip's irregularity windows are above strip_af_enter with
     # the window's median P-wave similarity below strip_p_wave_max. What record-grouped CV on
@@ -294,6 +305,9 @@ class RhythmConfig:
                 or cfg.vf_settle_s < 0:
             raise ValueError("rhythm settings: vf_hop_s must be above 0 and at most vf_window_s, "
                              "vf_settle_s at least 0")
+        if not 0 <= cfg.af_ecg_prob <= 1 or cfg.af_ecg_windows < 1:
+            raise ValueError("rhythm settings: af_ecg_prob must be within 0-1 (0: off) and "
+                             "af_ecg_windows at least 1")
         if min(cfg.svt_beats, cfg.bigeminy_cycles, cfg.trigeminy_cycles) < 0:
             raise ValueError("rhythm settings: svt_beats, bigeminy_cycles and trigeminy_cycles "
                              "must be at least 0 (0: off)")
@@ -511,6 +525,11 @@ class RhythmAnalyzer:
         # The ECG model (when the bundle has one) sees the band-passed signal, not beats.
         self.ecg_model = getattr(af_model, "ecg", None)
         self.ecg_feed = None
+        # ... and, where the settings ask for it, the AF episode rule's evidence on any length
+        # of stream (created with the signal's rate; RhythmConfig.af_ecg_prob)
+        self.ecg_evidence_model = self.ecg_model if (
+            c.af_ecg_prob > 0 and not self.model_episodes) else None
+        self.ecg_evidence = None
         self.episodes = {r: _Episode(r) for r in RHYTHMS}
         self.episodes.update({p: _Episode(p, "pattern") for p in PATTERNS})
         self.keep = c.af_window_beats - 1  # RR history carried between updates
@@ -668,6 +687,8 @@ class RhythmAnalyzer:
             if r == r:
                 self._rate(t, s, r, ok, events)
             self.last_beat = (t, s)
+        if self.ecg_evidence is not None:
+            self.ecg_evidence.forget_before(float(time_s[-1]))
         return RhythmUpdate(events, irregular)
 
     def _gate(self, n: int, p_wave: np.ndarray | None, p_gate: np.ndarray | None) -> tuple:
@@ -752,7 +773,9 @@ class RhythmAnalyzer:
         self.af_in_stretch = False
         if not self.af_active():
             votes = self.af_votes
-            votes.append(x if x > enter and ok else None)
+            # a window counts above the bar, or above af_exit where the ECG model finds AF
+            counts = ok and (x > enter or x > exit_ and self._ecg_af(t))
+            votes.append(x if counts else None)
             del votes[: -(onset + misses)]
             while votes and votes[0] is None:  # the onset starts at a window that counted
                 del votes[0]
@@ -775,8 +798,8 @@ class RhythmAnalyzer:
                 self.af_decided = True
         else:
             self.af_decided = True
-            self.af_off = self.af_off + 1 if x < exit_ or (
-                c.af_p_wave_offset and not ok and x < enter) else 0
+            self.af_off = self.af_off + 1 if (x < exit_ or (
+                c.af_p_wave_offset and not ok and x < enter)) and not self._ecg_af(t) else 0
             if self.af_off >= offset:
                 t1, s1 = self._back(offset - 1 + half)
                 if self.af_suspended:
@@ -785,6 +808,13 @@ class RhythmAnalyzer:
                     events.append(ep.end(t1, s1, "regular rhythm", irregularity=round(x, 4),
                                          detected_t=round(t, 4)))
                 self.af_votes.clear()
+
+    def _ecg_af(self, t: float) -> bool:
+        """Does the ECG model find AF in its last ``af_ecg_windows`` windows ending by stream
+        time ``t`` (False without the setting, a model or enough signal)?"""
+        if self.ecg_evidence is None or self.rr_only:
+            return False
+        return self.ecg_evidence.min_probability(t) >= self.cfg.af_ecg_prob
 
     def _onset_windows(self) -> list[float]:
         """The irregularity of the onset's windows that counted so far."""
@@ -978,6 +1008,14 @@ class RhythmAnalyzer:
 
                 self.ecg_feed = ECGFeed(self.ecg_model, self.ecg_model.spec, fs)
             self.ecg_feed.push(y_mv)
+        if self.ecg_evidence_model is not None:
+            if self.ecg_evidence is None:
+                from ecg_edge.device.rhythm_ecg import ECGEvidence
+
+                self.ecg_evidence = ECGEvidence(self.ecg_evidence_model,
+                                                self.ecg_evidence_model.spec, fs,
+                                                self.cfg.af_ecg_windows)
+            self.ecg_evidence.push(y_mv, sample0 / fs_in)
         events: list[dict] = []
         for vf, t, s, leak, amp, decided in self.vf.push(y_mv, fs, sample0, fs_in):
             self.vf_log.append((decided, vf))
@@ -1012,6 +1050,8 @@ class RhythmAnalyzer:
         if self.ecg_feed is not None:
             self.ecg_feed.run()
             self.ecg_feed.reset()
+        if self.ecg_evidence is not None:
+            self.ecg_evidence.reset()
         self.rr_hist = np.zeros(0)
         self.rr_clean_hist = np.zeros(0)
         self.prev_odd = False

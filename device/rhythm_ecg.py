@@ -184,3 +184,83 @@ class ECGFeed:
         """Mean probability over every window so far (None: the strip had none)."""
         self.run()
         return self.prob_sum / self.prob_windows if self.prob_windows else None
+
+
+class ECGEvidence:
+    """The ECG model's AF probability of the windows ending before a beat, on demand.
+
+    The AF episode rule asks it only for windows whose RR irregularity is near the bar
+    (:attr:`RhythmConfig.af_ecg_prob`), so the model runs on a few windows of a long record,
+    not on all of them (on every window it would cost the pipeline about as much again). The
+    windows are those :func:`windows` cuts from the stream since the last :meth:`reset`
+    (starts 0, hop, 2 hop, ... decimated samples): the same whatever the block size, and the
+    same as training cuts from a whole record. A window's time is its end's (exclusive), in
+    stream seconds. Memory is bounded: signal older than any window a later beat can ask for
+    is dropped (:meth:`forget_before`), and at most ``keep_s`` of it is kept in any case."""
+
+    def __init__(self, model, spec: ECGModelSpec, fs_signal: float, count: int,
+                 keep_s: float = 600.0):
+        self.model, self.spec, self.count = model, spec, count
+        self.k = factor(fs_signal, spec.fs)
+        self.length, self.hop = spec.lengths()
+        self.keep = int(round(keep_s * spec.fs))
+        self.windows_run = 0  # model windows computed (its cost)
+        self.reset()
+
+    def reset(self) -> None:
+        """A gap or a new segment: no window spans it."""
+        self.t0: float | None = None  # stream time of the first signal sample since reset
+        self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
+        self.buf = np.zeros(0, np.float32)  # decimated samples from index ``first`` on
+        self.first = 0
+        self.probs: dict[int, float] = {}  # window number -> probability
+
+    def push(self, y: np.ndarray, t0: float) -> None:
+        """Band-passed signal at ``fs_signal`` whose first sample is at stream time ``t0``."""
+        if not len(y):
+            return
+        if self.t0 is None:
+            self.t0 = t0
+        y = np.concatenate([self.rest, np.asarray(y, np.float32)])
+        m = len(y) // self.k * self.k
+        self.rest = y[m:]
+        self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
+        if len(self.buf) > self.keep:
+            self._drop(len(self.buf) - self.keep)
+
+    def _drop(self, n: int) -> None:
+        self.buf, self.first = self.buf[n:], self.first + n
+        self.probs = {j: p for j, p in self.probs.items() if j * self.hop >= self.first}
+
+    def forget_before(self, t: float) -> None:
+        """No beat before stream time ``t`` will ask again: drop what only such beats need."""
+        if self.t0 is None:
+            return
+        start = max(0, (self._last_window(t) - self.count + 1) * self.hop)
+        if start > self.first:
+            self._drop(min(start - self.first, len(self.buf)))
+
+    def _last_window(self, t: float) -> int:
+        """Number of the last window ending at or before stream time ``t`` (-1: none)."""
+        ends_by = int(np.floor((t - self.t0) * self.spec.fs + 1e-9))  # decimated samples
+        return (ends_by - self.length) // self.hop if ends_by >= self.length else -1
+
+    def min_probability(self, t: float) -> float:
+        """The lowest probability of the ``count`` windows ending last at or before stream
+        time ``t`` (NaN while fewer have ended since the reset, or their signal was dropped)."""
+        if self.t0 is None:
+            return float("nan")
+        last = self._last_window(t)
+        nums = range(last - self.count + 1, last + 1)
+        if nums.start < 0 or nums.start * self.hop < self.first:
+            return float("nan")
+        todo = [j for j in nums if j not in self.probs]
+        if todo:
+            a = np.array([j * self.hop - self.first for j in todo])
+            if a[-1] + self.length > len(self.buf):
+                return float("nan")  # not all of its signal is in yet
+            w = scale(sliding(self.buf, self.length)[a], self.spec.clip)
+            p = np.asarray(self.model(w), np.float64).reshape(-1)
+            self.probs.update(zip(todo, p.tolist()))
+            self.windows_run += len(todo)
+        return min(self.probs[j] for j in nums)

@@ -117,3 +117,106 @@ def test_polarity_average_is_the_mean_over_both_signs(model, tap_201):
     assert np.allclose(avg, 0.5 * (plain + flipped), atol=1e-6)
     assert np.allclose(both(-w), avg, atol=1e-6)
     assert not np.allclose(plain, flipped, atol=1e-3)  # so the average is a real change
+
+
+def test_evidence_on_demand_equals_the_whole_signal(model, tap_201):
+    """`ECGEvidence`: the lowest probability of the last windows ending by a beat, the model
+    run only on the windows asked for, is that of the windows cut from the whole signal,
+    whatever the blocks; before enough windows there is none, and old signal is dropped."""
+    from ecg_edge.device.rhythm_ecg import ECGEvidence
+
+    spec, fs = model.spec, SignalConfig().fs
+    length, hop = spec.lengths()
+    w, ends = windows(decimate(tap_201, factor(fs, spec.fs)), length, hop, spec.clip)
+    whole = model(w)
+    t_end = ends / spec.fs  # each window's end, s from the signal's start
+    ev, a = ECGEvidence(model, spec, fs, count=3), 0
+    rng = np.random.default_rng(1)
+    asked = []
+    while a < len(tap_201):
+        n = int(rng.integers(1, 900))
+        ev.push(tap_201[a:a + n], a / fs)
+        a = min(a + n, len(tap_201))
+        t = a / fs - 0.7  # a beat a little before the signal's end, as the path emits them
+        k = int(np.searchsorted(t_end, t, side="right")) - 1
+        got = ev.min_probability(t)
+        if k < 2:
+            assert np.isnan(got)
+        else:
+            assert got == pytest.approx(float(whole[k - 2:k + 1].min()), abs=1e-6)
+            asked.append(k)
+        ev.forget_before(t)
+        assert len(ev.buf) <= length + 4 * hop + n // 2 + 1  # only what later beats may ask
+    assert ev.windows_run <= len(set(range(min(asked) - 2, max(asked) + 1)))
+    ev.reset()
+    assert np.isnan(ev.min_probability(60.0))  # a gap: no window spans it
+
+
+def test_ecg_evidence_counts_toward_the_af_onset():
+    """`rhythm.af_ecg_prob` (shipped 0.9 over 3 windows): a window between af_exit and the bar
+    counts toward the AF onset where the ECG model finds AF, so 201's first AF is alarmed
+    sooner (the same start; in-sample here: the shipped ECG model learnt DS1), in any blocks;
+    off, the events are the reference rule's."""
+    from dataclasses import replace
+
+    from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
+    from ecg_edge.device.scoring import ModelScorer
+
+    bundle = load_bundle(BUNDLE)
+    rec = read_record(MITDB / "201")
+
+    def af_starts(prob: float | None, block_s: float):
+        st = bundle_settings(bundle)
+        assert st["rhythm"].af_ecg_prob == 0.9 and st["rhythm"].af_ecg_windows == 3
+        if prob is not None:
+            st["rhythm"] = replace(st["rhythm"], af_ecg_prob=prob)
+        events = []
+        m = Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
+                    bundle.threshold().value, events.append, **st)
+        run_blocks(m, record_blocks(rec, None, block_s))
+        ev = m.rhythm.ecg_evidence
+        return ([(e["t"], e["detected_t"]) for e in events if e["type"] == "rhythm_start"
+                 and e["rhythm"] == "AF"], 0 if ev is None else ev.windows_run)
+
+    on, ran = af_starts(None, 10.0)
+    off, none = af_starts(0.0, 10.0)
+    assert af_starts(None, 1.0) == (on, ran)
+    assert none == 0 and 0 < ran < 0.1 * rec.duration_s / 4  # a few windows, not all of them
+    assert on[0][0] == off[0][0] and on[0][1] < off[0][1] - 2  # the same AF, alarmed sooner
+    assert on[1:] == off[1:]
+
+
+def test_ecg_evidence_settings_are_checked():
+    from ecg_edge.device.rhythm import RhythmConfig
+
+    with pytest.raises(ValueError, match="af_ecg_prob"):
+        RhythmConfig.from_dict({"af_ecg_prob": 1.5})
+    with pytest.raises(ValueError, match="af_ecg_windows"):
+        RhythmConfig.from_dict({"af_ecg_windows": 0})
+
+
+def test_ecg_evidence_holds_af_open(model, tap_201):
+    """While AF is open, a window below af_exit does not count toward the offset where the
+    ECG model finds AF: beats of regular timing over 201's AF signal (its first two minutes)
+    keep the episode open with the evidence, and close it without."""
+    from ecg_edge.device.rhythm import RhythmAnalyzer, RhythmConfig
+
+    fs = SignalConfig().fs
+    rng = np.random.default_rng(3)
+    rr = np.r_[rng.uniform(0.45, 1.1, 50), np.full(90, 0.8)]  # irregular, then regular
+    t = 1.0 + np.cumsum(rr)
+    t = t[t < len(tap_201) / fs - 1.0]
+    rr = np.diff(t, prepend=np.nan)
+
+    def af_open_until(prob: float) -> float:
+        af = load_af_model(load_bundle(BUNDLE))
+        an = RhythmAnalyzer(RhythmConfig(af_ecg_prob=prob), af)
+        an.push_signal(tap_201, fs, 0, fs)
+        ev = an.update(t, np.round(t * fs).astype(int), rr, p_wave=np.full(len(t), 0.1)).events
+        ev += an.interrupt(float(t[-1]), int(t[-1] * fs), "end").events
+        (start,), (end,) = ([e for e in ev if e["type"] == k and e["rhythm"] == "AF"]
+                            for k in ("rhythm_start", "rhythm_end"))
+        assert start["t"] < 40
+        return end["t"]
+
+    assert af_open_until(0.0) < 70 < t[-1] - 5 <= af_open_until(0.5)
