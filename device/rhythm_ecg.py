@@ -210,18 +210,29 @@ class ECGEvidence:
     def reset(self) -> None:
         """A gap or a new segment: no window spans it."""
         self.t0: float | None = None  # stream time of the first signal sample since reset
+        self.raw: list[np.ndarray] = []  # signal blocks not yet decimated
+        self.raw_n = 0
         self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
         self.buf = np.zeros(0, np.float32)  # decimated samples from index ``first`` on
         self.first = 0
         self.probs: dict[int, float] = {}  # window number -> probability
 
     def push(self, y: np.ndarray, t0: float) -> None:
-        """Band-passed signal at ``fs_signal`` whose first sample is at stream time ``t0``."""
+        """Band-passed signal at ``fs_signal`` whose first sample is at stream time ``t0``.
+        Gathered, and decimated only when a decision asks or a minute has come in: numpy's
+        per-call cost on every block was most of this evidence's cost."""
         if not len(y):
             return
         if self.t0 is None:
             self.t0 = t0
-        y = np.concatenate([self.rest, np.asarray(y, np.float32)])
+        self.raw.append(np.asarray(y, np.float32))
+        self.raw_n += len(y)
+
+    def _gather(self) -> None:
+        if not self.raw:
+            return
+        y = np.concatenate([self.rest, *self.raw])
+        self.raw, self.raw_n = [], 0
         m = len(y) // self.k * self.k
         self.rest = y[m:]
         self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
@@ -236,6 +247,8 @@ class ECGEvidence:
         """No beat before stream time ``t`` will ask again: drop what only such beats need."""
         if self.t0 is None:
             return
+        if self.raw_n > 60 * self.k * self.spec.fs:
+            self._gather()
         start = max(0, (self._last_window(t) - self.count + 1) * self.hop)
         if start > self.first:
             self._drop(min(start - self.first, len(self.buf)))
@@ -256,6 +269,7 @@ class ECGEvidence:
             return float("nan")
         todo = [j for j in nums if j not in self.probs]
         if todo:
+            self._gather()
             a = np.array([j * self.hop - self.first for j in todo])
             if a[-1] + self.length > len(self.buf):
                 return float("nan")  # not all of its signal is in yet

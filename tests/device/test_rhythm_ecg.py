@@ -146,7 +146,8 @@ def test_evidence_on_demand_equals_the_whole_signal(model, tap_201):
             assert got == pytest.approx(float(whole[k - 2:k + 1].min()), abs=1e-6)
             asked.append(k)
         ev.forget_before(t)
-        assert len(ev.buf) <= length + 4 * hop + n // 2 + 1  # only what later beats may ask
+        # only what later beats may ask, and at most a minute's signal not yet decimated
+        assert len(ev.buf) <= length + 4 * hop + n // 2 + 1 and ev.raw_n <= 60 * fs + n
     assert ev.windows_run <= len(set(range(min(asked) - 2, max(asked) + 1)))
     ev.reset()
     assert np.isnan(ev.min_probability(60.0))  # a gap: no window spans it
