@@ -124,7 +124,35 @@ def run_windows(model, w: np.ndarray, polarity_average: bool) -> np.ndarray:
     return 0.5 * (p[: len(w)] + p[len(w):])
 
 
-class ECGFeed:
+class _Decimating:
+    """Signal blocks gathered, then decimated to the model's rate in one call: numpy's
+    per-call cost, not the arithmetic, is what a block-by-block decimation would spend."""
+
+    k: int
+
+    def _clear_signal(self) -> None:
+        self.raw: list[np.ndarray] = []  # signal blocks not yet decimated
+        self.raw_n = 0
+        self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
+        self.buf = np.zeros(0, np.float32)  # decimated samples still needed
+
+    def _add(self, y: np.ndarray) -> None:
+        self.raw.append(np.asarray(y, np.float32))
+        self.raw_n += len(y)
+
+    def _decimate_raw(self) -> bool:
+        """Move the gathered blocks into ``buf``; False where none were gathered."""
+        if not self.raw:
+            return False
+        y = np.concatenate([self.rest, *self.raw])
+        self.raw, self.raw_n = [], 0
+        m = len(y) // self.k * self.k
+        self.rest = y[m:]
+        self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
+        return True
+
+
+class ECGFeed(_Decimating):
     """Streaming windows of the band-passed signal for the ECG AF model, run in batches.
 
     ``model``: callable (m, length) scaled windows -> (m,) probability. ``push`` takes the
@@ -140,30 +168,21 @@ class ECGFeed:
 
     def reset(self) -> None:
         """A gap or a new segment: no window spans it."""
-        self.raw: list[np.ndarray] = []  # signal blocks not yet decimated
-        self.raw_n = 0
-        self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
-        self.buf = np.zeros(0, np.float32)  # decimated samples not yet past every window
+        self._clear_signal()
         self.pending: list[np.ndarray] = []
 
     def push(self, y: np.ndarray) -> None:
         """Gather the block; windows are cut once a batch's worth of signal is in (numpy's
         per-call cost, not the arithmetic, is what a block-by-block cut would spend)."""
-        self.raw.append(np.asarray(y, np.float32))
-        self.raw_n += len(y)
+        self._add(y)
         if self.raw_n >= self.spec.batch * self.hop * self.k:
             self._cut()
             if sum(len(p) for p in self.pending) >= self.spec.batch:
                 self.run()
 
     def _cut(self) -> None:
-        if not self.raw:
+        if not self._decimate_raw():
             return
-        y = np.concatenate([self.rest, *self.raw])
-        self.raw, self.raw_n = [], 0
-        m = len(y) // self.k * self.k
-        self.rest = y[m:]
-        self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
         w, ends = windows(self.buf, self.length, self.hop, self.spec.clip)
         if len(w):
             self.pending.append(w)
@@ -186,7 +205,7 @@ class ECGFeed:
         return self.prob_sum / self.prob_windows if self.prob_windows else None
 
 
-class ECGEvidence:
+class ECGEvidence(_Decimating):
     """The ECG model's AF probability of the windows ending before a beat, on demand.
 
     The AF episode rule asks it only for windows whose RR irregularity is near the bar
@@ -210,11 +229,8 @@ class ECGEvidence:
     def reset(self) -> None:
         """A gap or a new segment: no window spans it."""
         self.t0: float | None = None  # stream time of the first signal sample since reset
-        self.raw: list[np.ndarray] = []  # signal blocks not yet decimated
-        self.raw_n = 0
-        self.rest = np.zeros(0, np.float32)  # signal-rate samples short of one decimated one
-        self.buf = np.zeros(0, np.float32)  # decimated samples from index ``first`` on
-        self.first = 0
+        self._clear_signal()
+        self.first = 0  # the decimated index of buf[0]
         self.probs: dict[int, float] = {}  # window number -> probability
 
     def push(self, y: np.ndarray, t0: float) -> None:
@@ -225,18 +241,10 @@ class ECGEvidence:
             return
         if self.t0 is None:
             self.t0 = t0
-        self.raw.append(np.asarray(y, np.float32))
-        self.raw_n += len(y)
+        self._add(y)
 
     def _gather(self) -> None:
-        if not self.raw:
-            return
-        y = np.concatenate([self.rest, *self.raw])
-        self.raw, self.raw_n = [], 0
-        m = len(y) // self.k * self.k
-        self.rest = y[m:]
-        self.buf = np.concatenate([self.buf, decimate(y[:m], self.k)])
-        if len(self.buf) > self.keep:
+        if self._decimate_raw() and len(self.buf) > self.keep:
             self._drop(len(self.buf) - self.keep)
 
     def _drop(self, n: int) -> None:
