@@ -355,6 +355,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "vt_faster_ratio": _FRACTION, "vt_before_beats": _COUNT,
                    "af_pause_s": Rule(ge=0, le=60),
                    "af_ecg_prob": _FRACTION, "af_ecg_windows": Rule(ge=1, le=100),
+                   "af_ecg_onset_prob": _FRACTION, "af_ecg_onset_beats": _COUNT,
                    "strip_af_enter": Rule(ge=-20, le=20),
                    "strip_p_wave_max": _CORR, "strip_af_windows_pct": Rule(ge=0, le=100),
                    "strip_max_s": Rule(ge=0, le=86_400), "rr_valid_s": Rule(gt=0, le=600)},

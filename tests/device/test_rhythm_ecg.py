@@ -157,7 +157,9 @@ def test_ecg_evidence_counts_toward_the_af_onset():
     """`rhythm.af_ecg_prob` (shipped 0.9 over 3 windows): a window between af_exit and the bar
     counts toward the AF onset where the ECG model finds AF, so 201's first AF is alarmed
     sooner (the same start; in-sample here: the shipped ECG model learnt DS1), in any blocks;
-    off, the events are the reference rule's."""
+    `af_ecg_onset_prob` (shipped 0.97): where the model is that sure, 3 windows open AF
+    instead of 8, so each of 201's three AF episodes is alarmed sooner again, the same
+    episodes; both off, the events are the reference rule's."""
     from dataclasses import replace
 
     from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
@@ -166,25 +168,34 @@ def test_ecg_evidence_counts_toward_the_af_onset():
     bundle = load_bundle(BUNDLE)
     rec = read_record(MITDB / "201")
 
-    def af_starts(prob: float | None, block_s: float):
+    def af(block_s: float = 10.0, **settings):
         st = bundle_settings(bundle)
-        assert st["rhythm"].af_ecg_prob == 0.9 and st["rhythm"].af_ecg_windows == 3
-        if prob is not None:
-            st["rhythm"] = replace(st["rhythm"], af_ecg_prob=prob)
+        r = st["rhythm"]
+        assert (r.af_ecg_prob, r.af_ecg_windows, r.af_ecg_onset_prob,
+                r.af_ecg_onset_beats) == (0.9, 3, 0.97, 3)
+        st["rhythm"] = replace(r, **settings)
         events = []
         m = Monitor(bundle.manifest.signal, ModelScorer(bundle, "int8"),
                     bundle.threshold().value, events.append, **st)
         run_blocks(m, record_blocks(rec, None, block_s))
         ev = m.rhythm.ecg_evidence
-        return ([(e["t"], e["detected_t"]) for e in events if e["type"] == "rhythm_start"
-                 and e["rhythm"] == "AF"], 0 if ev is None else ev.windows_run)
+        return ([(e["type"], e["t"], e.get("detected_t")) for e in events
+                 if e["type"] in ("rhythm_start", "rhythm_end") and e["rhythm"] == "AF"],
+                0 if ev is None else ev.windows_run)
 
-    on, ran = af_starts(None, 10.0)
-    off, none = af_starts(0.0, 10.0)
-    assert af_starts(None, 1.0) == (on, ran)
+    def starts(events):
+        return [(t, detected) for kind, t, detected in events if kind == "rhythm_start"]
+
+    shipped, ran = af()
+    assert af(1.0) == (shipped, ran)
+    on, _ = af(af_ecg_onset_prob=0.0)
+    off, none = af(af_ecg_prob=0.0, af_ecg_onset_prob=0.0)
     assert none == 0 and 0 < ran < 0.1 * rec.duration_s / 4  # a few windows, not all of them
-    assert on[0][0] == off[0][0] and on[0][1] < off[0][1] - 2  # the same AF, alarmed sooner
-    assert on[1:] == off[1:]
+    assert starts(on)[0][0] == starts(off)[0][0] and starts(on)[0][1] < starts(off)[0][1] - 2
+    assert starts(on)[1:] == starts(off)[1:]
+    # the fast onset: the same episodes, each alarmed sooner
+    assert [e[:2] for e in shipped] == [e[:2] for e in on] and len(starts(on)) == 3
+    assert all(a[1] < b[1] - 0.5 for a, b in zip(starts(shipped), starts(on)))
 
 
 def test_ecg_evidence_settings_are_checked():
@@ -194,6 +205,10 @@ def test_ecg_evidence_settings_are_checked():
         RhythmConfig.from_dict({"af_ecg_prob": 1.5})
     with pytest.raises(ValueError, match="af_ecg_windows"):
         RhythmConfig.from_dict({"af_ecg_windows": 0})
+    with pytest.raises(ValueError, match="af_ecg_onset_prob"):
+        RhythmConfig.from_dict({"af_ecg_onset_prob": -0.1})
+    with pytest.raises(ValueError, match="af_ecg_onset_beats"):
+        RhythmConfig.from_dict({"af_ecg_onset_beats": 0})
 
 
 def test_ecg_evidence_holds_af_open(model, tap_201):
