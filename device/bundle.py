@@ -336,7 +336,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "af_onset_misses": Rule(ge=0, le=10_000),
                    "vt_rate_bpm": _BPM, "vt_usual_qrs": _CORR, "vt_end_beats": _COUNT,
                    "vf_window_s": _SECONDS, "vf_hop_s": _SECONDS,
-                   "vf_settle_s": Rule(ge=0, le=60),
+                   "vf_settle_s": Rule(ge=0, le=60), "vf_band_hz": Rule(ge=0, le=100),
                    "vf_leakage": _SCALE, "vf_min_mv": _NONNEG, "vf_onset_windows": _COUNT,
                    "vf_offset_windows": _COUNT, "pause_s": _SECONDS, "brady_bpm": _BPM,
                    "tachy_bpm": _BPM, "rate_hysteresis_bpm": Rule(ge=0, le=600),

@@ -139,6 +139,13 @@ class RhythmConfig:
     # a slow sinusoid (CinC 2017 strips: the first 2 s twice the amplitude of the rest, VF
     # leakage 0.45-0.5 there against 0.6-0.8 after; false VF at the start of 3 of them).
     vf_settle_s: float = 0.0
+    # A VF window's mean frequency (the VF filter's own estimate) must lie in this band (Hz;
+    # None: any): ventricular flutter and fibrillation oscillate at 150-450 per minute. The
+    # band is the signal-quality check's (QualityConfig.oscillation_band_hz), which never
+    # calls such an oscillation unreadable; outside it a sinusoid-like window is noise or a
+    # fast rhythm: CinC 2017 strips opened VF on 0.08 mV muscle noise at 8.4-9.1 Hz and on a
+    # 2 Hz motion wave, while MIT-BIH 207's flutter windows sit at 2.8-5.6 Hz (session 87).
+    vf_band_hz: tuple[float, float] | None = None
     pause_s: float = 2.5
     brady_bpm: float = 40.0
     tachy_bpm: float = 120.0
@@ -293,8 +300,8 @@ class RhythmConfig:
     def from_dict(cls, data: dict | None) -> RhythmConfig:
         """From a manifest section (absent = defaults); unknown keys are refused."""
         data = dict(data or {})
-        for key in ("rr_valid_s", "p_wave_region_s"):
-            if key in data:
+        for key in ("rr_valid_s", "p_wave_region_s", "vf_band_hz"):
+            if data.get(key) is not None:
                 data[key] = tuple(data[key])
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
@@ -314,6 +321,10 @@ class RhythmConfig:
                 or cfg.vf_settle_s < 0:
             raise ValueError("rhythm settings: vf_hop_s must be above 0 and at most vf_window_s, "
                              "vf_settle_s at least 0")
+        if cfg.vf_band_hz is not None and not (
+                len(cfg.vf_band_hz) == 2 and 0 <= cfg.vf_band_hz[0] < cfg.vf_band_hz[1]):
+            raise ValueError("rhythm settings: vf_band_hz must be [low, high] Hz with "
+                             "0 <= low < high, or null")
         if not (0 <= cfg.af_ecg_prob <= 1 and 0 <= cfg.af_ecg_onset_prob <= 1) or min(
                 cfg.af_ecg_windows, cfg.af_ecg_onset_beats) < 1:
             raise ValueError("rhythm settings: af_ecg_prob and af_ecg_onset_prob must be within "
@@ -1301,8 +1312,10 @@ class _VFState:
         for j in range(k):
             seg = x[j * h:j * h + w]
             s0 = self.buf_sample0 + j * h * fs_in / fs
-            leak, amp = vf_leakage(seg)
-            vf = leak < c.vf_leakage and amp >= c.vf_min_mv
+            leak, amp, half = vf_leakage(seg)
+            band = c.vf_band_hz
+            vf = leak < c.vf_leakage and amp >= c.vf_min_mv and (
+                band is None or band[0] <= fs / (2.0 * half) <= band[1])
             if vf:
                 self.on += 1
                 self.off = 0
@@ -1326,9 +1339,10 @@ class _VFState:
         return out
 
 
-def vf_leakage(x: np.ndarray) -> tuple[float, float]:
-    """(leakage, mean |x|) of one window: the notch's delay is half the signal's mean period,
-    estimated from the ratio of the mean absolute value to the mean absolute slope."""
+def vf_leakage(x: np.ndarray) -> tuple[float, float, float]:
+    """(leakage, mean |x|, half the mean period in samples) of one window: the notch's delay
+    is half the signal's mean period, estimated from the ratio of the mean absolute value to
+    the mean absolute slope (inf for a flat window)."""
     # the reductions written as the ufuncs that .mean(), .sum() and np.diff call (a window
     # or so a block: their wrappers cost more than the work)
     x = x - mean_last(x)
@@ -1336,12 +1350,12 @@ def vf_leakage(x: np.ndarray) -> tuple[float, float]:
     total = np.add.reduce(np.abs(x))
     amp = float(total / len(x))
     if slope <= 0:
-        return 1.0, amp
-    n = int(np.pi * total / slope + 0.5)
-    n = min(max(n, 1), len(x) // 2)
+        return 1.0, amp, math.inf
+    half = float(np.pi * total / slope)
+    n = min(max(int(half + 0.5), 1), len(x) // 2)
     a, b = x[n:], x[:-n]
     den = float(np.add.reduce(np.abs(a) + np.abs(b)))
-    return (float(np.add.reduce(np.abs(a + b))) / den if den > 0 else 1.0), amp
+    return (float(np.add.reduce(np.abs(a + b))) / den if den > 0 else 1.0), amp, half
 
 
 def beat_types(classes: np.ndarray | None) -> np.ndarray | None:

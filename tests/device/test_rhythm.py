@@ -113,16 +113,17 @@ def test_vf_leakage_is_its_definition_on_real_windows(record_201):
         slope = np.abs(np.diff(x)).sum()
         amp = float(np.abs(x).mean())
         if slope <= 0:
-            return 1.0, amp
-        n = min(max(int(np.pi * np.abs(x).sum() / slope + 0.5), 1), len(x) // 2)
+            return 1.0, amp, np.inf
+        half = float(np.pi * np.abs(x).sum() / slope)
+        n = min(max(int(half + 0.5), 1), len(x) // 2)
         den = float((np.abs(x[n:]) + np.abs(x[:-n])).sum())
-        return (float(np.abs(x[n:] + x[:-n]).sum()) / den if den > 0 else 1.0), amp
+        return (float(np.abs(x[n:] + x[:-n]).sum()) / den if den > 0 else 1.0), amp, half
 
     x = record_201.lead_mv()
     w = 4 * 360
     windows = [np.array(x[a : a + w], np.float64) for a in range(0, len(x) - w, w)]
     assert [vf_leakage(v) for v in windows] == [textbook(v) for v in windows]
-    assert vf_leakage(np.zeros(64)) == (1.0, 0.0)
+    assert vf_leakage(np.zeros(64)) == (1.0, 0.0, np.inf)
 
 
 def test_irregularity_is_high_in_af_and_low_in_bigeminy():
