@@ -202,11 +202,13 @@ def recipe_cv_cmd(folder, out, folds, arch, epochs, seed, records, as_json):
 @click.option("--clean-check", is_flag=True,
               help="Also replay the clean records with the quality gate off (flags and beats "
                    "must stay within 0.1 point).")
+@click.option("--resample-to", "resample_hz", type=float, default=None,
+              help="Replay records and noise as a front-end at this rate (Hz) gives them.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Store noise_stress.json and noise_stress.md here (e.g. benchmarks/results).")
 def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_reference,
-                     no_quality, clean_check, as_json, out_dir):
+                     no_quality, clean_check, resample_hz, as_json, out_dir):
     """EC57 noise stress test (nst's SNR) through the device monitor, per noise and SNR."""
     from ecg_edge.benchmarks.noise_stress import (
         DEFAULT_RECORDS,
@@ -226,7 +228,7 @@ def noise_stress_cmd(folder, noise_dir, records, noises, snrs, bundle_path, no_r
         raise UserError(f"--snrs {snrs!r}: give numbers in dB separated by commas") from None
     settings = StressSettings(snrs=snr_list, noises=tuple(noises.split(",")),
                               records=tuple(records.split(",")) if records else DEFAULT_RECORDS,
-                              clean_check=clean_check)
+                              clean_check=clean_check, resample_hz=resample_hz)
     signal = quality_off if no_quality else (lambda cfg: cfg)
     scorers = {} if no_reference else {
         "reference:combined": (lambda: reference_scorer("combined"),
@@ -576,13 +578,17 @@ def ds1_rescore_cmd(cv_dir, folder, out, boot, bundle_path, s_long_rr_beats, s_a
               help="Strip labels to replay (CinC 2017: N, A, O, ~).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first this many strips of each label.")
+@click.option("--resample-to", "resample_hz", type=float, default=None,
+              help="Replay each strip as a front-end at this rate (Hz) would give it.")
+@click.option("--invert-lead", is_flag=True, help="Replay each strip with its lead inverted.")
 @click.option("--json", "as_json", is_flag=True)
-def strip_alarms_cmd(folder, bundle_path, labels, limit, as_json):
+def strip_alarms_cmd(folder, bundle_path, labels, limit, resample_hz, invert_lead, as_json):
     """Rhythm episodes the device opens on short strips without that rhythm, per 24 h."""
     from ecg_edge.benchmarks.strip_alarms import strip_alarms, table
     from ecg_edge.device.cli import SHIPPED_BUNDLE
 
-    out = strip_alarms(folder, bundle_path or SHIPPED_BUNDLE, labels, limit)
+    out = strip_alarms(folder, bundle_path or SHIPPED_BUNDLE, labels, limit,
+                       resample_hz=resample_hz, invert_lead=invert_lead)
     click.echo(json.dumps(to_jsonable(out), indent=2) if as_json else table(out))
 
 

@@ -32,7 +32,7 @@ from ecg_edge.device.evaluation import (
     vf_episodes,
 )
 from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
-from ecg_edge.device.records import read_rhythm
+from ecg_edge.device.records import _check_rate, read_rhythm, resample_record
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.records import Record, read_record
 
@@ -108,6 +108,9 @@ class StressSettings:
     start_s: float = EC57_START_S
     block_s: float = 1.0
     clean_check: bool = False  # also replay the clean records with the quality gate off
+    # Replay each record and noise as a front-end at this rate gives them (Hz; None: as
+    # recorded; the noise is added at that rate).
+    resample_hz: float | None = None
 
 
 def quality_off(cfg: SignalConfig) -> SignalConfig:
@@ -387,15 +390,25 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
     config, monitor settings), the factory giving a fresh scorer per record (scorers may carry
     state)."""
     folder, noise_dir = Path(folder), Path(noise_dir)
+    hz = settings.resample_hz
+    if hz is not None:  # a wrong rate is said before any record is read
+        _check_rate(hz)
     recs, excluded = [], {}
     for name in settings.records:
         rec = read_record(folder / name)
         if not rec.has_annotations:
             raise UserError(f"{folder / name}: no reference annotations (.atr)")
+        spans = vf_episodes(rec.ann_samples, rec.ann_symbols, read_rhythm(folder / name),
+                            rec.n_samples)
+        if hz is not None:  # the rhythm annotations' samples move with the record's
+            k = hz / rec.fs
+            spans = [(round(a * k), round(b * k)) for a, b in spans]
+            rec = resample_record(rec, hz)
         recs.append(rec)
-        excluded[rec.name] = vf_episodes(rec.ann_samples, rec.ann_symbols,
-                                         read_rhythm(folder / name), rec.n_samples)
+        excluded[rec.name] = spans
     noises = {n: load_noise(noise_dir, n) for n in settings.noises}
+    if hz is not None:  # ECG and noise sampled by the same front-end
+        noises = {n: resample_record(noise, hz) for n, noise in noises.items()}
     table: dict = {}
     for sname, (factory, threshold, cfg, extra) in scorers.items():
         # The clean replay is the same for every noise (and the clean check's gate-on run):
@@ -451,6 +464,7 @@ def noise_stress(folder: str | Path, noise_dir: str | Path, scorers: dict,
                                                        "per_record": changed}}
             log(f"{sname} clean check done")
     return {"records": list(settings.records), "snrs_db": list(settings.snrs),
+            "resampled_to_hz": hz,
             "noises": list(settings.noises), "start_s": settings.start_s,
             "period_s": PERIOD_S, "vf_excluded": {k: v for k, v in excluded.items() if v},
             "results": table}

@@ -26,21 +26,26 @@ import numpy as np
 from ecg_edge.device.bundle import load_bundle
 from ecg_edge.device.ectopy_patterns import PATTERNS
 from ecg_edge.device.monitor import Monitor, bundle_settings, record_blocks, run_blocks
+from ecg_edge.device.records import _check_rate, replayed_record
 from ecg_edge.device.rhythm import RHYTHMS
 from ecg_edge.device.rhythm_eval import alarms_from_events, read_strip_labels
 from ecg_edge.device.scoring import ModelScorer
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
-from ecg_edge.firmware_bridge.records import read_record
 
 EPISODES = (*RHYTHMS, *PATTERNS)  # rhythm alarms, then the patterns named without one
 
 
 def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O,~",
-                 limit: int | None = None, variant: str = "int8") -> dict:
+                 limit: int | None = None, variant: str = "int8",
+                 resample_hz: float | None = None, invert_lead: bool = False) -> dict:
     """Per strip label: strips, hours, rhythm episodes opened per type and per 24 h, AF time
     and the first AF alarm's time, and the class calls of the beats after the learning period
-    (``beat_calls``, with V and S as % of those beats)."""
+    (``beat_calls``, with V and S as % of those beats). ``resample_hz``, ``invert_lead``: each
+    strip replayed as a front-end at that rate, or with its lead inverted, would give it (AF
+    Holter databases record at 128 and 250 Hz; CinC 2017 at 300)."""
+    if resample_hz is not None:  # a wrong rate is said before any strip is read
+        _check_rate(resample_hz)
     folder = Path(folder)
     ref = read_strip_labels(folder)
     wanted = [x.strip() for x in labels.split(",") if x.strip()]
@@ -50,7 +55,8 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
     bundle = load_bundle(bundle_path)
     settings = bundle_settings(bundle)
     threshold = bundle.threshold(variant).value
-    out: dict = {"bundle": str(bundle_path), "variant": variant, "labels": {}}
+    out: dict = {"bundle": str(bundle_path), "variant": variant, "resampled_to_hz": resample_hz,
+                 "lead_inverted": invert_lead, "labels": {}}
     for label in wanted:
         names = sorted(n for n, lab in ref.items() if lab == label)[:limit]
         counts = dict.fromkeys(EPISODES, 0)
@@ -59,7 +65,7 @@ def strip_alarms(folder: str | Path, bundle_path: str | Path, labels: str = "N,O
         seconds = af_s = 0.0
         first_af: list[float] = []  # per strip with AF: when its first AF start was decided
         for name in progress(names, f"strip {label}", every_s=10.0):
-            rec = read_record(folder / name)
+            rec, _ = replayed_record(folder / name, invert_lead, resample_hz)
             events: list[dict] = []
             monitor = Monitor(bundle.manifest.signal, ModelScorer(bundle, variant), threshold,
                               events.append, **settings)

@@ -155,6 +155,22 @@ def test_noise_stress_of_the_shipped_bundle_alone():
     assert row["clean"]["v_flagged_pct"] > 80  # 119's PVCs, flagged by the classifier
 
 
+def test_noise_stress_at_another_front_end_rate():
+    """Record and noise sampled by a 128 Hz front-end (the rate of long-term Holter
+    databases): the shipped monitor still finds 119's beats and flags its PVCs, and the noise
+    still makes the signal unreadable where it is strong."""
+    out = CliRunner().invoke(cli, ["noise-stress", str(MITDB), "--noise-dir",
+                                   str(DATA / "nstdb_noise"), "--records", "119", "--noises",
+                                   "ma", "--snrs", "6", "--bundle", str(SHIPPED_BUNDLE),
+                                   "--no-reference", "--resample-to", "128", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["resampled_to_hz"] == 128.0
+    row = next(iter(doc["results"].values()))["ma"]
+    assert row["clean"]["qrs_se"] > 99 and row["clean"]["v_flagged_pct"] > 80
+    assert row["6"]["unreadable_in_noise_pct"] > 50 and row["6"]["flags_in_unreadable"] == 0
+
+
 def test_annotated_ventricular_flutter_is_left_out_of_the_scoring(record_119):
     """EC57 scoring: beats and detections inside a VF/VFL episode count nowhere."""
     from ecg_edge.benchmarks.noise_stress import score_events

@@ -44,3 +44,13 @@ def test_beat_calls_after_learning_are_counted_per_label():
     assert n["beat_calls"].get("V", 0) <= 2 and n["beat_calls"].get("S", 0) <= 2, n["beat_calls"]
     assert n["V_pct"] == 100.0 * n["beat_calls"].get("V", 0) / beats
     assert f"| {beats} | {n['V_pct']:.2f} |" in table(out)
+
+
+def test_af_strips_replayed_at_another_rate_still_open_af():
+    """AF Holter databases record at 128 and 250 Hz; a strip replayed at 128 Hz (resampled,
+    lead inverted) still opens AF on each AF strip, and the JSON says how it was replayed."""
+    out = strip_alarms(DATA / "cinc2017", SHIPPED_BUNDLE, labels="A", resample_hz=128.0,
+                       invert_lead=True)
+    a = out["labels"]["A"]
+    assert out["resampled_to_hz"] == 128.0 and out["lead_inverted"] is True
+    assert a["strips"] == 3 and a["strips_with_af"] == 3 and a["af_time_pct"] > 10.0
