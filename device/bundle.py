@@ -352,6 +352,7 @@ RULES: dict[type, dict[str, Rule]] = {
                    "af_onset_misses_rr_only": Rule(ge=0, le=10_000),
                    "af_enter_rr_classes": Rule(ge=-20, le=20),
                    "af_onset_misses_rr_classes": Rule(ge=0, le=10_000),
+                   "af_veto_rr_only": _FRACTION, "af_veto_rr_classes": _FRACTION,
                    "vt_faster_ratio": _FRACTION, "vt_before_beats": _COUNT,
                    "af_pause_s": Rule(ge=0, le=60),
                    "af_ecg_prob": _FRACTION, "af_ecg_windows": Rule(ge=1, le=100),
@@ -498,6 +499,10 @@ def manifest_problems(raw) -> list[str]:
                                    and re.fullmatch(r"[A-Za-z0-9_.-]+", golden["file"])
                                    and isinstance(golden.get("sha256"), str)):
         errors.append("golden: expected {\"file\": NAME, \"sha256\": HEX}")
+    rhythm = raw.get("rhythm") or {}
+    for key in ("af_veto_rr_only", "af_veto_rr_classes"):
+        if (rhythm.get(key) or 0) > 0 and not raw.get("rhythm_model"):
+            errors.append(f"rhythm.{key}: the RR model's veto needs the bundle's rhythm_model")
     try:
         ScoreSpec(**raw["score"])
         Scaling(**raw["scaling"])

@@ -593,9 +593,12 @@ def rhythm_cmd(beats_path, bundle_path, builtin, events_path, no_classes, annota
 @click.option("--start", "start_s", type=click.FloatRange(min=0), default=0.0,
               show_default=True, help="Count episodes from this second on (WFDB's epicmp: "
               "300, its learning period; 0: whole records, the monitor's own start included).")
+@click.option("--no-classes", is_flag=True,
+              help="With --beats annotations: beat times only, as a chest strap's RR file "
+                   "gives them (the annotations' beat types left out).")
 @click.option("--json", "as_json", is_flag=True)
 def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resample_hz, lead,
-                        invert_lead, start_s, as_json):
+                        invert_lead, start_s, no_classes, as_json):
     """Rhythm episodes against MIT-BIH rhythm annotations (epicmp style: AF, VT, VF and the
     ectopy patterns SVT, bigeminy, trigeminy). With a bundle that carries a rhythm model, AF
     comes from that model."""
@@ -604,6 +607,9 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resam
         if given is not None and (source != "signal" or cv):
             raise UserError(f"{name} replays the signal: use it with --beats signal, "
                             "without --cv")
+    if no_classes and (source != "annotations" or cv):
+        raise UserError("--no-classes leaves out the annotations' beat types: use it with "
+                        "--beats annotations, without --cv")
     bundle = _rhythm_bundle(bundle_path, builtin)
     cfg = RhythmConfig.from_dict(bundle.manifest.rhythm if bundle else None)
     if cv:
@@ -621,7 +627,8 @@ def rhythm_evaluate_cmd(folder, records, source, bundle_path, builtin, cv, resam
                if bundle and source == "signal" else None)
     af_model = load_af_model(bundle) if bundle and scoring is None else None
     out = rhythm_eval.evaluate_folder(
-        folder, records.split(",") if records else None, source, cfg, af_model=af_model,
+        folder, records.split(",") if records else None, source, cfg,
+        vt_classes=not no_classes, af_model=af_model,
         make_monitor=(lambda emit: scoring.monitor(emit, "rhythm-evaluate")) if scoring else None,
         resample_hz=resample_hz, lead=lead, invert_lead=invert_lead, start_s=start_s)
     out.update(_settings_source(bundle))

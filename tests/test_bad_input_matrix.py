@@ -176,6 +176,8 @@ CASES = {
                                                             "{d}/emptydir", "--out", "{d}/rm",
                                                             "--into", "{d}/garbage.csv"]),
     "device-rhythm-evaluate-empty": _device("rhythm-evaluate", "{d}/emptydir"),
+    "device-rhythm-evaluate-no-classes-signal": _device("rhythm-evaluate", str(MITDB),
+                                                        "--records", "100", "--no-classes"),
     "device-rhythm-strips-empty": _device("rhythm-strips", "{d}/emptydir"),
     "device-rhythm-strips-tampered-bundle": _device("rhythm-strips", "{d}/emptydir", "--bundle",
                                                     "{d}/tampered"),

@@ -256,6 +256,14 @@ def test_rr_only_rule_is_resolved_in_one_place():
             RhythmConfig.from_dict(bad)
     with pytest.raises(ValueError, match="af_enter_rr_classes"):
         RhythmConfig.from_dict({"af_enter_rr_classes": cfg.af_exit - 1.0})
+    # the RR model's veto: the model's own unless RR-only input has its own, typed input its
+    veto = RhythmConfig(af_veto_rr_only=0.5, af_veto_rr_classes=0.0)
+    assert [veto.af_veto(True, c, 0.2) for c in (False, True)] == [0.5, 0.0]
+    assert veto.af_veto(False, False, 0.2) == 0.2  # the ECG path keeps the model's
+    assert RhythmConfig(af_veto_rr_only=0.5).af_veto(True, True, 0.2) == 0.5
+    assert RhythmConfig().af_veto(True, True, 0.2) == 0.2
+    with pytest.raises(ValueError, match="af_veto_rr_only"):
+        RhythmConfig.from_dict({"af_veto_rr_only": 1.5})
 
 
 def test_pause_is_one_episode_with_its_interval():

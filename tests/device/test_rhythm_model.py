@@ -112,8 +112,18 @@ def _bundle_copy(tmp_path, name: str, edit) -> Path:
 
 
 def test_bundle_without_rhythm_model_keeps_the_reference(tmp_path):
-    dst = _bundle_copy(tmp_path, "b", lambda m: m.pop("rhythm_model", None))
+    def no_model(m):
+        m.pop("rhythm_model", None)
+        for key in ("af_veto_rr_only", "af_veto_rr_classes"):
+            m["rhythm"].pop(key, None)
+
+    dst = _bundle_copy(tmp_path, "b", no_model)
     assert load_af_model(load_bundle(dst)) is None
+    # settings that need the model, without it: refused by name, not silently dropped
+    raw = json.loads((BUNDLE / "manifest.json").read_text())
+    raw.pop("rhythm_model")
+    assert any("rhythm.af_veto_rr_only" in p and "rhythm_model" in p
+               for p in manifest_problems(raw))
 
 
 def test_shipped_bundle_rhythm_model_is_checked(tmp_path):
@@ -182,10 +192,10 @@ def test_shipped_model_calls_the_shipped_strips():
 
 def test_rr_only_with_the_bundle_model(tmp_path):
     """RR intervals alone (no atrial evidence: the model was trained with it missing too): the
-    AF episodes (the reference's, as the bundle chose) overlap 201's AF. A 30-minute record is
-    no strip: no strip call. With the bundle's strip limit off, the model's mean AF probability
-    of 201 (a third of it in AF) is far above sinus record 100's, and the episodes are the
-    same: the strip models decide none of them."""
+    AF episodes (the reference's, as the bundle chose, with the RR model's veto) overlap 201's
+    AF. A 30-minute record is no strip: no strip call. With the bundle's strip limit off, the
+    model's mean AF probability of 201 (a third of it in AF) is far above sinus record 100's,
+    and the episodes are the same: the veto runs past a strip's length either way."""
     unlimited = _bundle_copy(tmp_path, "unlimited",
                              lambda m: m["rhythm"].update(strip_max_s=0.0))
 
@@ -206,6 +216,35 @@ def test_rr_only_with_the_bundle_model(tmp_path):
     sinus = run("100", unlimited)
     assert sinus["summary"]["counts"]["AF"] == 0
     assert whole["summary"]["af_probability"] > 0.3 > 0.05 > sinus["summary"]["af_probability"]
+
+
+def test_rr_model_vetoes_untyped_rr_only_input():
+    """Beat times without their types (a strap's RR file): the shipped bundle gives such input
+    the ECG path's AF bar and onset misses, and lets the RR model veto the windows it finds
+    not AF. On 201's annotated beat times that finds most of the AF the stricter rule missed,
+    without the false AF the lower bar alone opens in its irregular non-AF stretches."""
+    from dataclasses import replace
+
+    from ecg_edge.device.rhythm_eval import evaluate_folder
+
+    bundle = load_bundle(BUNDLE)
+    shipped, model = RhythmConfig.from_dict(bundle.manifest.rhythm), load_af_model(bundle)
+    assert shipped.af_veto(True, False, model.spec.veto) == 0.5  # untyped RR-only input only
+    assert shipped.af_veto(True, True, model.spec.veto) == 0.0
+    assert shipped.af_veto(False, False, model.spec.veto) == model.spec.veto
+
+    def af(cfg):
+        out = evaluate_folder(MITDB, ["201"], "annotations", cfg, vt_classes=False,
+                              af_model=model)
+        a = out["records"][0]["AF"]
+        return a["overlap_s"], a["det_s"] - a["overlap_s"]  # AF found, AF called in error
+
+    found, false = af(shipped)
+    strict_found, strict_false = af(replace(shipped, af_enter_rr_only=-0.5,
+                                            af_onset_misses_rr_only=0))  # before session 88
+    _, unvetoed_false = af(replace(shipped, af_veto_rr_only=0.0))
+    assert found > strict_found + 60.0 and false < 30.0, (found, strict_found, false)
+    assert unvetoed_false > false + 200.0, unvetoed_false
 
 
 def test_short_strip_call_survives_the_end_of_the_stream():
