@@ -9,6 +9,7 @@ on how they were cut into blocks, so streaming and whole-record runs find the sa
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ class _Candidate:
     index: int  # global sample index of the feature peak
     value: float
     slope: float
+    low: bool = False  # a beat only the smallest recent beat's level let through
 
 
 class RPeakDetector:
@@ -52,6 +54,12 @@ class RPeakDetector:
         self.learn_end = start + self.n.detector_learning
         self.learning: list[_Candidate] = []
         self.spk = self.npk = 0.0
+        # the last beats' peaks: the threshold's level is no higher than their smallest
+        self.beat_peaks: deque[float] = deque(maxlen=max(1, self.cfg.usual_level_beats))
+        # R peaks reported that only that lower level let through: such a beat stands only
+        # where the second detector finds a QRS too, as every beat does in noise (the signal
+        # path asks, and discards a peak once it is done with it)
+        self.low: set[int] = set()
         self.rr: list[int] = []
         self.last: int | None = None  # index of the last accepted candidate
         self.last_slope = 0.0
@@ -64,18 +72,35 @@ class RPeakDetector:
 
     # -- thresholds ------------------------------------------------------------------------
     @property
-    def threshold(self) -> float:
-        return self.npk + 0.25 * (self.spk - self.npk)
+    def level(self) -> float:
+        """The signal level the threshold reads: the running level, or the smallest of the last
+        ``usual_level_beats`` beats' peaks where that is lower and still ``usual_level_snr``
+        times the noise level (the wearer's usual QRS beside larger ectopic ones; a normal
+        QRS barely above its T waves, 208's V1, is left to the running level: found in part,
+        its beats made the rhythm irregular)."""
+        peaks = self.beat_peaks
+        if self.cfg.usual_level_beats and len(peaks) == peaks.maxlen:
+            low = min(peaks)
+            if low < self.spk and low >= self.cfg.usual_level_snr * self.npk:
+                return low
+        return self.spk
 
-    def threshold_at(self, i: int) -> float:
+    @property
+    def threshold(self) -> float:
+        return self.npk + 0.25 * (self.level - self.npk)
+
+    def threshold_at(self, i: int, level: float | None = None) -> float:
         """The threshold for a candidate at ``i``: stricter after a noisy segment, strictest
-        for an early candidate there."""
+        for an early candidate there, whose bar the running level alone sets (in noise an early
+        peak is far more often a burst than a beat; the smallest recent beat may have been one
+        too). ``level``: the signal level otherwise (default :attr:`level`)."""
+        level = self.level if level is None else level
         if self.noisy_before is None or not self.noisy_before(i):
-            return self.threshold
+            return self.npk + 0.25 * (level - self.npk)
         cfg = self.cfg
-        early = self.last is not None and i - self.last < cfg.noisy_early_rr * self.rr_mean
-        f = cfg.noisy_early_fraction if early else cfg.noisy_threshold_fraction
-        return self.npk + f * (self.spk - self.npk)
+        if self.last is not None and i - self.last < cfg.noisy_early_rr * self.rr_mean:
+            return self.npk + cfg.noisy_early_fraction * (self.spk - self.npk)
+        return self.npk + cfg.noisy_threshold_fraction * (level - self.npk)
 
     @property
     def rr_mean(self) -> float:
@@ -92,8 +117,14 @@ class RPeakDetector:
         cap = self.cfg.level_cap * self.spk
         return min(value, cap) if cap > 0 else value
 
-    def _accept(self, c: _Candidate, weight: float, out: list[int]) -> None:
-        """A beat, provisional until no larger peak follows within the refractory period."""
+    def _below_running(self, c: _Candidate, share: float = 1.0) -> bool:
+        """Would the running level's threshold (``share`` of it) have rejected ``c``?"""
+        return self.level < self.spk and c.value <= share * self.threshold_at(c.index, self.spk)
+
+    def _accept(self, c: _Candidate, weight: float, out: list[int], share: float = 1.0) -> None:
+        """A beat, provisional until no larger peak follows within the refractory period
+        (``share``: the fraction of the threshold it cleared)."""
+        c.low = self._below_running(c, share)
         self._finalize(out)
         if self.last is not None:
             self.rr.append(c.index - self.last)
@@ -101,6 +132,7 @@ class RPeakDetector:
         self._spk_before = self.spk
         self._slope_before = self.last_slope
         self.spk = weight * self._peak(c.value) + (1 - weight) * self.spk
+        self.beat_peaks.append(c.value)
         self.provisional = c
         self.last, self.last_slope = c.index, c.slope
         self.pending = [p for p in self.pending if p.index > c.index]
@@ -109,6 +141,7 @@ class RPeakDetector:
     def _replace(self, c: _Candidate) -> None:
         """A larger peak soon after a beat: the earlier one was its P wave or Q/S slope."""
         old = self.provisional
+        c.low = old.low and self._below_running(c)
         self.spk = self._spk_before
         if self.rr:
             self.rr.pop()
@@ -116,6 +149,9 @@ class RPeakDetector:
         if self.last is not None:
             self.rr.append(c.index - self.last)
         self.spk = 0.125 * self._peak(c.value) + 0.875 * self.spk
+        if self.beat_peaks:
+            self.beat_peaks.pop()  # the replaced beat's peak
+        self.beat_peaks.append(c.value)
         self.provisional = c
         self.last, self.last_slope = c.index, c.slope
         self.search_base = c.index
@@ -124,6 +160,8 @@ class RPeakDetector:
     def _finalize(self, out: list[int]) -> None:
         if self.provisional is not None:
             out.append(self._fiducial(self.provisional.index))
+            if self.provisional.low:
+                self.low.add(out[-1])
             self._prev_final = self.provisional.index
             self.provisional = None
 
@@ -139,11 +177,11 @@ class RPeakDetector:
             p for p in self.pending
             if p.index < before and p.value > 0.5 * self.threshold_at(p.index)
             and (self.last is None or p.index - self.last >= self.n.refractory)
-            and not self._t_wave(p)
+            and not self._t_wave(p, 0.5)
         ]
         if pool:
             best = max(pool, key=lambda p: p.value)
-            self._accept(best, 0.25, out)
+            self._accept(best, 0.25, out, 0.5)
         else:
             # Nothing even at half threshold: the signal got smaller (or stopped). Lower the
             # signal level and look again one interval later, so the detector recovers.
@@ -156,13 +194,18 @@ class RPeakDetector:
         while self._searchback_at() < upto:
             self._searchback(self._searchback_at(), out)
 
-    def _t_wave(self, c: _Candidate) -> bool:
-        """Slow and soon after the last beat: its T wave. Search-back asks this too: it used to
-        take a tall T wave the threshold path had rejected, which halved the mean interval, so
-        search-back came due every cycle and every T wave became a beat (handheld lead-I
-        strips with tall T waves, CinC 2017: 17-50 per strip)."""
+    def _t_wave(self, c: _Candidate, share: float = 1.0) -> bool:
+        """Slow and soon after the last beat: its T wave. Search-back asks this too (``share``:
+        the fraction of the threshold it asks for): it used to take a tall T wave the threshold
+        path had rejected, which halved the mean interval, so search-back came due every cycle
+        and every T wave became a beat (handheld lead-I strips with tall T waves, CinC 2017:
+        17-50 per strip). Soon after the last beat, a peak that only the smallest recent
+        beat's level lets through (:attr:`level`) is one too: on a lead whose normal QRS is
+        not far above its T waves they are told apart by timing alone."""
         since = None if self.last is None else c.index - self.last
-        return since is not None and since < self.n.t_wave and c.slope < 0.5 * self.last_slope
+        if since is None or since >= self.n.t_wave:
+            return False
+        return c.slope < 0.5 * self.last_slope or self._below_running(c, share)
 
     def _decide(self, c: _Candidate, out: list[int]) -> None:
         self._catch_up(c.index, out)

@@ -220,7 +220,8 @@ class SignalPath:
                 # A peak one detector saw and the other did not may have been a beat: the
                 # interval across it is no RR (no pause, no rate, no prematurity from it). An
                 # inserted beat lay between two regular ones: the interval across it is.
-                self.prev_usable &= not unconfirmed
+                # A peak only the first detector's lowest level let through was never a beat.
+                self.prev_usable &= not unconfirmed or p in self.detector.low
                 self._done_with_first()
                 continue
             found = self._missed_beats(p)
@@ -297,6 +298,7 @@ class SignalPath:
     def _done_with_first(self) -> None:
         """The first waiting peak is emitted or dropped: forget what was decided about it."""
         q = self.waiting.pop(0)
+        self.detector.low.discard(q)
         self.inserted.pop(q, None)
         self.moved.pop(q, None)
 
@@ -395,10 +397,12 @@ class SignalPath:
 
     def _kept(self, p: int) -> bool:
         """A detected peak stays a beat unless its segment is not good (nor steep, smooth waves:
-        organised activity, see QualityConfig.noise_min_curvature) and the second detector
-        saw no QRS there."""
+        organised activity, see QualityConfig.noise_min_curvature), or only the first
+        detector's lowest level let it through (:attr:`RPeakDetector.level`), and the second
+        detector saw no QRS there."""
         judged = self.quality.judged_at(p)
-        return judged[0] == GOOD or judged[4] or self.confirm.confirms(p)
+        return (judged[0] == GOOD or judged[4]) and p not in self.detector.low \
+            or self.confirm.confirms(p)
 
     def _next_kept(self, p: int, final: bool) -> tuple[int | None, bool]:
         """(the first waiting peak after ``waiting[0]`` that will be kept, as beat ``p``'s

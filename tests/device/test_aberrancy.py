@@ -43,12 +43,14 @@ def _confusion(record, name: str, spec: ClassSpec) -> dict:
 
 
 def test_aberrant_apcs_of_201_are_s_its_pvcs_and_119s_stay_v(record_201, record_119):
-    """Record 201's aberrated APCs keep the wearer's QRS onset and reset the sinus node: 42 of
-    its 91 S beats (all called V by the "classifier") are withdrawn to S (measured); none of its
-    198 PVCs nor of record 119's 364 (bigeminy, compensatory pauses) is. Off by default."""
+    """Record 201's aberrated APCs keep the wearer's QRS onset and reset the sinus node: 44 of
+    its 115 S beats found (all called V by the "classifier") are withdrawn to S (measured; 42 of
+    91 before the detector's threshold read the smallest recent beat, which finds more of
+    these low, wide APCs); none of its 198 PVCs nor of record 119's 364 (bigeminy,
+    compensatory pauses) is. Off by default."""
     conf = _confusion(record_201, "201", SPEC)
     s, v = conf["S"], conf["V"]
-    assert s["S"] >= 0.4 * (s["S"] + s["V"]) and s["S"] + s["V"] > 80, s
+    assert s["S"] >= 0.35 * (s["S"] + s["V"]) and s["S"] + s["V"] > 100, s
     assert v["S"] <= 0.01 * (v["S"] + v["V"]) and v["V"] > 150, v
     conf = _confusion(record_119, "119", SPEC)
     assert conf["V"]["S"] <= 0.01 * conf["V"]["V"] and conf["V"]["V"] > 300, conf["V"]

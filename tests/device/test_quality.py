@@ -459,7 +459,9 @@ def test_a_few_intervals_out_of_line_leave_the_rhythm_regular_for_the_inserted_b
     stand out, and under the mean-deviation test alone the inserted-beat rule stood aside for
     most of its false beats at 6 dB. The median step between successive intervals stays small
     there (unlike AF, ``test_inserted_beat_rule_stays_out_of_af``): fewer false beats, the
-    true ones kept, and 201's AF loses none to it."""
+    true ones kept, and in 201's AF it takes out more false beats than true ones (measured:
+    1478 / 163 -> 1466 / 139 true / false; none either way before the detector's threshold
+    read the smallest recent beat, which finds more of 201's aberrated APCs)."""
 
     def true_false(r0, quality):
         rec, _ = noisy_record(r0, ma_noise, 6.0, 300.0)
@@ -478,7 +480,8 @@ def test_a_few_intervals_out_of_line_leave_the_rhythm_regular_for_the_inserted_b
     # false beats themselves: 1650 / 116 -> 1648 / 79)
     assert fp <= fp0 - 15 and tp >= tp0 - 3
     r201 = read_record(MITDB / "201")
-    assert true_false(r201, q)[0] == true_false(r201, replace(q, inserted_rr_step=0.0))[0]
+    (tp, fp), (tp0, fp0) = true_false(r201, q), true_false(r201, replace(q, inserted_rr_step=0.0))
+    assert tp >= tp0 - 0.01 * tp0 and fp0 - fp > tp0 - tp, (tp, fp, tp0, fp0)
 
 
 def test_a_fast_regular_run_of_repeating_beats_in_smooth_signal_is_judged_good(record_119):
