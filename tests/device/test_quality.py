@@ -460,7 +460,7 @@ def test_a_few_intervals_out_of_line_leave_the_rhythm_regular_for_the_inserted_b
     most of its false beats at 6 dB. The median step between successive intervals stays small
     there (unlike AF, ``test_inserted_beat_rule_stays_out_of_af``): fewer false beats, the
     true ones kept, and in 201's AF it takes out more false beats than true ones (measured:
-    1478 / 163 -> 1466 / 139 true / false; none either way before the detector's threshold
+    1477 / 148 -> 1468 / 125 true / false; none either way before the detector's threshold
     read the smallest recent beat, which finds more of 201's aberrated APCs)."""
 
     def true_false(r0, quality):
