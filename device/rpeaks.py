@@ -75,9 +75,7 @@ class RPeakDetector:
     def level(self) -> float:
         """The signal level the threshold reads: the running level, or the smallest of the last
         ``usual_level_beats`` beats' peaks where that is lower and still ``usual_level_snr``
-        times the noise level (the wearer's usual QRS beside larger ectopic ones; a normal
-        QRS barely above its T waves, 208's V1, is left to the running level: found in part,
-        its beats made the rhythm irregular)."""
+        times the noise level (why: :class:`DetectorConfig`)."""
         peaks = self.beat_peaks
         if self.cfg.usual_level_beats and len(peaks) == peaks.maxlen:
             low = min(peaks)
