@@ -49,7 +49,7 @@ def test_encoding_refuses_what_the_format_cannot_hold(args, message):
 
 @pytest.fixture(scope="module")
 def replay_201(tmp_path_factory):
-    """The first 10 minutes of 201 (AF, a 3.7 s pause, an SVT run) replayed through the
+    """The first 10 minutes of 201 (AF, a 3.7 s pause, trigeminy) replayed through the
     shipped bundle, with its events and its annotation file."""
     d = tmp_path_factory.mktemp("ann")
     shutil.copy(MITDB / "201.hea", d / "201.hea")
@@ -74,9 +74,9 @@ def test_replay_annotations_match_the_events(replay_201):
     pauses = [e for e in events if e["type"] == "rhythm_end" and e["rhythm"] == "PAUSE"]
     notes = [n for n in ann.aux_note if n.startswith("PAUSE")]
     assert pauses and notes == [f"PAUSE {e['duration_s']:.2f} s" for e in pauses]
-    # the rhythm read back as a reference record: the monitor's own AF and SVT episodes
+    # the rhythm read back as a reference record: the monitor's own AF and trigeminy episodes
     ref = read_reference(d / "201", "ecg")
-    for name in ("AF", "SVT"):
+    for name in ("AF", "TRIGEMINY"):
         ends = [e for e in events if e["type"] in ("rhythm_end", "pattern_end")
                 and e["rhythm"] == name]
         assert ends, name

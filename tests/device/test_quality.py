@@ -597,8 +597,9 @@ def test_a_burst_beside_the_qrs_gives_way_to_the_qrs_but_an_ectopic_beat_stays(m
 def test_beat_types_forget_the_rr_history_after_signal_nobody_could_read(ma_noise):
     """Record 118's rate rises from 0.80 to 0.68 s RR during an EC57 burst of muscle noise at
     0 dB (300-420 s), where nothing is readable for up to 24 s at a time. With the RR history
-    from before it, the first 17 beats after it were typed S and flagged; forgotten after
-    ``quality.rr_stale_s`` without a usable beat, none is. Shipped bundle."""
+    from before it, the first 15 beats after it are typed S and flagged; forgotten after
+    ``quality.rr_stale_s`` without a usable beat, none is in the minute after the burst (the
+    session 90 model calls two lone S later, at 491 and 537 s, either way). Shipped bundle."""
     from ecg_edge.device.bundle import load_bundle
     from ecg_edge.device.cli import SHIPPED_BUNDLE
     from ecg_edge.device.evaluation import aami_class
@@ -618,13 +619,13 @@ def test_beat_types_forget_the_rr_history_after_signal_nobody_could_read(ma_nois
                            events.append, **bundle_settings(bundle)),
                    record_blocks(rec, None, 10.0))
         beats = [e for e in events if e["type"] == "beat" and e["quality"] != "unreadable"
-                 and 420 <= e["t"] < 540]
+                 and 420 <= e["t"] < 480]
         m_ = match_beats(np.array([e["sample"] for e in beats]), normal, int(0.15 * rec.fs))
         return sum(beats[j]["flag"] for j in m_[m_ >= 0])  # m_: per normal beat, its detection
 
     assert m.signal.quality.rr_stale_s > 0
     before, after = normal_flagged(0.0), normal_flagged(m.signal.quality.rr_stale_s)
-    assert before >= 10 and after == 0  # measured: 17 -> 0
+    assert before >= 10 and after == 0  # measured: 15 -> 0
 
 
 def test_s_calls_stand_in_noisy_signal_where_the_bundle_says_so(ma_noise):
