@@ -195,7 +195,11 @@ def test_af_v_threshold_rises_above_normal_beats_that_look_ventricular_in_af():
     p = np.stack([1 - pv, np.zeros(n), pv, np.zeros(n)], axis=1)
     x = np.ones((n, 1, 2 + len(RR_FEATURES)), np.float32)
     spec = clf.choose_af_v_threshold(x, p, cls, af, ClassSpec(v_threshold=0.5))
-    assert 0.85 <= spec.v_threshold_af < 0.95
+    # every bar from 0.85 to the lowest PVC's probability separates them: the highest is taken
+    lowest_v = pv[af & (cls == "V")].min()
+    assert 0.85 <= spec.v_threshold_af < lowest_v
+    grid = clf.AF_V_GRID
+    assert spec.v_threshold_af == grid[grid < lowest_v].max()
     calls = calls_for_inputs(x, p, spec, af=af).classes
     assert (calls[cls == "V"] == "V").all() and not (calls[cls == "N"] == "V").any()
     assert clf.choose_af_v_threshold(x, p, cls, np.zeros(n, bool), spec).v_threshold_af is None
@@ -204,7 +208,24 @@ def test_af_v_threshold_rises_above_normal_beats_that_look_ventricular_in_af():
     high = ClassSpec(v_threshold=0.99)
     assert clf.choose_af_v_threshold(x, p, cls, af, high).v_threshold_af >= 0.99
     free = clf.choose_af_v_threshold(x, p, cls, af, ClassSpec(v_threshold=0.99, v_af_floor=False))
-    assert 0.85 <= free.v_threshold_af < 0.95
+    assert free.v_threshold_af == spec.v_threshold_af
+
+
+def test_af_v_threshold_takes_the_highest_bar_of_a_flat_f1():
+    """Where VEB F1 in AF barely moves over a range of bars (few PVCs in AF, N beats that the
+    model never puts high), the highest bar within AF_V_F1_SLACK of the best is taken: a
+    lower one would only type more N beats V on a wearer whose AF beats look otherwise."""
+    n = 4000
+    cls = np.where(np.arange(n) % 20 == 0, "V", "N")
+    af = np.ones(n, bool)
+    pv = np.where(cls == "V", 0.999, 0.1)
+    pv[np.flatnonzero(cls == "V")[0]] = 0.96  # one PVC of 200 only a low bar finds: F1 0.9975
+    p = np.stack([1 - pv, np.zeros(n), pv, np.zeros(n)], axis=1)
+    x = np.ones((n, 1, 2 + len(RR_FEATURES)), np.float32)
+    spec = clf.choose_af_v_threshold(x, p, cls, af, ClassSpec(v_threshold=0.5))
+    assert spec.v_threshold_af > 0.96  # misses that PVC rather than take the lowest best bar
+    grid = clf.AF_V_GRID
+    assert spec.v_threshold_af == grid[grid < 0.999].max()
 
 
 @pytest.mark.tensorflow
