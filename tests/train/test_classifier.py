@@ -213,8 +213,9 @@ def test_af_v_threshold_rises_above_normal_beats_that_look_ventricular_in_af():
 
 def test_af_v_threshold_takes_the_highest_bar_of_a_flat_f1():
     """Where VEB F1 in AF barely moves over a range of bars (few PVCs in AF, N beats that the
-    model never puts high), the highest bar within AF_V_F1_SLACK of the best is taken: a
-    lower one would only type more N beats V on a wearer whose AF beats look otherwise."""
+    model never puts high), the highest bar within AF_V_F1_SLACK of the best is taken: the
+    lowest best bar finds one PVC more here, and types V the N beats in AF of a wearer whose
+    conducted beats look more ventricular than these."""
     n = 4000
     cls = np.where(np.arange(n) % 20 == 0, "V", "N")
     af = np.ones(n, bool)
