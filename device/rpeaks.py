@@ -83,9 +83,13 @@ class RPeakDetector:
                 return low
         return self.spk
 
+    def _between(self, fraction: float, level: float) -> float:
+        """``fraction`` of the way from the noise level to ``level``."""
+        return self.npk + fraction * (level - self.npk)
+
     @property
     def threshold(self) -> float:
-        return self.npk + 0.25 * (self.level - self.npk)
+        return self._between(0.25, self.level)
 
     def threshold_at(self, i: int, level: float | None = None) -> float:
         """The threshold for a candidate at ``i``: stricter after a noisy segment, strictest
@@ -94,11 +98,11 @@ class RPeakDetector:
         too). ``level``: the signal level otherwise (default :attr:`level`)."""
         level = self.level if level is None else level
         if self.noisy_before is None or not self.noisy_before(i):
-            return self.npk + 0.25 * (level - self.npk)
+            return self._between(0.25, level)
         cfg = self.cfg
         if self.last is not None and i - self.last < cfg.noisy_early_rr * self.rr_mean:
-            return self.npk + cfg.noisy_early_fraction * (self.spk - self.npk)
-        return self.npk + cfg.noisy_threshold_fraction * (level - self.npk)
+            return self._between(cfg.noisy_early_fraction, self.spk)
+        return self._between(cfg.noisy_threshold_fraction, level)
 
     @property
     def rr_mean(self) -> float:
@@ -184,7 +188,7 @@ class RPeakDetector:
             # Nothing even at half threshold: the signal got smaller (or stopped). Lower the
             # signal level and look again one interval later, so the detector recovers.
             self.pending = [p for p in self.pending if p.index >= before]
-            self.spk = self.npk + 0.5 * (self.spk - self.npk)
+            self.spk = self._between(0.5, self.spk)
             self.search_base = before
 
     def _catch_up(self, upto: float, out: list[int]) -> None:
