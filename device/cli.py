@@ -30,6 +30,7 @@ from ecg_edge.device.evaluation import EC57_START_S, evaluate_record, summarize,
 from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
 from ecg_edge.device.install import install_bundle
 from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
+from ecg_edge.device.lead_choice import with_chosen_lead
 from ecg_edge.device.live import Tee, maybe_view
 from ecg_edge.device.monitor import (
     REPLAY_BLOCK_S,
@@ -40,7 +41,13 @@ from ecg_edge.device.monitor import (
     run_blocks,
 )
 from ecg_edge.device.recording import SessionRecorder
-from ecg_edge.device.records import evaluate_folder, folder_records, read_rhythm, warn_skipped
+from ecg_edge.device.records import (
+    evaluate_folder,
+    folder_records,
+    note_lead,
+    read_rhythm,
+    warn_skipped,
+)
 from ecg_edge.device.report import beat_table
 from ecg_edge.device.rhythm import RhythmConfig
 from ecg_edge.device.rhythm_input import analyze_file
@@ -230,7 +237,9 @@ def scoring_options(f):
 @click.argument("record", type=click.Path())
 @scoring_options
 @click.option("--lead", default=None,
-              help="Lead name, index or 'other' (default: MLII or the first).")
+              help="Lead name, index or 'other' (default: MLII or another named ECG lead; "
+                   "where the names say none, the first unless another is clearly more "
+                   "readable).")
 @click.option("--fs", type=float, default=None, callback=positive_number,
               help="Sample rate for CSV/NPY records (Hz).")
 @click.option("--uv-per-count", type=float, default=1.0, show_default=True,
@@ -256,6 +265,8 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
+    rec = with_chosen_lead(rec)
+    note_lead(rec, lead)
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
     collect = AnnotationCollector() if annotations_path else None  # not every event: a day
@@ -372,7 +383,9 @@ def run_cmd(port, bundle_path, variant, ref, threshold, threads, edgetpu, events
                    "bundle hold on a lead whose QRS points the other way?")
 @click.option("--lead", default=None,
               help="Which lead of each record: a name, an index, or 'other' (the first lead "
-                   "that is not MLII or the first): does the bundle hold on your lead?")
+                   "that is not the default: MLII or another named ECG lead; where the names "
+                   "say none, the first unless another is clearly more readable): does the "
+                   "bundle hold on your lead?")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained, start_s,
                         threads, resample_hz, invert_lead, lead, as_json):
@@ -586,7 +599,7 @@ def rhythm_cmd(beats_path, bundle_path, builtin, events_path, no_classes, annota
                    "would give it (e.g. 128 or 250, the rates of other Holter databases).")
 @click.option("--lead", default=None,
               help="With --beats signal: which lead of each record: a name, an index, or "
-                   "'other' (the first lead that is not MLII or the first).")
+                   "'other' (the first lead that is not the default, as evaluate-folder says).")
 @click.option("--invert-lead", is_flag=True,
               help="With --beats signal: replay each record with its lead inverted (electrodes "
                    "swapped): does the rhythm analysis hold on a lead of unknown polarity?")

@@ -12,6 +12,7 @@ import numpy as np
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, aami_class, evaluate_record
 from ecg_edge.device.events import episode_spans
+from ecg_edge.device.lead_choice import lead_note, with_chosen_lead
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
@@ -79,21 +80,31 @@ def resample_record(record: Record, fs: float) -> Record:
     return Record(record.name, np.round(counts).astype(np.int32), new_fs,
                   record.uv_per_count, record.channels,
                   np.clip(samples, 0, len(counts) - 1), record.ann_symbols,
-                  invalid=moved(record.invalid), saturated=moved(record.saturated))
+                  invalid=moved(record.invalid), saturated=moved(record.saturated),
+                  default_channel=record.default_channel)
 
 
 def replayed_record(path: str | Path, invert_lead: bool = False,
                     resample_hz: float | None = None) -> tuple[Record, float]:
     """A record as a bench replay presents it, with its leads inverted (:func:`invert_record`)
     and resampled (:func:`resample_record`) where asked, and the factor that moves the
-    recorded sample indices of its other annotations (rhythm) to the replay's rate."""
-    rec = read_record(path)
+    recorded sample indices of its other annotations (rhythm) to the replay's rate. Where the
+    record's lead names do not say which is the ECG lead, its default lead is chosen by its
+    signal (:func:`device.lead_choice.with_chosen_lead`)."""
+    rec = with_chosen_lead(read_record(path))
     fs_was = rec.fs
     if invert_lead:
         rec = invert_record(rec)
     if resample_hz is not None:
         rec = resample_record(rec, resample_hz)
     return rec, rec.fs / fs_was
+
+
+def note_lead(record: Record, lead: str | int | None) -> None:
+    """Say on stderr where a replay without ``lead`` takes another lead than the first."""
+    note = lead_note(record) if lead is None else None
+    if note:
+        print(note, file=sys.stderr)
 
 
 def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
@@ -196,9 +207,10 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     that rate would have sampled it (:func:`resample_record`). ``invert_lead``: replay each
     record with its lead inverted (electrodes swapped, or a lead whose QRS points down).
     ``lead``: which lead of each record to replay (a name, an index or ``"other"``;
-    :meth:`Record.channel_index`); default MLII or the first. ``on_record(path, events,
-    summary)``, where given, sees each replay's events and summary too (its rhythm episodes
-    are measured from the same pass)."""
+    :meth:`Record.channel_index`); default MLII or another named ECG lead, else as
+    :func:`replayed_record` chooses. ``on_record(path, events, summary)``, where given, sees
+    each replay's events and summary too (its rhythm episodes are measured from the same
+    pass)."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     if resample_hz is not None:
@@ -209,6 +221,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     check_lead(paths, lead)
     for path in progress(paths, "record", lambda p: p.name):
         rec, moved = replayed_record(path, invert_lead, resample_hz)
+        note_lead(rec, lead)
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if moved != 1.0:
             rhythm_samples = np.round(rhythm_samples * moved).astype(np.int64)

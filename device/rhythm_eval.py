@@ -266,9 +266,10 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     seconds. ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter
     lead of unknown polarity)."""
     from ecg_edge.device.monitor import record_blocks, run_blocks
-    from ecg_edge.device.records import replayed_record
+    from ecg_edge.device.records import note_lead, replayed_record
 
     rec, _ = replayed_record(path, invert_lead, resample_hz)
+    note_lead(rec, lead)
     events: list[dict] = []
 
     def keep(ev: dict) -> None:
@@ -317,8 +318,8 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
     reference beat times (and, for VT, the reference beat classes: the episode logic is tested,
     not a beat classifier); with ``"signal"`` the record is replayed through the device monitor
     (its own beats, no beat classes yet, VF from the signal); ``lead``: which of its leads
-    (:meth:`Record.channel_index`; default MLII or the first), ``invert_lead``: that lead
-    inverted."""
+    (:meth:`Record.channel_index`; default as :func:`device.records.replayed_record` chooses),
+    ``invert_lead``: that lead inverted."""
     if resample_hz is not None:  # a wrong rate is said before any record is read
         from ecg_edge.device.records import _check_rate
 

@@ -44,6 +44,10 @@ class Record:
     # SATURATION_MIN_S (wfdb_io.saturated_samples); None where none does. A replay sends those
     # samples as a front-end sends a block it marks saturated: unreadable, and a gap.
     saturated: np.ndarray | None = None
+    # The lead "the ECG lead" (``channel_index(None)``) means for this record where its lead
+    # names do not say (none of PREFERRED_LEADS): chosen by its signal
+    # (``device.lead_choice``); None: by name, else the first.
+    default_channel: int | None = None
 
     @property
     def n_samples(self) -> int:
@@ -61,7 +65,15 @@ class Record:
         """Resolve a lead: a name, an index (also as digits, the way a command line gives it),
         ``None`` for the first preferred ECG lead, or ``"other"`` for the first lead that is not
         that one (a second lead of a Holter record: does a bundle hold on a lead it was not
-        trained on?)."""
+        trained on?). A record with a :attr:`default_channel` takes that lead as the preferred
+        one."""
+        d = self.default_channel
+        if d is not None and (lead is None or lead == OTHER_LEAD):
+            if lead is None:
+                return d
+            if len(self.channels) < 2:
+                return lead_index(self.name, self.channels, lead)  # its one-lead error
+            return next(i for i in range(len(self.channels)) if i != d)
         return lead_index(self.name, self.channels, lead)
 
     def lead_mv(self, lead: str | int | None = None) -> np.ndarray:
