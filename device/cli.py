@@ -407,13 +407,15 @@ def evaluate_folder_cmd(folder, bundle_path, variants, records, exclude_trained,
     out = {}
     for variant in variants:
         scorer = ModelScorer(bundle, variant, threads=threads)
+        leads: dict[str, str] = {}
         tables = evaluate_folder(folder, bundle.manifest.signal, scorer,
                                  bundle.threshold(variant).value, start_s, names,
                                  settings=bundle_settings(bundle), resample_hz=resample_hz,
-                                 invert_lead=invert_lead, lead=lead)
+                                 invert_lead=invert_lead, lead=lead, leads=leads)
         out[variant] = summarize(tables)
         out[variant].update(threshold=bundle.threshold(variant).value, start_s=start_s,
-                            resampled_to_hz=resample_hz, lead_inverted=invert_lead, lead=lead)
+                            resampled_to_hz=resample_hz, lead_inverted=invert_lead, lead=lead,
+                            leads=leads)
     if as_json:
         click.echo(json.dumps(to_jsonable(out), indent=2))
         return

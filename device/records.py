@@ -198,8 +198,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
                     block_s: float = 10.0, settings: dict | None = None,
                     resample_hz: float | None = None,
                     invert_lead: bool = False, lead: str | None = None,
-                    on_record: Callable[[Path, list[dict], dict], None] | None = None
-                    ) -> dict[str, BeatTable]:
+                    on_record: Callable[[Path, list[dict], dict], None] | None = None,
+                    leads: dict[str, str] | None = None) -> dict[str, BeatTable]:
     """Replay every annotated record through the streaming monitor (the device's own code
     path) with ``scorer`` and match its beat events to the annotations. ``settings``: the rest
     of what a bundle tells the monitor (``device.monitor.bundle_settings``), so the monitor
@@ -210,7 +210,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     :meth:`Record.channel_index`); default MLII or another named ECG lead, else as
     :func:`replayed_record` chooses. ``on_record(path, events, summary)``, where given, sees
     each replay's events and summary too (its rhythm episodes are measured from the same
-    pass)."""
+    pass). ``leads``, where given, gets each record's name -> the lead replayed."""
     from ecg_edge.device.monitor import Monitor, record_blocks, run_blocks
 
     if resample_hz is not None:
@@ -222,6 +222,8 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     for path in progress(paths, "record", lambda p: p.name):
         rec, moved = replayed_record(path, invert_lead, resample_hz)
         note_lead(rec, lead)
+        if leads is not None:
+            leads[rec.name] = rec.channels[rec.channel_index(lead)]
         rhythm_samples, rhythm_notes = read_rhythm(path)
         if moved != 1.0:
             rhythm_samples = np.round(rhythm_samples * moved).astype(np.int64)

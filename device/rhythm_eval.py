@@ -257,8 +257,9 @@ def summarize(per_record: list[dict]) -> dict:
 def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
                    lead: str | None = None, af_model=None,
                    make_monitor=None, resample_hz: float | None = None,
-                   invert_lead: bool = False) -> tuple[list[dict], float]:
-    """(rhythm and pattern events, monitored s) of a record replayed through the device
+                   invert_lead: bool = False) -> tuple[list[dict], float, str]:
+    """(rhythm and pattern events, monitored s, the lead replayed) of a record replayed through
+    the device
     monitor: its own beats, and VF from its band-passed signal. Beats are scored by the
     reference detector (scores play no part in AF), or by ``make_monitor(emit)``'s (a bundle's
     classifier: its beat classes make the VT calls). ``resample_hz``: replayed as a front-end
@@ -279,7 +280,7 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     monitor = make_monitor(keep) if make_monitor is not None else _reference_monitor(
         keep, cfg, af_model)
     summary = run_blocks(monitor, record_blocks(rec, lead, 10.0))
-    return events, summary["rhythm"]["monitored_s"]
+    return events, summary["rhythm"]["monitored_s"], rec.channels[rec.channel_index(lead)]
 
 
 def _reference_monitor(emit, cfg: RhythmConfig | None, af_model):
@@ -338,20 +339,21 @@ def evaluate_folder(folder: str | Path, names: list[str] | None = None,
             skipped[p.name] = "no beat annotations (.atr, .qrsc, .qrs)"
             warn_skipped({p.name: skipped[p.name]})
             continue
-        typed = {}
+        extra = {}  # per record: which RR-only AF rule ran, or which lead was replayed
         if source == "annotations":
             rr, _ = annotated_intervals(ref.time_s, cfg or RhythmConfig())
             classes = beat_types(ref.classes) if vt_classes else None
-            typed = {"classes": classes is not None}  # which RR-only AF rule ran
+            extra = {"classes": classes is not None}
             events, _ = analyze_beats(ref.time_s, ref.sample, rr, cfg, classes=classes,
                                       monitored_s=ref.duration_s, af_model=af_model)
             monitored = ref.duration_s
         else:
-            events, monitored = monitor_rhythm(p, cfg, af_model=af_model,
-                                               make_monitor=make_monitor,
-                                               resample_hz=resample_hz, lead=lead,
-                                               invert_lead=invert_lead)
-        per.append({**evaluate_record(ref, events, monitored, start_s), **typed})
+            events, monitored, used = monitor_rhythm(p, cfg, af_model=af_model,
+                                                     make_monitor=make_monitor,
+                                                     resample_hz=resample_hz, lead=lead,
+                                                     invert_lead=invert_lead)
+            extra = {"lead": used}
+        per.append({**evaluate_record(ref, events, monitored, start_s), **extra})
     out = summarize(per)
     out.update(start_s=start_s, source=source, skipped=skipped,
                config=(cfg or RhythmConfig()).to_dict(), resampled_to_hz=resample_hz, lead=lead,

@@ -91,9 +91,14 @@ def test_replay_and_evaluation_take_the_readable_lead_and_say_so(record_209, tmp
     first = device_cli("evaluate-folder", str(folder), "--start", "30", "--lead", "0", "--json")
     assert first.returncode == 0, first.stderr
     assert "replaying lead" not in first.stderr
-    chosen, as_first = (next(iter(json.loads(r.stdout).values()))["gross"] for r in (out, first))
+    chosen, as_first = (next(iter(json.loads(r.stdout).values())) for r in (out, first))
+    assert chosen["leads"] == {"209": "ECG2"} and as_first["leads"] == {"209": "ECG1"}
+    chosen, as_first = chosen["gross"], as_first["gross"]
     assert chosen["qrs"]["se"] > as_first["qrs"]["se"] + 0.005
     assert chosen["ec57"]["sveb"]["tp"] >= as_first["ec57"]["sveb"]["tp"] + 3
+    rhythm = device_cli("rhythm-evaluate", str(folder), "--beats", "signal", "--json")
+    assert rhythm.returncode == 0, rhythm.stderr
+    assert [r["lead"] for r in json.loads(rhythm.stdout)["records"]] == ["ECG2"]
     replay = device_cli("replay", str(folder / "209"), "--quiet")
     assert replay.returncode == 0, replay.stderr
     assert "209: replaying lead ECG2" in replay.stderr
