@@ -102,3 +102,20 @@ def test_replay_and_evaluation_take_the_readable_lead_and_say_so(record_209, tmp
     replay = device_cli("replay", str(folder / "209"), "--quiet")
     assert replay.returncode == 0, replay.stderr
     assert "209: replaying lead ECG2" in replay.stderr
+
+
+def test_missed_and_invented_beats_make_implausible_intervals(record_203):
+    """203's annotated beats (AF, PVCs, salvos: its own irregular RR) against the same beats
+    with every tenth missed, or with a beat invented between two: the heart's own rhythm is
+    counted alike on every lead, the detector's errors are what differ."""
+    from ecg_edge.device.lead_choice import LeadChoice, implausible_rr
+
+    t = record_203.ann_samples[np.isin(record_203.ann_symbols, ["N", "V", "A", "F"])] \
+        / record_203.fs
+    plausible = LeadChoice().rr_plausible
+    own, n = implausible_rr(t, plausible)
+    missed, n_missed = implausible_rr(np.delete(t, np.arange(5, len(t), 10)), plausible)
+    extra = np.sort(np.r_[t, (t[5:-1:10] + t[6::10][: len(t[5:-1:10])]) / 2])
+    invented, n_invented = implausible_rr(extra, plausible)
+    assert missed / n_missed > own / n + 0.04  # 0.20 -> 0.26
+    assert invented / n_invented > own / n + 0.08  # 0.20 -> 0.32
