@@ -41,8 +41,7 @@ class LeadChoice:
     # and the share of those counts this many times against the lead.
     rr_plausible: tuple[float, float] = (0.6, 1.6)
     rr_weight: float = 2.0
-    # Another lead replaces the first only when its readability (good less unreadable share)
-    # is higher by this much.
+    # Another lead replaces the first only when its :func:`readability` is higher by this much.
     margin: float = 0.2
 
 
