@@ -143,6 +143,7 @@ def test_each_fold_ships_and_replays_its_held_out_record_through_the_device(mitd
         mitdb_dir, ["106"], "signal", make_monitor=lambda emit: Monitor(
             b.manifest.signal, ModelScorer(b, "int8"), b.threshold("int8").value, emit,
             **bundle_settings(b)))
+    assert alone["records"][0].pop("lead") == "MLII"  # rhythm-evaluate names the lead
     assert alone["records"][0] == rhythm["106"]
     assert "## Rhythm episodes" in render_replay(again)
 
