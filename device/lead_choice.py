@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ecg_edge.device.config import SignalConfig
-from ecg_edge.device.quality import GOOD, UNREADABLE, SignalQuality
-from ecg_edge.device.signal_path import SignalPath, process_signal
+from ecg_edge.device.quality import GOOD, UNREADABLE
+from ecg_edge.device.signal_path import Beats, SignalPath
 from ecg_edge.firmware_bridge.records import PREFERRED_LEADS, Record
 
 
@@ -68,15 +68,16 @@ def readability(record: Record, channel: int, cfg: SignalConfig | None = None,
         starts, span = [0], len(x)
     else:
         starts = np.linspace(0, len(x) - span, choice.probes).round().astype(int).tolist()
+    whole = max(2, int(round(cfg.quality.segment_s * cfg.fs)))  # a whole segment's samples
     levels: list[int] = []
     bad = judged = 0
     for a in starts:
-        path = SignalPath(cfg, record.fs)
-        judge = SignalQuality(cfg.quality, cfg.fs)
-        segments = judge.push(path.resampler(path.bandpass(x[a : a + span])))
-        levels += [s.level for s in segments if s.start >= choice.settle_s * cfg.fs]
-        b, n = implausible_rr(process_signal(x[a : a + span], record.fs, cfg).time_s,
-                              choice.rr_plausible)
+        path = SignalPath(cfg, record.fs)  # one pass: its beats and its quality judge's segments
+        beats = Beats.concat([path.push(x[a : a + span]), path.flush()], path.n.window)
+        levels += [q.segment.level for q in path.take_quality()
+                   if q.segment.start >= choice.settle_s * cfg.fs
+                   and q.segment.end - q.segment.start == whole]
+        b, n = implausible_rr(beats.time_s, choice.rr_plausible)
         bad, judged = bad + b, judged + n
     if not levels:
         return 0.0
