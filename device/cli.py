@@ -30,7 +30,6 @@ from ecg_edge.device.evaluation import EC57_START_S, evaluate_record, summarize,
 from ecg_edge.device.events import EpisodeConfig, EventWriter, open_events_file, read_beat_events
 from ecg_edge.device.install import install_bundle
 from ecg_edge.device.interpreter import EDGETPU_LIBS, available_runtimes
-from ecg_edge.device.lead_choice import with_chosen_lead
 from ecg_edge.device.live import Tee, maybe_view
 from ecg_edge.device.monitor import (
     REPLAY_BLOCK_S,
@@ -44,8 +43,8 @@ from ecg_edge.device.recording import SessionRecorder
 from ecg_edge.device.records import (
     evaluate_folder,
     folder_records,
-    note_lead,
     read_rhythm,
+    replay_lead,
     warn_skipped,
 )
 from ecg_edge.device.report import beat_table
@@ -265,8 +264,7 @@ def replay_cmd(record, bundle_path, variant, ref, threshold, threads, edgetpu, e
     rec = read_record(record, fs=fs, uv_per_count=uv_per_count)
     if duration is not None:
         rec.counts = rec.counts[: int(round(duration * rec.fs))]
-    rec = with_chosen_lead(rec)
-    note_lead(rec, lead)
+    rec = replay_lead(rec, lead)
     scoring = _scoring(bundle_path, variant, ref, threshold, threads, edgetpu)
     blocks = record_blocks(rec, lead, min(block_s, 0.25 * speed) if realtime else block_s)
     collect = AnnotationCollector() if annotations_path else None  # not every event: a day

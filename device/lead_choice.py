@@ -103,11 +103,3 @@ def with_chosen_lead(record: Record, cfg: SignalConfig | None = None) -> Record:
     ch = chosen_lead(record, cfg)
     return record if ch is None else replace(record, default_channel=ch)
 
-
-def lead_note(record: Record) -> str | None:
-    """One line for stderr where a replay takes another lead than the first by its signal."""
-    ch = record.default_channel
-    if not ch:
-        return None
-    return (f"{record.name}: replaying lead {record.channels[ch]}, not the first "
-            f"({record.channels[0]}), which is far less readable; --lead picks one")

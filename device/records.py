@@ -12,11 +12,12 @@ import numpy as np
 from ecg_edge.device.config import SignalConfig
 from ecg_edge.device.evaluation import PACED_RECORDS, BeatTable, aami_class, evaluate_record
 from ecg_edge.device.events import episode_spans
-from ecg_edge.device.lead_choice import lead_note, with_chosen_lead
+from ecg_edge.device.lead_choice import with_chosen_lead
 from ecg_edge.device.signal_path import Beats, process_signal
 from ecg_edge.firmware_bridge.errors import UserError
 from ecg_edge.firmware_bridge.progress import progress
 from ecg_edge.firmware_bridge.records import (
+    OTHER_LEAD,
     Record,
     lead_index,
     list_wfdb_records,
@@ -84,27 +85,37 @@ def resample_record(record: Record, fs: float) -> Record:
                   default_channel=record.default_channel)
 
 
+def replay_lead(record: Record, lead: str | int | None = None) -> Record:
+    """The record as a replay of ``lead`` needs it: where ``lead`` is left to the default
+    (None, or ``"other"``: the lead that is not the default) and the record's lead names do not
+    say which is the ECG lead, its default lead chosen by its signal
+    (:func:`device.lead_choice.with_chosen_lead`), and one line on stderr where a replay of the
+    default takes another lead than the first. A named or numbered ``lead`` needs no choice."""
+    if lead is not None and lead != OTHER_LEAD:
+        return record
+    record = with_chosen_lead(record)
+    ch = record.default_channel
+    if lead is None and ch:
+        print(f"{record.name}: replaying lead {record.channels[ch]}, not the first "
+              f"({record.channels[0]}), which is far less readable; --lead picks one",
+              file=sys.stderr)
+    return record
+
+
 def replayed_record(path: str | Path, invert_lead: bool = False,
-                    resample_hz: float | None = None) -> tuple[Record, float]:
-    """A record as a bench replay presents it, with its leads inverted (:func:`invert_record`)
-    and resampled (:func:`resample_record`) where asked, and the factor that moves the
-    recorded sample indices of its other annotations (rhythm) to the replay's rate. Where the
-    record's lead names do not say which is the ECG lead, its default lead is chosen by its
-    signal (:func:`device.lead_choice.with_chosen_lead`)."""
-    rec = with_chosen_lead(read_record(path))
+                    resample_hz: float | None = None,
+                    lead: str | int | None = None) -> tuple[Record, float]:
+    """A record as a bench replay of ``lead`` presents it (:func:`replay_lead`), with its
+    leads inverted (:func:`invert_record`) and resampled (:func:`resample_record`) where asked,
+    and the factor that moves the recorded sample indices of its other annotations (rhythm) to
+    the replay's rate."""
+    rec = replay_lead(read_record(path), lead)
     fs_was = rec.fs
     if invert_lead:
         rec = invert_record(rec)
     if resample_hz is not None:
         rec = resample_record(rec, resample_hz)
     return rec, rec.fs / fs_was
-
-
-def note_lead(record: Record, lead: str | int | None) -> None:
-    """Say on stderr where a replay without ``lead`` takes another lead than the first."""
-    note = lead_note(record) if lead is None else None
-    if note:
-        print(note, file=sys.stderr)
 
 
 def read_rhythm(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, list[str]]:
@@ -220,8 +231,7 @@ def evaluate_folder(folder: str | Path, cfg: SignalConfig, scorer, threshold: fl
     warn_skipped(skipped)
     check_lead(paths, lead)
     for path in progress(paths, "record", lambda p: p.name):
-        rec, moved = replayed_record(path, invert_lead, resample_hz)
-        note_lead(rec, lead)
+        rec, moved = replayed_record(path, invert_lead, resample_hz, lead)
         if leads is not None:
             leads[rec.name] = rec.channels[rec.channel_index(lead)]
         rhythm_samples, rhythm_notes = read_rhythm(path)

@@ -267,10 +267,9 @@ def monitor_rhythm(path: Path, cfg: RhythmConfig | None = None,
     seconds. ``invert_lead``: replayed with the lead inverted (electrodes swapped; a Holter
     lead of unknown polarity)."""
     from ecg_edge.device.monitor import record_blocks, run_blocks
-    from ecg_edge.device.records import note_lead, replayed_record
+    from ecg_edge.device.records import replayed_record
 
-    rec, _ = replayed_record(path, invert_lead, resample_hz)
-    note_lead(rec, lead)
+    rec, _ = replayed_record(path, invert_lead, resample_hz, lead)
     events: list[dict] = []
 
     def keep(ev: dict) -> None:
