@@ -370,6 +370,10 @@ def _in_af_option(rule: str):
                    "shipped bundle use it, training does not (0: off; default: Ds1CvConfig's).")
 @click.option("--deploy-guard-beats", default=None, type=click.IntRange(1, 4096),
               help="... unless this many such beats come in a row (default: Ds1CvConfig's).")
+@click.option("--deploy-escape-pause", default=None, type=click.FloatRange(0, 10),
+              help="... or, where one of them ended a pause this many times the local RR, "
+                   "ContextConfig.learn_escape_beats (an escape rhythm; 0: off; default: "
+                   "Ds1CvConfig's).")
 @click.option("--polarity-flip", default=None, type=click.FloatRange(0, 1),
               help="Fraction of training beats per epoch seen on an inverted lead (default: "
                    "the classifier's).")
@@ -395,8 +399,8 @@ def _in_af_option(rule: str):
 @click.option("--json", "as_json", is_flag=True)
 def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inputs,
                long_rr_beats, template_mix, record_weight, deploy_guard, deploy_guard_beats,
-               polarity_flip, lead_inverted, other_lead, through_device, fold_min_agreement,
-               s_long_rr_beats,
+               deploy_escape_pause, polarity_flip, lead_inverted, other_lead, through_device,
+               fold_min_agreement, s_long_rr_beats,
                s_abrupt_ratio, s_run_rr_tolerance, s_onset_step, s_pace_tolerance,
                s_far_distance, ship, as_json):
     """The inter-patient protocol: beat classifier cross-validated by record on DS1, tested on
@@ -423,7 +427,8 @@ def ds1_cv_cmd(folder, out, folds, epochs, boot, seed, ensemble, noise_dir, inpu
                                           s_pace_tolerance=s_pace_tolerance,
                                           s_far_distance=s_far_distance),
                                 **{k: v for k, v in (("deploy_guard", deploy_guard),
-                                                     ("deploy_guard_beats", deploy_guard_beats))
+                                                     ("deploy_guard_beats", deploy_guard_beats),
+                                                     ("deploy_escape_pause", deploy_escape_pause))
                                    if v is not None}, lead_inverted=lead_inverted,
                                 other_lead=other_lead or "", through_device=through_device,
                                 **({"fold_min_agreement": fold_min_agreement}

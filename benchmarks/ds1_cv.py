@@ -225,6 +225,13 @@ class Ds1CvConfig:
     # Se within 0.1 point, N flagged in sinus 0.43 -> 0.22 %; at 250 Hz 207's 35 APCs called V
     # are gone. 3 gave the same; 4 gave 108 back 37 false V (benchmarks/results/session78.md).
     deploy_kept_templates: int = 2
+    # A far run in which a beat ends a pause of at least this x the local RR is an escape
+    # rhythm, kept out of the template for ContextConfig.learn_escape_beats (0: off). The fold
+    # bundles of session 93's seed-0 run, DS1 LOO through the device: VEB Se 86.40 -> 88.77 %,
+    # +P 96.36 -> 96.52 % (207's idioventricular rhythm: 76 more of its escape beats called V;
+    # no other record's V calls change), AUC N-V 0.9945 -> 0.9964; 2.0 gave the same, 1.3 ten
+    # more of 106's PVCs (benchmarks/results/session93.md).
+    deploy_escape_pause: float = 1.5
     # Also score every held-out record (and the visible DS2 records) on its inverted lead
     # (device.features.inverted_lead), under the same thresholds: does the model know a PVC
     # that points the other way?
@@ -254,7 +261,8 @@ class Ds1CvConfig:
         base = SignalConfig()
         return replace(base, context=replace(base.context, learn_max_distance=self.deploy_guard,
                                              learn_far_beats=self.deploy_guard_beats,
-                                             learn_kept_templates=self.deploy_kept_templates))
+                                             learn_kept_templates=self.deploy_kept_templates,
+                                             learn_escape_pause=self.deploy_escape_pause))
 
     def rules(self) -> dict:
         """The ClassSpec settings of the rules above."""

@@ -126,6 +126,15 @@ class ContextConfig:
     # change by a few beats decides which (207's supraventricular tachycardia: 35 APCs called
     # V at 250 Hz and behind the mains notch, none at 360 Hz without it).
     learn_kept_templates: int = 1
+    # A far run in which a far beat ends a pause (RR at least this x the local RR; 0: off) is
+    # an escape rhythm, not electrodes moved: a ventricular focus takes over after the sinus
+    # node fails (or a flutter ends), so it starts late, where a moved electrode changes the
+    # QRS of beats that keep the wearer's rate. Such a run becomes the wearer's QRS only after
+    # ``learn_escape_beats`` beats in a row (a bound: a wearer whose electrodes moved during a
+    # pause is learnt again, later), and brings back no kept template (an earlier escape run's
+    # shape may be one). Acts only where the guard is on.
+    learn_escape_pause: float = 0.0
+    learn_escape_beats: int = 128
 
 
 @dataclass(frozen=True)

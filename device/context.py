@@ -93,6 +93,7 @@ class WearerContext:
         self.prev_premature = False
         self.early_run: list[float] = []  # RRs of the current run of premature beats
         self.far_run = 0  # beats in a row on time but far from the template
+        self.escape_run = False  # ... in which one ended a pause (learn_escape_pause)
         self.kept: list[KeptTemplate] = []  # what lasting changes replaced, latest first
         self._cached: tuple[np.ndarray, float] | None = None  # (template, amplitude)
 
@@ -149,7 +150,8 @@ class WearerContext:
             premature = False
         elif not premature:
             self.early_run.clear()
-        if not premature and not learning and self._far(window, template, amplitude):
+        if not premature and not learning and self._far(window, template, amplitude,
+                                                        rr_prev / rr_local):
             premature = True  # neither its shape nor the pause after it is the wearer's
         if not premature:
             self.windows[:, self.head] = centred(window)
@@ -163,18 +165,24 @@ class WearerContext:
         self.prev_premature = premature
         return out
 
-    def _far(self, window: np.ndarray, template: np.ndarray, amplitude: float) -> bool:
+    def _far(self, window: np.ndarray, template: np.ndarray, amplitude: float,
+             rr_ratio: float) -> bool:
         """Is this beat's QRS too far from the template to learn, and not yet a lasting
         change of the wearer's QRS (``learn_far_beats`` such beats in a row)? A beat near
-        a template that a lasting change replaced brings that one back."""
+        a template that a lasting change replaced brings that one back. A run in which a far
+        beat ended a pause (``rr_ratio``, its RR over the local RR, NaN where unknown) is an
+        escape rhythm: it needs ``learn_escape_beats`` and brings no kept template back (the
+        shape of an earlier escape run may be one)."""
         cfg = self.cfg
         limit = cfg.learn_max_distance
         if limit <= 0:
             return False
         if self._near(window, template, amplitude, limit):
-            self.far_run = 0
+            self.far_run, self.escape_run = 0, False
             return False
-        for i, kept in enumerate(self.kept):
+        if 0 < cfg.learn_escape_pause <= rr_ratio:
+            self.escape_run = True
+        for i, kept in enumerate(() if self.escape_run else self.kept):
             if self._near(window, kept.template, kept.amplitude, limit):
                 del self.kept[i]
                 if cfg.learn_kept_templates > 1:
@@ -184,9 +192,10 @@ class WearerContext:
                 self._cached, self.far_run = None, 0
                 return False
         self.far_run += 1
-        if self.far_run == cfg.learn_far_beats and cfg.learn_keep_previous:
+        needed = cfg.learn_escape_beats if self.escape_run else cfg.learn_far_beats
+        if self.far_run == needed and cfg.learn_keep_previous:
             self._keep(template, amplitude)
-        return self.far_run < cfg.learn_far_beats
+        return self.far_run < needed
 
     def _keep(self, template: np.ndarray, amplitude: float) -> None:
         """Set the context now learnt aside (``template`` and ``amplitude`` are what it gives)."""

@@ -66,11 +66,16 @@ def beats_119(record_119):
     return beats.window, out
 
 
-def template_after(windows, cfg: ContextConfig) -> tuple[np.ndarray, WearerContext]:
-    """Feed windows at a steady 1 s (none premature); the context's template afterwards."""
+def template_after(windows, cfg: ContextConfig, rr_s: list[float] | None = None
+                   ) -> tuple[np.ndarray, WearerContext]:
+    """Feed windows at a steady 1 s (none premature) or at ``rr_s``; the context's template
+    afterwards."""
     ctx = WearerContext(cfg, CFG.samples())
+    peak = 0
     for i, w in enumerate(windows):
-        ctx.observe((i + 1) * int(CFG.fs), w, CFG.fs)
+        rr = int(round((1.0 if rr_s is None else rr_s[i]) * CFG.fs))
+        peak += rr
+        ctx.observe(peak, w, float(rr))
     return ctx.template(), ctx
 
 
@@ -145,3 +150,41 @@ def test_a_wearer_with_three_shapes_finds_each_kept_template_again(beats_119):
     tpl, ctx = template_after(np.concatenate([run, n[40:41], third[:1]]), two)
     assert qrs_gap(tpl, third[:40].mean(axis=0)) < 0.1 * ctx.amplitude()
     assert len(ctx.kept) == 2
+
+
+def test_a_far_run_after_a_pause_is_an_escape_rhythm_not_a_new_qrs(beats_119):
+    # A run of another QRS that begins after a pause (a ventricular focus taking over when the
+    # sinus node fails or a flutter ends: 207's idioventricular rhythm) stays out of the
+    # template for learn_escape_beats beats, where the same run at the wearer's rate (electrodes
+    # moved) is learnt after learn_far_beats; the bound still learns a lasting one.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    k, e = GUARD.learn_far_beats, 60
+    escape = replace(GUARD, learn_escape_pause=1.5, learn_escape_beats=e)
+    normal, _ = template_after(n[:40], GUARD)
+    run = np.concatenate([n[:40], v[: k + 40]])
+    paused = [1.0] * 40 + [2.4] + [1.1] * (k + 39)
+    for cfg, rr, learnt in ((GUARD, paused, True), (escape, paused, False),
+                            (escape, None, True)):
+        tpl, ctx = template_after(run, cfg, rr)
+        assert (qrs_gap(tpl, normal) > 0.5 * ctx.amplitude()) is learnt
+    longer = np.concatenate([n[:40], v[: e + 40]])
+    tpl, ctx = template_after(longer, escape, [1.0] * 40 + [2.4] + [1.1] * (e + 39))
+    assert qrs_gap(tpl, normal) > 0.5 * ctx.amplitude()
+
+
+def test_an_escape_run_does_not_bring_back_a_kept_escape_template(beats_119):
+    # 207: an earlier run of its escape beats was learnt and set aside when its own QRS came
+    # back; when the escape rhythm returns after its flutter, that kept shape must not become
+    # the template again at its first beat.
+    window, cls = beats_119
+    n, v = window[cls == "N"], window[cls == "V"]
+    k = GUARD.learn_far_beats
+    before = np.concatenate([n[:40], v[: k + 40], n[40:41]])  # a lasting run, then the wearer
+    rr = [1.0] * len(before)
+    again = np.concatenate([before, v[60:70]])
+    paused = rr + [2.4] + [1.1] * 9
+    for pause, restored in ((0.0, True), (1.5, False)):
+        cfg = replace(GUARD, learn_kept_templates=2, learn_escape_pause=pause)
+        tpl, ctx = template_after(again, cfg, paused)
+        assert (qrs_gap(tpl, v[60:70].mean(axis=0)) < 0.3 * ctx.amplitude()) is restored
