@@ -69,7 +69,7 @@ def test_ds1_cv_and_ship_on_the_repo_records(mitdb_dir, tmp_path):
     assert ctx.learn_max_distance == Ds1CvConfig().deploy_guard > 0
     assert ctx.learn_far_beats == Ds1CvConfig().deploy_guard_beats
     assert ctx.learn_kept_templates == Ds1CvConfig().deploy_kept_templates > 1
-    assert ctx.learn_escape_pause == Ds1CvConfig().deploy_escape_pause > 0
+    assert ctx.learn_escape_pause == Ds1CvConfig().deploy_escape_pause
     # ... and the model learnt behind the same rate, filters and window it runs behind
     assert b.manifest.provenance["learnt_signal"] == SignalConfig().model_input()
     assert b.manifest.signal_drift() == []
